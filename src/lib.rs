@@ -1,0 +1,7 @@
+//! switchboard: an operations console and dispatcher for outbound AI-voice call campaigns
+//! on Vapi. The engine (`dispatch`, `store`, `vapi`) knows nothing of the console; the
+//! console, headless mode and the CLI are all clients of its snapshot and command interface.
+
+pub mod config;
+pub mod model;
+pub mod store;

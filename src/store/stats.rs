@@ -1,0 +1,232 @@
+//! Read-side queries: counter verification, histograms and the paged call lists the console
+//! and CLI show. All of them go to the reader pool.
+
+use super::{Result, Store};
+use crate::model::CallStatus;
+
+/// A campaign whose stored counters differ from the counts recomputed from its rows.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CounterMismatch {
+    pub campaign_id: i64,
+    pub stored: String,
+    pub recomputed: String,
+}
+
+/// The counters as recomputed from `calls` and `contacts` (the source of truth).
+const RECOMPUTED: &str = "SELECT g.id AS campaign_id, \
+    g.active_calls || '/' || g.total_calls_created || '/' || g.ended_calls || '/' || g.failed_calls \
+      || '/' || round(g.cost_usd, 6) || '/' || g.contacts_total || '/' || g.contacts_done AS stored, \
+    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.provider_call_id IS NOT NULL \
+       AND c.status NOT IN ('ENDED','FAILED')) || '/' || \
+    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.provider_call_id IS NOT NULL) || '/' || \
+    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status = 'ENDED') || '/' || \
+    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status = 'FAILED' AND c.requeued = 0) || '/' || \
+    round((SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = g.id), 6) || '/' || \
+    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id) || '/' || \
+    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND k.status = 'DONE') AS recomputed \
+    FROM campaigns g";
+
+/// Which calls a list shows (the console's tabs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallTab {
+    /// Claimed and not yet created at Vapi (first attempt or waiting for a retry).
+    Queued,
+    /// Created at Vapi and not yet ended.
+    Active,
+    Failed,
+    #[default]
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallSort {
+    #[default]
+    Newest,
+    Oldest,
+    Status,
+    Attempts,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallQuery {
+    pub campaign_id: Option<i64>,
+    pub tab: CallTab,
+    pub status: Option<CallStatus>,
+    /// Case-insensitive substring of phone, contact name, provider id or ended reason.
+    pub text: Option<String>,
+    pub sort: CallSort,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// One row of a call list, with its contact.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
+pub struct CallListRow {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub contact_id: i64,
+    pub contact_name: Option<String>,
+    pub phone: String,
+    pub status: CallStatus,
+    pub attempt_count: i64,
+    pub provider_call_id: Option<String>,
+    pub ended_reason: Option<String>,
+    pub created_at: String,
+    pub cost_usd: Option<f64>,
+}
+
+impl CallQuery {
+    fn where_clause(&self) -> String {
+        let mut parts = vec!["1 = 1".to_string()];
+        if self.campaign_id.is_some() {
+            parts.push("c.campaign_id = ?".into());
+        }
+        parts.push(
+            match self.tab {
+                CallTab::Queued => "c.status = 'QUEUED' AND c.provider_call_id IS NULL",
+                CallTab::Active => {
+                    "c.provider_call_id IS NOT NULL AND c.status IN ('QUEUED','SCHEDULED','RINGING','IN_PROGRESS','FORWARDING')"
+                }
+                CallTab::Failed => "c.status = 'FAILED'",
+                CallTab::All => "1 = 1",
+            }
+            .to_string(),
+        );
+        if self.status.is_some() {
+            parts.push("c.status = ?".into());
+        }
+        if self.text.is_some() {
+            parts.push(
+                "(k.phone LIKE ? OR k.name LIKE ? OR c.provider_call_id LIKE ? OR c.ended_reason LIKE ?)"
+                    .into(),
+            );
+        }
+        parts.join(" AND ")
+    }
+
+    fn bind<'q, O>(
+        &'q self,
+        mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
+        pattern: &'q Option<String>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments> {
+        if let Some(id) = self.campaign_id {
+            query = query.bind(id);
+        }
+        if let Some(status) = self.status {
+            query = query.bind(status);
+        }
+        if let Some(p) = pattern {
+            query = query.bind(p).bind(p).bind(p).bind(p);
+        }
+        query
+    }
+
+    fn pattern(&self) -> Option<String> {
+        self.text.as_ref().map(|t| {
+            let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            format!("%{escaped}%")
+        })
+    }
+}
+
+impl Store {
+    /// Campaigns whose counters disagree with their rows; empty when all is consistent.
+    pub async fn verify_counters(&self) -> Result<Vec<CounterMismatch>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM ({RECOMPUTED}) WHERE stored != recomputed"
+        ));
+        Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
+    }
+
+    /// Rewrites every campaign's counters from its rows (at start, after a crash). Returns
+    /// the mismatches that were repaired.
+    pub async fn recompute_counters(&self) -> Result<Vec<CounterMismatch>> {
+        let mismatches = self.verify_counters().await?;
+        if mismatches.is_empty() {
+            return Ok(mismatches);
+        }
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE campaigns SET \
+             active_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
+                AND c.provider_call_id IS NOT NULL AND c.status NOT IN ('ENDED','FAILED')), \
+             total_calls_created = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
+                AND c.provider_call_id IS NOT NULL), \
+             ended_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id AND c.status = 'ENDED'), \
+             failed_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
+                AND c.status = 'FAILED' AND c.requeued = 0), \
+             cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = campaigns.id), \
+             contacts_total = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id), \
+             contacts_done = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id AND k.status = 'DONE')",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(mismatches)
+    }
+
+    /// Ended-reason histogram of a campaign, most frequent first.
+    pub async fn reason_histogram(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT ended_reason, count FROM campaign_reasons WHERE campaign_id = ? \
+             ORDER BY count DESC, ended_reason",
+        )
+        .bind(campaign_id)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Calls claimed but not yet created at Vapi, per campaign (in flight or waiting to retry).
+    pub async fn creating_counts(&self) -> Result<Vec<(i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT campaign_id, count(*) FROM calls WHERE status = 'QUEUED' \
+             AND provider_call_id IS NULL GROUP BY campaign_id",
+        )
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Calls created at Vapi since `since` (ISO-8601), for the daily limit.
+    pub async fn created_since(&self, since: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM call_attempts WHERE outcome IN ('CREATED','ADOPTED') AND finished_at >= ?",
+        )
+        .bind(since)
+        .fetch_one(self.reader())
+        .await?)
+    }
+
+    /// One page of a call list, only the rows asked for (the console's visible window).
+    pub async fn call_page(&self, query: &CallQuery) -> Result<Vec<CallListRow>> {
+        let order = match query.sort {
+            CallSort::Newest => "c.id DESC",
+            CallSort::Oldest => "c.id ASC",
+            CallSort::Status => "c.status, c.id DESC",
+            CallSort::Attempts => "c.attempt_count DESC, c.id DESC",
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, c.status, \
+             c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd \
+             FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE {} ORDER BY {order} LIMIT ? OFFSET ?",
+            query.where_clause().replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
+        ));
+        let pattern = query.pattern();
+        let q = query.bind(sqlx::query_as(sql), &pattern);
+        Ok(q.bind(query.limit.max(0))
+            .bind(query.offset.max(0))
+            .fetch_all(self.reader())
+            .await?)
+    }
+
+    /// How many calls a list has in all (for the tab counts and the scroll bar).
+    pub async fn call_count(&self, query: &CallQuery) -> Result<i64> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE {}",
+            query.where_clause().replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
+        ));
+        let pattern = query.pattern();
+        let q: sqlx::query::QueryAs<'_, sqlx::Sqlite, (i64,), _> =
+            query.bind(sqlx::query_as(sql), &pattern);
+        Ok(q.fetch_one(self.reader()).await?.0)
+    }
+}
