@@ -56,7 +56,7 @@ impl fmt::Display for Secret {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -67,20 +67,6 @@ pub struct Config {
     pub import: ImportConfig,
     /// Console key remapping: action name → key (see `switchboard console --help`).
     pub keys: BTreeMap<String, String>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            database: DatabaseConfig::default(),
-            vapi: VapiConfig::default(),
-            dispatch: DispatchConfig::default(),
-            tracking: TrackingConfig::default(),
-            webhook: WebhookConfig::default(),
-            import: ImportConfig::default(),
-            keys: BTreeMap::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -197,20 +183,12 @@ impl Default for WebhookConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImportConfig {
     /// Country calling code for numbers written without one, e.g. "1" or "44"; none = such
     /// numbers are rejected.
     pub default_country_code: Option<String>,
-}
-
-impl Default for ImportConfig {
-    fn default() -> Self {
-        ImportConfig {
-            default_country_code: None,
-        }
-    }
 }
 
 impl Config {
@@ -262,7 +240,9 @@ impl Config {
             reason,
         };
         let d = &self.dispatch;
-        if !(d.rate_per_second.is_finite() && d.rate_per_second > 0.0 && d.rate_per_second <= 1000.0)
+        if !(d.rate_per_second.is_finite()
+            && d.rate_per_second > 0.0
+            && d.rate_per_second <= 1000.0)
         {
             return Err(bad(
                 "dispatch.rate_per_second",
@@ -273,7 +253,10 @@ impl Config {
             return Err(bad("dispatch.burst", "must be at least 1".into()));
         }
         if d.max_concurrent_calls == 0 {
-            return Err(bad("dispatch.max_concurrent_calls", "must be at least 1".into()));
+            return Err(bad(
+                "dispatch.max_concurrent_calls",
+                "must be at least 1".into(),
+            ));
         }
         if d.max_retries > 0 && d.backoff_ms.is_empty() {
             return Err(bad(
@@ -287,17 +270,26 @@ impl Config {
                 format!("{code} is not an HTTP status code"),
             ));
         }
-        if d.retry_on_status.iter().any(|c| matches!(c, 400 | 401 | 403)) {
+        if d.retry_on_status
+            .iter()
+            .any(|c| matches!(c, 400 | 401 | 403))
+        {
             return Err(bad(
                 "dispatch.retry_on_status",
                 "400, 401 and 403 are never retried: the same request fails the same way".into(),
             ));
         }
         if d.breaker_failures == 0 {
-            return Err(bad("dispatch.breaker_failures", "must be at least 1".into()));
+            return Err(bad(
+                "dispatch.breaker_failures",
+                "must be at least 1".into(),
+            ));
         }
         if d.tick_ms == 0 || d.tick_ms > 10_000 {
-            return Err(bad("dispatch.tick_ms", "must be between 1 and 10000".into()));
+            return Err(bad(
+                "dispatch.tick_ms",
+                "must be between 1 and 10000".into(),
+            ));
         }
         if let Some(b) = d.budget_usd
             && !(b.is_finite() && b >= 0.0)
@@ -320,14 +312,20 @@ impl Config {
             ));
         }
         if v.api_key_env.trim().is_empty() {
-            return Err(bad("vapi.api_key_env", "must name an environment variable".into()));
+            return Err(bad(
+                "vapi.api_key_env",
+                "must name an environment variable".into(),
+            ));
         }
         if v.request_timeout_ms == 0 {
             return Err(bad("vapi.request_timeout_ms", "must be at least 1".into()));
         }
         let t = &self.tracking;
         if t.poll_interval_ms == 0 {
-            return Err(bad("tracking.poll_interval_ms", "must be at least 1".into()));
+            return Err(bad(
+                "tracking.poll_interval_ms",
+                "must be at least 1".into(),
+            ));
         }
         if !(t.poll_requests_per_second.is_finite() && t.poll_requests_per_second > 0.0) {
             return Err(bad(
@@ -354,7 +352,6 @@ impl Config {
         }
         Ok(())
     }
-
 }
 
 /// The dotted key defined on a 1-based line of a TOML text (`dispatch.max_retries`), so that
@@ -425,25 +422,42 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_key_and_file() {
-        let err = parse("[dispatch]\nrate_per_secnd = 3\n").unwrap_err().to_string();
+        let err = parse("[dispatch]\nrate_per_secnd = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("test.toml"), "{err}");
         assert!(err.contains("rate_per_secnd"), "{err}");
-        let err = parse("[vapi]\napi_key = \"sk-123\"\n").unwrap_err().to_string();
+        let err = parse("[vapi]\napi_key = \"sk-123\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("api_key"), "{err}");
-        assert!(!err.contains("sk-123"), "a key typed into the file must not echo: {err}");
+        assert!(
+            !err.contains("sk-123"),
+            "a key typed into the file must not echo: {err}"
+        );
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let err = parse("[dispatch]\nrate_per_second = 0\n").unwrap_err().to_string();
+        let err = parse("[dispatch]\nrate_per_second = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dispatch.rate_per_second"), "{err}");
-        let err = parse("[dispatch]\nretry_on_status = [401]\n").unwrap_err().to_string();
+        let err = parse("[dispatch]\nretry_on_status = [401]\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("retry_on_status"), "{err}");
-        let err = parse("[vapi]\nbase_url = \"ftp://x\"\n").unwrap_err().to_string();
+        let err = parse("[vapi]\nbase_url = \"ftp://x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("vapi.base_url"), "{err}");
-        let err = parse("[import]\ndefault_country_code = \"+1\"\n").unwrap_err().to_string();
+        let err = parse("[import]\ndefault_country_code = \"+1\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("import.default_country_code"), "{err}");
-        let err = parse("[dispatch]\nmax_retries = \"three\"\n").unwrap_err().to_string();
+        let err = parse("[dispatch]\nmax_retries = \"three\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_retries"), "{err}");
     }
 

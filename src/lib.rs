@@ -3,6 +3,9 @@
 //! console, headless mode and the CLI are all clients of its snapshot and command interface.
 
 pub mod config;
+pub mod dispatch;
+pub mod import;
 pub mod model;
+pub mod simulator;
 pub mod store;
 pub mod vapi;

@@ -224,14 +224,20 @@ mod tests {
         for s in CampaignStatus::ALL {
             assert_eq!(s.as_str().parse::<CampaignStatus>(), Ok(*s));
         }
-        assert_eq!("in_progress".parse::<CallStatus>(), Ok(CallStatus::InProgress));
+        assert_eq!(
+            "in_progress".parse::<CallStatus>(),
+            Ok(CallStatus::InProgress)
+        );
         let err = "DONE-ISH".parse::<CallStatus>().unwrap_err();
         assert!(err.to_string().contains("IN_PROGRESS"), "{err}");
     }
 
     #[test]
     fn vapi_statuses_map_and_unknown_ones_are_none() {
-        assert_eq!(CallStatus::from_vapi("in-progress"), Some(CallStatus::InProgress));
+        assert_eq!(
+            CallStatus::from_vapi("in-progress"),
+            Some(CallStatus::InProgress)
+        );
         assert_eq!(CallStatus::from_vapi("ended"), Some(CallStatus::Ended));
         assert_eq!(CallStatus::from_vapi("teleporting"), None);
         assert!(CallStatus::Ended.rank() > CallStatus::Ringing.rank());

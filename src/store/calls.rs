@@ -50,13 +50,14 @@ pub struct DialJob {
     pub extension: Option<String>,
     pub variables: String,
     /// The last attempt's outcome and start, when resuming a sequence after a restart.
+    pub last_attempt_id: Option<i64>,
     pub last_outcome: Option<AttemptOutcome>,
     pub last_started_at: Option<String>,
 }
 
 const JOB_SELECT: &str = "SELECT c.id AS call_id, c.campaign_id, c.contact_id, c.reference, c.attempt_count, \
      g.assistant_id, g.phone_number_id, k.phone, k.name AS contact_name, k.extension, k.variables, \
-     a.outcome AS last_outcome, a.started_at AS last_started_at \
+     a.id AS last_attempt_id, a.outcome AS last_outcome, a.started_at AS last_started_at \
      FROM calls c JOIN campaigns g ON g.id = c.campaign_id JOIN contacts k ON k.id = c.contact_id \
      LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = c.attempt_count";
 
@@ -87,7 +88,11 @@ impl Store {
     /// DIALING with a new attempt sequence, a QUEUED call row is written and its first attempt
     /// is committed IN_FLIGHT. Returns the job and the attempt id, or `None` when the campaign
     /// has no pending contact (or is no longer DIALING).
-    pub async fn claim_call(&self, campaign_id: i64, instance: &str) -> Result<Option<(DialJob, i64)>> {
+    pub async fn claim_call(
+        &self,
+        campaign_id: i64,
+        instance: &str,
+    ) -> Result<Option<(DialJob, i64)>> {
         let mut tx = self.write().await?;
         let next: Option<(i64, i64)> = sqlx::query_as(
             "SELECT k.id, k.sequence FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
@@ -150,7 +155,10 @@ impl Store {
              AND status IN ('QUEUED','SCHEDULED','RINGING','IN_PROGRESS','FORWARDING') \
              ORDER BY updated_at LIMIT ?"
         ));
-        Ok(sqlx::query_as(sql).bind(limit).fetch_all(self.reader()).await?)
+        Ok(sqlx::query_as(sql)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?)
     }
 
     /// Records a call created at Vapi (by this attempt, or found by look-up and adopted):
@@ -312,7 +320,11 @@ impl Store {
             .bind(call.contact_id)
             .fetch_one(&mut *tx)
             .await?;
-        if call.status != CallStatus::Failed || call.retried || call.requeued || latest != call.sequence {
+        if call.status != CallStatus::Failed
+            || call.retried
+            || call.requeued
+            || latest != call.sequence
+        {
             return Err(StoreError::Conflict(format!(
                 "call {call_id} is not a failed call awaiting retry (status {}{})",
                 call.status,
@@ -336,7 +348,10 @@ impl Store {
              AND retried = 0 AND requeued = 0 \
              AND sequence = (SELECT sequence FROM contacts WHERE id = c.contact_id)"
         ));
-        let calls: Vec<Call> = sqlx::query_as(sql).bind(campaign_id).fetch_all(&mut *tx).await?;
+        let calls: Vec<Call> = sqlx::query_as(sql)
+            .bind(campaign_id)
+            .fetch_all(&mut *tx)
+            .await?;
         for call in &calls {
             reopen_for_retry(&mut tx, call).await?;
         }
@@ -377,7 +392,10 @@ async fn call_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<
 
 async fn job_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<DialJob> {
     let sql = sqlx::AssertSqlSafe(format!("{JOB_SELECT} WHERE c.id = ?"));
-    Ok(sqlx::query_as(sql).bind(call_id).fetch_one(&mut **tx).await?)
+    Ok(sqlx::query_as(sql)
+        .bind(call_id)
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
 async fn reopen_for_retry(tx: &mut Transaction<'static, Sqlite>, call: &Call) -> Result<()> {

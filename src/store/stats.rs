@@ -123,7 +123,10 @@ impl CallQuery {
 
     fn pattern(&self) -> Option<String> {
         self.text.as_ref().map(|t| {
-            let escaped = t.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let escaped = t
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             format!("%{escaped}%")
         })
     }
@@ -208,7 +211,9 @@ impl Store {
             "SELECT c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, c.status, \
              c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd \
              FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE {} ORDER BY {order} LIMIT ? OFFSET ?",
-            query.where_clause().replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
+            query
+                .where_clause()
+                .replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
         ));
         let pattern = query.pattern();
         let q = query.bind(sqlx::query_as(sql), &pattern);
@@ -222,7 +227,9 @@ impl Store {
     pub async fn call_count(&self, query: &CallQuery) -> Result<i64> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE {}",
-            query.where_clause().replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
+            query
+                .where_clause()
+                .replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
         ));
         let pattern = query.pattern();
         let q: sqlx::query::QueryAs<'_, sqlx::Sqlite, (i64,), _> =

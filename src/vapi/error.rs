@@ -27,10 +27,10 @@ pub enum VapiError {
 /// How a failed create request is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// The call was certainly not created (429/503/504 or no connection): retry with backoff.
+    /// The call was certainly not created (429, or no connection): retry with backoff.
     Transient,
-    /// The request may have created the call (timeout, reset, garbled 2xx): look it up at
-    /// Vapi before anything is re-sent.
+    /// The request may have created the call (timeout, reset, 503/504 from a gateway,
+    /// garbled 2xx): retried with backoff, but looked up at Vapi before anything is re-sent.
     Ambiguous,
     /// Vapi refused this request (400/404/422...): the same request fails the same way.
     Rejected,
@@ -41,9 +41,16 @@ pub enum ErrorClass {
 impl VapiError {
     pub fn class(&self, retry_on_status: &[u16]) -> ErrorClass {
         match self {
-            VapiError::Status { status, .. } if matches!(status, 401 | 403) => ErrorClass::Auth,
-            VapiError::Status { status, .. } if retry_on_status.contains(status) => {
+            VapiError::Status {
+                status: 401 | 403, ..
+            } => ErrorClass::Auth,
+            // A 429 is refused before any work; a 503/504 from a gateway may come after the
+            // backend created the call, so those are looked up before a re-send.
+            VapiError::Status { status: 429, .. } if retry_on_status.contains(&429) => {
                 ErrorClass::Transient
+            }
+            VapiError::Status { status, .. } if retry_on_status.contains(status) => {
+                ErrorClass::Ambiguous
             }
             VapiError::Status { .. } => ErrorClass::Rejected,
             VapiError::Connect(_) => ErrorClass::Transient,
@@ -104,7 +111,12 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(delta.to_std().unwrap_or(Duration::ZERO).min(Duration::from_secs(3600)))
+    Some(
+        delta
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(3600)),
+    )
 }
 
 #[cfg(test)]
@@ -123,8 +135,8 @@ mod tests {
     fn classification_follows_the_retry_rules() {
         let retry_on = [429, 503, 504];
         assert_eq!(status(429).class(&retry_on), ErrorClass::Transient);
-        assert_eq!(status(503).class(&retry_on), ErrorClass::Transient);
-        assert_eq!(status(504).class(&retry_on), ErrorClass::Transient);
+        assert_eq!(status(503).class(&retry_on), ErrorClass::Ambiguous);
+        assert_eq!(status(504).class(&retry_on), ErrorClass::Ambiguous);
         assert_eq!(status(400).class(&retry_on), ErrorClass::Rejected);
         assert_eq!(status(422).class(&retry_on), ErrorClass::Rejected);
         assert_eq!(status(500).class(&retry_on), ErrorClass::Rejected);
@@ -134,7 +146,10 @@ mod tests {
             VapiError::Timeout(Duration::from_secs(1)).class(&retry_on),
             ErrorClass::Ambiguous
         );
-        assert_eq!(VapiError::Connect("x".into()).class(&retry_on), ErrorClass::Transient);
+        assert_eq!(
+            VapiError::Connect("x".into()).class(&retry_on),
+            ErrorClass::Transient
+        );
         let garbled = VapiError::Decode {
             status: 201,
             detail: "EOF".into(),

@@ -60,7 +60,11 @@ impl VapiClient {
 
     pub async fn get_call(&self, id: &str) -> Result<VapiCall, VapiError> {
         // The id goes in the path: refuse anything that could change the path.
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if id.is_empty()
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(VapiError::Decode {
                 status: 0,
                 detail: format!("refusing to look up a malformed call id {id:?}"),

@@ -102,6 +102,8 @@ pub struct ListCallsFilter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at_ge: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at_lt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
 

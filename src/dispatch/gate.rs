@@ -1,0 +1,334 @@
+//! The admission gate every create request passes: global pause, campaign state, 429
+//! back-off, circuit breaker, quota and the rate limiter. Claim loop and retrying workers
+//! share it, so a paused or rate-limited engine sends nothing at all, retries included.
+//! The lock is a plain mutex never held across an await.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::breaker::{Admission, Breaker};
+use super::pacer::Pacer;
+use super::quota::Quota;
+use super::snapshot::{BreakerState, EVENT_RING, EngineEvent, EventKind};
+use crate::config::Config;
+
+/// Why a request may not go, ever (as opposed to "not yet").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The engine is stopping: leave the call as it is, it resumes at the next start.
+    Stopping,
+    /// The campaign was cancelled: the sequence ends without a call.
+    CampaignCancelled,
+}
+
+/// Is this request the first of a new sequence (needs capacity and quota) or a retry of a
+/// call already counted?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    NewCall,
+    Retry { campaign_id: i64 },
+}
+
+#[derive(Debug)]
+pub struct GateState {
+    pub paused: Option<String>,
+    /// Campaigns in DIALING state (refreshed from the store every tick).
+    pub dialing: HashSet<i64>,
+    /// Campaigns CANCELLED: their waiting retries end.
+    pub cancelled: HashSet<i64>,
+    /// Dialing campaigns with contacts waiting to be claimed.
+    pub claimable: HashSet<i64>,
+    pub pacer: Pacer,
+    pub breaker: Breaker,
+    pub backoff_until: Option<Instant>,
+    pub consecutive_429: u32,
+    pub quota: Quota,
+    /// Sequences in flight (claimed, not yet created or failed).
+    pub creating: i64,
+    /// Calls active at Vapi (from the store, adjusted as creates and ends happen).
+    pub active: i64,
+    pub stopping: bool,
+    pub events: VecDeque<EngineEvent>,
+    /// Bumped on every change worth publishing.
+    pub changes: u64,
+}
+
+#[derive(Debug)]
+pub struct Gate {
+    state: Mutex<GateState>,
+    wake: Notify,
+    backoff: Vec<u64>,
+}
+
+impl Gate {
+    pub fn new(config: &Config, rate: f64) -> Gate {
+        let d = &config.dispatch;
+        Gate {
+            state: Mutex::new(GateState {
+                paused: None,
+                dialing: HashSet::new(),
+                cancelled: HashSet::new(),
+                claimable: HashSet::new(),
+                pacer: Pacer::new(rate, d.burst),
+                breaker: Breaker::new(
+                    d.breaker_failures,
+                    Duration::from_millis(d.breaker_cooldown_ms),
+                ),
+                backoff_until: None,
+                consecutive_429: 0,
+                quota: Quota::new(config),
+                creating: 0,
+                active: 0,
+                stopping: false,
+                events: VecDeque::with_capacity(EVENT_RING),
+                changes: 0,
+            }),
+            wake: Notify::new(),
+            backoff: d.backoff_ms.clone(),
+        }
+    }
+
+    /// Runs `f` on the state under the lock, then wakes every waiter to re-check.
+    pub fn update<T>(&self, f: impl FnOnce(&mut GateState) -> T) -> T {
+        let result = {
+            let mut state = self.lock();
+            state.changes += 1;
+            f(&mut state)
+        };
+        self.wake.notify_waiters();
+        result
+    }
+
+    /// Reads the state under the lock.
+    pub fn read<T>(&self, f: impl FnOnce(&GateState) -> T) -> T {
+        f(&self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        // A panic while holding the lock leaves plain counters behind: keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until a create request may be sent now, and takes its rate slot. For a new
+    /// call `campaign` is chosen by the caller among the dialing campaigns.
+    pub async fn admit(&self, kind: RequestKind) -> Result<bool, Refusal> {
+        loop {
+            // Register interest before checking, so a wake between check and wait is not lost.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let mut s = self.lock();
+                match s.check(kind) {
+                    Check::Refuse(r) => return Err(r),
+                    Check::Go { probe } => {
+                        s.changes += 1;
+                        return Ok(probe);
+                    }
+                    Check::Wait(d) => d,
+                }
+            };
+            match wait {
+                Some(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = &mut notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Sleeps `delay` unless the engine starts stopping first. False when stopping.
+    pub async fn sleep(&self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.read(|s| s.stopping) {
+                return false;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return true,
+                _ = &mut notified => {}
+            }
+        }
+    }
+
+    /// Waits for any change (or `timeout`).
+    pub async fn changed(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_waiters();
+    }
+
+    /// A 429 anywhere backs the whole engine off: Retry-After if given and longer, else the
+    /// backoff schedule by consecutive 429s.
+    pub fn on_rate_limited(&self, retry_after: Option<Duration>) -> Duration {
+        self.update(|s| {
+            s.consecutive_429 = s.consecutive_429.saturating_add(1);
+            s.quota.rate_limited_total += 1;
+            let index = (s.consecutive_429 as usize - 1).min(self.backoff.len().saturating_sub(1));
+            let schedule = Duration::from_millis(self.backoff.get(index).copied().unwrap_or(1_000));
+            let delay = retry_after.map_or(schedule, |r| r.max(schedule));
+            let until = Instant::now() + delay;
+            if s.backoff_until.is_none_or(|u| u < until) {
+                s.backoff_until = Some(until);
+            }
+            delay
+        })
+    }
+
+    /// Vapi answered: the breaker closes (or stays closed) and the 429 streak ends.
+    pub fn on_answer(&self) {
+        let moved = self.update(|s| {
+            s.consecutive_429 = 0;
+            s.breaker.on_success()
+        });
+        if let Some(state) = moved {
+            self.breaker_event(state);
+        }
+    }
+
+    pub fn on_transient_failure(&self) {
+        let moved = self.update(|s| s.breaker.on_failure(Instant::now()));
+        if let Some(state) = moved {
+            self.breaker_event(state);
+        }
+    }
+
+    fn breaker_event(&self, state: BreakerState) {
+        let message = breaker_message(state);
+        tracing::warn!(target: "switchboard::engine", breaker = ?state, "{message}");
+        self.event(EventKind::Breaker, None, None, message.to_string(), None);
+    }
+
+    /// Appends to the retry log ring buffer.
+    pub fn event(
+        &self,
+        kind: EventKind,
+        call_id: Option<i64>,
+        attempt: Option<i64>,
+        message: String,
+        next_delay_ms: Option<u64>,
+    ) {
+        self.update(|s| s.push_event(kind, call_id, attempt, message, next_delay_ms));
+    }
+}
+
+fn breaker_message(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Open => {
+            "circuit breaker OPEN: Vapi keeps failing, dispatch stops for the cool-down"
+        }
+        BreakerState::HalfOpen => "circuit breaker HALF-OPEN: one probe request goes through",
+        BreakerState::Closed => "circuit breaker CLOSED: Vapi answers again, dispatch resumes",
+    }
+}
+
+enum Check {
+    Go { probe: bool },
+    Wait(Option<Duration>),
+    Refuse(Refusal),
+}
+
+impl GateState {
+    /// Appends to the retry log ring buffer, dropping the oldest entry when full.
+    pub fn push_event(
+        &mut self,
+        kind: EventKind,
+        call_id: Option<i64>,
+        attempt: Option<i64>,
+        message: String,
+        next_delay_ms: Option<u64>,
+    ) {
+        if self.events.len() >= EVENT_RING {
+            self.events.pop_front();
+        }
+        self.events.push_back(EngineEvent {
+            at: crate::store::now(),
+            kind,
+            call_id,
+            attempt,
+            message,
+            next_delay_ms,
+        });
+    }
+
+    fn check(&mut self, kind: RequestKind) -> Check {
+        if self.stopping {
+            return Check::Refuse(Refusal::Stopping);
+        }
+        if let RequestKind::Retry { campaign_id } = kind
+            && self.cancelled.contains(&campaign_id)
+        {
+            return Check::Refuse(Refusal::CampaignCancelled);
+        }
+        if self.paused.is_some() {
+            return Check::Wait(None);
+        }
+        match kind {
+            RequestKind::NewCall => {
+                if self.claimable.is_empty() {
+                    return Check::Wait(Some(Duration::from_millis(500)));
+                }
+                if self.active + self.creating >= i64::from(self.quota.concurrency_cap())
+                    || self
+                        .quota
+                        .stop_reason_with(self.active + self.creating)
+                        .is_some()
+                {
+                    return Check::Wait(Some(Duration::from_millis(500)));
+                }
+            }
+            RequestKind::Retry { campaign_id } => {
+                if !self.dialing.contains(&campaign_id) {
+                    return Check::Wait(None);
+                }
+            }
+        }
+        let now = Instant::now();
+        if let Some(until) = self.backoff_until {
+            if now < until {
+                return Check::Wait(Some(until - now));
+            }
+            self.backoff_until = None;
+        }
+        let (admission, moved) = self.breaker.admit(now);
+        if let Some(state) = moved {
+            let message = breaker_message(state);
+            tracing::warn!(target: "switchboard::engine", breaker = ?state, "{message}");
+            self.push_event(EventKind::Breaker, None, None, message.to_string(), None);
+        }
+        let probe = match admission {
+            Admission::Go => false,
+            Admission::Probe => true,
+            Admission::Wait(d) => return Check::Wait(d),
+        };
+        match self.pacer.try_take() {
+            Ok(()) => {
+                if let RequestKind::NewCall = kind {
+                    // Counted before the claim so concurrent claims cannot overshoot the cap.
+                    self.creating += 1;
+                }
+                Check::Go { probe }
+            }
+            Err(wait) => {
+                if probe {
+                    self.breaker.release_probe();
+                }
+                Check::Wait(Some(wait))
+            }
+        }
+    }
+}

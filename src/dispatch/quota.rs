@@ -1,0 +1,204 @@
+//! The engine's view of its quotas: concurrency (ours and what Vapi reports), calls per day,
+//! spend against the budget, 429s seen. It decides when dispatch must stop gracefully.
+
+use chrono::{NaiveDate, Utc};
+
+use crate::config::Config;
+use crate::vapi::SubscriptionLimits;
+
+#[derive(Debug, Clone)]
+pub struct Quota {
+    max_concurrent: u32,
+    vapi_limit: Option<u32>,
+    vapi_remaining: Option<u32>,
+    /// Lowered after Vapi blocked a call for concurrency (other calls share the account);
+    /// raised again one step per unblocked create.
+    lowered_cap: Option<u32>,
+    pub rate_limited_total: u64,
+    pub calls_today: u64,
+    today: NaiveDate,
+    daily_limit: Option<u64>,
+    pub spend_usd: f64,
+    pub ended_with_cost: u64,
+    budget_usd: Option<f64>,
+    estimated_cost_per_call: Option<f64>,
+}
+
+impl Quota {
+    pub fn new(config: &Config) -> Quota {
+        let d = &config.dispatch;
+        Quota {
+            max_concurrent: d.max_concurrent_calls,
+            vapi_limit: None,
+            vapi_remaining: None,
+            lowered_cap: None,
+            rate_limited_total: 0,
+            calls_today: 0,
+            today: Utc::now().date_naive(),
+            daily_limit: d.daily_call_limit,
+            spend_usd: 0.0,
+            ended_with_cost: 0,
+            budget_usd: d.budget_usd,
+            estimated_cost_per_call: d.estimated_cost_per_call,
+        }
+    }
+
+    /// The most calls that may be active or being created at once.
+    pub fn concurrency_cap(&self) -> u32 {
+        let mut cap = self.max_concurrent;
+        if let Some(limit) = self.vapi_limit {
+            cap = cap.min(limit);
+        }
+        if let Some(lowered) = self.lowered_cap {
+            cap = cap.min(lowered);
+        }
+        cap.max(1)
+    }
+
+    pub fn vapi_limit(&self) -> Option<u32> {
+        self.vapi_limit
+    }
+
+    pub fn vapi_remaining(&self) -> Option<u32> {
+        self.vapi_remaining
+    }
+
+    pub fn daily_limit(&self) -> Option<u64> {
+        self.daily_limit
+    }
+
+    pub fn budget_usd(&self) -> Option<f64> {
+        self.budget_usd
+    }
+
+    /// Reads `subscriptionLimits` from a create response.
+    pub fn on_limits(&mut self, limits: &SubscriptionLimits, active_now: i64) {
+        self.vapi_limit = limits.concurrency_limit.map(|l| l.max(0.0) as u32);
+        self.vapi_remaining = limits.remaining_concurrent_calls.map(|r| r.max(0.0) as u32);
+        if limits.concurrency_blocked {
+            self.lowered_cap = Some(active_now.max(1) as u32);
+        } else if let Some(lowered) = self.lowered_cap {
+            let raised = lowered + 1;
+            self.lowered_cap = (raised < self.max_concurrent).then_some(raised);
+        }
+    }
+
+    pub fn on_created(&mut self) {
+        let today = Utc::now().date_naive();
+        if today != self.today {
+            self.today = today;
+            self.calls_today = 0;
+        }
+        self.calls_today += 1;
+    }
+
+    pub fn set_calls_today(&mut self, n: u64) {
+        self.today = Utc::now().date_naive();
+        self.calls_today = n;
+    }
+
+    /// Total spend and how many ended calls it covers (for the average).
+    pub fn set_spend(&mut self, spend_usd: f64, ended_calls: u64) {
+        self.spend_usd = spend_usd;
+        self.ended_with_cost = ended_calls;
+    }
+
+    /// Average cost per ended call so far, else the configured estimate.
+    pub fn cost_per_call(&self) -> Option<f64> {
+        if self.ended_with_cost > 0 && self.spend_usd > 0.0 {
+            Some(self.spend_usd / self.ended_with_cost as f64)
+        } else {
+            self.estimated_cost_per_call
+        }
+    }
+
+    /// Why no new call may start, if a quota says so. `in_flight` are calls created or being
+    /// created whose cost is not known yet: the budget counts them at the average cost.
+    pub fn stop_reason_with(&self, in_flight: i64) -> Option<String> {
+        if let Some(limit) = self.daily_limit
+            && self.calls_today >= limit
+        {
+            return Some(format!("daily call limit of {limit} reached"));
+        }
+        if let Some(budget) = self.budget_usd {
+            let committed =
+                self.spend_usd + in_flight.max(0) as f64 * self.cost_per_call().unwrap_or(0.0);
+            // One more call at the average must still fit.
+            let next = self.cost_per_call().unwrap_or(0.0);
+            if committed + next > budget || self.spend_usd >= budget {
+                return Some(format!(
+                    "budget of ${budget:.2} reached (spent ${:.2}, ${committed:.2} committed)",
+                    self.spend_usd
+                ));
+            }
+        }
+        None
+    }
+
+    pub fn stop_reason(&self) -> Option<String> {
+        self.stop_reason_with(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(f: impl FnOnce(&mut Config)) -> Config {
+        let mut c = Config::default();
+        f(&mut c);
+        c
+    }
+
+    #[test]
+    fn cap_follows_vapi_and_blocks() {
+        let mut q = Quota::new(&config(|c| c.dispatch.max_concurrent_calls = 10));
+        assert_eq!(q.concurrency_cap(), 10);
+        q.on_limits(
+            &SubscriptionLimits {
+                concurrency_blocked: false,
+                concurrency_limit: Some(5.0),
+                remaining_concurrent_calls: Some(4.0),
+            },
+            1,
+        );
+        assert_eq!(q.concurrency_cap(), 5, "never plan past Vapi's limit");
+        q.on_limits(
+            &SubscriptionLimits {
+                concurrency_blocked: true,
+                concurrency_limit: Some(5.0),
+                remaining_concurrent_calls: Some(0.0),
+            },
+            3,
+        );
+        assert_eq!(
+            q.concurrency_cap(),
+            3,
+            "blocked lowers the cap to what is active"
+        );
+        q.on_limits(&SubscriptionLimits::default(), 3);
+        assert_eq!(q.concurrency_cap(), 4, "then it creeps back up");
+    }
+
+    #[test]
+    fn daily_limit_and_budget_stop_dispatch() {
+        let mut q = Quota::new(&config(|c| c.dispatch.daily_call_limit = Some(2)));
+        assert_eq!(q.stop_reason(), None);
+        q.on_created();
+        q.on_created();
+        assert!(q.stop_reason().unwrap().contains("daily call limit of 2"));
+
+        let mut q = Quota::new(&config(|c| {
+            c.dispatch.budget_usd = Some(1.0);
+            c.dispatch.estimated_cost_per_call = Some(0.3);
+        }));
+        assert_eq!(
+            q.stop_reason_with(2),
+            None,
+            "0.6 committed + 0.3 next fits in 1.0"
+        );
+        assert!(q.stop_reason_with(3).is_some(), "0.9 + 0.3 does not");
+        q.set_spend(1.0, 2);
+        assert!(q.stop_reason().unwrap().contains("budget of $1.00"));
+    }
+}

@@ -1,0 +1,135 @@
+//! What the engine publishes on a `tokio::sync::watch` after every change: the console,
+//! headless mode and tests read this and nothing else of the engine's insides. Latest value
+//! wins, so a slow reader never holds the engine back.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::model::CampaignStatus;
+
+/// How many engine events (retries, breaker moves, pauses) the snapshot keeps.
+pub const EVENT_RING: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Snapshot {
+    /// Increases with every publication.
+    pub version: u64,
+    pub campaigns: Vec<CampaignView>,
+    /// Contacts waiting to be claimed, across campaigns.
+    pub pending: i64,
+    /// Calls claimed and not yet created at Vapi (first attempt or waiting to retry).
+    pub creating: i64,
+    /// Calls created at Vapi and not yet ended.
+    pub active: i64,
+    pub failed: i64,
+    pub dispatch_paused: Option<String>,
+    /// Configured or throttled rate, calls created per second.
+    pub rate_per_second: f64,
+    pub burst: u32,
+    pub breaker: BreakerView,
+    pub quota: QuotaView,
+    /// Global back-off after a 429: milliseconds left, 0 when none.
+    pub backoff_ms: u64,
+    /// Newest last.
+    pub events: VecDeque<EngineEvent>,
+    /// True once the engine has stopped (quit finished).
+    pub stopped: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignView {
+    pub id: i64,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub pause_reason: Option<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub contacts_total: i64,
+    pub contacts_done: i64,
+    pub pending: i64,
+    pub creating: i64,
+    pub active: i64,
+    pub created: i64,
+    pub ended: i64,
+    pub failed: i64,
+    pub cost_usd: f64,
+    /// Ended calls whose reason counts as a conversation, over ended calls.
+    pub success_rate: Option<f64>,
+    /// Estimated cost of the contacts not yet done, from the average so far (or the
+    /// configured estimate).
+    pub estimated_remaining_usd: Option<f64>,
+    /// Ended-reason histogram, most frequent first.
+    pub reasons: Vec<(String, i64)>,
+}
+
+impl CampaignView {
+    /// Done of total, for the progress gauge.
+    pub fn progress(&self) -> f64 {
+        if self.contacts_total == 0 {
+            0.0
+        } else {
+            self.contacts_done as f64 / self.contacts_total as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum BreakerState {
+    #[default]
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct BreakerView {
+    pub state: BreakerState,
+    pub consecutive_failures: u32,
+    pub threshold: u32,
+    /// Milliseconds until an open breaker lets a probe through.
+    pub retry_in_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct QuotaView {
+    /// Create requests sent in the last 60 s, against rate × 60.
+    pub requests_last_minute: u64,
+    pub requests_per_minute_limit: u64,
+    /// Calls being created or active, against the cap in force.
+    pub concurrency_used: i64,
+    pub concurrency_cap: u32,
+    /// What Vapi last reported (`subscriptionLimits`).
+    pub vapi_concurrency_limit: Option<u32>,
+    pub vapi_remaining: Option<u32>,
+    pub rate_limited_total: u64,
+    pub calls_today: u64,
+    pub daily_limit: Option<u64>,
+    pub spend_usd: f64,
+    pub budget_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventKind {
+    Attempt,
+    Retry,
+    Created,
+    Adopted,
+    Failed,
+    Breaker,
+    Pause,
+    Quota,
+    Command,
+}
+
+/// One line of the retry log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EngineEvent {
+    /// Wall-clock time, ISO-8601 UTC.
+    pub at: String,
+    pub kind: EventKind,
+    pub call_id: Option<i64>,
+    pub attempt: Option<i64>,
+    pub message: String,
+    pub next_delay_ms: Option<u64>,
+}

@@ -1,0 +1,240 @@
+//! The HTTP surface: routes, auth, and Vapi-shaped error bodies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::faults::Fault;
+use super::query::ListFilter;
+use super::state::SimState;
+use super::validate::{self, Invalid};
+use super::{SimConfig, SimStats};
+
+const BAD_KEY: &str = "Invalid Key. Hot tip, you may be using the private key instead of the public key, or vice versa.";
+
+/// Everything the handlers share.
+pub struct Shared {
+    config: RwLock<SimConfig>,
+    state: Mutex<SimState>,
+    /// Flips to true on shutdown, cutting short latency and hang sleeps.
+    stop: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub fn new(config: SimConfig, stop: watch::Receiver<bool>) -> Shared {
+        Shared {
+            state: Mutex::new(SimState::new(config.seed)),
+            config: RwLock::new(config),
+            stop,
+        }
+    }
+
+    /// The current knobs. A panicking handler must not wedge the simulator, so
+    /// poisoned locks are simply recovered.
+    pub fn config(&self) -> SimConfig {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_config(&self, config: SimConfig) {
+        self.state().reseed(config.seed);
+        *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.state().snapshot(Instant::now())
+    }
+
+    fn state(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sleep `ms`, or less if the simulator is shutting down.
+    async fn pause(&self, ms: u64) {
+        if ms == 0 {
+            return;
+        }
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = stop.wait_for(|stopping| *stopping) => {}
+        }
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/call", post(create_call).get(list_calls))
+        .route("/call/{id}", get(get_call))
+        .route("/_sim/stats", get(sim_stats))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+async fn create_call(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared.state().counters().create_requests += 1;
+    shared.pause(shared.config().latency_ms).await;
+    // Re-read after the latency so a set_config made meanwhile applies.
+    let config = shared.config();
+    if let Some(denied) = check_key(&shared, &config, &headers) {
+        return denied;
+    }
+    let request = match validate::parse_create(&body) {
+        Ok(request) => request,
+        Err(invalid) => {
+            shared.state().counters().rejected_400 += 1;
+            return bad_request(invalid);
+        }
+    };
+    let immediate = {
+        let mut state = shared.state();
+        match state.draw_fault(&config) {
+            Some(Fault::RateLimited) => Some(rate_limited(&config)),
+            Some(Fault::Unavailable) => Some(vapi_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!("Service Unavailable"),
+            )),
+            Some(Fault::GatewayTimeout) => Some(gateway_timeout()),
+            Some(Fault::Hang) => {
+                state.create(request, &config, Instant::now(), Utc::now());
+                None
+            }
+            None => {
+                let call = state.create(request, &config, Instant::now(), Utc::now());
+                Some((StatusCode::CREATED, Json(call)).into_response())
+            }
+        }
+    };
+    match immediate {
+        Some(response) => response,
+        None => {
+            // The call exists, but the client never learns its id: it either gives up
+            // first or, after `hang_ms`, gets a gateway timeout like a real proxy sends.
+            tracing::debug!(
+                hang_ms = config.hang_ms,
+                "simulator: hanging a created call"
+            );
+            shared.pause(config.hang_ms).await;
+            gateway_timeout()
+        }
+    }
+}
+
+async fn get_call(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Response {
+    shared.state().counters().get_requests += 1;
+    shared.pause(shared.config().latency_ms).await;
+    if let Some(denied) = check_key(&shared, &shared.config(), &headers) {
+        return denied;
+    }
+    let found = id
+        .ok()
+        .and_then(|Path(id)| shared.state().get(&id, Instant::now()));
+    match found {
+        Some(call) => Json(call).into_response(),
+        None => vapi_error(StatusCode::NOT_FOUND, json!("Call not found")),
+    }
+}
+
+async fn list_calls(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    shared.state().counters().get_requests += 1;
+    shared.pause(shared.config().latency_ms).await;
+    if let Some(denied) = check_key(&shared, &shared.config(), &headers) {
+        return denied;
+    }
+    let filter = match query {
+        Ok(Query(params)) => ListFilter::parse(&params),
+        Err(rejection) => Err(Invalid::Message(rejection.body_text())),
+    };
+    match filter {
+        Ok(filter) => Json(shared.state().list(&filter, Instant::now())).into_response(),
+        Err(invalid) => {
+            shared.state().counters().rejected_400 += 1;
+            bad_request(invalid)
+        }
+    }
+}
+
+/// The simulator's own record, for tests (no auth, no latency, not counted).
+async fn sim_stats(State(shared): State<Arc<Shared>>) -> Json<SimStats> {
+    Json(shared.stats())
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let message = format!("Cannot {method} {}", uri.path());
+    vapi_error(StatusCode::NOT_FOUND, json!(message))
+}
+
+/// `Authorization: Bearer <api_key>`, scheme case-insensitive; `Some(401)` if not.
+fn check_key(shared: &Shared, config: &SimConfig, headers: &HeaderMap) -> Option<Response> {
+    let key = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim());
+    if key == Some(config.api_key.as_str()) {
+        return None;
+    }
+    shared.state().counters().rejected_401 += 1;
+    Some(vapi_error(StatusCode::UNAUTHORIZED, json!(BAD_KEY)))
+}
+
+fn bad_request(invalid: Invalid) -> Response {
+    let message = match invalid {
+        Invalid::Fields(errors) => json!(errors),
+        Invalid::Message(message) => json!(message),
+    };
+    vapi_error(StatusCode::BAD_REQUEST, message)
+}
+
+fn rate_limited(config: &SimConfig) -> Response {
+    let mut response = vapi_error(StatusCode::TOO_MANY_REQUESTS, json!("Too Many Requests"));
+    if let Some(seconds) = config.retry_after_s {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn gateway_timeout() -> Response {
+    vapi_error(StatusCode::GATEWAY_TIMEOUT, json!("Gateway Timeout"))
+}
+
+/// Vapi's (NestJS) error body: `{"message": .., "error": .., "statusCode": ..}`;
+/// `message` is a string or an array of strings.
+fn vapi_error(status: StatusCode, message: Value) -> Response {
+    let body = json!({
+        "message": message,
+        "error": status.canonical_reason().unwrap_or("Error"),
+        "statusCode": status.as_u16(),
+    });
+    (status, Json(body)).into_response()
+}

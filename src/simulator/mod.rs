@@ -1,0 +1,600 @@
+//! An embedded Vapi API simulator: the subset of Vapi's REST API that switchboard uses
+//! (`POST /call`, `GET /call`, `GET /call/{id}`), with fault injection, and its own
+//! record (`SimStats`, also at `GET /_sim/stats`) so tests can prove that no call was
+//! created twice.
+
+mod api;
+mod faults;
+mod query;
+mod state;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use api::Shared;
+
+/// How long `shutdown` waits for in-flight requests before cutting them off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Knobs; Default gives a well-behaved simulator.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimConfig {
+    /// Bearer key the simulator accepts.
+    #[arg(long, default_value = "sim-key")]
+    pub api_key: String,
+    /// Probability that a POST /call gets 429 (nothing created).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_429: f64,
+    /// Probability that a POST /call gets 503 (nothing created).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_503: f64,
+    /// Probability that a POST /call gets 504 (nothing created).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_504: f64,
+    /// Probability that a POST /call CREATES the call but only answers after
+    /// `hang_ms`, with a 504 and no id.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_timeout: f64,
+    /// How long a hung POST /call waits before answering, ms.
+    #[arg(long, default_value_t = 60_000)]
+    pub hang_ms: u64,
+    /// Added latency per request, ms.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Time a call spends queued, ms.
+    #[arg(long, default_value_t = 300)]
+    pub queue_ms: u64,
+    /// Time a call spends ringing, ms.
+    #[arg(long, default_value_t = 700)]
+    pub ring_ms: u64,
+    /// Shortest talk time of an answered call, ms.
+    #[arg(long, default_value_t = 2000)]
+    pub talk_min_ms: u64,
+    /// Longest talk time of an answered call, ms.
+    #[arg(long, default_value_t = 8000)]
+    pub talk_max_ms: u64,
+    /// Account concurrency limit (calls not yet ended); 0 = unlimited.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency_limit: u32,
+    /// After this many dialled calls, further creates end at once with
+    /// call.start.error-subscription-insufficient-credits (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub credit_calls: u64,
+    /// RNG seed for reproducible runs (random if absent).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Retry-After seconds to put on 429 responses (no header if absent).
+    #[arg(long)]
+    pub retry_after_s: Option<u64>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            api_key: "sim-key".into(),
+            fault_429: 0.0,
+            fault_503: 0.0,
+            fault_504: 0.0,
+            fault_timeout: 0.0,
+            hang_ms: 60_000,
+            latency_ms: 0,
+            queue_ms: 300,
+            ring_ms: 700,
+            talk_min_ms: 2000,
+            talk_max_ms: 8000,
+            concurrency_limit: 10,
+            credit_calls: 0,
+            seed: None,
+            retry_after_s: None,
+        }
+    }
+}
+
+/// The simulator's own record of what it was asked and what it did.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SimStats {
+    /// POST /call received (all, including rejected ones).
+    pub create_requests: u64,
+    /// Call objects created (including hang-fault and blocked/refused ones).
+    pub calls_created: u64,
+    /// `name` -> how many calls were created with it (the double-dial detector);
+    /// calls without a name are not listed.
+    pub created_per_name: BTreeMap<String, u64>,
+    pub rejected_400: u64,
+    pub rejected_401: u64,
+    pub faults_429: u64,
+    pub faults_503: u64,
+    pub faults_504: u64,
+    pub faults_timeout: u64,
+    pub concurrency_blocked: u64,
+    /// Calls not ended at this instant.
+    pub active_now: u64,
+    /// Max active calls seen at any create (calls only start at a create, so this is exact).
+    pub peak_concurrency: u64,
+    /// GET /call and GET /call/{id} received.
+    pub get_requests: u64,
+}
+
+/// A running simulator; serves until `shutdown` (or until dropped).
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<io::Result<()>>,
+}
+
+impl Simulator {
+    /// Bind `addr` (e.g. 127.0.0.1:0 for a random port) and serve in a background tokio task.
+    pub async fn start(config: SimConfig, addr: SocketAddr) -> io::Result<Simulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared::new(config, stop_rx.clone()));
+        let app = api::router(Arc::clone(&shared));
+        let server = tokio::spawn(async move {
+            let mut stop_rx = stop_rx;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // Also fires if the Simulator is dropped (sender gone).
+                    let _ = stop_rx.wait_for(|stopping| *stopping).await;
+                })
+                .await
+        });
+        Ok(Simulator {
+            addr,
+            shared,
+            stop,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// e.g. `http://127.0.0.1:40123`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A consistent copy of the record.
+    pub fn stats(&self) -> SimStats {
+        self.shared.stats()
+    }
+
+    /// Change knobs live (faults on/off mid-test). Affects requests from now on;
+    /// calls already created keep the durations they were drawn with. A changed
+    /// seed re-seeds the RNG.
+    pub fn set_config(&self, config: SimConfig) {
+        self.shared.set_config(config);
+    }
+
+    /// Graceful stop: hung and delayed requests are cut short; anything still
+    /// running after a few seconds is aborted.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let abort = self.server.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "simulator: server error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "simulator: server task failed"),
+            Err(_) => {
+                tracing::warn!("simulator: graceful shutdown timed out; aborting");
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// Serve in the foreground on 127.0.0.1:`port` until ctrl-c (for `switchboard simulate`);
+/// prints one line with the base URL and key to stdout at start.
+pub async fn run_standalone(config: SimConfig, port: u16) -> io::Result<()> {
+    let api_key = config.api_key.clone();
+    let sim = Simulator::start(config, SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
+    println!(
+        "Vapi simulator listening: base_url={} api_key={api_key}",
+        sim.base_url()
+    );
+    let signal = tokio::signal::ctrl_c().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    tracing::info!(?stats, "simulator stopped");
+    signal
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use reqwest::StatusCode;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const ASSISTANT: &str = "asst-1";
+
+    /// Fast lifecycle: every call has ended 30 ms after creation.
+    fn fast() -> SimConfig {
+        SimConfig {
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 10,
+            talk_max_ms: 20,
+            seed: Some(1),
+            ..SimConfig::default()
+        }
+    }
+
+    /// Slow lifecycle: calls stay active for the whole test.
+    fn slow() -> SimConfig {
+        SimConfig {
+            queue_ms: 60_000,
+            seed: Some(1),
+            ..SimConfig::default()
+        }
+    }
+
+    async fn start(config: SimConfig) -> Simulator {
+        Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    fn body(name: &str) -> Value {
+        json!({
+            "assistantId": ASSISTANT,
+            "phoneNumberId": "pn-1",
+            "name": name,
+            "customer": {"number": "+14155550123", "externalId": "c-1"},
+            "assistantOverrides": {"metadata": {"ref": name}, "variableValues": {"first": "Ann"}}
+        })
+    }
+
+    async fn post(sim: &Simulator, body: &Value) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/call", sim.base_url()))
+            .bearer_auth("sim-key")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn get(sim: &Simulator, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", sim.base_url()))
+            .bearer_auth("sim-key")
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn create_then_lifecycle_to_ended() {
+        let sim = start(fast()).await;
+        let (status, call) = post(&sim, &body("ref-1")).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let id = call["id"].as_str().unwrap().to_owned();
+        assert_eq!(call["status"], "queued");
+        assert_eq!(call["type"], "outboundPhoneCall");
+        assert_eq!(call["name"], "ref-1");
+        assert_eq!(call["customer"]["number"], "+14155550123");
+        assert_eq!(call["assistantOverrides"]["metadata"]["ref"], "ref-1");
+        assert_eq!(call["subscriptionLimits"]["concurrencyBlocked"], false);
+        assert_eq!(call["subscriptionLimits"]["concurrencyLimit"], 10);
+        assert_eq!(call["subscriptionLimits"]["remainingConcurrentCalls"], 9);
+        let created_at = call["createdAt"].as_str().unwrap();
+        assert_eq!(created_at.len(), "2026-11-24T10:00:00.123Z".len());
+        assert!(created_at.ends_with('Z'));
+
+        let (status, fetched) = get(&sim, &format!("/call/{id}"), &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(fetched["id"], call["id"]);
+        assert!(fetched.get("subscriptionLimits").is_none());
+
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, ended) = get(&sim, &format!("/call/{id}"), &[]).await;
+        assert_eq!(ended["status"], "ended");
+        assert!(ended["endedReason"].is_string());
+        assert!(ended["cost"].is_number());
+        assert!(ended["endedAt"].is_string());
+        let stats = sim.stats();
+        assert_eq!(stats.active_now, 0);
+        assert_eq!(stats.get_requests, 2);
+
+        let (status, missing) = get(&sim, "/call/nope", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(missing["message"], "Call not found");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn validation_and_auth_errors() {
+        let sim = start(fast()).await;
+        let mut with_metadata = body("ref-1");
+        with_metadata["metadata"] = json!({"ref": "ref-1"});
+        let (status, error) = post(&sim, &with_metadata).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(error["statusCode"], 400);
+        assert!(
+            error["message"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("property metadata should not exist"))
+        );
+
+        let mut bad_number = body("ref-2");
+        bad_number["customer"]["number"] = json!("0415 555 0123");
+        let (status, error) = post(&sim, &bad_number).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(error["message"].is_string());
+
+        let response = reqwest::Client::new()
+            .post(format!("{}/call", sim.base_url()))
+            .bearer_auth("wrong-key")
+            .json(&body("ref-3"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["statusCode"], 401);
+
+        let response = reqwest::Client::new()
+            .get(format!("{}/call", sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+        let response = reqwest::Client::new()
+            .post(format!("{}/call", sim.base_url()))
+            .bearer_auth("sim-key")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+        let stats = sim.stats();
+        assert_eq!(stats.create_requests, 4);
+        assert_eq!(stats.rejected_400, 3);
+        assert_eq!(stats.rejected_401, 2);
+        assert_eq!(stats.calls_created, 0);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn rate_limit_fault_creates_nothing_and_can_be_switched_off() {
+        let config = SimConfig {
+            fault_429: 1.0,
+            retry_after_s: Some(2),
+            ..fast()
+        };
+        let sim = start(config.clone()).await;
+        let response = reqwest::Client::new()
+            .post(format!("{}/call", sim.base_url()))
+            .bearer_auth("sim-key")
+            .json(&body("ref-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()["retry-after"], "2");
+        let stats = sim.stats();
+        assert_eq!((stats.faults_429, stats.calls_created), (1, 0));
+        let (_, listed) = get(&sim, "/call", &[]).await;
+        assert_eq!(listed, json!([]));
+
+        sim.set_config(SimConfig {
+            fault_429: 0.0,
+            ..config
+        });
+        let (status, _) = post(&sim, &body("ref-1")).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(sim.stats().created_per_name["ref-1"], 1);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn gateway_faults_create_nothing() {
+        for (config, status) in [
+            (
+                SimConfig {
+                    fault_503: 1.0,
+                    ..fast()
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                SimConfig {
+                    fault_504: 1.0,
+                    ..fast()
+                },
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+        ] {
+            let sim = start(config).await;
+            let (got, error) = post(&sim, &body("ref-1")).await;
+            assert_eq!(got, status);
+            assert_eq!(error["statusCode"], status.as_u16());
+            assert_eq!(sim.stats().calls_created, 0);
+            sim.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn hang_fault_creates_the_call_but_the_client_never_learns_it() {
+        let sim = start(SimConfig {
+            fault_timeout: 1.0,
+            hang_ms: 5_000,
+            ..slow()
+        })
+        .await;
+        let before = state::iso(Utc::now() - chrono::TimeDelta::seconds(1));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let err = client
+            .post(format!("{}/call", sim.base_url()))
+            .bearer_auth("sim-key")
+            .json(&body("ref-hang"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+
+        let (status, listed) = get(
+            &sim,
+            "/call",
+            &[("assistantId", ASSISTANT), ("createdAtGe", &before)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["name"], "ref-hang");
+        let stats = sim.stats();
+        assert_eq!(stats.created_per_name["ref-hang"], 1);
+        assert_eq!(stats.faults_timeout, 1);
+
+        // Shutdown must not wait out the 5 s hang.
+        let started = std::time::Instant::now();
+        sim.shutdown().await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn concurrency_limit_blocks_the_third_call() {
+        let sim = start(SimConfig {
+            concurrency_limit: 2,
+            ..slow()
+        })
+        .await;
+        let mut calls = Vec::new();
+        for i in 0..3 {
+            let (status, call) = post(&sim, &body(&format!("ref-{i}"))).await;
+            assert_eq!(status, StatusCode::CREATED);
+            calls.push(call);
+        }
+        assert_eq!(
+            calls[0]["subscriptionLimits"]["remainingConcurrentCalls"],
+            1
+        );
+        assert_eq!(
+            calls[1]["subscriptionLimits"]["remainingConcurrentCalls"],
+            0
+        );
+        assert_eq!(calls[1]["status"], "queued");
+        let blocked = &calls[2];
+        assert_eq!(blocked["status"], "ended");
+        assert_eq!(
+            blocked["endedReason"],
+            "call.start.error-subscription-concurrency-limit-reached"
+        );
+        assert_eq!(blocked["cost"], 0.0);
+        assert_eq!(blocked["subscriptionLimits"]["concurrencyBlocked"], true);
+        let stats = sim.stats();
+        assert_eq!(stats.peak_concurrency, 2);
+        assert_eq!(stats.concurrency_blocked, 1);
+        assert_eq!(stats.active_now, 2);
+        assert_eq!(stats.calls_created, 3);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn list_filters_and_stats_endpoint() {
+        let sim = start(slow()).await;
+        for (assistant, name) in [(ASSISTANT, "a-1"), ("other", "b-1"), (ASSISTANT, "a-2")] {
+            let mut call = body(name);
+            call["assistantId"] = json!(assistant);
+            assert_eq!(post(&sim, &call).await.0, StatusCode::CREATED);
+        }
+        let names = |calls: &Value| -> Vec<String> {
+            calls
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+
+        let (_, all) = get(&sim, "/call", &[]).await;
+        assert_eq!(names(&all), ["a-2", "b-1", "a-1"]);
+        let (_, mine) = get(&sim, "/call", &[("assistantId", ASSISTANT)]).await;
+        assert_eq!(names(&mine), ["a-2", "a-1"]);
+        let (_, one) = get(&sim, "/call", &[("limit", "1")]).await;
+        assert_eq!(names(&one), ["a-2"]);
+
+        // createdAtGe is inclusive at the emitted millisecond; Gt excludes it.
+        let newest_at = all[0]["createdAt"].as_str().unwrap();
+        let (_, since) = get(&sim, "/call", &[("createdAtGe", newest_at)]).await;
+        assert!(names(&since).contains(&"a-2".to_owned()));
+        let (_, after) = get(&sim, "/call", &[("createdAtGt", newest_at)]).await;
+        assert!(!names(&after).contains(&"a-2".to_owned()));
+        let future = state::iso(Utc::now() + chrono::TimeDelta::hours(1));
+        let (_, none) = get(&sim, "/call", &[("createdAtGe", &future)]).await;
+        assert_eq!(none, json!([]));
+
+        let (status, error) = get(&sim, "/call", &[("createdAtGe", "last tuesday")]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(error["message"].is_array());
+
+        let id = all[1]["id"].as_str().unwrap();
+        let (_, by_id) = get(&sim, "/call", &[("id", id)]).await;
+        assert_eq!(names(&by_id), ["b-1"]);
+
+        let remote: SimStats = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(remote, sim.stats());
+        assert_eq!(remote.calls_created, 3);
+        assert_eq!(remote.get_requests, 8);
+        assert_eq!(remote.created_per_name.len(), 3);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn latency_applies_to_gets() {
+        let sim = start(SimConfig {
+            latency_ms: 150,
+            ..fast()
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let (status, _) = get(&sim, "/call", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        sim.shutdown().await;
+    }
+
+    #[test]
+    fn cli_defaults_match_default() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sim: SimConfig,
+        }
+        let parsed = Cli::parse_from(["sim"]).sim;
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", SimConfig::default()));
+        let parsed = Cli::parse_from(["sim", "--concurrency-limit", "3", "--seed", "9"]).sim;
+        assert_eq!((parsed.concurrency_limit, parsed.seed), (3, Some(9)));
+    }
+}

@@ -1,0 +1,558 @@
+//! The simulator's record: calls, their lazily computed lifecycle, and the counters
+//! behind `SimStats`. Pure bookkeeping, no I/O; the caller passes "now" in.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::faults::{self, Fault};
+use super::query::ListFilter;
+use super::validate::CallRequest;
+use super::{SimConfig, SimStats};
+
+/// The one organisation every simulated call belongs to.
+pub const ORG_ID: &str = "51a0c0de-0000-4000-8000-000000000001";
+pub const CONCURRENCY_REASON: &str = "call.start.error-subscription-concurrency-limit-reached";
+pub const CREDITS_REASON: &str = "call.start.error-subscription-insufficient-credits";
+/// Cap on any one lifecycle phase, so absurd CLI values cannot overflow time arithmetic.
+const MAX_PHASE_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// How a call will play out, drawn once at creation so that its status at any
+/// instant is a pure function of elapsed time (no per-call timers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Refused at start (quota/billing): ended the moment it was created.
+    Refused { reason: &'static str },
+    /// Dialled: queued for `queue_ms`, ringing for `ring_ms`, then `outcome`.
+    Dialled {
+        queue_ms: u64,
+        ring_ms: u64,
+        outcome: Outcome,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Picked up (by a person or a voicemail box), talked for `talk_ms`, then ended.
+    Answered { talk_ms: u64, reason: &'static str },
+    /// Never reached in-progress; ended when ringing stopped.
+    Unanswered { reason: &'static str },
+}
+
+/// Where a call stands at some instant; all offsets are ms since creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Phase {
+    pub status: &'static str,
+    pub updated_ms: u64,
+    pub started_ms: Option<u64>,
+    /// `(endedReason, ended offset, billed talk ms)` once ended.
+    pub ended: Option<(&'static str, u64, u64)>,
+}
+
+impl Plan {
+    /// Draw a realistic outcome mix: ~45% customer hangs up, ~25% assistant hangs up,
+    /// ~10% voicemail, ~12% no answer, ~8% busy.
+    fn draw(rng: &mut StdRng, config: &SimConfig) -> Plan {
+        let lo = config.talk_min_ms.min(config.talk_max_ms).min(MAX_PHASE_MS);
+        let hi = config.talk_min_ms.max(config.talk_max_ms).min(MAX_PHASE_MS);
+        let roll = rng.random_range(0..100u32);
+        let mut answered = |reason| Outcome::Answered {
+            talk_ms: rng.random_range(lo..=hi),
+            reason,
+        };
+        let outcome = match roll {
+            0..45 => answered("customer-ended-call"),
+            45..70 => answered("assistant-ended-call"),
+            70..80 => answered("voicemail"),
+            80..92 => Outcome::Unanswered {
+                reason: "customer-did-not-answer",
+            },
+            _ => Outcome::Unanswered {
+                reason: "customer-busy",
+            },
+        };
+        Plan::Dialled {
+            queue_ms: config.queue_ms.min(MAX_PHASE_MS),
+            ring_ms: config.ring_ms.min(MAX_PHASE_MS),
+            outcome,
+        }
+    }
+
+    /// Offset at which the call ends.
+    pub fn end_ms(&self) -> u64 {
+        match *self {
+            Plan::Refused { .. } => 0,
+            Plan::Dialled {
+                queue_ms,
+                ring_ms,
+                outcome,
+            } => {
+                let talk = match outcome {
+                    Outcome::Answered { talk_ms, .. } => talk_ms,
+                    Outcome::Unanswered { .. } => 0,
+                };
+                queue_ms + ring_ms + talk
+            }
+        }
+    }
+
+    /// The call's state `elapsed_ms` after creation.
+    pub fn phase_at(&self, elapsed_ms: u64) -> Phase {
+        let (queue_ms, ring_ms, outcome) = match *self {
+            Plan::Refused { reason } => {
+                return Phase {
+                    status: "ended",
+                    updated_ms: 0,
+                    started_ms: None,
+                    ended: Some((reason, 0, 0)),
+                };
+            }
+            Plan::Dialled {
+                queue_ms,
+                ring_ms,
+                outcome,
+            } => (queue_ms, ring_ms, outcome),
+        };
+        let answer_ms = queue_ms + ring_ms;
+        let open = |status, updated_ms, started_ms| Phase {
+            status,
+            updated_ms,
+            started_ms,
+            ended: None,
+        };
+        if elapsed_ms < queue_ms {
+            return open("queued", 0, None);
+        }
+        if elapsed_ms < answer_ms {
+            return open("ringing", queue_ms, None);
+        }
+        match outcome {
+            Outcome::Unanswered { reason } => Phase {
+                status: "ended",
+                updated_ms: answer_ms,
+                started_ms: None,
+                ended: Some((reason, answer_ms, 0)),
+            },
+            Outcome::Answered { talk_ms, .. } if elapsed_ms < answer_ms + talk_ms => {
+                open("in-progress", answer_ms, Some(answer_ms))
+            }
+            Outcome::Answered { talk_ms, reason } => Phase {
+                status: "ended",
+                updated_ms: answer_ms + talk_ms,
+                started_ms: Some(answer_ms),
+                ended: Some((reason, answer_ms + talk_ms, talk_ms)),
+            },
+        }
+    }
+}
+
+/// $0.01 per connected call plus $0.10 per minute of talk, rounded to 4 decimals;
+/// calls that never connected cost nothing.
+pub fn cost_usd(talk_ms: u64) -> f64 {
+    if talk_ms == 0 {
+        return 0.0;
+    }
+    let raw = 0.01 + talk_ms as f64 / 60_000.0 * 0.10;
+    (raw * 10_000.0).round() / 10_000.0
+}
+
+struct CallRecord {
+    id: String,
+    created_instant: Instant,
+    /// Wall clock, truncated to ms so it round-trips through the ISO strings we emit.
+    created_at: DateTime<Utc>,
+    request: CallRequest,
+    plan: Plan,
+    provider_id: Option<String>,
+}
+
+impl CallRecord {
+    fn phase(&self, now: Instant) -> Phase {
+        self.plan.phase_at(ms_between(self.created_instant, now))
+    }
+
+    fn wall(&self, offset_ms: u64) -> DateTime<Utc> {
+        let offset = TimeDelta::milliseconds(i64::try_from(offset_ms).unwrap_or(0));
+        self.created_at
+            .checked_add_signed(offset)
+            .unwrap_or(self.created_at)
+    }
+
+    fn updated_at(&self, now: Instant) -> DateTime<Utc> {
+        self.wall(self.phase(now).updated_ms)
+    }
+
+    /// The Vapi `Call` object as of `now`: the accepted request echoed, plus server fields.
+    fn to_json(&self, now: Instant) -> Map<String, Value> {
+        let phase = self.phase(now);
+        let mut call = self.request.body.clone();
+        let mut put = |key: &str, value: Value| {
+            call.insert(key.to_owned(), value);
+        };
+        put("id", json!(self.id));
+        put("orgId", json!(ORG_ID));
+        put("type", json!("outboundPhoneCall"));
+        put("createdAt", json!(iso(self.created_at)));
+        put("updatedAt", json!(iso(self.wall(phase.updated_ms))));
+        put("status", json!(phase.status));
+        if let Some(provider_id) = &self.provider_id {
+            put("phoneCallProvider", json!("twilio"));
+            put("phoneCallTransport", json!("pstn"));
+            put("phoneCallProviderId", json!(provider_id));
+        }
+        if let Some(started_ms) = phase.started_ms {
+            put("startedAt", json!(iso(self.wall(started_ms))));
+        }
+        if let Some((reason, ended_ms, talk_ms)) = phase.ended {
+            put("endedReason", json!(reason));
+            put("endedAt", json!(iso(self.wall(ended_ms))));
+            put("cost", json!(cost_usd(talk_ms)));
+        }
+        call
+    }
+}
+
+/// All mutable simulator state, behind one mutex (never held across an await).
+pub struct SimState {
+    rng: StdRng,
+    seed: Option<u64>,
+    calls: HashMap<String, usize>,
+    /// Records in creation order (newest last), indexed by `calls`.
+    records: Vec<CallRecord>,
+    /// End instants of calls that may still be live: a min-heap, so counting the
+    /// active calls only pops the ones that ended since the last look.
+    active_ends: BinaryHeap<Reverse<Instant>>,
+    /// Calls actually dialled (not refused): what `credit_calls` is measured against.
+    placed: u64,
+    stats: SimStats,
+}
+
+impl SimState {
+    pub fn new(seed: Option<u64>) -> SimState {
+        SimState {
+            rng: rng_for(seed),
+            seed,
+            calls: HashMap::new(),
+            records: Vec::new(),
+            active_ends: BinaryHeap::new(),
+            placed: 0,
+            stats: SimStats::default(),
+        }
+    }
+
+    /// Re-seed only when the seed actually changed, so a live `set_config` that
+    /// only flips a fault knob keeps the random sequence going.
+    pub fn reseed(&mut self, seed: Option<u64>) {
+        if seed != self.seed {
+            self.seed = seed;
+            self.rng = rng_for(seed);
+        }
+    }
+
+    pub fn counters(&mut self) -> &mut SimStats {
+        &mut self.stats
+    }
+
+    /// Draw (and count) the fault for one POST /call.
+    pub fn draw_fault(&mut self, config: &SimConfig) -> Option<Fault> {
+        let fault = faults::draw(&mut self.rng, config);
+        let counter = match fault {
+            None => return None,
+            Some(Fault::RateLimited) => &mut self.stats.faults_429,
+            Some(Fault::Unavailable) => &mut self.stats.faults_503,
+            Some(Fault::GatewayTimeout) => &mut self.stats.faults_504,
+            Some(Fault::Hang) => &mut self.stats.faults_timeout,
+        };
+        *counter += 1;
+        fault
+    }
+
+    /// Create a call and return the 201 body: the Call plus `subscriptionLimits`.
+    pub fn create(
+        &mut self,
+        request: CallRequest,
+        config: &SimConfig,
+        now: Instant,
+        wall: DateTime<Utc>,
+    ) -> Value {
+        let active = self.active(now);
+        let limit = u64::from(config.concurrency_limit);
+        let out_of_credit = config.credit_calls > 0 && self.placed >= config.credit_calls;
+        let blocked = !out_of_credit && limit > 0 && active >= limit;
+        let plan = if out_of_credit {
+            Plan::Refused {
+                reason: CREDITS_REASON,
+            }
+        } else if blocked {
+            self.stats.concurrency_blocked += 1;
+            Plan::Refused {
+                reason: CONCURRENCY_REASON,
+            }
+        } else {
+            self.placed += 1;
+            Plan::draw(&mut self.rng, config)
+        };
+        let end_ms = plan.end_ms();
+        if end_ms > 0 {
+            self.active_ends
+                .push(Reverse(now + Duration::from_millis(end_ms)));
+        }
+        let active_after = self.active_ends.len() as u64;
+        self.stats.peak_concurrency = self.stats.peak_concurrency.max(active_after);
+
+        // Ids come from the seeded RNG, so a seeded run is reproducible end to end.
+        let id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
+        let provider_id = matches!(plan, Plan::Dialled { .. }).then(|| {
+            let sid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
+            format!("CA{}", sid.simple())
+        });
+        self.stats.calls_created += 1;
+        if let Some(name) = &request.name {
+            *self.stats.created_per_name.entry(name.clone()).or_default() += 1;
+        }
+        let record = CallRecord {
+            id: id.to_string(),
+            created_instant: now,
+            created_at: DateTime::from_timestamp_millis(wall.timestamp_millis()).unwrap_or(wall),
+            request,
+            plan,
+            provider_id,
+        };
+        let mut body = record.to_json(now);
+        self.calls.insert(record.id.clone(), self.records.len());
+        self.records.push(record);
+
+        // Vapi's remainingConcurrentCalls: what is left of the quota counting this call.
+        let mut limits = Map::new();
+        limits.insert("concurrencyBlocked".into(), json!(blocked));
+        if limit > 0 {
+            limits.insert("concurrencyLimit".into(), json!(limit));
+            limits.insert(
+                "remainingConcurrentCalls".into(),
+                json!(limit.saturating_sub(active_after)),
+            );
+        }
+        body.insert("subscriptionLimits".into(), Value::Object(limits));
+        Value::Object(body)
+    }
+
+    /// The Call with this id as of `now`.
+    pub fn get(&self, id: &str, now: Instant) -> Option<Value> {
+        let index = *self.calls.get(id)?;
+        self.records
+            .get(index)
+            .map(|r| Value::Object(r.to_json(now)))
+    }
+
+    /// GET /call: matching calls as of `now`, newest first.
+    pub fn list(&self, filter: &ListFilter, now: Instant) -> Vec<Value> {
+        let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        self.records
+            .iter()
+            .rev()
+            .filter(|r| {
+                same(&filter.id, &r.id)
+                    && same(&filter.assistant_id, &r.request.assistant_id)
+                    && same(&filter.phone_number_id, &r.request.phone_number_id)
+                    && filter.created.admits(r.created_at)
+                    && filter.updated.admits(r.updated_at(now))
+            })
+            .take(filter.limit)
+            .map(|r| Value::Object(r.to_json(now)))
+            .collect()
+    }
+
+    /// A consistent copy of the counters, with `active_now` as of `now`.
+    pub fn snapshot(&mut self, now: Instant) -> SimStats {
+        let active_now = self.active(now);
+        SimStats {
+            active_now,
+            ..self.stats.clone()
+        }
+    }
+
+    /// Calls not ended at `now` (drops the ones that ended since the last look).
+    fn active(&mut self, now: Instant) -> u64 {
+        while self
+            .active_ends
+            .peek()
+            .is_some_and(|Reverse(end)| *end <= now)
+        {
+            self.active_ends.pop();
+        }
+        self.active_ends.len() as u64
+    }
+}
+
+fn rng_for(seed: Option<u64>) -> StdRng {
+    match seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_rng(&mut rand::rng()),
+    }
+}
+
+fn ms_between(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Vapi's timestamp format: `2026-11-24T10:00:00.123Z`.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::validate::parse_create;
+    use super::*;
+
+    fn request(name: &str) -> CallRequest {
+        let body = json!({
+            "assistantId": "a1",
+            "phoneNumberId": "p1",
+            "name": name,
+            "customer": {"number": "+14155550123"}
+        });
+        parse_create(body.to_string().as_bytes()).unwrap()
+    }
+
+    fn config() -> SimConfig {
+        SimConfig {
+            queue_ms: 100,
+            ring_ms: 200,
+            talk_min_ms: 1_000,
+            talk_max_ms: 1_000,
+            seed: Some(3),
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn answered_lifecycle() {
+        let plan = Plan::Dialled {
+            queue_ms: 100,
+            ring_ms: 200,
+            outcome: Outcome::Answered {
+                talk_ms: 60_000,
+                reason: "customer-ended-call",
+            },
+        };
+        assert_eq!(plan.phase_at(0).status, "queued");
+        assert_eq!(plan.phase_at(100).status, "ringing");
+        let talking = plan.phase_at(300);
+        assert_eq!(talking.status, "in-progress");
+        assert_eq!(talking.started_ms, Some(300));
+        let ended = plan.phase_at(60_300);
+        assert_eq!(ended.status, "ended");
+        assert_eq!(ended.ended, Some(("customer-ended-call", 60_300, 60_000)));
+        assert_eq!(plan.end_ms(), 60_300);
+        assert_eq!(cost_usd(60_000), 0.11);
+    }
+
+    #[test]
+    fn unanswered_never_starts() {
+        let plan = Plan::Dialled {
+            queue_ms: 10,
+            ring_ms: 10,
+            outcome: Outcome::Unanswered {
+                reason: "customer-busy",
+            },
+        };
+        let ended = plan.phase_at(25);
+        assert_eq!(ended.started_ms, None);
+        assert_eq!(ended.ended, Some(("customer-busy", 20, 0)));
+        assert_eq!(cost_usd(0), 0.0);
+    }
+
+    #[test]
+    fn outcome_mix_is_realistic() {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for _ in 0..10_000 {
+            let phase = Plan::draw(&mut rng, &config()).phase_at(u64::MAX / 2);
+            *counts.entry(phase.ended.unwrap().0).or_default() += 1;
+        }
+        let share = |reason| counts[reason] as f64 / 10_000.0;
+        assert!((share("customer-ended-call") - 0.45).abs() < 0.03);
+        assert!((share("assistant-ended-call") - 0.25).abs() < 0.03);
+        assert!((share("voicemail") - 0.10).abs() < 0.02);
+        assert!((share("customer-did-not-answer") - 0.12).abs() < 0.02);
+        assert!((share("customer-busy") - 0.08).abs() < 0.02);
+    }
+
+    #[test]
+    fn seeded_runs_are_reproducible() {
+        let now = Instant::now();
+        let wall = Utc::now();
+        let run = || {
+            let mut state = SimState::new(Some(11));
+            (0..5)
+                .map(|i| {
+                    state.create(request(&format!("r{i}")), &config(), now, wall)["id"].clone()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn concurrency_and_active_count_follow_time() {
+        let cfg = SimConfig {
+            concurrency_limit: 1,
+            ..config()
+        };
+        let mut state = SimState::new(Some(1));
+        let t0 = Instant::now();
+        let wall = Utc::now();
+        let first = state.create(request("a"), &cfg, t0, wall);
+        assert_eq!(first["subscriptionLimits"]["remainingConcurrentCalls"], 0);
+        let second = state.create(request("b"), &cfg, t0, wall);
+        assert_eq!(second["endedReason"], CONCURRENCY_REASON);
+        assert_eq!(second["cost"], 0.0);
+        assert_eq!(state.snapshot(t0).active_now, 1);
+        // Every plan ends by queue + ring + talk = 1.3 s.
+        let later = t0 + Duration::from_millis(1_300);
+        assert_eq!(state.snapshot(later).active_now, 0);
+        let third = state.create(request("c"), &cfg, later, wall);
+        assert_eq!(third["subscriptionLimits"]["concurrencyBlocked"], false);
+        let stats = state.snapshot(later);
+        assert_eq!(stats.peak_concurrency, 1);
+        assert_eq!(stats.concurrency_blocked, 1);
+        assert_eq!(stats.calls_created, 3);
+    }
+
+    #[test]
+    fn credits_run_out() {
+        let cfg = SimConfig {
+            credit_calls: 2,
+            concurrency_limit: 0,
+            ..config()
+        };
+        let mut state = SimState::new(Some(1));
+        let now = Instant::now();
+        let calls: Vec<Value> = (0..3)
+            .map(|i| state.create(request(&i.to_string()), &cfg, now, Utc::now()))
+            .collect();
+        let reasons: Vec<&Value> = calls.iter().map(|c| &c["endedReason"]).collect();
+        assert_eq!(
+            reasons,
+            [&Value::Null, &Value::Null, &json!(CREDITS_REASON)]
+        );
+        // Unlimited concurrency: no limit fields, never blocked.
+        assert_eq!(
+            calls[2]["subscriptionLimits"],
+            json!({"concurrencyBlocked": false})
+        );
+        assert_eq!(
+            state.get(calls[2]["id"].as_str().unwrap(), now).unwrap()["status"],
+            "ended"
+        );
+    }
+}
