@@ -2,7 +2,9 @@
 //! on Vapi. The engine (`dispatch`, `store`, `vapi`) knows nothing of the console; the
 //! console, headless mode and the CLI are all clients of its snapshot and command interface.
 
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod dispatch;
 pub mod import;
 pub mod model;

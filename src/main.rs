@@ -1,1 +1,223 @@
-fn main() {}
+//! switchboard's binary: argument parsing and wiring only. Everything it runs lives in the
+//! library (engine, store, console, CLI subcommands).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use color_eyre::eyre::WrapErr;
+
+use switchboard::cli::headless::{self, Outcome};
+use switchboard::cli::{Cli, Commands, UserError, commands};
+use switchboard::config::Config;
+use switchboard::store::Store;
+use switchboard::vapi::VapiClient;
+use switchboard::{demo, dispatch, simulator};
+
+/// Where the demo keeps its (fresh each run) database.
+const DEMO_DB: &str = "switchboard-demo.db";
+
+fn main() -> ExitCode {
+    if let Err(e) = color_eyre::install() {
+        eprintln!("warning: cannot install error reporting: {e}");
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(report) => {
+            // A user's mistake is one clear line; anything else gets the full report.
+            if let Some(user) = report.downcast_ref::<UserError>() {
+                eprintln!("error: {user}");
+            } else if report
+                .downcast_ref::<switchboard::config::ConfigError>()
+                .is_some()
+            {
+                eprintln!("error: {report}");
+            } else {
+                eprintln!("error: {report:?}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The config file in force: --config, else ./switchboard.toml if it exists.
+fn config_path(cli: &Cli) -> Result<Option<PathBuf>, UserError> {
+    match &cli.config {
+        Some(path) if !path.exists() => Err(UserError(format!(
+            "config file {} does not exist",
+            path.display()
+        ))),
+        Some(path) => Ok(Some(path.clone())),
+        None => {
+            let default = Path::new("switchboard.toml");
+            Ok(default.exists().then(|| default.to_path_buf()))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
+    let path = config_path(&cli)?;
+    let config = Config::load(path.as_deref())?;
+    match cli.command {
+        None => console(config, path.is_none(), false).await,
+        Some(Commands::Console { read_only, demo }) => {
+            console(config, demo || path.is_none(), read_only).await
+        }
+        Some(Commands::Demo {
+            headless: true,
+            contacts,
+        }) => {
+            init_stdout_logging(false);
+            let demo = demo::prepare(Path::new(DEMO_DB), contacts).await?;
+            println!(
+                "DEMO: Vapi is simulated at {} · database {DEMO_DB}",
+                demo.simulator.base_url()
+            );
+            let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
+            let outcome = headless::run(engine.client(), true).await;
+            engine.join().await;
+            let stats = demo.simulator.stats();
+            println!(
+                "simulator: {} create requests, {} calls created, peak concurrency {}",
+                stats.create_requests, stats.calls_created, stats.peak_concurrency
+            );
+            demo.simulator.shutdown().await;
+            Ok(exit_code(outcome))
+        }
+        Some(Commands::Demo {
+            headless: false,
+            contacts,
+        }) => demo_console(contacts, false).await,
+        Some(Commands::Campaign { action }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::campaign(&store, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Contacts { action }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::contacts(&store, &config, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Calls {
+            campaign,
+            status,
+            limit,
+        }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::calls(&store, campaign, status, limit).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Retry { call_id, campaign }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::retry(&store, call_id, campaign).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Dispatch { action }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::dispatch(&store, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Run {
+            headless: _,
+            until_done,
+            json,
+        }) => {
+            let key = config.api_key()?;
+            init_stdout_logging(json);
+            let store = open_store(&config).await?;
+            let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
+            let engine = dispatch::start(config, store, vapi).await?;
+            let outcome = headless::run(engine.client(), until_done).await;
+            engine.join().await;
+            Ok(exit_code(outcome))
+        }
+        Some(Commands::Simulate { port, config: sim }) => {
+            init_stderr_logging();
+            simulator::run_standalone(sim, port)
+                .await
+                .wrap_err_with(|| format!("cannot serve the simulator on 127.0.0.1:{port}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit_code(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Completed(what) => {
+            println!("done: {what}");
+            ExitCode::SUCCESS
+        }
+        Outcome::NeedsOperator(why) => {
+            eprintln!("stopped, an operator is needed: {why}");
+            ExitCode::from(2)
+        }
+        Outcome::Interrupted => {
+            println!("interrupted: in-flight requests were recorded; run again to continue");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn open_store(config: &Config) -> color_eyre::Result<Store> {
+    Store::open(&config.database.path).await.wrap_err_with(|| {
+        format!(
+            "cannot open the database {}",
+            config.database.path.display()
+        )
+    })
+}
+
+fn init_stdout_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stdout);
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("warning: logging not initialised: {e}");
+    }
+}
+
+fn init_stderr_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn console(config: Config, demo: bool, read_only: bool) -> color_eyre::Result<ExitCode> {
+    if demo {
+        return demo_console(None, read_only).await;
+    }
+    let key = config.api_key()?;
+    let _ = (key, read_only);
+    Err(UserError("the console is not built yet: use `switchboard run --headless`".into()).into())
+}
+
+async fn demo_console(contacts: Option<usize>, read_only: bool) -> color_eyre::Result<ExitCode> {
+    let _ = (contacts, read_only);
+    Err(UserError("the console is not built yet: use `switchboard demo --headless`".into()).into())
+}

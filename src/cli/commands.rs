@@ -1,0 +1,269 @@
+//! Subcommands that act on the store: campaigns, contacts, calls, retries and engine-wide
+//! controls. They work while an engine runs on the same database: the engine re-reads the
+//! store every tick.
+
+use std::io::Write;
+
+use super::UserError;
+use super::args::{CampaignAction, ContactsAction, DispatchAction};
+use crate::config::Config;
+use crate::import::import_contacts;
+use crate::model::CallStatus;
+use crate::store::stats::{CallQuery, CallSort, CallTab};
+use crate::store::{Store, StoreError};
+
+type Result<T> = color_eyre::Result<T>;
+
+fn user(e: StoreError) -> color_eyre::Report {
+    match e {
+        StoreError::Db(_) | StoreError::Migrate(_) => color_eyre::Report::new(e),
+        other => UserError(other.to_string()).into(),
+    }
+}
+
+pub async fn campaign(store: &Store, action: CampaignAction) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        CampaignAction::Create {
+            name,
+            assistant_id,
+            phone_number_id,
+        } => {
+            for (what, value) in [
+                ("name", &name),
+                ("--assistant-id", &assistant_id),
+                ("--phone-number-id", &phone_number_id),
+            ] {
+                if value.trim().is_empty() {
+                    return Err(UserError(format!("{what} must not be empty")).into());
+                }
+            }
+            let c = store
+                .create_campaign(name.trim(), assistant_id.trim(), phone_number_id.trim())
+                .await
+                .map_err(user)?;
+            writeln!(out, "created campaign {} (#{}, {})", c.name, c.id, c.status)?;
+        }
+        CampaignAction::List => {
+            let campaigns = store.campaigns().await.map_err(user)?;
+            if campaigns.is_empty() {
+                writeln!(
+                    out,
+                    "no campaigns yet: switchboard campaign create NAME --assistant-id ID --phone-number-id ID"
+                )?;
+            }
+            writeln!(
+                out,
+                "{:<4} {:<20} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}  pause reason",
+                "id",
+                "name",
+                "status",
+                "contacts",
+                "done",
+                "created",
+                "active",
+                "ended",
+                "failed",
+                "cost"
+            )?;
+            for c in campaigns {
+                writeln!(
+                    out,
+                    "{:<4} {:<20} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9.4}  {}",
+                    c.id,
+                    c.name,
+                    c.status.as_str(),
+                    c.contacts_total,
+                    c.contacts_done,
+                    c.total_calls_created,
+                    c.active_calls,
+                    c.ended_calls,
+                    c.failed_calls,
+                    c.cost_usd,
+                    c.pause_reason.unwrap_or_default()
+                )?;
+            }
+        }
+        CampaignAction::Start { name } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let c = store.start_campaign(c.id).await.map_err(user)?;
+            writeln!(out, "campaign {} is {}", c.name, c.status)?;
+        }
+        CampaignAction::Pause { name } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            if !store
+                .pause_campaign(c.id, "paused by operator (CLI)")
+                .await
+                .map_err(user)?
+            {
+                return Err(UserError(format!(
+                    "campaign {} is {}, not dialling",
+                    c.name, c.status
+                ))
+                .into());
+            }
+            writeln!(out, "campaign {} paused", c.name)?;
+        }
+        CampaignAction::Resume { name } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let c = store.resume_campaign(c.id).await.map_err(user)?;
+            writeln!(out, "campaign {} is {}", c.name, c.status)?;
+        }
+        CampaignAction::Cancel { name } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let c = store.cancel_campaign(c.id).await.map_err(user)?;
+            writeln!(out, "campaign {} is {}", c.name, c.status)?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) -> Result<()> {
+    match action {
+        ContactsAction::Import { campaign, file } => {
+            let c = store.campaign_by_name(&campaign).await.map_err(user)?;
+            let reader = std::fs::File::open(&file)
+                .map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
+            let reader = std::io::BufReader::with_capacity(1 << 20, reader);
+            let started = std::time::Instant::now();
+            let report = import_contacts(
+                store,
+                c.id,
+                reader,
+                config.import.default_country_code.as_deref(),
+                |rows| eprint!("\rread {rows} rows…"),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::import::ImportError::Store(s) => user(s),
+                other => UserError(format!("{}: {other}", file.display())).into(),
+            })?;
+            if report.rows >= 10_000 {
+                eprintln!();
+            }
+            let mut out = std::io::stdout().lock();
+            for r in report.rejected.iter().take(50) {
+                writeln!(out, "line {}: {}", r.line, r.reason)?;
+            }
+            if report.rejected.len() > 50 {
+                writeln!(
+                    out,
+                    "… and {} more rejected rows",
+                    report.rejected.len() - 50
+                )?;
+            }
+            writeln!(
+                out,
+                "imported {} contacts into {} ({} rejected, {} duplicates) in {:.1}s",
+                report.imported,
+                c.name,
+                report.rejected.len(),
+                report.duplicates,
+                started.elapsed().as_secs_f64()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn calls(
+    store: &Store,
+    campaign: Option<String>,
+    status: Option<String>,
+    limit: i64,
+) -> Result<()> {
+    let campaign_id = match campaign {
+        Some(name) => Some(store.campaign_by_name(&name).await.map_err(user)?.id),
+        None => None,
+    };
+    let status = match status {
+        Some(s) => Some(
+            s.parse::<CallStatus>()
+                .map_err(|e| UserError(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let query = CallQuery {
+        campaign_id,
+        tab: CallTab::All,
+        status,
+        text: None,
+        sort: CallSort::Newest,
+        offset: 0,
+        limit: limit.max(1),
+    };
+    let rows = store.call_page(&query).await.map_err(user)?;
+    let total = store.call_count(&query).await.map_err(user)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<7} {:<9} {:<20} {:<16} {:<11} {:>3}  {:<36}  ended reason",
+        "call", "campaign", "contact", "phone", "status", "att", "provider id"
+    )?;
+    for r in &rows {
+        writeln!(
+            out,
+            "{:<7} {:<9} {:<20} {:<16} {:<11} {:>3}  {:<36}  {}",
+            r.id,
+            r.campaign_id,
+            r.contact_name
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(20)
+                .collect::<String>(),
+            r.phone,
+            r.status.as_str(),
+            r.attempt_count,
+            r.provider_call_id.as_deref().unwrap_or("-"),
+            r.ended_reason.as_deref().unwrap_or("")
+        )?;
+    }
+    writeln!(out, "{} of {} calls", rows.len(), total)?;
+    Ok(())
+}
+
+pub async fn retry(store: &Store, call_id: Option<i64>, campaign: Option<String>) -> Result<()> {
+    match (call_id, campaign) {
+        (Some(id), _) => {
+            store.retry_failed_call(id).await.map_err(user)?;
+            println!(
+                "retrying call {id}: its contact will be dialled again as a new attempt sequence"
+            );
+        }
+        (None, Some(name)) => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let n = store.retry_failed_calls(c.id).await.map_err(user)?;
+            println!("retrying {n} failed calls of {}", c.name);
+        }
+        (None, None) => return Err(UserError("name a call id or --campaign NAME".into()).into()),
+    }
+    Ok(())
+}
+
+pub async fn dispatch(store: &Store, action: DispatchAction) -> Result<()> {
+    match action {
+        DispatchAction::Pause { reason } => {
+            store
+                .set_dispatch_paused(true, Some(&reason))
+                .await
+                .map_err(user)?;
+            println!("dispatch paused ({reason})");
+        }
+        DispatchAction::Resume => {
+            store.set_dispatch_paused(false, None).await.map_err(user)?;
+            println!("dispatch resumed");
+        }
+        DispatchAction::Rate { per_second } => {
+            if !(per_second.is_finite() && per_second > 0.0 && per_second <= 1000.0) {
+                return Err(UserError(format!(
+                    "rate must be > 0 and <= 1000 calls/s, got {per_second}"
+                ))
+                .into());
+            }
+            store.set_rate(per_second).await.map_err(user)?;
+            println!("rate set to {per_second}/s");
+        }
+    }
+    Ok(())
+}
