@@ -389,9 +389,7 @@ impl Config {
 
     /// The backoff delay before retry number `retry` (1-based); the last entry repeats.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let schedule = &self.dispatch.backoff_ms;
-        let index = (retry.max(1) as usize - 1).min(schedule.len().saturating_sub(1));
-        Duration::from_millis(schedule.get(index).copied().unwrap_or(1_000))
+        crate::dispatch::retry::retry_delay(&self.dispatch.backoff_ms, retry, None, None)
     }
 }
 

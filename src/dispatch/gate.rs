@@ -332,3 +332,155 @@ impl GateState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Timing of the gate under tokio's paused time: exact, and instant to run.
+    use super::*;
+
+    fn gate(f: impl FnOnce(&mut Config)) -> Gate {
+        let mut config = Config::default();
+        f(&mut config);
+        let gate = Gate::new(&config, config.dispatch.rate_per_second);
+        gate.update(|s| {
+            s.dialing.insert(1);
+            s.claimable.insert(1);
+        });
+        gate
+    }
+
+    /// Admits a new call and gives back its concurrency slot (as a finished worker would).
+    async fn admit_new(gate: &Gate) -> Duration {
+        let start = Instant::now();
+        gate.admit(RequestKind::NewCall).await.unwrap();
+        gate.update(|s| s.creating -= 1);
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn creates_are_spaced_by_rate_and_burst() {
+        let g = gate(|c| {
+            c.dispatch.rate_per_second = 2.0;
+            c.dispatch.burst = 1;
+        });
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..5 {
+            admit_new(&g).await;
+            at.push(start.elapsed().as_millis());
+        }
+        assert_eq!(at, vec![0, 500, 1000, 1500, 2000]);
+
+        let g = gate(|c| {
+            c.dispatch.rate_per_second = 2.0;
+            c.dispatch.burst = 3;
+        });
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..5 {
+            admit_new(&g).await;
+            at.push(start.elapsed().as_millis());
+        }
+        assert_eq!(at, vec![0, 0, 0, 500, 1000], "a burst of 3, then the rate");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttle_changes_spacing_at_once() {
+        let g = gate(|c| c.dispatch.rate_per_second = 1.0);
+        admit_new(&g).await;
+        assert_eq!(admit_new(&g).await, Duration::from_secs(1));
+        g.update(|s| s.pacer.set_rate(10.0));
+        admit_new(&g).await;
+        assert_eq!(admit_new(&g).await, Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_backs_off_every_request_1s_4s_10s_or_retry_after() {
+        let g = gate(|c| c.dispatch.rate_per_second = 1000.0);
+        assert_eq!(g.on_rate_limited(None), Duration::from_secs(1));
+        assert_eq!(admit_new(&g).await, Duration::from_secs(1));
+        assert_eq!(g.on_rate_limited(None), Duration::from_secs(4));
+        // A retry of another call waits out the same engine-wide back-off.
+        let start = Instant::now();
+        g.admit(RequestKind::Retry { campaign_id: 1 })
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+        assert_eq!(g.on_rate_limited(None), Duration::from_secs(10));
+        assert_eq!(admit_new(&g).await, Duration::from_secs(10));
+        assert_eq!(
+            g.on_rate_limited(Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(admit_new(&g).await, Duration::from_secs(30));
+        g.on_answer();
+        assert_eq!(
+            g.on_rate_limited(None),
+            Duration::from_secs(1),
+            "an answer ends the streak"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn breaker_opens_then_lets_one_probe_through_then_closes() {
+        let g = gate(|c| {
+            c.dispatch.rate_per_second = 1000.0;
+            c.dispatch.breaker_failures = 3;
+            c.dispatch.breaker_cooldown_ms = 30_000;
+        });
+        for _ in 0..3 {
+            g.on_transient_failure();
+        }
+        assert_eq!(g.read(|s| s.breaker.state()), BreakerState::Open);
+        let start = Instant::now();
+        let probe = g.admit(RequestKind::NewCall).await.unwrap();
+        assert!(probe, "the first request after the cool-down is the probe");
+        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        assert_eq!(g.read(|s| s.breaker.state()), BreakerState::HalfOpen);
+        // While the probe is out nobody else goes.
+        let other = tokio::time::timeout(
+            Duration::from_secs(60),
+            g.admit(RequestKind::Retry { campaign_id: 1 }),
+        )
+        .await;
+        assert!(other.is_err(), "a second request went out while half-open");
+        g.on_answer();
+        assert_eq!(g.read(|s| s.breaker.state()), BreakerState::Closed);
+        let kinds: Vec<EventKind> = g.read(|s| s.events.iter().map(|e| e.kind).collect());
+        assert_eq!(
+            kinds,
+            vec![EventKind::Breaker; 3],
+            "open, half-open, closed are logged"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_holds_requests_and_stop_or_cancel_refuses_them() {
+        let g = gate(|c| c.dispatch.rate_per_second = 1000.0);
+        g.update(|s| s.paused = Some("operator".into()));
+        let held =
+            tokio::time::timeout(Duration::from_secs(3600), g.admit(RequestKind::NewCall)).await;
+        assert!(held.is_err(), "a paused gate admits nothing");
+        g.update(|s| s.cancelled.insert(1));
+        assert_eq!(
+            g.admit(RequestKind::Retry { campaign_id: 1 }).await,
+            Err(Refusal::CampaignCancelled)
+        );
+        g.update(|s| s.stopping = true);
+        assert_eq!(g.admit(RequestKind::NewCall).await, Err(Refusal::Stopping));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_cap_holds_new_calls_but_not_retries() {
+        let g = gate(|c| {
+            c.dispatch.rate_per_second = 1000.0;
+            c.dispatch.max_concurrent_calls = 2;
+        });
+        g.admit(RequestKind::NewCall).await.unwrap();
+        g.admit(RequestKind::NewCall).await.unwrap();
+        let third =
+            tokio::time::timeout(Duration::from_secs(60), g.admit(RequestKind::NewCall)).await;
+        assert!(third.is_err(), "cap of 2 reached");
+        assert!(g.admit(RequestKind::Retry { campaign_id: 1 }).await.is_ok());
+    }
+}

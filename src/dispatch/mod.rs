@@ -11,6 +11,7 @@ pub mod command;
 pub mod gate;
 pub mod pacer;
 pub mod quota;
+pub mod retry;
 pub mod snapshot;
 mod tracker;
 mod webhook;
@@ -179,6 +180,7 @@ pub async fn start(
         pending_snapshot: None,
     };
     control_loop.refresh().await;
+    control_loop.publish(false);
     let task = tokio::spawn(async move {
         let claim = tokio::spawn(claim_loop(ctx.clone(), unfinished));
         let poller = tokio::spawn(tracker::run_poller(ctx.clone()));

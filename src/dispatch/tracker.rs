@@ -86,6 +86,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
                 return;
             }
         }
+        // Nothing due: look again shortly (new calls become due one interval after creation).
         if polled == 0
             && !ctx
                 .gate

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::Ctx;
 use super::gate::{Refusal, RequestKind};
+use super::retry::retry_delay;
 use super::snapshot::EventKind;
 use crate::model::{AttemptOutcome, CallStatus, QuotaStop};
 use crate::store::attempts::AttemptResult;
@@ -217,7 +218,6 @@ async fn sequence(
 
         let class = error.class(&ctx.config.dispatch.retry_on_status);
         let message = error.to_string();
-        let http_status = error.http_status();
         match class {
             ErrorClass::Auth => {
                 ctx.gate.on_answer();
@@ -253,13 +253,12 @@ async fn sequence(
                     .then(|| ctx.gate.on_rate_limited(error.retry_after()));
                 ctx.gate.on_transient_failure();
                 let more = attempt_no < max_attempts;
-                let mut delay = ctx.config.backoff(attempt_no.max(1) as u32);
-                if let Some(after) = error.retry_after() {
-                    delay = delay.max(after);
-                }
-                if let Some(global) = global {
-                    delay = delay.max(global);
-                }
+                let delay = retry_delay(
+                    &ctx.config.dispatch.backoff_ms,
+                    attempt_no.max(1) as u32,
+                    error.retry_after(),
+                    global,
+                );
                 let outcome = match class {
                     ErrorClass::Ambiguous => AttemptOutcome::Ambiguous,
                     _ => AttemptOutcome::Transient,
@@ -268,7 +267,6 @@ async fn sequence(
                 ctx.store.finish_attempt(attempt_id, &result).await?;
                 log_attempt(ctx, job, attempt_no, &error, more.then_some(delay));
                 last_error = message;
-                let _ = http_status;
                 let ambiguous = class == ErrorClass::Ambiguous;
                 if !more && !ambiguous {
                     let reason =

@@ -1,0 +1,268 @@
+//! Shared helpers for the integration tests: fresh databases, fast configs, engines against a
+//! local server, waiting on snapshots, and a scripted Vapi that runs on the test's own tokio
+//! runtime so paused-time tests can see when requests arrive.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use switchboard::config::{Config, Secret};
+use switchboard::dispatch::{self, EngineHandle, Snapshot};
+use switchboard::store::Store;
+use switchboard::store::contacts::NewContact;
+use switchboard::vapi::VapiClient;
+use tempfile::TempDir;
+
+pub const KEY: &str = "test-key";
+
+/// A fresh database in its own temporary directory (kept alive by the returned guard).
+pub async fn store() -> (Store, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_in(dir.path()).await.expect("open store");
+    (store, dir)
+}
+
+/// Creates a started campaign with `n` contacts (+1415300xxxx).
+pub async fn campaign(store: &Store, name: &str, n: usize) -> i64 {
+    let c = store
+        .create_campaign(name, "asst-1", "pn-1")
+        .await
+        .expect("campaign");
+    let contacts: Vec<NewContact> = (0..n)
+        .map(|i| NewContact {
+            name: Some(format!("Contact {i}")),
+            phone: format!("+1415{:07}", 3_000_000 + i + 10_000 * c.id as usize),
+            extension: None,
+            variables: "{}".into(),
+        })
+        .collect();
+    store
+        .insert_contacts(c.id, &contacts)
+        .await
+        .expect("contacts");
+    store.start_campaign(c.id).await.expect("start");
+    c.id
+}
+
+/// A config for tests against `base_url`: default retry rules, fast everything else.
+pub fn config(base_url: &str) -> Config {
+    let mut c = Config::default();
+    c.vapi.base_url = base_url.to_string();
+    c.vapi.request_timeout_ms = 2_000;
+    c.dispatch.rate_per_second = 200.0;
+    c.dispatch.tick_ms = 50;
+    c.tracking.poll_interval_ms = 50;
+    c.tracking.poll_requests_per_second = 500.0;
+    c
+}
+
+/// Shorter backoff for tests that run in real time.
+pub fn fast_retries(c: &mut Config) {
+    c.dispatch.backoff_ms = vec![10, 20, 40];
+    c.dispatch.breaker_cooldown_ms = 100;
+}
+
+pub fn client(config: &Config, key: &str) -> VapiClient {
+    VapiClient::new(
+        &config.vapi.base_url,
+        Secret::new(key),
+        config.request_timeout(),
+    )
+    .expect("client")
+}
+
+pub async fn engine(config: Config, store: &Store, key: &str) -> EngineHandle {
+    let vapi = client(&config, key);
+    dispatch::start(config, store.clone(), vapi)
+        .await
+        .expect("engine starts")
+}
+
+/// Waits (up to `limit` of tokio time) for a snapshot satisfying `f`; panics with the last
+/// snapshot otherwise.
+pub async fn wait_for(
+    engine: &EngineHandle,
+    limit: Duration,
+    f: impl Fn(&Snapshot) -> bool,
+) -> Snapshot {
+    let mut rx = engine.client().snapshots();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        {
+            let s = rx.borrow_and_update();
+            if f(&s) {
+                return s.clone();
+            }
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            _ => {
+                let s = rx.borrow().clone();
+                panic!("condition not met in {limit:?}; last snapshot: {s:#?}");
+            }
+        }
+    }
+}
+
+/// Every campaign COMPLETED and nothing in flight.
+pub fn all_completed(s: &Snapshot) -> bool {
+    !s.campaigns.is_empty()
+        && s.creating == 0
+        && s.active == 0
+        && s.campaigns
+            .iter()
+            .all(|c| c.status == switchboard::model::CampaignStatus::Completed)
+}
+
+/// The invariants every scenario must leave: counters equal recomputed counts, no attempt in
+/// flight after a clean stop, every contact PENDING or with a call.
+pub async fn assert_invariants(store: &Store) {
+    let mismatches = store.verify_counters().await.expect("verify");
+    assert!(
+        mismatches.is_empty(),
+        "counters differ from rows: {mismatches:?}"
+    );
+    assert_eq!(
+        store.in_flight_attempts().await.expect("count"),
+        0,
+        "attempts left in flight"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Scripted Vapi: POST /call answers from a script (then 201s); records the tokio instant of
+// every request, so paused-time tests measure spacing and backoff exactly.
+
+#[derive(Clone, Debug)]
+pub enum Reply {
+    Created,
+    Status(u16, Option<u64>),
+}
+
+#[derive(Default)]
+pub struct ScriptState {
+    pub script: VecDeque<Reply>,
+    pub posts: Vec<(tokio::time::Instant, Value)>,
+    pub gets: Vec<tokio::time::Instant>,
+    pub created: Vec<Value>,
+}
+
+#[derive(Clone)]
+pub struct Scripted {
+    pub state: Arc<Mutex<ScriptState>>,
+    pub base_url: String,
+}
+
+impl Scripted {
+    pub async fn start(script: Vec<Reply>) -> Scripted {
+        let state = Arc::new(Mutex::new(ScriptState {
+            script: script.into(),
+            ..Default::default()
+        }));
+        let app = axum::Router::new()
+            .route("/call", post(scripted_create).get(scripted_list))
+            .route("/call/{id}", get(scripted_get))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Scripted {
+            state,
+            base_url: format!("http://{addr}"),
+        }
+    }
+
+    pub fn post_times(&self) -> Vec<tokio::time::Instant> {
+        self.state
+            .lock()
+            .unwrap()
+            .posts
+            .iter()
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    pub fn posts(&self) -> usize {
+        self.state.lock().unwrap().posts.len()
+    }
+}
+
+/// Gaps between consecutive instants, in milliseconds.
+pub fn gaps_ms(times: &[tokio::time::Instant]) -> Vec<u128> {
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect()
+}
+
+async fn scripted_create(
+    State(state): State<Arc<Mutex<ScriptState>>>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> axum::response::Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {KEY}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"message": "Invalid Key"})),
+        )
+            .into_response();
+    }
+    let mut s = state.lock().unwrap();
+    s.posts.push((tokio::time::Instant::now(), body.0.clone()));
+    match s.script.pop_front().unwrap_or(Reply::Created) {
+        Reply::Created => {
+            let n = s.created.len();
+            let call = json!({
+                "id": format!("call-{n}"),
+                "orgId": "org",
+                "status": "queued",
+                "name": body.0.get("name").cloned().unwrap_or(Value::Null),
+                "createdAt": "2026-11-24T00:00:00.000Z",
+                "subscriptionLimits": {"concurrencyBlocked": false, "concurrencyLimit": 100, "remainingConcurrentCalls": 99}
+            });
+            s.created.push(call.clone());
+            (StatusCode::CREATED, axum::Json(call)).into_response()
+        }
+        Reply::Status(code, retry_after) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (
+                status,
+                axum::Json(json!({"message": format!("scripted {code}")})),
+            )
+                .into_response();
+            if let Some(secs) = retry_after {
+                response.headers_mut().insert("retry-after", secs.into());
+            }
+            response
+        }
+    }
+}
+
+async fn scripted_list(State(state): State<Arc<Mutex<ScriptState>>>) -> axum::Json<Value> {
+    let mut s = state.lock().unwrap();
+    s.gets.push(tokio::time::Instant::now());
+    axum::Json(Value::Array(s.created.clone()))
+}
+
+/// Calls stay queued forever (the timing tests do not need them to end).
+async fn scripted_get(
+    State(state): State<Arc<Mutex<ScriptState>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> axum::response::Response {
+    let s = state.lock().unwrap();
+    match s.created.iter().find(|c| c["id"] == id.as_str()) {
+        Some(call) => axum::Json(call.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
