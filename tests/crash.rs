@@ -1,0 +1,254 @@
+//! Crash safety and chaos: the real binary runs headless against `switchboard simulate` (a
+//! separate process) with injected faults, and is killed with SIGKILL at random moments,
+//! then restarted. The simulator's own record proves no contact was dialled twice per attempt
+//! sequence; the database must account for every contact with consistent counters.
+//!
+//! The short form runs in `cargo test`; the long form (`--ignored`) uses thousands of contacts.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use switchboard::model::{CallStatus, ContactStatus};
+use switchboard::simulator::SimStats;
+use switchboard::store::Store;
+use switchboard::store::stats::{CallQuery, CallTab};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const KEY: &str = "chaos-key";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn sb(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env("VAPI_API_KEY", KEY)
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn ok(cmd: &mut Command) {
+    let out = cmd.output().expect("run switchboard");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn stats(base: &str) -> SimStats {
+    reqwest::get(format!("{base}/_sim/stats"))
+        .await
+        .expect("simulator stats")
+        .json()
+        .await
+        .expect("stats JSON")
+}
+
+async fn chaos(contacts: usize, kills: usize, seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _sim = Killed(
+        Command::new(BIN)
+            .args([
+                "simulate",
+                "--port",
+                &port.to_string(),
+                "--api-key",
+                KEY,
+                "--fault-429",
+                "0.10",
+                "--fault-503",
+                "0.08",
+                "--fault-504",
+                "0.06",
+                "--fault-timeout",
+                "0.06",
+                "--hang-ms",
+                "800",
+                "--queue-ms",
+                "5",
+                "--ring-ms",
+                "5",
+                "--talk-min-ms",
+                "20",
+                "--talk-max-ms",
+                "150",
+                "--concurrency-limit",
+                "0",
+                "--seed",
+                &seed.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start simulator"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "simulator did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        format!(
+            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_margin_ms = 60000\n\
+             [dispatch]\nrate_per_second = 300.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\n\
+             breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.csv"),
+        switchboard::demo::generated_contacts(contacts),
+    )
+    .unwrap();
+    ok(sb(dir.path()).args([
+        "campaign",
+        "create",
+        "chaos",
+        "--assistant-id",
+        "a",
+        "--phone-number-id",
+        "p",
+    ]));
+    ok(sb(dir.path()).args(["contacts", "import", "chaos", "c.csv"]));
+    ok(sb(dir.path()).args(["campaign", "start", "chaos"]));
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut killed = 0;
+    for _ in 0..kills {
+        let mut child = sb(dir.path())
+            .args(["run", "--headless", "--until-done"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start engine");
+        std::thread::sleep(Duration::from_millis(rng.random_range(150..900)));
+        if child.try_wait().expect("poll child").is_none() {
+            child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
+            killed += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(
+        killed >= kills.min(3),
+        "the engine should have been killed mid-run ({killed} kills)"
+    );
+
+    let out = sb(dir.path())
+        .args(["run", "--headless", "--until-done"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .output()
+        .expect("final run");
+    assert!(
+        out.status.success(),
+        "final run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let sim = stats(&base).await;
+    let twice: Vec<_> = sim
+        .created_per_name
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "dialled twice within one attempt sequence: {twice:?}"
+    );
+
+    let store = Store::open(&dir.path().join("chaos.db")).await.unwrap();
+    assert!(
+        store.verify_counters().await.unwrap().is_empty(),
+        "counters equal recomputed counts"
+    );
+    assert_eq!(
+        store.in_flight_attempts().await.unwrap(),
+        0,
+        "no attempt left in flight"
+    );
+    let c = store.campaign_by_name("chaos").await.unwrap();
+    assert_eq!(
+        store
+            .count_contacts(c.id, ContactStatus::Done)
+            .await
+            .unwrap(),
+        contacts as i64,
+        "every contact done"
+    );
+    assert_eq!(
+        c.total_calls_created as u64, sim.calls_created,
+        "every call Vapi created is known here"
+    );
+    let calls = store
+        .call_page(&CallQuery {
+            tab: CallTab::All,
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(calls.iter().all(|r| match r.status {
+        CallStatus::Ended => r.ended_reason.is_some(),
+        CallStatus::Failed => r.ended_reason.as_deref().is_some_and(|s| !s.is_empty()),
+        _ => false,
+    }));
+    println!(
+        "chaos: {contacts} contacts, {killed} SIGKILLs, {} create requests, {} calls created, {} failed, {} adopted by look-up",
+        sim.create_requests,
+        sim.calls_created,
+        c.failed_calls,
+        sqlx_count_adopted(&store).await
+    );
+}
+
+async fn sqlx_count_adopted(store: &Store) -> usize {
+    let calls = store
+        .call_page(&CallQuery {
+            tab: CallTab::All,
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut n = 0;
+    for c in calls {
+        n += store
+            .attempts(c.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|a| a.outcome == switchboard::model::AttemptOutcome::Adopted)
+            .count();
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkilled_engine_loses_nothing_and_dials_nobody_twice() {
+    chaos(400, 5, 42).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "long chaos run: cargo test --test crash -- --ignored"]
+async fn chaos_thousands_of_contacts_many_kills() {
+    chaos(3_000, 10, 7).await;
+}
