@@ -45,29 +45,66 @@ pub struct CallMetadata {
     pub call_id: i64,
 }
 
-/// A Call object as Vapi returns it (the fields switchboard reads).
+/// A Call object as Vapi returns it (the fields switchboard reads). Only `id` is required;
+/// a field of an unexpected type reads as absent rather than failing the whole call, because
+/// a created call must never be mistaken for a failed request.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct VapiCall {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub status: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub ended_reason: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub created_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub started_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub ended_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::number")]
     pub cost: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub assistant_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::string")]
     pub phone_number_id: Option<String>,
+}
+
+/// Deserializers that read a value of the wrong type as `None`.
+mod lenient {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    pub fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(serde_json::Value::deserialize(d)?
+            .as_f64()
+            .filter(|f| f.is_finite()))
+    }
+
+    pub fn limits<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<super::SubscriptionLimits>, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Ok(Some(super::SubscriptionLimits {
+            concurrency_blocked: value
+                .get("concurrencyBlocked")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            concurrency_limit: value.get("concurrencyLimit").and_then(|v| v.as_f64()),
+            remaining_concurrent_calls: value
+                .get("remainingConcurrentCalls")
+                .and_then(|v| v.as_f64()),
+        })
+        .filter(|_| value.is_object()))
+    }
 }
 
 /// The create response: a Call plus the live view of the account's concurrency quota.
@@ -76,7 +113,7 @@ pub struct VapiCall {
 pub struct CreateCallResponse {
     #[serde(flatten)]
     pub call: VapiCall,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::limits")]
     pub subscription_limits: Option<SubscriptionLimits>,
 }
 
