@@ -13,7 +13,7 @@ use switchboard::cli::{Cli, Commands, UserError, commands};
 use switchboard::config::Config;
 use switchboard::store::Store;
 use switchboard::vapi::VapiClient;
-use switchboard::{demo, dispatch, simulator};
+use switchboard::{console, demo, dispatch, simulator};
 
 /// Where the demo keeps its (fresh each run) database.
 const DEMO_DB: &str = "switchboard-demo.db";
@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Demo {
             headless: false,
             contacts,
-        }) => demo_console(contacts, false).await,
+        }) => demo_console(contacts, false, config.keys).await,
         Some(Commands::Campaign { action }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
@@ -210,14 +210,51 @@ fn init_stderr_logging() {
 
 async fn console(config: Config, demo: bool, read_only: bool) -> color_eyre::Result<ExitCode> {
     if demo {
-        return demo_console(None, read_only).await;
+        return demo_console(None, read_only, config.keys).await;
     }
+    // Everything that can fail for a user's reason fails before the screen is taken.
     let key = config.api_key()?;
-    let _ = (key, read_only);
-    Err(UserError("the console is not built yet: use `switchboard run --headless`".into()).into())
+    console::KeyRegistry::new(&config.keys).map_err(|e| UserError(format!("[keys]: {e}")))?;
+    let store = open_store(&config).await?;
+    let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
+    console::init_logging("info")?;
+    let keys = config.keys.clone();
+    let engine = dispatch::start(config, store.clone(), vapi).await?;
+    let options = console::ConsoleOptions {
+        demo: false,
+        read_only,
+        keys,
+        title: "switchboard".into(),
+    };
+    let result = console::run(engine.client(), store, options).await;
+    finish(engine).await;
+    result.map(|()| ExitCode::SUCCESS)
 }
 
-async fn demo_console(contacts: Option<usize>, read_only: bool) -> color_eyre::Result<ExitCode> {
-    let _ = (contacts, read_only);
-    Err(UserError("the console is not built yet: use `switchboard demo --headless`".into()).into())
+async fn demo_console(
+    contacts: Option<usize>,
+    read_only: bool,
+    keys: std::collections::BTreeMap<String, String>,
+) -> color_eyre::Result<ExitCode> {
+    console::KeyRegistry::new(&keys).map_err(|e| UserError(format!("[keys]: {e}")))?;
+    console::init_logging("info")?;
+    let demo = demo::prepare(Path::new(DEMO_DB), contacts).await?;
+    let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
+    let options = console::ConsoleOptions {
+        demo: true,
+        read_only,
+        keys,
+        title: "switchboard".into(),
+    };
+    let result = console::run(engine.client(), demo.store.clone(), options).await;
+    finish(engine).await;
+    demo.simulator.shutdown().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Makes sure the engine has stopped (the console may leave before it reports so).
+async fn finish(engine: dispatch::EngineHandle) {
+    let client = engine.client();
+    let _ = client.send(dispatch::Command::Quit).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(20), engine.join()).await;
 }

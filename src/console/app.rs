@@ -1,0 +1,847 @@
+//! All of the console's state, and the two ways it changes: a key press
+//! ([`App::handle_key`]) or news from outside ([`App::apply`]). Both are synchronous and
+//! return at most one [`Action`] for the event loop to carry out, so tests drive the whole
+//! console with keys and fabricated updates, no terminal and no engine needed.
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tui_logger::TuiWidgetState;
+
+use super::ConsoleOptions;
+use super::keys::{KeyAction, KeyRegistry};
+use super::view;
+use crate::dispatch::command::{Command, CommandReply};
+use crate::dispatch::snapshot::{CampaignView, Snapshot};
+use crate::model::{CallStatus, CampaignStatus};
+use crate::store::attempts::Attempt;
+use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
+
+/// Steps of `+`/`-`, and the lowest rate `-` goes to.
+pub const RATE_STEP: f64 = 0.5;
+pub const RATE_MIN: f64 = 0.1;
+
+/// What the event loop should do for the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send a command to the engine; its answer comes back as [`Update::Reply`].
+    Send(Command),
+    /// Read this window of the call list; the rows come back as [`Update::Page`].
+    LoadPage(CallQuery),
+    /// Read a call's attempt history; it comes back as [`Update::Attempts`].
+    LoadAttempts(i64),
+    /// Stop the engine and leave. A second `Quit` while stopping means "leave now".
+    Quit,
+}
+
+/// News for the app.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Snapshot(Snapshot),
+    Page {
+        query: CallQuery,
+        rows: Vec<CallListRow>,
+        total: i64,
+    },
+    Attempts {
+        call_id: i64,
+        rows: Vec<Attempt>,
+    },
+    /// A page or attempt load failed; shown on the status line.
+    LoadFailed(String),
+    Reply(CommandReply),
+    /// The clock: ages are computed against this, never the wall clock, so that tests
+    /// render the same screen every time.
+    Tick(DateTime<Utc>),
+    Resize {
+        width: u16,
+        height: u16,
+    },
+}
+
+/// Panes that take the movement keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Calls,
+    Log,
+}
+
+/// What the log pane shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    /// The engine's event ring from the snapshot: attempts, retries, breaker, pauses.
+    Events,
+    /// Everything logged through `tracing` (tui-logger).
+    Tracing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Info,
+    Pending,
+    Ok,
+    Error,
+}
+
+/// A dangerous action waiting for a yes. The default button is Cancel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    pub title: String,
+    pub message: String,
+    pub action: Action,
+    pub confirm_selected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Details {
+    pub call: CallListRow,
+    /// `None` while loading.
+    pub attempts: Option<Vec<Attempt>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    Help { scroll: u16 },
+    Confirm(Confirm),
+    Details(Details),
+}
+
+pub struct App {
+    pub(crate) options: ConsoleOptions,
+    pub(crate) keys: KeyRegistry,
+    /// What is on screen.
+    pub(crate) snapshot: Snapshot,
+    /// The newest snapshot that arrived while frozen; applied on unfreeze.
+    pub(crate) held: Option<Snapshot>,
+    pub(crate) frozen: bool,
+    pub(crate) campaign_id: Option<i64>,
+    pub(crate) tab: CallTab,
+    pub(crate) sort: CallSort,
+    pub(crate) filter: Option<String>,
+    /// The filter being typed after `/`.
+    pub(crate) input: Option<String>,
+    /// The rows held: a window of the list starting at `page_offset`.
+    pub(crate) page: Vec<CallListRow>,
+    pub(crate) page_offset: i64,
+    /// Rows in the whole list (for the current filter); `None` until the first page.
+    pub(crate) total: Option<i64>,
+    /// Absolute index of the selected row, and of the first visible row.
+    pub(crate) selected: i64,
+    pub(crate) scroll: i64,
+    /// The last window asked for, so moving inside it reads nothing.
+    requested: Option<CallQuery>,
+    pub(crate) focus: Focus,
+    pub(crate) log_source: LogSource,
+    /// Lines scrolled up from the newest log line.
+    pub(crate) log_scroll: usize,
+    pub(crate) log_state: TuiWidgetState,
+    pub(crate) popup: Option<Popup>,
+    pub(crate) status: Option<(String, StatusKind)>,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) size: (u16, u16),
+    pub(crate) quitting: bool,
+}
+
+impl App {
+    pub fn new(options: ConsoleOptions, keys: KeyRegistry) -> App {
+        App {
+            options,
+            keys,
+            snapshot: Snapshot::default(),
+            held: None,
+            frozen: false,
+            campaign_id: None,
+            tab: CallTab::default(),
+            sort: CallSort::default(),
+            filter: None,
+            input: None,
+            page: Vec::new(),
+            page_offset: 0,
+            total: None,
+            selected: 0,
+            scroll: 0,
+            requested: None,
+            focus: Focus::Calls,
+            log_source: LogSource::Events,
+            log_scroll: 0,
+            log_state: TuiWidgetState::new(),
+            popup: None,
+            status: None,
+            now: DateTime::<Utc>::UNIX_EPOCH,
+            size: (80, 24),
+            quitting: false,
+        }
+    }
+
+    /// True once the operator asked to leave; the loop then waits for the engine to stop.
+    pub fn quitting(&self) -> bool {
+        self.quitting
+    }
+
+    /// The newest snapshot, even while the display is frozen: decisions use this one.
+    pub fn latest(&self) -> &Snapshot {
+        self.held.as_ref().unwrap_or(&self.snapshot)
+    }
+
+    pub fn popup(&self) -> Option<&Popup> {
+        self.popup.as_ref()
+    }
+
+    pub fn status(&self) -> Option<&(String, StatusKind)> {
+        self.status.as_ref()
+    }
+
+    /// The campaign shown, from the displayed snapshot.
+    pub fn campaign(&self) -> Option<&CampaignView> {
+        let id = self.campaign_id?;
+        self.snapshot.campaigns.iter().find(|c| c.id == id)
+    }
+
+    fn latest_campaign(&self) -> Option<&CampaignView> {
+        let id = self.campaign_id?;
+        self.latest().campaigns.iter().find(|c| c.id == id)
+    }
+
+    /// The selected call, if its row is loaded.
+    pub fn selected_row(&self) -> Option<&CallListRow> {
+        let index = usize::try_from(self.selected - self.page_offset).ok()?;
+        if self.total? == 0 {
+            return None;
+        }
+        self.page.get(index)
+    }
+
+    /// How many table rows the calls pane shows at the current terminal size.
+    pub fn visible_rows(&self) -> i64 {
+        let (width, height) = self.size;
+        let areas = view::layout(ratatui::layout::Rect::new(0, 0, width, height));
+        i64::from(view::calls_table_rows(areas.calls)).max(1)
+    }
+
+    /// The window of the list on screen, as a store query.
+    pub fn current_query(&self) -> CallQuery {
+        CallQuery {
+            campaign_id: self.campaign_id,
+            tab: self.tab,
+            status: None,
+            text: self.filter.clone(),
+            sort: self.sort,
+            offset: self.scroll,
+            limit: self.visible_rows(),
+        }
+    }
+
+    // ---- keys -------------------------------------------------------------------------
+
+    pub fn handle_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl_c {
+            // A second Ctrl-C in the quit dialog means yes.
+            if let Some(Popup::Confirm(confirm)) = &self.popup
+                && confirm.action == Action::Quit
+            {
+                return self.confirm();
+            }
+            self.input = None;
+            self.popup = None;
+            return self.request_quit();
+        }
+        if self.input.is_some() {
+            return self.filter_key(key);
+        }
+        match &self.popup {
+            Some(Popup::Confirm(_)) => return self.confirm_key(key),
+            Some(Popup::Help { .. }) => return self.help_key(key),
+            Some(Popup::Details(_)) => return self.details_key(key),
+            None => {}
+        }
+        let action = self.keys.action_for(&key)?;
+        if self.options.read_only && action.spec().mutates {
+            self.set_status(
+                format!(
+                    "read-only console: \"{}\" is disabled",
+                    action.spec().description
+                ),
+                StatusKind::Info,
+            );
+            return None;
+        }
+        self.run_action(action)
+    }
+
+    fn run_action(&mut self, action: KeyAction) -> Option<Action> {
+        match action {
+            KeyAction::PauseAll => {
+                let command = match self.latest().dispatch_paused {
+                    Some(_) => Command::ResumeAll,
+                    None => Command::PauseAll {
+                        reason: "paused by operator".into(),
+                    },
+                };
+                self.send(command)
+            }
+            KeyAction::PauseCampaign => {
+                let Some(campaign) = self.latest_campaign() else {
+                    return self.refuse("no campaign selected");
+                };
+                let (id, name, status) = (campaign.id, campaign.name.clone(), campaign.status);
+                match status {
+                    CampaignStatus::Completed | CampaignStatus::Cancelled => {
+                        self.refuse(format!("campaign {name} is {status}: nothing to pause"))
+                    }
+                    CampaignStatus::Paused | CampaignStatus::Draft => {
+                        self.send(Command::ResumeCampaign { campaign_id: id })
+                    }
+                    CampaignStatus::Dialing => {
+                        self.send(Command::PauseCampaign { campaign_id: id })
+                    }
+                }
+            }
+            KeyAction::RateUp | KeyAction::RateDown => {
+                let current = self.latest().rate_per_second;
+                let step = if action == KeyAction::RateUp {
+                    RATE_STEP
+                } else {
+                    -RATE_STEP
+                };
+                // Tenths, so that 0.1 + 0.5 shows as 0.6 and not 0.6000000000000001.
+                let wanted = (((current + step) * 10.0).round() / 10.0).max(RATE_MIN);
+                if (wanted - current).abs() < f64::EPSILON {
+                    return self.refuse(format!("rate is already at the minimum {RATE_MIN}/s"));
+                }
+                // Shown at once, so that `+ + +` climbs by three steps before the engine
+                // publishes; the next snapshot has the engine's word on it.
+                self.snapshot.rate_per_second = wanted;
+                if let Some(held) = &mut self.held {
+                    held.rate_per_second = wanted;
+                }
+                self.send(Command::SetRate { per_second: wanted })
+            }
+            KeyAction::RetryCall => {
+                let Some(row) = self.selected_row() else {
+                    return self.refuse("no call selected");
+                };
+                if row.status != CallStatus::Failed {
+                    let text = format!(
+                        "call {} is {}: only failed calls can be retried",
+                        row.id, row.status
+                    );
+                    return self.refuse(text);
+                }
+                let call_id = row.id;
+                self.send(Command::RetryCall { call_id })
+            }
+            KeyAction::RetryFailed => {
+                let Some(campaign) = self.latest_campaign() else {
+                    return self.refuse("no campaign selected");
+                };
+                let message = format!(
+                    "Retry all {} failed calls of campaign {}? Each contact is dialled again.",
+                    campaign.failed, campaign.name
+                );
+                let action = Action::Send(Command::RetryFailed {
+                    campaign_id: campaign.id,
+                });
+                self.ask("Retry failed calls", message, action)
+            }
+            KeyAction::CancelCampaign => {
+                let Some(campaign) = self.latest_campaign() else {
+                    return self.refuse("no campaign selected");
+                };
+                if campaign.status.is_final() {
+                    let text = format!("campaign {} is already {}", campaign.name, campaign.status);
+                    return self.refuse(text);
+                }
+                let message = format!(
+                    "Cancel campaign {}? Its {} waiting contacts will not be dialled.",
+                    campaign.name, campaign.pending
+                );
+                let action = Action::Send(Command::CancelCampaign {
+                    campaign_id: campaign.id,
+                });
+                self.ask("Cancel campaign", message, action)
+            }
+            KeyAction::NextCampaign | KeyAction::PrevCampaign => {
+                let campaigns = &self.latest().campaigns;
+                if campaigns.len() < 2 {
+                    return None;
+                }
+                let at = campaigns
+                    .iter()
+                    .position(|c| Some(c.id) == self.campaign_id)
+                    .unwrap_or(0);
+                let next = if action == KeyAction::NextCampaign {
+                    (at + 1) % campaigns.len()
+                } else {
+                    (at + campaigns.len() - 1) % campaigns.len()
+                };
+                self.campaign_id = Some(campaigns[next].id);
+                self.reset_list()
+            }
+            KeyAction::FocusNext | KeyAction::FocusPrev => {
+                // Two focusable panes: both keys toggle.
+                self.focus = match self.focus {
+                    Focus::Calls => Focus::Log,
+                    Focus::Log => Focus::Calls,
+                };
+                None
+            }
+            KeyAction::TabQueued => self.set_tab(CallTab::Queued),
+            KeyAction::TabActive => self.set_tab(CallTab::Active),
+            KeyAction::TabFailed => self.set_tab(CallTab::Failed),
+            KeyAction::TabAll => self.set_tab(CallTab::All),
+            KeyAction::Down
+            | KeyAction::Up
+            | KeyAction::PageDown
+            | KeyAction::PageUp
+            | KeyAction::Top
+            | KeyAction::Bottom => match self.focus {
+                Focus::Calls => self.move_selection(action),
+                Focus::Log => {
+                    self.scroll_log(action);
+                    None
+                }
+            },
+            KeyAction::Sort => {
+                self.sort = match self.sort {
+                    CallSort::Newest => CallSort::Oldest,
+                    CallSort::Oldest => CallSort::Status,
+                    CallSort::Status => CallSort::Attempts,
+                    CallSort::Attempts => CallSort::Newest,
+                };
+                self.set_status(
+                    format!("sorted by {}", sort_name(self.sort)),
+                    StatusKind::Info,
+                );
+                self.reset_list()
+            }
+            KeyAction::Filter => {
+                self.input = Some(self.filter.clone().unwrap_or_default());
+                None
+            }
+            KeyAction::Details => {
+                let row = self.selected_row()?.clone();
+                let call_id = row.id;
+                self.popup = Some(Popup::Details(Details {
+                    call: row,
+                    attempts: None,
+                }));
+                Some(Action::LoadAttempts(call_id))
+            }
+            KeyAction::LogSource => {
+                self.log_source = match self.log_source {
+                    LogSource::Events => LogSource::Tracing,
+                    LogSource::Tracing => LogSource::Events,
+                };
+                self.log_scroll = 0;
+                None
+            }
+            KeyAction::Freeze => {
+                self.frozen = !self.frozen;
+                if self.frozen {
+                    self.set_status("display frozen: dispatch goes on", StatusKind::Info);
+                    None
+                } else {
+                    self.set_status("display live again", StatusKind::Info);
+                    match self.held.take() {
+                        Some(snapshot) => self.show_snapshot(snapshot),
+                        None => None,
+                    }
+                }
+            }
+            KeyAction::Help => {
+                self.popup = Some(Popup::Help { scroll: 0 });
+                None
+            }
+            KeyAction::Close => {
+                if self.filter.is_some() {
+                    self.filter = None;
+                    self.set_status("filter cleared", StatusKind::Info);
+                    return self.reset_list();
+                }
+                None
+            }
+            KeyAction::Quit => self.request_quit(),
+        }
+    }
+
+    fn request_quit(&mut self) -> Option<Action> {
+        if self.quitting {
+            // Already stopping: the loop leaves without waiting any longer.
+            return Some(Action::Quit);
+        }
+        let latest = self.latest();
+        let in_flight = latest.creating + latest.active;
+        if in_flight > 0 && !latest.stopped {
+            let message = format!(
+                "{in_flight} calls are in flight. Quit stops new dispatch, waits for requests \
+                 already sent, and leaves the calls at Vapi to finish."
+            );
+            return self.ask("Quit", message, Action::Quit);
+        }
+        self.start_quit()
+    }
+
+    fn start_quit(&mut self) -> Option<Action> {
+        self.quitting = true;
+        self.set_status(
+            "stopping: waiting for in-flight requests to be recorded…",
+            StatusKind::Pending,
+        );
+        Some(Action::Quit)
+    }
+
+    fn filter_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let input = self.input.as_mut()?;
+        match key.code {
+            KeyCode::Enter => {
+                let text = input.trim().to_string();
+                self.input = None;
+                self.filter = (!text.is_empty()).then_some(text);
+                self.reset_list()
+            }
+            KeyCode::Esc => {
+                self.input = None;
+                if self.filter.take().is_some() {
+                    self.set_status("filter cleared", StatusKind::Info);
+                    return self.reset_list();
+                }
+                None
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                None
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+                if input.chars().count() < 64 {
+                    input.push(c);
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn confirm_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let Some(Popup::Confirm(confirm)) = &mut self.popup else {
+            return None;
+        };
+        match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => self.confirm(),
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => self.cancel_confirm(),
+            KeyCode::Left
+            | KeyCode::Right
+            | KeyCode::Tab
+            | KeyCode::BackTab
+            | KeyCode::Char('h')
+            | KeyCode::Char('l') => {
+                confirm.confirm_selected = !confirm.confirm_selected;
+                None
+            }
+            KeyCode::Enter => {
+                if confirm.confirm_selected {
+                    self.confirm()
+                } else {
+                    self.cancel_confirm()
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn confirm(&mut self) -> Option<Action> {
+        let Some(Popup::Confirm(confirm)) = self.popup.take() else {
+            return None;
+        };
+        match confirm.action {
+            Action::Quit => self.start_quit(),
+            Action::Send(command) => self.send(command),
+            other => Some(other),
+        }
+    }
+
+    fn cancel_confirm(&mut self) -> Option<Action> {
+        if let Some(Popup::Confirm(confirm)) = self.popup.take() {
+            self.set_status(format!("{}: cancelled", confirm.title), StatusKind::Info);
+        }
+        None
+    }
+
+    fn help_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let action = self.keys.action_for(&key);
+        let Some(Popup::Help { scroll }) = &mut self.popup else {
+            return None;
+        };
+        match action {
+            Some(KeyAction::Down) => *scroll = scroll.saturating_add(1),
+            Some(KeyAction::Up) => *scroll = scroll.saturating_sub(1),
+            Some(KeyAction::PageDown) => *scroll = scroll.saturating_add(10),
+            Some(KeyAction::PageUp) => *scroll = scroll.saturating_sub(10),
+            Some(KeyAction::Top) => *scroll = 0,
+            Some(KeyAction::Close | KeyAction::Help | KeyAction::Quit | KeyAction::Details) => {
+                self.popup = None
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn details_key(&mut self, key: KeyEvent) -> Option<Action> {
+        match self.keys.action_for(&key) {
+            Some(KeyAction::Close | KeyAction::Details | KeyAction::Quit) => {
+                self.popup = None;
+                None
+            }
+            // Retrying from the attempt history is the natural next step.
+            Some(KeyAction::RetryCall) if !self.options.read_only => {
+                let Some(Popup::Details(details)) = &self.popup else {
+                    return None;
+                };
+                if details.call.status != CallStatus::Failed {
+                    let text = format!(
+                        "call {} is {}: only failed calls can be retried",
+                        details.call.id, details.call.status
+                    );
+                    return self.refuse(text);
+                }
+                let call_id = details.call.id;
+                self.popup = None;
+                self.send(Command::RetryCall { call_id })
+            }
+            _ => None,
+        }
+    }
+
+    fn ask(&mut self, title: &str, message: String, action: Action) -> Option<Action> {
+        self.popup = Some(Popup::Confirm(Confirm {
+            title: title.to_string(),
+            message,
+            action,
+            confirm_selected: false,
+        }));
+        None
+    }
+
+    fn send(&mut self, command: Command) -> Option<Action> {
+        self.set_status(format!("{}…", describe(&command)), StatusKind::Pending);
+        Some(Action::Send(command))
+    }
+
+    fn refuse(&mut self, text: impl Into<String>) -> Option<Action> {
+        self.set_status(text, StatusKind::Error);
+        None
+    }
+
+    fn set_status(&mut self, text: impl Into<String>, kind: StatusKind) {
+        self.status = Some((text.into(), kind));
+    }
+
+    // ---- the call list window ---------------------------------------------------------
+
+    fn set_tab(&mut self, tab: CallTab) -> Option<Action> {
+        if self.tab == tab {
+            return None;
+        }
+        self.tab = tab;
+        self.reset_list()
+    }
+
+    /// The list's filter changed: back to the top, drop rows of the old list, read anew.
+    fn reset_list(&mut self) -> Option<Action> {
+        self.selected = 0;
+        self.scroll = 0;
+        self.page.clear();
+        self.page_offset = 0;
+        self.total = None;
+        self.request_window(true)
+    }
+
+    fn move_selection(&mut self, action: KeyAction) -> Option<Action> {
+        let page = self.visible_rows();
+        let target = match action {
+            KeyAction::Down => self.selected + 1,
+            KeyAction::Up => self.selected - 1,
+            KeyAction::PageDown => self.selected + page,
+            KeyAction::PageUp => self.selected - page,
+            KeyAction::Top => 0,
+            KeyAction::Bottom => i64::MAX,
+            _ => self.selected,
+        };
+        self.selected = target;
+        self.clamp_window();
+        self.request_window(false)
+    }
+
+    /// Keeps the selection inside the list and the window around the selection.
+    fn clamp_window(&mut self) {
+        let rows = self.visible_rows();
+        let total = self.total.unwrap_or(0);
+        self.selected = self.selected.clamp(0, (total - 1).max(0));
+        if self.selected < self.scroll {
+            self.scroll = self.selected;
+        } else if self.selected >= self.scroll + rows {
+            self.scroll = self.selected - rows + 1;
+        }
+        self.scroll = self.scroll.clamp(0, (total - rows).max(0));
+    }
+
+    /// Asks for the visible window unless it was asked for already (`force` after the data
+    /// changed).
+    fn request_window(&mut self, force: bool) -> Option<Action> {
+        let query = self.current_query();
+        if !force && self.requested.as_ref() == Some(&query) {
+            return None;
+        }
+        self.requested = Some(query.clone());
+        Some(Action::LoadPage(query))
+    }
+
+    fn scroll_log(&mut self, action: KeyAction) {
+        if self.log_source == LogSource::Tracing {
+            use tui_logger::TuiWidgetEvent as E;
+            let event = match action {
+                KeyAction::Up => E::UpKey,
+                KeyAction::Down => E::DownKey,
+                KeyAction::PageUp => E::PrevPageKey,
+                KeyAction::PageDown => E::NextPageKey,
+                _ => E::EscapeKey,
+            };
+            self.log_state.transition(event);
+            return;
+        }
+        let newest = self.snapshot.events.len().saturating_sub(1);
+        self.log_scroll = match action {
+            KeyAction::Up => self.log_scroll + 1,
+            KeyAction::Down => self.log_scroll.saturating_sub(1),
+            KeyAction::PageUp => self.log_scroll + 10,
+            KeyAction::PageDown => self.log_scroll.saturating_sub(10),
+            KeyAction::Top => newest,
+            _ => 0,
+        }
+        .min(newest);
+    }
+
+    // ---- updates ----------------------------------------------------------------------
+
+    /// Applies news; may ask for a page read (the data under the window changed).
+    pub fn apply(&mut self, update: Update) -> Option<Action> {
+        match update {
+            Update::Snapshot(snapshot) => {
+                if self.frozen {
+                    self.held = Some(snapshot);
+                    return None;
+                }
+                self.show_snapshot(snapshot)
+            }
+            Update::Page { query, rows, total } => {
+                let wanted = self.current_query();
+                // Rows of another list (an older tab or filter) are dropped; rows of this
+                // list at another offset are kept until the right window arrives.
+                if !same_list(&query, &wanted) {
+                    return None;
+                }
+                self.page = rows;
+                self.page_offset = query.offset;
+                self.total = Some(total.max(0));
+                let before = self.scroll;
+                self.clamp_window();
+                if self.scroll != before {
+                    return self.request_window(false);
+                }
+                None
+            }
+            Update::Attempts { call_id, rows } => {
+                if let Some(Popup::Details(details)) = &mut self.popup
+                    && details.call.id == call_id
+                {
+                    details.attempts = Some(rows);
+                }
+                None
+            }
+            Update::LoadFailed(text) => {
+                self.set_status(text, StatusKind::Error);
+                None
+            }
+            Update::Reply(reply) => {
+                match reply {
+                    Ok(text) => self.set_status(text, StatusKind::Ok),
+                    Err(text) => self.set_status(format!("refused: {text}"), StatusKind::Error),
+                }
+                None
+            }
+            Update::Tick(now) => {
+                self.now = now;
+                None
+            }
+            Update::Resize { width, height } => {
+                self.size = (width, height);
+                self.clamp_window();
+                self.request_window(false)
+            }
+        }
+    }
+
+    fn show_snapshot(&mut self, snapshot: Snapshot) -> Option<Action> {
+        self.snapshot = snapshot;
+        let known = self
+            .campaign_id
+            .is_some_and(|id| self.snapshot.campaigns.iter().any(|c| c.id == id));
+        if !known {
+            // First snapshot, or the campaign went away: show a dialling one if any.
+            let pick = self
+                .snapshot
+                .campaigns
+                .iter()
+                .find(|c| c.status == CampaignStatus::Dialing)
+                .or_else(|| self.snapshot.campaigns.first())
+                .map(|c| c.id);
+            if pick != self.campaign_id {
+                self.campaign_id = pick;
+                return self.reset_list();
+            }
+        }
+        self.log_scroll = self
+            .log_scroll
+            .min(self.snapshot.events.len().saturating_sub(1));
+        // Statuses and counts under the window changed: read it again (the loop debounces).
+        self.request_window(true)
+    }
+}
+
+/// Same list (campaign, tab, filter, sort), any window.
+fn same_list(a: &CallQuery, b: &CallQuery) -> bool {
+    a.campaign_id == b.campaign_id
+        && a.tab == b.tab
+        && a.status == b.status
+        && a.text == b.text
+        && a.sort == b.sort
+}
+
+pub fn sort_name(sort: CallSort) -> &'static str {
+    match sort {
+        CallSort::Newest => "newest",
+        CallSort::Oldest => "oldest",
+        CallSort::Status => "status",
+        CallSort::Attempts => "attempts",
+    }
+}
+
+/// What a command is doing, for the status line until its answer arrives.
+pub fn describe(command: &Command) -> String {
+    match command {
+        Command::PauseAll { .. } => "pausing all dispatch".into(),
+        Command::ResumeAll => "resuming dispatch".into(),
+        Command::PauseCampaign { campaign_id } => format!("pausing campaign {campaign_id}"),
+        Command::ResumeCampaign { campaign_id } => format!("resuming campaign {campaign_id}"),
+        Command::CancelCampaign { campaign_id } => format!("cancelling campaign {campaign_id}"),
+        Command::SetRate { per_second } => format!("setting rate to {per_second:.1}/s"),
+        Command::RetryCall { call_id } => format!("retrying call {call_id}"),
+        Command::RetryFailed { campaign_id } => {
+            format!("retrying failed calls of campaign {campaign_id}")
+        }
+        Command::Quit => "stopping".into(),
+    }
+}

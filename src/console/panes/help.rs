@@ -1,0 +1,81 @@
+//! The `?` overlay: every action of the key registry with its keys, then the keys that work
+//! inside dialogs. Read-only mode leaves out what it disables.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph, Widget};
+
+use super::{centered, label, pane_block};
+use crate::console::app::App;
+
+pub fn lines(app: &App) -> Vec<Line<'static>> {
+    let key_style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
+    let mut lines = Vec::new();
+    for (spec, keys) in app.keys.entries(app.options.read_only) {
+        let keys = keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut spans = vec![
+            Span::styled(format!(" {keys:<11}"), key_style),
+            Span::raw(spec.description),
+        ];
+        if spec.mutates {
+            spans.push(Span::styled(" *", Style::new().fg(Color::Yellow)));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(vec![
+        Span::styled(format!(" {:<11}", "ctrl-c"), key_style),
+        Span::raw("like quit (a second ctrl-c answers yes)"),
+    ]));
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        " In dialogs: y confirm · n/Esc cancel · ←/→ choose · Enter presses the selected button",
+        label(),
+    )));
+    lines.push(Line::from(Span::styled(
+        " (Cancel unless you chose Confirm). Filter: type, Enter applies, Esc clears.",
+        label(),
+    )));
+    if app.options.read_only {
+        lines.push(Line::from(Span::styled(
+            " Read-only: pausing, rate, retry and cancel are disabled.",
+            Style::new().fg(Color::Blue),
+        )));
+    } else {
+        lines.push(Line::from(Span::styled(
+            " * changes the engine's state (hidden with --read-only).",
+            label(),
+        )));
+    }
+    lines
+}
+
+pub fn render(app: &App, scroll: u16, area: Rect, buf: &mut Buffer) {
+    let lines = lines(app);
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let popup = centered(
+        area,
+        92.min(area.width.saturating_sub(2)),
+        height.min(area.height),
+    );
+    let visible = popup.height.saturating_sub(2);
+    let max_scroll = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_sub(visible);
+    let scroll = scroll.min(max_scroll);
+    let mut block = pane_block(" Keys (Esc closes) ", true);
+    if max_scroll > 0 {
+        block =
+            block.title_bottom(Line::from(Span::styled(" j/k scroll ", label())).right_aligned());
+    }
+    Clear.render(popup, buf);
+    Paragraph::new(lines)
+        .block(block)
+        .scroll((scroll, 0))
+        .render(popup, buf);
+}

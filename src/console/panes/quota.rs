@@ -1,0 +1,204 @@
+//! How close the dispatcher is to each limit: request rate, concurrency, daily calls, budget,
+//! plus 429s seen, the global back-off and the breaker.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{LineGauge, Paragraph, Widget};
+
+use super::{duration_ms, label, load_color, money, pane_block};
+use crate::console::app::App;
+use crate::dispatch::snapshot::{BreakerState, QuotaView};
+
+/// One gauge: label, used, limit (text), fill ratio.
+struct Meter {
+    name: &'static str,
+    text: String,
+    /// For the one-line summary of small terminals.
+    short: String,
+    ratio: f64,
+}
+
+fn meters(q: &QuotaView) -> Vec<Meter> {
+    let ratio = |used: f64, limit: f64| {
+        if limit > 0.0 {
+            (used / limit).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    };
+    let mut out = vec![
+        Meter {
+            name: "req/min",
+            text: format!(
+                "{} / {}",
+                q.requests_last_minute, q.requests_per_minute_limit
+            ),
+            short: format!(
+                "req {}/{}/min",
+                q.requests_last_minute, q.requests_per_minute_limit
+            ),
+            ratio: ratio(
+                q.requests_last_minute as f64,
+                q.requests_per_minute_limit as f64,
+            ),
+        },
+        Meter {
+            name: "concurrency",
+            text: match q.vapi_concurrency_limit {
+                Some(vapi) => format!(
+                    "{} / {} (Vapi {vapi})",
+                    q.concurrency_used, q.concurrency_cap
+                ),
+                None => format!("{} / {}", q.concurrency_used, q.concurrency_cap),
+            },
+            short: format!("conc {}/{}", q.concurrency_used, q.concurrency_cap),
+            ratio: ratio(q.concurrency_used as f64, f64::from(q.concurrency_cap)),
+        },
+    ];
+    if let Some(limit) = q.daily_limit {
+        out.push(Meter {
+            name: "calls today",
+            text: format!("{} / {limit}", q.calls_today),
+            short: format!("today {}/{limit}", q.calls_today),
+            ratio: ratio(q.calls_today as f64, limit as f64),
+        });
+    }
+    if let Some(budget) = q.budget_usd {
+        out.push(Meter {
+            name: "spend",
+            text: format!("{} / {}", money(q.spend_usd), money(budget)),
+            short: format!("{}/{}", money(q.spend_usd), money(budget)),
+            ratio: ratio(q.spend_usd, budget),
+        });
+    }
+    out
+}
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let block = pane_block(" Quota ", false);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let snap = &app.snapshot;
+    let q = &snap.quota;
+    let mut y = inner.y;
+    let bottom = inner.y + inner.height;
+    for meter in meters(q) {
+        if y >= bottom {
+            return;
+        }
+        LineGauge::default()
+            .ratio(meter.ratio)
+            .label(Line::from(vec![
+                Span::styled(format!("{:<12}", meter.name), label()),
+                Span::raw(format!("{:<22}", meter.text)),
+            ]))
+            .filled_symbol("━")
+            .unfilled_symbol("─")
+            .filled_style(Style::new().fg(load_color(meter.ratio)))
+            .unfilled_style(Style::new().fg(Color::DarkGray))
+            .render(Rect::new(inner.x, y, inner.width, 1), buf);
+        y += 1;
+    }
+    if q.daily_limit.is_none() || q.budget_usd.is_none() {
+        let mut unset = Vec::new();
+        if q.daily_limit.is_none() {
+            unset.push("daily limit");
+        }
+        if q.budget_usd.is_none() {
+            unset.push("budget");
+        }
+        let mut line = vec![Span::styled(format!("{:<12}", "no limit"), label())];
+        line.push(Span::styled(unset.join(", "), label()));
+        if q.budget_usd.is_none() {
+            line.push(Span::styled(" · spend ", label()));
+            line.push(Span::raw(money(q.spend_usd)));
+        }
+        if q.daily_limit.is_none() {
+            line.push(Span::styled(" · today ", label()));
+            line.push(Span::raw(q.calls_today.to_string()));
+        }
+        Paragraph::new(Line::from(line)).render(Rect::new(inner.x, y, inner.width, 1), buf);
+        y += 1;
+    }
+    let mut lines = vec![Line::from("")];
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<12}", "429s"), label()),
+        Span::styled(
+            q.rate_limited_total.to_string(),
+            if q.rate_limited_total > 0 {
+                Style::new().fg(Color::Yellow)
+            } else {
+                Style::new()
+            },
+        ),
+        match q.vapi_remaining {
+            Some(left) => Span::styled(format!(" · Vapi reports {left} call slots left"), label()),
+            None => Span::raw(""),
+        },
+    ]));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<12}", "backoff"), label()),
+        if snap.backoff_ms > 0 {
+            Span::styled(
+                format!("{} left (after a 429)", duration_ms(snap.backoff_ms)),
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            )
+        } else {
+            Span::raw("none")
+        },
+    ]));
+    let b = &snap.breaker;
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<12}", "breaker"), label()),
+        match b.state {
+            BreakerState::Closed => Span::styled(
+                format!(
+                    "closed ({} of {} failures)",
+                    b.consecutive_failures, b.threshold
+                ),
+                Style::new().fg(Color::Green),
+            ),
+            BreakerState::Open => Span::styled(
+                format!("OPEN: next probe in {}", duration_ms(b.retry_in_ms)),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
+            BreakerState::HalfOpen => Span::styled(
+                "half-open: one probe allowed",
+                Style::new().fg(Color::Yellow),
+            ),
+        },
+    ]));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<12}", "burst"), label()),
+        Span::raw(snap.burst.to_string()),
+    ]));
+    if y < bottom {
+        Paragraph::new(lines).render(Rect::new(inner.x, y, inner.width, bottom - y), buf);
+    }
+}
+
+/// One line for small terminals.
+pub fn render_line(app: &App, area: Rect, buf: &mut Buffer) {
+    let snap = &app.snapshot;
+    let q = &snap.quota;
+    let mut spans = Vec::new();
+    for (i, meter) in meters(q).into_iter().enumerate() {
+        spans.push(Span::styled(if i == 0 { " " } else { " · " }, label()));
+        spans.push(Span::styled(
+            meter.short,
+            Style::new().fg(load_color(meter.ratio)),
+        ));
+    }
+    spans.push(Span::styled(" · 429s ", label()));
+    spans.push(Span::raw(q.rate_limited_total.to_string()));
+    if snap.backoff_ms > 0 {
+        spans.push(Span::styled(" · backoff ", label()));
+        spans.push(Span::styled(
+            duration_ms(snap.backoff_ms),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    Paragraph::new(Line::from(spans)).render(area, buf);
+}

@@ -1,0 +1,746 @@
+//! Keys in, screen out: the app is driven with key events and fabricated updates, and the
+//! whole screen is rendered on ratatui's TestBackend. Times are fixed (ages are computed
+//! against the app's clock), so the snapshots are stable.
+
+use std::collections::VecDeque;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::ConsoleOptions;
+use super::app::{Action, App, Popup, Update};
+use super::keys::KeyRegistry;
+use crate::dispatch::command::Command;
+use crate::dispatch::snapshot::{
+    BreakerState, BreakerView, CampaignView, EngineEvent, EventKind, QuotaView, Snapshot,
+};
+use crate::model::{AttemptOutcome, CallStatus, CampaignStatus};
+use crate::store::attempts::Attempt;
+use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
+use crate::store::{format_time, parse_time};
+
+const NOW: &str = "2025-05-01T12:00:00.000Z";
+
+fn at(seconds_before_now: i64) -> String {
+    let now = parse_time(NOW).expect("fixed time parses");
+    format_time(now - chrono::Duration::seconds(seconds_before_now))
+}
+
+fn campaign(id: i64, name: &str, status: CampaignStatus) -> CampaignView {
+    CampaignView {
+        id,
+        name: name.into(),
+        status,
+        pause_reason: None,
+        started_at: Some(at(3 * 3600 + 120)),
+        completed_at: None,
+        contacts_total: 1_000,
+        contacts_done: 400,
+        pending: 580,
+        creating: 3,
+        active: 9,
+        created: 397,
+        ended: 370,
+        failed: 18,
+        cost_usd: 41.2,
+        success_rate: Some(0.623),
+        estimated_remaining_usd: Some(61.8),
+        reasons: vec![
+            ("customer-ended-call".into(), 210),
+            ("assistant-ended-call".into(), 61),
+            ("customer-did-not-answer".into(), 52),
+            ("customer-busy".into(), 31),
+            ("voicemail".into(), 16),
+        ],
+    }
+}
+
+fn event(
+    secs: i64,
+    kind: EventKind,
+    call: Option<i64>,
+    attempt: Option<i64>,
+    message: &str,
+    delay: Option<u64>,
+) -> EngineEvent {
+    EngineEvent {
+        at: at(secs),
+        kind,
+        call_id: call,
+        attempt,
+        message: message.into(),
+        next_delay_ms: delay,
+    }
+}
+
+fn snapshot() -> Snapshot {
+    let mut renewals = campaign(2, "renewals-q2", CampaignStatus::Paused);
+    renewals.pause_reason = Some("Vapi: insufficient credits".into());
+    Snapshot {
+        version: 42,
+        campaigns: vec![
+            campaign(1, "spring-promo", CampaignStatus::Dialing),
+            renewals,
+        ],
+        pending: 580,
+        creating: 3,
+        active: 9,
+        failed: 18,
+        dispatch_paused: None,
+        rate_per_second: 2.0,
+        burst: 1,
+        breaker: BreakerView {
+            state: BreakerState::Closed,
+            consecutive_failures: 1,
+            threshold: 5,
+            retry_in_ms: 0,
+        },
+        quota: QuotaView {
+            requests_last_minute: 96,
+            requests_per_minute_limit: 120,
+            concurrency_used: 8,
+            concurrency_cap: 10,
+            vapi_concurrency_limit: Some(10),
+            vapi_remaining: None,
+            rate_limited_total: 3,
+            calls_today: 397,
+            daily_limit: Some(1_000),
+            spend_usd: 41.2,
+            budget_usd: Some(100.0),
+        },
+        backoff_ms: 0,
+        events: VecDeque::from(vec![
+            event(
+                40,
+                EventKind::Attempt,
+                Some(1021),
+                Some(1),
+                "POST /call",
+                None,
+            ),
+            event(
+                39,
+                EventKind::Retry,
+                Some(1021),
+                Some(1),
+                "HTTP 429 Too Many Requests",
+                Some(1_000),
+            ),
+            event(
+                38,
+                EventKind::Created,
+                Some(1020),
+                Some(1),
+                "created, ringing",
+                None,
+            ),
+            event(
+                30,
+                EventKind::Retry,
+                Some(1021),
+                Some(2),
+                "HTTP 503 Service Unavailable",
+                Some(4_000),
+            ),
+            event(
+                25,
+                EventKind::Breaker,
+                None,
+                None,
+                "breaker closed → open after 5 failures",
+                None,
+            ),
+            event(
+                20,
+                EventKind::Breaker,
+                None,
+                None,
+                "breaker half-open: probing",
+                None,
+            ),
+            event(
+                18,
+                EventKind::Created,
+                Some(1021),
+                Some(3),
+                "created after 3 attempts",
+                None,
+            ),
+            event(
+                12,
+                EventKind::Failed,
+                Some(1017),
+                Some(1),
+                "HTTP 400: phone number invalid",
+                None,
+            ),
+            event(
+                5,
+                EventKind::Pause,
+                None,
+                None,
+                "campaign renewals-q2 paused: Vapi: insufficient credits",
+                None,
+            ),
+            event(2, EventKind::Command, None, None, "rate 1.5 → 2.0/s", None),
+        ]),
+        stopped: false,
+    }
+}
+
+const NAMES: [&str; 6] = [
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Alan Turing",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Ken Thompson",
+];
+
+fn row(id: i64, status: CallStatus) -> CallListRow {
+    let failed = status == CallStatus::Failed;
+    let created = !matches!(status, CallStatus::Queued | CallStatus::Failed);
+    CallListRow {
+        id,
+        campaign_id: 1,
+        contact_id: id - 1000,
+        contact_name: Some(NAMES[(id % 6) as usize].into()),
+        phone: format!("+1555{:07}", id * 7919 % 10_000_000),
+        status,
+        attempt_count: if failed { 3 } else { 1 + id % 2 },
+        provider_call_id: created.then(|| format!("vc_{:08x}", id * 2_654_435_761 % 4_294_967_296)),
+        ended_reason: match status {
+            CallStatus::Failed => Some("HTTP 503 after 3 attempts".into()),
+            CallStatus::Ended => Some("customer-ended-call".into()),
+            _ => None,
+        },
+        created_at: at((1100 - id) * 37),
+        cost_usd: (status == CallStatus::Ended).then_some(0.11),
+    }
+}
+
+/// A mixed page of `n` rows, newest first.
+fn rows(n: i64) -> Vec<CallListRow> {
+    let statuses = [
+        CallStatus::Queued,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Ended,
+        CallStatus::Failed,
+        CallStatus::Ended,
+        CallStatus::Scheduled,
+    ];
+    (0..n)
+        .map(|i| row(1100 - i, statuses[(i % 7) as usize]))
+        .collect()
+}
+
+fn failed_rows(n: i64) -> Vec<CallListRow> {
+    (0..n)
+        .map(|i| row(1090 - i * 3, CallStatus::Failed))
+        .collect()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ch(c: char) -> KeyEvent {
+    key(KeyCode::Char(c))
+}
+
+fn demo() -> ConsoleOptions {
+    ConsoleOptions {
+        demo: true,
+        ..ConsoleOptions::default()
+    }
+}
+
+/// An app at `width` x `height` with the fixed clock, the snapshot and a loaded page.
+fn app_with(options: ConsoleOptions, width: u16, height: u16, snap: Snapshot) -> App {
+    let keys = KeyRegistry::new(&options.keys).expect("default keys");
+    let mut app = App::new(options, keys);
+    app.apply(Update::Resize { width, height });
+    app.apply(Update::Tick(parse_time(NOW).expect("fixed time")));
+    app.apply(Update::Snapshot(snap));
+    load_page(&mut app, rows(40), 418);
+    app
+}
+
+/// Answers the app's current window with the matching slice of `all`.
+fn load_page(app: &mut App, all: Vec<CallListRow>, total: i64) -> Option<Action> {
+    let query = app.current_query();
+    let start = usize::try_from(query.offset).unwrap_or(0).min(all.len());
+    let end = (start + usize::try_from(query.limit).unwrap_or(0)).min(all.len());
+    app.apply(Update::Page {
+        query,
+        rows: all[start..end].to_vec(),
+        total,
+    })
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    terminal
+        .draw(|frame| frame.render_widget(app, frame.area()))
+        .expect("draw");
+    terminal.backend().to_string()
+}
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn snap_both(name: &str, build: impl Fn(u16, u16) -> App) {
+    for (width, height) in SIZES {
+        let app = build(width, height);
+        insta::assert_snapshot!(
+            format!("{name}_{width}x{height}"),
+            screen(&app, width, height)
+        );
+    }
+}
+
+// ---- screens ------------------------------------------------------------------------------
+
+#[test]
+fn screen_demo_running() {
+    snap_both("demo_running", |w, h| app_with(demo(), w, h, snapshot()));
+}
+
+#[test]
+fn screen_paused() {
+    snap_both("paused", |w, h| {
+        let mut snap = snapshot();
+        snap.dispatch_paused = Some("paused by operator".into());
+        snap.campaigns[0].status = CampaignStatus::Paused;
+        snap.campaigns[0].pause_reason = Some("paused by operator".into());
+        snap.breaker.state = BreakerState::Open;
+        snap.breaker.retry_in_ms = 12_500;
+        snap.backoff_ms = 2_500;
+        let mut app = app_with(demo(), w, h, snap);
+        app.apply(Update::Reply(Ok("dispatch paused".into())));
+        app
+    });
+}
+
+#[test]
+fn screen_help_overlay() {
+    snap_both("help", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        assert_eq!(app.handle_key(ch('?')), None);
+        app
+    });
+}
+
+#[test]
+fn screen_confirm_retry_failed() {
+    snap_both("confirm_retry_failed", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        assert_eq!(app.handle_key(ch('R')), None);
+        assert!(matches!(app.popup(), Some(Popup::Confirm(_))));
+        app
+    });
+}
+
+fn failed_tab(w: u16, h: u16) -> App {
+    let mut app = app_with(demo(), w, h, snapshot());
+    let action = app.handle_key(ch('3'));
+    let Some(Action::LoadPage(query)) = action else {
+        panic!("tab change reads the list: {action:?}");
+    };
+    assert_eq!(query.tab, CallTab::Failed);
+    assert_eq!(query.offset, 0);
+    load_page(&mut app, failed_rows(18), 18);
+    app.handle_key(ch('j'));
+    app.handle_key(ch('j'));
+    app
+}
+
+#[test]
+fn screen_failed_tab_with_selection() {
+    snap_both("failed_tab", failed_tab);
+}
+
+#[test]
+fn screen_details_popup() {
+    snap_both("details", |w, h| {
+        let mut app = failed_tab(w, h);
+        let call_id = app.selected_row().expect("a selected row").id;
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            Some(Action::LoadAttempts(call_id))
+        );
+        let attempt = |n: i64, status: Option<i64>, outcome, error: Option<&str>, delay| Attempt {
+            id: n,
+            call_id,
+            attempt: n,
+            started_at: at(600 - n * 5),
+            finished_at: Some(at(599 - n * 5)),
+            http_status: status,
+            outcome,
+            error: error.map(str::to_string),
+            retry_delay_ms: delay,
+        };
+        app.apply(Update::Attempts {
+            call_id,
+            rows: vec![
+                attempt(
+                    1,
+                    Some(429),
+                    AttemptOutcome::Transient,
+                    Some("Too Many Requests"),
+                    Some(1_000),
+                ),
+                attempt(
+                    2,
+                    Some(503),
+                    AttemptOutcome::Transient,
+                    Some("Service Unavailable"),
+                    Some(4_000),
+                ),
+                attempt(
+                    3,
+                    Some(503),
+                    AttemptOutcome::Transient,
+                    Some("Service Unavailable; retries used up"),
+                    None,
+                ),
+            ],
+        });
+        app
+    });
+}
+
+#[test]
+fn screen_million_call_campaign_at_the_bottom() {
+    // Only the visible window exists in the app; `G` asks for the last one.
+    let mut app = app_with(demo(), 80, 24, snapshot());
+    load_page(&mut app, rows(10), 1_000_000);
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('G')) else {
+        panic!("G reads the last window");
+    };
+    assert_eq!(query.offset, 1_000_000 - query.limit);
+    assert_eq!(query.limit, 10);
+    let last: Vec<_> = (0..10)
+        .map(|i| row(10 - i + 1000, CallStatus::Ended))
+        .collect();
+    app.apply(Update::Page {
+        query,
+        rows: last,
+        total: 1_000_000,
+    });
+    assert_eq!(app.page.len(), 10);
+    insta::assert_snapshot!("million_bottom_80x24", screen(&app, 80, 24));
+}
+
+// ---- keys in, actions out -----------------------------------------------------------------
+
+#[test]
+fn p_pauses_when_running_and_resumes_when_paused() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(
+        app.handle_key(ch('p')),
+        Some(Action::Send(Command::PauseAll {
+            reason: "paused by operator".into()
+        }))
+    );
+    let mut paused = snapshot();
+    paused.dispatch_paused = Some("paused by operator".into());
+    app.apply(Update::Snapshot(paused));
+    assert_eq!(
+        app.handle_key(ch('p')),
+        Some(Action::Send(Command::ResumeAll))
+    );
+}
+
+#[test]
+fn shift_p_pauses_or_resumes_the_shown_campaign() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::PauseCampaign { campaign_id: 1 }))
+    );
+    // `]` shows the paused one.
+    assert!(
+        matches!(app.handle_key(ch(']')), Some(Action::LoadPage(q)) if q.campaign_id == Some(2))
+    );
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::ResumeCampaign { campaign_id: 2 }))
+    );
+}
+
+#[test]
+fn retry_all_asks_and_cancel_is_the_default() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('R')), None);
+    assert!(matches!(app.popup(), Some(Popup::Confirm(_))));
+    // Enter on the default button cancels.
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.popup(), None);
+
+    assert_eq!(app.handle_key(ch('R')), None);
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::RetryFailed { campaign_id: 1 }))
+    );
+
+    // Choosing Confirm then Enter confirms too; Esc cancels.
+    app.handle_key(ch('R'));
+    app.handle_key(key(KeyCode::Right));
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        Some(Action::Send(Command::RetryFailed { campaign_id: 1 }))
+    );
+    app.handle_key(ch('c'));
+    assert_eq!(app.handle_key(key(KeyCode::Esc)), None);
+    assert_eq!(app.popup(), None);
+}
+
+#[test]
+fn cancel_campaign_is_confirmed() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('c')), None);
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::CancelCampaign { campaign_id: 1 }))
+    );
+}
+
+#[test]
+fn read_only_disables_and_hides_actions_that_change_things() {
+    let options = ConsoleOptions {
+        read_only: true,
+        ..ConsoleOptions::default()
+    };
+    let mut app = app_with(options, 160, 48, snapshot());
+    for c in ['p', 'P', '+', '-', 'r', 'R', 'c'] {
+        assert_eq!(app.handle_key(ch(c)), None, "{c}");
+        assert_eq!(app.popup(), None, "{c} opens no dialog");
+    }
+    let hints = super::panes::footer::hint_line(&app, 200).to_string();
+    assert!(!hints.contains("pause"), "{hints}");
+    assert!(!hints.contains("retry"), "{hints}");
+    assert!(hints.contains("filter"), "{hints}");
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("READ-ONLY"));
+    // Looking around still works.
+    assert!(matches!(app.handle_key(ch('3')), Some(Action::LoadPage(_))));
+}
+
+#[test]
+fn quit_asks_while_calls_are_in_flight() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('q')), None);
+    assert!(matches!(app.popup(), Some(Popup::Confirm(c)) if c.action == Action::Quit));
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        None,
+        "default is Cancel"
+    );
+    assert!(!app.quitting());
+
+    // Ctrl-C behaves like q, and a second one answers yes.
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.handle_key(ctrl_c), None);
+    assert_eq!(app.handle_key(ctrl_c), Some(Action::Quit));
+    assert!(app.quitting());
+}
+
+#[test]
+fn quit_without_calls_in_flight_quits_at_once() {
+    let mut snap = snapshot();
+    snap.creating = 0;
+    snap.active = 0;
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snap);
+    assert_eq!(app.handle_key(ch('q')), Some(Action::Quit));
+    assert!(app.quitting());
+    // Asking again while stopping means "leave now".
+    assert_eq!(app.handle_key(ch('q')), Some(Action::Quit));
+}
+
+#[test]
+fn plus_and_minus_step_the_rate() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(
+        app.handle_key(ch('+')),
+        Some(Action::Send(Command::SetRate { per_second: 2.5 }))
+    );
+    // Shown at once, so a second press climbs on.
+    assert_eq!(
+        app.handle_key(ch('+')),
+        Some(Action::Send(Command::SetRate { per_second: 3.0 }))
+    );
+    let mut slow = snapshot();
+    slow.rate_per_second = 0.3;
+    app.apply(Update::Snapshot(slow));
+    assert_eq!(
+        app.handle_key(ch('-')),
+        Some(Action::Send(Command::SetRate { per_second: 0.1 }))
+    );
+    assert_eq!(app.handle_key(ch('-')), None, "already at the minimum");
+}
+
+#[test]
+fn filter_is_typed_then_applied() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('/')), None);
+    for c in "555".chars() {
+        assert_eq!(app.handle_key(ch(c)), None, "typing reads nothing");
+    }
+    // `p` while typing is text, not pause.
+    assert_eq!(app.handle_key(ch('p')), None);
+    assert_eq!(app.handle_key(key(KeyCode::Backspace)), None);
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter applies the filter");
+    };
+    assert_eq!(query.text.as_deref(), Some("555"));
+    assert_eq!(query.offset, 0);
+
+    // Esc in the input clears it.
+    app.handle_key(ch('/'));
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Esc)) else {
+        panic!("Esc clears the filter");
+    };
+    assert_eq!(query.text, None);
+}
+
+#[test]
+fn moving_inside_the_window_reads_nothing_and_scrolling_reads_one_window() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    let rows_on_screen = app.visible_rows();
+    assert_eq!(rows_on_screen, 10);
+    for _ in 0..rows_on_screen - 1 {
+        assert_eq!(app.handle_key(ch('j')), None);
+    }
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('j')) else {
+        panic!("leaving the window reads the next one");
+    };
+    assert_eq!((query.offset, query.limit), (1, 10));
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::PageDown)) else {
+        panic!("a page down reads a window");
+    };
+    assert_eq!((query.offset, query.limit), (11, 10));
+    assert!(matches!(app.handle_key(ch('g')), Some(Action::LoadPage(q)) if q.offset == 0));
+}
+
+#[test]
+fn sort_cycles_and_rereads_from_the_top() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('s')) else {
+        panic!("sort reads the list");
+    };
+    assert_eq!(query.sort, CallSort::Oldest);
+}
+
+#[test]
+fn frozen_display_ignores_snapshots_until_unfrozen() {
+    let mut app = app_with(ConsoleOptions::default(), 160, 48, snapshot());
+    app.handle_key(ch('f'));
+    assert!(screen(&app, 160, 48).contains("FROZEN"));
+    let mut newer = snapshot();
+    newer.rate_per_second = 7.5;
+    newer.dispatch_paused = Some("paused by operator".into());
+    assert_eq!(app.apply(Update::Snapshot(newer)), None);
+    assert!(screen(&app, 160, 48).contains("rate 2.0/s"));
+    // Decisions use the newest snapshot even while frozen.
+    assert_eq!(
+        app.handle_key(ch('p')),
+        Some(Action::Send(Command::ResumeAll))
+    );
+    assert!(matches!(app.handle_key(ch('f')), Some(Action::LoadPage(_))));
+    assert!(screen(&app, 160, 48).contains("rate 7.5/s"));
+}
+
+#[test]
+fn retry_call_only_for_failed_calls() {
+    let mut app = failed_tab(80, 24);
+    let id = app.selected_row().expect("selected").id;
+    assert_eq!(
+        app.handle_key(ch('r')),
+        Some(Action::Send(Command::RetryCall { call_id: id }))
+    );
+    app.handle_key(ch('4'));
+    load_page(&mut app, rows(40), 418);
+    // The first row of the mixed list is QUEUED.
+    assert_eq!(app.handle_key(ch('r')), None);
+    let status = app.status().expect("a refusal").0.clone();
+    assert!(status.contains("only failed calls"), "{status}");
+}
+
+#[test]
+fn replies_land_on_the_status_line() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    app.apply(Update::Reply(Ok("rate 2.0 → 3.0/s".into())));
+    assert!(screen(&app, 80, 24).contains("rate 2.0 → 3.0/s"));
+    app.apply(Update::Reply(Err(
+        "campaign spring-promo is COMPLETED".into()
+    )));
+    assert!(screen(&app, 80, 24).contains("refused: campaign spring-promo is COMPLETED"));
+}
+
+#[test]
+fn stale_pages_of_another_list_are_dropped() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    app.handle_key(ch('3'));
+    let stale = CallQuery {
+        tab: CallTab::All,
+        ..app.current_query()
+    };
+    app.apply(Update::Page {
+        query: stale,
+        rows: rows(10),
+        total: 418,
+    });
+    assert_eq!(app.total, None, "still waiting for the failed list");
+}
+
+#[test]
+fn remapped_keys_drive_the_app_and_its_hints() {
+    let options = ConsoleOptions {
+        keys: [("pause_all".to_string(), "F2".to_string())].into(),
+        ..ConsoleOptions::default()
+    };
+    let mut app = app_with(options, 160, 48, snapshot());
+    assert_eq!(app.handle_key(ch('p')), None);
+    assert!(matches!(
+        app.handle_key(key(KeyCode::F(2))),
+        Some(Action::Send(Command::PauseAll { .. }))
+    ));
+    assert!(screen(&app, 160, 48).contains("F2 pause"));
+}
+
+#[test]
+fn log_pane_switches_to_the_tracing_log() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+    let subscriber = tracing_subscriber::registry().with(super::tracing_layer());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(target: "switchboard::retry", call_id = 7, "retrying after HTTP 429");
+    });
+    tui_logger::move_events();
+
+    let mut app = app_with(ConsoleOptions::default(), 160, 48, snapshot());
+    assert!(screen(&app, 160, 48).contains("Retry log · 10 events"));
+    assert_eq!(app.handle_key(ch('l')), None);
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("Log · tracing"), "{text}");
+    assert!(text.contains("retrying after HTTP 429"), "{text}");
+}
+
+#[test]
+fn tab_moves_focus_and_movement_keys_scroll_the_log() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    app.handle_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, super::Focus::Log);
+    // The newest event is at the bottom; k goes back in time and reads nothing.
+    assert!(screen(&app, 80, 24).contains("rate 1.5 → 2.0/s"));
+    assert_eq!(app.handle_key(ch('k')), None);
+    assert_eq!(app.handle_key(ch('k')), None);
+    let text = screen(&app, 80, 24);
+    assert!(!text.contains("rate 1.5 → 2.0/s"), "{text}");
+    assert!(text.contains("(↑2)"), "{text}");
+    app.handle_key(key(KeyCode::BackTab));
+    assert_eq!(app.focus, super::Focus::Calls);
+}
