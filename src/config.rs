@@ -354,6 +354,20 @@ impl Config {
     }
 }
 
+/// The highest create rate accepted anywhere (config, console, CLI), calls per second.
+pub const MAX_RATE: f64 = 100_000.0;
+
+/// Checks a create rate (config key, throttle command or CLI).
+pub fn check_rate(per_second: f64) -> Result<(), String> {
+    if per_second.is_finite() && per_second > 0.0 && per_second <= MAX_RATE {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be > 0 and <= {MAX_RATE} calls/s, got {per_second}"
+        ))
+    }
+}
+
 /// The dotted key defined on a 1-based line of a TOML text (`dispatch.max_retries`), so that
 /// a type error names the key without quoting the value.
 fn key_at_line(text: &str, line: usize) -> Option<String> {

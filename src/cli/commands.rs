@@ -255,12 +255,7 @@ pub async fn dispatch(store: &Store, action: DispatchAction) -> Result<()> {
             println!("dispatch resumed");
         }
         DispatchAction::Rate { per_second } => {
-            if !(per_second.is_finite() && per_second > 0.0 && per_second <= 1000.0) {
-                return Err(UserError(format!(
-                    "rate must be > 0 and <= 1000 calls/s, got {per_second}"
-                ))
-                .into());
-            }
+            crate::config::check_rate(per_second).map_err(|e| UserError(format!("rate {e}")))?;
             store.set_rate(per_second).await.map_err(user)?;
             println!("rate set to {per_second}/s");
         }

@@ -82,7 +82,7 @@ pub async fn load(
     query: &CallQuery,
     known_total: Option<i64>,
 ) -> Result<(Vec<CallListRow>, i64, bool)> {
-    let rows = store.call_page(query).await?;
+    let rows = store.call_page_near(query, known_total).await?;
     let len = i64::try_from(rows.len()).unwrap_or(i64::MAX);
     // A page shorter than asked ends the list, so it tells the total by itself.
     if (len > 0 && len < query.limit) || (len == 0 && query.offset == 0) {

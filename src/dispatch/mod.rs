@@ -386,11 +386,7 @@ impl ControlLoop {
                 Ok(format!("campaign {} cancelled", campaign.name))
             }
             Command::SetRate { per_second } => {
-                if !(per_second.is_finite() && per_second > 0.0 && per_second <= 1000.0) {
-                    return Err(format!(
-                        "rate must be > 0 and <= 1000 calls/s, got {per_second}"
-                    ));
-                }
+                crate::config::check_rate(per_second).map_err(|e| format!("rate {e}"))?;
                 store.set_rate(per_second).await.map_err(err)?;
                 let before = self.ctx.gate.update(|s| {
                     let before = s.pacer.rate();

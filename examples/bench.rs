@@ -1,0 +1,476 @@
+//! switchboard benchmark: prints one `name: value` line per figure, each measured in the same
+//! run as its baseline. `cargo build --release && cargo run --release --example bench`
+//! (add `-- --quick` for a CI smoke run under a minute).
+//!
+//! Figures: create_calls_per_s vs sqlite_bound_calls_per_s (ratio goal ≥ 0.7), rate_error_pct
+//! and max_per_second_window at 20/s, import_rows_per_s and import_peak_rss_mb for a generated
+//! CSV, frame_ms_1m_calls on TestBackend 160x48, console_idle_cpu_pct under tmux.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use switchboard::config::{Config, Secret};
+use switchboard::console::{App, ConsoleOptions, KeyRegistry, Update};
+use switchboard::dispatch::{self, Snapshot};
+use switchboard::model::AttemptOutcome;
+use switchboard::simulator::{SimConfig, Simulator};
+use switchboard::store::Store;
+use switchboard::store::calls::CallUpdate;
+use switchboard::store::contacts::NewContact;
+use switchboard::vapi::VapiClient;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+struct Sizes {
+    calls: usize,
+    rate_secs: u64,
+    import_rows: usize,
+    frame_calls: usize,
+    idle_secs: u64,
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child-import") {
+        return child_import(Path::new(&args[2]), Path::new(&args[3]));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only NAME` runs one part: throughput, rate, import, frame, idle.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let sizes = if quick {
+        Sizes {
+            calls: 3_000,
+            rate_secs: 3,
+            import_rows: 200_000,
+            frame_calls: 1_000_000,
+            idle_secs: 3,
+        }
+    } else {
+        Sizes {
+            calls: 20_000,
+            rate_secs: 10,
+            import_rows: 1_000_000,
+            frame_calls: 1_000_000,
+            idle_secs: 10,
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    println!("machine: {}", machine());
+    println!("mode: {}", if quick { "quick" } else { "full" });
+    if run("throughput") {
+        runtime.block_on(throughput(sizes.calls))?;
+    }
+    if run("rate") {
+        runtime.block_on(rate_accuracy(sizes.rate_secs))?;
+    }
+    if run("import") {
+        import(sizes.import_rows)?;
+    }
+    if run("frame") {
+        runtime.block_on(frame(sizes.frame_calls))?;
+    }
+    if run("idle") {
+        idle_cpu(sizes.idle_secs)?;
+    }
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cores} cores, {cpu}")
+}
+
+async fn contacts_campaign(store: &Store, n: usize) -> Result<i64> {
+    let c = store.create_campaign("bench", "asst", "pn").await?;
+    let rows: Vec<NewContact> = (0..n)
+        .map(|i| NewContact {
+            name: None,
+            phone: format!("+1415{:07}", 2_000_000 + i),
+            extension: None,
+            variables: "{}".into(),
+        })
+        .collect();
+    store.insert_contacts(c.id, &rows).await?;
+    store.start_campaign(c.id).await?;
+    Ok(c.id)
+}
+
+/// Calls created end to end per second against a zero-latency simulator with no rate limit,
+/// against a plain loop of the same durable writes (claim = intent, record = result).
+async fn throughput(n: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("bound.db")).await?;
+    let id = contacts_campaign(&store, n).await?;
+    let instance = store.instance_id().await?;
+    let started = Instant::now();
+    let update = CallUpdate {
+        status: Some(switchboard::model::CallStatus::Queued),
+        ..CallUpdate::default()
+    };
+    let mut i = 0;
+    while let Some((job, attempt)) = store.claim_call(id, &instance).await? {
+        store
+            .record_created(
+                job.call_id,
+                attempt,
+                AttemptOutcome::Created,
+                &format!("p{i}"),
+                &update,
+            )
+            .await?;
+        i += 1;
+    }
+    let bound = n as f64 / started.elapsed().as_secs_f64();
+    store.close().await;
+
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            concurrency_limit: 0,
+            queue_ms: 3_600_000,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await?;
+    let store = Store::open(&dir.path().join("engine.db")).await?;
+    contacts_campaign(&store, n).await?;
+    let mut config = Config::default();
+    config.vapi.base_url = sim.base_url();
+    config.dispatch.rate_per_second = switchboard::config::MAX_RATE;
+    config.dispatch.burst = 10_000;
+    config.dispatch.max_concurrent_calls = u32::MAX;
+    config.dispatch.tick_ms = 50;
+    config.tracking.poll_interval_ms = 3_600_000;
+    let vapi = VapiClient::new(
+        &config.vapi.base_url,
+        Secret::new("k"),
+        config.request_timeout(),
+    )?;
+    let started = Instant::now();
+    let engine = dispatch::start(config, store.clone(), vapi).await?;
+    let mut rx = engine.client().snapshots();
+    loop {
+        if rx
+            .borrow_and_update()
+            .campaigns
+            .first()
+            .is_some_and(|c| c.created as usize >= n)
+        {
+            break;
+        }
+        rx.changed().await?;
+    }
+    let engine_rate = n as f64 / started.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    sim.shutdown().await;
+    println!("calls: {n}");
+    println!("sqlite_bound_calls_per_s: {bound:.0}");
+    println!("create_calls_per_s: {engine_rate:.0}");
+    println!("create_vs_sqlite_bound: {:.2}", engine_rate / bound);
+    Ok(())
+}
+
+/// Achieved create rate at a configured 20/s (burst 1), from the engine's own attempt log.
+async fn rate_accuracy(secs: u64) -> Result<()> {
+    let rate = 20.0;
+    let dir = tempfile::tempdir()?;
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            concurrency_limit: 0,
+            queue_ms: 3_600_000,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await?;
+    let path = dir.path().join("rate.db");
+    let store = Store::open(&path).await?;
+    contacts_campaign(&store, (rate as usize) * (secs as usize) + 100).await?;
+    let mut config = Config::default();
+    config.vapi.base_url = sim.base_url();
+    config.dispatch.rate_per_second = rate;
+    config.dispatch.burst = 1;
+    config.dispatch.max_concurrent_calls = 100_000;
+    config.tracking.poll_interval_ms = 3_600_000;
+    let vapi = VapiClient::new(
+        &config.vapi.base_url,
+        Secret::new("k"),
+        config.request_timeout(),
+    )?;
+    let engine = dispatch::start(config, store.clone(), vapi).await?;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    engine.shutdown().await;
+    sim.shutdown().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await?;
+    let starts: Vec<String> =
+        sqlx::query_scalar("SELECT started_at FROM call_attempts ORDER BY started_at")
+            .fetch_all(&pool)
+            .await?;
+    let times: Vec<f64> = starts
+        .iter()
+        .filter_map(|s| switchboard::store::parse_time(s))
+        .map(|t| t.timestamp_micros() as f64 / 1e6)
+        .collect();
+    if times.len() < 2 {
+        return Err("too few creates to measure the rate".into());
+    }
+    let span = times[times.len() - 1] - times[0];
+    let mean = (times.len() - 1) as f64 / span;
+    let mut max_window = 0;
+    for (i, t) in times.iter().enumerate() {
+        let n = times[i..].iter().take_while(|u| **u < t + 1.0).count();
+        max_window = max_window.max(n);
+    }
+    println!("rate_configured_per_s: {rate:.1}");
+    println!("rate_achieved_per_s: {mean:.3}");
+    println!("rate_error_pct: {:.2}", (mean - rate).abs() / rate * 100.0);
+    println!(
+        "max_per_second_window: {max_window} (limit rate + burst = {})",
+        rate as usize + 1
+    );
+    Ok(())
+}
+
+/// Imports a generated CSV in a child process, so its peak RSS is the import's alone.
+fn import(rows: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(&csv, switchboard::demo::generated_contacts(rows))?;
+    let out = Command::new(std::env::current_exe()?)
+        .args([
+            "--child-import",
+            &csv.display().to_string(),
+            &dir.path().join("import.db").display().to_string(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "import child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+fn child_import(csv: &Path, db: &Path) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = Store::open(db).await?;
+        let c = store.create_campaign("import", "a", "p").await?;
+        let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(csv)?);
+        let started = Instant::now();
+        let report = switchboard::import::import_contacts(&store, c.id, file, None, |_| {}).await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!("import_rows: {}", report.imported);
+        println!("import_rows_per_s: {:.0}", report.imported as f64 / secs);
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    println!("import_peak_rss_mb: {:.1}", hwm_kb / 1024.0);
+    Ok(())
+}
+
+/// Builds and renders one console frame with `n` calls in the store: the page read of the
+/// visible window plus the render on TestBackend 160x48.
+async fn frame(n: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("frame.db");
+    let store = Store::open(&path).await?;
+    let c = store.create_campaign("big", "a", "p").await?;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await?;
+    let fill = Instant::now();
+    sqlx::query(
+        "WITH RECURSIVE seq(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM seq WHERE x < ?) \
+         INSERT INTO contacts (campaign_id, name, phone, status, sequence, created_at) \
+         SELECT ?, 'Contact ' || x, '+1415' || (2000000 + x), 'DONE', 1, '2026-11-24T00:00:00.000Z' FROM seq",
+    )
+    .bind(n as i64)
+    .bind(c.id)
+    .execute(&pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, provider_call_id, attempt_count, \
+         ended_reason, created_at, updated_at) \
+         SELECT campaign_id, id, 1, 'r' || id, CASE id % 10 WHEN 0 THEN 'FAILED' ELSE 'ENDED' END, \
+         CASE id % 10 WHEN 0 THEN NULL ELSE 'p' || id END, 1 + id % 3, \
+         CASE id % 10 WHEN 0 THEN 'HTTP 400: bad number' ELSE 'customer-ended-call' END, \
+         '2026-11-24T00:00:00.000Z', '2026-11-24T00:00:00.000Z' FROM contacts",
+    )
+    .execute(&pool)
+    .await?;
+    pool.close().await;
+    store.recompute_counters().await?;
+    println!("frame_fill_s: {:.1}", fill.elapsed().as_secs_f64());
+
+    let keys = KeyRegistry::new(&Default::default())?;
+    let mut app = App::new(ConsoleOptions::default(), keys);
+    let mut terminal = Terminal::new(TestBackend::new(160, 48))?;
+    app.apply(Update::Resize {
+        width: 160,
+        height: 48,
+    });
+    let campaign = store.campaign(c.id).await?;
+    let snapshot = Snapshot {
+        version: 1,
+        campaigns: vec![switchboard::dispatch::CampaignView {
+            id: campaign.id,
+            name: campaign.name.clone(),
+            status: campaign.status,
+            pause_reason: None,
+            started_at: None,
+            completed_at: None,
+            contacts_total: campaign.contacts_total,
+            contacts_done: campaign.contacts_done,
+            pending: 0,
+            creating: 0,
+            active: 0,
+            created: campaign.total_calls_created,
+            ended: campaign.ended_calls,
+            failed: campaign.failed_calls,
+            cost_usd: 0.0,
+            success_rate: Some(0.9),
+            estimated_remaining_usd: None,
+            reasons: store.reason_histogram(c.id).await?,
+        }],
+        ..Snapshot::default()
+    };
+    app.apply(Update::Snapshot(snapshot));
+    let total = {
+        let started = Instant::now();
+        let total = store.call_count(&app.current_query()).await?;
+        println!(
+            "call_count_ms_1m_calls: {:.1} (re-read at most every 2 s)",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        total
+    };
+    let frames = 50;
+    let started = Instant::now();
+    for i in 0..frames {
+        let mut query = app.current_query();
+        query.offset = (i * 40) as i64;
+        let rows = store.call_page_near(&query, Some(total)).await?;
+        app.apply(Update::Page { query, rows, total });
+        terminal.draw(|f| f.render_widget(&app, f.area()))?;
+    }
+    let per_frame = started.elapsed().as_secs_f64() * 1e3 / frames as f64;
+    println!("frame_calls: {n}");
+    println!("frame_ms_1m_calls: {per_frame:.2}");
+    // The far end of the list (`G`): read from the other end, as the console does.
+    let mut query = app.current_query();
+    query.offset = total - 40;
+    let started = Instant::now();
+    let rows = store.call_page_near(&query, Some(total)).await?;
+    app.apply(Update::Page { query, rows, total });
+    terminal.draw(|f| f.render_widget(&app, f.area()))?;
+    println!(
+        "frame_ms_1m_calls_last_page: {:.2}",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+/// CPU used by an idle console (nothing dispatching) over `secs`, under tmux.
+fn idle_cpu(secs: u64) -> Result<()> {
+    let binary = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("switchboard"))
+        .unwrap_or_else(|| PathBuf::from("switchboard"));
+    if !binary.exists() || Command::new("tmux").arg("-V").output().is_err() {
+        println!("console_idle_cpu_pct: skipped (needs tmux and `cargo build --release`)");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "[vapi]\nbase_url = \"http://127.0.0.1:9\"\n",
+    )?;
+    let session = format!("sb-bench-{}", std::process::id());
+    let status = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-s",
+            &session,
+            "-x",
+            "160",
+            "-y",
+            "48",
+            "-c",
+        ])
+        .arg(dir.path())
+        .args(["-e", "VAPI_API_KEY=bench-idle"])
+        .arg(format!("{} console --read-only", binary.display()))
+        .status()?;
+    if !status.success() {
+        return Err("tmux new-session failed".into());
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = String::from_utf8(
+        Command::new("tmux")
+            .args(["list-panes", "-t", &session, "-F", "#{pane_pid}"])
+            .output()?
+            .stdout,
+    )?;
+    let pid = pid.trim().to_string();
+    let ticks = || -> Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        Ok(fields
+            .get(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0))
+    };
+    let before = ticks()?;
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(secs));
+    let used = ticks()? - before;
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &session])
+        .status();
+    // /proc times are in clock ticks of 1/100 s on Linux.
+    println!(
+        "console_idle_cpu_pct: {:.2}",
+        used as f64 / 100.0 / elapsed * 100.0
+    );
+    Ok(())
+}
