@@ -178,6 +178,7 @@ pub async fn start(
         ticks: 0,
         version: 0,
         pending_snapshot: None,
+        idle_ticks: 0,
     };
     control_loop.refresh().await;
     control_loop.publish(false);
@@ -294,6 +295,8 @@ struct ControlLoop {
     version: u64,
     /// Built by the last refresh, sent by `publish`.
     pending_snapshot: Option<Snapshot>,
+    /// Consecutive ticks with nothing to do.
+    idle_ticks: u64,
 }
 
 impl ControlLoop {
@@ -323,6 +326,13 @@ impl ControlLoop {
                     self.publish(false);
                 }
                 _ = tick.tick() => {
+                    // An idle engine (nothing in flight, nothing to claim) re-reads the store
+                    // five times less often: the CLI's changes still land within a second.
+                    let idle = self.ctx.gate.read(|s| s.creating == 0 && s.active == 0 && s.claimable.is_empty());
+                    self.idle_ticks = if idle { self.idle_ticks + 1 } else { 0 };
+                    if idle && !self.idle_ticks.is_multiple_of(5) {
+                        continue;
+                    }
                     self.refresh().await;
                     self.publish(false);
                 }

@@ -86,14 +86,18 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
                 return;
             }
         }
-        // Nothing due: look again shortly (new calls become due one interval after creation).
-        if polled == 0
-            && !ctx
+        if polled == 0 {
+            if ctx.gate.read(|s| s.active == 0 && s.creating == 0) {
+                // Nothing at Vapi: sleep until something changes (a call is created).
+                ctx.gate.changed(Duration::from_secs(2)).await;
+            } else if !ctx
                 .gate
                 .sleep(interval.min(Duration::from_millis(250)))
                 .await
-        {
-            return;
+            {
+                // New calls become due one interval after creation: look again shortly.
+                return;
+            }
         }
     }
 }
