@@ -229,14 +229,24 @@ impl Store {
             (CallSort::Attempts, false) => "c.attempt_count DESC, c.id DESC",
             (CallSort::Attempts, true) => "c.attempt_count ASC, c.id ASC",
         };
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, c.status, \
-             c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd \
-             FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE {} ORDER BY {order} LIMIT ? OFFSET ?",
-            query
-                .where_clause()
-                .replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
-        ));
+        let columns = "c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, c.status, \
+             c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd";
+        let filter = query
+            .where_clause()
+            .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
+        let sql = sqlx::AssertSqlSafe(if query.text.is_some() {
+            // The filter needs the contact, so rows are joined before they are skipped.
+            format!(
+                "SELECT {columns} FROM calls c JOIN contacts k ON k.id = c.contact_id \
+                 WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
+            )
+        } else {
+            // Skip over calls alone (an index walk), then join only the window's rows.
+            format!(
+                "SELECT {columns} FROM (SELECT * FROM calls c WHERE {filter} ORDER BY {order} \
+                 LIMIT ? OFFSET ?) c JOIN contacts k ON k.id = c.contact_id ORDER BY {order}"
+            )
+        });
         let pattern = query.pattern();
         let q = query.bind(sqlx::query_as(sql), &pattern);
         let mut rows: Vec<CallListRow> =
