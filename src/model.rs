@@ -178,10 +178,6 @@ text_enum!(
         Ambiguous => "AMBIGUOUS",
         Rejected => "REJECTED",
         AuthFailed => "AUTH_FAILED",
-        // Vapi refused for quota or billing: the contact goes back to the queue.
-        QuotaBlocked => "QUOTA_BLOCKED",
-        // The engine stopped (quit) before the attempt was sent.
-        Abandoned => "ABANDONED",
     }
 );
 

@@ -51,6 +51,9 @@ pub struct GateState {
     pub creating: i64,
     /// Calls active at Vapi (from the store, adjusted as creates and ends happen).
     pub active: i64,
+    /// Bumped by every in-memory change of `active`, so that a refresh whose store read
+    /// started before the change does not overwrite it with a stale count.
+    pub active_epoch: u64,
     pub stopping: bool,
     pub events: VecDeque<EngineEvent>,
     /// Bumped on every change worth publishing.
@@ -83,6 +86,7 @@ impl Gate {
                 quota: Quota::new(config),
                 creating: 0,
                 active: 0,
+                active_epoch: 0,
                 stopping: false,
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,
@@ -161,6 +165,22 @@ impl Gate {
                 _ = &mut notified => {}
             }
         }
+    }
+
+    /// A call became active at Vapi (counted against the concurrency cap at once).
+    pub fn call_started(&self) {
+        self.update(|s| {
+            s.active += 1;
+            s.active_epoch += 1;
+        });
+    }
+
+    /// A call at Vapi ended: its slot is free.
+    pub fn call_ended(&self) {
+        self.update(|s| {
+            s.active = (s.active - 1).max(0);
+            s.active_epoch += 1;
+        });
     }
 
     /// Waits for any change (or `timeout`).

@@ -433,6 +433,8 @@ impl ControlLoop {
 
     async fn try_refresh(&mut self) -> Result<(), StoreError> {
         let store = &self.ctx.store;
+        // Creates and ends counted in memory after this point are newer than what we read.
+        let epoch = self.ctx.gate.read(|s| s.active_epoch);
         let control = store.engine_control().await?;
         let campaigns = store.campaigns().await?;
         let creating: HashMap<i64, i64> = store.creating_counts().await?.into_iter().collect();
@@ -457,7 +459,9 @@ impl ControlLoop {
                 .filter(|c| c.status == CampaignStatus::Dialing && pending(c, &creating) > 0)
                 .map(|c| c.id)
                 .collect();
-            s.active = campaigns.iter().map(|c| c.active_calls).sum();
+            if s.active_epoch == epoch {
+                s.active = campaigns.iter().map(|c| c.active_calls).sum();
+            }
             s.quota.set_spend(spend, ended.max(0) as u64);
             s.quota.stop_reason_with(s.active + s.creating)
         });

@@ -51,7 +51,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
                     {
                         Ok(Some(effect)) => {
                             if effect.ended {
-                                ctx.gate.update(|s| s.active = (s.active - 1).max(0));
+                                ctx.gate.call_ended();
                                 tracing::info!(target: "switchboard::engine", call_id = call.id, reason = effect.ended_reason.as_deref().unwrap_or(""), "call ended");
                             }
                             if let Err(e) = react_to_end(&ctx, &effect).await {

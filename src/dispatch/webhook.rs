@@ -129,7 +129,7 @@ async fn receive(
     match state.ctx.store.apply_call_update(&call.id, &update).await {
         Ok(Some(effect)) => {
             if effect.ended {
-                state.ctx.gate.update(|s| s.active = (s.active - 1).max(0));
+                state.ctx.gate.call_ended();
             }
             if let Err(e) = react_to_end(&state.ctx, &effect).await {
                 tracing::error!(target: "switchboard::engine", "cannot record a quota stop: {e}");

@@ -176,42 +176,18 @@ async fn sequence(
         let result = ctx.vapi.create_call(&create_request(job)).await;
         let error = match result {
             Ok(response) => {
-                ctx.gate.on_answer();
-                let update = call_update(&response.call);
-                let effect = ctx
-                    .store
-                    .record_created(
-                        call_id,
-                        attempt_id,
-                        AttemptOutcome::Created,
-                        &response.call.id,
-                        &update,
-                    )
-                    .await?;
-                ctx.gate.update(|s| {
-                    s.quota.on_created();
-                    if !effect.ended {
-                        s.active += 1;
-                    }
-                    if let Some(limits) = &response.subscription_limits {
-                        let active = s.active + s.creating;
-                        s.quota.on_limits(limits, active);
-                    }
-                });
+                let message = format!("call {call_id} created at Vapi ({})", response.call.id);
                 tracing::info!(target: "switchboard::retry", call_id, attempt = attempt_no, status = 201, provider_call_id = %response.call.id, "call created");
-                ctx.gate.event(
-                    EventKind::Created,
-                    Some(call_id),
+                return record(
+                    ctx,
+                    job,
+                    attempt_id,
                     Some(attempt_no),
-                    format!("call {call_id} created at Vapi ({})", response.call.id),
-                    None,
-                );
-                react_to_end(ctx, &effect).await?;
-                return Ok(if effect.quota.is_some() {
-                    SequenceEnd::Requeued
-                } else {
-                    SequenceEnd::Created
-                });
+                    &response.call,
+                    response.subscription_limits.as_ref(),
+                    message,
+                )
+                .await;
             }
             Err(error) => error,
         };
@@ -325,36 +301,61 @@ async fn adopt(
     attempt_id: i64,
     found: &VapiCall,
 ) -> Result<SequenceEnd, StoreError> {
-    ctx.gate.on_answer();
-    let update = call_update(found);
-    let effect = ctx
-        .store
-        .record_created(
-            job.call_id,
-            attempt_id,
-            AttemptOutcome::Adopted,
-            &found.id,
-            &update,
-        )
-        .await?;
-    ctx.gate.update(|s| {
-        s.quota.on_created();
-        if !effect.ended {
-            s.active += 1;
-        }
-    });
     let message = format!(
         "call {} was created by an earlier attempt: adopted {} instead of dialling again",
         job.call_id, found.id
     );
     tracing::info!(target: "switchboard::retry", call_id = job.call_id, provider_call_id = %found.id, "{message}");
+    record(ctx, job, attempt_id, None, found, None, message).await
+}
+
+/// Records a call that exists at Vapi, created by `attempt` (numbered when it was this
+/// request's answer, `None` when found by look-up): store, quota view, retry log, quota ends.
+async fn record(
+    ctx: &Ctx,
+    job: &DialJob,
+    attempt_id: i64,
+    attempt: Option<i64>,
+    call: &VapiCall,
+    limits: Option<&crate::vapi::SubscriptionLimits>,
+    message: String,
+) -> Result<SequenceEnd, StoreError> {
+    ctx.gate.on_answer();
+    let outcome = match attempt {
+        Some(_) => AttemptOutcome::Created,
+        None => AttemptOutcome::Adopted,
+    };
+    let effect = ctx
+        .store
+        .record_created(
+            job.call_id,
+            attempt_id,
+            outcome,
+            &call.id,
+            &call_update(call),
+        )
+        .await?;
+    if !effect.ended {
+        ctx.gate.call_started();
+    }
+    ctx.gate.update(|s| {
+        s.quota.on_created();
+        if let Some(limits) = limits {
+            let active = s.active + s.creating;
+            s.quota.on_limits(limits, active);
+        }
+    });
+    let kind = match outcome {
+        AttemptOutcome::Adopted => EventKind::Adopted,
+        _ => EventKind::Created,
+    };
     ctx.gate
-        .event(EventKind::Adopted, Some(job.call_id), None, message, None);
+        .event(kind, Some(job.call_id), attempt, message, None);
     react_to_end(ctx, &effect).await?;
-    Ok(if effect.quota.is_some() {
-        SequenceEnd::Requeued
-    } else {
-        SequenceEnd::Adopted
+    Ok(match (effect.quota, outcome) {
+        (Some(_), _) => SequenceEnd::Requeued,
+        (None, AttemptOutcome::Adopted) => SequenceEnd::Adopted,
+        (None, _) => SequenceEnd::Created,
     })
 }
 

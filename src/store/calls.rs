@@ -151,7 +151,7 @@ impl Store {
     /// Calls created at Vapi and not yet ended, least recently updated first (polling order).
     pub async fn active_calls(&self, limit: i64) -> Result<Vec<Call>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CALL_COLUMNS} FROM calls WHERE provider_call_id IS NOT NULL \
+            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_active WHERE provider_call_id IS NOT NULL \
              AND status IN ('QUEUED','SCHEDULED','RINGING','IN_PROGRESS','FORWARDING') \
              ORDER BY updated_at LIMIT ?"
         ));
@@ -240,24 +240,7 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        if let Some((attempt_id, result)) = attempt {
-            close_attempt(&mut tx, attempt_id, result).await?;
-        }
-        let call = call_in(&mut tx, call_id).await?;
-        if call.status.is_terminal() || call.provider_call_id.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "call {call_id} is {} and cannot fail now",
-                call.status
-            )));
-        }
-        sqlx::query(
-            "UPDATE calls SET status = 'FAILED', ended_reason = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(reason)
-        .bind(now())
-        .bind(call_id)
-        .execute(&mut *tx)
-        .await?;
+        let call = end_unfinished(&mut tx, call_id, attempt, reason, false).await?;
         sqlx::query("UPDATE contacts SET status = 'DONE' WHERE id = ?")
             .bind(call.contact_id)
             .execute(&mut *tx)
@@ -265,18 +248,18 @@ impl Store {
         sqlx::query(
             "UPDATE campaigns SET failed_calls = failed_calls + 1, contacts_done = contacts_done + 1 WHERE id = ?",
         )
-            .bind(call.campaign_id)
-            .execute(&mut *tx)
-            .await?;
+        .bind(call.campaign_id)
+        .execute(&mut *tx)
+        .await?;
         bump_reason(&mut tx, call.campaign_id, FAILED_BUCKET).await?;
         complete_if_done(&mut tx, call.campaign_id).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Gives an unfinished sequence back to the queue without a failure (quota, or a
-    /// cancelled retry wait): the call row is FAILED with the reason and marked requeued,
-    /// and the contact is PENDING again for a new sequence.
+    /// Gives an unfinished sequence back to the queue without a failure (its campaign was
+    /// cancelled before the call was created): the call row is FAILED with the reason and
+    /// marked requeued, and the contact is PENDING again.
     pub async fn requeue_call(
         &self,
         call_id: i64,
@@ -284,24 +267,7 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        if let Some((attempt_id, result)) = attempt {
-            close_attempt(&mut tx, attempt_id, result).await?;
-        }
-        let call = call_in(&mut tx, call_id).await?;
-        if call.status.is_terminal() || call.provider_call_id.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "call {call_id} is {} and cannot be re-queued",
-                call.status
-            )));
-        }
-        sqlx::query(
-            "UPDATE calls SET status = 'FAILED', ended_reason = ?, requeued = 1, updated_at = ? WHERE id = ?",
-        )
-        .bind(reason)
-        .bind(now())
-        .bind(call_id)
-        .execute(&mut *tx)
-        .await?;
+        let call = end_unfinished(&mut tx, call_id, attempt, reason, true).await?;
         // Not counted in failed_calls: nothing failed, the contact simply waits again.
         sqlx::query("UPDATE contacts SET status = 'PENDING' WHERE id = ?")
             .bind(call.contact_id)
@@ -379,6 +345,37 @@ fn base36(n: i64) -> String {
     }
     out.reverse();
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Ends a sequence that never got a call at Vapi: closes its last attempt and marks the row
+/// FAILED with `reason` (and `requeued` when the contact goes back to the queue).
+async fn end_unfinished(
+    tx: &mut Transaction<'static, Sqlite>,
+    call_id: i64,
+    attempt: Option<(i64, &AttemptResult)>,
+    reason: &str,
+    requeued: bool,
+) -> Result<Call> {
+    if let Some((attempt_id, result)) = attempt {
+        close_attempt(tx, attempt_id, result).await?;
+    }
+    let call = call_in(tx, call_id).await?;
+    if call.status.is_terminal() || call.provider_call_id.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "call {call_id} is {} and its sequence cannot end now",
+            call.status
+        )));
+    }
+    sqlx::query(
+        "UPDATE calls SET status = 'FAILED', ended_reason = ?, requeued = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(reason)
+    .bind(requeued)
+    .bind(now())
+    .bind(call_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(call)
 }
 
 async fn call_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<Call> {
