@@ -166,10 +166,7 @@ async fn a_garbled_created_response_is_looked_up_not_resent() {
     let mut cfg = config(&server.uri());
     fast_retries(&mut cfg);
     let engine = engine(cfg, &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     engine.shutdown().await;
     let call = store.call(1).await.unwrap();
     assert_eq!(call.provider_call_id.as_deref(), Some("vapi-1"));

@@ -47,6 +47,41 @@ impl Env {
     }
 }
 
+impl Env {
+    /// A started campaign "c" with `n` generated contacts, made through the CLI.
+    fn started_campaign(&self, n: usize) {
+        self.run(&[
+            "campaign",
+            "create",
+            "c",
+            "--assistant-id",
+            "a",
+            "--phone-number-id",
+            "p",
+        ]);
+        let csv = self.write("c.csv", &switchboard::demo::generated_contacts(n));
+        self.run(&["contacts", "import", "c", &csv]);
+        self.run(&["campaign", "start", "c"]);
+    }
+
+    /// `run --headless --until-done` with `key`, off the async runtime's threads.
+    async fn run_until_done(&self, key: &'static str) -> std::process::Output {
+        let dir = self.dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            Command::cargo_bin("switchboard")
+                .unwrap()
+                .current_dir(&dir)
+                .env("VAPI_API_KEY", key)
+                .args(["run", "--headless", "--until-done"])
+                .timeout(std::time::Duration::from_secs(60))
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+}
+
 fn one_error_line(stderr: &str) -> &str {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one clear line, got: {stderr}");
@@ -208,31 +243,8 @@ async fn headless_run_until_done_completes_a_campaign_against_the_simulator() {
         "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\npoll_requests_per_second = 200.0\n",
         sim.base_url()
     ));
-    env.run(&[
-        "campaign",
-        "create",
-        "c",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-    ]);
-    let csv = env.write("c.csv", &switchboard::demo::generated_contacts(20));
-    env.run(&["contacts", "import", "c", &csv]);
-    env.run(&["campaign", "start", "c"]);
-    let dir = env.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("switchboard")
-            .unwrap()
-            .current_dir(&dir)
-            .env("VAPI_API_KEY", "k")
-            .args(["run", "--headless", "--until-done"])
-            .timeout(std::time::Duration::from_secs(60))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    env.started_campaign(20);
+    let out = env.run_until_done("k").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -264,31 +276,8 @@ async fn a_wrong_key_stops_the_headless_run_with_a_non_zero_exit() {
         "[vapi]\nbase_url = \"{}\"\n[dispatch]\ntick_ms = 50\n",
         sim.base_url()
     ));
-    env.run(&[
-        "campaign",
-        "create",
-        "c",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-    ]);
-    let csv = env.write("c.csv", &switchboard::demo::generated_contacts(3));
-    env.run(&["contacts", "import", "c", &csv]);
-    env.run(&["campaign", "start", "c"]);
-    let dir = env.dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("switchboard")
-            .unwrap()
-            .current_dir(&dir)
-            .env("VAPI_API_KEY", "wrong-key-123")
-            .args(["run", "--headless", "--until-done"])
-            .timeout(std::time::Duration::from_secs(30))
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    env.started_campaign(3);
+    let out = env.run_until_done("wrong-key-123").await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Vapi rejected the API key"), "{stderr}");

@@ -14,7 +14,7 @@ use switchboard::store::stats::{CallQuery, CallTab};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn created(id: &str) -> serde_json::Value {
+fn created_body(id: &str) -> serde_json::Value {
     json!({"id": id, "orgId": "o", "status": "queued", "createdAt": "2026-11-24T10:00:00.000Z",
            "subscriptionLimits": {"concurrencyBlocked": false, "concurrencyLimit": 10, "remainingConcurrentCalls": 9}})
 }
@@ -38,7 +38,7 @@ async fn success_stores_provider_id_and_starts_the_campaign() {
     Mock::given(method("POST"))
         .and(path("/call"))
         .and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .respond_with(ResponseTemplate::new(201).set_body_json(created("vapi-call-1")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(created_body("vapi-call-1")))
         .expect(1)
         .mount(&server)
         .await;
@@ -52,10 +52,7 @@ async fn success_stores_provider_id_and_starts_the_campaign() {
     );
 
     let engine = engine(config(&server.uri()), &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     engine.shutdown().await;
 
     let call = only_call(&store).await;
@@ -98,10 +95,7 @@ async fn rate_limited_create_follows_the_backoff_schedule_then_succeeds() {
     let mut cfg = config(&vapi.base_url);
     cfg.dispatch.backoff_ms = vec![100, 400, 1_000];
     let engine = engine(cfg, &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     engine.shutdown().await;
 
     let gaps = gaps_ms(&vapi.post_times());
@@ -130,10 +124,7 @@ async fn retry_after_longer_than_the_schedule_wins() {
     let mut cfg = config(&vapi.base_url);
     cfg.dispatch.backoff_ms = vec![100, 400, 1_000];
     let engine = engine(cfg, &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     engine.shutdown().await;
     let gaps = gaps_ms(&vapi.post_times());
     assert!(
@@ -248,7 +239,7 @@ async fn network_timeout_is_looked_up_then_retried() {
         .and(path("/call"))
         .respond_with(
             ResponseTemplate::new(201)
-                .set_body_json(created("never-seen"))
+                .set_body_json(created_body("never-seen"))
                 .set_delay(Duration::from_secs(3)),
         )
         .up_to_n_times(1)
@@ -256,7 +247,7 @@ async fn network_timeout_is_looked_up_then_retried() {
         .await;
     Mock::given(method("POST"))
         .and(path("/call"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(created("second")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(created_body("second")))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -271,10 +262,7 @@ async fn network_timeout_is_looked_up_then_retried() {
     cfg.vapi.request_timeout_ms = 300;
     fast_retries(&mut cfg);
     let engine = engine(cfg, &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     engine.shutdown().await;
     let call = only_call(&store).await;
     assert_eq!(call.provider_call_id.as_deref(), Some("second"));
@@ -325,10 +313,7 @@ async fn timeout_after_the_call_was_created_adopts_it_instead_of_dialling_again(
     cfg.vapi.request_timeout_ms = 300;
     fast_retries(&mut cfg);
     let engine = engine(cfg, &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     engine.shutdown().await;
     let stats = sim.stats();
     assert_eq!(
@@ -353,7 +338,7 @@ async fn the_call_row_is_committed_before_the_request_is_answered() {
         .and(path("/call"))
         .respond_with(
             ResponseTemplate::new(201)
-                .set_body_json(created("slow"))
+                .set_body_json(created_body("slow"))
                 .set_delay(Duration::from_millis(1_500)),
         )
         .mount(&server)
@@ -376,10 +361,7 @@ async fn the_call_row_is_committed_before_the_request_is_answered() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(seen_in_flight, "the request never arrived");
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     engine.shutdown().await;
     assert_eq!(
         only_call(&store).await.provider_call_id.as_deref(),

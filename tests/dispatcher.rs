@@ -294,10 +294,7 @@ async fn retry_dials_a_failed_contact_again_as_a_new_sequence() {
         .await
         .unwrap();
     assert_eq!(reply, "retrying call 1");
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created == 1)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created(1)).await;
     let again = engine
         .client()
         .send(Command::RetryCall { call_id: 1 })
@@ -328,10 +325,7 @@ async fn cancel_stops_a_campaign_and_leaves_its_contacts_undialled() {
     let mut cfg = config(&sim.base_url());
     cfg.dispatch.rate_per_second = 20.0;
     let engine = engine(cfg, &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created >= 3)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created_at_least(3)).await;
     engine
         .client()
         .send(Command::CancelCampaign { campaign_id: id })
@@ -368,10 +362,7 @@ async fn throttle_takes_effect_without_restart() {
     cfg.dispatch.rate_per_second = 5.0;
     cfg.dispatch.max_concurrent_calls = 1_000;
     let engine = engine(cfg, &store, KEY).await;
-    wait_for(&engine, Duration::from_secs(10), |s| {
-        s.campaigns.first().is_some_and(|c| c.created >= 3)
-    })
-    .await;
+    wait_for(&engine, Duration::from_secs(10), created_at_least(3)).await;
     let reply = engine
         .client()
         .send(Command::SetRate { per_second: 50.0 })

@@ -110,6 +110,16 @@ pub async fn wait_for(
     }
 }
 
+/// The first campaign has `n` calls created at Vapi.
+pub fn created(n: i64) -> impl Fn(&Snapshot) -> bool {
+    move |s| s.campaigns.first().is_some_and(|c| c.created == n)
+}
+
+/// At least `n` calls created at Vapi in the first campaign.
+pub fn created_at_least(n: i64) -> impl Fn(&Snapshot) -> bool {
+    move |s| s.campaigns.first().is_some_and(|c| c.created >= n)
+}
+
 /// Every campaign COMPLETED and nothing in flight.
 pub fn all_completed(s: &Snapshot) -> bool {
     !s.campaigns.is_empty()
