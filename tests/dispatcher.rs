@@ -528,3 +528,124 @@ async fn webhook_updates_calls_and_rejects_a_wrong_secret() {
     engine.shutdown().await;
     assert_invariants(&store).await;
 }
+
+#[tokio::test]
+async fn dispatch_is_fair_across_campaigns() {
+    let vapi = Scripted::start(vec![]).await;
+    let (store, _dir) = store().await;
+    let a = campaign(&store, "a", 30).await;
+    let b = campaign(&store, "b", 30).await;
+    let mut cfg = config(&vapi.base_url);
+    cfg.dispatch.rate_per_second = 40.0;
+    cfg.dispatch.max_concurrent_calls = 1_000;
+    let engine = engine(cfg, &store, KEY).await;
+    let s = wait_for(&engine, Duration::from_secs(10), |s| {
+        s.campaigns.iter().map(|c| c.created).sum::<i64>() >= 20
+    })
+    .await;
+    engine.shutdown().await;
+    let created = |id: i64| {
+        s.campaigns
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.created)
+    };
+    let (ca, cb) = (created(a), created(b));
+    assert!((ca - cb).abs() <= 2, "round-robin: {ca} vs {cb}");
+}
+
+#[tokio::test]
+async fn the_budget_pauses_dispatch_before_it_is_spent() {
+    let sim = sim(|_| {}).await;
+    let (store, _dir) = store().await;
+    let id = campaign(&store, "c", 40).await;
+    let mut cfg = config(&sim.base_url());
+    cfg.dispatch.rate_per_second = 20.0;
+    cfg.dispatch.budget_usd = Some(0.05);
+    cfg.dispatch.estimated_cost_per_call = Some(0.01);
+    let engine = engine(cfg, &store, KEY).await;
+    let s = wait_for(&engine, Duration::from_secs(20), |s| {
+        s.campaigns
+            .first()
+            .is_some_and(|c| c.status == CampaignStatus::Paused)
+            && s.active == 0
+            && s.creating == 0
+    })
+    .await;
+    engine.shutdown().await;
+    let reason = s.campaigns[0].pause_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("budget of $0.05 reached"), "{reason}");
+    let c = store.campaign(id).await.unwrap();
+    assert!(
+        c.cost_usd <= 0.05 + 0.02,
+        "spent {} of a 0.05 budget",
+        c.cost_usd
+    );
+    assert!(
+        store
+            .count_contacts(id, ContactStatus::Pending)
+            .await
+            .unwrap()
+            > 20,
+        "the rest waits"
+    );
+    assert_eq!(c.failed_calls, 0);
+    assert_invariants(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_controls_a_running_engine_through_the_database() {
+    let vapi = Scripted::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let store = switchboard::store::Store::open(&db).await.unwrap();
+    campaign(&store, "c", 500).await;
+    let mut cfg = config(&vapi.base_url);
+    cfg.dispatch.rate_per_second = 20.0;
+    cfg.dispatch.max_concurrent_calls = 1_000;
+    let engine = engine(cfg, &store, KEY).await;
+    wait_for(&engine, Duration::from_secs(10), created_at_least(2)).await;
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        format!("[database]\npath = \"{}\"\n", db.display()),
+    )
+    .unwrap();
+    let cli = |args: &'static [&'static str]| {
+        let dir = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::cargo_bin("switchboard")
+                .unwrap()
+                .current_dir(dir)
+                .args(args)
+                .assert()
+                .success();
+        })
+    };
+    cli(&["dispatch", "pause", "--reason", "from the CLI"])
+        .await
+        .unwrap();
+    let s = wait_for(&engine, Duration::from_secs(5), |s| {
+        s.dispatch_paused.is_some()
+    })
+    .await;
+    assert_eq!(s.dispatch_paused.as_deref(), Some("from the CLI"));
+    cli(&["dispatch", "rate", "7.5"]).await.unwrap();
+    cli(&["dispatch", "resume"]).await.unwrap();
+    let s = wait_for(&engine, Duration::from_secs(5), |s| {
+        s.dispatch_paused.is_none() && s.rate_per_second == 7.5
+    })
+    .await;
+    assert_eq!(s.rate_per_second, 7.5);
+    cli(&["campaign", "pause", "c"]).await.unwrap();
+    wait_for(&engine, Duration::from_secs(5), |s| {
+        s.campaigns[0].status == CampaignStatus::Paused
+    })
+    .await;
+    let posts = vapi.posts();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        vapi.posts() <= posts + 1,
+        "a campaign paused from the CLI stops dialling"
+    );
+    engine.shutdown().await;
+}
