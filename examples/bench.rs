@@ -119,16 +119,7 @@ async fn throughput(n: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     // The bound is measured before and after the engine run and averaged: fsync speed drifts.
     let before = sqlite_bound(&dir.path().join("bound1.db"), n).await?;
-    let sim = Simulator::start(
-        SimConfig {
-            api_key: "k".into(),
-            concurrency_limit: 0,
-            queue_ms: 3_600_000,
-            ..SimConfig::default()
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await?;
+    let sim = idle_simulator().await?;
     let store = Store::open(&dir.path().join("engine.db")).await?;
     contacts_campaign(&store, n).await?;
     let mut config = Config::default();
@@ -169,6 +160,17 @@ async fn throughput(n: usize) -> Result<()> {
     Ok(())
 }
 
+/// A zero-latency simulator with no concurrency limit whose calls stay queued (nothing to poll).
+async fn idle_simulator() -> Result<Simulator> {
+    let config = SimConfig {
+        api_key: "k".into(),
+        concurrency_limit: 0,
+        queue_ms: 3_600_000,
+        ..SimConfig::default()
+    };
+    Ok(Simulator::start(config, ([127, 0, 0, 1], 0).into()).await?)
+}
+
 /// Calls per second of a plain loop of one call's durable writes: the claim (contact, call
 /// row and attempt IN_FLIGHT: the intent) and the result (provider id and counters).
 async fn sqlite_bound(path: &Path, n: usize) -> Result<f64> {
@@ -203,16 +205,7 @@ async fn sqlite_bound(path: &Path, n: usize) -> Result<f64> {
 async fn rate_accuracy(secs: u64) -> Result<()> {
     let rate = 20.0;
     let dir = tempfile::tempdir()?;
-    let sim = Simulator::start(
-        SimConfig {
-            api_key: "k".into(),
-            concurrency_limit: 0,
-            queue_ms: 3_600_000,
-            ..SimConfig::default()
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await?;
+    let sim = idle_simulator().await?;
     let path = dir.path().join("rate.db");
     let store = Store::open(&path).await?;
     contacts_campaign(&store, (rate as usize) * (secs as usize) + 100).await?;

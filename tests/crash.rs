@@ -216,19 +216,11 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
         sim.create_requests,
         sim.calls_created,
         c.failed_calls,
-        sqlx_count_adopted(&store).await
+        count_adopted(&store, &calls).await
     );
 }
 
-async fn sqlx_count_adopted(store: &Store) -> usize {
-    let calls = store
-        .call_page(&CallQuery {
-            tab: CallTab::All,
-            limit: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+async fn count_adopted(store: &Store, calls: &[switchboard::store::stats::CallListRow]) -> usize {
     let mut n = 0;
     for c in calls {
         n += store
