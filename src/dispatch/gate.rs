@@ -305,7 +305,7 @@ impl GateState {
                 if self.active + self.creating >= i64::from(self.quota.concurrency_cap())
                     || self
                         .quota
-                        .stop_reason_with(self.active + self.creating)
+                        .stop_reason_with(self.creating, self.active + self.creating)
                         .is_some()
                 {
                     return Check::Wait(Some(Duration::from_millis(500)));

@@ -463,7 +463,8 @@ impl ControlLoop {
                 s.active = campaigns.iter().map(|c| c.active_calls).sum();
             }
             s.quota.set_spend(spend, ended.max(0) as u64);
-            s.quota.stop_reason_with(s.active + s.creating)
+            // Pauses follow what is settled: creates still in flight may yet fail.
+            s.quota.stop_reason_with(0, s.active + s.creating)
         });
         // A quota stop pauses the campaigns that still have contacts waiting; nothing is
         // lost or failed for it, and active calls are still tracked.

@@ -112,11 +112,13 @@ impl Quota {
         }
     }
 
-    /// Why no new call may start, if a quota says so. `in_flight` are calls created or being
-    /// created whose cost is not known yet: the budget counts them at the average cost.
-    pub fn stop_reason_with(&self, in_flight: i64) -> Option<String> {
+    /// Why no new call may start, if a quota says so. `creating` are creates already
+    /// admitted: the daily limit counts them, so concurrent admissions cannot overshoot it.
+    /// `in_flight` are calls created or being created whose cost is not known yet: the budget
+    /// counts them at the average cost.
+    pub fn stop_reason_with(&self, creating: i64, in_flight: i64) -> Option<String> {
         if let Some(limit) = self.daily_limit
-            && self.calls_today >= limit
+            && self.calls_today + creating.max(0) as u64 >= limit
         {
             return Some(format!("daily call limit of {limit} reached"));
         }
@@ -136,7 +138,7 @@ impl Quota {
     }
 
     pub fn stop_reason(&self) -> Option<String> {
-        self.stop_reason_with(0)
+        self.stop_reason_with(0, 0)
     }
 }
 
@@ -185,6 +187,11 @@ mod tests {
         let mut q = Quota::new(&config(|c| c.dispatch.daily_call_limit = Some(2)));
         assert_eq!(q.stop_reason(), None);
         q.on_created();
+        assert_eq!(q.stop_reason(), None);
+        assert!(
+            q.stop_reason_with(1, 1).is_some(),
+            "one created and one being created reach a limit of 2"
+        );
         q.on_created();
         assert!(q.stop_reason().unwrap().contains("daily call limit of 2"));
 
@@ -193,11 +200,11 @@ mod tests {
             c.dispatch.estimated_cost_per_call = Some(0.3);
         }));
         assert_eq!(
-            q.stop_reason_with(2),
+            q.stop_reason_with(0, 2),
             None,
             "0.6 committed + 0.3 next fits in 1.0"
         );
-        assert!(q.stop_reason_with(3).is_some(), "0.9 + 0.3 does not");
+        assert!(q.stop_reason_with(0, 3).is_some(), "0.9 + 0.3 does not");
         q.set_spend(1.0, 2);
         assert!(q.stop_reason().unwrap().contains("budget of $1.00"));
     }
