@@ -90,8 +90,17 @@ pub struct VapiConfig {
     /// Name of the environment variable holding the private API key.
     pub api_key_env: String,
     pub request_timeout_ms: u64,
-    /// How far before an ambiguous attempt's start the look-up searches (clock skew margin).
-    pub lookup_margin_ms: u64,
+    /// Clock skew allowed between us and Vapi: a look-up searches createdAt from an attempt's
+    /// send time minus this, to its settle deadline plus this.
+    #[serde(alias = "lookup_margin_ms")]
+    pub lookup_skew_ms: u64,
+    /// How long after an ambiguous request was sent Vapi may still create its call (longer
+    /// than Vapi's proxy keeps a request alive). An unknown outcome is re-sent only after a
+    /// complete look-up made after this found nothing.
+    pub settle_after_ms: u64,
+    /// An engine whose lease heartbeat is older than this is taken for dead and its lease
+    /// taken over (a process gone from this host is taken over at once).
+    pub lease_timeout_ms: u64,
 }
 
 impl Default for VapiConfig {
@@ -100,10 +109,16 @@ impl Default for VapiConfig {
             base_url: "https://api.vapi.ai".into(),
             api_key_env: "VAPI_API_KEY".into(),
             request_timeout_ms: 10_000,
-            lookup_margin_ms: 120_000,
+            lookup_skew_ms: 10_000,
+            settle_after_ms: 120_000,
+            lease_timeout_ms: 15_000,
         }
     }
 }
+
+/// HTTP statuses sent again by default: refusals (429, 503) and every status after which the
+/// call may exist (408, 500, 502, 504, the proxy's 520-524), which are settled first.
+pub const DEFAULT_RETRY_ON_STATUS: &[u16] = &[408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524];
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -136,7 +151,7 @@ impl Default for DispatchConfig {
             max_concurrent_calls: 10,
             max_retries: 3,
             backoff_ms: vec![1_000, 4_000, 10_000],
-            retry_on_status: vec![429, 503, 504],
+            retry_on_status: DEFAULT_RETRY_ON_STATUS.to_vec(),
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             daily_call_limit: None,
@@ -320,6 +335,24 @@ impl Config {
         if v.request_timeout_ms == 0 {
             return Err(bad("vapi.request_timeout_ms", "must be at least 1".into()));
         }
+        if v.lookup_skew_ms > 3_600_000 {
+            return Err(bad(
+                "vapi.lookup_skew_ms",
+                format!("must be at most 3600000 (1 h), got {}", v.lookup_skew_ms),
+            ));
+        }
+        if !(100..=86_400_000).contains(&v.settle_after_ms) {
+            return Err(bad(
+                "vapi.settle_after_ms",
+                format!("must be between 100 and 86400000 (1 day), got {}", v.settle_after_ms),
+            ));
+        }
+        if !(1_000..=3_600_000).contains(&v.lease_timeout_ms) {
+            return Err(bad(
+                "vapi.lease_timeout_ms",
+                format!("must be between 1000 and 3600000, got {}", v.lease_timeout_ms),
+            ));
+        }
         let t = &self.tracking;
         if t.poll_interval_ms == 0 {
             return Err(bad(
@@ -403,7 +436,7 @@ impl Config {
 
     /// The backoff delay before retry number `retry` (1-based); the last entry repeats.
     pub fn backoff(&self, retry: u32) -> Duration {
-        crate::dispatch::retry::retry_delay(&self.dispatch.backoff_ms, retry, None, None)
+        crate::dispatch::steps::retry_delay(&self.dispatch.backoff_ms, retry, None, None)
     }
 }
 
@@ -420,7 +453,7 @@ mod tests {
         let c = parse("").unwrap();
         assert_eq!(c, Config::default());
         assert_eq!(c.dispatch.backoff_ms, vec![1000, 4000, 10000]);
-        assert_eq!(c.dispatch.retry_on_status, vec![429, 503, 504]);
+        assert_eq!(c.dispatch.retry_on_status, DEFAULT_RETRY_ON_STATUS);
         assert_eq!(c.vapi.api_key_env, "VAPI_API_KEY");
     }
 

@@ -18,6 +18,10 @@ pub const DEMO_CAMPAIGN: &str = "demo";
 pub enum DemoError {
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(std::io::Error),
+    #[error(
+        "a demo is already running on {path} ({holder}): use its console, or stop it first"
+    )]
+    Running { path: PathBuf, holder: String },
     #[error("cannot reset the demo database {path}: {source}")]
     Reset {
         path: PathBuf,
@@ -59,6 +63,20 @@ pub fn demo_simulator_config() -> SimConfig {
 
 /// Builds the demo from scratch: `db_path` is deleted and recreated.
 pub async fn prepare(db_path: &Path, contacts: Option<usize>) -> Result<Demo, DemoError> {
+    // Never pull the database out from under a demo that is running here.
+    if db_path.exists() {
+        let existing = Store::open(db_path).await?;
+        let holder = existing
+            .lease_holder(crate::config::VapiConfig::default().lease_timeout_ms as i64)
+            .await?;
+        existing.close().await;
+        if let Some(holder) = holder {
+            return Err(DemoError::Running {
+                path: db_path.to_path_buf(),
+                holder: holder.name(),
+            });
+        }
+    }
     for suffix in ["", "-wal", "-shm"] {
         let path = PathBuf::from(format!("{}{suffix}", db_path.display()));
         match std::fs::remove_file(&path) {

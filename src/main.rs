@@ -77,7 +77,9 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             contacts,
         }) => {
             init_stdout_logging(false);
-            let demo = demo::prepare(Path::new(DEMO_DB), contacts).await?;
+            let demo = demo::prepare(Path::new(DEMO_DB), contacts)
+                .await
+                .map_err(demo_error)?;
             println!(
                 "DEMO: Vapi is simulated at {} · database {DEMO_DB}",
                 demo.simulator.base_url()
@@ -140,7 +142,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             init_stdout_logging(json);
             let store = open_store(&config).await?;
             let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
-            let engine = dispatch::start(config, store, vapi).await?;
+            let engine = start_engine(config, store, vapi).await?;
             let outcome = headless::run(engine.client(), until_done).await;
             engine.join().await;
             Ok(exit_code(outcome))
@@ -213,13 +215,25 @@ async fn console(config: Config, demo: bool, read_only: bool) -> color_eyre::Res
         return demo_console(None, read_only, config.keys).await;
     }
     // Everything that can fail for a user's reason fails before the screen is taken.
-    let key = config.api_key()?;
     console::KeyRegistry::new(&config.keys).map_err(|e| UserError(format!("[keys]: {e}")))?;
     let store = open_store(&config).await?;
-    let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
-    console::init_logging("info")?;
     let keys = config.keys.clone();
-    let engine = dispatch::start(config, store.clone(), vapi).await?;
+    // An engine already dispatching from this database: attach to it, never start a second.
+    let holder = store
+        .lease_holder(config.vapi.lease_timeout_ms as i64)
+        .await?;
+    let engine = match holder {
+        Some(holder) => {
+            console::init_logging("info")?;
+            dispatch::attach(config, store.clone(), holder.name()).await?
+        }
+        None => {
+            let key = config.api_key()?;
+            let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
+            console::init_logging("info")?;
+            start_engine(config, store.clone(), vapi).await?
+        }
+    };
     let options = console::ConsoleOptions {
         demo: false,
         read_only,
@@ -238,7 +252,9 @@ async fn demo_console(
 ) -> color_eyre::Result<ExitCode> {
     console::KeyRegistry::new(&keys).map_err(|e| UserError(format!("[keys]: {e}")))?;
     console::init_logging("info")?;
-    let demo = demo::prepare(Path::new(DEMO_DB), contacts).await?;
+    let demo = demo::prepare(Path::new(DEMO_DB), contacts)
+        .await
+        .map_err(demo_error)?;
     let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
     let options = console::ConsoleOptions {
         demo: true,
@@ -250,6 +266,27 @@ async fn demo_console(
     finish(engine).await;
     demo.simulator.shutdown().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// A demo already running here is the user's to stop: one line.
+fn demo_error(e: demo::DemoError) -> color_eyre::Report {
+    match e {
+        demo::DemoError::Running { .. } => UserError(e.to_string()).into(),
+        other => other.into(),
+    }
+}
+
+/// Starts the engine; another engine holding the database is a one-line user error.
+async fn start_engine(
+    config: Config,
+    store: Store,
+    vapi: VapiClient,
+) -> color_eyre::Result<dispatch::EngineHandle> {
+    match dispatch::start(config, store, vapi).await {
+        Ok(engine) => Ok(engine),
+        Err(e @ dispatch::EngineError::LeaseHeld { .. }) => Err(UserError(e.to_string()).into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Makes sure the engine has stopped (the console may leave before it reports so).

@@ -100,35 +100,74 @@ impl CampaignStatus {
 
 text_enum!(
     /// Where a contact is in its dial sequence. PENDING waits for the dispatcher; DIALING has
-    /// a live call row (being created, or active at Vapi); DONE has a call in a final state.
+    /// a live call row (being created, being settled, or active at Vapi); DONE has a call in a
+    /// final state; SKIPPED was never dialled for a policy reason (do-not-call, consent).
     /// A contact is never anywhere else, which is the "no contact lost" invariant.
     ContactStatus, "contact" {
         Pending => "PENDING",
         Dialing => "DIALING",
         Done => "DONE",
+        Skipped => "SKIPPED",
     }
 );
 
 text_enum!(
-    /// A call row's status. QUEUED covers both "intent committed, not yet created at Vapi"
-    /// (provider_call_id NULL) and Vapi's own `queued`. The rest mirror Vapi's statuses,
-    /// plus FAILED for calls that never got created.
+    /// The life of a call row (one attempt sequence of a contact). The one state machine of
+    /// the project; every transition is a named function in `store::calls`.
+    ///
+    /// ```text
+    ///  claim ──► CREATING ──create 201──────────────► QUEUED…FORWARDING ──end──► ENDED
+    ///              │  ▲ │                               (at Vapi: follows Vapi's status)
+    ///              │  │ └─ambiguous (timeout, 5xx…)─► UNKNOWN ──found by look-up──┘ (adopt)
+    ///              │  └──────settled: not created──────┘   │
+    ///              ├─rejected / gave up──► FAILED ──operator retry──► RETRIED
+    ///              └─cancelled, campaign-level rejection──► REQUEUED (contact PENDING again)
+    /// ```
     CallStatus, "call" {
+        // Intent committed, no call at Vapi yet: a request is in flight or waits to be re-sent.
+        Creating => "CREATING",
+        // A request may have created the call at Vapi and nothing proves either way yet: it is
+        // being settled by look-up (adopted if found; re-sent only once settled as not created).
+        Unknown => "UNKNOWN",
+        // Vapi's statuses while the call exists there.
         Queued => "QUEUED",
         Scheduled => "SCHEDULED",
         Ringing => "RINGING",
         InProgress => "IN_PROGRESS",
         Forwarding => "FORWARDING",
+        // Ended at Vapi (endedReason says how); includes calls closed as vanished or overdue.
         Ended => "ENDED",
+        // Never created: rejected, or retries used up after every attempt was settled.
         Failed => "FAILED",
+        // Never created, and not the contact's outcome: the contact went back to the queue.
+        Requeued => "REQUEUED",
+        // FAILED, then retried by an operator: history; a newer call carries the contact on.
+        Retried => "RETRIED",
     }
 );
 
 impl CallStatus {
+    /// Statuses of a call that exists at Vapi and has not ended: it holds a concurrency slot.
+    pub const AT_VAPI: &'static [CallStatus] = &[
+        CallStatus::Queued,
+        CallStatus::Scheduled,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Forwarding,
+    ];
+    /// Statuses of a sequence still being created or settled (no provider id yet). An UNKNOWN
+    /// call may occupy a slot at Vapi, so both count against the concurrency cap.
+    pub const IN_CREATION: &'static [CallStatus] = &[CallStatus::Creating, CallStatus::Unknown];
+
     pub fn is_terminal(self) -> bool {
         match self {
-            CallStatus::Ended | CallStatus::Failed => true,
-            CallStatus::Queued
+            CallStatus::Ended
+            | CallStatus::Failed
+            | CallStatus::Requeued
+            | CallStatus::Retried => true,
+            CallStatus::Creating
+            | CallStatus::Unknown
+            | CallStatus::Queued
             | CallStatus::Scheduled
             | CallStatus::Ringing
             | CallStatus::InProgress
@@ -136,16 +175,25 @@ impl CallStatus {
         }
     }
 
-    /// Progress order, so that late or duplicated webhook/poll updates never move a call
-    /// backwards (ringing after in-progress is ignored).
+    /// The call exists at Vapi and has not ended.
+    pub fn is_at_vapi(self) -> bool {
+        Self::AT_VAPI.contains(&self)
+    }
+
+    /// Progress order of Vapi's statuses, so that late or duplicated webhook/poll updates
+    /// never move a call backwards (ringing after in-progress is ignored).
     pub fn rank(self) -> u8 {
         match self {
-            CallStatus::Queued => 0,
-            CallStatus::Scheduled => 1,
-            CallStatus::Ringing => 2,
-            CallStatus::InProgress => 3,
-            CallStatus::Forwarding => 4,
-            CallStatus::Ended | CallStatus::Failed => 5,
+            CallStatus::Creating | CallStatus::Unknown => 0,
+            CallStatus::Queued => 1,
+            CallStatus::Scheduled => 2,
+            CallStatus::Ringing => 3,
+            CallStatus::InProgress => 4,
+            CallStatus::Forwarding => 5,
+            CallStatus::Ended
+            | CallStatus::Failed
+            | CallStatus::Requeued
+            | CallStatus::Retried => 6,
         }
     }
 
@@ -164,48 +212,196 @@ impl CallStatus {
     }
 }
 
+/// `('A','B')` for an SQL `IN`, built from the enums so that no status literal is written by
+/// hand in a query.
+pub fn sql_in<T: Copy + fmt::Display>(values: &[T]) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+    format!("({})", items.join(","))
+}
+
 text_enum!(
     /// The result of one HTTP attempt to create a call (one `call_attempts` row).
     AttemptOutcome, "attempt" {
         // Written before the request; an attempt still IN_FLIGHT at start-up was cut by a crash.
         InFlight => "IN_FLIGHT",
         Created => "CREATED",
-        // A previous attempt's call was found at Vapi by its `name` and adopted.
+        // An earlier request's call was found at Vapi by its `name` and adopted.
         Adopted => "ADOPTED",
-        // 429/503/504 or a connect error: the call was certainly not created.
-        Transient => "TRANSIENT",
-        // Timeout or reset after the request was sent: the call may exist at Vapi.
+        // Refused before any work (503, connect error): certainly not created.
+        Refused => "REFUSED",
+        // 429: refused by the gateway's rate limit; never counts as one of the call's retries.
+        RateLimited => "RATE_LIMITED",
+        // Timeout, reset, 5xx, unreadable 2xx, crash: the call may exist at Vapi.
         Ambiguous => "AMBIGUOUS",
+        // An AMBIGUOUS attempt settled: a complete look-up after the settle time found nothing.
+        NotCreated => "NOT_CREATED",
         Rejected => "REJECTED",
         AuthFailed => "AUTH_FAILED",
     }
 );
 
-/// Ended reasons that mean "the account is out of something", not "this contact failed".
-/// The contact is re-queued and the campaign is paused with the reason.
-pub fn quota_reason(ended_reason: &str) -> Option<QuotaStop> {
-    match ended_reason {
-        "call.start.error-subscription-concurrency-limit-reached" => Some(QuotaStop::Concurrency),
-        "call.start.error-subscription-insufficient-credits" => {
-            Some(QuotaStop::PauseCampaign("Vapi: insufficient credits"))
+impl AttemptOutcome {
+    /// Whether this attempt uses up one of the call's retries (429s wait for the request
+    /// budget instead, so a long rate-limit storm fails no call).
+    pub fn counts_as_retry(self) -> bool {
+        match self {
+            AttemptOutcome::RateLimited => false,
+            AttemptOutcome::InFlight
+            | AttemptOutcome::Created
+            | AttemptOutcome::Adopted
+            | AttemptOutcome::Refused
+            | AttemptOutcome::Ambiguous
+            | AttemptOutcome::NotCreated
+            | AttemptOutcome::Rejected
+            | AttemptOutcome::AuthFailed => true,
         }
-        "call.start.error-subscription-frozen" => {
-            Some(QuotaStop::PauseCampaign("Vapi: subscription frozen"))
-        }
-        "call.start.error-vapi-number-outbound-daily-limit" => Some(QuotaStop::PauseCampaign(
-            "Vapi: phone number's outbound daily limit reached",
-        )),
-        _ => None,
     }
 }
 
-/// What a quota signal asks of the dispatcher.
+/// What an ended call means for its contact and its campaign: the classification of every
+/// `endedReason` in Vapi's spec, in one place ([`classify_ended_reason`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuotaStop {
-    /// Account concurrency is full: re-queue the contact and lower the cap; not a pause.
+pub enum EndedClass {
+    /// A conversation or a dial outcome (busy, no answer, voicemail…): the contact is done.
+    Outcome,
+    /// The call was answered and then the assistant or its pipeline failed: the contact is
+    /// done (a person's patience is spent), and it counts against the assistant's health.
+    AssistantFault,
+    /// The phone never rang (a start error, a Vapi or provider fault before the call began):
+    /// the contact goes back to the queue, a bounded number of times.
+    NeverRang,
+    /// Vapi's account concurrency was full: back to the queue, and the cap is lowered.
     Concurrency,
-    /// Credits, freeze or number limit: re-queue and pause the campaign with this reason.
-    PauseCampaign(&'static str),
+    /// The account or the campaign's resources stop every call the same way (credits, a
+    /// frozen subscription, the number's limits, a missing assistant): back to the queue, and
+    /// the campaign pauses with this reason.
+    CampaignStop(&'static str),
+    /// A value not in the table (Vapi adds some): treated as an outcome, logged once.
+    Unclassified,
+}
+
+impl EndedClass {
+    /// Whether the contact goes back to the queue rather than being done.
+    pub fn requeues_contact(self) -> bool {
+        match self {
+            EndedClass::NeverRang | EndedClass::Concurrency | EndedClass::CampaignStop(_) => true,
+            EndedClass::Outcome | EndedClass::AssistantFault | EndedClass::Unclassified => false,
+        }
+    }
+}
+
+/// Ended reasons that stop every call of the campaign the same way, with what to tell the
+/// operator.
+const CAMPAIGN_STOPS: &[(&str, &str)] = &[
+    ("call.start.error-subscription-insufficient-credits", "Vapi: insufficient credits; add credits, then resume"),
+    ("call.start.error-subscription-frozen", "Vapi: subscription frozen; settle the account, then resume"),
+    ("call.start.error-subscription-wallet-does-not-exist", "Vapi: the account has no wallet; set up billing, then resume"),
+    ("call.start.error-subscription-upgrade-failed", "Vapi: subscription upgrade failed; check billing, then resume"),
+    ("call.start.error-fraud-check-failed", "Vapi: fraud check failed for this account; contact Vapi, then resume"),
+    ("call.start.error-vapi-number-outbound-daily-limit", "Vapi: phone number's outbound daily limit reached; resume tomorrow or use another number"),
+    ("call.start.error-vapi-number-international", "Vapi: this phone number cannot call internationally; use another number"),
+    ("call.start.error-get-assistant", "Vapi could not load the campaign's assistant; check assistantId"),
+    ("call.start.error-get-phone-number", "Vapi could not load the campaign's phone number; check phoneNumberId"),
+    ("call.start.error-get-resources-validation", "Vapi rejected the campaign's resources; check the assistant and number"),
+    ("call.start.error-get-transport", "Vapi could not set up the number's transport; check the phone number"),
+    ("call.start.assistant-version-error-validation", "Vapi rejected the assistant's version; fix the assistant"),
+    ("call.start.error-enterprise-feature-not-available-recording-consent", "the assistant needs an enterprise feature (recording consent); change the assistant"),
+    ("call-start-error-neither-assistant-nor-server-set", "neither an assistant nor a server is set; fix the campaign's assistant"),
+    ("assistant-not-valid", "the assistant is not valid; fix it in Vapi"),
+    ("assistant-not-found", "the assistant was not found; check assistantId"),
+    ("assistant-request-failed", "the assistant request to your server failed; fix the server"),
+    ("assistant-request-returned-error", "your server returned an error for the assistant request"),
+    ("assistant-request-returned-unspeakable-error", "your server returned an error for the assistant request"),
+    ("assistant-request-returned-invalid-assistant", "your server returned an invalid assistant"),
+    ("assistant-request-returned-no-assistant", "your server returned no assistant"),
+    ("assistant-request-returned-forwarding-phone-number", "your server returned a forwarding number instead of an assistant"),
+];
+
+/// Plain dial and conversation outcomes (the contact is done).
+const OUTCOMES: &[&str] = &[
+    "assistant-ended-call",
+    "assistant-said-end-call-phrase",
+    "assistant-ended-call-with-hangup-task",
+    "assistant-ended-call-after-message-spoken",
+    "assistant-forwarded-call",
+    "customer-busy",
+    "customer-ended-call",
+    "customer-ended-call-before-warm-transfer",
+    "customer-ended-call-after-warm-transfer-attempt",
+    "customer-ended-call-during-transfer",
+    "customer-did-not-answer",
+    "customer-did-not-give-microphone-permission",
+    "exceeded-max-duration",
+    "manually-canceled",
+    "silence-timed-out",
+    "twilio-reported-customer-misdialed",
+    "vonage-completed",
+    "vonage-rejected",
+    "vonage-disconnected",
+    "voicemail",
+    "scheduled-call-deleted",
+    "call-deleted",
+];
+
+/// The phone never rang, whoever's fault it was (these happen before a call starts).
+const NEVER_RANG: &[&str] = &[
+    "twilio-failed-to-connect-call",
+    "vonage-failed-to-connect-call",
+    "phone-call-provider-bypass-enabled-but-no-call-received",
+    "phone-call-provider-closed-websocket",
+    "worker-shutdown",
+    "call.start.error-get-customer",
+];
+
+/// Classifies Vapi's `endedReason`. `started` says whether the call was answered (Vapi gave a
+/// `startedAt`): a Vapi or provider fault before that means the phone never rang; after it,
+/// the assistant failed a person on the line.
+pub fn classify_ended_reason(reason: &str, started: bool) -> EndedClass {
+    if reason == "call.start.error-subscription-concurrency-limit-reached" {
+        return EndedClass::Concurrency;
+    }
+    if let Some((_, why)) = CAMPAIGN_STOPS.iter().find(|(r, _)| *r == reason) {
+        return EndedClass::CampaignStop(why);
+    }
+    if OUTCOMES.contains(&reason) {
+        return EndedClass::Outcome;
+    }
+    if NEVER_RANG.contains(&reason) {
+        return EndedClass::NeverRang;
+    }
+    // The remaining families, by their documented prefixes.
+    if reason.starts_with("call.start.") {
+        return EndedClass::NeverRang; // start errors (vapifault-database-error, get-org…)
+    }
+    if reason.starts_with("call.forwarding.")
+        || reason.starts_with("call.ringing.")
+        || reason.starts_with("call.ending.")
+        || reason.starts_with("call.in-progress.error-sip-")
+        || reason.starts_with("call.in-progress.error-warm-transfer")
+        || reason.starts_with("call.in-progress.error-transfer")
+    {
+        return EndedClass::Outcome;
+    }
+    if reason == "assistant-join-timed-out"
+        || reason.starts_with("pipeline-error-")
+        || reason.starts_with("call.in-progress.error-")
+        || reason.starts_with("call.in-progress.")
+    {
+        return if started {
+            EndedClass::AssistantFault
+        } else {
+            EndedClass::NeverRang
+        };
+    }
+    EndedClass::Unclassified
+}
+
+/// Ended reasons switchboard itself writes when it closes a call Vapi no longer reports.
+pub mod local_reason {
+    /// Vapi answers 404 (or `not-found`) for a call it created.
+    pub const VANISHED: &str = "switchboard: vanished at Vapi (404)";
+    /// Still reported active long after any call could last.
+    pub const OVERDUE: &str = "switchboard: overdue (active past the maximum duration)";
 }
 
 #[cfg(test)]
@@ -239,16 +435,73 @@ mod tests {
         assert!(CallStatus::Ended.rank() > CallStatus::Ringing.rank());
     }
 
+    /// Every endedReason of Vapi's spec (assets/vapi_ended_reasons.txt, made from
+    /// shared/vapi/openapi.json) is classified: a new value cannot go unclassified silently.
     #[test]
-    fn quota_reasons_are_recognised() {
+    fn every_ended_reason_in_the_spec_is_classified() {
+        let listed = include_str!("../assets/vapi_ended_reasons.txt");
+        let reasons: Vec<&str> = listed
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(reasons.len() > 600, "{} reasons", reasons.len());
+        for r in &reasons {
+            for started in [false, true] {
+                assert_ne!(
+                    classify_ended_reason(r, started),
+                    EndedClass::Unclassified,
+                    "{r} is not classified"
+                );
+            }
+        }
+        // The spec itself, when the shared folder is beside the checkout (CI, developers).
+        let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/vapi/openapi.json");
+        if let Ok(text) = std::fs::read_to_string(&spec) {
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let values = doc["components"]["schemas"]["Call"]["properties"]["endedReason"]["enum"]
+                .as_array()
+                .unwrap();
+            for v in values {
+                let v = v.as_str().unwrap();
+                assert!(reasons.contains(&v), "{v} is in the spec but not in the list: regenerate it");
+            }
+        }
+    }
+
+    #[test]
+    fn every_call_start_reason_requeues_or_pauses_never_finishes_the_contact() {
+        let listed = include_str!("../assets/vapi_ended_reasons.txt");
+        for r in listed.lines().filter(|l| l.starts_with("call.start")) {
+            let class = classify_ended_reason(r, false);
+            assert!(class.requeues_contact(), "{r}: {class:?}");
+        }
         assert_eq!(
-            quota_reason("call.start.error-subscription-concurrency-limit-reached"),
-            Some(QuotaStop::Concurrency)
+            classify_ended_reason("call.start.error-vapifault-database-error", false),
+            EndedClass::NeverRang
         );
         assert!(matches!(
-            quota_reason("call.start.error-subscription-insufficient-credits"),
-            Some(QuotaStop::PauseCampaign(_))
+            classify_ended_reason("call.start.error-fraud-check-failed", false),
+            EndedClass::CampaignStop(_)
         ));
-        assert_eq!(quota_reason("customer-busy"), None);
+        assert_eq!(
+            classify_ended_reason("call.start.error-subscription-concurrency-limit-reached", false),
+            EndedClass::Concurrency
+        );
+    }
+
+    #[test]
+    fn faults_depend_on_whether_the_call_was_answered() {
+        let r = "pipeline-error-openai-llm-failed";
+        assert_eq!(classify_ended_reason(r, true), EndedClass::AssistantFault);
+        assert_eq!(classify_ended_reason(r, false), EndedClass::NeverRang);
+        assert_eq!(
+            classify_ended_reason("customer-busy", false),
+            EndedClass::Outcome
+        );
+        assert_eq!(
+            classify_ended_reason("teleported-away", true),
+            EndedClass::Unclassified
+        );
     }
 }

@@ -23,7 +23,10 @@ pub async fn run(client: EngineClient, until_done: bool) -> Outcome {
     let mut progress = tokio::time::interval(Duration::from_secs(2));
     let outcome = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break Outcome::Interrupted,
+            signal = crate::shutdown::requested() => {
+                tracing::info!(target: "switchboard::engine", "{signal}: stopping gracefully (no new calls; requests in flight are recorded)");
+                break Outcome::Interrupted;
+            }
             _ = progress.tick() => println!("{}", progress_line(&snapshots.borrow())),
             changed = snapshots.changed() => {
                 if changed.is_err() {

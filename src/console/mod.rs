@@ -262,6 +262,8 @@ async fn event_loop(
         let draw_at = dirty.then(|| last_draw.map_or(now, |at| at + FRAME));
         let page_at = runner.pager.due().map(tokio::time::Instant::from_std);
         tokio::select! {
+            // SIGTERM, SIGHUP or SIGINT: leave like `q` would (the engine then quits gracefully).
+            _ = crate::shutdown::requested() => break,
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) => {
                     let action = app.handle_key(key);

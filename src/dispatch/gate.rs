@@ -55,6 +55,8 @@ pub struct GateState {
     /// started before the change does not overwrite it with a stale count.
     pub active_epoch: u64,
     pub stopping: bool,
+    /// The lease was taken over by another engine: this one must not dispatch.
+    pub lease_lost: bool,
     pub events: VecDeque<EngineEvent>,
     /// Bumped on every change worth publishing.
     pub changes: u64,
@@ -88,6 +90,7 @@ impl Gate {
                 active: 0,
                 active_epoch: 0,
                 stopping: false,
+                lease_lost: false,
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,
             }),

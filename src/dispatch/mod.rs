@@ -11,7 +11,7 @@ pub mod command;
 pub mod gate;
 pub mod pacer;
 pub mod quota;
-pub mod retry;
+pub mod steps;
 pub mod snapshot;
 mod tracker;
 mod webhook;
@@ -30,8 +30,9 @@ use gate::{Gate, Refusal, RequestKind};
 pub use snapshot::{CampaignView, EventKind, QuotaView, Snapshot};
 
 use crate::config::Config;
-use crate::model::{CampaignStatus, quota_reason};
+use crate::model::{CampaignStatus, classify_ended_reason};
 use crate::store::campaigns::Campaign;
+use crate::store::lease::{Acquired, EngineIdentity};
 use crate::store::{Store, StoreError};
 use crate::vapi::VapiClient;
 
@@ -41,6 +42,10 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("webhook.listen is set but the secret is missing: set the environment variable {0}")]
     WebhookSecret(String),
+    #[error(
+        "another engine is dispatching from this database ({holder}, heartbeat {age_s} s ago): only one engine may dispatch at a time; stop it, or open a console to attach to it"
+    )]
+    LeaseHeld { holder: String, age_s: i64 },
     #[error("cannot start the webhook listener on {addr}: {source}")]
     Webhook {
         addr: String,
@@ -64,7 +69,19 @@ pub(crate) struct Ctx {
     pub vapi: VapiClient,
     pub gate: Gate,
     pub config: Config,
+    /// This database's id (part of every call reference).
     pub instance: String,
+    /// This engine (the lease holder).
+    pub engine: EngineIdentity,
+    /// Ended reasons not in the table, logged once each.
+    pub unclassified: std::sync::Mutex<HashSet<String>>,
+}
+
+impl Ctx {
+    /// How long after sending Vapi may still create a call.
+    pub(crate) fn settle_after(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(self.config.vapi.settle_after_ms as i64)
+    }
 }
 
 /// A running engine: its client interface and the task to wait for.
@@ -94,6 +111,57 @@ impl EngineHandle {
     }
 }
 
+/// A console attached to the engine that holds the database's lease (on this machine or
+/// another): the same snapshots, built from the database, and commands written to it, which
+/// the holding engine picks up within a tick. It never claims, sends or tracks anything.
+pub async fn attach(config: Config, store: Store, holder: String) -> Result<EngineHandle, EngineError> {
+    let instance = store.instance_id().await?;
+    let control = store.engine_control().await?;
+    let rate = control
+        .rate_per_second
+        .unwrap_or(config.dispatch.rate_per_second);
+    let gate = Gate::new(&config, rate);
+    // No requests are ever sent from here: the client is never used.
+    let vapi = VapiClient::new(
+        &config.vapi.base_url,
+        crate::config::Secret::new(""),
+        config.request_timeout(),
+    )
+    .map_err(|e| EngineError::Store(StoreError::Conflict(e.to_string())))?;
+    let ctx = Arc::new(Ctx {
+        store,
+        vapi,
+        gate,
+        config,
+        instance,
+        engine: EngineIdentity::of_this_process(),
+        unclassified: std::sync::Mutex::new(HashSet::new()),
+    });
+    let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
+    let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
+    let mut control_loop = ControlLoop {
+        ctx: ctx.clone(),
+        snapshot: snapshot_tx,
+        reasons: HashMap::new(),
+        ticks: 0,
+        version: 0,
+        pending_snapshot: None,
+        idle_ticks: 0,
+        attached_to: Some(holder),
+    };
+    control_loop.refresh().await;
+    control_loop.publish(false);
+    let task = tokio::spawn(async move {
+        control_loop.run(command_rx).await;
+        control_loop.publish(true);
+    });
+    Ok(EngineHandle {
+        client: EngineClient::new(command_tx, snapshot_rx),
+        task,
+        webhook_addr: None,
+    })
+}
+
 /// Recovers the store's state (counters, unfinished sequences) and starts the engine.
 pub async fn start(
     config: Config,
@@ -101,6 +169,27 @@ pub async fn start(
     vapi: VapiClient,
 ) -> Result<EngineHandle, EngineError> {
     let instance = store.instance_id().await?;
+    // One engine per database: take the lease first, before anything is read or sent.
+    let engine = EngineIdentity::of_this_process();
+    let lease_timeout = ctx_lease_timeout(&config);
+    match store.acquire_lease(&engine, lease_timeout).await? {
+        Acquired::HeldBy(holder) => {
+            return Err(EngineError::LeaseHeld {
+                age_s: (chrono::Utc::now().timestamp_millis() - holder.heartbeat_ms) / 1000,
+                holder: holder.name(),
+            });
+        }
+        Acquired::Taken {
+            previous: Some(previous),
+        } => {
+            tracing::warn!(
+                target: "switchboard::engine",
+                "took over the dispatch lease from {} (its heartbeat stopped): its requests in flight are settled by look-up, never re-sent blindly",
+                previous.name()
+            );
+        }
+        Acquired::Taken { previous: None } => {}
+    }
     for fixed in store.recompute_counters().await? {
         tracing::warn!(
             target: "switchboard::engine",
@@ -146,6 +235,8 @@ pub async fn start(
         gate,
         config,
         instance,
+        engine,
+        unclassified: std::sync::Mutex::new(HashSet::new()),
     });
     let mut webhook_addr = None;
     if let (Some(listen), Some(secret)) = (&ctx.config.webhook.listen, webhook_secret) {
@@ -179,19 +270,25 @@ pub async fn start(
         version: 0,
         pending_snapshot: None,
         idle_ticks: 0,
+        attached_to: None,
     };
     control_loop.refresh().await;
     control_loop.publish(false);
     let task = tokio::spawn(async move {
         let claim = tokio::spawn(claim_loop(ctx.clone(), unfinished));
         let poller = tokio::spawn(tracker::run_poller(ctx.clone()));
+        let heartbeat = tokio::spawn(keep_lease(ctx.clone()));
         control_loop.run(command_rx).await;
         if let Err(e) = claim.await {
             tracing::error!(target: "switchboard::engine", "claim loop ended abnormally: {e}");
         }
         let _ = poller.await;
+        heartbeat.abort();
         control_loop.refresh().await;
         control_loop.publish(true);
+        if let Err(e) = ctx.store.release_lease(&ctx.engine).await {
+            tracing::warn!(target: "switchboard::engine", "cannot release the dispatch lease: {e}");
+        }
         tracing::info!(target: "switchboard::engine", "engine stopped");
     });
     Ok(EngineHandle {
@@ -201,13 +298,47 @@ pub async fn start(
     })
 }
 
+fn ctx_lease_timeout(config: &Config) -> i64 {
+    config.vapi.lease_timeout_ms as i64
+}
+
+/// Renews the lease's heartbeat a few times per timeout. If the lease was taken over (this
+/// engine stalled past the timeout and another took its place), dispatch stops at once: the
+/// other engine now owns these calls.
+async fn keep_lease(ctx: Arc<Ctx>) {
+    let every = Duration::from_millis((ctx.config.vapi.lease_timeout_ms / 4).max(250));
+    let mut failures = 0u32;
+    loop {
+        if !ctx.gate.sleep(every).await {
+            return;
+        }
+        match ctx.store.renew_lease(&ctx.engine).await {
+            Ok(true) => failures = 0,
+            Ok(false) => {
+                let message = "the dispatch lease was taken over by another engine (this one stalled past vapi.lease_timeout_ms): stopping dispatch here".to_string();
+                tracing::error!(target: "switchboard::engine", "{message}");
+                ctx.gate.event(EventKind::Pause, None, None, message.clone(), None);
+                ctx.gate.update(|s| {
+                    s.lease_lost = true;
+                    s.stopping = true;
+                });
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(target: "switchboard::engine", "cannot renew the dispatch lease ({failures}): {e}");
+            }
+        }
+    }
+}
+
 /// Takes the next contact whenever the gate allows, fairly across campaigns, and runs its
 /// sequence in a worker. On stop, waits for workers to record what their requests did.
 async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>) {
     let mut workers = JoinSet::new();
     for job in unfinished {
-        ctx.gate.update(|s| s.creating += 1);
-        workers.spawn(worker::run_sequence(ctx.clone(), job, None));
+        let slot = worker::CreatingSlot::take(&ctx);
+        workers.spawn(worker::run_sequence(ctx.clone(), job, None, slot));
     }
     let mut turn = 0usize;
     loop {
@@ -221,6 +352,8 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
             Err(Refusal::Stopping) => break,
             Err(Refusal::CampaignCancelled) => continue,
         };
+        // The gate counted this sequence in `creating`; the slot gives it back when dropped.
+        let slot = worker::CreatingSlot::admitted(&ctx);
         // Round-robin over the campaigns that have contacts waiting.
         let mut candidates: Vec<i64> = ctx.gate.read(|s| s.claimable.iter().copied().collect());
         candidates.sort_unstable();
@@ -231,7 +364,11 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         turn = turn.wrapping_add(1);
         let mut claimed = None;
         for campaign_id in candidates {
-            match ctx.store.claim_call(campaign_id, &ctx.instance).await {
+            match ctx
+                .store
+                .claim_call(campaign_id, &ctx.instance, &ctx.engine.id)
+                .await
+            {
                 Ok(Some(job)) => {
                     claimed = Some(job);
                     break;
@@ -247,16 +384,19 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         match claimed {
             Some((job, attempt_id)) => {
                 tracing::debug!(target: "switchboard::engine", call_id = job.call_id, "claimed");
-                workers.spawn(worker::run_sequence(ctx.clone(), job, Some(attempt_id)));
+                workers.spawn(worker::run_sequence(
+                    ctx.clone(),
+                    job,
+                    Some(attempt_id),
+                    slot,
+                ));
             }
             None => {
                 // The slot taken at admission was not used.
-                ctx.gate.update(|s| {
-                    s.creating -= 1;
-                    if probe {
-                        s.breaker.release_probe();
-                    }
-                });
+                drop(slot);
+                if probe {
+                    ctx.gate.update(|s| s.breaker.release_probe());
+                }
                 ctx.gate
                     .changed(Duration::from_millis(ctx.config.dispatch.tick_ms))
                     .await;
@@ -297,6 +437,9 @@ struct ControlLoop {
     pending_snapshot: Option<Snapshot>,
     /// Consecutive ticks with nothing to do.
     idle_ticks: u64,
+    /// Set when this is a console attached to another engine (`host:pid`): it only reads
+    /// the database and writes commands to it.
+    attached_to: Option<String>,
 }
 
 impl ControlLoop {
@@ -326,6 +469,11 @@ impl ControlLoop {
                     self.publish(false);
                 }
                 _ = tick.tick() => {
+                    if self.attached_to.is_some() {
+                        self.refresh().await;
+                        self.publish(false);
+                        continue;
+                    }
                     // An idle engine (nothing in flight, nothing to claim) re-reads the store
                     // five times less often: the CLI's changes still land within a second.
                     let idle = self.ctx.gate.read(|s| s.creating == 0 && s.active == 0 && s.claimable.is_empty());
@@ -406,8 +554,12 @@ impl ControlLoop {
                 Ok(format!("rate {before:.1} → {per_second:.1}/s"))
             }
             Command::RetryCall { call_id } => {
-                store.retry_failed_call(call_id).await.map_err(err)?;
-                Ok(format!("retrying call {call_id}"))
+                Ok(match store.retry_call(call_id).await.map_err(err)? {
+                    crate::store::calls::RetryOutcome::Requeued => format!("retrying call {call_id}"),
+                    crate::store::calls::RetryOutcome::AfterSettling => format!(
+                        "call {call_id} is UNKNOWN: dialled again only once settled as not created"
+                    ),
+                })
             }
             Command::RetryFailed { campaign_id } => {
                 let campaign = store.campaign(campaign_id).await.map_err(err)?;
@@ -468,7 +620,7 @@ impl ControlLoop {
         });
         // A quota stop pauses the campaigns that still have contacts waiting; nothing is
         // lost or failed for it, and active calls are still tracked.
-        if let Some(reason) = stop {
+        if let Some(reason) = stop.filter(|_| self.attached_to.is_none()) {
             for c in campaigns
                 .iter()
                 .filter(|c| c.status == CampaignStatus::Dialing && pending(c, &creating) > 0)
@@ -533,6 +685,7 @@ impl ControlLoop {
                 .unwrap_or(0),
             events: s.events.clone(),
             stopped: false,
+            attached_to: self.attached_to.clone(),
         });
         self.pending_snapshot = Some(snapshot);
     }
@@ -583,7 +736,7 @@ fn campaign_view(
 ) -> CampaignView {
     let outcomes: i64 = reasons
         .iter()
-        .filter(|(r, _)| quota_reason(r).is_none())
+        .filter(|(r, _)| !classify_ended_reason(r, true).requeues_contact())
         .map(|(_, n)| n)
         .sum();
     let successes: i64 = reasons

@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub events: VecDeque<EngineEvent>,
     /// True once the engine has stopped (quit finished).
     pub stopped: bool,
+    /// `host:pid` of the engine this console is attached to; `None` when the engine runs here.
+    pub attached_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -115,6 +117,10 @@ pub enum EventKind {
     Retry,
     Created,
     Adopted,
+    /// A call whose outcome is unknown: it may exist at Vapi and is being settled.
+    Unknown,
+    /// A call settled as not created (a complete look-up after the settle time).
+    Settled,
     Failed,
     Breaker,
     Pause,

@@ -1,21 +1,27 @@
-//! One call's attempt sequence: send, classify, retry with backoff, look up before any
-//! re-send that might double-dial, adopt a call found at Vapi, or fail with a reason. Every
-//! step is committed before the next: the attempt row exists before its request, and the
-//! outcome is recorded before any wait. The same code resumes a sequence after a restart.
+//! One call's attempt sequence, as steps: send; on failure [`steps::classify`] decides the
+//! next step (send again, settle, fail, pause) and the store records it before any wait.
+//!
+//! An outcome that may have created a call is *settled* before anything is sent again: the
+//! call is UNKNOWN, looked up by its reference (adopted if found), and re-sent only once a
+//! complete look-up made `vapi.settle_after_ms` after the request was sent found nothing.
+//! The same code resumes a sequence after a restart or a store error, from what is stored.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::Ctx;
 use super::gate::{Refusal, RequestKind};
-use super::retry::retry_delay;
 use super::snapshot::EventKind;
-use crate::model::{AttemptOutcome, CallStatus, QuotaStop};
+use super::steps::{Step, classify, retry_delay};
+use crate::model::{AttemptOutcome, CallStatus, EndedClass};
 use crate::store::attempts::AttemptResult;
 use crate::store::calls::{CallUpdate, DialJob, UpdateEffect};
 use crate::store::{StoreError, parse_time};
+use crate::vapi::search::{Search, SearchResult, find_by_name};
 use crate::vapi::types::{AssistantOverrides, CallMetadata, Customer};
-use crate::vapi::{CreateCallRequest, ErrorClass, ListCallsFilter, VapiCall, VapiError};
+use crate::vapi::{CreateCallRequest, VapiCall, VapiError};
 
 /// How a sequence ended, for the engine's bookkeeping and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,32 +29,108 @@ pub enum SequenceEnd {
     Created,
     Adopted,
     Failed,
-    /// The contact went back to the queue (quota, or its campaign was cancelled).
+    /// The contact went back to the queue (quota, a campaign-level problem, cancelled).
     Requeued,
-    /// The engine is stopping (or the database failed): the call stays as it is and the
-    /// sequence resumes at the next start.
+    /// The engine is stopping: the call stays as it is and resumes at the next start.
     Stopped,
 }
 
-/// Pages of `GET /call` searched when looking for a call that may have been created.
-const LOOKUP_PAGES: usize = 5;
-const LOOKUP_PAGE_SIZE: u32 = 1000;
+/// Results per look-up request (Vapi's maximum) and most requests one look-up may make.
+const LOOKUP_PAGE: u32 = 1000;
+const LOOKUP_MAX_REQUESTS: usize = 100;
+/// Longest wait between look-ups of a call whose outcome stays unknown.
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(60);
 
-/// Runs a sequence to its end. `claimed` is the attempt already committed IN_FLIGHT (and
-/// admitted) by the claim; `None` resumes an unfinished sequence from its stored state.
-pub(crate) async fn run_sequence(ctx: Arc<Ctx>, job: DialJob, claimed: Option<i64>) -> SequenceEnd {
-    let end = match sequence(&ctx, &job, claimed).await {
-        Ok(end) => end,
-        Err(e) => {
-            tracing::error!(
-                target: "switchboard::engine",
-                call_id = job.call_id,
-                "database error; the call is left as it is and resumes at the next start: {e}"
-            );
-            SequenceEnd::Stopped
+/// A sequence's place in the gate's `creating` count (it may occupy a slot at Vapi), taken at
+/// admission or when a sequence resumes, and given back when dropped, however it ends.
+pub(crate) struct CreatingSlot(Arc<Ctx>);
+
+impl CreatingSlot {
+    /// Takes a new place (a resumed sequence).
+    pub(crate) fn take(ctx: &Arc<Ctx>) -> CreatingSlot {
+        ctx.gate.update(|s| s.creating += 1);
+        CreatingSlot(ctx.clone())
+    }
+
+    /// Owns the place the gate counted when it admitted a new call.
+    pub(crate) fn admitted(ctx: &Arc<Ctx>) -> CreatingSlot {
+        CreatingSlot(ctx.clone())
+    }
+}
+
+impl Drop for CreatingSlot {
+    fn drop(&mut self) {
+        self.0.gate.update(|s| s.creating = (s.creating - 1).max(0));
+    }
+}
+
+/// What the sequence does next.
+#[derive(Debug)]
+enum Next {
+    /// Wait for the gate, commit a new attempt, send it.
+    Admit,
+    /// Send the attempt already committed IN_FLIGHT.
+    Send { attempt_id: i64, number: i64 },
+    /// Look the call up until it is found or settled.
+    Settle(Settling),
+}
+
+#[derive(Debug)]
+struct Settling {
+    attempt_id: i64,
+    sent_at: DateTime<Utc>,
+    /// A look-up that finds nothing settles the outcome only when made after this.
+    settle_at: DateTime<Utc>,
+    /// Whether the attempt is recorded AMBIGUOUS (settling moves it to NOT_CREATED); a 503
+    /// looked up before its re-send is not.
+    ambiguous: bool,
+    /// Whether the call may be sent again once settled (its status is one to retry).
+    resend: bool,
+}
+
+/// Runs a sequence to its end. `claimed` is the attempt the claim committed IN_FLIGHT;
+/// `None` resumes an unfinished sequence from its stored state. A store error never strands
+/// the call: the sequence waits, re-reads its state and goes on from there.
+pub(crate) async fn run_sequence(
+    ctx: Arc<Ctx>,
+    mut job: DialJob,
+    mut claimed: Option<i64>,
+    slot: CreatingSlot,
+) -> SequenceEnd {
+    let mut failures = 0u32;
+    let end = loop {
+        match sequence(&ctx, &job, claimed).await {
+            Ok(end) => break end,
+            Err(e) => {
+                failures += 1;
+                let delay = Duration::from_millis(500 * 2u64.pow(failures.min(6)));
+                tracing::error!(
+                    target: "switchboard::engine",
+                    call_id = job.call_id,
+                    "database error; the call resumes from its stored state in {} ms: {e}",
+                    delay.as_millis()
+                );
+                if !ctx.gate.sleep(delay).await {
+                    break SequenceEnd::Stopped;
+                }
+                // An attempt whose request went out unrecorded is still IN_FLIGHT: resuming
+                // treats it as interrupted and settles it, so nothing is sent twice.
+                match ctx.store.job(job.call_id).await {
+                    Ok(fresh) if fresh.status.is_terminal() || fresh.status.is_at_vapi() => {
+                        break SequenceEnd::Stopped;
+                    }
+                    Ok(fresh) => {
+                        job = fresh;
+                        claimed = None;
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "switchboard::engine", call_id = job.call_id, "cannot re-read the call: {e}");
+                    }
+                }
+            }
         }
     };
-    ctx.gate.update(|s| s.creating -= 1);
+    drop(slot);
     end
 }
 
@@ -57,242 +139,336 @@ async fn sequence(
     job: &DialJob,
     claimed: Option<i64>,
 ) -> Result<SequenceEnd, StoreError> {
-    let max_attempts = 1 + i64::from(ctx.config.dispatch.max_retries);
+    let dispatch = &ctx.config.dispatch;
+    let max_attempts = 1 + i64::from(dispatch.max_retries);
     let call_id = job.call_id;
-    let mut attempt_no = job.attempt_count;
-    let mut pending = claimed;
-    // (attempt row, when it started): an attempt whose request may have created the call.
-    let mut lookup: Option<(i64, String)> = None;
-    let mut last_error = String::from("no attempt made");
-
-    if claimed.is_none() {
-        match (job.last_outcome, job.last_attempt_id) {
-            (Some(AttemptOutcome::InFlight), Some(id)) => {
-                let reason = "interrupted: the engine stopped while this request was in flight";
-                ctx.store
-                    .finish_attempt(
-                        id,
-                        &AttemptResult {
-                            outcome: AttemptOutcome::Ambiguous,
-                            http_status: None,
-                            error: Some(reason.into()),
-                            retry_delay_ms: None,
-                        },
-                    )
-                    .await?;
-                last_error = reason.into();
-                lookup = Some((
-                    id,
-                    job.last_started_at
-                        .clone()
-                        .unwrap_or_else(crate::store::now),
-                ));
+    let mut used = job.retries_used;
+    let mut last_error = job
+        .last_error
+        .clone()
+        .unwrap_or_else(|| "no attempt made".into());
+    let mut next = match claimed {
+        Some(attempt_id) => {
+            used = used.max(1);
+            Next::Send {
+                attempt_id,
+                number: 1,
             }
-            (Some(AttemptOutcome::Ambiguous), Some(id)) => {
-                last_error = "the last attempt's outcome was unknown".into();
-                lookup = Some((
-                    id,
-                    job.last_started_at
-                        .clone()
-                        .unwrap_or_else(crate::store::now),
-                ));
-            }
-            _ => {}
         }
-    }
-
-    let mut lookup_failures = 0u32;
+        None => resume(ctx, job).await?,
+    };
     loop {
-        if let Some((attempt_id, since)) = lookup.take() {
-            match find_call(ctx, job, &since).await {
-                Ok(Some(found)) => return adopt(ctx, job, attempt_id, &found).await,
-                Ok(None) => {
-                    ctx.gate.on_answer();
-                    tracing::info!(target: "switchboard::retry", call_id, "look-up: the call was not created at Vapi; safe to send again");
-                }
-                Err(e) => {
-                    lookup_failures += 1;
-                    if e.is_rate_limited() {
-                        ctx.gate.on_rate_limited(e.retry_after());
-                    }
-                    if lookup_failures > ctx.config.dispatch.max_retries {
-                        let reason = format!(
-                            "could not confirm at Vapi whether the call was created (look-up failed: {e}); not re-sent, to avoid dialling twice"
-                        );
-                        ctx.store.fail_call(call_id, None, &reason).await?;
-                        failed_event(ctx, job, attempt_no, &reason);
-                        return Ok(SequenceEnd::Failed);
-                    }
-                    let delay = ctx.config.backoff(lookup_failures);
-                    tracing::warn!(target: "switchboard::retry", call_id, error = %e, next_delay_ms = delay.as_millis() as u64, "look-up failed; trying the look-up again");
-                    if !ctx.gate.sleep(delay).await {
-                        return Ok(SequenceEnd::Stopped);
-                    }
-                    lookup = Some((attempt_id, since));
-                    continue;
-                }
-            }
-        }
-
-        let attempt_id = match pending.take() {
-            Some(id) => {
-                attempt_no = attempt_no.max(1);
-                id
-            }
-            None => {
-                if attempt_no >= max_attempts {
-                    let reason =
-                        format!("gave up after {attempt_no} attempts; last error: {last_error}");
+        next = match next {
+            Next::Admit => {
+                if used >= max_attempts {
+                    let reason = format!("gave up after {used} attempts; last error: {last_error}");
                     ctx.store.fail_call(call_id, None, &reason).await?;
-                    failed_event(ctx, job, attempt_no, &reason);
+                    failed_event(ctx, job, used, &reason);
                     return Ok(SequenceEnd::Failed);
                 }
-                match ctx
-                    .gate
-                    .admit(RequestKind::Retry {
-                        campaign_id: job.campaign_id,
-                    })
-                    .await
-                {
+                let kind = RequestKind::Retry {
+                    campaign_id: job.campaign_id,
+                };
+                match ctx.gate.admit(kind).await {
                     Ok(_) => {}
                     Err(Refusal::Stopping) => return Ok(SequenceEnd::Stopped),
                     Err(Refusal::CampaignCancelled) => {
-                        ctx.store
-                            .requeue_call(
-                                call_id,
-                                None,
-                                "campaign cancelled before the call was created",
-                            )
-                            .await?;
+                        let reason = "campaign cancelled before the call was created";
+                        ctx.store.requeue_call(call_id, None, reason).await?;
                         return Ok(SequenceEnd::Requeued);
                     }
                 }
-                attempt_no += 1;
-                ctx.store.begin_attempt(call_id, attempt_no).await?
+                let (attempt_id, number) = ctx.store.begin_attempt(call_id).await?;
+                used += 1;
+                Next::Send { attempt_id, number }
             }
-        };
-
-        let started = crate::store::now();
-        let result = ctx.vapi.create_call(&create_request(job)).await;
-        let error = match result {
-            Ok(response) => {
-                let message = format!("call {call_id} created at Vapi ({})", response.call.id);
-                tracing::info!(target: "switchboard::retry", call_id, attempt = attempt_no, status = 201, provider_call_id = %response.call.id, "call created");
-                return record(
-                    ctx,
-                    job,
-                    attempt_id,
-                    Some(attempt_no),
-                    &response.call,
-                    response.subscription_limits.as_ref(),
-                    message,
-                )
-                .await;
-            }
-            Err(error) => error,
-        };
-
-        let class = error.class(&ctx.config.dispatch.retry_on_status);
-        let message = error.to_string();
-        match class {
-            ErrorClass::Auth => {
-                ctx.gate.on_answer();
-                let reason = format!("{message} (Vapi rejected the API key)");
-                let result = attempt_result(AttemptOutcome::AuthFailed, &error, None);
-                ctx.store
-                    .fail_call(call_id, Some((attempt_id, &result)), &reason)
-                    .await?;
-                log_attempt(ctx, job, attempt_no, &error, None);
-                failed_event(ctx, job, attempt_no, &reason);
-                let pause = format!(
-                    "Vapi rejected the API key ({message}): every call would fail the same way. Fix the key in the environment, then resume dispatch"
-                );
-                ctx.store.set_dispatch_paused(true, Some(&pause)).await?;
-                ctx.gate.update(|s| s.paused = Some(pause.clone()));
-                tracing::error!(target: "switchboard::engine", "{pause}");
-                ctx.gate.event(EventKind::Pause, None, None, pause, None);
-                return Ok(SequenceEnd::Failed);
-            }
-            ErrorClass::Rejected => {
-                ctx.gate.on_answer();
-                let result = attempt_result(AttemptOutcome::Rejected, &error, None);
-                ctx.store
-                    .fail_call(call_id, Some((attempt_id, &result)), &message)
-                    .await?;
-                log_attempt(ctx, job, attempt_no, &error, None);
-                failed_event(ctx, job, attempt_no, &message);
-                return Ok(SequenceEnd::Failed);
-            }
-            ErrorClass::Transient | ErrorClass::Ambiguous => {
-                let global = error
-                    .is_rate_limited()
-                    .then(|| ctx.gate.on_rate_limited(error.retry_after()));
-                ctx.gate.on_transient_failure();
-                let more = attempt_no < max_attempts;
-                let delay = retry_delay(
-                    &ctx.config.dispatch.backoff_ms,
-                    attempt_no.max(1) as u32,
-                    error.retry_after(),
-                    global,
-                );
-                let outcome = match class {
-                    ErrorClass::Ambiguous => AttemptOutcome::Ambiguous,
-                    _ => AttemptOutcome::Transient,
+            Next::Send { attempt_id, number } => {
+                let sent_at = Utc::now();
+                let error = match ctx.vapi.create_call(&create_request(job)).await {
+                    Ok(response) => {
+                        let message =
+                            format!("call {call_id} created at Vapi ({})", response.call.id);
+                        tracing::info!(target: "switchboard::retry", call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
+                        return record(
+                            ctx,
+                            job,
+                            attempt_id,
+                            Some(number),
+                            &response.call,
+                            response.subscription_limits.as_ref(),
+                            message,
+                        )
+                        .await;
+                    }
+                    Err(error) => error,
                 };
-                let result = attempt_result(outcome, &error, more.then_some(delay));
-                ctx.store.finish_attempt(attempt_id, &result).await?;
-                log_attempt(ctx, job, attempt_no, &error, more.then_some(delay));
-                last_error = message;
-                let ambiguous = class == ErrorClass::Ambiguous;
-                if !more && !ambiguous {
-                    let reason =
-                        format!("gave up after {attempt_no} attempts; last error: {last_error}");
-                    ctx.store.fail_call(call_id, None, &reason).await?;
-                    failed_event(ctx, job, attempt_no, &reason);
-                    return Ok(SequenceEnd::Failed);
-                }
-                // Wait before the next attempt, and before any look-up too: a call still
-                // being created at Vapi then has time to show up in the listing.
-                if !ctx.gate.sleep(delay).await {
-                    return Ok(SequenceEnd::Stopped);
-                }
-                if ambiguous {
-                    lookup = Some((attempt_id, started));
+                last_error = error.to_string();
+                match classify(&error, &dispatch.retry_on_status) {
+                    Step::Resend {
+                        uses_retry,
+                        look_up_first,
+                    } => {
+                        let global = error
+                            .is_rate_limited()
+                            .then(|| ctx.gate.on_rate_limited(error.retry_after()));
+                        if !error.is_rate_limited() {
+                            ctx.gate.on_transient_failure();
+                        }
+                        if !uses_retry {
+                            // A 429 waits for the request budget; it spends no retry.
+                            used -= 1;
+                        }
+                        let more = !uses_retry || used < max_attempts;
+                        let delay = retry_delay(
+                            &dispatch.backoff_ms,
+                            used.max(1) as u32,
+                            error.retry_after(),
+                            global,
+                        );
+                        let outcome = if uses_retry {
+                            AttemptOutcome::Refused
+                        } else {
+                            AttemptOutcome::RateLimited
+                        };
+                        let result = attempt_result(outcome, &error, more.then_some(delay));
+                        ctx.store.record_refused(call_id, attempt_id, &result).await?;
+                        log_attempt(ctx, job, number, &error, more.then_some(delay));
+                        if !more && !look_up_first {
+                            let reason =
+                                format!("gave up after {used} attempts; last error: {last_error}");
+                            ctx.store.fail_call(call_id, None, &reason).await?;
+                            failed_event(ctx, job, used, &reason);
+                            return Ok(SequenceEnd::Failed);
+                        }
+                        if !ctx.gate.sleep(delay).await {
+                            return Ok(SequenceEnd::Stopped);
+                        }
+                        if look_up_first {
+                            Next::Settle(Settling {
+                                attempt_id,
+                                sent_at,
+                                settle_at: sent_at,
+                                ambiguous: false,
+                                resend: more,
+                            })
+                        } else {
+                            Next::Admit
+                        }
+                    }
+                    Step::Settle { resend } => {
+                        ctx.gate.on_transient_failure();
+                        let delay =
+                            retry_delay(&dispatch.backoff_ms, used.max(1) as u32, error.retry_after(), None);
+                        let result =
+                            attempt_result(AttemptOutcome::Ambiguous, &error, Some(delay));
+                        ctx.store.record_ambiguous(call_id, attempt_id, &result).await?;
+                        log_attempt(ctx, job, number, &error, Some(delay));
+                        let settle_at = sent_at + ctx.settle_after();
+                        ctx.gate.event(
+                            EventKind::Unknown,
+                            Some(call_id),
+                            Some(number),
+                            format!(
+                                "call {call_id} may exist at Vapi ({error}): UNKNOWN until found or settled (not re-sent before {})",
+                                settle_at.format("%H:%M:%S")
+                            ),
+                            None,
+                        );
+                        if !ctx.gate.sleep(delay).await {
+                            return Ok(SequenceEnd::Stopped);
+                        }
+                        Next::Settle(Settling {
+                            attempt_id,
+                            sent_at,
+                            settle_at,
+                            ambiguous: true,
+                            resend,
+                        })
+                    }
+                    Step::Fail => {
+                        ctx.gate.on_answer();
+                        let result = attempt_result(AttemptOutcome::Rejected, &error, None);
+                        ctx.store
+                            .fail_call(call_id, Some((attempt_id, &result)), &last_error)
+                            .await?;
+                        log_attempt(ctx, job, number, &error, None);
+                        failed_event(ctx, job, number, &last_error);
+                        return Ok(SequenceEnd::Failed);
+                    }
+                    Step::FailAndPauseDispatch => {
+                        ctx.gate.on_answer();
+                        let reason = format!("{last_error} (Vapi rejected the API key)");
+                        let result = attempt_result(AttemptOutcome::AuthFailed, &error, None);
+                        ctx.store
+                            .fail_call(call_id, Some((attempt_id, &result)), &reason)
+                            .await?;
+                        log_attempt(ctx, job, number, &error, None);
+                        failed_event(ctx, job, number, &reason);
+                        let pause = format!(
+                            "Vapi rejected the API key ({last_error}): every call would fail the same way. Fix the key in the environment, then resume dispatch"
+                        );
+                        ctx.store.set_dispatch_paused(true, Some(&pause)).await?;
+                        ctx.gate.update(|s| s.paused = Some(pause.clone()));
+                        tracing::error!(target: "switchboard::engine", "{pause}");
+                        ctx.gate.event(EventKind::Pause, None, None, pause, None);
+                        return Ok(SequenceEnd::Failed);
+                    }
+                    Step::PauseCampaign => {
+                        ctx.gate.on_answer();
+                        let result = attempt_result(AttemptOutcome::Rejected, &error, None);
+                        let reason = format!(
+                            "Vapi refused the campaign's settings ({last_error}): fix the campaign, then resume it"
+                        );
+                        ctx.store
+                            .requeue_call(call_id, Some((attempt_id, &result)), &last_error)
+                            .await?;
+                        log_attempt(ctx, job, number, &error, None);
+                        pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
+                        return Ok(SequenceEnd::Requeued);
+                    }
                 }
             }
-        }
+            Next::Settle(settling) => match settle(ctx, job, &settling).await? {
+                Settled::Found(found) => return adopt(ctx, job, settling.attempt_id, &found).await,
+                Settled::Stopped => return Ok(SequenceEnd::Stopped),
+                Settled::NotCreated { retry_requested } => {
+                    if retry_requested {
+                        // The operator asked for a retry: one more attempt, whatever was used.
+                        used = used.min(max_attempts - 1);
+                    }
+                    if !settling.resend && !retry_requested {
+                        let reason = format!(
+                            "not created (settled by look-up); not re-sent: {last_error}"
+                        );
+                        ctx.store.fail_call(call_id, None, &reason).await?;
+                        failed_event(ctx, job, used, &reason);
+                        return Ok(SequenceEnd::Failed);
+                    }
+                    Next::Admit
+                }
+            },
+        };
     }
 }
 
-/// The call an ambiguous attempt created, found by its reference in `GET /call`.
-async fn find_call(ctx: &Ctx, job: &DialJob, since: &str) -> Result<Option<VapiCall>, VapiError> {
-    let margin = chrono::Duration::milliseconds(ctx.config.vapi.lookup_margin_ms as i64);
-    let since = parse_time(since).unwrap_or_else(chrono::Utc::now) - margin;
-    let mut filter = ListCallsFilter {
-        assistant_id: Some(job.assistant_id.clone()),
-        phone_number_id: Some(job.phone_number_id.clone()),
-        created_at_ge: Some(crate::store::format_time(since)),
-        created_at_lt: None,
-        limit: Some(LOOKUP_PAGE_SIZE),
+/// Where a resumed sequence goes on: an attempt cut in flight (crash, lease taken over) or
+/// left ambiguous is settled; otherwise the next attempt is admitted.
+async fn resume(ctx: &Ctx, job: &DialJob) -> Result<Next, StoreError> {
+    let sent_at = job
+        .last_started_at
+        .as_deref()
+        .and_then(parse_time)
+        .unwrap_or_else(Utc::now);
+    let settling = |attempt_id| {
+        Next::Settle(Settling {
+            attempt_id,
+            sent_at,
+            settle_at: sent_at + ctx.settle_after(),
+            ambiguous: true,
+            resend: true,
+        })
     };
-    for _ in 0..LOOKUP_PAGES {
-        let calls = ctx.vapi.list_calls(&filter).await?;
-        if let Some(found) = calls
-            .iter()
-            .find(|c| c.name.as_deref() == Some(job.reference.as_str()))
-        {
-            return Ok(Some(found.clone()));
+    Ok(match (job.last_outcome, job.last_attempt_id) {
+        (Some(AttemptOutcome::InFlight), Some(id)) => {
+            ctx.store.mark_interrupted(job.call_id, id).await?;
+            tracing::info!(target: "switchboard::retry", call_id = job.call_id, "interrupted request: settling it before anything is re-sent");
+            settling(id)
         }
-        if calls.len() < LOOKUP_PAGE_SIZE as usize {
-            return Ok(None);
-        }
-        // A full page: look further back, before the oldest call seen.
-        filter.created_at_lt = calls.iter().filter_map(|c| c.created_at.clone()).min();
-        if filter.created_at_lt.is_none() {
-            return Ok(None);
+        (_, Some(id)) if job.status == CallStatus::Unknown => settling(id),
+        _ => Next::Admit,
+    })
+}
+
+enum Settled {
+    Found(Box<VapiCall>),
+    NotCreated { retry_requested: bool },
+    Stopped,
+}
+
+/// Looks the call up until it is found, or settled as not created by a complete look-up made
+/// after the settle time. An incomplete look-up (errors, rate limits, too dense) proves
+/// nothing: the call stays UNKNOWN and is looked up again at a low rate.
+async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, StoreError> {
+    let skew = chrono::Duration::milliseconds(ctx.config.vapi.lookup_skew_ms as i64);
+    let mut failures = 0u32;
+    let mut said_waiting = false;
+    loop {
+        let looked_at = Utc::now();
+        let search = Search {
+            name: &job.reference,
+            assistant_id: &job.assistant_id,
+            phone_number_id: &job.phone_number_id,
+            from: s.sent_at - skew,
+            to: looked_at.min(s.settle_at + skew),
+            page: LOOKUP_PAGE,
+            max_requests: LOOKUP_MAX_REQUESTS,
+        };
+        let (result, requests) = find_by_name(&ctx.vapi, &search).await;
+        let wait = match result {
+            SearchResult::Found(call) => {
+                ctx.gate.on_answer();
+                return Ok(Settled::Found(call));
+            }
+            SearchResult::Absent if looked_at >= s.settle_at => {
+                ctx.gate.on_answer();
+                let retry_requested = if s.ambiguous {
+                    ctx.store.settle_not_created(job.call_id).await?
+                } else {
+                    false
+                };
+                tracing::info!(target: "switchboard::retry", call_id = job.call_id, requests, "settled: the call was not created at Vapi; safe to send again");
+                ctx.gate.event(
+                    EventKind::Settled,
+                    Some(job.call_id),
+                    None,
+                    format!(
+                        "call {} settled: not created at Vapi ({requests} look-up requests)",
+                        job.call_id
+                    ),
+                    None,
+                );
+                return Ok(Settled::NotCreated { retry_requested });
+            }
+            SearchResult::Absent => {
+                ctx.gate.on_answer();
+                if !said_waiting {
+                    said_waiting = true;
+                    tracing::info!(target: "switchboard::retry", call_id = job.call_id, settle_at = %s.settle_at, "not found yet; Vapi may still create it: looking again once the settle time has passed");
+                }
+                (s.settle_at - looked_at)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(Duration::from_millis(10))
+            }
+            SearchResult::Incomplete(reason) => {
+                failures += 1;
+                if reason.contains("HTTP 429") {
+                    ctx.gate.on_rate_limited(None);
+                }
+                let delay = ctx
+                    .config
+                    .backoff(failures)
+                    .max(Duration::from_millis(100))
+                    .min(SETTLE_RETRY_MAX);
+                tracing::warn!(target: "switchboard::retry", call_id = job.call_id, next_delay_ms = delay.as_millis() as u64, "look-up incomplete, the outcome stays unknown: {reason}");
+                ctx.gate.event(
+                    EventKind::Unknown,
+                    Some(job.call_id),
+                    None,
+                    format!(
+                        "call {} still UNKNOWN: {reason}; looking again in {} ms",
+                        job.call_id,
+                        delay.as_millis()
+                    ),
+                    Some(delay.as_millis() as u64),
+                );
+                delay
+            }
+        };
+        if !ctx.gate.sleep(wait).await {
+            return Ok(Settled::Stopped);
         }
     }
-    Ok(None)
 }
 
 async fn adopt(
@@ -352,21 +528,46 @@ async fn record(
     ctx.gate
         .event(kind, Some(job.call_id), attempt, message, None);
     react_to_end(ctx, &effect).await?;
-    Ok(match (effect.quota, outcome) {
-        (Some(_), _) => SequenceEnd::Requeued,
-        (None, AttemptOutcome::Adopted) => SequenceEnd::Adopted,
-        (None, _) => SequenceEnd::Created,
+    Ok(match (effect.class, outcome) {
+        (Some(class), _) if class.requeues_contact() => SequenceEnd::Requeued,
+        (_, AttemptOutcome::Adopted) => SequenceEnd::Adopted,
+        _ => SequenceEnd::Created,
     })
 }
 
-/// A call that ended for a quota reason: lower the cap, or pause its campaign.
+/// What an ended call asks of the engine, by its ended reason's class.
 pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(), StoreError> {
     if effect.ended {
         ctx.gate.wake();
     }
-    match effect.quota {
-        None => Ok(()),
-        Some(QuotaStop::Concurrency) => {
+    let Some(class) = effect.class else {
+        return Ok(());
+    };
+    let reason = effect.ended_reason.as_deref().unwrap_or("");
+    match class {
+        EndedClass::Outcome | EndedClass::AssistantFault => Ok(()),
+        EndedClass::NeverRang => {
+            let message = format!(
+                "call {} never rang ({reason}): its contact goes back to the queue",
+                effect.call_id
+            );
+            tracing::info!(target: "switchboard::engine", "{message}");
+            ctx.gate
+                .event(EventKind::Quota, Some(effect.call_id), None, message, None);
+            Ok(())
+        }
+        EndedClass::Unclassified => {
+            let first = ctx
+                .unclassified
+                .lock()
+                .map(|mut seen| seen.insert(reason.to_string()))
+                .unwrap_or(false);
+            if first {
+                tracing::warn!(target: "switchboard::engine", reason, "an ended reason not in switchboard's table: counted as an outcome");
+            }
+            Ok(())
+        }
+        EndedClass::Concurrency => {
             ctx.gate.update(|s| {
                 let active = s.active;
                 s.quota.on_limits(
@@ -387,19 +588,30 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
                 .event(EventKind::Quota, Some(effect.call_id), None, message, None);
             Ok(())
         }
-        Some(QuotaStop::PauseCampaign(reason)) => {
-            if ctx.store.pause_campaign(effect.campaign_id, reason).await? {
-                let message = format!("campaign #{} paused: {reason}", effect.campaign_id);
-                tracing::warn!(target: "switchboard::engine", "{message}");
-                ctx.gate
-                    .event(EventKind::Quota, Some(effect.call_id), None, message, None);
-            }
-            ctx.gate.update(|s| {
-                s.dialing.remove(&effect.campaign_id);
-            });
-            Ok(())
+        EndedClass::CampaignStop(why) => {
+            pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), why).await
         }
     }
+}
+
+/// Pauses a campaign with a reason (once), and stops admitting its calls at once.
+pub(crate) async fn pause_campaign(
+    ctx: &Ctx,
+    campaign_id: i64,
+    call_id: Option<i64>,
+    reason: &str,
+) -> Result<(), StoreError> {
+    ctx.gate.update(|s| {
+        s.dialing.remove(&campaign_id);
+        s.claimable.remove(&campaign_id);
+    });
+    if ctx.store.pause_campaign(campaign_id, reason).await? {
+        let message = format!("campaign #{campaign_id} paused: {reason}");
+        tracing::warn!(target: "switchboard::engine", "{message}");
+        ctx.gate
+            .event(EventKind::Quota, call_id, None, message, None);
+    }
+    Ok(())
 }
 
 fn create_request(job: &DialJob) -> CreateCallRequest {
@@ -467,7 +679,7 @@ fn log_attempt(ctx: &Ctx, job: &DialJob, attempt: i64, error: &VapiError, next: 
     );
     let message = match next_ms {
         Some(ms) => format!(
-            "call {} attempt {attempt}: {error}; retry in {ms} ms",
+            "call {} attempt {attempt}: {error}; next step in {ms} ms",
             job.call_id
         ),
         None => format!("call {} attempt {attempt}: {error}", job.call_id),

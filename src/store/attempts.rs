@@ -29,15 +29,6 @@ pub struct AttemptResult {
 }
 
 impl Store {
-    /// Commits attempt number `attempt` as IN_FLIGHT (and the call's attempt_count) before
-    /// the request is sent. Returns the attempt row id.
-    pub async fn begin_attempt(&self, call_id: i64, attempt: i64) -> Result<i64> {
-        let mut tx = self.write().await?;
-        let id = insert_attempt(&mut tx, call_id, attempt).await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
     /// Closes an attempt with its outcome.
     pub async fn finish_attempt(&self, attempt_id: i64, result: &AttemptResult) -> Result<()> {
         let mut tx = self.write().await?;
@@ -60,7 +51,8 @@ impl Store {
     /// Attempts still IN_FLIGHT: after a clean stop there are none.
     pub async fn in_flight_attempts(&self) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT count(*) FROM call_attempts WHERE outcome = 'IN_FLIGHT'")
+            sqlx::query_scalar("SELECT count(*) FROM call_attempts WHERE outcome = ?")
+                .bind(AttemptOutcome::InFlight)
                 .fetch_one(self.reader())
                 .await?,
         )
@@ -74,11 +66,12 @@ pub(crate) async fn insert_attempt(
 ) -> Result<i64> {
     let at = now();
     let id = sqlx::query(
-        "INSERT INTO call_attempts (call_id, attempt, started_at, outcome) VALUES (?, ?, ?, 'IN_FLIGHT')",
+        "INSERT INTO call_attempts (call_id, attempt, started_at, outcome) VALUES (?, ?, ?, ?)",
     )
     .bind(call_id)
     .bind(attempt)
     .bind(&at)
+    .bind(AttemptOutcome::InFlight)
     .execute(&mut **tx)
     .await?
     .last_insert_rowid();

@@ -1,16 +1,39 @@
-//! The `calls` table: one row per attempt sequence of a contact. The row is committed
-//! (with its first attempt IN_FLIGHT) before any request; the provider id, status and the
-//! campaign counters change together in one transaction afterwards.
+//! The call lifecycle as stored: the `calls` table, one row per attempt sequence of a contact.
+//! Its states are [`CallStatus`] (drawn in src/model.rs); every transition is one named
+//! function below, owning its SQL and the counters it moves, in one transaction:
+//!
+//! | transition              | from                 | to                    | contact          |
+//! |-------------------------|----------------------|-----------------------|------------------|
+//! | [`Store::claim_call`]   | —                    | CREATING (+attempt 1) | PENDING → DIALING|
+//! | [`Store::begin_attempt`]| CREATING             | CREATING (+attempt n) |                  |
+//! | [`Store::record_refused`]| CREATING            | CREATING              |                  |
+//! | [`Store::record_ambiguous`]| CREATING          | UNKNOWN               |                  |
+//! | [`Store::settle_not_created`]| UNKNOWN         | CREATING              |                  |
+//! | [`Store::record_created`]| CREATING, UNKNOWN   | at Vapi (QUEUED…)     |                  |
+//! | [`Store::apply_call_update`]| at Vapi          | at Vapi, ENDED        | → DONE / PENDING |
+//! | [`Store::close_at_vapi`]| at Vapi              | ENDED (vanished…)     | → DONE           |
+//! | [`Store::fail_call`]    | CREATING             | FAILED                | → DONE           |
+//! | [`Store::requeue_call`] | CREATING             | REQUEUED              | → PENDING        |
+//! | [`Store::retry_call`]   | FAILED / UNKNOWN     | RETRIED / (flag)      | → PENDING        |
+//! | [`Store::mark_interrupted`]| CREATING (IN_FLIGHT attempt) | UNKNOWN      |                  |
+//!
+//! The request is never sent inside a transaction: the intent (CREATING + attempt IN_FLIGHT)
+//! is committed before it, the outcome after it.
 
 use sqlx::{Sqlite, Transaction};
 
 use super::attempts::{AttemptResult, close_attempt, insert_attempt};
 use super::campaigns::complete_if_done;
 use super::{Result, Store, StoreError, now};
-use crate::model::{AttemptOutcome, CallStatus, QuotaStop, quota_reason};
+use crate::model::{
+    AttemptOutcome, CallStatus, ContactStatus, EndedClass, classify_ended_reason, sql_in,
+};
 
 /// Histogram bucket for calls that were never created at Vapi.
 pub const FAILED_BUCKET: &str = "failed-to-create";
+
+/// How often a contact whose phone never rang goes back to the queue before its call FAILS.
+pub const MAX_NEVER_RANG: i64 = 3;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
 pub struct Call {
@@ -23,8 +46,8 @@ pub struct Call {
     pub provider_call_id: Option<String>,
     pub attempt_count: i64,
     pub ended_reason: Option<String>,
-    pub requeued: bool,
-    pub retried: bool,
+    pub retry_requested: bool,
+    pub engine_id: Option<String>,
     pub cost_usd: Option<f64>,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
@@ -33,7 +56,7 @@ pub struct Call {
 }
 
 const CALL_COLUMNS: &str = "id, campaign_id, contact_id, sequence, reference, status, provider_call_id, \
-     attempt_count, ended_reason, requeued, retried, cost_usd, started_at, ended_at, created_at, updated_at";
+     attempt_count, ended_reason, retry_requested, engine_id, cost_usd, started_at, ended_at, created_at, updated_at";
 
 /// Everything a worker needs to (re)send the create request of a call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -41,25 +64,36 @@ pub struct DialJob {
     pub call_id: i64,
     pub campaign_id: i64,
     pub contact_id: i64,
+    pub status: CallStatus,
     pub reference: String,
     pub attempt_count: i64,
+    /// Attempts that used up one of the call's retries, the one in flight included (429s do
+    /// not count).
+    pub retries_used: i64,
     pub assistant_id: String,
     pub phone_number_id: String,
     pub phone: String,
     pub contact_name: Option<String>,
     pub extension: Option<String>,
     pub variables: String,
-    /// The last attempt's outcome and start, when resuming a sequence after a restart.
+    /// The last attempt's row, outcome and start, when resuming a sequence after a restart.
     pub last_attempt_id: Option<i64>,
     pub last_outcome: Option<AttemptOutcome>,
     pub last_started_at: Option<String>,
+    pub last_error: Option<String>,
 }
 
-const JOB_SELECT: &str = "SELECT c.id AS call_id, c.campaign_id, c.contact_id, c.reference, c.attempt_count, \
-     g.assistant_id, g.phone_number_id, k.phone, k.name AS contact_name, k.extension, k.variables, \
-     a.id AS last_attempt_id, a.outcome AS last_outcome, a.started_at AS last_started_at \
-     FROM calls c JOIN campaigns g ON g.id = c.campaign_id JOIN contacts k ON k.id = c.contact_id \
-     LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = c.attempt_count";
+fn job_select() -> String {
+    format!(
+        "SELECT c.id AS call_id, c.campaign_id, c.contact_id, c.status, c.reference, c.attempt_count, \
+         (SELECT count(*) FROM call_attempts r WHERE r.call_id = c.id AND r.outcome NOT IN {}) AS retries_used, \
+         g.assistant_id, g.phone_number_id, k.phone, k.name AS contact_name, k.extension, k.variables, \
+         a.id AS last_attempt_id, a.outcome AS last_outcome, a.started_at AS last_started_at, a.error AS last_error \
+         FROM calls c JOIN campaigns g ON g.id = c.campaign_id JOIN contacts k ON k.id = c.contact_id \
+         LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = c.attempt_count",
+        sql_in(&[AttemptOutcome::RateLimited])
+    )
+}
 
 /// What Vapi said about a call (from the create response, a poll or a webhook).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -78,28 +112,29 @@ pub struct UpdateEffect {
     pub campaign_id: i64,
     /// The call reached ENDED with this update.
     pub ended: bool,
-    /// The call ended for a quota reason: its contact was re-queued.
-    pub quota: Option<QuotaStop>,
+    /// How its ended reason is classified (when it ended).
+    pub class: Option<EndedClass>,
     pub ended_reason: Option<String>,
 }
 
 impl Store {
-    /// Claims the next PENDING contact of a campaign: in one transaction the contact becomes
-    /// DIALING with a new attempt sequence, a QUEUED call row is written and its first attempt
-    /// is committed IN_FLIGHT. Returns the job and the attempt id, or `None` when the campaign
-    /// has no pending contact (or is no longer DIALING).
+    /// claim: the next PENDING contact of a DIALING campaign becomes DIALING with a new
+    /// attempt sequence; a CREATING call row and its first attempt IN_FLIGHT are committed
+    /// with it. `None` when the campaign has no contact to claim.
     pub async fn claim_call(
         &self,
         campaign_id: i64,
         instance: &str,
+        engine_id: &str,
     ) -> Result<Option<(DialJob, i64)>> {
         let mut tx = self.write().await?;
         let next: Option<(i64, i64)> = sqlx::query_as(
             "SELECT k.id, k.sequence FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
-             WHERE k.campaign_id = ? AND k.status = 'PENDING' AND g.status = 'DIALING' \
-             ORDER BY k.id LIMIT 1",
+             WHERE k.campaign_id = ? AND k.status = ? AND g.status = ? ORDER BY k.id LIMIT 1",
         )
         .bind(campaign_id)
+        .bind(ContactStatus::Pending)
+        .bind(crate::model::CampaignStatus::Dialing)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((contact_id, sequence)) = next else {
@@ -107,19 +142,22 @@ impl Store {
         };
         let sequence = sequence + 1;
         let at = now();
-        sqlx::query("UPDATE contacts SET status = 'DIALING', sequence = ? WHERE id = ?")
+        set_contact(&mut tx, contact_id, ContactStatus::Dialing).await?;
+        sqlx::query("UPDATE contacts SET sequence = ? WHERE id = ?")
             .bind(sequence)
             .bind(contact_id)
             .execute(&mut *tx)
             .await?;
         let call_id = sqlx::query(
             "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, 'QUEUED', 0, ?, ?)",
+             engine_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
         )
         .bind(campaign_id)
         .bind(contact_id)
         .bind(sequence)
         .bind(call_reference(instance, contact_id, sequence))
+        .bind(CallStatus::Creating)
+        .bind(engine_id)
         .bind(&at)
         .bind(&at)
         .execute(&mut *tx)
@@ -131,38 +169,100 @@ impl Store {
         Ok(Some((job, attempt_id)))
     }
 
-    /// Calls whose sequence is unfinished (no provider id yet, not FAILED): resumed at start.
-    pub async fn unfinished_jobs(&self) -> Result<Vec<DialJob>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "{JOB_SELECT} WHERE c.provider_call_id IS NULL AND c.status = 'QUEUED' ORDER BY c.id"
-        ));
-        Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
+    /// begin_attempt: the next attempt of a CREATING call is committed IN_FLIGHT before its
+    /// request. Returns the attempt row id and its number.
+    pub async fn begin_attempt(&self, call_id: i64) -> Result<(i64, i64)> {
+        let mut tx = self.write().await?;
+        let call = call_in(&mut tx, call_id).await?;
+        expect(&call, &[CallStatus::Creating], "send another attempt")?;
+        let number = call.attempt_count + 1;
+        let id = insert_attempt(&mut tx, call_id, number).await?;
+        tx.commit().await?;
+        Ok((id, number))
     }
 
-    pub async fn call(&self, id: i64) -> Result<Call> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?"));
-        sqlx::query_as(sql)
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::UnknownCall(id))
+    /// record_refused: Vapi refused the attempt before any work (429, 503, no connection).
+    /// The call stays CREATING and waits to be sent again.
+    pub async fn record_refused(
+        &self,
+        call_id: i64,
+        attempt_id: i64,
+        result: &AttemptResult,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        let call = call_in(&mut tx, call_id).await?;
+        expect(&call, &[CallStatus::Creating], "record a refusal")?;
+        close_attempt(&mut tx, attempt_id, result).await?;
+        touch(&mut tx, call_id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    /// Calls created at Vapi and not yet ended, least recently updated first (polling order).
-    pub async fn active_calls(&self, limit: i64) -> Result<Vec<Call>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_active WHERE provider_call_id IS NOT NULL \
-             AND status IN ('QUEUED','SCHEDULED','RINGING','IN_PROGRESS','FORWARDING') \
-             ORDER BY updated_at LIMIT ?"
-        ));
-        Ok(sqlx::query_as(sql)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?)
+    /// record_ambiguous: the attempt may have created the call. CREATING → UNKNOWN until it is
+    /// settled (adopted if found, re-sent only once a complete look-up after the settle time
+    /// found nothing).
+    pub async fn record_ambiguous(
+        &self,
+        call_id: i64,
+        attempt_id: i64,
+        result: &AttemptResult,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        let call = call_in(&mut tx, call_id).await?;
+        expect(
+            &call,
+            &[CallStatus::Creating, CallStatus::Unknown],
+            "record an unknown outcome",
+        )?;
+        close_attempt(&mut tx, attempt_id, result).await?;
+        set_status(&mut tx, call_id, CallStatus::Unknown).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
-    /// Records a call created at Vapi (by this attempt, or found by look-up and adopted):
-    /// provider id, mapped status, closed attempt and campaign counters in one transaction.
+    /// mark_interrupted: at start, an attempt left IN_FLIGHT by a crash (or by an engine
+    /// whose lease was taken over) becomes AMBIGUOUS and its call UNKNOWN.
+    pub async fn mark_interrupted(&self, call_id: i64, attempt_id: i64) -> Result<()> {
+        let result = AttemptResult {
+            outcome: AttemptOutcome::Ambiguous,
+            http_status: None,
+            error: Some(
+                "interrupted: the engine stopped while this request was in flight".into(),
+            ),
+            retry_delay_ms: None,
+        };
+        self.record_ambiguous(call_id, attempt_id, &result).await
+    }
+
+    /// settle_not_created: a complete look-up made after the settle time found no call with
+    /// this reference: the ambiguous attempts become NOT_CREATED and the call CREATING again.
+    /// Returns whether an operator asked for a retry meanwhile (the flag is cleared).
+    pub async fn settle_not_created(&self, call_id: i64) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let call = call_in(&mut tx, call_id).await?;
+        expect(
+            &call,
+            &[CallStatus::Unknown, CallStatus::Creating],
+            "settle as not created",
+        )?;
+        sqlx::query("UPDATE call_attempts SET outcome = ? WHERE call_id = ? AND outcome = ?")
+            .bind(AttemptOutcome::NotCreated)
+            .bind(call_id)
+            .bind(AttemptOutcome::Ambiguous)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE calls SET status = ?, retry_requested = 0, updated_at = ? WHERE id = ?")
+            .bind(CallStatus::Creating)
+            .bind(now())
+            .bind(call_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(call.retry_requested)
+    }
+
+    /// record_created: the call exists at Vapi, created by this attempt (CREATED) or found by
+    /// look-up (ADOPTED): provider id, mapped status, attempt and campaign counters at once.
     pub async fn record_created(
         &self,
         call_id: i64,
@@ -172,6 +272,12 @@ impl Store {
         update: &CallUpdate,
     ) -> Result<UpdateEffect> {
         let mut tx = self.write().await?;
+        let call = call_in(&mut tx, call_id).await?;
+        expect(
+            &call,
+            &[CallStatus::Creating, CallStatus::Unknown],
+            "record a created call",
+        )?;
         let attempt = AttemptResult {
             outcome,
             http_status: match outcome {
@@ -182,25 +288,26 @@ impl Store {
             retry_delay_ms: None,
         };
         close_attempt(&mut tx, attempt_id, &attempt).await?;
+        // Any other attempt still ambiguous did not create this call (one reference, one call).
+        sqlx::query("UPDATE call_attempts SET outcome = ? WHERE call_id = ? AND outcome = ?")
+            .bind(AttemptOutcome::NotCreated)
+            .bind(call_id)
+            .bind(AttemptOutcome::Ambiguous)
+            .execute(&mut *tx)
+            .await?;
         let at = now();
-        let call = call_in(&mut tx, call_id).await?;
-        if call.provider_call_id.is_some() {
-            return Err(StoreError::Conflict(format!(
-                "call {call_id} already has a provider id"
-            )));
-        }
         sqlx::query(
-            "UPDATE calls SET provider_call_id = ?, status = 'QUEUED', updated_at = ? WHERE id = ?",
+            "UPDATE calls SET provider_call_id = ?, status = ?, retry_requested = 0, updated_at = ? WHERE id = ?",
         )
         .bind(provider_call_id)
+        .bind(CallStatus::Queued)
         .bind(&at)
         .bind(call_id)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE campaigns SET total_calls_created = total_calls_created + 1, \
-             active_calls = active_calls + 1, started_at = coalesce(started_at, ?), \
-             status = CASE WHEN status = 'DRAFT' THEN 'DIALING' ELSE status END WHERE id = ?",
+             active_calls = active_calls + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
         )
         .bind(&at)
         .bind(call.campaign_id)
@@ -212,8 +319,8 @@ impl Store {
         Ok(effect)
     }
 
-    /// Applies what Vapi said about a call known by its provider id. Never moves a call
-    /// backwards; duplicated or late messages change nothing. `None` for unknown ids.
+    /// apply_call_update: what Vapi said about a call known by its provider id. Never moves a
+    /// call backwards; duplicated or late messages change nothing. `None` for unknown ids.
     pub async fn apply_call_update(
         &self,
         provider_call_id: &str,
@@ -232,7 +339,25 @@ impl Store {
         Ok(Some(effect))
     }
 
-    /// The sequence ends without a call at Vapi: FAILED with a reason, contact DONE.
+    /// close_at_vapi: a call that Vapi no longer knows (404, `not-found`) or that stays active
+    /// far past any possible duration is closed as ENDED with `reason`, freeing its slot.
+    pub async fn close_at_vapi(&self, call_id: i64, reason: &str) -> Result<UpdateEffect> {
+        let mut tx = self.write().await?;
+        let call = call_in(&mut tx, call_id).await?;
+        let update = CallUpdate {
+            status: Some(CallStatus::Ended),
+            ended_reason: Some(reason.to_string()),
+            ..CallUpdate::default()
+        };
+        if !call.status.is_at_vapi() {
+            return Err(conflict(&call, "close at Vapi"));
+        }
+        let effect = apply_update_in(&mut tx, call_id, &update).await?;
+        tx.commit().await?;
+        Ok(effect)
+    }
+
+    /// fail_call: the sequence ends without a call at Vapi: FAILED with a reason, contact DONE.
     pub async fn fail_call(
         &self,
         call_id: i64,
@@ -240,11 +365,8 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        let call = end_unfinished(&mut tx, call_id, attempt, reason, false).await?;
-        sqlx::query("UPDATE contacts SET status = 'DONE' WHERE id = ?")
-            .bind(call.contact_id)
-            .execute(&mut *tx)
-            .await?;
+        let call = end_unfinished(&mut tx, call_id, attempt, reason, CallStatus::Failed).await?;
+        set_contact(&mut tx, call.contact_id, ContactStatus::Done).await?;
         sqlx::query(
             "UPDATE campaigns SET failed_calls = failed_calls + 1, contacts_done = contacts_done + 1 WHERE id = ?",
         )
@@ -257,9 +379,9 @@ impl Store {
         Ok(())
     }
 
-    /// Gives an unfinished sequence back to the queue without a failure (its campaign was
-    /// cancelled before the call was created): the call row is FAILED with the reason and
-    /// marked requeued, and the contact is PENDING again.
+    /// requeue_call: the sequence ends without a call at Vapi and without an outcome for the
+    /// contact (its campaign was cancelled or paused for a campaign-level problem): REQUEUED,
+    /// and the contact is PENDING again.
     pub async fn requeue_call(
         &self,
         call_id: i64,
@@ -267,55 +389,60 @@ impl Store {
         reason: &str,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        let call = end_unfinished(&mut tx, call_id, attempt, reason, true).await?;
-        // Not counted in failed_calls: nothing failed, the contact simply waits again.
-        sqlx::query("UPDATE contacts SET status = 'PENDING' WHERE id = ?")
-            .bind(call.contact_id)
-            .execute(&mut *tx)
-            .await?;
+        let call = end_unfinished(&mut tx, call_id, attempt, reason, CallStatus::Requeued).await?;
+        set_contact(&mut tx, call.contact_id, ContactStatus::Pending).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// An operator's retry of one FAILED call: its contact goes back to PENDING and will be
-    /// dialled as a new attempt sequence; the failed call and its attempts stay as history.
-    pub async fn retry_failed_call(&self, call_id: i64) -> Result<()> {
+    /// retry_call: an operator's retry. A FAILED call becomes RETRIED and its contact PENDING
+    /// (dialled again as a new sequence; the failed call stays as history). An UNKNOWN call is
+    /// not dialled now: it may exist at Vapi. It is flagged, and once settled as not created it
+    /// is sent again even if its retries were used up (if found, it is adopted instead).
+    pub async fn retry_call(&self, call_id: i64) -> Result<RetryOutcome> {
         let mut tx = self.write().await?;
         let call = call_in(&mut tx, call_id).await?;
-        let latest: i64 = sqlx::query_scalar("SELECT sequence FROM contacts WHERE id = ?")
-            .bind(call.contact_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if call.status != CallStatus::Failed
-            || call.retried
-            || call.requeued
-            || latest != call.sequence
-        {
-            return Err(StoreError::Conflict(format!(
-                "call {call_id} is not a failed call awaiting retry (status {}{})",
-                call.status,
-                if call.retried || call.requeued || latest != call.sequence {
-                    ", already retried"
-                } else {
-                    ""
-                }
-            )));
-        }
-        reopen_for_retry(&mut tx, &call).await?;
+        let outcome = match call.status {
+            CallStatus::Failed => {
+                reopen_for_retry(&mut tx, &call).await?;
+                RetryOutcome::Requeued
+            }
+            CallStatus::Unknown => {
+                sqlx::query("UPDATE calls SET retry_requested = 1, updated_at = ? WHERE id = ?")
+                    .bind(now())
+                    .bind(call_id)
+                    .execute(&mut *tx)
+                    .await?;
+                RetryOutcome::AfterSettling
+            }
+            CallStatus::Creating
+            | CallStatus::Queued
+            | CallStatus::Scheduled
+            | CallStatus::Ringing
+            | CallStatus::InProgress
+            | CallStatus::Forwarding
+            | CallStatus::Ended
+            | CallStatus::Requeued
+            | CallStatus::Retried => {
+                return Err(StoreError::Conflict(format!(
+                    "call {call_id} is {}: only FAILED calls (or UNKNOWN ones, once settled) can be retried",
+                    call.status
+                )));
+            }
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(outcome)
     }
 
-    /// Retries every FAILED call of a campaign that has not been retried yet. Returns how many.
+    /// Retries every FAILED call of a campaign (not those already retried). Returns how many.
     pub async fn retry_failed_calls(&self, campaign_id: i64) -> Result<u64> {
         let mut tx = self.write().await?;
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CALL_COLUMNS} FROM calls c WHERE campaign_id = ? AND status = 'FAILED' \
-             AND retried = 0 AND requeued = 0 \
-             AND sequence = (SELECT sequence FROM contacts WHERE id = c.contact_id)"
+            "SELECT {CALL_COLUMNS} FROM calls WHERE campaign_id = ? AND status = ?"
         ));
         let calls: Vec<Call> = sqlx::query_as(sql)
             .bind(campaign_id)
+            .bind(CallStatus::Failed)
             .fetch_all(&mut *tx)
             .await?;
         for call in &calls {
@@ -324,6 +451,57 @@ impl Store {
         tx.commit().await?;
         Ok(calls.len() as u64)
     }
+
+    /// Sequences still being created or settled (CREATING, UNKNOWN): resumed at start.
+    pub async fn unfinished_jobs(&self) -> Result<Vec<DialJob>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "{} WHERE c.status IN {} ORDER BY c.id",
+            job_select(),
+            sql_in(CallStatus::IN_CREATION)
+        ));
+        Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
+    }
+
+    /// One sequence's job, re-read (for a rescuer, or after a store error).
+    pub async fn job(&self, call_id: i64) -> Result<DialJob> {
+        let sql = sqlx::AssertSqlSafe(format!("{} WHERE c.id = ?", job_select()));
+        sqlx::query_as(sql)
+            .bind(call_id)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::UnknownCall(call_id))
+    }
+
+    pub async fn call(&self, id: i64) -> Result<Call> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?"));
+        sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or(StoreError::UnknownCall(id))
+    }
+
+    /// Calls created at Vapi and not yet ended, least recently updated first (polling order).
+    pub async fn active_calls(&self, limit: i64) -> Result<Vec<Call>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_active WHERE status IN {} \
+             ORDER BY updated_at LIMIT ?",
+            sql_in(CallStatus::AT_VAPI)
+        ));
+        Ok(sqlx::query_as(sql)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?)
+    }
+}
+
+/// What an operator's retry did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// The contact is back in the queue for a new sequence.
+    Requeued,
+    /// The call's outcome is unknown: it is sent again once settled as not created.
+    AfterSettling,
 }
 
 /// The `name` sent to Vapi: short (≤ 40 chars: Vapi's limit), unique per attempt sequence,
@@ -347,34 +525,81 @@ fn base36(n: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Ends a sequence that never got a call at Vapi: closes its last attempt and marks the row
-/// FAILED with `reason` (and `requeued` when the contact goes back to the queue).
+fn conflict(call: &Call, action: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "call {} is {}: cannot {action}",
+        call.id, call.status
+    ))
+}
+
+/// Refuses a transition from a state it does not start from (a stale worker, a second
+/// engine): nothing is written.
+fn expect(call: &Call, from: &[CallStatus], action: &str) -> Result<()> {
+    if from.contains(&call.status) {
+        Ok(())
+    } else {
+        Err(conflict(call, action))
+    }
+}
+
+async fn set_status(
+    tx: &mut Transaction<'static, Sqlite>,
+    call_id: i64,
+    status: CallStatus,
+) -> Result<()> {
+    sqlx::query("UPDATE calls SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(status)
+        .bind(now())
+        .bind(call_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn set_contact(
+    tx: &mut Transaction<'static, Sqlite>,
+    contact_id: i64,
+    status: ContactStatus,
+) -> Result<()> {
+    sqlx::query("UPDATE contacts SET status = ? WHERE id = ?")
+        .bind(status)
+        .bind(contact_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn touch(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<()> {
+    sqlx::query("UPDATE calls SET updated_at = ? WHERE id = ?")
+        .bind(now())
+        .bind(call_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Ends a sequence that never got a call at Vapi (CREATING → FAILED or REQUEUED): closes its
+/// last attempt and writes the reason.
 async fn end_unfinished(
     tx: &mut Transaction<'static, Sqlite>,
     call_id: i64,
     attempt: Option<(i64, &AttemptResult)>,
     reason: &str,
-    requeued: bool,
+    to: CallStatus,
 ) -> Result<Call> {
+    let call = call_in(tx, call_id).await?;
+    // UNKNOWN never ends here: it may exist at Vapi and must be settled first.
+    expect(&call, &[CallStatus::Creating], "end without a call at Vapi")?;
     if let Some((attempt_id, result)) = attempt {
         close_attempt(tx, attempt_id, result).await?;
     }
-    let call = call_in(tx, call_id).await?;
-    if call.status.is_terminal() || call.provider_call_id.is_some() {
-        return Err(StoreError::Conflict(format!(
-            "call {call_id} is {} and its sequence cannot end now",
-            call.status
-        )));
-    }
-    sqlx::query(
-        "UPDATE calls SET status = 'FAILED', ended_reason = ?, requeued = ?, updated_at = ? WHERE id = ?",
-    )
-    .bind(reason)
-    .bind(requeued)
-    .bind(now())
-    .bind(call_id)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("UPDATE calls SET status = ?, ended_reason = ?, updated_at = ? WHERE id = ?")
+        .bind(to)
+        .bind(reason)
+        .bind(now())
+        .bind(call_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(call)
 }
 
@@ -388,29 +613,36 @@ async fn call_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<
 }
 
 async fn job_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<DialJob> {
-    let sql = sqlx::AssertSqlSafe(format!("{JOB_SELECT} WHERE c.id = ?"));
+    let sql = sqlx::AssertSqlSafe(format!("{} WHERE c.id = ?", job_select()));
     Ok(sqlx::query_as(sql)
         .bind(call_id)
         .fetch_one(&mut **tx)
         .await?)
 }
 
+/// FAILED → RETRIED; the contact is PENDING again and a finished campaign has work again.
 async fn reopen_for_retry(tx: &mut Transaction<'static, Sqlite>, call: &Call) -> Result<()> {
-    sqlx::query("UPDATE calls SET retried = 1, updated_at = ? WHERE id = ?")
-        .bind(now())
-        .bind(call.id)
-        .execute(&mut **tx)
+    let latest: i64 = sqlx::query_scalar("SELECT sequence FROM contacts WHERE id = ?")
+        .bind(call.contact_id)
+        .fetch_one(&mut **tx)
         .await?;
-    sqlx::query("UPDATE contacts SET status = 'PENDING' WHERE id = ?")
+    if call.status != CallStatus::Failed || latest != call.sequence {
+        return Err(conflict(call, "retry (a newer call carries its contact on)"));
+    }
+    set_status(tx, call.id, CallStatus::Retried).await?;
+    set_contact(tx, call.contact_id, ContactStatus::Pending).await?;
+    sqlx::query("UPDATE contacts SET never_rang = 0 WHERE id = ?")
         .bind(call.contact_id)
         .execute(&mut **tx)
         .await?;
-    // A completed campaign has work again.
     sqlx::query(
-        "UPDATE campaigns SET contacts_done = contacts_done - 1, \
-         completed_at = CASE WHEN status = 'COMPLETED' THEN NULL ELSE completed_at END, \
-         status = CASE WHEN status = 'COMPLETED' THEN 'DIALING' ELSE status END WHERE id = ?",
+        "UPDATE campaigns SET contacts_done = contacts_done - 1, failed_calls = failed_calls - 1, \
+         completed_at = CASE WHEN status = ? THEN NULL ELSE completed_at END, \
+         status = CASE WHEN status = ? THEN ? ELSE status END WHERE id = ?",
     )
+    .bind(crate::model::CampaignStatus::Completed)
+    .bind(crate::model::CampaignStatus::Completed)
+    .bind(crate::model::CampaignStatus::Dialing)
     .bind(call.campaign_id)
     .execute(&mut **tx)
     .await?;
@@ -434,7 +666,8 @@ async fn bump_reason(
 }
 
 /// The shared heart of create responses, polls and webhooks: monotonic status, and on the
-/// move to ENDED the counters, cost, histogram and the contact's fate, all in `tx`.
+/// move to ENDED the counters, cost, histogram and the contact's fate, all in `tx`. After
+/// ENDED only the cost may still change (Vapi finalises it later: analysis is added).
 async fn apply_update_in(
     tx: &mut Transaction<'static, Sqlite>,
     call_id: i64,
@@ -445,15 +678,15 @@ async fn apply_update_in(
         call_id,
         campaign_id: call.campaign_id,
         ended: false,
-        quota: None,
+        class: None,
         ended_reason: call.ended_reason.clone(),
     };
     let at = now();
     if call.status.is_terminal() {
-        // A late end-of-call report may bring the cost after a status update ended the call.
+        // The final cost arrives after `ended`: the call and the campaign's spend follow it.
         if call.status == CallStatus::Ended
-            && call.cost_usd.is_none()
             && let Some(cost) = update.cost_usd
+            && call.cost_usd.is_none_or(|old| (old - cost).abs() > 1e-9)
         {
             sqlx::query("UPDATE calls SET cost_usd = ?, updated_at = ? WHERE id = ?")
                 .bind(cost)
@@ -462,7 +695,7 @@ async fn apply_update_in(
                 .execute(&mut **tx)
                 .await?;
             sqlx::query("UPDATE campaigns SET cost_usd = cost_usd + ? WHERE id = ?")
-                .bind(cost)
+                .bind(cost - call.cost_usd.unwrap_or(0.0))
                 .bind(call.campaign_id)
                 .execute(&mut **tx)
                 .await?;
@@ -474,77 +707,99 @@ async fn apply_update_in(
         _ => call.status,
     };
     match new_status {
-        CallStatus::Ended | CallStatus::Failed => {
+        CallStatus::Ended
+        | CallStatus::Failed
+        | CallStatus::Requeued
+        | CallStatus::Retried => {
             let reason = update
                 .ended_reason
                 .clone()
                 .unwrap_or_else(|| "unknown".to_string());
-            let quota = quota_reason(&reason);
+            let answered = update.started_at.is_some()
+                || call.started_at.is_some()
+                || matches!(
+                    call.status,
+                    CallStatus::InProgress | CallStatus::Forwarding
+                );
+            let class = classify_ended_reason(&reason, answered);
+            // A contact whose phone never rang comes back a bounded number of times; then the
+            // call is FAILED (an operator can retry it).
+            let never_rang = if class == EndedClass::NeverRang {
+                sqlx::query_scalar::<_, i64>(
+                    "UPDATE contacts SET never_rang = never_rang + 1 WHERE id = ? RETURNING never_rang",
+                )
+                .bind(call.contact_id)
+                .fetch_one(&mut **tx)
+                .await?
+            } else {
+                0
+            };
+            let gave_up = never_rang > MAX_NEVER_RANG;
+            let requeue = class.requeues_contact() && !gave_up;
+            let status = if gave_up {
+                CallStatus::Failed
+            } else {
+                CallStatus::Ended
+            };
             let cost = update.cost_usd;
             sqlx::query(
-                "UPDATE calls SET status = 'ENDED', ended_reason = ?, cost_usd = ?, \
-                 started_at = coalesce(?, started_at), ended_at = coalesce(?, ?), \
-                 requeued = ?, updated_at = ? WHERE id = ?",
+                "UPDATE calls SET status = ?, ended_reason = ?, cost_usd = ?, \
+                 started_at = coalesce(?, started_at), ended_at = coalesce(?, ?), updated_at = ? WHERE id = ?",
             )
+            .bind(status)
             .bind(&reason)
             .bind(cost)
             .bind(update.started_at.as_deref())
             .bind(update.ended_at.as_deref())
             .bind(&at)
-            .bind(quota.is_some())
             .bind(&at)
             .bind(call_id)
             .execute(&mut **tx)
             .await?;
             sqlx::query(
-                "UPDATE campaigns SET active_calls = active_calls - 1, ended_calls = ended_calls + 1, \
-                 cost_usd = cost_usd + ? WHERE id = ?",
+                "UPDATE campaigns SET active_calls = active_calls - 1, ended_calls = ended_calls + ?, \
+                 failed_calls = failed_calls + ?, cost_usd = cost_usd + ?, contacts_done = contacts_done + ? \
+                 WHERE id = ?",
             )
+            .bind(i64::from(!gave_up))
+            .bind(i64::from(gave_up))
             .bind(cost.unwrap_or(0.0))
+            .bind(i64::from(!requeue))
             .bind(call.campaign_id)
             .execute(&mut **tx)
             .await?;
             bump_reason(tx, call.campaign_id, &reason).await?;
-            // A quota end is not the contact's outcome: it goes back to the queue.
-            let done = quota.is_none();
-            sqlx::query("UPDATE contacts SET status = ? WHERE id = ?")
-                .bind(if done { "DONE" } else { "PENDING" })
-                .bind(call.contact_id)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("UPDATE campaigns SET contacts_done = contacts_done + ? WHERE id = ?")
-                .bind(i64::from(done))
-                .bind(call.campaign_id)
-                .execute(&mut **tx)
-                .await?;
+            set_contact(
+                tx,
+                call.contact_id,
+                if requeue {
+                    ContactStatus::Pending
+                } else {
+                    ContactStatus::Done
+                },
+            )
+            .await?;
             complete_if_done(tx, call.campaign_id).await?;
             effect.ended = true;
-            effect.quota = quota;
+            effect.class = Some(class);
             effect.ended_reason = Some(reason);
         }
-        CallStatus::Queued
+        CallStatus::Creating
+        | CallStatus::Unknown
+        | CallStatus::Queued
         | CallStatus::Scheduled
         | CallStatus::Ringing
         | CallStatus::InProgress
         | CallStatus::Forwarding => {
-            if new_status != call.status || update.started_at.is_some() {
-                sqlx::query(
-                    "UPDATE calls SET status = ?, started_at = coalesce(?, started_at), updated_at = ? WHERE id = ?",
-                )
-                .bind(new_status)
-                .bind(update.started_at.as_deref())
-                .bind(&at)
-                .bind(call_id)
-                .execute(&mut **tx)
-                .await?;
-            } else {
-                // Touch so the poller moves on to calls it has not seen for longer.
-                sqlx::query("UPDATE calls SET updated_at = ? WHERE id = ?")
-                    .bind(&at)
-                    .bind(call_id)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+            sqlx::query(
+                "UPDATE calls SET status = ?, started_at = coalesce(?, started_at), updated_at = ? WHERE id = ?",
+            )
+            .bind(new_status)
+            .bind(update.started_at.as_deref())
+            .bind(&at)
+            .bind(call_id)
+            .execute(&mut **tx)
+            .await?;
         }
     }
     Ok(effect)

@@ -3,7 +3,7 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::{Result, Store, StoreError, now};
-use crate::model::CampaignStatus;
+use crate::model::{CampaignStatus, ContactStatus};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
 pub struct Campaign {
@@ -195,15 +195,19 @@ impl Store {
 
 /// A DIALING campaign with no contact left PENDING or DIALING becomes COMPLETED.
 pub(crate) async fn complete_if_done(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE campaigns SET status = 'COMPLETED', completed_at = ?, pause_reason = NULL \
-         WHERE id = ? AND status = 'DIALING' AND NOT EXISTS \
-         (SELECT 1 FROM contacts WHERE campaign_id = ? AND status != 'DONE')",
-    )
-    .bind(now())
-    .bind(id)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE campaigns SET status = ?, completed_at = ?, pause_reason = NULL \
+         WHERE id = ? AND status = ? AND NOT EXISTS \
+         (SELECT 1 FROM contacts WHERE campaign_id = ? AND status IN {})",
+        crate::model::sql_in(&[ContactStatus::Pending, ContactStatus::Dialing])
+    ));
+    sqlx::query(sql)
+        .bind(CampaignStatus::Completed)
+        .bind(now())
+        .bind(id)
+        .bind(CampaignStatus::Dialing)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

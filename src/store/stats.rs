@@ -2,7 +2,7 @@
 //! and CLI show. All of them go to the reader pool.
 
 use super::{Result, Store};
-use crate::model::CallStatus;
+use crate::model::{AttemptOutcome, CallStatus, ContactStatus, sql_in};
 
 /// A campaign whose stored counters differ from the counts recomputed from its rows.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -12,19 +12,28 @@ pub struct CounterMismatch {
     pub recomputed: String,
 }
 
-/// The counters as recomputed from `calls` and `contacts` (the source of truth).
-const RECOMPUTED: &str = "SELECT g.id AS campaign_id, \
+/// The counters as recomputed from `calls` and `contacts` (the source of truth), with the
+/// status sets of the lifecycle (src/model.rs): active = at Vapi, created = has a provider id,
+/// ended = ENDED, failed = FAILED (unresolved), done = DONE or SKIPPED.
+fn recomputed_counters() -> String {
+    let at_vapi = sql_in(CallStatus::AT_VAPI);
+    let ended = sql_in(&[CallStatus::Ended]);
+    let failed = sql_in(&[CallStatus::Failed]);
+    let done = sql_in(&[ContactStatus::Done, ContactStatus::Skipped]);
+    format!(
+        "SELECT g.id AS campaign_id, \
     g.active_calls || '/' || g.total_calls_created || '/' || g.ended_calls || '/' || g.failed_calls \
       || '/' || round(g.cost_usd, 6) || '/' || g.contacts_total || '/' || g.contacts_done AS stored, \
-    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.provider_call_id IS NOT NULL \
-       AND c.status NOT IN ('ENDED','FAILED')) || '/' || \
+    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {at_vapi}) || '/' || \
     (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.provider_call_id IS NOT NULL) || '/' || \
-    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status = 'ENDED') || '/' || \
-    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status = 'FAILED' AND c.requeued = 0) || '/' || \
+    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {ended}) || '/' || \
+    (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {failed}) || '/' || \
     round((SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = g.id), 6) || '/' || \
     (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id) || '/' || \
-    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND k.status = 'DONE') AS recomputed \
-    FROM campaigns g";
+    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND k.status IN {done}) AS recomputed \
+    FROM campaigns g"
+    )
+}
 
 /// Which calls a list shows (the console's tabs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,14 +92,11 @@ impl CallQuery {
         }
         parts.push(
             match self.tab {
-                CallTab::Queued => "c.status = 'QUEUED' AND c.provider_call_id IS NULL",
-                CallTab::Active => {
-                    "c.provider_call_id IS NOT NULL AND c.status IN ('QUEUED','SCHEDULED','RINGING','IN_PROGRESS','FORWARDING')"
-                }
-                CallTab::Failed => "c.status = 'FAILED'",
-                CallTab::All => "1 = 1",
-            }
-            .to_string(),
+                CallTab::Queued => format!("c.status IN {}", sql_in(CallStatus::IN_CREATION)),
+                CallTab::Active => format!("c.status IN {}", sql_in(CallStatus::AT_VAPI)),
+                CallTab::Failed => format!("c.status IN {}", sql_in(&[CallStatus::Failed])),
+                CallTab::All => "1 = 1".to_string(),
+            },
         );
         if self.status.is_some() {
             parts.push("c.status = ?".into());
@@ -136,7 +142,8 @@ impl Store {
     /// Campaigns whose counters disagree with their rows; empty when all is consistent.
     pub async fn verify_counters(&self) -> Result<Vec<CounterMismatch>> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM ({RECOMPUTED}) WHERE stored != recomputed"
+            "SELECT * FROM ({}) WHERE stored != recomputed",
+            recomputed_counters()
         ));
         Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
     }
@@ -149,19 +156,23 @@ impl Store {
             return Ok(mismatches);
         }
         let mut tx = self.write().await?;
-        sqlx::query(
+        let at_vapi = sql_in(CallStatus::AT_VAPI);
+        let ended = sql_in(&[CallStatus::Ended]);
+        let failed = sql_in(&[CallStatus::Failed]);
+        let done = sql_in(&[ContactStatus::Done, ContactStatus::Skipped]);
+        let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE campaigns SET \
              active_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
-                AND c.provider_call_id IS NOT NULL AND c.status NOT IN ('ENDED','FAILED')), \
+                AND c.status IN {at_vapi}), \
              total_calls_created = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
                 AND c.provider_call_id IS NOT NULL), \
-             ended_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id AND c.status = 'ENDED'), \
-             failed_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
-                AND c.status = 'FAILED' AND c.requeued = 0), \
+             ended_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id AND c.status IN {ended}), \
+             failed_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id AND c.status IN {failed}), \
              cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = campaigns.id), \
              contacts_total = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id), \
-             contacts_done = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id AND k.status = 'DONE')",
-        )
+             contacts_done = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id AND k.status IN {done})"
+        ));
+        sqlx::query(sql)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -181,19 +192,22 @@ impl Store {
 
     /// Calls claimed but not yet created at Vapi, per campaign (in flight or waiting to retry).
     pub async fn creating_counts(&self) -> Result<Vec<(i64, i64)>> {
-        Ok(sqlx::query_as(
-            "SELECT campaign_id, count(*) FROM calls WHERE status = 'QUEUED' \
-             AND provider_call_id IS NULL GROUP BY campaign_id",
-        )
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT campaign_id, count(*) FROM calls WHERE status IN {} GROUP BY campaign_id",
+            sql_in(CallStatus::IN_CREATION)
+        ));
+        Ok(sqlx::query_as(sql)
         .fetch_all(self.reader())
         .await?)
     }
 
     /// Calls created at Vapi since `since` (ISO-8601), for the daily limit.
     pub async fn created_since(&self, since: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM call_attempts WHERE outcome IN ('CREATED','ADOPTED') AND finished_at >= ?",
-        )
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM call_attempts WHERE outcome IN {} AND finished_at >= ?",
+            sql_in(&[AttemptOutcome::Created, AttemptOutcome::Adopted])
+        ));
+        Ok(sqlx::query_scalar(sql)
         .bind(since)
         .fetch_one(self.reader())
         .await?)

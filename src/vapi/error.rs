@@ -1,6 +1,6 @@
 //! What can go wrong talking to Vapi, and what each failure means for a create request:
-//! certainly not created (retry), maybe created (look up before re-sending), rejected
-//! (never retry), or bad credentials (stop everything).
+//! certainly not created (refused), maybe created (settled by look-up before anything is
+//! re-sent), rejected (never retried), or bad credentials (stop everything).
 
 use std::time::Duration;
 
@@ -24,13 +24,14 @@ pub enum VapiError {
     Setup(String),
 }
 
-/// How a failed create request is handled.
+/// What a failed create request says about the call, whatever happens next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// The call was certainly not created (429, or no connection): retry with backoff.
-    Transient,
-    /// The request may have created the call (timeout, reset, 503/504 from a gateway,
-    /// garbled 2xx): retried with backoff, but looked up at Vapi before anything is re-sent.
+    /// Refused before any work (429, 503, no connection): the call was certainly not created.
+    Refused,
+    /// The request may have reached Vapi and may still be running there (timeout, reset after
+    /// sending, unreadable 2xx, 500, 502, 504, 408, the proxy's 52x): the call may exist, now
+    /// or later. It must be settled by look-up before anything is sent again.
     Ambiguous,
     /// Vapi refused this request (400/404/422...): the same request fails the same way.
     Rejected,
@@ -39,28 +40,38 @@ pub enum ErrorClass {
 }
 
 impl VapiError {
-    pub fn class(&self, retry_on_status: &[u16]) -> ErrorClass {
+    pub fn class(&self) -> ErrorClass {
         match self {
             VapiError::Status {
                 status: 401 | 403, ..
             } => ErrorClass::Auth,
-            // A 429 is refused before any work; a 503/504 from a gateway may come after the
-            // backend created the call, so those are looked up before a re-send.
-            VapiError::Status { status: 429, .. } if retry_on_status.contains(&429) => {
-                ErrorClass::Transient
-            }
-            VapiError::Status { status, .. } if retry_on_status.contains(status) => {
+            // Refusals: the gateway's rate limit, and "service unavailable" before any work.
+            VapiError::Status {
+                status: 429 | 503, ..
+            } => ErrorClass::Refused,
+            // 408 and every other 5xx (500 can follow the write; 502/504/52x are the proxy
+            // giving up on an origin that may not have) may come after the call was created.
+            VapiError::Status { status, .. } if *status == 408 || *status >= 500 => {
                 ErrorClass::Ambiguous
             }
             VapiError::Status { .. } => ErrorClass::Rejected,
-            VapiError::Connect(_) => ErrorClass::Transient,
+            VapiError::Connect(_) => ErrorClass::Refused,
             VapiError::Timeout(_) | VapiError::Interrupted(_) => ErrorClass::Ambiguous,
             // A 2xx we cannot read may still be a created call; anything else is a refusal.
             VapiError::Decode { status, .. } if (200..300).contains(status) => {
                 ErrorClass::Ambiguous
             }
+            VapiError::Decode { status, .. } if *status >= 500 => ErrorClass::Ambiguous,
             VapiError::Decode { .. } => ErrorClass::Rejected,
             VapiError::Setup(_) => ErrorClass::Rejected,
+        }
+    }
+
+    /// The text of Vapi's answer (its message), without the HTTP status.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            VapiError::Status { message, .. } => Some(message),
+            _ => None,
         }
     }
 
@@ -132,29 +143,32 @@ mod tests {
     }
 
     #[test]
-    fn classification_follows_the_retry_rules() {
-        let retry_on = [429, 503, 504];
-        assert_eq!(status(429).class(&retry_on), ErrorClass::Transient);
-        assert_eq!(status(503).class(&retry_on), ErrorClass::Ambiguous);
-        assert_eq!(status(504).class(&retry_on), ErrorClass::Ambiguous);
-        assert_eq!(status(400).class(&retry_on), ErrorClass::Rejected);
-        assert_eq!(status(422).class(&retry_on), ErrorClass::Rejected);
-        assert_eq!(status(500).class(&retry_on), ErrorClass::Rejected);
-        assert_eq!(status(401).class(&retry_on), ErrorClass::Auth);
-        assert_eq!(status(403).class(&retry_on), ErrorClass::Auth);
+    fn classification_separates_refusals_from_maybe_created() {
+        for code in [429, 503] {
+            assert_eq!(status(code).class(), ErrorClass::Refused, "{code}");
+        }
+        for code in [500, 502, 504, 408, 520, 521, 522, 523, 524] {
+            assert_eq!(status(code).class(), ErrorClass::Ambiguous, "{code}");
+        }
+        for code in [400, 404, 409, 422] {
+            assert_eq!(status(code).class(), ErrorClass::Rejected, "{code}");
+        }
+        assert_eq!(status(401).class(), ErrorClass::Auth);
+        assert_eq!(status(403).class(), ErrorClass::Auth);
         assert_eq!(
-            VapiError::Timeout(Duration::from_secs(1)).class(&retry_on),
+            VapiError::Timeout(Duration::from_secs(1)).class(),
             ErrorClass::Ambiguous
         );
         assert_eq!(
-            VapiError::Connect("x".into()).class(&retry_on),
-            ErrorClass::Transient
+            VapiError::Interrupted("reset".into()).class(),
+            ErrorClass::Ambiguous
         );
+        assert_eq!(VapiError::Connect("x".into()).class(), ErrorClass::Refused);
         let garbled = VapiError::Decode {
             status: 201,
             detail: "EOF".into(),
         };
-        assert_eq!(garbled.class(&retry_on), ErrorClass::Ambiguous);
+        assert_eq!(garbled.class(), ErrorClass::Ambiguous);
     }
 
     #[test]

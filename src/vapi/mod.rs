@@ -2,6 +2,7 @@
 //! classifies failures; retries, look-ups and persistence belong to the dispatcher.
 
 pub mod error;
+pub mod search;
 pub mod types;
 
 use std::time::Duration;

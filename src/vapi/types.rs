@@ -139,7 +139,13 @@ pub struct ListCallsFilter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at_ge: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at_le: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at_lt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at_ge: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at_le: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }

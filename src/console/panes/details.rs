@@ -15,7 +15,10 @@ fn outcome_style(outcome: AttemptOutcome) -> Style {
     match outcome {
         AttemptOutcome::Created | AttemptOutcome::Adopted => Style::new().fg(Color::Green),
         AttemptOutcome::InFlight => Style::new().fg(Color::Cyan),
-        AttemptOutcome::Transient | AttemptOutcome::Ambiguous => Style::new().fg(Color::Yellow),
+        AttemptOutcome::Refused
+        | AttemptOutcome::RateLimited
+        | AttemptOutcome::Ambiguous
+        | AttemptOutcome::NotCreated => Style::new().fg(Color::Yellow),
         AttemptOutcome::Rejected | AttemptOutcome::AuthFailed => {
             Style::new().fg(Color::Red).add_modifier(Modifier::BOLD)
         }

@@ -69,6 +69,16 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if app.options.demo {
         badges.push(badge(" DEMO · Vapi is simulated ", Color::Magenta));
     }
+    if let Some(holder) = &app.latest().attached_to {
+        badges.push(Span::raw(" "));
+        badges.push(Span::styled(
+            format!(" attached to {holder} "),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     if app.options.read_only {
         badges.push(Span::raw(" "));
         badges.push(badge(" READ-ONLY ", Color::Blue));

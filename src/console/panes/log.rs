@@ -66,6 +66,8 @@ fn kind_style(kind: EventKind) -> (&'static str, Style) {
         EventKind::Retry => ("retry", Style::new().fg(Color::Yellow)),
         EventKind::Created => ("created", Style::new().fg(Color::Green)),
         EventKind::Adopted => ("adopted", Style::new().fg(Color::Cyan)),
+        EventKind::Unknown => ("unknown", Style::new().fg(Color::Magenta)),
+        EventKind::Settled => ("settled", Style::new().fg(Color::Cyan)),
         EventKind::Failed => ("failed", Style::new().fg(Color::Red)),
         EventKind::Breaker => (
             "breaker",

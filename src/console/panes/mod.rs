@@ -121,12 +121,15 @@ pub fn load_color(ratio: f64) -> Color {
 
 pub fn call_status_style(status: CallStatus) -> Style {
     match status {
+        CallStatus::Creating => Style::new().fg(Color::Cyan),
+        CallStatus::Unknown => Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
         CallStatus::Queued => Style::new().fg(Color::Gray),
         CallStatus::Scheduled => Style::new().fg(Color::Blue),
         CallStatus::Ringing => Style::new().fg(Color::Yellow),
         CallStatus::InProgress | CallStatus::Forwarding => Style::new().fg(Color::Green),
         CallStatus::Ended => Style::new().fg(Color::DarkGray),
         CallStatus::Failed => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        CallStatus::Requeued | CallStatus::Retried => Style::new().fg(Color::Gray),
     }
 }
 

@@ -1,0 +1,228 @@
+//! The engine lease: only one engine dispatches from a database at a time. The holder renews
+//! a heartbeat; a second engine is refused with the holder's name; a lease whose heartbeat is
+//! older than the timeout, or whose process is gone from this host, is taken over. A holder
+//! that finds its lease taken (it stalled past the timeout) must stop dispatching at once.
+
+use super::{Result, Store};
+
+/// The lease row's name for the SQLite dispatcher.
+const DISPATCH: &str = "dispatch";
+
+/// Who holds (or held) the lease.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct LeaseHolder {
+    pub holder: String,
+    pub host: String,
+    pub pid: i64,
+    pub acquired_at: String,
+    pub heartbeat_ms: i64,
+}
+
+impl LeaseHolder {
+    /// `host:pid`, as operators name an engine.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.host, self.pid)
+    }
+}
+
+/// Who this engine is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineIdentity {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+}
+
+impl EngineIdentity {
+    pub fn of_this_process() -> EngineIdentity {
+        EngineIdentity {
+            id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            host: host_name(),
+            pid: i64::from(std::process::id()),
+        }
+    }
+}
+
+/// The answer to an attempt to take the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// Ours now. `previous` is the engine whose lease was taken over (crashed or gone), whose
+    /// requests in flight must be settled.
+    Taken { previous: Option<LeaseHolder> },
+    /// A live engine holds it.
+    HeldBy(LeaseHolder),
+}
+
+impl Store {
+    /// Takes the dispatch lease if it is free, expired (`timeout_ms` without a heartbeat), or
+    /// held by a process that no longer exists on this host.
+    pub async fn acquire_lease(&self, me: &EngineIdentity, timeout_ms: i64) -> Result<Acquired> {
+        let mut tx = self.write().await?;
+        let current: Option<LeaseHolder> = sqlx::query_as(
+            "SELECT holder, host, pid, acquired_at, heartbeat_ms FROM engine_lease \
+             WHERE name = ? AND holder IS NOT NULL",
+        )
+        .bind(DISPATCH)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now = now_ms();
+        if let Some(holder) = &current
+            && holder.holder != me.id
+            && now - holder.heartbeat_ms < timeout_ms
+            && !(holder.host == me.host && !process_alive(holder.pid))
+        {
+            return Ok(Acquired::HeldBy(holder.clone()));
+        }
+        sqlx::query(
+            "UPDATE engine_lease SET holder = ?, host = ?, pid = ?, acquired_at = ?, heartbeat_ms = ? \
+             WHERE name = ?",
+        )
+        .bind(&me.id)
+        .bind(&me.host)
+        .bind(me.pid)
+        .bind(super::now())
+        .bind(now)
+        .bind(DISPATCH)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Acquired::Taken {
+            previous: current.filter(|h| h.holder != me.id),
+        })
+    }
+
+    /// Renews the heartbeat. False when the lease is no longer ours (taken over): the caller
+    /// must stop dispatching.
+    pub async fn renew_lease(&self, me: &EngineIdentity) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE engine_lease SET heartbeat_ms = ? WHERE name = ? AND holder = ?")
+            .bind(now_ms())
+            .bind(DISPATCH)
+            .bind(&me.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives the lease up (a clean stop), so the next engine starts at once.
+    pub async fn release_lease(&self, me: &EngineIdentity) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE engine_lease SET holder = NULL, heartbeat_ms = NULL WHERE name = ? AND holder = ?",
+        )
+        .bind(DISPATCH)
+        .bind(&me.id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The live holder of the lease, if any (for consoles and `dispatch status`).
+    pub async fn lease_holder(&self, timeout_ms: i64) -> Result<Option<LeaseHolder>> {
+        let holder: Option<LeaseHolder> = sqlx::query_as(
+            "SELECT holder, host, pid, acquired_at, heartbeat_ms FROM engine_lease \
+             WHERE name = ? AND holder IS NOT NULL",
+        )
+        .bind(DISPATCH)
+        .fetch_optional(self.reader())
+        .await?;
+        let me = host_name();
+        Ok(holder.filter(|h| {
+            now_ms() - h.heartbeat_ms < timeout_ms && !(h.host == me && !process_alive(h.pid))
+        }))
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// This machine's name (for operators; the pid check only applies on the same host).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether a process with this pid exists on this host. Where that cannot be told (no
+/// /proc), assume it does: then only the heartbeat timeout frees the lease.
+fn process_alive(pid: i64) -> bool {
+    let proc_root = std::path::Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return true;
+    }
+    let path = proc_root.join(pid.to_string());
+    match std::fs::read_to_string(path.join("stat")) {
+        // A zombie (state Z) has exited: its lease is free.
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(id: &str, pid: i64) -> EngineIdentity {
+        EngineIdentity {
+            id: id.into(),
+            host: host_name(),
+            pid,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_live_holder_keeps_the_lease_and_a_second_engine_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let me = EngineIdentity::of_this_process();
+        assert_eq!(
+            store.acquire_lease(&me, 15_000).await.unwrap(),
+            Acquired::Taken { previous: None }
+        );
+        // Another engine in this same (live) process: refused, naming the holder.
+        let other = engine("other", me.pid);
+        match store.acquire_lease(&other, 15_000).await.unwrap() {
+            Acquired::HeldBy(h) => assert_eq!(h.name(), format!("{}:{}", me.host, me.pid)),
+            taken => panic!("second engine got the lease: {taken:?}"),
+        }
+        assert!(store.renew_lease(&me).await.unwrap());
+        assert!(store.lease_holder(15_000).await.unwrap().is_some());
+        store.release_lease(&me).await.unwrap();
+        assert!(store.lease_holder(15_000).await.unwrap().is_none());
+        assert_eq!(
+            store.acquire_lease(&other, 15_000).await.unwrap(),
+            Acquired::Taken { previous: None }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_process_or_a_stale_heartbeat_is_taken_over_and_the_old_holder_fenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await.unwrap();
+        // A holder whose pid does not exist on this host (pids are below 2^22 on Linux).
+        let dead = engine("dead", 999_999_999);
+        store.acquire_lease(&dead, 15_000).await.unwrap();
+        let me = EngineIdentity::of_this_process();
+        match store.acquire_lease(&me, 15_000).await.unwrap() {
+            Acquired::Taken { previous: Some(p) } => assert_eq!(p.holder, "dead"),
+            other => panic!("{other:?}"),
+        }
+        // The old holder learns it lost the lease at its next heartbeat.
+        assert!(!store.renew_lease(&dead).await.unwrap());
+        // A live process whose heartbeat is older than the timeout is taken over too.
+        let other = engine("other", me.pid);
+        assert!(matches!(
+            store.acquire_lease(&other, 0).await.unwrap(),
+            Acquired::Taken { previous: Some(_) }
+        ));
+        assert!(!store.renew_lease(&me).await.unwrap());
+    }
+}
