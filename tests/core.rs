@@ -135,7 +135,7 @@ async fn retry_after_longer_than_the_schedule_wins() {
 
 #[tokio::test]
 async fn retries_used_up_fail_the_call_with_the_last_error() {
-    let vapi = Scripted::start(vec![Reply::Status(429, None); 4]).await;
+    let vapi = Scripted::start(vec![Reply::Status(503, None); 4]).await;
     let (store, _dir) = store().await;
     let campaign_id = campaign(&store, "c", 1).await;
     let mut cfg = config(&vapi.base_url);
@@ -149,7 +149,7 @@ async fn retries_used_up_fail_the_call_with_the_last_error() {
     assert_eq!(call.attempt_count, 4);
     let reason = call.ended_reason.unwrap();
     assert!(
-        reason.contains("gave up after 4 attempts") && reason.contains("HTTP 429"),
+        reason.contains("gave up after 4 attempts") && reason.contains("HTTP 503"),
         "{reason}"
     );
     let c = store.campaign(campaign_id).await.unwrap();
@@ -159,6 +159,34 @@ async fn retries_used_up_fail_the_call_with_the_last_error() {
         "its only contact is done"
     );
     assert_eq!(c.failed_calls, 1);
+    assert_invariants(&store).await;
+}
+
+/// A rate-limit storm longer than every backoff fails no call: a 429 waits for the request
+/// budget and spends none of the call's retries.
+#[tokio::test]
+async fn a_429_storm_longer_than_all_retries_fails_no_call() {
+    let vapi = Scripted::start(vec![Reply::Status(429, None); 7]).await;
+    let (store, _dir) = store().await;
+    campaign(&store, "c", 1).await;
+    let mut cfg = config(&vapi.base_url);
+    fast_retries(&mut cfg);
+    let engine = engine(cfg, &store, KEY).await;
+    wait_for(&engine, Duration::from_secs(20), created(1)).await;
+    engine.shutdown().await;
+    assert_eq!(vapi.posts(), 8, "7 rate-limited attempts, then the create");
+    let call = only_call(&store).await;
+    assert!(call.provider_call_id.is_some());
+    let outcomes: Vec<AttemptOutcome> = store
+        .attempts(call.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    let mut expected = vec![AttemptOutcome::RateLimited; 7];
+    expected.push(AttemptOutcome::Created);
+    assert_eq!(outcomes, expected);
     assert_invariants(&store).await;
 }
 
@@ -275,7 +303,8 @@ async fn network_timeout_is_looked_up_then_retried() {
         .collect();
     assert_eq!(
         outcomes,
-        vec![AttemptOutcome::Ambiguous, AttemptOutcome::Created]
+        vec![AttemptOutcome::NotCreated, AttemptOutcome::Created],
+        "settled as not created, then sent again"
     );
     let lookups = server
         .received_requests()
@@ -288,7 +317,8 @@ async fn network_timeout_is_looked_up_then_retried() {
     assert!(
         query.contains("assistantId=asst-1")
             && query.contains("phoneNumberId=pn-1")
-            && query.contains("createdAtGe="),
+            && query.contains("createdAtGe=")
+            && query.contains("createdAtLe="),
         "{query}"
     );
     assert_invariants(&store).await;
@@ -351,7 +381,7 @@ async fn the_call_row_is_committed_before_the_request_is_answered() {
     for _ in 0..100 {
         if server.received_requests().await.unwrap().len() == 1 {
             let call = only_call(&store).await;
-            assert_eq!(call.status, CallStatus::Queued);
+            assert_eq!(call.status, CallStatus::Creating);
             assert_eq!(call.provider_call_id, None);
             let attempts = store.attempts(call.id).await.unwrap();
             assert_eq!(attempts[0].outcome, AttemptOutcome::InFlight);

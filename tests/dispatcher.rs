@@ -204,10 +204,8 @@ async fn vapi_out_of_credits_pauses_the_campaign_and_requeues_the_contact() {
     })
     .await;
     engine.shutdown().await;
-    assert_eq!(
-        s.campaigns[0].pause_reason.as_deref(),
-        Some("Vapi: insufficient credits")
-    );
+    let reason = s.campaigns[0].pause_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("Vapi: insufficient credits"), "{reason}");
     let c = store.campaign(id).await.unwrap();
     assert_eq!(c.failed_calls, 0);
     // Contacts whose call was refused for credits are waiting again, none lost.
@@ -305,7 +303,7 @@ async fn retry_dials_a_failed_contact_again_as_a_new_sequence() {
     );
     engine.shutdown().await;
     let old = store.call(1).await.unwrap();
-    assert_eq!((old.status, old.retried), (CallStatus::Failed, true));
+    assert_eq!(old.status, CallStatus::Retried);
     let new = store.call(2).await.unwrap();
     assert_eq!((new.contact_id, new.sequence), (old.contact_id, 2));
     assert!(new.provider_call_id.is_some());
@@ -416,8 +414,8 @@ async fn an_attempt_cut_by_a_crash_is_looked_up_and_adopted_at_start() {
     // A "crashed" engine: both contacts claimed, attempt 1 IN_FLIGHT. The first request had
     // reached Vapi before the crash; the second had not.
     let instance = store.instance_id().await.unwrap();
-    let (first, _) = store.claim_call(id, &instance).await.unwrap().unwrap();
-    let (second, _) = store.claim_call(id, &instance).await.unwrap().unwrap();
+    let (first, _) = store.claim_call(id, &instance, "crashed").await.unwrap().unwrap();
+    let (second, _) = store.claim_call(id, &instance, "crashed").await.unwrap().unwrap();
     let http = reqwest::Client::new();
     let created: serde_json::Value = http
         .post(format!("{}/call", sim.base_url()))
@@ -466,7 +464,8 @@ async fn an_attempt_cut_by_a_crash_is_looked_up_and_adopted_at_start() {
         .collect();
     assert_eq!(
         outcomes,
-        vec![AttemptOutcome::Ambiguous, AttemptOutcome::Created]
+        vec![AttemptOutcome::NotCreated, AttemptOutcome::Created],
+        "the interrupted attempt was settled as not created before the re-send"
     );
     assert_invariants(&store).await;
 }

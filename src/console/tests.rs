@@ -186,6 +186,7 @@ fn snapshot() -> Snapshot {
             event(2, EventKind::Command, None, None, "rate 1.5 → 2.0/s", None),
         ]),
         stopped: false,
+        attached_to: None,
     }
 }
 
@@ -387,21 +388,21 @@ fn screen_details_popup() {
                 attempt(
                     1,
                     Some(429),
-                    AttemptOutcome::Transient,
+                    AttemptOutcome::Refused,
                     Some("Too Many Requests"),
                     Some(1_000),
                 ),
                 attempt(
                     2,
                     Some(503),
-                    AttemptOutcome::Transient,
+                    AttemptOutcome::Refused,
                     Some("Service Unavailable"),
                     Some(4_000),
                 ),
                 attempt(
                     3,
                     Some(503),
-                    AttemptOutcome::Transient,
+                    AttemptOutcome::Refused,
                     Some("Service Unavailable; retries used up"),
                     None,
                 ),

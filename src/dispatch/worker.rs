@@ -233,7 +233,7 @@ async fn sequence(
                         let result = attempt_result(outcome, &error, more.then_some(delay));
                         ctx.store.record_refused(call_id, attempt_id, &result).await?;
                         log_attempt(ctx, job, number, &error, more.then_some(delay));
-                        if !more && !look_up_first {
+                        if !more {
                             let reason =
                                 format!("gave up after {used} attempts; last error: {last_error}");
                             ctx.store.fail_call(call_id, None, &reason).await?;
@@ -249,7 +249,7 @@ async fn sequence(
                                 sent_at,
                                 settle_at: sent_at,
                                 ambiguous: false,
-                                resend: more,
+                                resend: true,
                             })
                         } else {
                             Next::Admit

@@ -314,7 +314,7 @@ mod tests {
         store.insert_contacts(c.id, &contacts).await.unwrap();
         store.start_campaign(c.id).await.unwrap();
         let instance = store.instance_id().await.unwrap();
-        while let Some((job, attempt)) = store.claim_call(c.id, &instance).await.unwrap() {
+        while let Some((job, attempt)) = store.claim_call(c.id, &instance, "test").await.unwrap() {
             let provider = format!("p{}", job.call_id);
             store
                 .record_created(

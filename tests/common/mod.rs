@@ -55,6 +55,9 @@ pub fn config(base_url: &str) -> Config {
     let mut c = Config::default();
     c.vapi.base_url = base_url.to_string();
     c.vapi.request_timeout_ms = 2_000;
+    // Tests settle unknown outcomes in a second; production waits two minutes.
+    c.vapi.settle_after_ms = 1_000;
+    c.vapi.lookup_skew_ms = 1_000;
     c.dispatch.rate_per_second = 200.0;
     c.dispatch.tick_ms = 50;
     c.tracking.poll_interval_ms = 50;
