@@ -183,7 +183,7 @@ async fn sqlite_bound(path: &Path, n: usize) -> Result<f64> {
     };
     let started = Instant::now();
     let mut i = 0;
-    while let Some((job, attempt)) = store.claim_call(id, &instance).await? {
+    while let Some((job, attempt)) = store.claim_call(id, &instance, "bench").await? {
         let provider = format!("p{i}");
         store
             .record_created(

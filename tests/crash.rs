@@ -108,7 +108,7 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
     std::fs::write(
         dir.path().join("switchboard.toml"),
         format!(
-            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_margin_ms = 60000\n\
+            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 1500\nlease_timeout_ms = 5000\n\
              [dispatch]\nrate_per_second = 300.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\n\
              breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\n"
         ),
@@ -133,14 +133,21 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut killed = 0;
-    for _ in 0..kills {
+    for round in 0..kills {
         let mut child = sb(dir.path())
             .args(["run", "--headless", "--until-done"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start engine");
-        std::thread::sleep(Duration::from_millis(rng.random_range(150..900)));
+        // Every other kill lands in the first second of a run (while the previous run's
+        // requests may still be creating calls at the simulator), the others later.
+        let alive_ms = if round % 2 == 0 {
+            rng.random_range(30..1_000)
+        } else {
+            rng.random_range(300..2_500)
+        };
+        std::thread::sleep(Duration::from_millis(alive_ms));
         if child.try_wait().expect("poll child").is_none() {
             child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
             killed += 1;
@@ -234,9 +241,148 @@ async fn count_adopted(store: &Store, calls: &[switchboard::store::stats::CallLi
     n
 }
 
+/// Starts `switchboard simulate` on a free port with `args`; waits until it listens.
+fn simulator(args: &[&str]) -> (Killed, String) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["simulate", "--port", &port.to_string(), "--api-key", KEY])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start simulator");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "simulator did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Killed(child), format!("http://127.0.0.1:{port}"))
+}
+
+/// A campaign of `contacts` in `dir` against `base`, started, with `extra` config lines.
+fn campaign_dir(dir: &std::path::Path, base: &str, contacts: usize, extra: &str) {
+    std::fs::write(
+        dir.join("switchboard.toml"),
+        format!(
+            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 3000\n\
+             settle_after_ms = 1500\nlookup_skew_ms = 1000\nlease_timeout_ms = 5000\n{extra}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("c.csv"),
+        switchboard::demo::generated_contacts(contacts),
+    )
+    .unwrap();
+    ok(sb(dir).args([
+        "campaign",
+        "create",
+        "c",
+        "--assistant-id",
+        "a",
+        "--phone-number-id",
+        "p",
+    ]));
+    ok(sb(dir).args(["contacts", "import", "c", "c.csv"]));
+    ok(sb(dir).args(["campaign", "start", "c"]));
+}
+
+/// SIGTERM (systemd, docker) quits like Ctrl-C: no new calls, the requests in flight finish
+/// and are recorded, nothing is left IN_FLIGHT.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_quits_gracefully_and_records_requests_in_flight() {
+    let (_sim, base) = simulator(&["--latency-ms", "800", "--concurrency-limit", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    campaign_dir(
+        dir.path(),
+        &base,
+        50,
+        "[dispatch]\nrate_per_second = 50.0\nmax_concurrent_calls = 20\n",
+    );
+    let mut child = sb(dir.path())
+        .args(["run", "--headless"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start engine");
+    // Wait until creates are in flight (each takes 0.8 s at the simulator).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats(&base).await.create_requests < 5 {
+        assert!(Instant::now() < deadline, "no create was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    ok(Command::new("kill").args(["-TERM", &pid]));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130), "graceful stop, not a kill");
+    let store = Store::open(&dir.path().join("chaos.db")).await.unwrap();
+    assert_eq!(
+        store.in_flight_attempts().await.unwrap(),
+        0,
+        "every request in flight was recorded"
+    );
+    let sim = stats(&base).await;
+    let c = store.campaign_by_name("c").await.unwrap();
+    assert_eq!(
+        c.total_calls_created as u64, sim.calls_created,
+        "every call Vapi created is known here"
+    );
+    assert!(
+        (c.total_calls_created as usize) < 50,
+        "dispatch stopped: {} created",
+        c.total_calls_created
+    );
+}
+
+/// `run --headless` twice on one database: the second is refused with one line naming the
+/// first, and sends nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_headless_engine_is_refused_in_one_line() {
+    let (_sim, base) = simulator(&["--latency-ms", "200", "--concurrency-limit", "0"]);
+    let dir = tempfile::tempdir().unwrap();
+    campaign_dir(dir.path(), &base, 20, "[dispatch]\nrate_per_second = 2.0\n");
+    let first = Killed(
+        sb(dir.path())
+            .args(["run", "--headless"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start engine"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats(&base).await.create_requests < 1 {
+        assert!(Instant::now() < deadline, "the first engine sent nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = sb(dir.path())
+        .args(["run", "--headless", "--until-done"])
+        .output()
+        .expect("second engine");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr.trim();
+    assert!(
+        line.starts_with("error: another engine is dispatching from this database")
+            && line.contains(&format!(":{}", first.0.id()))
+            && !line.contains('\n'),
+        "{stderr}"
+    );
+    drop(first);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkilled_engine_loses_nothing_and_dials_nobody_twice() {
-    chaos(400, 5, 42).await;
+    chaos(400, 10, 42).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

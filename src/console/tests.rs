@@ -388,7 +388,7 @@ fn screen_details_popup() {
                 attempt(
                     1,
                     Some(429),
-                    AttemptOutcome::Refused,
+                    AttemptOutcome::RateLimited,
                     Some("Too Many Requests"),
                     Some(1_000),
                 ),
