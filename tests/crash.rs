@@ -109,7 +109,7 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
         dir.path().join("switchboard.toml"),
         format!(
             "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 1500\nlease_timeout_ms = 5000\n\
-             [dispatch]\nrate_per_second = 300.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\n\
+             [dispatch]\nrate_per_second = 50.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\n\
              breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\n"
         ),
     )
@@ -382,7 +382,7 @@ async fn a_second_headless_engine_is_refused_in_one_line() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkilled_engine_loses_nothing_and_dials_nobody_twice() {
-    chaos(400, 10, 42).await;
+    chaos(600, 10, 42).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
