@@ -101,6 +101,9 @@ pub struct VapiConfig {
     /// An engine whose lease heartbeat is older than this is taken for dead and its lease
     /// taken over (a process gone from this host is taken over at once).
     pub lease_timeout_ms: u64,
+    /// Ceiling of the request budget shared by every request to Vapi (creates, reads,
+    /// look-ups). The engine learns the gateway's real limit below it from 429s.
+    pub max_requests_per_second: f64,
 }
 
 impl Default for VapiConfig {
@@ -112,13 +115,15 @@ impl Default for VapiConfig {
             lookup_skew_ms: 10_000,
             settle_after_ms: 120_000,
             lease_timeout_ms: 15_000,
+            max_requests_per_second: 20.0,
         }
     }
 }
 
 /// HTTP statuses sent again by default: refusals (429, 503) and every status after which the
 /// call may exist (408, 500, 502, 504, the proxy's 520-524), which are settled first.
-pub const DEFAULT_RETRY_ON_STATUS: &[u16] = &[408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524];
+pub const DEFAULT_RETRY_ON_STATUS: &[u16] =
+    &[408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524];
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -165,17 +170,26 @@ impl Default for DispatchConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrackingConfig {
-    /// How often each active call is polled with GET /call/{id}.
+    /// How often the calls changed at Vapi are read in bulk (one `GET /call?updatedAtGe=…`
+    /// per assistant/phone-number pair with calls to follow).
     pub poll_interval_ms: u64,
-    /// Request budget for polling: at most this many GETs per second.
+    /// At most this many per-call `GET /call/{id}` a second (the fallback for a call the bulk
+    /// read has not returned for `fallback_after_ms`).
     pub poll_requests_per_second: f64,
+    /// A call not seen changed for this long is read on its own.
+    pub fallback_after_ms: u64,
+    /// Longest a call can last (Vapi's maxDurationSeconds ceiling is 43200): a call still
+    /// active 10 minutes past it is closed as overdue and its slot freed.
+    pub max_call_duration_s: u64,
 }
 
 impl Default for TrackingConfig {
     fn default() -> Self {
         TrackingConfig {
-            poll_interval_ms: 2_000,
+            poll_interval_ms: 1_000,
             poll_requests_per_second: 5.0,
+            fallback_after_ms: 60_000,
+            max_call_duration_s: 43_200,
         }
     }
 }
@@ -341,16 +355,33 @@ impl Config {
                 format!("must be at most 3600000 (1 h), got {}", v.lookup_skew_ms),
             ));
         }
+        if !(v.max_requests_per_second.is_finite()
+            && (0.5..=1_000.0).contains(&v.max_requests_per_second))
+        {
+            return Err(bad(
+                "vapi.max_requests_per_second",
+                format!(
+                    "must be between 0.5 and 1000, got {}",
+                    v.max_requests_per_second
+                ),
+            ));
+        }
         if !(100..=86_400_000).contains(&v.settle_after_ms) {
             return Err(bad(
                 "vapi.settle_after_ms",
-                format!("must be between 100 and 86400000 (1 day), got {}", v.settle_after_ms),
+                format!(
+                    "must be between 100 and 86400000 (1 day), got {}",
+                    v.settle_after_ms
+                ),
             ));
         }
         if !(1_000..=3_600_000).contains(&v.lease_timeout_ms) {
             return Err(bad(
                 "vapi.lease_timeout_ms",
-                format!("must be between 1000 and 3600000, got {}", v.lease_timeout_ms),
+                format!(
+                    "must be between 1000 and 3600000, got {}",
+                    v.lease_timeout_ms
+                ),
             ));
         }
         let t = &self.tracking;

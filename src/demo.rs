@@ -18,9 +18,7 @@ pub const DEMO_CAMPAIGN: &str = "demo";
 pub enum DemoError {
     #[error("cannot start the embedded simulator: {0}")]
     Simulator(std::io::Error),
-    #[error(
-        "a demo is already running on {path} ({holder}): use its console, or stop it first"
-    )]
+    #[error("a demo is already running on {path} ({holder}): use its console, or stop it first")]
     Running { path: PathBuf, holder: String },
     #[error("cannot reset the demo database {path}: {source}")]
     Reset {

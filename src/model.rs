@@ -161,10 +161,9 @@ impl CallStatus {
 
     pub fn is_terminal(self) -> bool {
         match self {
-            CallStatus::Ended
-            | CallStatus::Failed
-            | CallStatus::Requeued
-            | CallStatus::Retried => true,
+            CallStatus::Ended | CallStatus::Failed | CallStatus::Requeued | CallStatus::Retried => {
+                true
+            }
             CallStatus::Creating
             | CallStatus::Unknown
             | CallStatus::Queued
@@ -190,10 +189,9 @@ impl CallStatus {
             CallStatus::Ringing => 3,
             CallStatus::InProgress => 4,
             CallStatus::Forwarding => 5,
-            CallStatus::Ended
-            | CallStatus::Failed
-            | CallStatus::Requeued
-            | CallStatus::Retried => 6,
+            CallStatus::Ended | CallStatus::Failed | CallStatus::Requeued | CallStatus::Retried => {
+                6
+            }
         }
     }
 
@@ -293,28 +291,94 @@ impl EndedClass {
 /// Ended reasons that stop every call of the campaign the same way, with what to tell the
 /// operator.
 const CAMPAIGN_STOPS: &[(&str, &str)] = &[
-    ("call.start.error-subscription-insufficient-credits", "Vapi: insufficient credits; add credits, then resume"),
-    ("call.start.error-subscription-frozen", "Vapi: subscription frozen; settle the account, then resume"),
-    ("call.start.error-subscription-wallet-does-not-exist", "Vapi: the account has no wallet; set up billing, then resume"),
-    ("call.start.error-subscription-upgrade-failed", "Vapi: subscription upgrade failed; check billing, then resume"),
-    ("call.start.error-fraud-check-failed", "Vapi: fraud check failed for this account; contact Vapi, then resume"),
-    ("call.start.error-vapi-number-outbound-daily-limit", "Vapi: phone number's outbound daily limit reached; resume tomorrow or use another number"),
-    ("call.start.error-vapi-number-international", "Vapi: this phone number cannot call internationally; use another number"),
-    ("call.start.error-get-assistant", "Vapi could not load the campaign's assistant; check assistantId"),
-    ("call.start.error-get-phone-number", "Vapi could not load the campaign's phone number; check phoneNumberId"),
-    ("call.start.error-get-resources-validation", "Vapi rejected the campaign's resources; check the assistant and number"),
-    ("call.start.error-get-transport", "Vapi could not set up the number's transport; check the phone number"),
-    ("call.start.assistant-version-error-validation", "Vapi rejected the assistant's version; fix the assistant"),
-    ("call.start.error-enterprise-feature-not-available-recording-consent", "the assistant needs an enterprise feature (recording consent); change the assistant"),
-    ("call-start-error-neither-assistant-nor-server-set", "neither an assistant nor a server is set; fix the campaign's assistant"),
-    ("assistant-not-valid", "the assistant is not valid; fix it in Vapi"),
-    ("assistant-not-found", "the assistant was not found; check assistantId"),
-    ("assistant-request-failed", "the assistant request to your server failed; fix the server"),
-    ("assistant-request-returned-error", "your server returned an error for the assistant request"),
-    ("assistant-request-returned-unspeakable-error", "your server returned an error for the assistant request"),
-    ("assistant-request-returned-invalid-assistant", "your server returned an invalid assistant"),
-    ("assistant-request-returned-no-assistant", "your server returned no assistant"),
-    ("assistant-request-returned-forwarding-phone-number", "your server returned a forwarding number instead of an assistant"),
+    (
+        "call.start.error-subscription-insufficient-credits",
+        "Vapi: insufficient credits; add credits, then resume",
+    ),
+    (
+        "call.start.error-subscription-frozen",
+        "Vapi: subscription frozen; settle the account, then resume",
+    ),
+    (
+        "call.start.error-subscription-wallet-does-not-exist",
+        "Vapi: the account has no wallet; set up billing, then resume",
+    ),
+    (
+        "call.start.error-subscription-upgrade-failed",
+        "Vapi: subscription upgrade failed; check billing, then resume",
+    ),
+    (
+        "call.start.error-fraud-check-failed",
+        "Vapi: fraud check failed for this account; contact Vapi, then resume",
+    ),
+    (
+        "call.start.error-vapi-number-outbound-daily-limit",
+        "Vapi: phone number's outbound daily limit reached; resume tomorrow or use another number",
+    ),
+    (
+        "call.start.error-vapi-number-international",
+        "Vapi: this phone number cannot call internationally; use another number",
+    ),
+    (
+        "call.start.error-get-assistant",
+        "Vapi could not load the campaign's assistant; check assistantId",
+    ),
+    (
+        "call.start.error-get-phone-number",
+        "Vapi could not load the campaign's phone number; check phoneNumberId",
+    ),
+    (
+        "call.start.error-get-resources-validation",
+        "Vapi rejected the campaign's resources; check the assistant and number",
+    ),
+    (
+        "call.start.error-get-transport",
+        "Vapi could not set up the number's transport; check the phone number",
+    ),
+    (
+        "call.start.assistant-version-error-validation",
+        "Vapi rejected the assistant's version; fix the assistant",
+    ),
+    (
+        "call.start.error-enterprise-feature-not-available-recording-consent",
+        "the assistant needs an enterprise feature (recording consent); change the assistant",
+    ),
+    (
+        "call-start-error-neither-assistant-nor-server-set",
+        "neither an assistant nor a server is set; fix the campaign's assistant",
+    ),
+    (
+        "assistant-not-valid",
+        "the assistant is not valid; fix it in Vapi",
+    ),
+    (
+        "assistant-not-found",
+        "the assistant was not found; check assistantId",
+    ),
+    (
+        "assistant-request-failed",
+        "the assistant request to your server failed; fix the server",
+    ),
+    (
+        "assistant-request-returned-error",
+        "your server returned an error for the assistant request",
+    ),
+    (
+        "assistant-request-returned-unspeakable-error",
+        "your server returned an error for the assistant request",
+    ),
+    (
+        "assistant-request-returned-invalid-assistant",
+        "your server returned an invalid assistant",
+    ),
+    (
+        "assistant-request-returned-no-assistant",
+        "your server returned no assistant",
+    ),
+    (
+        "assistant-request-returned-forwarding-phone-number",
+        "your server returned a forwarding number instead of an assistant",
+    ),
 ];
 
 /// Plain dial and conversation outcomes (the contact is done).
@@ -357,6 +421,11 @@ const NEVER_RANG: &[&str] = &[
 /// `startedAt`): a Vapi or provider fault before that means the phone never rang; after it,
 /// the assistant failed a person on the line.
 pub fn classify_ended_reason(reason: &str, started: bool) -> EndedClass {
+    // switchboard's own closing reasons (vanished, overdue): the outcome is unknown, so the
+    // contact is done rather than risk calling a person twice.
+    if reason.starts_with("switchboard: ") {
+        return EndedClass::Outcome;
+    }
     if reason == "call.start.error-subscription-concurrency-limit-reached" {
         return EndedClass::Concurrency;
     }
@@ -455,8 +524,8 @@ mod tests {
             }
         }
         // The spec itself, when the shared folder is beside the checkout (CI, developers).
-        let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/vapi/openapi.json");
+        let spec =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vapi/openapi.json");
         if let Ok(text) = std::fs::read_to_string(&spec) {
             let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
             let values = doc["components"]["schemas"]["Call"]["properties"]["endedReason"]["enum"]
@@ -464,7 +533,10 @@ mod tests {
                 .unwrap();
             for v in values {
                 let v = v.as_str().unwrap();
-                assert!(reasons.contains(&v), "{v} is in the spec but not in the list: regenerate it");
+                assert!(
+                    reasons.contains(&v),
+                    "{v} is in the spec but not in the list: regenerate it"
+                );
             }
         }
     }
@@ -485,7 +557,10 @@ mod tests {
             EndedClass::CampaignStop(_)
         ));
         assert_eq!(
-            classify_ended_reason("call.start.error-subscription-concurrency-limit-reached", false),
+            classify_ended_reason(
+                "call.start.error-subscription-concurrency-limit-reached",
+                false
+            ),
             EndedClass::Concurrency
         );
     }

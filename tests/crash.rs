@@ -108,7 +108,7 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
     std::fs::write(
         dir.path().join("switchboard.toml"),
         format!(
-            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 1500\nlease_timeout_ms = 5000\n\
+            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 1500\nlease_timeout_ms = 5000\nmax_requests_per_second = 500.0\n\
              [dispatch]\nrate_per_second = 50.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\n\
              breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\n"
         ),
@@ -265,7 +265,7 @@ fn campaign_dir(dir: &std::path::Path, base: &str, contacts: usize, extra: &str)
         dir.join("switchboard.toml"),
         format!(
             "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 3000\n\
-             settle_after_ms = 1500\nlookup_skew_ms = 1000\nlease_timeout_ms = 5000\n{extra}"
+             settle_after_ms = 1500\nlookup_skew_ms = 1000\nlease_timeout_ms = 5000\nmax_requests_per_second = 500.0\n{extra}"
         ),
     )
     .unwrap();

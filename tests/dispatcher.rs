@@ -414,8 +414,16 @@ async fn an_attempt_cut_by_a_crash_is_looked_up_and_adopted_at_start() {
     // A "crashed" engine: both contacts claimed, attempt 1 IN_FLIGHT. The first request had
     // reached Vapi before the crash; the second had not.
     let instance = store.instance_id().await.unwrap();
-    let (first, _) = store.claim_call(id, &instance, "crashed").await.unwrap().unwrap();
-    let (second, _) = store.claim_call(id, &instance, "crashed").await.unwrap().unwrap();
+    let (first, _) = store
+        .claim_call(id, &instance, "crashed")
+        .await
+        .unwrap()
+        .unwrap();
+    let (second, _) = store
+        .claim_call(id, &instance, "crashed")
+        .await
+        .unwrap()
+        .unwrap();
     let http = reqwest::Client::new();
     let created: serde_json::Value = http
         .post(format!("{}/call", sim.base_url()))

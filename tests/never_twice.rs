@@ -368,7 +368,11 @@ async fn a_restart_right_after_a_crash_settles_the_interrupted_attempt() {
     wait_for(&engine, Duration::from_secs(15), all_completed).await;
     engine.shutdown().await;
     let per_name = vapi.created_per_name();
-    assert_eq!(per_name.get(&first.reference), Some(&1), "not dialled again");
+    assert_eq!(
+        per_name.get(&first.reference),
+        Some(&1),
+        "not dialled again"
+    );
     assert_eq!(per_name.len(), 2);
     assert_eq!(vapi.posts().len(), 1, "only the second contact was sent");
     assert_eq!(
@@ -386,7 +390,9 @@ async fn a_second_engine_on_the_same_database_is_refused_and_sends_nothing() {
     campaign(&store, "c", 3).await;
     let first = engine(settle_config(&vapi.base_url, 1_000), &store, KEY).await;
     // Another process's view of the same file.
-    let other = switchboard::store::Store::open_in(dir.path()).await.unwrap();
+    let other = switchboard::store::Store::open_in(dir.path())
+        .await
+        .unwrap();
     let cfg = settle_config(&vapi.base_url, 1_000);
     let second = dispatch::start(cfg.clone(), other.clone(), client(&cfg, KEY)).await;
     match second {
@@ -398,16 +404,17 @@ async fn a_second_engine_on_the_same_database_is_refused_and_sends_nothing() {
     }
     wait_for(&first, Duration::from_secs(10), all_completed).await;
     first.shutdown().await;
-    assert_eq!(vapi.posts().len(), 3, "every contact dialled once, by one engine");
+    assert_eq!(
+        vapi.posts().len(),
+        3,
+        "every contact dialled once, by one engine"
+    );
     // After a clean stop the lease is free: the next engine starts at once.
     let next = dispatch::start(cfg.clone(), other, client(&cfg, KEY)).await;
     assert!(next.is_ok(), "the lease was released");
     next.unwrap().shutdown().await;
     assert_eq!(
-        store
-            .count_contacts(1, ContactStatus::Done)
-            .await
-            .unwrap(),
+        store.count_contacts(1, ContactStatus::Done).await.unwrap(),
         3
     );
 }

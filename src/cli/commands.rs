@@ -226,16 +226,14 @@ pub async fn calls(
 
 pub async fn retry(store: &Store, call_id: Option<i64>, campaign: Option<String>) -> Result<()> {
     match (call_id, campaign) {
-        (Some(id), _) => {
-            match store.retry_call(id).await.map_err(user)? {
-                RetryOutcome::Requeued => println!(
-                    "retrying call {id}: its contact will be dialled again as a new attempt sequence"
-                ),
-                RetryOutcome::AfterSettling => println!(
-                    "call {id}'s outcome is UNKNOWN (Vapi may have created it): it is looked up first, and dialled again only once settled as not created"
-                ),
-            }
-        }
+        (Some(id), _) => match store.retry_call(id).await.map_err(user)? {
+            RetryOutcome::Requeued => println!(
+                "retrying call {id}: its contact will be dialled again as a new attempt sequence"
+            ),
+            RetryOutcome::AfterSettling => println!(
+                "call {id}'s outcome is UNKNOWN (Vapi may have created it): it is looked up first, and dialled again only once settled as not created"
+            ),
+        },
         (None, Some(name)) => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;
             let n = store.retry_failed_calls(c.id).await.map_err(user)?;

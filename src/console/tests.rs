@@ -108,6 +108,7 @@ fn snapshot() -> Snapshot {
             daily_limit: Some(1_000),
             spend_usd: 41.2,
             budget_usd: Some(100.0),
+            budget: Default::default(),
         },
         backoff_ms: 0,
         events: VecDeque::from(vec![

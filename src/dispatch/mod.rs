@@ -7,12 +7,13 @@
 //! flight, the poller, and optionally the webhook listener.
 
 pub mod breaker;
+pub mod budget;
 pub mod command;
 pub mod gate;
 pub mod pacer;
 pub mod quota;
-pub mod steps;
 pub mod snapshot;
+pub mod steps;
 mod tracker;
 mod webhook;
 pub mod worker;
@@ -75,9 +76,61 @@ pub(crate) struct Ctx {
     pub engine: EngineIdentity,
     /// Ended reasons not in the table, logged once each.
     pub unclassified: std::sync::Mutex<HashSet<String>>,
+    /// The request budget every request to Vapi takes from.
+    pub budget: budget::RequestBudget,
+}
+
+/// `GET /call` through the request budget (used by look-ups and bulk reads).
+pub(crate) struct BudgetedLister<'a>(&'a Ctx);
+
+impl crate::vapi::search::CallLister for BudgetedLister<'_> {
+    async fn list(
+        &self,
+        filter: &crate::vapi::ListCallsFilter,
+    ) -> Result<Vec<crate::vapi::VapiCall>, crate::vapi::VapiError> {
+        self.0.budget.acquire().await;
+        let result = self.0.vapi.list_calls(filter).await;
+        self.0.note(&result);
+        result
+    }
 }
 
 impl Ctx {
+    pub(crate) fn lister(&self) -> BudgetedLister<'_> {
+        BudgetedLister(self)
+    }
+
+    /// `POST /call` through the request budget.
+    pub(crate) async fn create_call(
+        &self,
+        request: &crate::vapi::CreateCallRequest,
+    ) -> Result<crate::vapi::CreateCallResponse, crate::vapi::VapiError> {
+        self.budget.acquire().await;
+        let result = self.vapi.create_call(request).await;
+        self.note(&result);
+        result
+    }
+
+    /// `GET /call/{id}` through the request budget.
+    pub(crate) async fn get_call(
+        &self,
+        id: &str,
+    ) -> Result<crate::vapi::VapiCall, crate::vapi::VapiError> {
+        self.budget.acquire().await;
+        let result = self.vapi.get_call(id).await;
+        self.note(&result);
+        result
+    }
+
+    /// A 429 from any request teaches the budget the gateway's limit.
+    fn note<T>(&self, result: &Result<T, crate::vapi::VapiError>) {
+        if let Err(e) = result
+            && e.is_rate_limited()
+        {
+            self.budget.on_rate_limited(e.retry_after());
+        }
+    }
+
     /// How long after sending Vapi may still create a call.
     pub(crate) fn settle_after(&self) -> chrono::Duration {
         chrono::Duration::milliseconds(self.config.vapi.settle_after_ms as i64)
@@ -114,7 +167,11 @@ impl EngineHandle {
 /// A console attached to the engine that holds the database's lease (on this machine or
 /// another): the same snapshots, built from the database, and commands written to it, which
 /// the holding engine picks up within a tick. It never claims, sends or tracks anything.
-pub async fn attach(config: Config, store: Store, holder: String) -> Result<EngineHandle, EngineError> {
+pub async fn attach(
+    config: Config,
+    store: Store,
+    holder: String,
+) -> Result<EngineHandle, EngineError> {
     let instance = store.instance_id().await?;
     let control = store.engine_control().await?;
     let rate = control
@@ -136,6 +193,7 @@ pub async fn attach(config: Config, store: Store, holder: String) -> Result<Engi
         instance,
         engine: EngineIdentity::of_this_process(),
         unclassified: std::sync::Mutex::new(HashSet::new()),
+        budget: budget::RequestBudget::new(1.0, 1),
     });
     let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
@@ -219,6 +277,7 @@ pub async fn start(
                 .unwrap_or_else(|| "paused".into())
         });
     });
+    let budget = budget::RequestBudget::new(config.vapi.max_requests_per_second, 1);
     let webhook_secret = match &config.webhook.listen {
         Some(_) => Some(
             std::env::var(&config.webhook.secret_env)
@@ -237,6 +296,7 @@ pub async fn start(
         instance,
         engine,
         unclassified: std::sync::Mutex::new(HashSet::new()),
+        budget,
     });
     let mut webhook_addr = None;
     if let (Some(listen), Some(secret)) = (&ctx.config.webhook.listen, webhook_secret) {
@@ -317,7 +377,8 @@ async fn keep_lease(ctx: Arc<Ctx>) {
             Ok(false) => {
                 let message = "the dispatch lease was taken over by another engine (this one stalled past vapi.lease_timeout_ms): stopping dispatch here".to_string();
                 tracing::error!(target: "switchboard::engine", "{message}");
-                ctx.gate.event(EventKind::Pause, None, None, message.clone(), None);
+                ctx.gate
+                    .event(EventKind::Pause, None, None, message.clone(), None);
                 ctx.gate.update(|s| {
                     s.lease_lost = true;
                     s.stopping = true;
@@ -555,7 +616,9 @@ impl ControlLoop {
             }
             Command::RetryCall { call_id } => {
                 Ok(match store.retry_call(call_id).await.map_err(err)? {
-                    crate::store::calls::RetryOutcome::Requeued => format!("retrying call {call_id}"),
+                    crate::store::calls::RetryOutcome::Requeued => {
+                        format!("retrying call {call_id}")
+                    }
                     crate::store::calls::RetryOutcome::AfterSettling => format!(
                         "call {call_id} is UNKNOWN: dialled again only once settled as not created"
                     ),
@@ -655,6 +718,7 @@ impl ControlLoop {
                 campaign_view(c, creating, reasons, per_call)
             })
             .collect();
+        let budget = self.ctx.budget.view();
         let snapshot = self.ctx.gate.update(|s| Snapshot {
             version: 0,
             pending: views.iter().map(|v| v.pending).sum(),
@@ -673,7 +737,8 @@ impl ControlLoop {
                 concurrency_cap: s.quota.concurrency_cap(),
                 vapi_concurrency_limit: s.quota.vapi_limit(),
                 vapi_remaining: s.quota.vapi_remaining(),
-                rate_limited_total: s.quota.rate_limited_total,
+                rate_limited_total: budget.rate_limited,
+                budget,
                 calls_today: s.quota.calls_today,
                 daily_limit: s.quota.daily_limit(),
                 spend_usd: s.quota.spend_usd,

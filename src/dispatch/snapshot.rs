@@ -104,7 +104,10 @@ pub struct QuotaView {
     /// What Vapi last reported (`subscriptionLimits`).
     pub vapi_concurrency_limit: Option<u32>,
     pub vapi_remaining: Option<u32>,
+    /// 429s answered to any request.
     pub rate_limited_total: u64,
+    /// The shared request budget: the rate learnt from the gateway against the ceiling.
+    pub budget: super::budget::BudgetView,
     pub calls_today: u64,
     pub daily_limit: Option<u64>,
     pub spend_usd: f64,

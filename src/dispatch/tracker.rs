@@ -1,103 +1,265 @@
-//! Follows active calls to their end by polling `GET /call/{id}` on a request budget: each
-//! call about every `poll_interval_ms`, never more than `poll_requests_per_second` overall.
-//! (Webhooks, when configured, bring the same updates sooner; both paths are idempotent.)
+//! Follows calls at Vapi to their end with few requests, whatever their number:
+//!
+//! - **Bulk reads**: every `poll_interval_ms`, one `GET /call?assistantId&phoneNumberId&
+//!   updatedAtGe=<cursor − overlap>` per assistant/phone-number pair with calls to follow
+//!   returns every call that changed since the last read (a full page splits the window, like
+//!   the look-up). A pair stays followed for a while after its last call ended, so the final
+//!   cost (Vapi adds analysis costs after `ended`, and `updatedAt` moves) is read too.
+//! - **Fallback**: a call the bulk reads have not returned for `fallback_after_ms` is read on
+//!   its own with `GET /call/{id}` (within `poll_requests_per_second`).
+//! - **Vanished and overdue**: a call Vapi answers 404 (or `not-found`) for, or one still
+//!   active long past any possible duration, is closed with a reason and frees its slot.
+//!
+//! Webhooks, when configured, bring the same updates sooner; every path is idempotent.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::Ctx;
 use super::worker::{call_update, react_to_end};
-use crate::store::calls::CallUpdate;
+use crate::model::local_reason;
+use crate::store::calls::{Call, CallUpdate};
 use crate::store::parse_time;
 use crate::vapi::VapiError;
+use crate::vapi::search::{Field, Window, walk_window};
+
+/// Re-read a little before the last read's start: Vapi's clock and ours differ, and a call
+/// may change while a read is under way.
+const OVERLAP: chrono::Duration = chrono::Duration::seconds(3);
+/// A pair is still read this long after its last active call (the final cost comes later).
+const FOLLOW_AFTER_END: Duration = Duration::from_secs(300);
+/// Most requests one bulk read of a pair may make (a full page splits the window).
+const BULK_MAX_REQUESTS: usize = 20;
+const BULK_PAGE: u32 = 1000;
+/// A call Vapi answers 404 for this soon after its creation may not be readable yet.
+const VANISH_GRACE: chrono::Duration = chrono::Duration::seconds(10);
+/// Overdue margin past the longest possible call.
+const OVERDUE_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
+
+/// One assistant/phone-number pair's read cursor.
+#[derive(Debug)]
+struct Cursor {
+    /// The next bulk read asks for calls updated at or after this (minus the overlap).
+    since: DateTime<Utc>,
+    /// Last time the pair had an active call.
+    last_active: tokio::time::Instant,
+}
 
 pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
     let tracking = &ctx.config.tracking;
     let interval = Duration::from_millis(tracking.poll_interval_ms);
     let spacing = Duration::from_secs_f64(1.0 / tracking.poll_requests_per_second);
-    // Calls fetched per round: what the budget allows in one interval, at least one.
-    let per_round =
-        ((interval.as_secs_f64() * tracking.poll_requests_per_second).ceil() as i64).max(1);
+    let fallback_after = chrono::Duration::milliseconds(tracking.fallback_after_ms as i64);
+    let mut cursors: HashMap<(String, String), Cursor> = HashMap::new();
     loop {
         if ctx.gate.read(|s| s.stopping) {
             return;
         }
-        let calls = match ctx.store.active_calls(per_round).await {
+        let round = tokio::time::Instant::now();
+        let active = match ctx.store.active_calls(10_000).await {
             Ok(calls) => calls,
             Err(e) => {
-                tracing::error!(target: "switchboard::engine", "poller cannot read active calls: {e}");
+                tracing::error!(target: "switchboard::engine", "tracker cannot read active calls: {e}");
                 Vec::new()
             }
         };
-        let now = chrono::Utc::now();
-        let mut polled = 0;
-        for call in calls {
-            let due = parse_time(&call.updated_at)
-                .is_none_or(|t| (now - t).to_std().unwrap_or(Duration::ZERO) >= interval);
-            // Calls come least recently updated first: the rest are not due either.
-            if !due {
-                break;
+        let pairs = match ctx.store.call_pairs(&active).await {
+            Ok(pairs) => pairs,
+            Err(e) => {
+                tracing::error!(target: "switchboard::engine", "tracker cannot read campaigns: {e}");
+                HashMap::new()
             }
+        };
+        // Pairs with active calls are followed; so is a pair whose calls ended recently.
+        let now_wall = Utc::now();
+        for (pair, oldest) in pairs_with_calls(&active, &pairs) {
+            let cursor = cursors.entry(pair).or_insert_with(|| Cursor {
+                since: oldest,
+                last_active: round,
+            });
+            cursor.last_active = round;
+        }
+        cursors.retain(|_, c| round.saturating_duration_since(c.last_active) < FOLLOW_AFTER_END);
+
+        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut rate_limited = false;
+        for ((assistant, number), cursor) in cursors.iter_mut() {
+            let read_at = Utc::now();
+            match bulk_read(&ctx, assistant, number, cursor.since - OVERLAP, read_at).await {
+                Ok(calls) => {
+                    cursor.since = read_at;
+                    for call in calls {
+                        seen.insert(call.id.clone(), ());
+                        apply(&ctx, &call.id, &call_update(&call), call.status.as_deref()).await;
+                    }
+                }
+                Err(e) => {
+                    rate_limited |= e.contains("HTTP 429");
+                    tracing::warn!(target: "switchboard::engine", "bulk read of calls failed (per-call reads take over until it works): {e}");
+                }
+            }
+        }
+
+        // Per-call fallback, overdue closing.
+        let longest = chrono::Duration::seconds(ctx.config.tracking.max_call_duration_s as i64)
+            + OVERDUE_MARGIN;
+        for call in &active {
             let Some(provider_id) = call.provider_call_id.as_deref() else {
                 continue;
             };
-            polled += 1;
-            match ctx.vapi.get_call(provider_id).await {
-                Ok(remote) => {
-                    match ctx
-                        .store
-                        .apply_call_update(provider_id, &call_update(&remote))
-                        .await
-                    {
-                        Ok(Some(effect)) => {
-                            if effect.ended {
-                                ctx.gate.call_ended();
-                                tracing::info!(target: "switchboard::engine", call_id = call.id, reason = effect.ended_reason.as_deref().unwrap_or(""), "call ended");
-                            }
-                            if let Err(e) = react_to_end(&ctx, &effect).await {
-                                tracing::error!(target: "switchboard::engine", "cannot record a quota stop: {e}");
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            tracing::error!(target: "switchboard::engine", call_id = call.id, "cannot record a call update: {e}")
-                        }
-                    }
-                }
-                Err(e) if e.is_rate_limited() => {
-                    ctx.gate.on_rate_limited(e.retry_after());
-                    tracing::warn!(target: "switchboard::engine", "polling rate limited (429): the engine backs off");
-                    break;
-                }
-                Err(e) => {
-                    if let VapiError::Status { status: 404, .. } = e {
-                        tracing::warn!(target: "switchboard::engine", call_id = call.id, provider_id, "Vapi does not know this call (404)");
-                    } else {
-                        tracing::warn!(target: "switchboard::engine", call_id = call.id, "poll failed: {e}");
-                    }
-                    // Touch the row so the next round polls other calls first.
-                    let _ = ctx
-                        .store
-                        .apply_call_update(provider_id, &CallUpdate::default())
-                        .await;
-                }
+            if seen.contains_key(provider_id) {
+                continue;
             }
+            if parse_time(&call.created_at).is_some_and(|t| now_wall - t > longest) {
+                close(&ctx, call, local_reason::OVERDUE).await;
+                continue;
+            }
+            let stale = parse_time(&call.updated_at).is_none_or(|t| now_wall - t >= fallback_after);
+            if !stale || rate_limited {
+                continue;
+            }
+            if ctx.gate.read(|s| s.stopping) {
+                return;
+            }
+            read_one(&ctx, call, provider_id).await;
             if !ctx.gate.sleep(spacing).await {
                 return;
             }
         }
-        if polled == 0 {
-            if ctx.gate.read(|s| s.active == 0 && s.creating == 0) {
-                // Nothing at Vapi: sleep until something changes (a call is created).
-                ctx.gate.changed(Duration::from_secs(2)).await;
-            } else if !ctx
-                .gate
-                .sleep(interval.min(Duration::from_millis(250)))
-                .await
-            {
-                // New calls become due one interval after creation: look again shortly.
+
+        let idle = active.is_empty() && cursors.is_empty();
+        if idle && ctx.gate.read(|s| s.active == 0 && s.creating == 0) {
+            // Nothing at Vapi: sleep until something changes (a call is created).
+            ctx.gate.changed(Duration::from_secs(2)).await;
+            continue;
+        }
+        let left = interval.saturating_sub(round.elapsed());
+        if !ctx.gate.sleep(left.max(Duration::from_millis(10))).await {
+            return;
+        }
+    }
+}
+
+/// For each pair with active calls, the oldest call's creation (where its cursor starts).
+fn pairs_with_calls(
+    active: &[Call],
+    pairs: &HashMap<i64, (String, String)>,
+) -> HashMap<(String, String), DateTime<Utc>> {
+    let mut out: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
+    for call in active {
+        let Some(pair) = pairs.get(&call.campaign_id) else {
+            continue;
+        };
+        let created = parse_time(&call.created_at).unwrap_or_else(Utc::now);
+        out.entry(pair.clone())
+            .and_modify(|t| *t = (*t).min(created))
+            .or_insert(created);
+    }
+    out
+}
+
+async fn bulk_read(
+    ctx: &Ctx,
+    assistant: &str,
+    number: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<crate::vapi::VapiCall>, String> {
+    let window = Window {
+        field: Field::UpdatedAt,
+        assistant_id: assistant,
+        phone_number_id: number,
+        from,
+        to,
+        page: BULK_PAGE,
+        max_requests: BULK_MAX_REQUESTS,
+    };
+    let mut calls = Vec::new();
+    let (walk, _) = walk_window(&ctx.lister(), &window, |page| {
+        calls.extend_from_slice(page);
+        false
+    })
+    .await;
+    walk.map(|()| calls)
+}
+
+/// Reads one call on its own (the fallback).
+async fn read_one(ctx: &Ctx, call: &Call, provider_id: &str) {
+    match ctx.get_call(provider_id).await {
+        Ok(remote) => {
+            apply(
+                ctx,
+                provider_id,
+                &call_update(&remote),
+                remote.status.as_deref(),
+            )
+            .await
+        }
+        Err(VapiError::Status { status: 404, .. }) => {
+            let young = parse_time(&call.created_at).is_some_and(|t| Utc::now() - t < VANISH_GRACE);
+            if young {
                 return;
             }
+            close(ctx, call, local_reason::VANISHED).await;
+        }
+        Err(e) => {
+            tracing::warn!(target: "switchboard::engine", call_id = call.id, "poll failed: {e}");
+        }
+    }
+}
+
+/// Applies what Vapi said about a call we know (other calls of the pair are ignored).
+async fn apply(ctx: &Ctx, provider_id: &str, update: &CallUpdate, status: Option<&str>) {
+    if status == Some("not-found") {
+        if let Ok(Some(call)) = ctx.store.call_by_provider_id(provider_id).await
+            && call.status.is_at_vapi()
+        {
+            close(ctx, &call, local_reason::VANISHED).await;
+        }
+        return;
+    }
+    match ctx.store.apply_call_update(provider_id, update).await {
+        Ok(Some(effect)) => {
+            if effect.ended {
+                ctx.gate.call_ended();
+                tracing::info!(target: "switchboard::engine", call_id = effect.call_id, reason = effect.ended_reason.as_deref().unwrap_or(""), "call ended");
+            }
+            if let Err(e) = react_to_end(ctx, &effect).await {
+                tracing::error!(target: "switchboard::engine", "cannot react to a call's end: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(target: "switchboard::engine", provider_id, "cannot record a call update (read again next round): {e}");
+        }
+    }
+}
+
+/// Closes a call Vapi no longer reports (vanished) or that cannot still be running (overdue).
+async fn close(ctx: &Ctx, call: &Call, reason: &str) {
+    match ctx.store.close_at_vapi(call.id, reason).await {
+        Ok(effect) => {
+            if effect.ended {
+                ctx.gate.call_ended();
+            }
+            let message = format!("call {} closed: {reason}; its slot is free", call.id);
+            tracing::warn!(target: "switchboard::engine", "{message}");
+            ctx.gate.event(
+                super::snapshot::EventKind::Quota,
+                Some(call.id),
+                None,
+                message,
+                None,
+            );
+            if let Err(e) = react_to_end(ctx, &effect).await {
+                tracing::error!(target: "switchboard::engine", "cannot react to a call's end: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::error!(target: "switchboard::engine", call_id = call.id, "cannot close the call: {e}");
         }
     }
 }

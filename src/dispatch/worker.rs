@@ -19,7 +19,7 @@ use crate::model::{AttemptOutcome, CallStatus, EndedClass};
 use crate::store::attempts::AttemptResult;
 use crate::store::calls::{CallUpdate, DialJob, UpdateEffect};
 use crate::store::{StoreError, parse_time};
-use crate::vapi::search::{Search, SearchResult, find_by_name};
+use crate::vapi::search::{Field, SearchResult, Window, find_by_name};
 use crate::vapi::types::{AssistantOverrides, CallMetadata, Customer};
 use crate::vapi::{CreateCallRequest, VapiCall, VapiError};
 
@@ -184,7 +184,7 @@ async fn sequence(
             }
             Next::Send { attempt_id, number } => {
                 let sent_at = Utc::now();
-                let error = match ctx.vapi.create_call(&create_request(job)).await {
+                let error = match ctx.create_call(&create_request(job)).await {
                     Ok(response) => {
                         let message =
                             format!("call {call_id} created at Vapi ({})", response.call.id);
@@ -231,7 +231,9 @@ async fn sequence(
                             AttemptOutcome::RateLimited
                         };
                         let result = attempt_result(outcome, &error, more.then_some(delay));
-                        ctx.store.record_refused(call_id, attempt_id, &result).await?;
+                        ctx.store
+                            .record_refused(call_id, attempt_id, &result)
+                            .await?;
                         log_attempt(ctx, job, number, &error, more.then_some(delay));
                         if !more {
                             let reason =
@@ -257,11 +259,16 @@ async fn sequence(
                     }
                     Step::Settle { resend } => {
                         ctx.gate.on_transient_failure();
-                        let delay =
-                            retry_delay(&dispatch.backoff_ms, used.max(1) as u32, error.retry_after(), None);
-                        let result =
-                            attempt_result(AttemptOutcome::Ambiguous, &error, Some(delay));
-                        ctx.store.record_ambiguous(call_id, attempt_id, &result).await?;
+                        let delay = retry_delay(
+                            &dispatch.backoff_ms,
+                            used.max(1) as u32,
+                            error.retry_after(),
+                            None,
+                        );
+                        let result = attempt_result(AttemptOutcome::Ambiguous, &error, Some(delay));
+                        ctx.store
+                            .record_ambiguous(call_id, attempt_id, &result)
+                            .await?;
                         log_attempt(ctx, job, number, &error, Some(delay));
                         let settle_at = sent_at + ctx.settle_after();
                         ctx.gate.event(
@@ -337,9 +344,8 @@ async fn sequence(
                         used = used.min(max_attempts - 1);
                     }
                     if !settling.resend && !retry_requested {
-                        let reason = format!(
-                            "not created (settled by look-up); not re-sent: {last_error}"
-                        );
+                        let reason =
+                            format!("not created (settled by look-up); not re-sent: {last_error}");
                         ctx.store.fail_call(call_id, None, &reason).await?;
                         failed_event(ctx, job, used, &reason);
                         return Ok(SequenceEnd::Failed);
@@ -394,8 +400,8 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
     let mut said_waiting = false;
     loop {
         let looked_at = Utc::now();
-        let search = Search {
-            name: &job.reference,
+        let window = Window {
+            field: Field::CreatedAt,
             assistant_id: &job.assistant_id,
             phone_number_id: &job.phone_number_id,
             from: s.sent_at - skew,
@@ -403,7 +409,7 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
             page: LOOKUP_PAGE,
             max_requests: LOOKUP_MAX_REQUESTS,
         };
-        let (result, requests) = find_by_name(&ctx.vapi, &search).await;
+        let (result, requests) = find_by_name(&ctx.lister(), &job.reference, &window).await;
         let wait = match result {
             SearchResult::Found(call) => {
                 ctx.gate.on_answer();

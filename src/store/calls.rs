@@ -226,9 +226,7 @@ impl Store {
         let result = AttemptResult {
             outcome: AttemptOutcome::Ambiguous,
             http_status: None,
-            error: Some(
-                "interrupted: the engine stopped while this request was in flight".into(),
-            ),
+            error: Some("interrupted: the engine stopped while this request was in flight".into()),
             retry_delay_ms: None,
         };
         self.record_ambiguous(call_id, attempt_id, &result).await
@@ -251,12 +249,14 @@ impl Store {
             .bind(AttemptOutcome::Ambiguous)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE calls SET status = ?, retry_requested = 0, updated_at = ? WHERE id = ?")
-            .bind(CallStatus::Creating)
-            .bind(now())
-            .bind(call_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE calls SET status = ?, retry_requested = 0, updated_at = ? WHERE id = ?",
+        )
+        .bind(CallStatus::Creating)
+        .bind(now())
+        .bind(call_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(call.retry_requested)
     }
@@ -481,6 +481,37 @@ impl Store {
             .ok_or(StoreError::UnknownCall(id))
     }
 
+    pub async fn call_by_provider_id(&self, provider_call_id: &str) -> Result<Option<Call>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CALL_COLUMNS} FROM calls WHERE provider_call_id = ?"
+        ));
+        Ok(sqlx::query_as(sql)
+            .bind(provider_call_id)
+            .fetch_optional(self.reader())
+            .await?)
+    }
+
+    /// The assistant and phone number of each campaign of `calls` (what bulk reads filter on).
+    pub async fn call_pairs(
+        &self,
+        calls: &[Call],
+    ) -> Result<std::collections::HashMap<i64, (String, String)>> {
+        let mut out = std::collections::HashMap::new();
+        if calls.is_empty() {
+            return Ok(out);
+        }
+        let rows: Vec<(i64, String, String)> =
+            sqlx::query_as("SELECT id, assistant_id, phone_number_id FROM campaigns")
+                .fetch_all(self.reader())
+                .await?;
+        for (id, assistant, number) in rows {
+            if calls.iter().any(|c| c.campaign_id == id) {
+                out.insert(id, (assistant, number));
+            }
+        }
+        Ok(out)
+    }
+
     /// Calls created at Vapi and not yet ended, least recently updated first (polling order).
     pub async fn active_calls(&self, limit: i64) -> Result<Vec<Call>> {
         let sql = sqlx::AssertSqlSafe(format!(
@@ -627,7 +658,10 @@ async fn reopen_for_retry(tx: &mut Transaction<'static, Sqlite>, call: &Call) ->
         .fetch_one(&mut **tx)
         .await?;
     if call.status != CallStatus::Failed || latest != call.sequence {
-        return Err(conflict(call, "retry (a newer call carries its contact on)"));
+        return Err(conflict(
+            call,
+            "retry (a newer call carries its contact on)",
+        ));
     }
     set_status(tx, call.id, CallStatus::Retried).await?;
     set_contact(tx, call.contact_id, ContactStatus::Pending).await?;
@@ -707,20 +741,14 @@ async fn apply_update_in(
         _ => call.status,
     };
     match new_status {
-        CallStatus::Ended
-        | CallStatus::Failed
-        | CallStatus::Requeued
-        | CallStatus::Retried => {
+        CallStatus::Ended | CallStatus::Failed | CallStatus::Requeued | CallStatus::Retried => {
             let reason = update
                 .ended_reason
                 .clone()
                 .unwrap_or_else(|| "unknown".to_string());
             let answered = update.started_at.is_some()
                 || call.started_at.is_some()
-                || matches!(
-                    call.status,
-                    CallStatus::InProgress | CallStatus::Forwarding
-                );
+                || matches!(call.status, CallStatus::InProgress | CallStatus::Forwarding);
             let class = classify_ended_reason(&reason, answered);
             // A contact whose phone never rang comes back a bounded number of times; then the
             // call is FAILED (an operator can retry it).

@@ -95,12 +95,13 @@ impl Store {
     /// must stop dispatching.
     pub async fn renew_lease(&self, me: &EngineIdentity) -> Result<bool> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE engine_lease SET heartbeat_ms = ? WHERE name = ? AND holder = ?")
-            .bind(now_ms())
-            .bind(DISPATCH)
-            .bind(&me.id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE engine_lease SET heartbeat_ms = ? WHERE name = ? AND holder = ?")
+                .bind(now_ms())
+                .bind(DISPATCH)
+                .bind(&me.id)
+                .execute(&mut *tx)
+                .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }

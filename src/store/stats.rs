@@ -90,14 +90,12 @@ impl CallQuery {
         if self.campaign_id.is_some() {
             parts.push("c.campaign_id = ?".into());
         }
-        parts.push(
-            match self.tab {
-                CallTab::Queued => format!("c.status IN {}", sql_in(CallStatus::IN_CREATION)),
-                CallTab::Active => format!("c.status IN {}", sql_in(CallStatus::AT_VAPI)),
-                CallTab::Failed => format!("c.status IN {}", sql_in(&[CallStatus::Failed])),
-                CallTab::All => "1 = 1".to_string(),
-            },
-        );
+        parts.push(match self.tab {
+            CallTab::Queued => format!("c.status IN {}", sql_in(CallStatus::IN_CREATION)),
+            CallTab::Active => format!("c.status IN {}", sql_in(CallStatus::AT_VAPI)),
+            CallTab::Failed => format!("c.status IN {}", sql_in(&[CallStatus::Failed])),
+            CallTab::All => "1 = 1".to_string(),
+        });
         if self.status.is_some() {
             parts.push("c.status = ?".into());
         }
@@ -172,9 +170,7 @@ impl Store {
              contacts_total = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id), \
              contacts_done = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id AND k.status IN {done})"
         ));
-        sqlx::query(sql)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(mismatches)
     }
@@ -196,9 +192,7 @@ impl Store {
             "SELECT campaign_id, count(*) FROM calls WHERE status IN {} GROUP BY campaign_id",
             sql_in(CallStatus::IN_CREATION)
         ));
-        Ok(sqlx::query_as(sql)
-        .fetch_all(self.reader())
-        .await?)
+        Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
     }
 
     /// Calls created at Vapi since `since` (ISO-8601), for the daily limit.
@@ -208,9 +202,9 @@ impl Store {
             sql_in(&[AttemptOutcome::Created, AttemptOutcome::Adopted])
         ));
         Ok(sqlx::query_scalar(sql)
-        .bind(since)
-        .fetch_one(self.reader())
-        .await?)
+            .bind(since)
+            .fetch_one(self.reader())
+            .await?)
     }
 
     /// One page of a call list, only the rows asked for (the console's visible window).

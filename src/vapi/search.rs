@@ -2,7 +2,8 @@
 //! results. Vapi's list has no sort parameter and promises no order, so paging "before the
 //! oldest row seen" can skip calls. Instead the search covers a createdAt window: a page that
 //! comes back full may hide more, so that window is split in two halves and both are searched,
-//! down to a floor. A search that cannot finish (an error, a rate limit, a window still full at
+//! down to a floor. The same walk reads calls changed since a time (`updatedAt`) in bulk.
+//! A search that cannot finish (an error, a rate limit, a window still full at
 //! the floor, too many requests) is `Incomplete`, never "not created".
 
 use chrono::{DateTime, Duration as TimeDelta, Utc};
@@ -21,19 +22,19 @@ pub enum SearchResult {
     Incomplete(String),
 }
 
-/// A createdAt window and how to search it.
+/// A time window of one assistant/phone-number pair's calls, and how to list it.
 #[derive(Debug, Clone)]
-pub struct Search<'a> {
-    pub name: &'a str,
+pub struct Window<'a> {
+    pub field: Field,
     pub assistant_id: &'a str,
     pub phone_number_id: &'a str,
-    /// createdAt ≥ from
+    /// field ≥ from
     pub from: DateTime<Utc>,
-    /// createdAt ≤ to
+    /// field ≤ to
     pub to: DateTime<Utc>,
     /// Results per request (Vapi: at most 1000).
     pub page: u32,
-    /// Most requests one search may make before it gives up as incomplete.
+    /// Most requests one walk may make before it gives up as incomplete.
     pub max_requests: usize,
 }
 
@@ -51,50 +52,69 @@ impl CallLister for VapiClient {
     }
 }
 
-/// Searches the window, splitting it wherever a page comes back full. Returns the result and
-/// the number of requests made.
-pub async fn find_by_name(lister: &impl CallLister, search: &Search<'_>) -> (SearchResult, usize) {
-    if search.to < search.from {
-        return (SearchResult::Absent, 0);
+/// Which timestamp a window is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// Lists every call of `assistant_id`/`phone_number_id` whose `field` lies in [from, to],
+/// splitting the window wherever a page comes back full, and hands each page to `visit`
+/// (which may stop the walk by returning true). `Err` when the walk cannot be completed.
+pub async fn walk_window(
+    lister: &impl CallLister,
+    window: &Window<'_>,
+    mut visit: impl FnMut(&[VapiCall]) -> bool,
+) -> (Result<(), String>, usize) {
+    let (page, max_requests) = (window.page, window.max_requests);
+    if window.to < window.from {
+        return (Ok(()), 0);
     }
-    // Windows still to list, as [from, to] in whole milliseconds (Vapi's resolution).
-    let mut windows = vec![(search.from, search.to)];
+    let mut windows = vec![(window.from, window.to)];
     let mut requests = 0usize;
     while let Some((from, to)) = windows.pop() {
-        if requests >= search.max_requests {
+        if requests >= max_requests {
             return (
-                SearchResult::Incomplete(format!(
-                    "look-up stopped after {requests} requests with windows left to list"
+                Err(format!(
+                    "stopped after {requests} requests with windows left to list"
                 )),
                 requests,
             );
         }
         requests += 1;
-        let filter = ListCallsFilter {
-            assistant_id: Some(search.assistant_id.to_string()),
-            phone_number_id: Some(search.phone_number_id.to_string()),
-            created_at_ge: Some(format_time(from)),
-            created_at_le: Some(format_time(to)),
-            limit: Some(search.page),
+        let mut filter = ListCallsFilter {
+            assistant_id: Some(window.assistant_id.to_string()),
+            phone_number_id: Some(window.phone_number_id.to_string()),
+            limit: Some(page),
             ..ListCallsFilter::default()
         };
+        match window.field {
+            Field::CreatedAt => {
+                filter.created_at_ge = Some(format_time(from));
+                filter.created_at_le = Some(format_time(to));
+            }
+            Field::UpdatedAt => {
+                filter.updated_at_ge = Some(format_time(from));
+                filter.updated_at_le = Some(format_time(to));
+            }
+        }
         let calls = match lister.list(&filter).await {
             Ok(calls) => calls,
-            Err(e) => return (SearchResult::Incomplete(format!("look-up failed: {e}")), requests),
+            Err(e) => return (Err(format!("listing failed: {e}")), requests),
         };
-        if let Some(found) = calls.iter().find(|c| c.name.as_deref() == Some(search.name)) {
-            return (SearchResult::Found(Box::new(found.clone())), requests);
+        if visit(&calls) {
+            return (Ok(()), requests);
         }
-        if calls.len() < search.page as usize {
+        if calls.len() < page as usize {
             continue; // this window is complete
         }
         // Full: there may be more. Split at the middle millisecond and list both halves.
         let width = (to - from).num_milliseconds();
         if width < 1 {
             return (
-                SearchResult::Incomplete(format!(
-                    "more than {} calls were created in the millisecond {}",
-                    search.page,
+                Err(format!(
+                    "more than {page} calls share the millisecond {}",
                     format_time(from)
                 )),
                 requests,
@@ -104,7 +124,31 @@ pub async fn find_by_name(lister: &impl CallLister, search: &Search<'_>) -> (Sea
         windows.push((mid + TimeDelta::milliseconds(1), to));
         windows.push((from, mid));
     }
-    (SearchResult::Absent, requests)
+    (Ok(()), requests)
+}
+
+/// Searches a createdAt window for the call named `name`. Returns the result and the number
+/// of requests made.
+pub async fn find_by_name(
+    lister: &impl CallLister,
+    name: &str,
+    window: &Window<'_>,
+) -> (SearchResult, usize) {
+    let mut found = None;
+    let (walk, requests) = walk_window(lister, window, |calls| {
+        found = calls
+            .iter()
+            .find(|c| c.name.as_deref() == Some(name))
+            .cloned();
+        found.is_some()
+    })
+    .await;
+    let result = match (found, walk) {
+        (Some(call), _) => SearchResult::Found(Box::new(call)),
+        (None, Ok(())) => SearchResult::Absent,
+        (None, Err(reason)) => SearchResult::Incomplete(format!("look-up {reason}")),
+    };
+    (result, requests)
 }
 
 #[cfg(test)]
@@ -145,6 +189,7 @@ mod tests {
             }
             let ge = f.created_at_ge.as_deref().and_then(parse_time);
             let le = f.created_at_le.as_deref().and_then(parse_time);
+            assert!(f.updated_at_ge.is_none(), "the look-up is by createdAt");
             let mut hits: Vec<VapiCall> = self
                 .calls
                 .iter()
@@ -185,7 +230,12 @@ mod tests {
     /// 5,000 calls over 10 minutes after ours, and `same_ms` of them in our millisecond.
     fn crowd(same_ms: usize) -> Vec<VapiCall> {
         let mut calls: Vec<VapiCall> = (0..5_000)
-            .map(|i| call(&format!("other-{i}"), t0() + TimeDelta::milliseconds(i * 120)))
+            .map(|i| {
+                call(
+                    &format!("other-{i}"),
+                    t0() + TimeDelta::milliseconds(i * 120),
+                )
+            })
             .collect();
         for i in 0..same_ms {
             calls.push(call(&format!("twin-{i}"), t0()));
@@ -194,9 +244,9 @@ mod tests {
         calls
     }
 
-    fn search(from: DateTime<Utc>, to: DateTime<Utc>) -> Search<'static> {
-        Search {
-            name: "ours",
+    fn search(from: DateTime<Utc>, to: DateTime<Utc>) -> Window<'static> {
+        Window {
+            field: Field::CreatedAt,
             assistant_id: "a",
             phone_number_id: "p",
             from,
@@ -206,14 +256,14 @@ mod tests {
         }
     }
 
-    async fn run(calls: Vec<VapiCall>, order: Order, s: &Search<'_>) -> (SearchResult, usize) {
+    async fn run(calls: Vec<VapiCall>, order: Order, s: &Window<'_>) -> (SearchResult, usize) {
         let fake = FakeVapi {
             calls,
             order,
             requests: Mutex::new(0),
             fail_after: None,
         };
-        find_by_name(&fake, s).await
+        find_by_name(&fake, "ours", s).await
     }
 
     #[tokio::test]
@@ -272,7 +322,7 @@ mod tests {
             fail_after: Some(2),
         };
         let s = search(t0() - TimeDelta::seconds(5), t0() + TimeDelta::minutes(11));
-        let (result, _) = find_by_name(&fake, &s).await;
+        let (result, _) = find_by_name(&fake, "ours", &s).await;
         assert!(matches!(result, SearchResult::Incomplete(ref m) if m.contains("429")));
     }
 

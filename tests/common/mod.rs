@@ -58,6 +58,7 @@ pub fn config(base_url: &str) -> Config {
     // Tests settle unknown outcomes in a second; production waits two minutes.
     c.vapi.settle_after_ms = 1_000;
     c.vapi.lookup_skew_ms = 1_000;
+    c.vapi.max_requests_per_second = 1_000.0;
     c.dispatch.rate_per_second = 200.0;
     c.dispatch.tick_ms = 50;
     c.tracking.poll_interval_ms = 50;
