@@ -365,7 +365,7 @@ async fn frame(n: usize) -> Result<()> {
         }],
         ..Snapshot::default()
     };
-    app.apply(Update::Snapshot(snapshot));
+    app.apply(Update::Snapshot(Box::new(snapshot)));
     let total = {
         let started = Instant::now();
         let total = store.call_count(&app.current_query()).await?;

@@ -36,7 +36,7 @@ pub enum Action {
 /// News for the app.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
-    Snapshot(Snapshot),
+    Snapshot(Box<Snapshot>),
     Page {
         query: CallQuery,
         rows: Vec<CallListRow>,
@@ -731,10 +731,10 @@ impl App {
         match update {
             Update::Snapshot(snapshot) => {
                 if self.frozen {
-                    self.held = Some(snapshot);
+                    self.held = Some(*snapshot);
                     return None;
                 }
-                self.show_snapshot(snapshot)
+                self.show_snapshot(*snapshot)
             }
             Update::Page { query, rows, total } => {
                 let wanted = self.current_query();

@@ -237,7 +237,7 @@ async fn event_loop(
         height: size.height,
     });
     let first = snapshots.borrow_and_update().clone();
-    runner.exec(app.apply(Update::Snapshot(first)));
+    runner.exec(app.apply(Update::Snapshot(Box::new(first))));
 
     let mut engine_gone = false;
     let mut dirty = true;
@@ -283,7 +283,7 @@ async fn event_loop(
                 match changed {
                     Ok(()) => {
                         let snapshot = snapshots.borrow_and_update().clone();
-                        runner.exec(app.apply(Update::Snapshot(snapshot)));
+                        runner.exec(app.apply(Update::Snapshot(Box::new(snapshot))));
                     }
                     Err(_) => {
                         engine_gone = true;

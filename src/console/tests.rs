@@ -265,7 +265,7 @@ fn app_with(options: ConsoleOptions, width: u16, height: u16, snap: Snapshot) ->
     let mut app = App::new(options, keys);
     app.apply(Update::Resize { width, height });
     app.apply(Update::Tick(parse_time(NOW).expect("fixed time")));
-    app.apply(Update::Snapshot(snap));
+    app.apply(Update::Snapshot(Box::new(snap)));
     load_page(&mut app, rows(40), 418);
     app
 }
@@ -448,7 +448,7 @@ fn p_pauses_when_running_and_resumes_when_paused() {
     );
     let mut paused = snapshot();
     paused.dispatch_paused = Some("paused by operator".into());
-    app.apply(Update::Snapshot(paused));
+    app.apply(Update::Snapshot(Box::new(paused)));
     assert_eq!(
         app.handle_key(ch('p')),
         Some(Action::Send(Command::ResumeAll))
@@ -575,7 +575,7 @@ fn plus_and_minus_step_the_rate() {
     );
     let mut slow = snapshot();
     slow.rate_per_second = 0.3;
-    app.apply(Update::Snapshot(slow));
+    app.apply(Update::Snapshot(Box::new(slow)));
     assert_eq!(
         app.handle_key(ch('-')),
         Some(Action::Send(Command::SetRate { per_second: 0.1 }))
@@ -643,7 +643,7 @@ fn frozen_display_ignores_snapshots_until_unfrozen() {
     let mut newer = snapshot();
     newer.rate_per_second = 7.5;
     newer.dispatch_paused = Some("paused by operator".into());
-    assert_eq!(app.apply(Update::Snapshot(newer)), None);
+    assert_eq!(app.apply(Update::Snapshot(Box::new(newer))), None);
     assert!(screen(&app, 160, 48).contains("rate 2.0/s"));
     // Decisions use the newest snapshot even while frozen.
     assert_eq!(

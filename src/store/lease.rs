@@ -69,7 +69,7 @@ impl Store {
         if let Some(holder) = &current
             && holder.holder != me.id
             && now - holder.heartbeat_ms < timeout_ms
-            && !(holder.host == me.host && !process_alive(holder.pid))
+            && is_live_elsewhere_or_here(holder, &me.host)
         {
             return Ok(Acquired::HeldBy(holder.clone()));
         }
@@ -131,9 +131,15 @@ impl Store {
         .await?;
         let me = host_name();
         Ok(holder.filter(|h| {
-            now_ms() - h.heartbeat_ms < timeout_ms && !(h.host == me && !process_alive(h.pid))
+            now_ms() - h.heartbeat_ms < timeout_ms && is_live_elsewhere_or_here(h, &me)
         }))
     }
+}
+
+/// A holder on another host is judged by its heartbeat alone; one on this host also by
+/// whether its process still exists.
+fn is_live_elsewhere_or_here(holder: &LeaseHolder, this_host: &str) -> bool {
+    holder.host != this_host || process_alive(holder.pid)
 }
 
 fn now_ms() -> i64 {

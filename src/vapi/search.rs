@@ -297,7 +297,7 @@ mod tests {
         let (result, requests) = run(calls, Order::Shuffled(1), &s).await;
         assert_eq!(result, SearchResult::Absent);
         // 5,000 calls in pages of 1,000: a handful of splits, not a scan.
-        assert!(requests >= 6 && requests < 40, "{requests} requests");
+        assert!((6..40).contains(&requests), "{requests} requests");
     }
 
     #[tokio::test]
