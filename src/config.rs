@@ -140,6 +140,16 @@ pub struct DispatchConfig {
     pub breaker_cooldown_ms: u64,
     /// Calls created per UTC day across all campaigns; none = no limit.
     pub daily_call_limit: Option<u64>,
+    /// The time zone whose midnight starts a new day for the daily call limit (IANA name).
+    pub daily_limit_time_zone: String,
+    /// This many identical rejections in a row pause the campaign (its settings are the
+    /// likely cause) and give those contacts back; 0 turns it off.
+    pub pause_after_identical_rejections: u32,
+    /// A campaign whose assistant fails more than this share of the last
+    /// `assistant_failure_window` answered calls (pipeline errors, hang-ups within seconds
+    /// of answer) is paused: each such call burns a contact and a person's patience.
+    pub assistant_failure_share: f64,
+    pub assistant_failure_window: u32,
     /// Total spend (USD) across all campaigns; none = no limit.
     pub budget_usd: Option<f64>,
     /// Used for the budget estimate until real costs are known.
@@ -160,6 +170,10 @@ impl Default for DispatchConfig {
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             daily_call_limit: None,
+            daily_limit_time_zone: "UTC".into(),
+            pause_after_identical_rejections: 3,
+            assistant_failure_share: 0.2,
+            assistant_failure_window: 20,
             budget_usd: None,
             estimated_cost_per_call: None,
             tick_ms: 200,
@@ -318,6 +332,32 @@ impl Config {
             return Err(bad(
                 "dispatch.tick_ms",
                 "must be between 1 and 10000".into(),
+            ));
+        }
+        if d.daily_limit_time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(bad(
+                "dispatch.daily_limit_time_zone",
+                format!(
+                    "{:?} is not an IANA time zone (e.g. \"UTC\", \"America/New_York\")",
+                    d.daily_limit_time_zone
+                ),
+            ));
+        }
+        if !(d.assistant_failure_share.is_finite()
+            && (0.0..=1.0).contains(&d.assistant_failure_share))
+        {
+            return Err(bad(
+                "dispatch.assistant_failure_share",
+                format!("must be between 0 and 1, got {}", d.assistant_failure_share),
+            ));
+        }
+        if !(1..=10_000).contains(&d.assistant_failure_window) {
+            return Err(bad(
+                "dispatch.assistant_failure_window",
+                format!(
+                    "must be between 1 and 10000, got {}",
+                    d.assistant_failure_window
+                ),
             ));
         }
         if let Some(b) = d.budget_usd

@@ -3,7 +3,7 @@
 //! share it, so a paused or rate-limited engine sends nothing at all, retries included.
 //! The lock is a plain mutex never held across an await.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -57,6 +57,16 @@ pub struct GateState {
     pub stopping: bool,
     /// The lease was taken over by another engine: this one must not dispatch.
     pub lease_lost: bool,
+    /// Calls with a live worker (the rescuer starts one for any unfinished call not here).
+    pub working: HashSet<i64>,
+    /// Per campaign: the last rejection's message and the calls rejected with it in a row.
+    pub rejections: HashMap<i64, (String, Vec<i64>)>,
+    /// Per campaign: the last answered calls, true where the assistant failed the person.
+    pub answered: HashMap<i64, VecDeque<bool>>,
+    /// Assistant/phone-number pairs with a call created since the tracker last looked, and
+    /// the earliest such creation: the tracker follows them (a call may end at once, and its
+    /// final cost still comes later).
+    pub new_pairs: HashMap<(String, String), chrono::DateTime<chrono::Utc>>,
     pub events: VecDeque<EngineEvent>,
     /// Bumped on every change worth publishing.
     pub changes: u64,
@@ -91,6 +101,10 @@ impl Gate {
                 active_epoch: 0,
                 stopping: false,
                 lease_lost: false,
+                working: HashSet::new(),
+                rejections: HashMap::new(),
+                answered: HashMap::new(),
+                new_pairs: HashMap::new(),
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,
             }),
@@ -266,6 +280,60 @@ enum Check {
 }
 
 impl GateState {
+    /// Notes a rejection of `call_id` with `message`. When `limit` calls of the campaign in a
+    /// row were rejected with the same message, returns them (the streak starts over).
+    pub fn note_rejection(
+        &mut self,
+        campaign_id: i64,
+        message: &str,
+        call_id: i64,
+        limit: u32,
+    ) -> Option<Vec<i64>> {
+        if limit == 0 {
+            return None;
+        }
+        let streak = self
+            .rejections
+            .entry(campaign_id)
+            .or_insert_with(|| (message.to_string(), Vec::new()));
+        if streak.0 != message {
+            *streak = (message.to_string(), Vec::new());
+        }
+        streak.1.push(call_id);
+        if streak.1.len() < limit as usize {
+            return None;
+        }
+        self.rejections.remove(&campaign_id).map(|(_, calls)| calls)
+    }
+
+    /// A call of the campaign was created: a rejection streak is broken.
+    pub fn note_created(&mut self, campaign_id: i64) {
+        self.rejections.remove(&campaign_id);
+    }
+
+    /// Notes an answered call's health; returns `(failed, window)` when the share of failures
+    /// among the last `window` answered calls is above `share` (the ring starts over then).
+    pub fn note_answered(
+        &mut self,
+        campaign_id: i64,
+        failed: bool,
+        window: u32,
+        share: f64,
+    ) -> Option<(usize, usize)> {
+        let ring = self.answered.entry(campaign_id).or_default();
+        ring.push_back(failed);
+        while ring.len() > window as usize {
+            ring.pop_front();
+        }
+        let failures = ring.iter().filter(|f| **f).count();
+        if ring.len() == window as usize && failures as f64 > share * window as f64 {
+            let len = ring.len();
+            ring.clear();
+            return Some((failures, len));
+        }
+        None
+    }
+
     /// Appends to the retry log ring buffer, dropping the oldest entry when full.
     pub fn push_event(
         &mut self,

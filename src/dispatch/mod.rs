@@ -262,14 +262,16 @@ pub async fn start(
         .rate_per_second
         .unwrap_or(config.dispatch.rate_per_second);
     let gate = Gate::new(&config, rate);
-    let midnight = chrono::Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|t| crate::store::format_time(t.and_utc()))
-        .unwrap_or_else(crate::store::now);
-    let today = store.created_since(&midnight).await?;
+    let day_start = gate.update(|s| {
+        s.quota.roll(chrono::Utc::now());
+        s.quota.day_start()
+    });
+    let today = store
+        .created_since(&crate::store::format_time(day_start))
+        .await?;
     gate.update(|s| {
-        s.quota.set_calls_today(today.max(0) as u64);
+        s.quota
+            .set_calls_today(today.max(0) as u64, chrono::Utc::now());
         s.paused = control.dispatch_paused.then(|| {
             control
                 .pause_reason
@@ -358,6 +360,30 @@ pub async fn start(
     })
 }
 
+/// How often the rescuer looks for unfinished calls without a worker.
+const RESCUE_EVERY: Duration = Duration::from_secs(10);
+
+async fn rescue(ctx: &Arc<Ctx>, workers: &mut JoinSet<worker::SequenceEnd>) {
+    let jobs = match ctx.store.unfinished_jobs().await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(target: "switchboard::engine", "rescuer cannot read unfinished calls: {e}");
+            return;
+        }
+    };
+    for job in jobs {
+        if ctx
+            .gate
+            .read(|s| s.working.contains(&job.call_id) || s.stopping)
+        {
+            continue;
+        }
+        tracing::warn!(target: "switchboard::engine", call_id = job.call_id, "rescuing a call left without a worker: resuming it from its stored state");
+        let slot = worker::CreatingSlot::take(ctx, job.call_id);
+        workers.spawn(worker::run_sequence(ctx.clone(), job, None, slot));
+    }
+}
+
 fn ctx_lease_timeout(config: &Config) -> i64 {
     config.vapi.lease_timeout_ms as i64
 }
@@ -398,11 +424,18 @@ async fn keep_lease(ctx: Arc<Ctx>) {
 async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>) {
     let mut workers = JoinSet::new();
     for job in unfinished {
-        let slot = worker::CreatingSlot::take(&ctx);
+        let slot = worker::CreatingSlot::take(&ctx, job.call_id);
         workers.spawn(worker::run_sequence(ctx.clone(), job, None, slot));
     }
     let mut turn = 0usize;
+    let mut last_rescue = tokio::time::Instant::now();
     loop {
+        // The rescuer: an unfinished call with no live worker (its worker panicked, or a store
+        // error cut it short) gets one again, while the engine runs.
+        if last_rescue.elapsed() >= RESCUE_EVERY {
+            last_rescue = tokio::time::Instant::now();
+            rescue(&ctx, &mut workers).await;
+        }
         while let Some(done) = workers.try_join_next() {
             if let Err(e) = done {
                 tracing::error!(target: "switchboard::engine", "a call worker ended abnormally: {e}");
@@ -414,7 +447,7 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
             Err(Refusal::CampaignCancelled) => continue,
         };
         // The gate counted this sequence in `creating`; the slot gives it back when dropped.
-        let slot = worker::CreatingSlot::admitted(&ctx);
+        let mut slot = worker::CreatingSlot::admitted(&ctx);
         // Round-robin over the campaigns that have contacts waiting.
         let mut candidates: Vec<i64> = ctx.gate.read(|s| s.claimable.iter().copied().collect());
         candidates.sort_unstable();
@@ -445,6 +478,7 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         match claimed {
             Some((job, attempt_id)) => {
                 tracing::debug!(target: "switchboard::engine", call_id = job.call_id, "claimed");
+                slot.bind(job.call_id);
                 workers.spawn(worker::run_sequence(
                     ctx.clone(),
                     job,
@@ -647,6 +681,9 @@ impl ControlLoop {
     }
 
     async fn try_refresh(&mut self) -> Result<(), StoreError> {
+        if self.attached_to.is_none() {
+            self.roll_day().await?;
+        }
         let store = &self.ctx.store;
         // Creates and ends counted in memory after this point are newer than what we read.
         let epoch = self.ctx.gate.read(|s| s.active_epoch);
@@ -705,6 +742,44 @@ impl ControlLoop {
         }
         self.ticks += 1;
         self.build(campaigns, &creating);
+        Ok(())
+    }
+
+    /// At midnight (in the daily limit's time zone) a new day starts: the day's creates are
+    /// counted afresh and the campaigns the old day's limit paused are resumed.
+    async fn roll_day(&self) -> Result<(), StoreError> {
+        let Some(day_start) = self.ctx.gate.update(|s| {
+            s.quota
+                .roll(chrono::Utc::now())
+                .then(|| s.quota.day_start())
+        }) else {
+            return Ok(());
+        };
+        let store = &self.ctx.store;
+        let today = store
+            .created_since(&crate::store::format_time(day_start))
+            .await?;
+        self.ctx.gate.update(|s| {
+            s.quota
+                .set_calls_today(today.max(0) as u64, chrono::Utc::now())
+        });
+        for c in store.campaigns().await? {
+            let daily = c
+                .pause_reason
+                .as_deref()
+                .is_some_and(quota::Quota::is_daily_limit_reason);
+            if c.status == CampaignStatus::Paused && daily {
+                store.resume_campaign(c.id).await?;
+                let message = format!(
+                    "campaign {} resumed: a new day for the daily call limit",
+                    c.name
+                );
+                tracing::info!(target: "switchboard::engine", "{message}");
+                self.ctx
+                    .gate
+                    .event(EventKind::Quota, None, None, message, None);
+            }
+        }
         Ok(())
     }
 

@@ -1,10 +1,14 @@
 //! The engine's view of its quotas: concurrency (ours and what Vapi reports), calls per day,
 //! spend against the budget, 429s seen. It decides when dispatch must stop gracefully.
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::vapi::SubscriptionLimits;
+
+/// How a daily-limit pause reason starts.
+const DAILY_LIMIT_REASON: &str = "daily call limit";
 
 #[derive(Debug, Clone)]
 pub struct Quota {
@@ -16,7 +20,9 @@ pub struct Quota {
     lowered_cap: Option<u32>,
     pub rate_limited_total: u64,
     pub calls_today: u64,
+    /// The day (in `zone`) that `calls_today` counts.
     today: NaiveDate,
+    zone: Tz,
     daily_limit: Option<u64>,
     pub spend_usd: f64,
     pub ended_with_cost: u64,
@@ -34,7 +40,8 @@ impl Quota {
             lowered_cap: None,
             rate_limited_total: 0,
             calls_today: 0,
-            today: Utc::now().date_naive(),
+            today: NaiveDate::MIN,
+            zone: d.daily_limit_time_zone.parse().unwrap_or(Tz::UTC),
             daily_limit: d.daily_call_limit,
             spend_usd: 0.0,
             ended_with_cost: 0,
@@ -84,17 +91,41 @@ impl Quota {
     }
 
     pub fn on_created(&mut self) {
-        let today = Utc::now().date_naive();
-        if today != self.today {
-            self.today = today;
-            self.calls_today = 0;
-        }
+        self.roll(Utc::now());
         self.calls_today += 1;
     }
 
-    pub fn set_calls_today(&mut self, n: u64) {
-        self.today = Utc::now().date_naive();
+    /// Sets the count of the day that contains `now`.
+    pub fn set_calls_today(&mut self, n: u64, now: DateTime<Utc>) {
+        self.today = now.with_timezone(&self.zone).date_naive();
         self.calls_today = n;
+    }
+
+    /// Starts a new day when `now` is past midnight in the daily limit's time zone. True when
+    /// it did: the caller re-counts the day and resumes what the old day's limit paused.
+    pub fn roll(&mut self, now: DateTime<Utc>) -> bool {
+        let today = now.with_timezone(&self.zone).date_naive();
+        if today == self.today {
+            return false;
+        }
+        self.today = today;
+        self.calls_today = 0;
+        true
+    }
+
+    /// The start of the current day, in UTC (for counting the day's creates).
+    pub fn day_start(&self) -> DateTime<Utc> {
+        let midnight = self.today.and_hms_opt(0, 0, 0).unwrap_or_default();
+        self.zone
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+    }
+
+    /// Whether a pause reason is the daily limit's (lifted by the next day).
+    pub fn is_daily_limit_reason(reason: &str) -> bool {
+        reason.starts_with(DAILY_LIMIT_REASON)
     }
 
     /// Total spend and how many ended calls it covers (for the average).
@@ -120,7 +151,10 @@ impl Quota {
         if let Some(limit) = self.daily_limit
             && self.calls_today + creating.max(0) as u64 >= limit
         {
-            return Some(format!("daily call limit of {limit} reached"));
+            return Some(format!(
+                "{DAILY_LIMIT_REASON} of {limit} reached (resumes after midnight {})",
+                self.zone
+            ));
         }
         if let Some(budget) = self.budget_usd {
             let committed =
@@ -194,6 +228,7 @@ mod tests {
         );
         q.on_created();
         assert!(q.stop_reason().unwrap().contains("daily call limit of 2"));
+        assert!(Quota::is_daily_limit_reason(&q.stop_reason().unwrap()));
 
         let mut q = Quota::new(&config(|c| {
             c.dispatch.budget_usd = Some(1.0);
@@ -207,5 +242,29 @@ mod tests {
         assert!(q.stop_reason_with(0, 3).is_some(), "0.9 + 0.3 does not");
         q.set_spend(1.0, 2);
         assert!(q.stop_reason().unwrap().contains("budget of $1.00"));
+    }
+
+    /// The day ends at midnight in the configured zone, not UTC's: injected clock around
+    /// New York's midnight (05:00 UTC in winter).
+    #[test]
+    fn the_daily_limit_rolls_over_at_midnight_in_its_time_zone() {
+        let mut q = Quota::new(&config(|c| {
+            c.dispatch.daily_call_limit = Some(2);
+            c.dispatch.daily_limit_time_zone = "America/New_York".into();
+        }));
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        q.set_calls_today(2, at("2026-11-24T23:00:00Z"));
+        assert!(
+            q.stop_reason().is_some(),
+            "limit reached on the 24th (New York)"
+        );
+        // 04:59 UTC on the 25th is still the 24th in New York.
+        assert!(!q.roll(at("2026-11-25T04:59:59Z")));
+        assert!(q.stop_reason().is_some());
+        // 05:00 UTC is New York's midnight: a new day, the limit lifts.
+        assert!(q.roll(at("2026-11-25T05:00:00Z")));
+        assert_eq!(q.stop_reason(), None);
+        assert_eq!(q.day_start(), at("2026-11-25T05:00:00Z"));
+        assert!(!q.roll(at("2026-11-25T12:00:00Z")), "once a day");
     }
 }

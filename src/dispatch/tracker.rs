@@ -34,8 +34,6 @@ const FOLLOW_AFTER_END: Duration = Duration::from_secs(300);
 /// Most requests one bulk read of a pair may make (a full page splits the window).
 const BULK_MAX_REQUESTS: usize = 20;
 const BULK_PAGE: u32 = 1000;
-/// A call Vapi answers 404 for this soon after its creation may not be readable yet.
-const VANISH_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 /// Overdue margin past the longest possible call.
 const OVERDUE_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 
@@ -75,7 +73,14 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
         };
         // Pairs with active calls are followed; so is a pair whose calls ended recently.
         let now_wall = Utc::now();
-        for (pair, oldest) in pairs_with_calls(&active, &pairs) {
+        let mut followed = pairs_with_calls(&active, &pairs);
+        for (pair, created) in ctx.gate.update(|s| std::mem::take(&mut s.new_pairs)) {
+            followed
+                .entry(pair)
+                .and_modify(|t| *t = (*t).min(created))
+                .or_insert(created);
+        }
+        for (pair, oldest) in followed {
             let cursor = cursors.entry(pair).or_insert_with(|| Cursor {
                 since: oldest,
                 last_active: round,
@@ -198,11 +203,9 @@ async fn read_one(ctx: &Ctx, call: &Call, provider_id: &str) {
             )
             .await
         }
+        // Read only after `fallback_after_ms` without news: a call Vapi no longer knows by
+        // then has vanished (it is not being created any more).
         Err(VapiError::Status { status: 404, .. }) => {
-            let young = parse_time(&call.created_at).is_some_and(|t| Utc::now() - t < VANISH_GRACE);
-            if young {
-                return;
-            }
             close(ctx, call, local_reason::VANISHED).await;
         }
         Err(e) => {

@@ -42,25 +42,50 @@ const LOOKUP_MAX_REQUESTS: usize = 100;
 const SETTLE_RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// A sequence's place in the gate's `creating` count (it may occupy a slot at Vapi), taken at
-/// admission or when a sequence resumes, and given back when dropped, however it ends.
-pub(crate) struct CreatingSlot(Arc<Ctx>);
+/// admission or when a sequence resumes, and given back when dropped, however it ends. It
+/// also marks its call as having a live worker, for the rescuer.
+pub(crate) struct CreatingSlot {
+    ctx: Arc<Ctx>,
+    call_id: Option<i64>,
+}
 
 impl CreatingSlot {
-    /// Takes a new place (a resumed sequence).
-    pub(crate) fn take(ctx: &Arc<Ctx>) -> CreatingSlot {
-        ctx.gate.update(|s| s.creating += 1);
-        CreatingSlot(ctx.clone())
+    /// Takes a new place for a call resumed from the store.
+    pub(crate) fn take(ctx: &Arc<Ctx>, call_id: i64) -> CreatingSlot {
+        ctx.gate.update(|s| {
+            s.creating += 1;
+            s.working.insert(call_id);
+        });
+        CreatingSlot {
+            ctx: ctx.clone(),
+            call_id: Some(call_id),
+        }
     }
 
-    /// Owns the place the gate counted when it admitted a new call.
+    /// Owns the place the gate counted when it admitted a new call (not claimed yet).
     pub(crate) fn admitted(ctx: &Arc<Ctx>) -> CreatingSlot {
-        CreatingSlot(ctx.clone())
+        CreatingSlot {
+            ctx: ctx.clone(),
+            call_id: None,
+        }
+    }
+
+    /// The claim made the call: it now has a live worker.
+    pub(crate) fn bind(&mut self, call_id: i64) {
+        self.call_id = Some(call_id);
+        self.ctx.gate.update(|s| s.working.insert(call_id));
     }
 }
 
 impl Drop for CreatingSlot {
     fn drop(&mut self) {
-        self.0.gate.update(|s| s.creating = (s.creating - 1).max(0));
+        let call_id = self.call_id;
+        self.ctx.gate.update(|s| {
+            s.creating = (s.creating - 1).max(0);
+            if let Some(id) = call_id {
+                s.working.remove(&id);
+            }
+        });
     }
 }
 
@@ -300,6 +325,30 @@ async fn sequence(
                             .await?;
                         log_attempt(ctx, job, number, &error, None);
                         failed_event(ctx, job, number, &last_error);
+                        // A refusal naming the customer is about this contact, whatever repeats.
+                        let about_contact = last_error.to_ascii_lowercase().contains("customer");
+                        let limit = if about_contact {
+                            0
+                        } else {
+                            dispatch.pause_after_identical_rejections
+                        };
+                        let streak = ctx.gate.update(|s| {
+                            s.note_rejection(job.campaign_id, &last_error, call_id, limit)
+                        });
+                        if let Some(calls) = streak {
+                            // The same refusal for every contact: the campaign's settings are
+                            // the likely cause. Pause it and give those contacts back.
+                            let reason = format!(
+                                "{} calls in a row refused with the same message ({last_error}): fix the campaign's settings, then resume it",
+                                calls.len()
+                            );
+                            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
+                            for id in calls {
+                                if let Err(e) = ctx.store.retry_call(id).await {
+                                    tracing::warn!(target: "switchboard::engine", call_id = id, "cannot give the contact back: {e}");
+                                }
+                            }
+                        }
                         return Ok(SequenceEnd::Failed);
                     }
                     Step::FailAndPauseDispatch => {
@@ -520,7 +569,17 @@ async fn record(
     if !effect.ended {
         ctx.gate.call_started();
     }
+    let created_at = call
+        .created_at
+        .as_deref()
+        .and_then(parse_time)
+        .unwrap_or_else(Utc::now);
     ctx.gate.update(|s| {
+        s.note_created(job.campaign_id);
+        s.new_pairs
+            .entry((job.assistant_id.clone(), job.phone_number_id.clone()))
+            .and_modify(|t| *t = (*t).min(created_at))
+            .or_insert(created_at);
         s.quota.on_created();
         if let Some(limits) = limits {
             let active = s.active + s.creating;
@@ -550,6 +609,9 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
         return Ok(());
     };
     let reason = effect.ended_reason.as_deref().unwrap_or("");
+    if effect.answered {
+        assistant_health(ctx, effect, class, reason).await?;
+    }
     match class {
         EndedClass::Outcome | EndedClass::AssistantFault => Ok(()),
         EndedClass::NeverRang => {
@@ -598,6 +660,45 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
             pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), why).await
         }
     }
+}
+
+/// A call answered and then failed by the assistant (a pipeline error, or the person hanging
+/// up within seconds of the answer) counts against the campaign's assistant; too many in the
+/// last answered calls pause the campaign, like a dialer's abandoned-call limit.
+async fn assistant_health(
+    ctx: &Ctx,
+    effect: &UpdateEffect,
+    class: EndedClass,
+    reason: &str,
+) -> Result<(), StoreError> {
+    /// A hang-up this soon after the answer means the assistant did not hold the person.
+    const QUICK_HANGUP_MS: i64 = 3_000;
+    let failed = match class {
+        EndedClass::AssistantFault => true,
+        EndedClass::Outcome => {
+            reason == "customer-ended-call" && effect.talk_ms.is_some_and(|t| t < QUICK_HANGUP_MS)
+        }
+        EndedClass::NeverRang
+        | EndedClass::Concurrency
+        | EndedClass::CampaignStop(_)
+        | EndedClass::Unclassified => return Ok(()),
+    };
+    let d = &ctx.config.dispatch;
+    let verdict = ctx.gate.update(|s| {
+        s.note_answered(
+            effect.campaign_id,
+            failed,
+            d.assistant_failure_window,
+            d.assistant_failure_share,
+        )
+    });
+    if let Some((failures, window)) = verdict {
+        let why = format!(
+            "the assistant failed {failures} of the last {window} answered calls (pipeline errors or hang-ups within 3 s; latest: {reason}): fix the assistant, then resume"
+        );
+        pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), &why).await?;
+    }
+    Ok(())
 }
 
 /// Pauses a campaign with a reason (once), and stops admitting its calls at once.

@@ -115,6 +115,9 @@ pub struct UpdateEffect {
     /// How its ended reason is classified (when it ended).
     pub class: Option<EndedClass>,
     pub ended_reason: Option<String>,
+    /// The call was answered (Vapi gave a start), and how long it lasted once answered.
+    pub answered: bool,
+    pub talk_ms: Option<i64>,
 }
 
 impl Store {
@@ -714,6 +717,8 @@ async fn apply_update_in(
         ended: false,
         class: None,
         ended_reason: call.ended_reason.clone(),
+        answered: false,
+        talk_ms: None,
     };
     let at = now();
     if call.status.is_terminal() {
@@ -811,6 +816,12 @@ async fn apply_update_in(
             effect.ended = true;
             effect.class = Some(class);
             effect.ended_reason = Some(reason);
+            effect.answered = answered;
+            let started = update.started_at.as_deref().or(call.started_at.as_deref());
+            effect.talk_ms = started
+                .and_then(super::parse_time)
+                .zip(update.ended_at.as_deref().and_then(super::parse_time))
+                .map(|(s, e)| (e - s).num_milliseconds());
         }
         CallStatus::Creating
         | CallStatus::Unknown

@@ -47,12 +47,17 @@ pub struct Store {
 impl Store {
     /// Opens (creating if missing) the database file and applies the embedded migrations.
     pub async fn open(path: &Path) -> Result<Store> {
+        Store::open_with_busy_timeout(path, Duration::from_secs(10)).await
+    }
+
+    /// Opens with a chosen wait for another writer's lock (tests inject lock contention).
+    pub async fn open_with_busy_timeout(path: &Path, busy_timeout: Duration) -> Result<Store> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

@@ -3,6 +3,8 @@
 //! runtime so paused-time tests can see when requests arrive.
 #![allow(dead_code)]
 
+pub mod late;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
