@@ -126,6 +126,18 @@ CREATE TABLE engine_lease (
 );
 INSERT INTO engine_lease (name) VALUES ('dispatch');
 
+-- The retry log, kept (the newest 10,000) so that an attached or restarted console shows the
+-- history, and operators' actions from the CLI appear in it.
+CREATE TABLE engine_events (
+    id            INTEGER PRIMARY KEY,
+    at            TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    call_id       INTEGER,
+    attempt       INTEGER,
+    message       TEXT NOT NULL,
+    next_delay_ms INTEGER
+);
+
 PRAGMA foreign_key_check;
 COMMIT;
 PRAGMA foreign_keys = ON;

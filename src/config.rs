@@ -150,6 +150,9 @@ pub struct DispatchConfig {
     /// of answer) is paused: each such call burns a contact and a person's patience.
     pub assistant_failure_share: f64,
     pub assistant_failure_window: u32,
+    /// An answered call the person hangs up within this many milliseconds counts as the
+    /// assistant failing them (0: only pipeline errors count).
+    pub quick_hangup_ms: u64,
     /// Total spend (USD) across all campaigns; none = no limit.
     pub budget_usd: Option<f64>,
     /// Used for the budget estimate until real costs are known.
@@ -174,6 +177,7 @@ impl Default for DispatchConfig {
             pause_after_identical_rejections: 3,
             assistant_failure_share: 0.2,
             assistant_failure_window: 20,
+            quick_hangup_ms: 3_000,
             budget_usd: None,
             estimated_cost_per_call: None,
             tick_ms: 200,

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod import;
 pub mod model;
+pub mod ops;
 pub mod shutdown;
 pub mod simulator;
 pub mod store;

@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Campaign { action }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
-            commands::campaign(&store, action).await?;
+            commands::campaign(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Contacts { action }) => {
@@ -124,13 +124,13 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Retry { call_id, campaign }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
-            commands::retry(&store, call_id, campaign).await?;
+            commands::retry(&store, &config, call_id, campaign).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Dispatch { action }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
-            commands::dispatch(&store, action).await?;
+            commands::dispatch(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Run {

@@ -239,3 +239,119 @@ async fn the_api_key_never_reaches_the_screen_the_logs_or_the_database() {
     }
     sim.shutdown().await;
 }
+
+/// A console opened on the database of an engine running headless attaches to it: it shows
+/// the engine's history, and `p` pauses that engine (which stops creating calls).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_attaches_to_a_headless_engine_and_pauses_it() {
+    if !tmux_available() {
+        return;
+    }
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "attach-key".into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 3_000,
+            talk_max_ms: 3_000,
+            concurrency_limit: 0,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        format!(
+            "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 4.0\nmax_concurrent_calls = 200\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.csv"),
+        switchboard::demo::generated_contacts(400),
+    )
+    .unwrap();
+    let sb = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .env("VAPI_API_KEY", "attach-key")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sb(&[
+        "campaign",
+        "create",
+        "c",
+        "--assistant-id",
+        "a",
+        "--phone-number-id",
+        "p",
+    ]);
+    sb(&["contacts", "import", "c", "c.csv"]);
+    sb(&["campaign", "start", "c"]);
+    let mut engine = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("VAPI_API_KEY", "attach-key")
+        .args(["run", "--headless"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sim.stats().calls_created < 3 {
+        assert!(Instant::now() < deadline, "the engine created nothing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The console: no key in its environment is needed to attach. The waits below block
+    // this thread, so they run off the runtime's workers (the simulator is served there).
+    tokio::task::block_in_place(|| {
+        // The console: no key in its environment is needed to attach.
+        let name = format!("sb-attach-{}", std::process::id());
+        let s = Session::start(
+            &name,
+            dir.path(),
+            &format!("{BIN} console; echo EXITED $?; sleep 30"),
+            &[],
+        );
+        let screen = s.wait_for("attached to", Duration::from_secs(30));
+        assert!(
+            screen.contains(&format!(":{}", engine.id())),
+            "names the engine: {screen}"
+        );
+        // History from before the console started: the CLI's start and the engine's creates.
+        s.wait_for("created at Vapi", Duration::from_secs(10));
+        s.keys("p");
+        s.wait_for("dispatch PAUSED", Duration::from_secs(10));
+        // The engine picks the pause up within a tick and sends nothing more.
+        std::thread::sleep(Duration::from_millis(1_000));
+        let before = sim.stats().create_requests;
+        std::thread::sleep(Duration::from_millis(2_000));
+        assert_eq!(
+            sim.stats().create_requests,
+            before,
+            "the engine kept creating after the attached console paused it"
+        );
+        assert!(before < 400, "paused mid-campaign ({before} creates)");
+        eprintln!("attached console paused the engine after {before} creates");
+        s.keys("q");
+        s.wait_for("EXITED 0", Duration::from_secs(30));
+        assert!(
+            engine.try_wait().unwrap().is_none(),
+            "leaving the attached console leaves the engine running"
+        );
+    });
+    let _ = engine.kill();
+    let _ = engine.wait();
+    sim.shutdown().await;
+}

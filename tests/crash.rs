@@ -109,7 +109,7 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
         dir.path().join("switchboard.toml"),
         format!(
             "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 1500\nlease_timeout_ms = 5000\nmax_requests_per_second = 500.0\n\
-             [dispatch]\nrate_per_second = 50.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\n\
+             [dispatch]\nrate_per_second = 50.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\nquick_hangup_ms = 0\n\
              breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\n"
         ),
     )
@@ -177,12 +177,51 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
         .iter()
         .filter(|(_, n)| **n > 1)
         .collect();
+    let store = Store::open(&dir.path().join("chaos.db")).await.unwrap();
+    if !twice.is_empty() {
+        // Say how: the attempts of each call dialled twice.
+        for (name, _) in &twice {
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM calls WHERE reference = ?")
+                .bind(name.as_str())
+                .fetch_optional(
+                    &sqlx::SqlitePool::connect(&format!(
+                        "sqlite://{}",
+                        dir.path().join("chaos.db").display()
+                    ))
+                    .await
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+            if let Some(id) = id {
+                eprintln!(
+                    "{name}: call {id}: {:#?}",
+                    store.attempts(id).await.unwrap()
+                );
+            }
+            let listed: serde_json::Value = reqwest::Client::new()
+                .get(format!("{base}/call?limit=1000"))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for c in listed.as_array().into_iter().flatten() {
+                if c["name"] == name.as_str() {
+                    eprintln!(
+                        "at the simulator: id {} createdAt {}",
+                        c["id"], c["createdAt"]
+                    );
+                }
+            }
+        }
+    }
     assert!(
         twice.is_empty(),
         "dialled twice within one attempt sequence: {twice:?}"
     );
-
-    let store = Store::open(&dir.path().join("chaos.db")).await.unwrap();
     assert!(
         store.verify_counters().await.unwrap().is_empty(),
         "counters equal recomputed counts"

@@ -7,9 +7,9 @@ use std::io::Write;
 use super::UserError;
 use super::args::{CampaignAction, ContactsAction, DispatchAction};
 use crate::config::Config;
+use crate::dispatch::Command;
 use crate::import::import_contacts;
 use crate::model::CallStatus;
-use crate::store::calls::RetryOutcome;
 use crate::store::stats::{CallQuery, CallSort, CallTab};
 use crate::store::{Store, StoreError};
 
@@ -22,7 +22,15 @@ fn user(e: StoreError) -> color_eyre::Report {
     }
 }
 
-pub async fn campaign(store: &Store, action: CampaignAction) -> Result<()> {
+/// An operation through the one operations layer (the same as the console's keys): its line,
+/// or why it was refused, as a one-line user error.
+async fn op(store: &Store, config: &Config, command: Command) -> Result<String> {
+    crate::ops::apply(store, config, &command, crate::ops::Actor::Cli)
+        .await
+        .map_err(|e| UserError(e).into())
+}
+
+pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match action {
         CampaignAction::Create {
@@ -86,34 +94,36 @@ pub async fn campaign(store: &Store, action: CampaignAction) -> Result<()> {
             }
         }
         CampaignAction::Start { name } => {
-            let c = store.campaign_by_name(&name).await.map_err(user)?;
-            let c = store.start_campaign(c.id).await.map_err(user)?;
-            writeln!(out, "campaign {} is {}", c.name, c.status)?;
+            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
+            writeln!(
+                out,
+                "{}",
+                op(store, config, Command::StartCampaign { campaign_id }).await?
+            )?;
         }
         CampaignAction::Pause { name } => {
-            let c = store.campaign_by_name(&name).await.map_err(user)?;
-            if !store
-                .pause_campaign(c.id, "paused by operator (CLI)")
-                .await
-                .map_err(user)?
-            {
-                return Err(UserError(format!(
-                    "campaign {} is {}, not dialling",
-                    c.name, c.status
-                ))
-                .into());
-            }
-            writeln!(out, "campaign {} paused", c.name)?;
+            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
+            writeln!(
+                out,
+                "{}",
+                op(store, config, Command::PauseCampaign { campaign_id }).await?
+            )?;
         }
         CampaignAction::Resume { name } => {
-            let c = store.campaign_by_name(&name).await.map_err(user)?;
-            let c = store.resume_campaign(c.id).await.map_err(user)?;
-            writeln!(out, "campaign {} is {}", c.name, c.status)?;
+            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
+            writeln!(
+                out,
+                "{}",
+                op(store, config, Command::ResumeCampaign { campaign_id }).await?
+            )?;
         }
         CampaignAction::Cancel { name } => {
-            let c = store.campaign_by_name(&name).await.map_err(user)?;
-            let c = store.cancel_campaign(c.id).await.map_err(user)?;
-            writeln!(out, "campaign {} is {}", c.name, c.status)?;
+            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
+            writeln!(
+                out,
+                "{}",
+                op(store, config, Command::CancelCampaign { campaign_id }).await?
+            )?;
         }
     }
     Ok(())
@@ -224,43 +234,40 @@ pub async fn calls(
     Ok(())
 }
 
-pub async fn retry(store: &Store, call_id: Option<i64>, campaign: Option<String>) -> Result<()> {
+pub async fn retry(
+    store: &Store,
+    config: &Config,
+    call_id: Option<i64>,
+    campaign: Option<String>,
+) -> Result<()> {
     match (call_id, campaign) {
-        (Some(id), _) => match store.retry_call(id).await.map_err(user)? {
-            RetryOutcome::Requeued => println!(
-                "retrying call {id}: its contact will be dialled again as a new attempt sequence"
-            ),
-            RetryOutcome::AfterSettling => println!(
-                "call {id}'s outcome is UNKNOWN (Vapi may have created it): it is looked up first, and dialled again only once settled as not created"
-            ),
-        },
+        (Some(call_id), _) => println!(
+            "{}",
+            op(store, config, Command::RetryCall { call_id }).await?
+        ),
         (None, Some(name)) => {
-            let c = store.campaign_by_name(&name).await.map_err(user)?;
-            let n = store.retry_failed_calls(c.id).await.map_err(user)?;
-            println!("retrying {n} failed calls of {}", c.name);
+            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
+            println!(
+                "{}",
+                op(store, config, Command::RetryFailed { campaign_id }).await?
+            );
         }
         (None, None) => return Err(UserError("name a call id or --campaign NAME".into()).into()),
     }
     Ok(())
 }
 
-pub async fn dispatch(store: &Store, action: DispatchAction) -> Result<()> {
+pub async fn dispatch(store: &Store, config: &Config, action: DispatchAction) -> Result<()> {
     match action {
         DispatchAction::Pause { reason } => {
-            store
-                .set_dispatch_paused(true, Some(&reason))
-                .await
-                .map_err(user)?;
-            println!("dispatch paused ({reason})");
+            println!("{}", op(store, config, Command::PauseAll { reason }).await?);
         }
-        DispatchAction::Resume => {
-            store.set_dispatch_paused(false, None).await.map_err(user)?;
-            println!("dispatch resumed");
-        }
+        DispatchAction::Resume => println!("{}", op(store, config, Command::ResumeAll).await?),
         DispatchAction::Rate { per_second } => {
-            crate::config::check_rate(per_second).map_err(|e| UserError(format!("rate {e}")))?;
-            store.set_rate(per_second).await.map_err(user)?;
-            println!("rate set to {per_second}/s");
+            println!(
+                "{}",
+                op(store, config, Command::SetRate { per_second }).await?
+            );
         }
     }
     Ok(())

@@ -475,7 +475,8 @@ impl App {
         }
         let latest = self.latest();
         let in_flight = latest.creating + latest.active;
-        if in_flight > 0 && !latest.stopped {
+        // Attached to an engine elsewhere: leaving stops nothing there.
+        if in_flight > 0 && !latest.stopped && latest.attached_to.is_none() {
             let message = format!(
                 "{in_flight} calls are in flight. Quit stops new dispatch, waits for requests \
                  already sent, and leaves the calls at Vapi to finish."
@@ -834,6 +835,7 @@ pub fn describe(command: &Command) -> String {
     match command {
         Command::PauseAll { .. } => "pausing all dispatch".into(),
         Command::ResumeAll => "resuming dispatch".into(),
+        Command::StartCampaign { campaign_id } => format!("starting campaign {campaign_id}"),
         Command::PauseCampaign { campaign_id } => format!("pausing campaign {campaign_id}"),
         Command::ResumeCampaign { campaign_id } => format!("resuming campaign {campaign_id}"),
         Command::CancelCampaign { campaign_id } => format!("cancelling campaign {campaign_id}"),

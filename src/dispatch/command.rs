@@ -10,6 +10,10 @@ pub enum Command {
         reason: String,
     },
     ResumeAll,
+    /// DRAFT or PAUSED → DIALING.
+    StartCampaign {
+        campaign_id: i64,
+    },
     PauseCampaign {
         campaign_id: i64,
     },

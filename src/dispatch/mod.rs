@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 pub use command::{Command, CommandEnvelope, CommandReply, EngineClient};
 use gate::{Gate, Refusal, RequestKind};
-pub use snapshot::{CampaignView, EventKind, QuotaView, Snapshot};
+pub use snapshot::{CampaignView, EngineEvent, EventKind, QuotaView, Snapshot};
 
 use crate::config::Config;
 use crate::model::{CampaignStatus, classify_ended_reason};
@@ -100,12 +100,14 @@ impl Ctx {
         BudgetedLister(self)
     }
 
-    /// `POST /call` through the request budget.
+    /// `POST /call`. Its place in the request budget was taken *before* the attempt was
+    /// committed, so that the attempt's start is the moment of sending: a look-up's window is
+    /// measured from it, and a request held back after the commit could create its call
+    /// outside that window.
     pub(crate) async fn create_call(
         &self,
         request: &crate::vapi::CreateCallRequest,
     ) -> Result<crate::vapi::CreateCallResponse, crate::vapi::VapiError> {
-        self.budget.acquire().await;
         let result = self.vapi.create_call(request).await;
         self.note(&result);
         result
@@ -131,9 +133,13 @@ impl Ctx {
         }
     }
 
-    /// How long after sending Vapi may still create a call.
+    /// How long after its attempt started a request may still create a call: the settle time
+    /// (longer than Vapi's proxy keeps a request alive) plus our own request timeout (the
+    /// request may have taken that long to reach Vapi at all).
     pub(crate) fn settle_after(&self) -> chrono::Duration {
-        chrono::Duration::milliseconds(self.config.vapi.settle_after_ms as i64)
+        chrono::Duration::milliseconds(
+            (self.config.vapi.settle_after_ms + self.config.vapi.request_timeout_ms) as i64,
+        )
     }
 }
 
@@ -206,11 +212,13 @@ pub async fn attach(
         pending_snapshot: None,
         idle_ticks: 0,
         attached_to: Some(holder),
+        events: Default::default(),
     };
     control_loop.refresh().await;
     control_loop.publish(false);
     let task = tokio::spawn(async move {
         control_loop.run(command_rx).await;
+        control_loop.refresh().await;
         control_loop.publish(true);
     });
     Ok(EngineHandle {
@@ -333,6 +341,7 @@ pub async fn start(
         pending_snapshot: None,
         idle_ticks: 0,
         attached_to: None,
+        events: Default::default(),
     };
     control_loop.refresh().await;
     control_loop.publish(false);
@@ -448,6 +457,8 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         };
         // The gate counted this sequence in `creating`; the slot gives it back when dropped.
         let mut slot = worker::CreatingSlot::admitted(&ctx);
+        // The request budget before the claim: the attempt is committed just before sending.
+        ctx.budget.acquire().await;
         // Round-robin over the campaigns that have contacts waiting.
         let mut candidates: Vec<i64> = ctx.gate.read(|s| s.claimable.iter().copied().collect());
         candidates.sort_unstable();
@@ -535,6 +546,8 @@ struct ControlLoop {
     /// Set when this is a console attached to another engine (`host:pid`): it only reads
     /// the database and writes commands to it.
     attached_to: Option<String>,
+    /// The newest lines of the event log (from the database: every engine's and operator's).
+    events: std::collections::VecDeque<EngineEvent>,
 }
 
 impl ControlLoop {
@@ -554,7 +567,6 @@ impl ControlLoop {
                     let answer = self.handle(command).await;
                     if let Ok(line) = &answer {
                         tracing::info!(target: "switchboard::engine", "{line}");
-                        self.ctx.gate.event(EventKind::Command, None, None, line.clone(), None);
                     }
                     let _ = reply.send(answer);
                     if quit {
@@ -587,90 +599,44 @@ impl ControlLoop {
         self.ctx.gate.update(|s| s.stopping = true);
     }
 
+    /// Carries out a command through the operations layer (store and log), then applies its
+    /// in-memory effect on this engine at once (an attached console has none: the engine that
+    /// holds the database picks the change up within a tick).
     async fn handle(&mut self, command: Command) -> CommandReply {
-        let store = &self.ctx.store;
-        let err = |e: StoreError| e.to_string();
-        match command {
-            Command::PauseAll { reason } => {
-                store
-                    .set_dispatch_paused(true, Some(&reason))
-                    .await
-                    .map_err(err)?;
-                self.ctx.gate.update(|s| s.paused = Some(reason.clone()));
-                Ok(format!("dispatch paused ({reason})"))
-            }
-            Command::ResumeAll => {
-                store.set_dispatch_paused(false, None).await.map_err(err)?;
-                self.ctx.gate.update(|s| s.paused = None);
-                Ok("dispatch resumed".into())
-            }
+        if let Command::Quit = command {
+            let in_flight = self.ctx.gate.read(|s| s.creating);
+            self.stop();
+            return Ok(format!(
+                "stopping: waiting for {in_flight} call(s) being created"
+            ));
+        }
+        let line = crate::ops::apply(
+            &self.ctx.store,
+            &self.ctx.config,
+            &command,
+            crate::ops::Actor::Console,
+        )
+        .await?;
+        self.ctx.gate.update(|s| match &command {
+            Command::PauseAll { reason } => s.paused = Some(reason.clone()),
+            Command::ResumeAll => s.paused = None,
             Command::PauseCampaign { campaign_id } => {
-                let campaign = store.campaign(campaign_id).await.map_err(err)?;
-                if !store
-                    .pause_campaign(campaign_id, "paused by operator")
-                    .await
-                    .map_err(err)?
-                {
-                    return Err(format!(
-                        "campaign {} is {}, not dialling",
-                        campaign.name, campaign.status
-                    ));
-                }
-                self.ctx.gate.update(|s| {
-                    s.dialing.remove(&campaign_id);
-                    s.claimable.remove(&campaign_id);
-                });
-                Ok(format!("campaign {} paused", campaign.name))
-            }
-            Command::ResumeCampaign { campaign_id } => {
-                let campaign = store.resume_campaign(campaign_id).await.map_err(err)?;
-                Ok(format!(
-                    "campaign {} resumed ({})",
-                    campaign.name, campaign.status
-                ))
+                s.dialing.remove(campaign_id);
+                s.claimable.remove(campaign_id);
             }
             Command::CancelCampaign { campaign_id } => {
-                let campaign = store.cancel_campaign(campaign_id).await.map_err(err)?;
-                self.ctx.gate.update(|s| {
-                    s.dialing.remove(&campaign_id);
-                    s.claimable.remove(&campaign_id);
-                    s.cancelled.insert(campaign_id);
-                });
-                Ok(format!("campaign {} cancelled", campaign.name))
+                s.dialing.remove(campaign_id);
+                s.claimable.remove(campaign_id);
+                s.cancelled.insert(*campaign_id);
             }
-            Command::SetRate { per_second } => {
-                crate::config::check_rate(per_second).map_err(|e| format!("rate {e}"))?;
-                store.set_rate(per_second).await.map_err(err)?;
-                let before = self.ctx.gate.update(|s| {
-                    let before = s.pacer.rate();
-                    s.pacer.set_rate(per_second);
-                    before
-                });
-                Ok(format!("rate {before:.1} → {per_second:.1}/s"))
-            }
-            Command::RetryCall { call_id } => {
-                Ok(match store.retry_call(call_id).await.map_err(err)? {
-                    crate::store::calls::RetryOutcome::Requeued => {
-                        format!("retrying call {call_id}")
-                    }
-                    crate::store::calls::RetryOutcome::AfterSettling => format!(
-                        "call {call_id} is UNKNOWN: dialled again only once settled as not created"
-                    ),
-                })
-            }
-            Command::RetryFailed { campaign_id } => {
-                let campaign = store.campaign(campaign_id).await.map_err(err)?;
-                let n = store.retry_failed_calls(campaign_id).await.map_err(err)?;
-                Ok(format!("retrying {n} failed calls of {}", campaign.name))
-            }
-            Command::Quit => {
-                let in_flight = self.ctx.gate.read(|s| s.creating);
-                self.stop();
-                Ok(format!(
-                    "stopping: waiting for {in_flight} call(s) being created"
-                ))
-            }
-        }
+            Command::SetRate { per_second } => s.pacer.set_rate(*per_second),
+            Command::StartCampaign { .. }
+            | Command::ResumeCampaign { .. }
+            | Command::RetryCall { .. }
+            | Command::RetryFailed { .. }
+            | Command::Quit => {}
+        });
+        Ok(line)
     }
 
     /// Re-reads what other processes (the CLI) or other tasks changed, and applies quota stops.
@@ -684,6 +650,7 @@ impl ControlLoop {
         if self.attached_to.is_none() {
             self.roll_day().await?;
         }
+        self.sync_events().await;
         let store = &self.ctx.store;
         // Creates and ends counted in memory after this point are newer than what we read.
         let epoch = self.ctx.gate.read(|s| s.active_epoch);
@@ -743,6 +710,27 @@ impl ControlLoop {
         self.ticks += 1;
         self.build(campaigns, &creating);
         Ok(())
+    }
+
+    /// Writes this engine's new log lines to the database and reads back the newest lines of
+    /// everyone's (the CLI's actions, another console's), which the snapshot shows.
+    async fn sync_events(&mut self) {
+        let fresh: Vec<crate::store::events::EventRow> = self
+            .ctx
+            .gate
+            .update(|s| s.events.drain(..).map(|e| e.to_row()).collect());
+        if let Err(e) = self.ctx.store.append_events(&fresh).await {
+            tracing::warn!(target: "switchboard::engine", "cannot keep {} log lines: {e}", fresh.len());
+        }
+        match self
+            .ctx
+            .store
+            .recent_events(snapshot::EVENT_RING as i64)
+            .await
+        {
+            Ok(rows) => self.events = rows.into_iter().map(EngineEvent::from_row).collect(),
+            Err(e) => tracing::warn!(target: "switchboard::engine", "cannot read the log: {e}"),
+        }
     }
 
     /// At midnight (in the daily limit's time zone) a new day starts: the day's creates are
@@ -823,7 +811,7 @@ impl ControlLoop {
                 .backoff_until
                 .map(|u| u.saturating_duration_since(now).as_millis() as u64)
                 .unwrap_or(0),
-            events: s.events.clone(),
+            events: self.events.clone(),
             stopped: false,
             attached_to: self.attached_to.clone(),
         });

@@ -131,6 +131,72 @@ pub enum EventKind {
     Command,
 }
 
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Attempt,
+        EventKind::Retry,
+        EventKind::Created,
+        EventKind::Adopted,
+        EventKind::Unknown,
+        EventKind::Settled,
+        EventKind::Failed,
+        EventKind::Breaker,
+        EventKind::Pause,
+        EventKind::Quota,
+        EventKind::Command,
+    ];
+
+    /// As stored in `engine_events.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Attempt => "Attempt",
+            EventKind::Retry => "Retry",
+            EventKind::Created => "Created",
+            EventKind::Adopted => "Adopted",
+            EventKind::Unknown => "Unknown",
+            EventKind::Settled => "Settled",
+            EventKind::Failed => "Failed",
+            EventKind::Breaker => "Breaker",
+            EventKind::Pause => "Pause",
+            EventKind::Quota => "Quota",
+            EventKind::Command => "Command",
+        }
+    }
+
+    /// Reads a stored kind; an unknown one (a newer version wrote it) reads as a command.
+    pub fn parse(text: &str) -> EventKind {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == text)
+            .unwrap_or(EventKind::Command)
+    }
+}
+
+impl EngineEvent {
+    pub fn to_row(&self) -> crate::store::events::EventRow {
+        crate::store::events::EventRow {
+            at: self.at.clone(),
+            kind: self.kind.as_str().into(),
+            call_id: self.call_id,
+            attempt: self.attempt,
+            message: self.message.clone(),
+            next_delay_ms: self.next_delay_ms.map(|d| d as i64),
+        }
+    }
+
+    pub fn from_row(row: crate::store::events::EventRow) -> EngineEvent {
+        EngineEvent {
+            kind: EventKind::parse(&row.kind),
+            at: row.at,
+            call_id: row.call_id,
+            attempt: row.attempt,
+            message: row.message,
+            next_delay_ms: row.next_delay_ms.map(|d| d.max(0) as u64),
+        }
+    }
+}
+
 /// One line of the retry log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EngineEvent {

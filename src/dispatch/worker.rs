@@ -203,6 +203,8 @@ async fn sequence(
                         return Ok(SequenceEnd::Requeued);
                     }
                 }
+                // The request budget before the commit: the attempt starts when it is sent.
+                ctx.budget.acquire().await;
                 let (attempt_id, number) = ctx.store.begin_attempt(call_id).await?;
                 used += 1;
                 Next::Send { attempt_id, number }
@@ -671,12 +673,12 @@ async fn assistant_health(
     class: EndedClass,
     reason: &str,
 ) -> Result<(), StoreError> {
-    /// A hang-up this soon after the answer means the assistant did not hold the person.
-    const QUICK_HANGUP_MS: i64 = 3_000;
+    // A hang-up this soon after the answer means the assistant did not hold the person.
+    let quick = ctx.config.dispatch.quick_hangup_ms as i64;
     let failed = match class {
         EndedClass::AssistantFault => true,
         EndedClass::Outcome => {
-            reason == "customer-ended-call" && effect.talk_ms.is_some_and(|t| t < QUICK_HANGUP_MS)
+            reason == "customer-ended-call" && effect.talk_ms.is_some_and(|t| t < quick)
         }
         EndedClass::NeverRang
         | EndedClass::Concurrency
@@ -694,7 +696,8 @@ async fn assistant_health(
     });
     if let Some((failures, window)) = verdict {
         let why = format!(
-            "the assistant failed {failures} of the last {window} answered calls (pipeline errors or hang-ups within 3 s; latest: {reason}): fix the assistant, then resume"
+            "the assistant failed {failures} of the last {window} answered calls (pipeline errors or hang-ups within {} s; latest: {reason}): fix the assistant, then resume",
+            quick as f64 / 1000.0
         );
         pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), &why).await?;
     }

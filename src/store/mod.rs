@@ -7,6 +7,7 @@ pub mod calls;
 pub mod campaigns;
 pub mod contacts;
 pub mod control;
+pub mod events;
 pub mod lease;
 pub mod stats;
 

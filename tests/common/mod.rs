@@ -61,6 +61,8 @@ pub fn config(base_url: &str) -> Config {
     c.vapi.settle_after_ms = 1_000;
     c.vapi.lookup_skew_ms = 1_000;
     c.vapi.max_requests_per_second = 1_000.0;
+    // The simulated calls last milliseconds: not the assistant's fault.
+    c.dispatch.quick_hangup_ms = 0;
     c.dispatch.rate_per_second = 200.0;
     c.dispatch.tick_ms = 50;
     c.tracking.poll_interval_ms = 50;

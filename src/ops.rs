@@ -1,0 +1,119 @@
+//! The operations an operator asks for — pause, resume, throttle, start, cancel, retry — in
+//! one place. The engine's command loop (console keys), a console attached to an engine
+//! elsewhere and the CLI all go through [`apply`]: it writes the store, which every engine
+//! re-reads within a tick, and one line in the event log, which every console shows.
+//! In-memory effects on a running engine (its gate) are the engine's own business.
+
+use crate::config::Config;
+use crate::dispatch::Command;
+use crate::store::Store;
+use crate::store::calls::RetryOutcome;
+use crate::store::events::EventRow;
+
+/// Who asked, for the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A console (on the engine's machine or attached).
+    Console,
+    /// The `switchboard` command line.
+    Cli,
+}
+
+impl Actor {
+    fn prefix(self) -> &'static str {
+        match self {
+            Actor::Console => "",
+            Actor::Cli => "CLI: ",
+        }
+    }
+}
+
+/// Carries out `command` on the store and logs it. Returns the one-line answer, or why it
+/// was refused (nothing changed then). `Quit` is the engine's alone and is refused here.
+pub async fn apply(
+    store: &Store,
+    config: &Config,
+    command: &Command,
+    actor: Actor,
+) -> Result<String, String> {
+    let line = carry_out(store, config, command).await?;
+    let logged = format!("{}{line}", actor.prefix());
+    if let Err(e) = store.append_events(&[EventRow::action(logged)]).await {
+        tracing::warn!(target: "switchboard::engine", "cannot log the operation: {e}");
+    }
+    Ok(line)
+}
+
+async fn carry_out(store: &Store, config: &Config, command: &Command) -> Result<String, String> {
+    let err = |e: crate::store::StoreError| e.to_string();
+    match command {
+        Command::PauseAll { reason } => {
+            store
+                .set_dispatch_paused(true, Some(reason))
+                .await
+                .map_err(err)?;
+            Ok(format!("dispatch paused ({reason})"))
+        }
+        Command::ResumeAll => {
+            store.set_dispatch_paused(false, None).await.map_err(err)?;
+            Ok("dispatch resumed".into())
+        }
+        Command::StartCampaign { campaign_id } => {
+            let campaign = store.start_campaign(*campaign_id).await.map_err(err)?;
+            Ok(format!(
+                "campaign {} started ({})",
+                campaign.name, campaign.status
+            ))
+        }
+        Command::PauseCampaign { campaign_id } => {
+            let campaign = store.campaign(*campaign_id).await.map_err(err)?;
+            if !store
+                .pause_campaign(*campaign_id, "paused by operator")
+                .await
+                .map_err(err)?
+            {
+                return Err(format!(
+                    "campaign {} is {}, not dialling",
+                    campaign.name, campaign.status
+                ));
+            }
+            Ok(format!("campaign {} paused", campaign.name))
+        }
+        Command::ResumeCampaign { campaign_id } => {
+            let campaign = store.resume_campaign(*campaign_id).await.map_err(err)?;
+            Ok(format!(
+                "campaign {} resumed ({})",
+                campaign.name, campaign.status
+            ))
+        }
+        Command::CancelCampaign { campaign_id } => {
+            let campaign = store.cancel_campaign(*campaign_id).await.map_err(err)?;
+            Ok(format!("campaign {} cancelled", campaign.name))
+        }
+        Command::SetRate { per_second } => {
+            crate::config::check_rate(*per_second).map_err(|e| format!("rate {e}"))?;
+            let before = store
+                .engine_control()
+                .await
+                .map_err(err)?
+                .rate_per_second
+                .unwrap_or(config.dispatch.rate_per_second);
+            store.set_rate(*per_second).await.map_err(err)?;
+            Ok(format!("rate {before:.1} → {per_second:.1}/s"))
+        }
+        Command::RetryCall { call_id } => {
+            Ok(match store.retry_call(*call_id).await.map_err(err)? {
+                RetryOutcome::Requeued => format!("retrying call {call_id}"),
+                RetryOutcome::AfterSettling => format!(
+                    "call {call_id} is UNKNOWN: dialled again only once settled as not created"
+                ),
+            })
+        }
+        Command::RetryFailed { campaign_id } => {
+            let campaign = store.campaign(*campaign_id).await.map_err(err)?;
+            let n = store.retry_failed_calls(*campaign_id).await.map_err(err)?;
+            Ok(format!("retrying {n} failed calls of {}", campaign.name))
+        }
+        Command::Quit => Err("quit is the engine's own command".into()),
+    }
+}
