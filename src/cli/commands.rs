@@ -2,14 +2,16 @@
 //! controls. They work while an engine runs on the same database: the engine re-reads the
 //! store every tick.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use super::UserError;
 use super::args::{CampaignAction, ContactsAction, DispatchAction};
+use super::status::DispatchStatus;
 use crate::config::Config;
 use crate::import::import_contacts;
 use crate::model::CallStatus;
-use crate::store::stats::{CallQuery, CallSort, CallTab};
+use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
 use crate::store::{Store, StoreError};
 
 type Result<T> = color_eyre::Result<T>;
@@ -44,7 +46,12 @@ pub async fn campaign(store: &Store, action: CampaignAction) -> Result<()> {
                 .map_err(user)?;
             writeln!(out, "created campaign {} (#{}, {})", c.name, c.id, c.status)?;
         }
-        CampaignAction::List => {
+        CampaignAction::List { json: true } => {
+            for c in store.campaigns().await.map_err(user)? {
+                writeln!(out, "{}", serde_json::to_string(&c)?)?;
+            }
+        }
+        CampaignAction::List { json: false } => {
             let campaigns = store.campaigns().await.map_err(user)?;
             if campaigns.is_empty() {
                 writeln!(
@@ -166,11 +173,20 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
     Ok(())
 }
 
+/// One line of `calls --json`: the row, with its campaign named.
+#[derive(serde::Serialize)]
+struct CallLine<'a> {
+    campaign: &'a str,
+    #[serde(flatten)]
+    row: &'a CallListRow,
+}
+
 pub async fn calls(
     store: &Store,
     campaign: Option<String>,
     status: Option<String>,
     limit: i64,
+    json: bool,
 ) -> Result<()> {
     let campaign_id = match campaign {
         Some(name) => Some(store.campaign_by_name(&name).await.map_err(user)?.id),
@@ -193,25 +209,38 @@ pub async fn calls(
         limit: limit.max(1),
     };
     let rows = store.call_page(&query).await.map_err(user)?;
-    let total = store.call_count(&query).await.map_err(user)?;
+    let names: HashMap<i64, String> = store
+        .campaigns()
+        .await
+        .map_err(user)?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let name_of = |id: i64| names.get(&id).map(String::as_str).unwrap_or("?");
     let mut out = std::io::stdout().lock();
+    if json {
+        for r in &rows {
+            let line = CallLine {
+                campaign: name_of(r.campaign_id),
+                row: r,
+            };
+            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+        }
+        return Ok(());
+    }
+    let total = store.call_count(&query).await.map_err(user)?;
     writeln!(
         out,
-        "{:<7} {:<9} {:<20} {:<16} {:<11} {:>3}  {:<36}  ended reason",
+        "{:<7} {:<20} {:<20} {:<16} {:<11} {:>3}  {:<36}  ended reason",
         "call", "campaign", "contact", "phone", "status", "att", "provider id"
     )?;
     for r in &rows {
         writeln!(
             out,
-            "{:<7} {:<9} {:<20} {:<16} {:<11} {:>3}  {:<36}  {}",
+            "{:<7} {:<20} {:<20} {:<16} {:<11} {:>3}  {:<36}  {}",
             r.id,
-            r.campaign_id,
-            r.contact_name
-                .as_deref()
-                .unwrap_or("")
-                .chars()
-                .take(20)
-                .collect::<String>(),
+            clip(name_of(r.campaign_id), 20),
+            clip(r.contact_name.as_deref().unwrap_or(""), 20),
             r.phone,
             r.status.as_str(),
             r.attempt_count,
@@ -221,6 +250,11 @@ pub async fn calls(
     }
     writeln!(out, "{} of {} calls", rows.len(), total)?;
     Ok(())
+}
+
+/// At most `n` characters, for a table column.
+fn clip(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
 }
 
 pub async fn retry(store: &Store, call_id: Option<i64>, campaign: Option<String>) -> Result<()> {
@@ -241,9 +275,15 @@ pub async fn retry(store: &Store, call_id: Option<i64>, campaign: Option<String>
     Ok(())
 }
 
-pub async fn dispatch(store: &Store, action: DispatchAction) -> Result<()> {
+pub async fn dispatch(store: &Store, config: &Config, action: DispatchAction) -> Result<()> {
     match action {
         DispatchAction::Pause { reason } => {
+            // Marked as an operator's pause: `run --until-done` waits through those.
+            let reason = if reason.starts_with("paused by operator") {
+                reason
+            } else {
+                format!("paused by operator: {reason}")
+            };
             store
                 .set_dispatch_paused(true, Some(&reason))
                 .await
@@ -254,10 +294,34 @@ pub async fn dispatch(store: &Store, action: DispatchAction) -> Result<()> {
             store.set_dispatch_paused(false, None).await.map_err(user)?;
             println!("dispatch resumed");
         }
-        DispatchAction::Rate { per_second } => {
+        DispatchAction::Rate {
+            per_second: Some(per_second),
+            reset: _,
+        } => {
             crate::config::check_rate(per_second).map_err(|e| UserError(format!("rate {e}")))?;
             store.set_rate(per_second).await.map_err(user)?;
-            println!("rate set to {per_second}/s");
+            println!(
+                "rate set to {per_second}/s (overrides the config's {}/s until `dispatch rate --reset`)",
+                config.dispatch.rate_per_second
+            );
+        }
+        DispatchAction::Rate {
+            per_second: None, ..
+        } => {
+            store.reset_rate().await.map_err(user)?;
+            println!(
+                "rate override removed: the config's {}/s is in force",
+                config.dispatch.rate_per_second
+            );
+        }
+        DispatchAction::Status { json } => {
+            let control = store.engine_control().await.map_err(user)?;
+            let status = DispatchStatus::new(&control, config);
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print!("{status}");
+            }
         }
     }
     Ok(())
