@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::UserError;
 use super::args::{CampaignAction, ContactsAction, DispatchAction};
 use super::status::DispatchStatus;
+use super::{MAX_PRINTED, UserError, bounded};
 use crate::config::Config;
 use crate::import::import_contacts;
 use crate::model::CallStatus;
-use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
+use crate::store::stats::{CallQuery, CallSort, CallTab};
 use crate::store::{Store, StoreError};
 
 type Result<T> = color_eyre::Result<T>;
@@ -48,7 +48,8 @@ pub async fn campaign(store: &Store, action: CampaignAction) -> Result<()> {
         }
         CampaignAction::List { json: true } => {
             for c in store.campaigns().await.map_err(user)? {
-                writeln!(out, "{}", serde_json::to_string(&c)?)?;
+                let line = json_line(&c, c.status.as_str(), None)?;
+                writeln!(out, "{line}")?;
             }
         }
         CampaignAction::List { json: false } => {
@@ -143,14 +144,19 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
             .await
             .map_err(|e| match e {
                 crate::import::ImportError::Store(s) => user(s),
-                other => UserError(format!("{}: {other}", file.display())).into(),
+                other => UserError(format!(
+                    "{}: {}",
+                    file.display(),
+                    bounded(&other.to_string(), MAX_PRINTED)
+                ))
+                .into(),
             })?;
             if report.rows >= 10_000 {
                 eprintln!();
             }
             let mut out = std::io::stdout().lock();
             for r in report.rejected.iter().take(50) {
-                writeln!(out, "line {}: {}", r.line, r.reason)?;
+                writeln!(out, "line {}: {}", r.line, bounded(&r.reason, MAX_PRINTED))?;
             }
             if report.rejected.len() > 50 {
                 writeln!(
@@ -173,12 +179,21 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
     Ok(())
 }
 
-/// One line of `calls --json`: the row, with its campaign named.
-#[derive(serde::Serialize)]
-struct CallLine<'a> {
-    campaign: &'a str,
-    #[serde(flatten)]
-    row: &'a CallListRow,
+/// One `--json` line: the row's fields, its status as the same literal the CLI takes
+/// (`--status ENDED`) and, for a call, its campaign's name.
+fn json_line(
+    row: &impl serde::Serialize,
+    status: &str,
+    campaign: Option<&str>,
+) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(row)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("status".into(), status.into());
+        if let Some(name) = campaign {
+            fields.insert("campaign".into(), name.into());
+        }
+    }
+    Ok(value)
 }
 
 pub async fn calls(
@@ -220,11 +235,8 @@ pub async fn calls(
     let mut out = std::io::stdout().lock();
     if json {
         for r in &rows {
-            let line = CallLine {
-                campaign: name_of(r.campaign_id),
-                row: r,
-            };
-            writeln!(out, "{}", serde_json::to_string(&line)?)?;
+            let line = json_line(r, r.status.as_str(), Some(name_of(r.campaign_id)))?;
+            writeln!(out, "{line}")?;
         }
         return Ok(());
     }
