@@ -515,3 +515,137 @@ fn a_csv_with_a_huge_header_line_gets_a_short_message() {
     assert!(line.contains('…'), "{line}");
     assert!(line.contains("huge.csv"), "{line}");
 }
+
+#[test]
+fn webhook_problems_are_one_line_each() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    // The base URL is never reached: the engine stops before its first request.
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"http://127.0.0.1:9\"\n[webhook]\nlisten = \"{addr}\"\n"
+    ));
+    let run = |secret: Option<&str>| {
+        let mut cmd = env.cmd();
+        cmd.env("VAPI_API_KEY", "k")
+            .env_remove("VAPI_WEBHOOK_SECRET")
+            .args(["run", "--headless", "--until-done"])
+            .timeout(std::time::Duration::from_secs(30));
+        if let Some(secret) = secret {
+            cmd.env("VAPI_WEBHOOK_SECRET", secret);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(None);
+    let line = one_error_line(&err);
+    assert!(line.contains("VAPI_WEBHOOK_SECRET"), "{line}");
+    let err = run(Some("s3cret"));
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("cannot start the webhook listener") && line.contains(&addr.to_string()),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret"), "{line}");
+    assert_no_colour(&err);
+    drop(taken);
+}
+
+async fn fast_simulator() -> Simulator {
+    Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 20,
+            talk_max_ms: 50,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn until_done_waits_through_an_operators_pause_unless_told_not_to() {
+    let sim = fast_simulator().await;
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\npoll_requests_per_second = 200.0\n",
+        sim.base_url()
+    ));
+    env.started_campaign(5);
+    assert!(env.run(&["dispatch", "pause"]).0);
+
+    // --exit-on-pause: today's behaviour, exit 2 at once.
+    let dir = env.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("switchboard")
+            .unwrap()
+            .current_dir(&dir)
+            .env("VAPI_API_KEY", "k")
+            .env_remove("RUST_BACKTRACE")
+            .args(["run", "--headless", "--until-done", "--exit-on-pause"])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("paused by an operator"), "{stderr}");
+    assert_eq!(sim.stats().calls_created, 0);
+
+    // Default: the run is still going after it reported the pause; a resume lets it finish.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("switchboard"))
+        .current_dir(env.dir.path())
+        .env("VAPI_API_KEY", "k")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .args(["run", "--headless", "--until-done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        // The second progress line comes two seconds after the first: past the point where
+        // the old decision exited.
+        let mut paused_lines = 0;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("PAUSED: paused by operator") {
+                paused_lines += 1;
+                if paused_lines == 2 {
+                    return (true, lines);
+                }
+            }
+        }
+        (false, lines)
+    })
+    .await
+    .unwrap();
+    let (saw_pause, rest) = seen;
+    assert!(saw_pause, "the run ended during the pause");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running while paused"
+    );
+    assert_eq!(sim.stats().calls_created, 0, "nothing dialled while paused");
+    assert!(env.run(&["dispatch", "resume"]).0);
+    let (status, tail) = tokio::task::spawn_blocking(move || {
+        let tail: Vec<String> = rest.map_while(Result::ok).collect();
+        (child.wait().unwrap(), tail)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{tail:?}");
+    assert!(
+        tail.iter().any(|l| l.contains("done: c COMPLETED")),
+        "{tail:?}"
+    );
+    assert_eq!(sim.stats().calls_created, 5);
+}
