@@ -228,7 +228,7 @@ fn exit_code(outcome: Outcome) -> ExitCode {
             ExitCode::SUCCESS
         }
         Outcome::NeedsOperator(why) => {
-            eprintln!("stopped, an operator is needed: {why}");
+            eprintln!("stopped, needs a fix before it can go on: {why}");
             ExitCode::from(2)
         }
         Outcome::Interrupted => {
