@@ -437,7 +437,7 @@ fn dispatch_rate_overrides_until_reset_and_status_says_so() {
     assert!(env.run(&["dispatch", "pause", "--reason", "lunch"]).0);
     let s = status(&env);
     assert_eq!(s["paused"], true);
-    assert_eq!(s["pause_reason"], "paused by operator: lunch");
+    assert_eq!(s["pause_reason"], "lunch");
     assert!(env.run(&["dispatch", "resume"]).0);
     let s = status(&env);
     assert_eq!(s["paused"], false);

@@ -290,12 +290,6 @@ pub async fn retry(store: &Store, call_id: Option<i64>, campaign: Option<String>
 pub async fn dispatch(store: &Store, config: &Config, action: DispatchAction) -> Result<()> {
     match action {
         DispatchAction::Pause { reason } => {
-            // Marked as an operator's pause: `run --until-done` waits through those.
-            let reason = if reason.starts_with("paused by operator") {
-                reason
-            } else {
-                format!("paused by operator: {reason}")
-            };
             store
                 .set_dispatch_paused(true, Some(&reason))
                 .await

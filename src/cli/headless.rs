@@ -28,7 +28,8 @@ pub enum UntilDone {
 }
 
 /// Why dispatch or a campaign is paused, read from the pause reason the engine or an
-/// operator stored. (The engine stores text; these are the causes it words today.)
+/// operator stored. The engine's stops are recognised by the words it uses for them; any
+/// other text is an operator's (`dispatch pause --reason "lunch"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopCause {
     /// Paused from the console or the CLI: resumed the same way.
@@ -41,7 +42,7 @@ pub enum StopCause {
     Budget,
     /// `dispatch.daily_call_limit` reached.
     DailyLimit,
-    /// Any other stop the engine made (e.g. a campaign's assistant or number refused).
+    /// Another stop Vapi's answer caused (`Vapi: …`, e.g. a campaign's number refused).
     Engine,
 }
 
@@ -50,16 +51,21 @@ impl StopCause {
         let r = reason.to_ascii_lowercase();
         if r.starts_with("paused by operator") {
             StopCause::Operator
-        } else if r.contains("api key") {
+        } else if r.contains("rejected the api key") {
             StopCause::Credentials
-        } else if r.contains("credit") || r.contains("subscription-frozen") {
+        } else if r.contains("insufficient credits")
+            || r.contains("insufficient-credits")
+            || r.contains("subscription-frozen")
+        {
             StopCause::Credits
-        } else if r.contains("budget") {
+        } else if r.starts_with("budget of $") {
             StopCause::Budget
-        } else if r.contains("daily call limit") {
+        } else if r.starts_with("daily call limit of") {
             StopCause::DailyLimit
-        } else {
+        } else if r.starts_with("vapi") {
             StopCause::Engine
+        } else {
+            StopCause::Operator
         }
     }
 
@@ -280,6 +286,12 @@ mod tests {
                 WaitThroughPauses,
                 None,
             ),
+            (
+                vec![campaign("a", Dialing, None)],
+                Some("lunch"),
+                WaitThroughPauses,
+                None,
+            ),
             // ...unless --exit-on-pause.
             (
                 vec![campaign("a", Dialing, None)],
@@ -381,8 +393,13 @@ mod tests {
         assert_eq!(StopCause::of(CREDITS), StopCause::Credits);
         assert_eq!(StopCause::of("paused by operator"), StopCause::Operator);
         assert_eq!(
-            StopCause::of("assistant failing 9 of 10 calls"),
+            StopCause::of("Vapi: insufficient credits"),
+            StopCause::Credits
+        );
+        assert_eq!(
+            StopCause::of("Vapi: phoneNumberId not found"),
             StopCause::Engine
         );
+        assert_eq!(StopCause::of("lunch"), StopCause::Operator);
     }
 }
