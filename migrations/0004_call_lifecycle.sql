@@ -122,7 +122,8 @@ CREATE TABLE engine_lease (
     host         TEXT,
     pid          INTEGER,
     acquired_at  TEXT,
-    heartbeat_ms INTEGER                 -- unix milliseconds of the last renewal
+    heartbeat_ms INTEGER,                -- unix milliseconds of the last renewal
+    status       TEXT                    -- JSON: the holder's live state (breaker, cap, rates)
 );
 INSERT INTO engine_lease (name) VALUES ('dispatch');
 

@@ -91,7 +91,8 @@ pub struct VapiConfig {
     pub api_key_env: String,
     pub request_timeout_ms: u64,
     /// Clock skew allowed between us and Vapi: a look-up searches createdAt from an attempt's
-    /// send time minus this, to its settle deadline plus this.
+    /// send time minus this, to its settle deadline plus this. (`lookup_margin_ms`, its old
+    /// name, is still read.)
     #[serde(alias = "lookup_margin_ms")]
     pub lookup_skew_ms: u64,
     /// How long after an ambiguous request was sent Vapi may still create its call (longer
@@ -142,12 +143,15 @@ pub struct DispatchConfig {
     pub daily_call_limit: Option<u64>,
     /// The time zone whose midnight starts a new day for the daily call limit (IANA name).
     pub daily_limit_time_zone: String,
+    /// Vapi's concurrent call slots left free for inbound and other calls of the account.
+    pub reserved_slots: u32,
     /// This many identical rejections in a row pause the campaign (its settings are the
     /// likely cause) and give those contacts back; 0 turns it off.
     pub pause_after_identical_rejections: u32,
     /// A campaign whose assistant fails more than this share of the last
-    /// `assistant_failure_window` answered calls (pipeline errors, hang-ups within seconds
-    /// of answer) is paused: each such call burns a contact and a person's patience.
+    /// `assistant_failure_window` answered calls (pipeline errors, hang-ups within
+    /// `quick_hangup_ms` of answer) is paused: each such call burns a contact and a person's
+    /// patience.
     pub assistant_failure_share: f64,
     pub assistant_failure_window: u32,
     /// An answered call the person hangs up within this many milliseconds counts as the
@@ -174,6 +178,7 @@ impl Default for DispatchConfig {
             breaker_cooldown_ms: 30_000,
             daily_call_limit: None,
             daily_limit_time_zone: "UTC".into(),
+            reserved_slots: 0,
             pause_after_identical_rejections: 3,
             assistant_failure_share: 0.2,
             assistant_failure_window: 20,
@@ -286,30 +291,77 @@ impl Config {
             key,
             reason,
         };
+        let in_range =
+            |bound: &Bound, value: f64| bound.check(value).map_err(|reason| bad(bound.key, reason));
         let d = &self.dispatch;
-        if !(d.rate_per_second.is_finite()
-            && d.rate_per_second > 0.0
-            && d.rate_per_second <= 1000.0)
-        {
-            return Err(bad(
-                "dispatch.rate_per_second",
-                format!("must be > 0 and <= 1000, got {}", d.rate_per_second),
-            ));
+        let v = &self.vapi;
+        let t = &self.tracking;
+        for (bound, value) in [
+            (&bounds::RATE, d.rate_per_second),
+            (&bounds::BURST, f64::from(d.burst)),
+            (
+                &bounds::MAX_CONCURRENT_CALLS,
+                f64::from(d.max_concurrent_calls),
+            ),
+            (&bounds::MAX_RETRIES, f64::from(d.max_retries)),
+            (&bounds::BREAKER_FAILURES, f64::from(d.breaker_failures)),
+            (&bounds::BREAKER_COOLDOWN_MS, d.breaker_cooldown_ms as f64),
+            (&bounds::TICK_MS, d.tick_ms as f64),
+            (&bounds::REQUEST_TIMEOUT_MS, v.request_timeout_ms as f64),
+            (&bounds::LOOKUP_SKEW_MS, v.lookup_skew_ms as f64),
+            (&bounds::SETTLE_AFTER_MS, v.settle_after_ms as f64),
+            (&bounds::LEASE_TIMEOUT_MS, v.lease_timeout_ms as f64),
+            (&bounds::MAX_REQUESTS_PER_SECOND, v.max_requests_per_second),
+            (&bounds::FALLBACK_AFTER_MS, t.fallback_after_ms as f64),
+            (&bounds::MAX_CALL_DURATION_S, t.max_call_duration_s as f64),
+            (
+                &bounds::PAUSE_AFTER_IDENTICAL_REJECTIONS,
+                f64::from(d.pause_after_identical_rejections),
+            ),
+            (&bounds::ASSISTANT_FAILURE_SHARE, d.assistant_failure_share),
+            (
+                &bounds::ASSISTANT_FAILURE_WINDOW,
+                f64::from(d.assistant_failure_window),
+            ),
+            (&bounds::QUICK_HANGUP_MS, d.quick_hangup_ms as f64),
+            (&bounds::RESERVED_SLOTS, f64::from(d.reserved_slots)),
+            (&bounds::POLL_INTERVAL_MS, t.poll_interval_ms as f64),
+            (
+                &bounds::POLL_REQUESTS_PER_SECOND,
+                t.poll_requests_per_second,
+            ),
+        ] {
+            in_range(bound, value)?;
         }
-        if d.burst == 0 {
-            return Err(bad("dispatch.burst", "must be at least 1".into()));
-        }
-        if d.max_concurrent_calls == 0 {
-            return Err(bad(
-                "dispatch.max_concurrent_calls",
-                "must be at least 1".into(),
-            ));
+        for (bound, value) in [
+            (
+                &bounds::DAILY_CALL_LIMIT,
+                d.daily_call_limit.map(|n| n as f64),
+            ),
+            (&bounds::BUDGET_USD, d.budget_usd),
+            (&bounds::ESTIMATED_COST_PER_CALL, d.estimated_cost_per_call),
+        ] {
+            if let Some(value) = value {
+                in_range(bound, value)?;
+            }
         }
         if d.max_retries > 0 && d.backoff_ms.is_empty() {
             return Err(bad(
                 "dispatch.backoff_ms",
                 "must list at least one delay when max_retries > 0".into(),
             ));
+        }
+        if d.backoff_ms.len() > MAX_BACKOFF_STEPS {
+            return Err(bad(
+                "dispatch.backoff_ms",
+                format!(
+                    "lists {} delays, at most {MAX_BACKOFF_STEPS} are allowed (the last one repeats)",
+                    d.backoff_ms.len()
+                ),
+            ));
+        }
+        for delay in &d.backoff_ms {
+            in_range(&bounds::BACKOFF_MS, *delay as f64)?;
         }
         if let Some(code) = d.retry_on_status.iter().find(|c| !(100..=599).contains(*c)) {
             return Err(bad(
@@ -326,18 +378,6 @@ impl Config {
                 "400, 401 and 403 are never retried: the same request fails the same way".into(),
             ));
         }
-        if d.breaker_failures == 0 {
-            return Err(bad(
-                "dispatch.breaker_failures",
-                "must be at least 1".into(),
-            ));
-        }
-        if d.tick_ms == 0 || d.tick_ms > 10_000 {
-            return Err(bad(
-                "dispatch.tick_ms",
-                "must be between 1 and 10000".into(),
-            ));
-        }
         if d.daily_limit_time_zone.parse::<chrono_tz::Tz>().is_err() {
             return Err(bad(
                 "dispatch.daily_limit_time_zone",
@@ -347,37 +387,6 @@ impl Config {
                 ),
             ));
         }
-        if !(d.assistant_failure_share.is_finite()
-            && (0.0..=1.0).contains(&d.assistant_failure_share))
-        {
-            return Err(bad(
-                "dispatch.assistant_failure_share",
-                format!("must be between 0 and 1, got {}", d.assistant_failure_share),
-            ));
-        }
-        if !(1..=10_000).contains(&d.assistant_failure_window) {
-            return Err(bad(
-                "dispatch.assistant_failure_window",
-                format!(
-                    "must be between 1 and 10000, got {}",
-                    d.assistant_failure_window
-                ),
-            ));
-        }
-        if let Some(b) = d.budget_usd
-            && !(b.is_finite() && b >= 0.0)
-        {
-            return Err(bad("dispatch.budget_usd", format!("must be >= 0, got {b}")));
-        }
-        if let Some(c) = d.estimated_cost_per_call
-            && !(c.is_finite() && c >= 0.0)
-        {
-            return Err(bad(
-                "dispatch.estimated_cost_per_call",
-                format!("must be >= 0, got {c}"),
-            ));
-        }
-        let v = &self.vapi;
         if !(v.base_url.starts_with("http://") || v.base_url.starts_with("https://")) {
             return Err(bad(
                 "vapi.base_url",
@@ -388,57 +397,6 @@ impl Config {
             return Err(bad(
                 "vapi.api_key_env",
                 "must name an environment variable".into(),
-            ));
-        }
-        if v.request_timeout_ms == 0 {
-            return Err(bad("vapi.request_timeout_ms", "must be at least 1".into()));
-        }
-        if v.lookup_skew_ms > 3_600_000 {
-            return Err(bad(
-                "vapi.lookup_skew_ms",
-                format!("must be at most 3600000 (1 h), got {}", v.lookup_skew_ms),
-            ));
-        }
-        if !(v.max_requests_per_second.is_finite()
-            && (0.5..=1_000.0).contains(&v.max_requests_per_second))
-        {
-            return Err(bad(
-                "vapi.max_requests_per_second",
-                format!(
-                    "must be between 0.5 and 1000, got {}",
-                    v.max_requests_per_second
-                ),
-            ));
-        }
-        if !(100..=86_400_000).contains(&v.settle_after_ms) {
-            return Err(bad(
-                "vapi.settle_after_ms",
-                format!(
-                    "must be between 100 and 86400000 (1 day), got {}",
-                    v.settle_after_ms
-                ),
-            ));
-        }
-        if !(1_000..=3_600_000).contains(&v.lease_timeout_ms) {
-            return Err(bad(
-                "vapi.lease_timeout_ms",
-                format!(
-                    "must be between 1000 and 3600000, got {}",
-                    v.lease_timeout_ms
-                ),
-            ));
-        }
-        let t = &self.tracking;
-        if t.poll_interval_ms == 0 {
-            return Err(bad(
-                "tracking.poll_interval_ms",
-                "must be at least 1".into(),
-            ));
-        }
-        if !(t.poll_requests_per_second.is_finite() && t.poll_requests_per_second > 0.0) {
-            return Err(bad(
-                "tracking.poll_requests_per_second",
-                "must be greater than 0".into(),
             ));
         }
         if let Some(listen) = &self.webhook.listen
@@ -462,18 +420,149 @@ impl Config {
     }
 }
 
+/// The range of one numeric setting. The ONE definition shared by config validation, the
+/// CLI's value parsers and the engine's command checks, so that no path accepts what another
+/// refuses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bound {
+    /// The config key (`section.name`).
+    pub key: &'static str,
+    pub min: f64,
+    pub max: f64,
+    pub unit: &'static str,
+}
+
+impl Bound {
+    /// `Ok` when `value` is a finite number within `min..=max`; else why not, in one line.
+    pub fn check(&self, value: f64) -> Result<(), String> {
+        if value.is_finite() && value >= self.min && value <= self.max {
+            Ok(())
+        } else {
+            Err(format!(
+                "must be between {} and {} {}, got {value}",
+                self.min, self.max, self.unit
+            ))
+        }
+    }
+
+    /// Parses and checks a command-line value (for clap's `value_parser`).
+    pub fn parse(&self, text: &str) -> Result<f64, String> {
+        let value: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a number"))?;
+        self.check(value)?;
+        Ok(value)
+    }
+}
+
+/// Every numeric setting's range. Zero is allowed only where it means something (no retries,
+/// no look-up margin, a free budget).
+pub mod bounds {
+    use super::Bound;
+
+    const fn bound(key: &'static str, min: f64, max: f64, unit: &'static str) -> Bound {
+        Bound {
+            key,
+            min,
+            max,
+            unit,
+        }
+    }
+
+    const DAY_MS: f64 = 86_400_000.0;
+
+    /// Call creations per second: config, `dispatch rate`, the console and `SetRate`.
+    pub const RATE: Bound = bound("dispatch.rate_per_second", 0.01, 1000.0, "calls/s");
+    pub const BURST: Bound = bound("dispatch.burst", 1.0, 1000.0, "calls");
+    pub const MAX_CONCURRENT_CALLS: Bound =
+        bound("dispatch.max_concurrent_calls", 1.0, 10_000.0, "calls");
+    pub const MAX_RETRIES: Bound = bound("dispatch.max_retries", 0.0, 100.0, "retries");
+    /// Each entry of `dispatch.backoff_ms`.
+    pub const BACKOFF_MS: Bound = bound("dispatch.backoff_ms", 1.0, DAY_MS, "ms");
+    pub const BREAKER_FAILURES: Bound =
+        bound("dispatch.breaker_failures", 1.0, 1_000_000.0, "failures");
+    pub const BREAKER_COOLDOWN_MS: Bound =
+        bound("dispatch.breaker_cooldown_ms", 10.0, DAY_MS, "ms");
+    pub const DAILY_CALL_LIMIT: Bound =
+        bound("dispatch.daily_call_limit", 1.0, 100_000_000.0, "calls");
+    pub const BUDGET_USD: Bound = bound("dispatch.budget_usd", 0.0, 1e9, "USD");
+    pub const ESTIMATED_COST_PER_CALL: Bound =
+        bound("dispatch.estimated_cost_per_call", 0.0, 1000.0, "USD");
+    pub const TICK_MS: Bound = bound("dispatch.tick_ms", 1.0, 10_000.0, "ms");
+    pub const REQUEST_TIMEOUT_MS: Bound = bound("vapi.request_timeout_ms", 10.0, 600_000.0, "ms");
+    pub const LOOKUP_SKEW_MS: Bound = bound("vapi.lookup_skew_ms", 0.0, 600_000.0, "ms");
+    pub const SETTLE_AFTER_MS: Bound = bound("vapi.settle_after_ms", 1000.0, 3_600_000.0, "ms");
+    pub const LEASE_TIMEOUT_MS: Bound = bound("vapi.lease_timeout_ms", 1000.0, 3_600_000.0, "ms");
+    pub const MAX_REQUESTS_PER_SECOND: Bound =
+        bound("vapi.max_requests_per_second", 0.5, 1000.0, "requests/s");
+    pub const FALLBACK_AFTER_MS: Bound = bound("tracking.fallback_after_ms", 100.0, DAY_MS, "ms");
+    pub const MAX_CALL_DURATION_S: Bound =
+        bound("tracking.max_call_duration_s", 10.0, 43_200.0, "s");
+    pub const PAUSE_AFTER_IDENTICAL_REJECTIONS: Bound = bound(
+        "dispatch.pause_after_identical_rejections",
+        0.0,
+        1000.0,
+        "rejections",
+    );
+    pub const ASSISTANT_FAILURE_SHARE: Bound =
+        bound("dispatch.assistant_failure_share", 0.0, 1.0, "(share)");
+    pub const ASSISTANT_FAILURE_WINDOW: Bound =
+        bound("dispatch.assistant_failure_window", 1.0, 10_000.0, "calls");
+    pub const QUICK_HANGUP_MS: Bound = bound("dispatch.quick_hangup_ms", 0.0, 600_000.0, "ms");
+    pub const RESERVED_SLOTS: Bound = bound("dispatch.reserved_slots", 0.0, 10_000.0, "slots");
+    pub const POLL_INTERVAL_MS: Bound = bound("tracking.poll_interval_ms", 10.0, DAY_MS, "ms");
+    pub const POLL_REQUESTS_PER_SECOND: Bound = bound(
+        "tracking.poll_requests_per_second",
+        0.01,
+        1000.0,
+        "requests/s",
+    );
+
+    /// Every bound, for documentation and tests.
+    pub const ALL: [Bound; 25] = [
+        RATE,
+        BURST,
+        MAX_CONCURRENT_CALLS,
+        MAX_RETRIES,
+        BACKOFF_MS,
+        BREAKER_FAILURES,
+        BREAKER_COOLDOWN_MS,
+        DAILY_CALL_LIMIT,
+        BUDGET_USD,
+        ESTIMATED_COST_PER_CALL,
+        TICK_MS,
+        REQUEST_TIMEOUT_MS,
+        LOOKUP_SKEW_MS,
+        SETTLE_AFTER_MS,
+        LEASE_TIMEOUT_MS,
+        MAX_REQUESTS_PER_SECOND,
+        FALLBACK_AFTER_MS,
+        MAX_CALL_DURATION_S,
+        PAUSE_AFTER_IDENTICAL_REJECTIONS,
+        ASSISTANT_FAILURE_SHARE,
+        ASSISTANT_FAILURE_WINDOW,
+        QUICK_HANGUP_MS,
+        RESERVED_SLOTS,
+        POLL_INTERVAL_MS,
+        POLL_REQUESTS_PER_SECOND,
+    ];
+}
+
+/// The most delays `dispatch.backoff_ms` may list (the last one repeats anyway).
+pub const MAX_BACKOFF_STEPS: usize = 20;
+
 /// The highest create rate accepted anywhere (config, console, CLI), calls per second.
-pub const MAX_RATE: f64 = 100_000.0;
+pub const MAX_RATE: f64 = bounds::RATE.max;
 
 /// Checks a create rate (config key, throttle command or CLI).
 pub fn check_rate(per_second: f64) -> Result<(), String> {
-    if per_second.is_finite() && per_second > 0.0 && per_second <= MAX_RATE {
-        Ok(())
-    } else {
-        Err(format!(
-            "must be > 0 and <= {MAX_RATE} calls/s, got {per_second}"
-        ))
-    }
+    bounds::RATE.check(per_second)
+}
+
+/// clap value parser for a create rate.
+pub fn parse_rate(text: &str) -> Result<f64, String> {
+    bounds::RATE.parse(text)
 }
 
 /// The dotted key defined on a 1-based line of a TOML text (`dispatch.max_retries`), so that
@@ -579,6 +668,82 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_retries"), "{err}");
+    }
+
+    #[test]
+    fn extremes_are_refused_naming_the_key_and_file() {
+        let cases = [
+            (
+                "[vapi]\nlookup_margin_ms = 9000000000000000000\n",
+                "vapi.lookup_skew_ms",
+            ),
+            (
+                "[tracking]\npoll_requests_per_second = 1e-20\n",
+                "tracking.poll_requests_per_second",
+            ),
+            (
+                "[tracking]\npoll_requests_per_second = nan\n",
+                "tracking.poll_requests_per_second",
+            ),
+            (
+                "[dispatch]\nrate_per_second = 100000.0\n",
+                "dispatch.rate_per_second",
+            ),
+            (
+                "[dispatch]\nrate_per_second = inf\n",
+                "dispatch.rate_per_second",
+            ),
+            ("[dispatch]\nbudget_usd = -1.0\n", "dispatch.budget_usd"),
+            ("[dispatch]\nbackoff_ms = []\n", "dispatch.backoff_ms"),
+            ("[dispatch]\nbackoff_ms = [0]\n", "dispatch.backoff_ms"),
+            (
+                "[dispatch]\nbackoff_ms = [1000, 99999999999]\n",
+                "dispatch.backoff_ms",
+            ),
+            (
+                "[dispatch]\ndaily_call_limit = 0\n",
+                "dispatch.daily_call_limit",
+            ),
+            (
+                "[dispatch]\nmax_concurrent_calls = 0\n",
+                "dispatch.max_concurrent_calls",
+            ),
+            ("[vapi]\nsettle_after_ms = 10\n", "vapi.settle_after_ms"),
+            (
+                "[vapi]\nrequest_timeout_ms = 0\n",
+                "vapi.request_timeout_ms",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+            assert!(err.contains("test.toml"), "{text:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{text:?}: {err}");
+        }
+        let long: Vec<String> = (0..=MAX_BACKOFF_STEPS).map(|_| "1000".into()).collect();
+        let err = parse(&format!("[dispatch]\nbackoff_ms = [{}]\n", long.join(",")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dispatch.backoff_ms"), "{err}");
+    }
+
+    #[test]
+    fn defaults_lie_within_every_bound_and_the_cli_shares_the_rate_bound() {
+        for bound in bounds::ALL {
+            assert!(bound.min <= bound.max, "{bound:?}");
+            assert!(bound.min >= 0.0, "{bound:?}");
+        }
+        let c = Config::default();
+        assert_eq!(c.vapi.settle_after_ms, 120_000);
+        assert_eq!(c.vapi.lookup_skew_ms, 10_000);
+        assert!(parse("[dispatch]\nrate_per_second = 1000.0\n").is_ok());
+        assert_eq!(parse_rate("1000"), Ok(1000.0));
+        assert!(parse_rate("1000.5").is_err());
+        assert!(parse_rate("100000").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("fast").unwrap_err().contains("not a number"));
+        assert!(check_rate(f64::INFINITY).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use color_eyre::eyre::WrapErr;
 
-use switchboard::cli::headless::{self, Outcome};
+use switchboard::cli::headless::{self, Outcome, UntilDone};
 use switchboard::cli::{Cli, Commands, UserError, commands};
 use switchboard::config::Config;
 use switchboard::store::Store;
@@ -19,10 +19,12 @@ use switchboard::{console, demo, dispatch, simulator};
 const DEMO_DB: &str = "switchboard-demo.db";
 
 fn main() -> ExitCode {
-    if let Err(e) = color_eyre::install() {
-        eprintln!("warning: cannot install error reporting: {e}");
-    }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let verbose = cli.verbose || backtrace_requested();
+    install_error_hooks();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -32,20 +34,76 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
-        Err(report) => {
-            // A user's mistake is one clear line; anything else gets the full report.
-            if let Some(user) = report.downcast_ref::<UserError>() {
-                eprintln!("error: {user}");
-            } else if report
-                .downcast_ref::<switchboard::config::ConfigError>()
-                .is_some()
-            {
-                eprintln!("error: {report}");
-            } else {
-                eprintln!("error: {report:?}");
-            }
+        Err(report) if verbose => {
+            eprintln!("error: {report:?}");
             ExitCode::FAILURE
         }
+        Err(report) => {
+            eprintln!("error: {}", one_line(&report));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A command line clap refused. Help and version print as usual; a refused value is its one
+/// line (the message names the argument and its range); other mistakes keep clap's usage tip.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
+            ExitCode::FAILURE
+        }
+        _ => {
+            let _ = e.print();
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `RUST_BACKTRACE=1` (or `full`) asks for the full report, as `-v` does.
+fn backtrace_requested() -> bool {
+    std::env::var("RUST_BACKTRACE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// color-eyre for the full report and panics; without colour when stderr is not a terminal.
+fn install_error_hooks() {
+    let mut hooks = color_eyre::config::HookBuilder::default();
+    if !std::io::stderr().is_terminal() {
+        hooks = hooks.theme(color_eyre::config::Theme::new());
+    }
+    if let Err(e) = hooks.install() {
+        eprintln!("warning: cannot install error reporting: {e}");
+    }
+}
+
+/// Longest one-line error printed (a cause chain can quote a whole response).
+const MAX_ERROR_LINE: usize = 500;
+
+/// The error and its causes on one line, `outer: inner: root`, without repeats.
+fn one_line(report: &color_eyre::Report) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in report.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !text.is_empty() && !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    let line = parts.join(": ");
+    if line.chars().count() > MAX_ERROR_LINE {
+        let mut cut: String = line.chars().take(MAX_ERROR_LINE).collect();
+        cut.push('…');
+        cut
+    } else {
+        line
     }
 }
 
@@ -85,7 +143,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
                 demo.simulator.base_url()
             );
             let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
-            let outcome = headless::run(engine.client(), true).await;
+            let outcome = headless::run(engine.client(), Some(UntilDone::WaitThroughPauses)).await;
             engine.join().await;
             let stats = demo.simulator.stats();
             println!(
@@ -115,10 +173,11 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             campaign,
             status,
             limit,
+            json,
         }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
-            commands::calls(&store, campaign, status, limit).await?;
+            commands::calls(&store, campaign, status, limit, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Retry { call_id, campaign }) => {
@@ -136,14 +195,21 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Run {
             headless: _,
             until_done,
+            exit_on_pause,
             json,
         }) => {
             let key = config.api_key()?;
             init_stdout_logging(json);
             let store = open_store(&config).await?;
+            log_rate_override(&store, &config).await?;
             let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
             let engine = start_engine(config, store, vapi).await?;
-            let outcome = headless::run(engine.client(), until_done).await;
+            let mode = match (until_done, exit_on_pause) {
+                (false, _) => None,
+                (true, false) => Some(UntilDone::WaitThroughPauses),
+                (true, true) => Some(UntilDone::ExitOnPause),
+            };
+            let outcome = headless::run(engine.client(), mode).await;
             engine.join().await;
             Ok(exit_code(outcome))
         }
@@ -164,7 +230,7 @@ fn exit_code(outcome: Outcome) -> ExitCode {
             ExitCode::SUCCESS
         }
         Outcome::NeedsOperator(why) => {
-            eprintln!("stopped, an operator is needed: {why}");
+            eprintln!("stopped, needs a fix before it can go on: {why}");
             ExitCode::from(2)
         }
         Outcome::Interrupted => {
@@ -174,7 +240,38 @@ fn exit_code(outcome: Outcome) -> ExitCode {
     }
 }
 
+/// Says at start when `dispatch rate N` left an override in the database: the config's rate
+/// is not the one in force.
+async fn log_rate_override(store: &Store, config: &Config) -> color_eyre::Result<()> {
+    let control = store
+        .engine_control()
+        .await
+        .wrap_err("cannot read the engine controls")?;
+    let status = switchboard::cli::status::DispatchStatus::new(&control, config);
+    if status.rate_is_override {
+        tracing::info!(
+            target: "switchboard::engine",
+            "rate override from the database in force: {}/s (config {}/s; `switchboard dispatch rate --reset` returns to it)",
+            status.rate_per_second,
+            status.config_rate_per_second
+        );
+    }
+    Ok(())
+}
+
 async fn open_store(config: &Config) -> color_eyre::Result<Store> {
+    let path = &config.database.path;
+    if let Some(folder) = path.parent()
+        && !folder.as_os_str().is_empty()
+        && !folder.is_dir()
+    {
+        return Err(UserError(format!(
+            "the database folder {} does not exist (database.path = {})",
+            folder.display(),
+            path.display()
+        ))
+        .into());
+    }
     Store::open(&config.database.path).await.wrap_err_with(|| {
         format!(
             "cannot open the database {}",

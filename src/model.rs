@@ -321,11 +321,11 @@ const CAMPAIGN_STOPS: &[(&str, &str)] = &[
     ),
     (
         "call.start.error-get-assistant",
-        "Vapi could not load the campaign's assistant; check assistantId",
+        "Vapi could not load the campaign's assistant; fix the assistantId, then resume",
     ),
     (
         "call.start.error-get-phone-number",
-        "Vapi could not load the campaign's phone number; check phoneNumberId",
+        "Vapi could not load the campaign's phone number; fix the phoneNumberId, then resume",
     ),
     (
         "call.start.error-get-resources-validation",
@@ -341,43 +341,43 @@ const CAMPAIGN_STOPS: &[(&str, &str)] = &[
     ),
     (
         "call.start.error-enterprise-feature-not-available-recording-consent",
-        "the assistant needs an enterprise feature (recording consent); change the assistant",
+        "the assistant needs an enterprise feature (recording consent); fix the assistant, then resume",
     ),
     (
         "call-start-error-neither-assistant-nor-server-set",
-        "neither an assistant nor a server is set; fix the campaign's assistant",
+        "neither an assistant nor a server is set; fix the campaign's assistant, then resume",
     ),
     (
         "assistant-not-valid",
-        "the assistant is not valid; fix it in Vapi",
+        "the assistant is not valid; fix the assistant in Vapi, then resume",
     ),
     (
         "assistant-not-found",
-        "the assistant was not found; check assistantId",
+        "the assistant was not found; fix the assistantId, then resume",
     ),
     (
         "assistant-request-failed",
-        "the assistant request to your server failed; fix the server",
+        "the assistant request to your server failed; fix the server, then resume",
     ),
     (
         "assistant-request-returned-error",
-        "your server returned an error for the assistant request",
+        "your server returned an error for the assistant request; fix the server, then resume",
     ),
     (
         "assistant-request-returned-unspeakable-error",
-        "your server returned an error for the assistant request",
+        "your server returned an error for the assistant request; fix the server, then resume",
     ),
     (
         "assistant-request-returned-invalid-assistant",
-        "your server returned an invalid assistant",
+        "your server returned an invalid assistant; fix the server, then resume",
     ),
     (
         "assistant-request-returned-no-assistant",
-        "your server returned no assistant",
+        "your server returned no assistant; fix the server, then resume",
     ),
     (
         "assistant-request-returned-forwarding-phone-number",
-        "your server returned a forwarding number instead of an assistant",
+        "your server returned a forwarding number instead of an assistant; fix the server, then resume",
     ),
 ];
 
@@ -563,6 +563,17 @@ mod tests {
             ),
             EndedClass::Concurrency
         );
+    }
+
+    #[test]
+    fn every_campaign_stop_says_what_to_fix() {
+        for (_, why) in CAMPAIGN_STOPS {
+            assert_ne!(
+                crate::cli::headless::StopCause::of(why),
+                crate::cli::headless::StopCause::Operator,
+                "{why} would read as an operator's pause"
+            );
+        }
     }
 
     #[test]

@@ -99,7 +99,14 @@ async fn carry_out(store: &Store, config: &Config, command: &Command) -> Result<
                 .rate_per_second
                 .unwrap_or(config.dispatch.rate_per_second);
             store.set_rate(*per_second).await.map_err(err)?;
-            Ok(format!("rate {before:.1} → {per_second:.1}/s"))
+            Ok(format!("rate {before} → {per_second}/s"))
+        }
+        Command::ResetRate => {
+            store.reset_rate().await.map_err(err)?;
+            Ok(format!(
+                "rate override removed: the config's {}/s is in force",
+                config.dispatch.rate_per_second
+            ))
         }
         Command::RetryCall { call_id } => {
             Ok(match store.retry_call(*call_id).await.map_err(err)? {

@@ -27,7 +27,8 @@ impl Env {
         let mut cmd = Command::cargo_bin("switchboard").unwrap();
         cmd.current_dir(self.dir.path())
             .env_remove("VAPI_API_KEY")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .env_remove("RUST_BACKTRACE");
         cmd
     }
 
@@ -72,6 +73,7 @@ impl Env {
                 .unwrap()
                 .current_dir(&dir)
                 .env("VAPI_API_KEY", key)
+                .env_remove("RUST_BACKTRACE")
                 .args(["run", "--headless", "--until-done"])
                 .timeout(std::time::Duration::from_secs(60))
                 .output()
@@ -259,6 +261,36 @@ async fn headless_run_until_done_completes_a_campaign_against_the_simulator() {
     assert_eq!(sim.stats().calls_created, 20);
     let (_, calls, _) = env.run(&["calls", "--campaign", "c", "--status", "ENDED"]);
     assert!(calls.contains("20 of 20 calls"), "{calls}");
+    let first_row = calls.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        first_row.split_whitespace().nth(1),
+        Some("c"),
+        "the table names the campaign: {calls}"
+    );
+
+    // Scripting: one JSON object per line, campaigns named.
+    let (ok, json, err) = env.run(&["calls", "--json"]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert_eq!(rows.len(), 20, "{json}");
+    for row in &rows {
+        assert_eq!(row["campaign"], "c", "{row}");
+        assert_eq!(row["status"], "ENDED", "{row}");
+        assert!(row["id"].is_i64(), "{row}");
+    }
+    let (ok, json, err) = env.run(&["campaign", "list", "--json"]);
+    assert!(ok, "{err}");
+    let campaigns: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert_eq!(campaigns.len(), 1, "{json}");
+    assert_eq!(campaigns[0]["name"], "c");
+    assert_eq!(campaigns[0]["status"], "COMPLETED");
+    assert_eq!(campaigns[0]["contacts_done"], 20);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -291,4 +323,329 @@ async fn a_wrong_key_stops_the_headless_run_with_a_non_zero_exit() {
         !String::from_utf8_lossy(&db).contains("wrong-key-123"),
         "nor stored"
     );
+}
+
+/// No ANSI escape in what a script or a log file receives.
+fn assert_no_colour(text: &str) {
+    assert!(!text.contains('\u{1b}'), "colour codes in: {text:?}");
+}
+
+#[test]
+fn config_extremes_are_refused_with_one_line_naming_key_and_file() {
+    let cases = [
+        (
+            "[vapi]\nlookup_margin_ms = 9000000000000000000\n",
+            "vapi.lookup_skew_ms",
+        ),
+        (
+            "[tracking]\npoll_requests_per_second = 1e-20\n",
+            "tracking.poll_requests_per_second",
+        ),
+        (
+            "[dispatch]\nrate_per_second = 100000.0\n",
+            "dispatch.rate_per_second",
+        ),
+        (
+            "[dispatch]\nrate_per_second = nan\n",
+            "dispatch.rate_per_second",
+        ),
+        ("[dispatch]\nbudget_usd = inf\n", "dispatch.budget_usd"),
+        (
+            "[dispatch]\nmax_concurrent_calls = 0\n",
+            "dispatch.max_concurrent_calls",
+        ),
+        ("[dispatch]\nbackoff_ms = []\n", "dispatch.backoff_ms"),
+        (
+            "[dispatch]\nbackoff_ms = [1000, 999999999999]\n",
+            "dispatch.backoff_ms",
+        ),
+        ("[vapi]\nsettle_after_ms = 0\n", "vapi.settle_after_ms"),
+    ];
+    for (extra, key) in cases {
+        let env = Env::new(extra);
+        let (ok, _, err) = env.run(&["campaign", "list"]);
+        assert!(!ok, "{extra:?} accepted");
+        let line = one_error_line(&err);
+        assert!(
+            line.contains(key) && line.contains("switchboard.toml"),
+            "{extra:?}: {line}"
+        );
+        assert_no_colour(&err);
+    }
+}
+
+#[test]
+fn cli_rates_share_the_config_bound() {
+    let env = Env::new("");
+    for rate in ["100000", "0", "NaN", "inf", "-1e-20", "fast"] {
+        let out = env
+            .cmd()
+            .args(["dispatch", "rate", "--", rate])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "rate {rate} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = one_error_line(&err);
+        assert!(line.contains(rate), "{line}");
+        assert_no_colour(&err);
+    }
+    let (_, _, err) = env.run(&["dispatch", "rate", "1000.5"]);
+    assert!(
+        one_error_line(&err).contains("must be between 0.01 and 1000 calls/s"),
+        "{err}"
+    );
+    let (ok, out, err) = env.run(&["dispatch", "rate", "1000"]);
+    assert!(ok, "the maximum itself is allowed: {err}");
+    assert!(out.contains("→ 1000/s"), "{out}");
+}
+
+fn status(env: &Env) -> serde_json::Value {
+    let (ok, out, err) = env.run(&["dispatch", "status", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    serde_json::from_str(out.trim()).expect(&out)
+}
+
+#[test]
+fn dispatch_rate_overrides_until_reset_and_status_says_so() {
+    let env = Env::new("[dispatch]\nrate_per_second = 3.0\n");
+    let s = status(&env);
+    assert_eq!(s["paused"], false);
+    assert_eq!(s["rate_per_second"], 3.0);
+    assert_eq!(s["rate_is_override"], false);
+    assert_eq!(s["config_rate_per_second"], 3.0);
+
+    assert!(env.run(&["dispatch", "rate", "7.5"]).0);
+    let s = status(&env);
+    assert_eq!(s["rate_per_second"], 7.5);
+    assert_eq!(s["rate_is_override"], true);
+    assert_eq!(s["config_rate_per_second"], 3.0);
+    let (_, text, _) = env.run(&["dispatch", "status"]);
+    assert!(text.contains("7.5/s (override; config 3/s"), "{text}");
+
+    let (ok, out, _) = env.run(&["dispatch", "rate", "--reset"]);
+    assert!(ok);
+    assert!(out.contains("the config's 3/s is in force"), "{out}");
+    let s = status(&env);
+    assert_eq!(s["rate_per_second"], 3.0);
+    assert_eq!(s["rate_is_override"], false);
+
+    let (ok, _, err) = env.run(&["dispatch", "rate"]);
+    assert!(!ok, "a rate or --reset is required");
+    assert!(err.starts_with("error:"), "{err}");
+
+    assert!(env.run(&["dispatch", "pause", "--reason", "lunch"]).0);
+    let s = status(&env);
+    assert_eq!(s["paused"], true);
+    assert_eq!(s["pause_reason"], "lunch");
+    assert!(env.run(&["dispatch", "resume"]).0);
+    let s = status(&env);
+    assert_eq!(s["paused"], false);
+    assert!(s["pause_reason"].is_null());
+}
+
+#[test]
+fn a_corrupt_or_unreachable_database_is_one_line_without_colour() {
+    let env = Env::new("");
+    std::fs::write(
+        env.dir.path().join("sb.db"),
+        "this is not a database".repeat(200),
+    )
+    .unwrap();
+    let (ok, _, err) = env.run(&["campaign", "list"]);
+    assert!(!ok);
+    let line = one_error_line(&err);
+    assert!(line.contains("cannot open the database"), "{line}");
+    assert_no_colour(&err);
+
+    // -v (or RUST_BACKTRACE=1) gives the full report, still without colour off a terminal.
+    let (ok, _, err) = env.run(&["-v", "campaign", "list"]);
+    assert!(!ok);
+    assert!(err.lines().count() > 1, "{err}");
+    assert_no_colour(&err);
+    let out = env
+        .cmd()
+        .env("RUST_BACKTRACE", "1")
+        .args(["campaign", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() > 1, "{err}");
+    assert_no_colour(&err);
+
+    let config = env.write(
+        "elsewhere.toml",
+        &format!(
+            "[database]\npath = \"{}\"\n",
+            env.dir
+                .path()
+                .join("no-such-folder")
+                .join("sb.db")
+                .display()
+        ),
+    );
+    let (ok, _, err) = env.run(&["--config", &config, "campaign", "list"]);
+    assert!(!ok);
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("no-such-folder") && line.contains("does not exist"),
+        "{line}"
+    );
+    assert_no_colour(&err);
+}
+
+#[test]
+fn a_csv_with_a_huge_header_line_gets_a_short_message() {
+    let env = Env::new("");
+    env.run(&[
+        "campaign",
+        "create",
+        "c",
+        "--assistant-id",
+        "a",
+        "--phone-number-id",
+        "p",
+    ]);
+    let header = "x".repeat(10 * 1024 * 1024);
+    let csv = env.write("huge.csv", &format!("{header}\n+14155550100\n"));
+    let (ok, _, err) = env.run(&["contacts", "import", "c", &csv]);
+    assert!(!ok);
+    let line = one_error_line(&err);
+    assert!(line.len() < 1_000, "{} bytes", line.len());
+    assert!(line.contains('…'), "{line}");
+    assert!(line.contains("huge.csv"), "{line}");
+}
+
+#[test]
+fn webhook_problems_are_one_line_each() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    // The base URL is never reached: the engine stops before its first request.
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"http://127.0.0.1:9\"\n[webhook]\nlisten = \"{addr}\"\n"
+    ));
+    let run = |secret: Option<&str>| {
+        let mut cmd = env.cmd();
+        cmd.env("VAPI_API_KEY", "k")
+            .env_remove("VAPI_WEBHOOK_SECRET")
+            .args(["run", "--headless", "--until-done"])
+            .timeout(std::time::Duration::from_secs(30));
+        if let Some(secret) = secret {
+            cmd.env("VAPI_WEBHOOK_SECRET", secret);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(None);
+    let line = one_error_line(&err);
+    assert!(line.contains("VAPI_WEBHOOK_SECRET"), "{line}");
+    let err = run(Some("s3cret"));
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("cannot start the webhook listener") && line.contains(&addr.to_string()),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret"), "{line}");
+    assert_no_colour(&err);
+    drop(taken);
+}
+
+async fn fast_simulator() -> Simulator {
+    Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 20,
+            talk_max_ms: 50,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn until_done_waits_through_an_operators_pause_unless_told_not_to() {
+    let sim = fast_simulator().await;
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\npoll_requests_per_second = 200.0\n",
+        sim.base_url()
+    ));
+    env.started_campaign(5);
+    assert!(env.run(&["dispatch", "pause"]).0);
+
+    // --exit-on-pause: today's behaviour, exit 2 at once.
+    let dir = env.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("switchboard")
+            .unwrap()
+            .current_dir(&dir)
+            .env("VAPI_API_KEY", "k")
+            .env_remove("RUST_BACKTRACE")
+            .args(["run", "--headless", "--until-done", "--exit-on-pause"])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("paused by an operator"), "{stderr}");
+    assert_eq!(sim.stats().calls_created, 0);
+
+    // Default: the run is still going after it reported the pause; a resume lets it finish.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("switchboard"))
+        .current_dir(env.dir.path())
+        .env("VAPI_API_KEY", "k")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .args(["run", "--headless", "--until-done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        // The second progress line comes two seconds after the first: past the point where
+        // the old decision exited.
+        let mut paused_lines = 0;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("PAUSED: paused by operator") {
+                paused_lines += 1;
+                if paused_lines == 2 {
+                    return (true, lines);
+                }
+            }
+        }
+        (false, lines)
+    })
+    .await
+    .unwrap();
+    let (saw_pause, rest) = seen;
+    assert!(saw_pause, "the run ended during the pause");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running while paused"
+    );
+    assert_eq!(sim.stats().calls_created, 0, "nothing dialled while paused");
+    assert!(env.run(&["dispatch", "resume"]).0);
+    let (status, tail) = tokio::task::spawn_blocking(move || {
+        let tail: Vec<String> = rest.map_while(Result::ok).collect();
+        (child.wait().unwrap(), tail)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{tail:?}");
+    assert!(
+        tail.iter().any(|l| l.contains("done: c COMPLETED")),
+        "{tail:?}"
+    );
+    assert_eq!(sim.stats().calls_created, 5);
 }

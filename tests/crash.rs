@@ -37,7 +37,8 @@ fn sb(dir: &std::path::Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
         .env("VAPI_API_KEY", KEY)
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        .env_remove("RUST_BACKTRACE");
     cmd
 }
 

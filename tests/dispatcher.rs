@@ -366,7 +366,7 @@ async fn throttle_takes_effect_without_restart() {
         .send(Command::SetRate { per_second: 50.0 })
         .await
         .unwrap();
-    assert_eq!(reply, "rate 5.0 → 50.0/s");
+    assert_eq!(reply, "rate 5 → 50/s");
     let before = vapi.posts();
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = vapi.posts();

@@ -19,6 +19,9 @@ pub struct Cli {
     /// Config file (TOML). Default: ./switchboard.toml if it exists, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// On an error, print the full report (cause chain, location) instead of one line.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }
@@ -60,10 +63,15 @@ pub enum Commands {
         /// `switchboard console`).
         #[arg(long)]
         headless: bool,
-        /// Exit when nothing is left to dispatch: 0 when every started campaign is
-        /// COMPLETED, 2 when something only an operator can fix paused dispatch.
+        /// Exit when every started campaign is finished (0), waiting through an operator's
+        /// pause; 2 when a stop needs a fix outside switchboard (credentials, credits,
+        /// budget, daily limit), saying which.
         #[arg(long)]
         until_done: bool,
+        /// With --until-done: also exit (2) when dispatch or a campaign is paused with no
+        /// call active, whatever the reason.
+        #[arg(long, requires = "until_done")]
+        exit_on_pause: bool,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json: bool,
@@ -77,6 +85,9 @@ pub enum Commands {
         status: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Dial a failed call's contact again (a new attempt sequence; the old call stays as
     /// history). Works while an engine runs on the same database.
@@ -113,7 +124,11 @@ pub enum CampaignAction {
         phone_number_id: String,
     },
     /// Status and counts per campaign.
-    List,
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start dialling (DRAFT or PAUSED → DIALING).
     Start { name: String },
     /// Stop new calls for this campaign (active calls are still tracked).
@@ -140,6 +155,23 @@ pub enum DispatchAction {
     },
     /// Resume all dispatch.
     Resume,
-    /// Set the create rate (calls per second) at once.
-    Rate { per_second: f64 },
+    /// Set the create rate (calls per second) at once, overriding the config's
+    /// dispatch.rate_per_second until `dispatch rate --reset`.
+    Rate {
+        #[arg(
+            value_parser = crate::config::parse_rate,
+            required_unless_present = "reset",
+            conflicts_with = "reset"
+        )]
+        per_second: Option<f64>,
+        /// Drop the override: the config's rate is in force again.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Whether dispatch is paused and why, and the rate in force.
+    Status {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -2,10 +2,12 @@
 //! controls. They work while an engine runs on the same database: the engine re-reads the
 //! store every tick.
 
+use std::collections::HashMap;
 use std::io::Write;
 
-use super::UserError;
 use super::args::{CampaignAction, ContactsAction, DispatchAction};
+use super::status::DispatchStatus;
+use super::{MAX_PRINTED, UserError, bounded};
 use crate::config::Config;
 use crate::dispatch::Command;
 use crate::import::import_contacts;
@@ -53,7 +55,13 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 .map_err(user)?;
             writeln!(out, "created campaign {} (#{}, {})", c.name, c.id, c.status)?;
         }
-        CampaignAction::List => {
+        CampaignAction::List { json: true } => {
+            for c in store.campaigns().await.map_err(user)? {
+                let line = json_line(&c, c.status.as_str(), None)?;
+                writeln!(out, "{line}")?;
+            }
+        }
+        CampaignAction::List { json: false } => {
             let campaigns = store.campaigns().await.map_err(user)?;
             if campaigns.is_empty() {
                 writeln!(
@@ -147,14 +155,19 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
             .await
             .map_err(|e| match e {
                 crate::import::ImportError::Store(s) => user(s),
-                other => UserError(format!("{}: {other}", file.display())).into(),
+                other => UserError(format!(
+                    "{}: {}",
+                    file.display(),
+                    bounded(&other.to_string(), MAX_PRINTED)
+                ))
+                .into(),
             })?;
             if report.rows >= 10_000 {
                 eprintln!();
             }
             let mut out = std::io::stdout().lock();
             for r in report.rejected.iter().take(50) {
-                writeln!(out, "line {}: {}", r.line, r.reason)?;
+                writeln!(out, "line {}: {}", r.line, bounded(&r.reason, MAX_PRINTED))?;
             }
             if report.rejected.len() > 50 {
                 writeln!(
@@ -177,11 +190,29 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
     Ok(())
 }
 
+/// One `--json` line: the row's fields, its status as the same literal the CLI takes
+/// (`--status ENDED`) and, for a call, its campaign's name.
+fn json_line(
+    row: &impl serde::Serialize,
+    status: &str,
+    campaign: Option<&str>,
+) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(row)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("status".into(), status.into());
+        if let Some(name) = campaign {
+            fields.insert("campaign".into(), name.into());
+        }
+    }
+    Ok(value)
+}
+
 pub async fn calls(
     store: &Store,
     campaign: Option<String>,
     status: Option<String>,
     limit: i64,
+    json: bool,
 ) -> Result<()> {
     let campaign_id = match campaign {
         Some(name) => Some(store.campaign_by_name(&name).await.map_err(user)?.id),
@@ -204,25 +235,35 @@ pub async fn calls(
         limit: limit.max(1),
     };
     let rows = store.call_page(&query).await.map_err(user)?;
-    let total = store.call_count(&query).await.map_err(user)?;
+    let names: HashMap<i64, String> = store
+        .campaigns()
+        .await
+        .map_err(user)?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let name_of = |id: i64| names.get(&id).map(String::as_str).unwrap_or("?");
     let mut out = std::io::stdout().lock();
+    if json {
+        for r in &rows {
+            let line = json_line(r, r.status.as_str(), Some(name_of(r.campaign_id)))?;
+            writeln!(out, "{line}")?;
+        }
+        return Ok(());
+    }
+    let total = store.call_count(&query).await.map_err(user)?;
     writeln!(
         out,
-        "{:<7} {:<9} {:<20} {:<16} {:<11} {:>3}  {:<36}  ended reason",
+        "{:<7} {:<20} {:<20} {:<16} {:<11} {:>3}  {:<36}  ended reason",
         "call", "campaign", "contact", "phone", "status", "att", "provider id"
     )?;
     for r in &rows {
         writeln!(
             out,
-            "{:<7} {:<9} {:<20} {:<16} {:<11} {:>3}  {:<36}  {}",
+            "{:<7} {:<20} {:<20} {:<16} {:<11} {:>3}  {:<36}  {}",
             r.id,
-            r.campaign_id,
-            r.contact_name
-                .as_deref()
-                .unwrap_or("")
-                .chars()
-                .take(20)
-                .collect::<String>(),
+            clip(name_of(r.campaign_id), 20),
+            clip(r.contact_name.as_deref().unwrap_or(""), 20),
             r.phone,
             r.status.as_str(),
             r.attempt_count,
@@ -232,6 +273,11 @@ pub async fn calls(
     }
     writeln!(out, "{} of {} calls", rows.len(), total)?;
     Ok(())
+}
+
+/// At most `n` characters, for a table column.
+fn clip(text: &str, n: usize) -> String {
+    text.chars().take(n).collect()
 }
 
 pub async fn retry(
@@ -263,11 +309,28 @@ pub async fn dispatch(store: &Store, config: &Config, action: DispatchAction) ->
             println!("{}", op(store, config, Command::PauseAll { reason }).await?);
         }
         DispatchAction::Resume => println!("{}", op(store, config, Command::ResumeAll).await?),
-        DispatchAction::Rate { per_second } => {
-            println!(
-                "{}",
-                op(store, config, Command::SetRate { per_second }).await?
-            );
+        DispatchAction::Rate {
+            per_second: Some(per_second),
+            reset: _,
+        } => {
+            let line = op(store, config, Command::SetRate { per_second }).await?;
+            println!("{line} (overrides the config's rate until `dispatch rate --reset`)");
+        }
+        DispatchAction::Rate {
+            per_second: None, ..
+        } => println!("{}", op(store, config, Command::ResetRate).await?),
+        DispatchAction::Status { json } => {
+            let control = store.engine_control().await.map_err(user)?;
+            let live = store
+                .lease_status(config.vapi.lease_timeout_ms as i64)
+                .await
+                .map_err(user)?;
+            let status = DispatchStatus::new(&control, config).with_engine(live);
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print!("{status}");
+            }
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! Headless mode: the same engine, no console. Logs go to stdout; a progress line every few
-//! seconds; Ctrl-C quits gracefully; `--until-done` exits when nothing is left to dispatch.
+//! seconds; Ctrl-C quits gracefully; `--until-done` exits when every started campaign is
+//! finished, or when only a fix outside switchboard can move it on.
 
 use std::time::Duration;
 
@@ -9,16 +10,87 @@ use crate::model::CampaignStatus;
 /// How a headless run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// Every started campaign is COMPLETED (or cancelled).
+    /// Every started campaign is COMPLETED or CANCELLED.
     Completed(String),
-    /// Something only an operator can fix stopped dispatch.
+    /// A stop that needs a fix outside switchboard (or, with `--exit-on-pause`, any pause).
     NeedsOperator(String),
     /// Stopped by Ctrl-C.
     Interrupted,
 }
 
-/// Runs until Ctrl-C, or with `until_done` until [`done`] says so; then quits the engine.
-pub async fn run(client: EngineClient, until_done: bool) -> Outcome {
+/// What `--until-done` does about an operator's pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UntilDone {
+    /// Wait through it: an operator paused, an operator will resume.
+    WaitThroughPauses,
+    /// Exit (2) on any pause with no call in flight: the behaviour before 0.2.
+    ExitOnPause,
+}
+
+/// Why dispatch or a campaign is paused, read from the pause reason the engine or an
+/// operator stored. The engine's stops are recognised by the words it uses for them; any
+/// other text is an operator's (`dispatch pause --reason "lunch"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// Paused from the console or the CLI: resumed the same way.
+    Operator,
+    /// Vapi rejected the API key.
+    Credentials,
+    /// The Vapi account is out of credits or frozen.
+    Credits,
+    /// `dispatch.budget_usd` reached.
+    Budget,
+    /// `dispatch.daily_call_limit` reached.
+    DailyLimit,
+    /// Another stop Vapi's answer caused (`Vapi: …`, e.g. a campaign's number refused).
+    Engine,
+}
+
+impl StopCause {
+    pub fn of(reason: &str) -> StopCause {
+        let r = reason.to_ascii_lowercase();
+        if r.starts_with("paused by operator") {
+            StopCause::Operator
+        } else if r.contains("rejected the api key") {
+            StopCause::Credentials
+        } else if r.contains("insufficient credits")
+            || r.contains("insufficient-credits")
+            || r.contains("subscription-frozen")
+        {
+            StopCause::Credits
+        } else if r.starts_with("budget of $") {
+            StopCause::Budget
+        } else if r.starts_with("daily call limit of") {
+            StopCause::DailyLimit
+        } else if r.starts_with("vapi")
+            || r.contains("then resume")
+            || r.contains("fix the")
+            || r.contains("in a row refused")
+            || r.contains("use another number")
+        {
+            // The engine's own pauses say what to fix (src/model.rs CAMPAIGN_STOPS, the
+            // worker's campaign-level refusals, the assistant's health).
+            StopCause::Engine
+        } else {
+            StopCause::Operator
+        }
+    }
+
+    /// What to fix, for the exit message.
+    pub fn label(self) -> &'static str {
+        match self {
+            StopCause::Operator => "paused by an operator",
+            StopCause::Credentials => "credentials",
+            StopCause::Credits => "Vapi credits",
+            StopCause::Budget => "budget",
+            StopCause::DailyLimit => "daily call limit",
+            StopCause::Engine => "stopped by the engine",
+        }
+    }
+}
+
+/// Runs until Ctrl-C, or with `until_done` until [`decide`] says so; then quits the engine.
+pub async fn run(client: EngineClient, until_done: Option<UntilDone>) -> Outcome {
     let mut snapshots = client.snapshots();
     let mut progress = tokio::time::interval(Duration::from_secs(2));
     let outcome = loop {
@@ -32,7 +104,9 @@ pub async fn run(client: EngineClient, until_done: bool) -> Outcome {
                 if changed.is_err() {
                     break Outcome::Interrupted;
                 }
-                if until_done && let Some(outcome) = done(&snapshots.borrow_and_update()) {
+                if let Some(mode) = until_done
+                    && let Some(outcome) = decide(&snapshots.borrow_and_update(), mode)
+                {
                     break outcome;
                 }
             }
@@ -45,42 +119,63 @@ pub async fn run(client: EngineClient, until_done: bool) -> Outcome {
     outcome
 }
 
-/// Whether nothing is left to dispatch: every started campaign COMPLETED, or paused with no
-/// call active (and why).
-pub fn done(s: &Snapshot) -> Option<Outcome> {
+/// The `--until-done` decision, `None` = keep running. Exits 0 when every started campaign is
+/// finished; 2 when nothing can move without a fix outside switchboard (saying which); an
+/// operator's pause is waited through unless `ExitOnPause`. Nothing exits while a call is
+/// being created or, for a paused scope, still active.
+pub fn decide(s: &Snapshot, mode: UntilDone) -> Option<Outcome> {
     if s.creating > 0 {
         return None;
     }
-    if let Some(reason) = &s.dispatch_paused {
-        return (s.active == 0)
-            .then(|| Outcome::NeedsOperator(format!("dispatch paused: {reason}")));
-    }
-    let mut paused = Vec::new();
-    let mut completed = Vec::new();
+    let stops = |reason: &str| match StopCause::of(reason) {
+        StopCause::Operator => mode == UntilDone::ExitOnPause,
+        _ => true,
+    };
+    let describe = |scope: &str, reason: &str| {
+        let cause = StopCause::of(reason);
+        format!("{scope} paused ({}): {reason}", cause.label())
+    };
+    let mut unfinished = false;
+    let mut stopped = Vec::new();
+    let mut finished = Vec::new();
     for c in &s.campaigns {
         match c.status {
             CampaignStatus::Draft => {}
-            CampaignStatus::Dialing => return None,
-            CampaignStatus::Paused if c.active > 0 => return None,
-            CampaignStatus::Paused => paused.push(format!(
-                "{} paused: {}",
-                c.name,
-                c.pause_reason.as_deref().unwrap_or("no reason given")
-            )),
             CampaignStatus::Completed | CampaignStatus::Cancelled => {
-                completed.push(format!("{} {}", c.name, c.status))
+                finished.push(format!("{} {}", c.name, c.status))
+            }
+            CampaignStatus::Dialing => unfinished = true,
+            CampaignStatus::Paused => {
+                let reason = c.pause_reason.as_deref().unwrap_or("paused by operator");
+                if c.active > 0 || !stops(reason) {
+                    return None;
+                }
+                stopped.push(describe(&c.name, reason));
             }
         }
     }
-    if !paused.is_empty() {
-        return Some(Outcome::NeedsOperator(paused.join("; ")));
+    if unfinished {
+        // Dialling campaigns move on their own unless dispatch as a whole is stopped.
+        let global = s.dispatch_paused.as_deref()?;
+        if s.active > 0 || !stops(global) {
+            return None;
+        }
+        stopped.insert(0, describe("dispatch", global));
     }
-    if completed.is_empty() {
+    if !stopped.is_empty() {
+        return Some(Outcome::NeedsOperator(stopped.join("; ")));
+    }
+    if finished.is_empty() {
         return Some(Outcome::Completed(
             "no started campaign: nothing to dispatch".into(),
         ));
     }
-    Some(Outcome::Completed(completed.join(", ")))
+    Some(Outcome::Completed(finished.join(", ")))
+}
+
+/// [`decide`] with the default `--until-done` behaviour (waits through operator pauses).
+pub fn done(s: &Snapshot) -> Option<Outcome> {
+    decide(s, UntilDone::WaitThroughPauses)
 }
 
 pub fn progress_line(s: &Snapshot) -> String {
@@ -102,4 +197,229 @@ pub fn progress_line(s: &Snapshot) -> String {
             .map(|r| format!(" PAUSED: {r}"))
             .unwrap_or_default()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::CampaignView;
+    use UntilDone::{ExitOnPause, WaitThroughPauses};
+
+    fn campaign(name: &str, status: CampaignStatus, reason: Option<&str>) -> CampaignView {
+        CampaignView {
+            id: 1,
+            name: name.into(),
+            status,
+            pause_reason: reason.map(Into::into),
+            started_at: None,
+            completed_at: None,
+            contacts_total: 10,
+            contacts_done: 0,
+            pending: 0,
+            creating: 0,
+            active: 0,
+            created: 0,
+            ended: 0,
+            failed: 0,
+            cost_usd: 0.0,
+            success_rate: None,
+            estimated_remaining_usd: None,
+            reasons: Vec::new(),
+        }
+    }
+
+    fn snapshot(campaigns: Vec<CampaignView>, dispatch_paused: Option<&str>) -> Snapshot {
+        Snapshot {
+            campaigns,
+            dispatch_paused: dispatch_paused.map(Into::into),
+            ..Snapshot::default()
+        }
+    }
+
+    fn exit_code(outcome: Option<Outcome>) -> Option<u8> {
+        outcome.map(|o| match o {
+            Outcome::Completed(_) => 0,
+            Outcome::NeedsOperator(_) => 2,
+            Outcome::Interrupted => 130,
+        })
+    }
+
+    use CampaignStatus::{Cancelled, Completed, Dialing, Draft, Paused};
+
+    const OPERATOR: &str = "paused by operator (CLI)";
+    const KEY: &str = "Vapi rejected the API key (HTTP 401): every call would fail the same way";
+    const BUDGET: &str = "budget of $1.00 reached (spent $1.02, $0.00 committed)";
+    const DAILY: &str = "daily call limit of 5 reached";
+    const CREDITS: &str = "call.start.error-subscription-insufficient-credits";
+
+    #[test]
+    fn until_done_decision_table() {
+        // (campaigns, global pause, mode, expected exit: None = keep running)
+        type Row = (
+            Vec<CampaignView>,
+            Option<&'static str>,
+            UntilDone,
+            Option<u8>,
+        );
+        let table: Vec<Row> = vec![
+            (
+                vec![campaign("a", Completed, None)],
+                None,
+                WaitThroughPauses,
+                Some(0),
+            ),
+            (
+                vec![
+                    campaign("a", Completed, None),
+                    campaign("b", Cancelled, None),
+                ],
+                None,
+                WaitThroughPauses,
+                Some(0),
+            ),
+            (
+                vec![campaign("a", Dialing, None)],
+                None,
+                WaitThroughPauses,
+                None,
+            ),
+            // An operator's pause is waited through, global or a campaign's...
+            (
+                vec![campaign("a", Dialing, None)],
+                Some(OPERATOR),
+                WaitThroughPauses,
+                None,
+            ),
+            (
+                vec![campaign("a", Paused, Some(OPERATOR))],
+                None,
+                WaitThroughPauses,
+                None,
+            ),
+            (
+                vec![campaign("a", Dialing, None)],
+                Some("lunch"),
+                WaitThroughPauses,
+                None,
+            ),
+            // ...unless --exit-on-pause.
+            (
+                vec![campaign("a", Dialing, None)],
+                Some(OPERATOR),
+                ExitOnPause,
+                Some(2),
+            ),
+            (
+                vec![campaign("a", Paused, Some(OPERATOR))],
+                None,
+                ExitOnPause,
+                Some(2),
+            ),
+            // A stop that needs a fix outside switchboard ends the run either way.
+            (
+                vec![campaign("a", Dialing, None)],
+                Some(KEY),
+                WaitThroughPauses,
+                Some(2),
+            ),
+            (
+                vec![campaign("a", Paused, Some(BUDGET))],
+                None,
+                WaitThroughPauses,
+                Some(2),
+            ),
+            (
+                vec![campaign("a", Paused, Some(DAILY))],
+                None,
+                WaitThroughPauses,
+                Some(2),
+            ),
+            (
+                vec![campaign("a", Paused, Some(CREDITS))],
+                None,
+                WaitThroughPauses,
+                Some(2),
+            ),
+            // One campaign stopped, another still dialling: wait for the other.
+            (
+                vec![
+                    campaign("a", Paused, Some(BUDGET)),
+                    campaign("b", Dialing, None),
+                ],
+                None,
+                WaitThroughPauses,
+                None,
+            ),
+            // Finished campaigns end the run even with dispatch paused.
+            (
+                vec![campaign("a", Completed, None)],
+                Some(OPERATOR),
+                WaitThroughPauses,
+                Some(0),
+            ),
+            // Drafts were never started; nothing started is nothing to wait for.
+            (
+                vec![campaign("a", Draft, None)],
+                None,
+                WaitThroughPauses,
+                Some(0),
+            ),
+        ];
+        for (i, (campaigns, global, mode, expected)) in table.into_iter().enumerate() {
+            let s = snapshot(campaigns, global);
+            assert_eq!(exit_code(decide(&s, mode)), expected, "row {i}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_exits_while_calls_are_in_flight() {
+        let mut s = snapshot(vec![campaign("a", Completed, None)], None);
+        s.creating = 1;
+        assert_eq!(decide(&s, WaitThroughPauses), None);
+        let mut stopped = campaign("a", Paused, Some(BUDGET));
+        stopped.active = 2;
+        assert_eq!(decide(&snapshot(vec![stopped], None), ExitOnPause), None);
+        let mut s = snapshot(vec![campaign("a", Dialing, None)], Some(KEY));
+        s.active = 1;
+        assert_eq!(decide(&s, WaitThroughPauses), None);
+    }
+
+    #[test]
+    fn the_exit_message_says_what_to_fix() {
+        let s = snapshot(vec![campaign("spring", Paused, Some(BUDGET))], None);
+        let Some(Outcome::NeedsOperator(message)) = decide(&s, WaitThroughPauses) else {
+            panic!("expected a stop");
+        };
+        assert_eq!(message, format!("spring paused (budget): {BUDGET}"));
+        let s = snapshot(vec![campaign("a", Dialing, None)], Some(KEY));
+        let Some(Outcome::NeedsOperator(message)) = decide(&s, WaitThroughPauses) else {
+            panic!("expected a stop");
+        };
+        assert!(
+            message.starts_with("dispatch paused (credentials)"),
+            "{message}"
+        );
+        assert_eq!(StopCause::of(DAILY), StopCause::DailyLimit);
+        assert_eq!(StopCause::of(CREDITS), StopCause::Credits);
+        assert_eq!(StopCause::of("paused by operator"), StopCause::Operator);
+        assert_eq!(
+            StopCause::of("Vapi: insufficient credits"),
+            StopCause::Credits
+        );
+        assert_eq!(
+            StopCause::of("Vapi: phoneNumberId not found"),
+            StopCause::Engine
+        );
+        assert_eq!(StopCause::of("lunch"), StopCause::Operator);
+        // Every pause the engine makes by itself needs a fix outside switchboard.
+        for reason in [
+            "3 calls in a row refused with the same message (HTTP 400: x): fix the campaign's settings, then resume it",
+            "the assistant failed 5 of the last 20 answered calls (pipeline errors or hang-ups within 3 s; latest: x): fix the assistant, then resume",
+            "Vapi refused the campaign's settings (HTTP 400: Couldn't Get Phone Number.): fix the campaign, then resume it",
+            "your server returned no assistant; fix the server, then resume",
+        ] {
+            let cause = StopCause::of(reason);
+            assert_eq!(cause, StopCause::Engine, "{reason}");
+        }
+    }
 }

@@ -840,6 +840,7 @@ pub fn describe(command: &Command) -> String {
         Command::ResumeCampaign { campaign_id } => format!("resuming campaign {campaign_id}"),
         Command::CancelCampaign { campaign_id } => format!("cancelling campaign {campaign_id}"),
         Command::SetRate { per_second } => format!("setting rate to {per_second:.1}/s"),
+        Command::ResetRate => "returning to the config's rate".into(),
         Command::RetryCall { call_id } => format!("retrying call {call_id}"),
         Command::RetryFailed { campaign_id } => {
             format!("retrying failed calls of campaign {campaign_id}")

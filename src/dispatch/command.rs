@@ -27,6 +27,8 @@ pub enum Command {
     SetRate {
         per_second: f64,
     },
+    /// Back to the config's rate (drops the runtime override).
+    ResetRate,
     /// Dial the contact of a FAILED call again, as a new attempt sequence.
     RetryCall {
         call_id: i64,

@@ -369,6 +369,34 @@ pub async fn start(
     })
 }
 
+/// What `dispatch status` shows of a running engine, published with every heartbeat.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EngineStatus {
+    pub breaker: String,
+    pub concurrency_cap: u32,
+    pub creating: i64,
+    pub active: i64,
+    pub create_rate_per_second: f64,
+    pub learnt_requests_per_second: f64,
+    pub max_requests_per_second: f64,
+    pub rate_limited: u64,
+}
+
+fn engine_status(ctx: &Ctx) -> String {
+    let budget = ctx.budget.view();
+    let status = ctx.gate.update(|s| EngineStatus {
+        breaker: format!("{:?}", s.breaker.view(tokio::time::Instant::now()).state),
+        concurrency_cap: s.quota.concurrency_cap(),
+        creating: s.creating,
+        active: s.active,
+        create_rate_per_second: s.pacer.rate(),
+        learnt_requests_per_second: budget.learnt_per_second,
+        max_requests_per_second: budget.configured_per_second,
+        rate_limited: budget.rate_limited,
+    });
+    serde_json::to_string(&status).unwrap_or_else(|_| "{}".into())
+}
+
 /// How often the rescuer looks for unfinished calls without a worker.
 const RESCUE_EVERY: Duration = Duration::from_secs(10);
 
@@ -407,7 +435,8 @@ async fn keep_lease(ctx: Arc<Ctx>) {
         if !ctx.gate.sleep(every).await {
             return;
         }
-        match ctx.store.renew_lease(&ctx.engine).await {
+        let status = engine_status(&ctx);
+        match ctx.store.renew_lease(&ctx.engine, Some(&status)).await {
             Ok(true) => failures = 0,
             Ok(false) => {
                 let message = "the dispatch lease was taken over by another engine (this one stalled past vapi.lease_timeout_ms): stopping dispatch here".to_string();
@@ -630,6 +659,7 @@ impl ControlLoop {
                 s.cancelled.insert(*campaign_id);
             }
             Command::SetRate { per_second } => s.pacer.set_rate(*per_second),
+            Command::ResetRate => s.pacer.set_rate(self.ctx.config.dispatch.rate_per_second),
             Command::StartCampaign { .. }
             | Command::ResumeCampaign { .. }
             | Command::RetryCall { .. }

@@ -13,6 +13,8 @@ const DAILY_LIMIT_REASON: &str = "daily call limit";
 #[derive(Debug, Clone)]
 pub struct Quota {
     max_concurrent: u32,
+    /// Vapi's concurrent slots left free for inbound and other calls of the account.
+    reserved_slots: u32,
     vapi_limit: Option<u32>,
     vapi_remaining: Option<u32>,
     /// Lowered after Vapi blocked a call for concurrency (other calls share the account);
@@ -35,6 +37,7 @@ impl Quota {
         let d = &config.dispatch;
         Quota {
             max_concurrent: d.max_concurrent_calls,
+            reserved_slots: d.reserved_slots,
             vapi_limit: None,
             vapi_remaining: None,
             lowered_cap: None,
@@ -54,7 +57,7 @@ impl Quota {
     pub fn concurrency_cap(&self) -> u32 {
         let mut cap = self.max_concurrent;
         if let Some(limit) = self.vapi_limit {
-            cap = cap.min(limit);
+            cap = cap.min(limit.saturating_sub(self.reserved_slots));
         }
         if let Some(lowered) = self.lowered_cap {
             cap = cap.min(lowered);
@@ -214,6 +217,23 @@ mod tests {
         );
         q.on_limits(&SubscriptionLimits::default(), 3);
         assert_eq!(q.concurrency_cap(), 4, "then it creeps back up");
+    }
+
+    #[test]
+    fn reserved_slots_stay_free_for_the_rest_of_the_account() {
+        let mut q = Quota::new(&config(|c| {
+            c.dispatch.max_concurrent_calls = 100;
+            c.dispatch.reserved_slots = 3;
+        }));
+        q.on_limits(
+            &SubscriptionLimits {
+                concurrency_blocked: false,
+                concurrency_limit: Some(10.0),
+                remaining_concurrent_calls: Some(10.0),
+            },
+            0,
+        );
+        assert_eq!(q.concurrency_cap(), 7);
     }
 
     #[test]

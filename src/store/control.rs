@@ -46,4 +46,17 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Drops the rate override: every engine on this database goes back to its config's rate.
+    pub async fn reset_rate(&self) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE engine_control SET rate_per_second = NULL, updated_at = ? WHERE id = 1",
+        )
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

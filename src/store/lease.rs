@@ -91,17 +91,20 @@ impl Store {
         })
     }
 
-    /// Renews the heartbeat. False when the lease is no longer ours (taken over): the caller
-    /// must stop dispatching.
-    pub async fn renew_lease(&self, me: &EngineIdentity) -> Result<bool> {
+    /// Renews the heartbeat, with the engine's live state for `dispatch status` (JSON). False
+    /// when the lease is no longer ours (taken over): the caller must stop dispatching.
+    pub async fn renew_lease(&self, me: &EngineIdentity, status: Option<&str>) -> Result<bool> {
         let mut tx = self.write().await?;
-        let done =
-            sqlx::query("UPDATE engine_lease SET heartbeat_ms = ? WHERE name = ? AND holder = ?")
-                .bind(now_ms())
-                .bind(DISPATCH)
-                .bind(&me.id)
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE engine_lease SET heartbeat_ms = ?, status = coalesce(?, status) \
+             WHERE name = ? AND holder = ?",
+        )
+        .bind(now_ms())
+        .bind(status)
+        .bind(DISPATCH)
+        .bind(&me.id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -118,6 +121,21 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The live holder's published state (JSON), if an engine holds the lease.
+    pub async fn lease_status(&self, timeout_ms: i64) -> Result<Option<(LeaseHolder, String)>> {
+        let Some(holder) = self.lease_holder(timeout_ms).await? else {
+            return Ok(None);
+        };
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM engine_lease WHERE name = ? AND holder = ?")
+                .bind(DISPATCH)
+                .bind(&holder.holder)
+                .fetch_optional(self.reader())
+                .await?
+                .flatten();
+        Ok(Some((holder, status.unwrap_or_else(|| "{}".into()))))
     }
 
     /// The live holder of the lease, if any (for consoles and `dispatch status`).
@@ -200,7 +218,7 @@ mod tests {
             Acquired::HeldBy(h) => assert_eq!(h.name(), format!("{}:{}", me.host, me.pid)),
             taken => panic!("second engine got the lease: {taken:?}"),
         }
-        assert!(store.renew_lease(&me).await.unwrap());
+        assert!(store.renew_lease(&me, None).await.unwrap());
         assert!(store.lease_holder(15_000).await.unwrap().is_some());
         store.release_lease(&me).await.unwrap();
         assert!(store.lease_holder(15_000).await.unwrap().is_none());
@@ -223,13 +241,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The old holder learns it lost the lease at its next heartbeat.
-        assert!(!store.renew_lease(&dead).await.unwrap());
+        assert!(!store.renew_lease(&dead, None).await.unwrap());
         // A live process whose heartbeat is older than the timeout is taken over too.
         let other = engine("other", me.pid);
         assert!(matches!(
             store.acquire_lease(&other, 0).await.unwrap(),
             Acquired::Taken { previous: Some(_) }
         ));
-        assert!(!store.renew_lease(&me).await.unwrap());
+        assert!(!store.renew_lease(&me, None).await.unwrap());
     }
 }

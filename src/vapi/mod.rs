@@ -125,10 +125,40 @@ fn error_message(status: StatusCode, body: &[u8]) -> String {
     }
     let raw = String::from_utf8_lossy(body);
     let raw = raw.trim();
+    if looks_like_html(raw) {
+        // A proxy's error page says nothing a log line can use; its size says it was one.
+        return format!(
+            "HTTP {} (HTML page, {})",
+            status.as_u16(),
+            human_size(body.len())
+        );
+    }
     if raw.is_empty() {
         status.canonical_reason().unwrap_or("error").to_string()
     } else {
         truncate(raw)
+    }
+}
+
+/// Whether a body is an HTML page (a gateway's or load balancer's error page).
+fn looks_like_html(text: &str) -> bool {
+    let head: String = text
+        .chars()
+        .take(64)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    head.starts_with("<!doctype html") || head.starts_with("<html") || head.starts_with("<head")
+}
+
+/// `812 B`, `1.2 kB`, `3.4 MB` (decimal units, like the size of a page).
+fn human_size(bytes: usize) -> String {
+    let b = bytes as f64;
+    if bytes < 1000 {
+        format!("{bytes} B")
+    } else if b < 1e6 {
+        format!("{:.1} kB", b / 1e3)
+    } else {
+        format!("{:.1} MB", b / 1e6)
     }
 }
 
@@ -140,5 +170,36 @@ fn truncate(text: &str) -> String {
         let mut cut: String = text.chars().take(MAX_MESSAGE).collect();
         cut.push('…');
         cut
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    #[test]
+    fn an_html_error_page_becomes_one_short_line() {
+        let page = format!(
+            "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>{}</body></html>",
+            "x".repeat(1150)
+        );
+        let message = error_message(StatusCode::BAD_GATEWAY, page.as_bytes());
+        assert_eq!(message, "HTTP 502 (HTML page, 1.2 kB)");
+        let small = error_message(StatusCode::BAD_GATEWAY, b"<html><body>bad</body></html>");
+        assert_eq!(small, "HTTP 502 (HTML page, 29 B)");
+    }
+
+    #[test]
+    fn other_bodies_are_kept_to_the_message_limit() {
+        let long = "e".repeat(10_000);
+        let message = error_message(StatusCode::INTERNAL_SERVER_ERROR, long.as_bytes());
+        assert_eq!(message.chars().count(), MAX_MESSAGE + 1);
+        assert!(message.ends_with('…'));
+        let json = br#"{"message":"phoneNumberId not found"}"#;
+        assert_eq!(
+            error_message(StatusCode::BAD_REQUEST, json),
+            "phoneNumberId not found"
+        );
+        assert_eq!(error_message(StatusCode::BAD_GATEWAY, b""), "Bad Gateway");
     }
 }
