@@ -139,6 +139,9 @@ CREATE TABLE engine_events (
     next_delay_ms INTEGER
 );
 
+-- A campaign's share of the concurrency when several dial at once (weighted fair share).
+ALTER TABLE campaigns ADD COLUMN weight INTEGER NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000);
+
 PRAGMA foreign_key_check;
 COMMIT;
 PRAGMA foreign_keys = ON;

@@ -561,6 +561,35 @@ async fn dispatch_is_fair_across_campaigns() {
     assert!((ca - cb).abs() <= 2, "round-robin: {ca} vs {cb}");
 }
 
+/// Concurrency is shared by weight: a campaign of weight 3 beside one of weight 1 holds three
+/// quarters of the slots, and the small one is never starved.
+#[tokio::test]
+async fn concurrency_is_shared_across_campaigns_by_weight() {
+    let sim = sim(|c| {
+        c.talk_min_ms = 20_000;
+        c.talk_max_ms = 20_000;
+        c.concurrency_limit = 0;
+    })
+    .await;
+    let (store, _dir) = store().await;
+    let a = campaign(&store, "a", 40).await;
+    let b = campaign(&store, "b", 40).await;
+    store.set_campaign_weight(a, 3).await.unwrap();
+    let mut cfg = config(&sim.base_url());
+    cfg.dispatch.rate_per_second = 100.0;
+    cfg.dispatch.max_concurrent_calls = 8;
+    let engine = engine(cfg, &store, KEY).await;
+    let s = wait_for(&engine, Duration::from_secs(10), |s| s.active == 8).await;
+    engine.shutdown().await;
+    let active = |id: i64| {
+        s.campaigns
+            .iter()
+            .find(|c| c.id == id)
+            .map_or(0, |c| c.active)
+    };
+    assert_eq!((active(a), active(b)), (6, 2), "3:1 of 8 slots");
+}
+
 #[tokio::test]
 async fn the_budget_pauses_dispatch_before_it_is_spent() {
     let sim = sim(|_| {}).await;

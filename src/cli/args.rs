@@ -122,6 +122,15 @@ pub enum CampaignAction {
         assistant_id: String,
         #[arg(long)]
         phone_number_id: String,
+        /// Share of the concurrency beside other campaigns dialling at once (1-1000).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=1000))]
+        weight: i64,
+    },
+    /// Set a campaign's weight: its share of the concurrency beside other campaigns.
+    Weight {
+        name: String,
+        #[arg(value_parser = clap::value_parser!(i64).range(1..=1000))]
+        weight: i64,
     },
     /// Status and counts per campaign.
     List {

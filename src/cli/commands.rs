@@ -39,6 +39,7 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             name,
             assistant_id,
             phone_number_id,
+            weight,
         } => {
             for (what, value) in [
                 ("name", &name),
@@ -53,7 +54,23 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 .create_campaign(name.trim(), assistant_id.trim(), phone_number_id.trim())
                 .await
                 .map_err(user)?;
+            let c = if weight != 1 {
+                store
+                    .set_campaign_weight(c.id, weight)
+                    .await
+                    .map_err(user)?
+            } else {
+                c
+            };
             writeln!(out, "created campaign {} (#{}, {})", c.name, c.id, c.status)?;
+        }
+        CampaignAction::Weight { name, weight } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let c = store
+                .set_campaign_weight(c.id, weight)
+                .await
+                .map_err(user)?;
+            writeln!(out, "campaign {} has weight {}", c.name, c.weight)?;
         }
         CampaignAction::List { json: true } => {
             for c in store.campaigns().await.map_err(user)? {

@@ -57,6 +57,9 @@ pub struct GateState {
     pub stopping: bool,
     /// The lease was taken over by another engine: this one must not dispatch.
     pub lease_lost: bool,
+    /// Per dialing campaign: calls in flight (being created or at Vapi) and its weight; the
+    /// claim goes to the campaign furthest below its weighted share.
+    pub load: HashMap<i64, (i64, i64)>,
     /// Calls with a live worker (the rescuer starts one for any unfinished call not here).
     pub working: HashSet<i64>,
     /// Per campaign: the last rejection's message and the calls rejected with it in a row.
@@ -102,6 +105,7 @@ impl Gate {
                 stopping: false,
                 lease_lost: false,
                 working: HashSet::new(),
+                load: HashMap::new(),
                 rejections: HashMap::new(),
                 answered: HashMap::new(),
                 new_pairs: HashMap::new(),

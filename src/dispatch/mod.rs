@@ -488,13 +488,24 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         let mut slot = worker::CreatingSlot::admitted(&ctx);
         // The request budget before the claim: the attempt is committed just before sending.
         ctx.budget.acquire().await;
-        // Round-robin over the campaigns that have contacts waiting.
-        let mut candidates: Vec<i64> = ctx.gate.read(|s| s.claimable.iter().copied().collect());
-        candidates.sort_unstable();
+        // Weighted fair share: the campaign with the fewest calls in flight for its weight
+        // first (ties in turn), so one big campaign cannot starve the others.
+        let mut candidates: Vec<(i64, f64)> = ctx.gate.read(|s| {
+            s.claimable
+                .iter()
+                .map(|id| {
+                    let (in_flight, weight) = s.load.get(id).copied().unwrap_or((0, 1));
+                    (*id, in_flight as f64 / weight.max(1) as f64)
+                })
+                .collect()
+        });
+        candidates.sort_unstable_by_key(|(id, _)| *id);
         if !candidates.is_empty() {
             let start = turn % candidates.len();
             candidates.rotate_left(start);
         }
+        candidates.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let candidates: Vec<i64> = candidates.into_iter().map(|(id, _)| id).collect();
         turn = turn.wrapping_add(1);
         let mut claimed = None;
         for campaign_id in candidates {
@@ -519,6 +530,11 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
             Some((job, attempt_id)) => {
                 tracing::debug!(target: "switchboard::engine", call_id = job.call_id, "claimed");
                 slot.bind(job.call_id);
+                ctx.gate.update(|s| {
+                    if let Some(load) = s.load.get_mut(&job.campaign_id) {
+                        load.0 += 1;
+                    }
+                });
                 workers.spawn(worker::run_sequence(
                     ctx.clone(),
                     job,
@@ -707,6 +723,14 @@ impl ControlLoop {
                 .iter()
                 .filter(|c| c.status == CampaignStatus::Dialing && pending(c, &creating) > 0)
                 .map(|c| c.id)
+                .collect();
+            s.load = campaigns
+                .iter()
+                .filter(|c| c.status == CampaignStatus::Dialing)
+                .map(|c| {
+                    let in_flight = c.active_calls + creating.get(&c.id).copied().unwrap_or(0);
+                    (c.id, (in_flight, c.weight))
+                })
                 .collect();
             if s.active_epoch == epoch {
                 s.active = campaigns.iter().map(|c| c.active_calls).sum();

@@ -23,10 +23,12 @@ pub struct Campaign {
     pub cost_usd: f64,
     pub contacts_total: i64,
     pub contacts_done: i64,
+    /// Share of the concurrency when several campaigns dial at once (1-1000).
+    pub weight: i64,
 }
 
 const COLUMNS: &str = "id, name, assistant_id, phone_number_id, status, pause_reason, created_at, \
-     started_at, completed_at, active_calls, total_calls_created, ended_calls, failed_calls, cost_usd, contacts_total, contacts_done";
+     started_at, completed_at, active_calls, total_calls_created, ended_calls, failed_calls, cost_usd, contacts_total, contacts_done, weight";
 
 impl Store {
     pub async fn create_campaign(
@@ -87,6 +89,23 @@ impl Store {
                 .fetch_all(self.reader())
                 .await?,
         )
+    }
+
+    /// Sets a campaign's weight (its share of the concurrency beside other campaigns).
+    pub async fn set_campaign_weight(&self, id: i64, weight: i64) -> Result<Campaign> {
+        if !(1..=1000).contains(&weight) {
+            return Err(StoreError::Conflict(format!(
+                "weight must be between 1 and 1000, got {weight}"
+            )));
+        }
+        let mut tx = self.write().await?;
+        sqlx::query("UPDATE campaigns SET weight = ? WHERE id = ?")
+            .bind(weight)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.campaign(id).await
     }
 
     /// DRAFT or PAUSED → DIALING. A campaign with no contacts cannot start.
