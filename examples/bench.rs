@@ -71,6 +71,9 @@ fn main() -> Result<()> {
     if run("rate") {
         runtime.block_on(rate_accuracy(sizes.rate_secs))?;
     }
+    if run("limits") {
+        runtime.block_on(slot_utilisation(if quick { 200 } else { 400 }))?;
+    }
     if run("import") {
         import(sizes.import_rows)?;
     }
@@ -128,6 +131,7 @@ async fn throughput(n: usize) -> Result<()> {
     config.dispatch.burst = 10_000;
     config.dispatch.max_concurrent_calls = u32::MAX;
     config.tracking.poll_interval_ms = 3_600_000;
+    config.vapi.max_requests_per_second = 1_000.0;
     let vapi = VapiClient::new(
         &config.vapi.base_url,
         Secret::new("k"),
@@ -157,6 +161,84 @@ async fn throughput(n: usize) -> Result<()> {
     println!("sqlite_bound_calls_per_s: {bound:.0}");
     println!("create_calls_per_s: {engine_rate:.0}");
     println!("create_vs_sqlite_bound: {:.2}", engine_rate / bound);
+    Ok(())
+}
+
+/// How close a campaign comes to the account's concurrency bound: 50 slots at the simulator,
+/// calls of 5 s, the operator's cap set higher than the account's, no webhooks (ends are
+/// learnt by bulk reads). Bound = N·D/C; `slot_utilisation` = bound / makespan (goal ≥ 0.90);
+/// `requests_per_call` counts every request the simulator saw (goal ≤ 1.5).
+async fn slot_utilisation(n: usize) -> Result<()> {
+    const SLOTS: u32 = 50;
+    const QUEUE_MS: u64 = 50;
+    const RING_MS: u64 = 50;
+    const TALK_MS: u64 = 5_000;
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            concurrency_limit: SLOTS,
+            queue_ms: QUEUE_MS,
+            ring_ms: RING_MS,
+            talk_min_ms: TALK_MS,
+            talk_max_ms: TALK_MS,
+            seed: Some(1),
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("limits.db")).await?;
+    contacts_campaign(&store, n).await?;
+    let mut config = Config::default();
+    config.vapi.base_url = sim.base_url();
+    config.dispatch.rate_per_second = 100.0;
+    config.dispatch.max_concurrent_calls = 200; // the account's 50 is the real limit
+    config.vapi.max_requests_per_second = 100.0;
+    config.dispatch.quick_hangup_ms = 0;
+    let vapi = VapiClient::new(
+        &config.vapi.base_url,
+        Secret::new("k"),
+        config.request_timeout(),
+    )?;
+    let started = Instant::now();
+    let engine = dispatch::start(config, store.clone(), vapi).await?;
+    let mut rx = engine.client().snapshots();
+    loop {
+        if rx
+            .borrow_and_update()
+            .campaigns
+            .first()
+            .is_some_and(|c| c.status == switchboard::model::CampaignStatus::Completed)
+        {
+            break;
+        }
+        rx.changed().await?;
+    }
+    let makespan = started.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    // Calls that answer (most) last queue + ring + talk; the rest end sooner, so this bound
+    // is generous to the engine's opponent: the real floor is a little lower.
+    let duration = (QUEUE_MS + RING_MS + TALK_MS) as f64 / 1000.0;
+    let bound = n as f64 * duration / f64::from(SLOTS);
+    let requests = stats.create_requests + stats.get_requests;
+    println!("slot_contacts: {n} (50 slots, {duration:.1} s calls)");
+    println!("slot_bound_s: {bound:.1}");
+    println!("slot_makespan_s: {makespan:.1}");
+    println!("slot_utilisation: {:.2} (goal >= 0.90)", bound / makespan);
+    println!(
+        "slot_peak_concurrency: {} (account limit {SLOTS})",
+        stats.peak_concurrency
+    );
+    println!(
+        "requests_per_call: {:.2} (goal <= 1.5; {} creates, {} reads, {} blocked)",
+        requests as f64 / n as f64,
+        stats.create_requests,
+        stats.get_requests,
+        stats.concurrency_blocked
+    );
     Ok(())
 }
 
