@@ -109,7 +109,7 @@ pub enum Commands {
         #[arg(long, default_value_t = 8089)]
         port: u16,
         #[command(flatten)]
-        config: SimConfig,
+        config: Box<SimConfig>,
     },
 }
 

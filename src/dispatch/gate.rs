@@ -23,6 +23,9 @@ pub enum Refusal {
     Stopping,
     /// The campaign was cancelled: the sequence ends without a call.
     CampaignCancelled,
+    /// Dispatch or the campaign is paused: a call known not to exist gives its contact back
+    /// to the queue (it is dialled afresh after the resume) instead of holding a slot.
+    Paused,
 }
 
 /// Is this request the first of a new sequence (needs capacity and quota) or a retry of a
@@ -370,7 +373,12 @@ impl GateState {
             return Check::Refuse(Refusal::CampaignCancelled);
         }
         if self.paused.is_some() {
-            return Check::Wait(None);
+            // A retry of a call known not to exist gives its contact back rather than hold
+            // a slot through the pause (an UNKNOWN call is settled, never re-sent from here).
+            return match kind {
+                RequestKind::NewCall => Check::Wait(None),
+                RequestKind::Retry { .. } => Check::Refuse(Refusal::Paused),
+            };
         }
         match kind {
             RequestKind::NewCall => {
@@ -388,7 +396,7 @@ impl GateState {
             }
             RequestKind::Retry { campaign_id } => {
                 if !self.dialing.contains(&campaign_id) {
-                    return Check::Wait(None);
+                    return Check::Refuse(Refusal::Paused);
                 }
             }
         }

@@ -482,7 +482,7 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         let probe = match ctx.gate.admit(RequestKind::NewCall).await {
             Ok(probe) => probe,
             Err(Refusal::Stopping) => break,
-            Err(Refusal::CampaignCancelled) => continue,
+            Err(Refusal::CampaignCancelled | Refusal::Paused) => continue,
         };
         // The gate counted this sequence in `creating`; the slot gives it back when dropped.
         let mut slot = worker::CreatingSlot::admitted(&ctx);

@@ -202,6 +202,12 @@ async fn sequence(
                         ctx.store.requeue_call(call_id, None, reason).await?;
                         return Ok(SequenceEnd::Requeued);
                     }
+                    Err(Refusal::Paused) => {
+                        let reason =
+                            "paused before the call was created: the contact waits in the queue";
+                        ctx.store.requeue_call(call_id, None, reason).await?;
+                        return Ok(SequenceEnd::Requeued);
+                    }
                 }
                 // The request budget before the commit: the attempt starts when it is sent.
                 ctx.budget.acquire().await;

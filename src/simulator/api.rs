@@ -28,7 +28,9 @@ const BAD_KEY: &str = "Invalid Key. Hot tip, you may be using the private key in
 /// Everything the handlers share.
 pub struct Shared {
     config: RwLock<SimConfig>,
-    state: Mutex<SimState>,
+    state: Arc<Mutex<SimState>>,
+    /// The gateway's token bucket: (tokens, last refill).
+    gateway: Mutex<(f64, Instant)>,
     /// Flips to true on shutdown, cutting short latency and hang sleeps.
     stop: watch::Receiver<bool>,
 }
@@ -36,7 +38,8 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: SimConfig, stop: watch::Receiver<bool>) -> Shared {
         Shared {
-            state: Mutex::new(SimState::new(config.seed)),
+            state: Arc::new(Mutex::new(SimState::new(config.seed))),
+            gateway: Mutex::new((f64::from(config.gateway_burst), Instant::now())),
             config: RwLock::new(config),
             stop,
         }
@@ -86,12 +89,48 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
+/// The gateway in front of the API: a token bucket over every request; empty → 429.
+fn gateway_refuses(shared: &Shared, config: &SimConfig) -> Option<Response> {
+    if config.gateway_rps <= 0.0 || !config.gateway_rps.is_finite() {
+        return None;
+    }
+    let mut bucket = shared
+        .gateway
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let now = Instant::now();
+    let burst = f64::from(config.gateway_burst.max(1));
+    let refill = now.saturating_duration_since(bucket.1).as_secs_f64() * config.gateway_rps;
+    *bucket = ((bucket.0 + refill).min(burst), now);
+    if bucket.0 >= 1.0 {
+        bucket.0 -= 1.0;
+        return None;
+    }
+    drop(bucket);
+    shared.state().counters().gateway_rejected += 1;
+    Some(rate_limited(config))
+}
+
+/// A Cloudflare-style error page after the origin did the work.
+fn server_error_page(code: u16) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let page = format!(
+        "<!DOCTYPE html><html><head><title>api.vapi.ai | {code}</title></head><body>\
+         <h1>Error {code}</h1><p>The web server reported an error.</p>{}</body></html>",
+        "<!-- padding -->".repeat(40)
+    );
+    (status, [("content-type", "text/html")], page).into_response()
+}
+
 async fn create_call(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     shared.state().counters().create_requests += 1;
+    if let Some(refused) = gateway_refuses(&shared, &shared.config()) {
+        return refused;
+    }
     shared.pause(shared.config().latency_ms).await;
     // Re-read after the latency so a set_config made meanwhile applies.
     let config = shared.config();
@@ -105,6 +144,16 @@ async fn create_call(
             return bad_request(invalid);
         }
     };
+    // Resources the account does not have: Vapi answers 400 about the campaign's settings.
+    let unknown = |known: &[String], id: &str| !known.is_empty() && !known.iter().any(|k| k == id);
+    if unknown(&config.assistants, &request.assistant_id) {
+        shared.state().counters().rejected_400 += 1;
+        return vapi_error(StatusCode::BAD_REQUEST, json!("Couldn't Get Assistant."));
+    }
+    if unknown(&config.phone_numbers, &request.phone_number_id) {
+        shared.state().counters().rejected_400 += 1;
+        return vapi_error(StatusCode::BAD_REQUEST, json!("Couldn't Get Phone Number."));
+    }
     let immediate = {
         let mut state = shared.state();
         match state.draw_fault(&config) {
@@ -117,6 +166,30 @@ async fn create_call(
             Some(Fault::Hang) => {
                 state.create(request, &config, Instant::now(), Utc::now());
                 None
+            }
+            Some(Fault::LateCreate) => {
+                // Created by a task of its own: a client that gives up drops this handler,
+                // not the origin's work.
+                let late = Arc::clone(&shared.state);
+                let config = config.clone();
+                let delay = Duration::from_millis(config.late_create_ms);
+                let arrived = Instant::now();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(arrived + delay).await;
+                    late.lock().unwrap_or_else(PoisonError::into_inner).create(
+                        request,
+                        &config,
+                        Instant::now(),
+                        Utc::now(),
+                    );
+                });
+                None
+            }
+            Some(Fault::ServerErrorAfterCreate) => {
+                state.create(request, &config, Instant::now(), Utc::now());
+                let codes = [500, 502, 520, 521, 522, 523, 524];
+                let code = codes[(state.counters().faults_5xx_after_create as usize) % codes.len()];
+                Some(server_error_page(code))
             }
             None => {
                 let call = state.create(request, &config, Instant::now(), Utc::now());
@@ -145,7 +218,9 @@ async fn get_call(
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
     shared.state().counters().get_requests += 1;
-    shared.pause(shared.config().latency_ms).await;
+    if let Some(refused) = read_refused(&shared).await {
+        return refused;
+    }
     if let Some(denied) = check_key(&shared, &shared.config(), &headers) {
         return denied;
     }
@@ -163,8 +238,14 @@ async fn list_calls(
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    shared.state().counters().get_requests += 1;
-    shared.pause(shared.config().latency_ms).await;
+    {
+        let mut state = shared.state();
+        state.counters().get_requests += 1;
+        state.counters().list_requests += 1;
+    }
+    if let Some(refused) = read_refused(&shared).await {
+        return refused;
+    }
     if let Some(denied) = check_key(&shared, &shared.config(), &headers) {
         return denied;
     }
@@ -173,12 +254,33 @@ async fn list_calls(
         Err(rejection) => Err(Invalid::Message(rejection.body_text())),
     };
     match filter {
-        Ok(filter) => Json(shared.state().list(&filter, Instant::now())).into_response(),
+        Ok(filter) => {
+            let order = shared.config().list_order;
+            Json(shared.state().list(&filter, Instant::now(), order)).into_response()
+        }
         Err(invalid) => {
             shared.state().counters().rejected_400 += 1;
             bad_request(invalid)
         }
     }
+}
+
+/// What every read goes through: the gateway, the read latency, an injected 429.
+async fn read_refused(shared: &Shared) -> Option<Response> {
+    let config = shared.config();
+    if let Some(refused) = gateway_refuses(shared, &config) {
+        return Some(refused);
+    }
+    shared.pause(config.read_latency()).await;
+    let injected = {
+        let mut state = shared.state();
+        let hit = state.roll() < config.fault_read_429;
+        if hit {
+            state.counters().faults_read_429 += 1;
+        }
+        hit
+    };
+    injected.then(|| rate_limited(&config))
 }
 
 /// The simulator's own record, for tests (no auth, no latency, not counted).

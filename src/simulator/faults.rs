@@ -16,6 +16,11 @@ pub enum Fault {
     /// The call IS created, but the answer only comes after `hang_ms` (and carries no id):
     /// the dangerous case where a retrying client dials the same person twice.
     Hang,
+    /// The request hangs; the call is created `late_create_ms` after it arrived, whether or
+    /// not the client is still there (Vapi behind its proxy goes on after a client gave up).
+    LateCreate,
+    /// The call is created, then the answer is a 500, 502 or a Cloudflare 52x page.
+    ServerErrorAfterCreate,
 }
 
 /// Draw this request's fault. Each knob is an independent probability, tried in order
@@ -26,6 +31,8 @@ pub fn draw(rng: &mut impl Rng, config: &SimConfig) -> Option<Fault> {
         (config.fault_503, Fault::Unavailable),
         (config.fault_504, Fault::GatewayTimeout),
         (config.fault_timeout, Fault::Hang),
+        (config.fault_late_create, Fault::LateCreate),
+        (config.fault_5xx_after_create, Fault::ServerErrorAfterCreate),
     ]
     .into_iter()
     .find(|&(p, _)| hit(rng, p))

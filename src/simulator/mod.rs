@@ -56,7 +56,7 @@ pub struct SimConfig {
     #[arg(long, default_value_t = 700)]
     pub ring_ms: u64,
     /// Shortest talk time of an answered call, ms.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 4000)]
     pub talk_min_ms: u64,
     /// Longest talk time of an answered call, ms.
     #[arg(long, default_value_t = 8000)]
@@ -74,6 +74,123 @@ pub struct SimConfig {
     /// Retry-After seconds to put on 429 responses (no header if absent).
     #[arg(long)]
     pub retry_after_s: Option<u64>,
+
+    // --- Realism: production's hard cases (all off by default; `--realism` sets them). ---
+    /// Turn on the production-hard profile (`SimConfig::realism`); explicit flags still apply
+    /// to the knobs they name only when the profile leaves them at their defaults.
+    #[arg(long)]
+    pub realism: bool,
+    /// Order of `GET /call` results: newest, oldest or random (Vapi documents none).
+    #[arg(long, value_enum, default_value_t = ListOrder::Newest)]
+    pub list_order: ListOrder,
+    /// Latency of reads (GET), ms; POSTs take `latency_ms`. Absent: `latency_ms` for both.
+    #[arg(long)]
+    pub read_latency_ms: Option<u64>,
+    /// Probability that a POST /call hangs, the client gives up, and the call is created
+    /// `late_create_ms` after the request arrived (the proxy answers 504 after `hang_ms`).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_late_create: f64,
+    /// How long after arrival a late-created call appears, ms.
+    #[arg(long, default_value_t = 1_500)]
+    pub late_create_ms: u64,
+    /// Probability that a POST /call creates the call and then answers 500, 502 or a
+    /// Cloudflare 520-524 HTML page.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_5xx_after_create: f64,
+    /// Probability that a read (GET /call, GET /call/{id}) gets 429.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_read_429: f64,
+    /// Gateway limit over EVERY request (token bucket), requests per second; 0 = none.
+    #[arg(long, default_value_t = 0.0)]
+    pub gateway_rps: f64,
+    /// Burst of the gateway's token bucket.
+    #[arg(long, default_value_t = 10)]
+    pub gateway_burst: u32,
+    /// Known assistant ids (comma-separated): any other gets 400 "Couldn't Get Assistant.".
+    #[arg(long, value_delimiter = ',')]
+    pub assistants: Vec<String>,
+    /// Known phone-number ids (comma-separated): any other gets 400.
+    #[arg(long, value_delimiter = ',')]
+    pub phone_numbers: Vec<String>,
+    /// Probability that a created call ends at once with a `call.start.*` fault (never rang).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_start_error: f64,
+    /// Probability that an answered call ends early with a pipeline/LLM error.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_pipeline: f64,
+    /// Probability that a call vanishes: GET /call/{id} answers 404, listings leave it out.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_vanish: f64,
+    /// The final cost (analysis added) appears this long after `ended`; before, the call
+    /// shows 70 % of it. 0: final at once.
+    #[arg(long, default_value_t = 0)]
+    pub cost_final_ms: u64,
+}
+
+/// Order of `GET /call` results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum ListOrder {
+    #[default]
+    Newest,
+    Oldest,
+    Random,
+}
+
+impl SimConfig {
+    /// The production-hard profile: unordered lists, late creation after the client gave up,
+    /// 5xx after a create, reads faster than creates, 429s on reads, start errors, pipeline
+    /// errors, vanishing calls and a cost finalised after the end, on top of the usual
+    /// refusals. Timing is scaled to seconds so tests stay quick: a client must settle
+    /// longer than `late_create_ms` (default 1.5 s) after sending.
+    pub fn realism() -> SimConfig {
+        SimConfig::default().with_realism()
+    }
+
+    /// Turns the realism knobs on (those still at their defaults).
+    pub fn with_realism(mut self) -> SimConfig {
+        let d = SimConfig::default();
+        self.realism = true;
+        let set = |value: &mut f64, default: f64, realistic: f64| {
+            if *value == default {
+                *value = realistic;
+            }
+        };
+        set(&mut self.fault_429, d.fault_429, 0.02);
+        set(&mut self.fault_503, d.fault_503, 0.01);
+        set(&mut self.fault_504, d.fault_504, 0.01);
+        set(&mut self.fault_timeout, d.fault_timeout, 0.01);
+        set(&mut self.fault_late_create, d.fault_late_create, 0.01);
+        set(
+            &mut self.fault_5xx_after_create,
+            d.fault_5xx_after_create,
+            0.01,
+        );
+        set(&mut self.fault_read_429, d.fault_read_429, 0.01);
+        set(&mut self.fault_start_error, d.fault_start_error, 0.01);
+        set(&mut self.fault_pipeline, d.fault_pipeline, 0.005);
+        set(&mut self.fault_vanish, d.fault_vanish, 0.005);
+        if self.list_order == d.list_order {
+            self.list_order = ListOrder::Random;
+        }
+        if self.hang_ms == d.hang_ms {
+            self.hang_ms = 2_000;
+        }
+        if self.latency_ms == d.latency_ms {
+            self.latency_ms = 150;
+        }
+        if self.read_latency_ms.is_none() {
+            self.read_latency_ms = Some(20);
+        }
+        if self.cost_final_ms == d.cost_final_ms {
+            self.cost_final_ms = 2_000;
+        }
+        self
+    }
+
+    /// The latency of a read.
+    pub fn read_latency(&self) -> u64 {
+        self.read_latency_ms.unwrap_or(self.latency_ms)
+    }
 }
 
 impl Default for SimConfig {
@@ -88,12 +205,27 @@ impl Default for SimConfig {
             latency_ms: 0,
             queue_ms: 300,
             ring_ms: 700,
-            talk_min_ms: 2000,
+            talk_min_ms: 4000,
             talk_max_ms: 8000,
             concurrency_limit: 10,
             credit_calls: 0,
             seed: None,
             retry_after_s: None,
+            realism: false,
+            list_order: ListOrder::Newest,
+            read_latency_ms: None,
+            fault_late_create: 0.0,
+            late_create_ms: 1_500,
+            fault_5xx_after_create: 0.0,
+            fault_read_429: 0.0,
+            gateway_rps: 0.0,
+            gateway_burst: 10,
+            assistants: Vec::new(),
+            phone_numbers: Vec::new(),
+            fault_start_error: 0.0,
+            fault_pipeline: 0.0,
+            fault_vanish: 0.0,
+            cost_final_ms: 0,
         }
     }
 }
@@ -121,6 +253,32 @@ pub struct SimStats {
     pub peak_concurrency: u64,
     /// GET /call and GET /call/{id} received.
     pub get_requests: u64,
+    /// GET /call (listings) received, a part of `get_requests`.
+    #[serde(default)]
+    pub list_requests: u64,
+    /// 429s answered to reads (injected).
+    #[serde(default)]
+    pub faults_read_429: u64,
+    /// Requests refused by the gateway's rate limit (429), of every kind.
+    #[serde(default)]
+    pub gateway_rejected: u64,
+    /// Calls created after their request's client gave up.
+    #[serde(default)]
+    pub late_created: u64,
+    /// Calls created and then answered with a 5xx.
+    #[serde(default)]
+    pub faults_5xx_after_create: u64,
+    /// Calls ended at once with a `call.start.*` fault, or early with a pipeline error.
+    #[serde(default)]
+    pub start_errors: u64,
+    #[serde(default)]
+    pub pipeline_errors: u64,
+    /// Calls that vanished from reads.
+    #[serde(default)]
+    pub vanished: u64,
+    /// The most creates in any one-second window.
+    #[serde(default)]
+    pub max_creates_per_second: u64,
 }
 
 /// A running simulator; serves until `shutdown` (or until dropped).
@@ -203,11 +361,12 @@ pub async fn run_standalone(config: SimConfig, port: u16) -> io::Result<()> {
         "Vapi simulator listening: base_url={} api_key={api_key}",
         sim.base_url()
     );
-    let signal = tokio::signal::ctrl_c().await;
+    let signal = crate::shutdown::requested().await;
     let stats = sim.stats();
     sim.shutdown().await;
     tracing::info!(?stats, "simulator stopped");
-    signal
+    tracing::info!("simulator stopped on {signal}");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -596,5 +755,240 @@ mod tests {
         assert_eq!(format!("{parsed:?}"), format!("{:?}", SimConfig::default()));
         let parsed = Cli::parse_from(["sim", "--concurrency-limit", "3", "--seed", "9"]).sim;
         assert_eq!((parsed.concurrency_limit, parsed.seed), (3, Some(9)));
+    }
+
+    // --- the realism profile's hard cases ---
+
+    fn names(list: &Value) -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn listings_follow_the_configured_order() {
+        for (order, expected) in [
+            (ListOrder::Newest, vec!["c", "b", "a"]),
+            (ListOrder::Oldest, vec!["a", "b", "c"]),
+        ] {
+            let sim = start(SimConfig {
+                list_order: order,
+                ..slow()
+            })
+            .await;
+            for name in ["a", "b", "c"] {
+                post(&sim, &body(name)).await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let (_, list) = get(&sim, "/call", &[]).await;
+            assert_eq!(names(&list), expected, "{order:?}");
+            sim.shutdown().await;
+        }
+        // Random: every call is there, in some order, and the orders differ between reads.
+        let sim = start(SimConfig {
+            list_order: ListOrder::Random,
+            ..slow()
+        })
+        .await;
+        for i in 0..30 {
+            post(&sim, &body(&format!("r{i}"))).await;
+        }
+        let (_, first) = get(&sim, "/call", &[]).await;
+        let (_, second) = get(&sim, "/call", &[]).await;
+        let mut sorted = names(&first);
+        sorted.sort();
+        assert_eq!(sorted.len(), 30);
+        assert_ne!(names(&first), names(&second), "shuffled on each read");
+        let (status, _) = get(&sim, "/call", &[("limit", "1001")]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "limit above 1000");
+        sim.shutdown().await;
+    }
+
+    /// The client gives up; the call is created afterwards all the same.
+    #[tokio::test]
+    async fn a_late_create_appears_after_the_client_gave_up() {
+        let sim = start(SimConfig {
+            fault_late_create: 1.0,
+            late_create_ms: 300,
+            hang_ms: 5_000,
+            ..slow()
+        })
+        .await;
+        let gave_up = reqwest::Client::builder()
+            .timeout(Duration::from_millis(100))
+            .build()
+            .unwrap()
+            .post(format!("{}/call", sim.base_url()))
+            .bearer_auth("sim-key")
+            .json(&body("late-1"))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "the client timed out");
+        let (_, list) = get(&sim, "/call", &[]).await;
+        assert!(names(&list).is_empty(), "not created yet");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let (_, list) = get(&sim, "/call", &[]).await;
+        assert_eq!(names(&list), vec!["late-1"]);
+        assert_eq!(sim.stats().late_created, 1);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_5xx_after_the_create_leaves_the_call_created() {
+        let sim = start(SimConfig {
+            fault_5xx_after_create: 1.0,
+            ..slow()
+        })
+        .await;
+        let response = reqwest::Client::new()
+            .post(format!("{}/call", sim.base_url()))
+            .bearer_auth("sim-key")
+            .json(&body("x-1"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_server_error());
+        assert!(
+            response.text().await.unwrap().contains("<html>"),
+            "an HTML page"
+        );
+        let (_, list) = get(&sim, "/call", &[]).await;
+        assert_eq!(names(&list), vec!["x-1"]);
+        assert_eq!(sim.stats().created_per_name.get("x-1"), Some(&1));
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_gateway_limits_every_request_and_reads_can_be_refused() {
+        let sim = start(SimConfig {
+            gateway_rps: 1.0,
+            gateway_burst: 2,
+            ..slow()
+        })
+        .await;
+        assert_eq!(post(&sim, &body("g1")).await.0, StatusCode::CREATED);
+        assert_eq!(get(&sim, "/call", &[]).await.0, StatusCode::OK);
+        assert_eq!(
+            get(&sim, "/call", &[]).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            post(&sim, &body("g2")).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(sim.stats().gateway_rejected, 2);
+        sim.shutdown().await;
+
+        let sim = start(SimConfig {
+            fault_read_429: 1.0,
+            ..slow()
+        })
+        .await;
+        assert_eq!(post(&sim, &body("r1")).await.0, StatusCode::CREATED);
+        assert_eq!(
+            get(&sim, "/call", &[]).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(sim.stats().faults_read_429, 1);
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn unknown_resources_are_refused_like_vapi_does() {
+        let sim = start(SimConfig {
+            assistants: vec![ASSISTANT.into()],
+            phone_numbers: vec!["pn-2".into()],
+            ..slow()
+        })
+        .await;
+        let (status, error) = post(&sim, &body("u1")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(error["message"], "Couldn't Get Phone Number.");
+        let mut other = body("u2");
+        other["assistantId"] = json!("asst-unknown");
+        let (_, error) = post(&sim, &other).await;
+        assert_eq!(error["message"], "Couldn't Get Assistant.");
+        sim.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn start_errors_vanishing_calls_and_late_costs() {
+        let sim = start(SimConfig {
+            fault_start_error: 1.0,
+            ..fast()
+        })
+        .await;
+        let (_, call) = post(&sim, &body("s1")).await;
+        let reason = call["endedReason"].as_str().unwrap().to_string();
+        assert!(state::START_ERRORS.contains(&reason.as_str()), "{reason}");
+        assert_eq!(call["status"], "ended");
+        sim.shutdown().await;
+
+        let sim = start(SimConfig {
+            fault_vanish: 1.0,
+            ..slow()
+        })
+        .await;
+        let (status, call) = post(&sim, &body("v1")).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let id = call["id"].as_str().unwrap();
+        assert_eq!(
+            get(&sim, &format!("/call/{id}"), &[]).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert!(names(&get(&sim, "/call", &[]).await.1).is_empty());
+        sim.shutdown().await;
+
+        let sim = start(SimConfig {
+            cost_final_ms: 300,
+            talk_min_ms: 1_000,
+            talk_max_ms: 1_000,
+            ..fast()
+        })
+        .await;
+        // Answered calls only: draw until one is answered (seeded, deterministic).
+        let mut answered = None;
+        for i in 0..20 {
+            let (_, call) = post(&sim, &body(&format!("c{i}"))).await;
+            answered = Some(call["id"].as_str().unwrap().to_string());
+            tokio::time::sleep(Duration::from_millis(1_050)).await;
+            let (_, now) = get(&sim, &format!("/call/{}", answered.as_ref().unwrap()), &[]).await;
+            if now["startedAt"].is_string() {
+                break;
+            }
+        }
+        let id = answered.unwrap();
+        let (_, partial) = get(&sim, &format!("/call/{id}"), &[]).await;
+        assert_eq!(partial["status"], "ended");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let (_, settled) = get(&sim, &format!("/call/{id}"), &[]).await;
+        let (p, f) = (
+            partial["cost"].as_f64().unwrap(),
+            settled["cost"].as_f64().unwrap(),
+        );
+        assert!(f > p, "final cost {f} above the first {p}");
+        assert!(
+            settled["updatedAt"].as_str() > partial["updatedAt"].as_str(),
+            "updatedAt moved with the final cost"
+        );
+        sim.shutdown().await;
+    }
+
+    #[test]
+    fn the_realism_profile_turns_the_hard_cases_on_and_keeps_explicit_knobs() {
+        let r = SimConfig::realism();
+        assert!(r.fault_late_create > 0.0 && r.fault_5xx_after_create > 0.0);
+        assert!(r.fault_read_429 > 0.0 && r.fault_start_error > 0.0 && r.fault_vanish > 0.0);
+        assert_eq!(r.list_order, ListOrder::Random);
+        assert!(r.read_latency() < r.latency_ms, "reads faster than creates");
+        assert!(r.cost_final_ms > 0);
+        let mine = SimConfig {
+            fault_429: 0.3,
+            ..SimConfig::default()
+        }
+        .with_realism();
+        assert_eq!(mine.fault_429, 0.3, "an explicit knob is kept");
     }
 }

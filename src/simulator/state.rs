@@ -20,6 +20,24 @@ use super::{SimConfig, SimStats};
 pub const ORG_ID: &str = "51a0c0de-0000-4000-8000-000000000001";
 pub const CONCURRENCY_REASON: &str = "call.start.error-subscription-concurrency-limit-reached";
 pub const CREDITS_REASON: &str = "call.start.error-subscription-insufficient-credits";
+/// Start faults after which the phone never rang (from the spec's endedReason enum).
+pub const START_ERRORS: &[&str] = &[
+    "call.start.error-vapifault-database-error",
+    "call.start.error-vapifault-get-org",
+    "call.start.error-vapifault-get-subscription",
+    "call.start.error-get-customer",
+    "twilio-failed-to-connect-call",
+    "phone-call-provider-closed-websocket",
+];
+/// Errors that end an answered call early (from the spec's endedReason enum).
+pub const PIPELINE_ERRORS: &[&str] = &[
+    "pipeline-error-openai-llm-failed",
+    "pipeline-error-deepgram-transcriber-failed",
+    "pipeline-error-eleven-labs-voice-failed",
+    "call.in-progress.error-vapifault-openai-llm-failed",
+    "call.in-progress.error-providerfault-vapi-500-server-error",
+    "assistant-join-timed-out",
+];
 /// Cap on any one lifecycle phase, so absurd CLI values cannot overflow time arithmetic.
 const MAX_PHASE_MS: u64 = 7 * 24 * 3600 * 1000;
 
@@ -81,6 +99,23 @@ impl Plan {
             queue_ms: config.queue_ms.min(MAX_PHASE_MS),
             ring_ms: config.ring_ms.min(MAX_PHASE_MS),
             outcome,
+        }
+    }
+
+    /// The same call, answered, then ended early by `reason` after `talk_ms` (an unanswered
+    /// one stays unanswered).
+    pub fn failing_early(self, reason: &'static str, talk_ms: u64) -> Plan {
+        match self {
+            Plan::Dialled {
+                queue_ms,
+                ring_ms,
+                outcome: Outcome::Answered { .. },
+            } => Plan::Dialled {
+                queue_ms,
+                ring_ms,
+                outcome: Outcome::Answered { talk_ms, reason },
+            },
+            other => other,
         }
     }
 
@@ -164,6 +199,10 @@ pub fn cost_usd(talk_ms: u64) -> f64 {
 
 struct CallRecord {
     id: String,
+    /// Vapi lost it: GET /call/{id} answers 404 and listings leave it out.
+    vanished: bool,
+    /// The final cost appears this long after the end (0: at once).
+    cost_final_ms: u64,
     created_instant: Instant,
     /// Wall clock, truncated to ms so it round-trips through the ISO strings we emit.
     created_at: DateTime<Utc>,
@@ -185,7 +224,23 @@ impl CallRecord {
     }
 
     fn updated_at(&self, now: Instant) -> DateTime<Utc> {
-        self.wall(self.phase(now).updated_ms)
+        self.wall(self.updated_ms(now))
+    }
+
+    /// The last change: a status change, or the final cost appearing after the end.
+    fn updated_ms(&self, now: Instant) -> u64 {
+        let phase = self.phase(now);
+        match phase.ended {
+            Some((_, ended_ms, talk_ms)) if talk_ms > 0 && self.cost_final_ms > 0 => {
+                let final_ms = ended_ms + self.cost_final_ms;
+                if ms_between(self.created_instant, now) >= final_ms {
+                    final_ms
+                } else {
+                    phase.updated_ms
+                }
+            }
+            _ => phase.updated_ms,
+        }
     }
 
     /// The Vapi `Call` object as of `now`: the accepted request echoed, plus server fields.
@@ -199,7 +254,7 @@ impl CallRecord {
         put("orgId", json!(ORG_ID));
         put("type", json!("outboundPhoneCall"));
         put("createdAt", json!(iso(self.created_at)));
-        put("updatedAt", json!(iso(self.wall(phase.updated_ms))));
+        put("updatedAt", json!(iso(self.wall(self.updated_ms(now)))));
         put("status", json!(phase.status));
         if let Some(provider_id) = &self.provider_id {
             put("phoneCallProvider", json!("twilio"));
@@ -212,7 +267,16 @@ impl CallRecord {
         if let Some((reason, ended_ms, talk_ms)) = phase.ended {
             put("endedReason", json!(reason));
             put("endedAt", json!(iso(self.wall(ended_ms))));
-            put("cost", json!(cost_usd(talk_ms)));
+            let final_cost = cost_usd(talk_ms);
+            let is_final = self.cost_final_ms == 0
+                || ms_between(self.created_instant, now) >= ended_ms + self.cost_final_ms;
+            let cost = if is_final {
+                final_cost
+            } else {
+                // Before the end-of-call analysis is billed.
+                (final_cost * 0.7 * 10_000.0).round() / 10_000.0
+            };
+            put("cost", json!(cost));
         }
         call
     }
@@ -225,6 +289,8 @@ pub struct SimState {
     calls: HashMap<String, usize>,
     /// Records in creation order (newest last), indexed by `calls`.
     records: Vec<CallRecord>,
+    /// Creates of the last second (for `max_creates_per_second`).
+    recent_creates: std::collections::VecDeque<Instant>,
     /// End instants of calls that may still be live: a min-heap, so counting the
     /// active calls only pops the ones that ended since the last look.
     active_ends: BinaryHeap<Reverse<Instant>>,
@@ -240,6 +306,7 @@ impl SimState {
             seed,
             calls: HashMap::new(),
             records: Vec::new(),
+            recent_creates: std::collections::VecDeque::new(),
             active_ends: BinaryHeap::new(),
             placed: 0,
             stats: SimStats::default(),
@@ -259,6 +326,11 @@ impl SimState {
         &mut self.stats
     }
 
+    /// A uniform draw in [0, 1) from the (seeded) generator.
+    pub fn roll(&mut self) -> f64 {
+        self.rng.random::<f64>()
+    }
+
     /// Draw (and count) the fault for one POST /call.
     pub fn draw_fault(&mut self, config: &SimConfig) -> Option<Fault> {
         let fault = faults::draw(&mut self.rng, config);
@@ -268,6 +340,8 @@ impl SimState {
             Some(Fault::Unavailable) => &mut self.stats.faults_503,
             Some(Fault::GatewayTimeout) => &mut self.stats.faults_504,
             Some(Fault::Hang) => &mut self.stats.faults_timeout,
+            Some(Fault::LateCreate) => &mut self.stats.late_created,
+            Some(Fault::ServerErrorAfterCreate) => &mut self.stats.faults_5xx_after_create,
         };
         *counter += 1;
         fault
@@ -294,10 +368,38 @@ impl SimState {
             Plan::Refused {
                 reason: CONCURRENCY_REASON,
             }
+        } else if self.rng.random::<f64>() < config.fault_start_error {
+            self.stats.start_errors += 1;
+            let reason = START_ERRORS[self.rng.random_range(0..START_ERRORS.len())];
+            Plan::Refused { reason }
         } else {
             self.placed += 1;
-            Plan::draw(&mut self.rng, config)
+            let plan = Plan::draw(&mut self.rng, config);
+            if self.rng.random::<f64>() < config.fault_pipeline {
+                self.stats.pipeline_errors += 1;
+                let reason = PIPELINE_ERRORS[self.rng.random_range(0..PIPELINE_ERRORS.len())];
+                plan.failing_early(reason, self.rng.random_range(300..2_500))
+            } else {
+                plan
+            }
         };
+        let vanished = self.rng.random::<f64>() < config.fault_vanish;
+        if vanished {
+            self.stats.vanished += 1;
+        }
+        // The most creates in any one-second window.
+        self.recent_creates.push_back(now);
+        while self
+            .recent_creates
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
+        {
+            self.recent_creates.pop_front();
+        }
+        self.stats.max_creates_per_second = self
+            .stats
+            .max_creates_per_second
+            .max(self.recent_creates.len() as u64);
         let end_ms = plan.end_ms();
         if end_ms > 0 {
             self.active_ends
@@ -318,6 +420,8 @@ impl SimState {
         }
         let record = CallRecord {
             id: id.to_string(),
+            vanished,
+            cost_final_ms: config.cost_final_ms,
             created_instant: now,
             created_at: DateTime::from_timestamp_millis(wall.timestamp_millis()).unwrap_or(wall),
             request,
@@ -347,22 +451,41 @@ impl SimState {
         let index = *self.calls.get(id)?;
         self.records
             .get(index)
+            .filter(|r| !r.vanished)
             .map(|r| Value::Object(r.to_json(now)))
     }
 
-    /// GET /call: matching calls as of `now`, newest first.
-    pub fn list(&self, filter: &ListFilter, now: Instant) -> Vec<Value> {
+    /// GET /call: matching calls as of `now`, at most `limit`, in the configured order
+    /// (Vapi documents none: a client must not rely on one).
+    pub fn list(
+        &mut self,
+        filter: &ListFilter,
+        now: Instant,
+        order: super::ListOrder,
+    ) -> Vec<Value> {
         let same = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        self.records
+        let mut hits: Vec<&CallRecord> = self
+            .records
             .iter()
             .rev()
             .filter(|r| {
-                same(&filter.id, &r.id)
+                !r.vanished
+                    && same(&filter.id, &r.id)
                     && same(&filter.assistant_id, &r.request.assistant_id)
                     && same(&filter.phone_number_id, &r.request.phone_number_id)
                     && filter.created.admits(r.created_at)
                     && filter.updated.admits(r.updated_at(now))
             })
+            .collect();
+        match order {
+            super::ListOrder::Newest => {}
+            super::ListOrder::Oldest => hits.reverse(),
+            super::ListOrder::Random => {
+                use rand::seq::SliceRandom;
+                hits.shuffle(&mut self.rng);
+            }
+        }
+        hits.into_iter()
             .take(filter.limit)
             .map(|r| Value::Object(r.to_json(now)))
             .collect()
