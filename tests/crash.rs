@@ -73,16 +73,28 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
                 &port.to_string(),
                 "--api-key",
                 KEY,
+                // The production-hard profile: unordered lists, late creation after the client
+                // gave up, 5xx after a create, read 429s, start errors, vanishing calls, late
+                // costs; with the refusals turned up.
+                "--realism",
                 "--fault-429",
                 "0.10",
                 "--fault-503",
-                "0.08",
+                "0.06",
                 "--fault-504",
-                "0.06",
+                "0.05",
                 "--fault-timeout",
-                "0.06",
+                "0.04",
+                "--fault-late-create",
+                "0.04",
+                "--late-create-ms",
+                "1200",
+                "--fault-5xx-after-create",
+                "0.04",
                 "--hang-ms",
-                "800",
+                "1500",
+                "--latency-ms",
+                "30",
                 "--queue-ms",
                 "5",
                 "--ring-ms",
@@ -109,9 +121,9 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
     std::fs::write(
         dir.path().join("switchboard.toml"),
         format!(
-            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 1500\nlease_timeout_ms = 5000\nmax_requests_per_second = 500.0\n\
+            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 2500\nlease_timeout_ms = 5000\nmax_requests_per_second = 500.0\n\
              [dispatch]\nrate_per_second = 50.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\nquick_hangup_ms = 0\n\
-             breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\n"
+             breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\nfallback_after_ms = 500\n"
         ),
     )
     .unwrap();
