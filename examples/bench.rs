@@ -73,6 +73,7 @@ fn main() -> Result<()> {
     }
     if run("limits") {
         runtime.block_on(slot_utilisation(if quick { 200 } else { 400 }))?;
+        runtime.block_on(rate_limit(if quick { 150 } else { 300 }))?;
     }
     if run("import") {
         import(sizes.import_rows)?;
@@ -239,6 +240,78 @@ async fn slot_utilisation(n: usize) -> Result<()> {
         stats.get_requests,
         stats.concurrency_blocked
     );
+    Ok(())
+}
+
+/// How close a campaign comes to a gateway limit it is not told: the simulator admits 12
+/// requests a second (a token bucket over every request), the operator configures 50/s.
+/// Bound = 2N/R (at least one create and one read per call); `rate_limit_ratio` = bound /
+/// makespan (goal ≥ 0.8) and `share_429` = 429s / requests (goal < 5 %).
+async fn rate_limit(n: usize) -> Result<()> {
+    const GATEWAY_RPS: f64 = 12.0;
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            concurrency_limit: 0,
+            queue_ms: 50,
+            ring_ms: 50,
+            talk_min_ms: 1_000,
+            talk_max_ms: 1_000,
+            gateway_rps: GATEWAY_RPS,
+            gateway_burst: 12,
+            seed: Some(2),
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("gateway.db")).await?;
+    contacts_campaign(&store, n).await?;
+    let mut config = Config::default();
+    config.vapi.base_url = sim.base_url();
+    config.dispatch.rate_per_second = 50.0;
+    config.dispatch.max_concurrent_calls = 1_000;
+    config.vapi.max_requests_per_second = 50.0;
+    config.dispatch.quick_hangup_ms = 0;
+    let vapi = VapiClient::new(
+        &config.vapi.base_url,
+        Secret::new("k"),
+        config.request_timeout(),
+    )?;
+    let started = Instant::now();
+    let engine = dispatch::start(config, store.clone(), vapi).await?;
+    let mut rx = engine.client().snapshots();
+    let learnt = loop {
+        {
+            let s = rx.borrow_and_update();
+            if s.campaigns
+                .first()
+                .is_some_and(|c| c.status == switchboard::model::CampaignStatus::Completed)
+            {
+                break s.quota.budget.learnt_per_second;
+            }
+        }
+        rx.changed().await?;
+    };
+    let makespan = started.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    let requests = stats.create_requests + stats.get_requests;
+    let bound = 2.0 * n as f64 / GATEWAY_RPS;
+    println!(
+        "gateway_contacts: {n} (gateway {GATEWAY_RPS}/s unknown to the engine, configured 50/s)"
+    );
+    println!("gateway_bound_s: {bound:.1}");
+    println!("gateway_makespan_s: {makespan:.1}");
+    println!("rate_limit_ratio: {:.2} (goal >= 0.8)", bound / makespan);
+    println!(
+        "share_429: {:.1} % (goal < 5 %; {} of {requests} requests)",
+        stats.gateway_rejected as f64 / requests as f64 * 100.0,
+        stats.gateway_rejected
+    );
+    println!("gateway_learnt_rate_per_s: {learnt:.1}");
     Ok(())
 }
 

@@ -215,7 +215,11 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         }
         Some(Commands::Simulate { port, config: sim }) => {
             init_stderr_logging();
-            let sim = if sim.realism { sim.with_realism() } else { *sim };
+            let sim = if sim.realism {
+                sim.with_realism()
+            } else {
+                *sim
+            };
             simulator::run_standalone(sim, port)
                 .await
                 .wrap_err_with(|| format!("cannot serve the simulator on 127.0.0.1:{port}"))?;
