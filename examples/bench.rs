@@ -439,7 +439,9 @@ fn child_import(csv: &Path, db: &Path) -> Result<()> {
         let c = store.create_campaign("import", "a", "p").await?;
         let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(csv)?);
         let started = Instant::now();
-        let report = switchboard::import::import_contacts(&store, c.id, file, None, |_| {}).await?;
+        let report =
+            switchboard::import::import_contacts(&store, c.id, file, &Default::default(), |_| {})
+                .await?;
         let secs = started.elapsed().as_secs_f64();
         println!("import_rows: {}", report.imported);
         println!("import_rows_per_s: {:.0}", report.imported as f64 / secs);

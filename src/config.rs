@@ -235,12 +235,28 @@ impl Default for WebhookConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ImportConfig {
     /// Country calling code for numbers written without one, e.g. "1" or "44"; none = such
     /// numbers are rejected.
     pub default_country_code: Option<String>,
+    /// Reject numbers outside the numbering plan's known ranges (else imported and counted
+    /// as unverified).
+    pub strict: bool,
+    /// A CSV field longer than this (bytes) rejects its row: nothing that large is sent to an
+    /// assistant on every call.
+    pub max_field_bytes: usize,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig {
+            default_country_code: None,
+            strict: false,
+            max_field_bytes: 4_096,
+        }
+    }
 }
 
 impl Config {

@@ -102,11 +102,25 @@ pub async fn prepare(db_path: &Path, contacts: Option<usize>) -> Result<Demo, De
         .await?;
     match contacts {
         None => {
-            import_contacts(&store, campaign.id, DEMO_CONTACTS.as_bytes(), None, |_| {}).await?;
+            import_contacts(
+                &store,
+                campaign.id,
+                DEMO_CONTACTS.as_bytes(),
+                &Default::default(),
+                |_| {},
+            )
+            .await?;
         }
         Some(n) => {
             let csv = generated_contacts(n);
-            import_contacts(&store, campaign.id, csv.as_bytes(), None, |_| {}).await?;
+            import_contacts(
+                &store,
+                campaign.id,
+                csv.as_bytes(),
+                &Default::default(),
+                |_| {},
+            )
+            .await?;
         }
     }
     store.start_campaign(campaign.id).await?;

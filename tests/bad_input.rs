@@ -17,6 +17,13 @@ use switchboard::vapi::{CreateCallResponse, VapiCall};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+fn rules_with_country(code: &str) -> switchboard::config::ImportConfig {
+    switchboard::config::ImportConfig {
+        default_country_code: Some(code.into()),
+        ..Default::default()
+    }
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -53,7 +60,7 @@ proptest! {
         runtime().block_on(async {
             let (store, _dir) = store().await;
             let c = store.create_campaign("c", "a", "p").await.unwrap();
-            match import_contacts(&store, c.id, text.as_bytes(), Some("1"), |_| {}).await {
+            match import_contacts(&store, c.id, text.as_bytes(), &rules_with_country("1"), |_| {}).await {
                 Ok(report) => {
                     prop_assert_eq!(report.imported + report.duplicates + report.rejected.len() as u64, report.rows);
                     prop_assert_eq!(store.contact_count(c.id).await.unwrap() as u64, report.imported);
@@ -73,7 +80,7 @@ proptest! {
 
     #[test]
     fn phone_normalisation_either_gives_e164_or_a_reason(raw in ".{0,30}") {
-        match normalize_phone(&raw, None) {
+        match normalize_phone(&raw, None).map(|p| p.e164) {
             Ok(p) => {
                 prop_assert!(p.starts_with('+'));
                 prop_assert!((9..=16).contains(&p.len()));

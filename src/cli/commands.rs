@@ -162,16 +162,13 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
                 .map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
             let reader = std::io::BufReader::with_capacity(1 << 20, reader);
             let started = std::time::Instant::now();
-            let report = import_contacts(
-                store,
-                c.id,
-                reader,
-                config.import.default_country_code.as_deref(),
-                |rows| eprint!("\rread {rows} rows…"),
-            )
+            let report = import_contacts(store, c.id, reader, &config.import, |rows| {
+                eprint!("\rread {rows} rows…")
+            })
             .await
             .map_err(|e| match e {
                 crate::import::ImportError::Store(s) => user(s),
+                crate::import::ImportError::Cancelled(_) => UserError(e.to_string()).into(),
                 other => UserError(format!(
                     "{}: {}",
                     file.display(),
@@ -195,13 +192,22 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
             }
             writeln!(
                 out,
-                "imported {} contacts into {} ({} rejected, {} duplicates) in {:.1}s",
+                "imported {} contacts into {} ({} rejected, {} duplicates, {} unverified, {} in E.164 checked for length only) in {:.1}s",
                 report.imported,
                 c.name,
                 report.rejected.len(),
                 report.duplicates,
+                report.unverified,
+                report.length_checked_only,
                 started.elapsed().as_secs_f64()
             )?;
+            if report.reopened {
+                writeln!(
+                    out,
+                    "campaign {} was COMPLETED: it is DIALING again for the new contacts",
+                    c.name
+                )?;
+            }
         }
     }
     Ok(())

@@ -131,15 +131,17 @@ impl Store {
         engine_id: &str,
     ) -> Result<Option<(DialJob, i64)>> {
         let mut tx = self.write().await?;
-        let next: Option<(i64, i64)> = sqlx::query_as(
+        let sql = sqlx::AssertSqlSafe(format!(
             "SELECT k.id, k.sequence FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
-             WHERE k.campaign_id = ? AND k.status = ? AND g.status = ? ORDER BY k.id LIMIT 1",
-        )
-        .bind(campaign_id)
-        .bind(ContactStatus::Pending)
-        .bind(crate::model::CampaignStatus::Dialing)
-        .fetch_optional(&mut *tx)
-        .await?;
+             WHERE k.campaign_id = ? AND k.status = ? AND g.status = ? AND {} ORDER BY k.id LIMIT 1",
+            super::contacts::CLAIMABLE_IMPORT_SQL
+        ));
+        let next: Option<(i64, i64)> = sqlx::query_as(sql)
+            .bind(campaign_id)
+            .bind(ContactStatus::Pending)
+            .bind(crate::model::CampaignStatus::Dialing)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some((contact_id, sequence)) = next else {
             return Ok(None);
         };

@@ -1,9 +1,9 @@
 //! The `contacts` table: who to call, and where each contact is in its dial sequence.
 
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::{Result, Store, now};
-use crate::model::ContactStatus;
+use crate::model::{CampaignStatus, ContactStatus};
 
 /// A contact ready to insert (the importer has already normalised the phone to E.164).
 #[derive(Debug, Clone, PartialEq)]
@@ -41,14 +41,80 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Starts an import: batches added to it are committed together, or not at all.
+    /// Starts an import. Its batches are committed in short transactions of their own (a
+    /// long import never holds the write lock for long) and stay invisible to the claim until
+    /// [`ImportSession::commit`]; an import that fails or dies leaves nothing visible, and its
+    /// rows are removed (here, at the next import, or when the store opens).
     pub async fn import_session(&self, campaign_id: i64) -> Result<ImportSession> {
+        self.remove_dead_imports().await?;
+        let mut tx = self.write().await?;
+        let id = sqlx::query(
+            "INSERT INTO imports (campaign_id, status, host, pid, started_at, heartbeat_ms) \
+             VALUES (?, 'IMPORTING', ?, ?, ?, ?)",
+        )
+        .bind(campaign_id)
+        .bind(super::lease::host_name())
+        .bind(i64::from(std::process::id()))
+        .bind(now())
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        tx.commit().await?;
         Ok(ImportSession {
-            tx: self.write().await?,
+            store: self.clone(),
+            import_id: id,
             campaign_id,
             created_at: now(),
             inserted: 0,
         })
+    }
+
+    /// Removes the rows of imports that will never complete: their process is gone from this
+    /// host, or their heartbeat stopped a minute ago. In chunks, so no lock is held long.
+    pub async fn remove_dead_imports(&self) -> Result<u64> {
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT id, host, pid, heartbeat_ms FROM imports WHERE status = 'IMPORTING'",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        let here = super::lease::host_name();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut removed = 0;
+        for (id, host, pid, heartbeat) in rows {
+            let gone = (host == here && !super::lease::process_alive(pid))
+                || now_ms - heartbeat > DEAD_IMPORT_MS;
+            if gone {
+                removed += self.delete_import(id).await?;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn delete_import(&self, import_id: i64) -> Result<u64> {
+        let mut removed = 0;
+        loop {
+            let mut tx = self.write().await?;
+            let n = sqlx::query(
+                "DELETE FROM contacts WHERE id IN \
+                 (SELECT id FROM contacts WHERE import_id = ? LIMIT 10000)",
+            )
+            .bind(import_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                sqlx::query("DELETE FROM imports WHERE id = ?")
+                    .bind(import_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            removed += n;
+            if n == 0 {
+                return Ok(removed);
+            }
+        }
     }
 
     pub async fn contact_count(&self, campaign_id: i64) -> Result<i64> {
@@ -94,21 +160,24 @@ impl Store {
     }
 }
 
-/// An open import transaction (see [`Store::import_session`]).
+/// An import in progress (see [`Store::import_session`]).
 pub struct ImportSession {
-    tx: Transaction<'static, Sqlite>,
+    store: Store,
+    import_id: i64,
     campaign_id: i64,
     created_at: String,
     inserted: u64,
 }
 
 impl ImportSession {
-    /// Adds a batch; duplicates are skipped. Returns how many rows were new.
+    /// Adds a batch in a short transaction of its own; duplicates are skipped. Returns how
+    /// many rows were new. The rows stay invisible to the claim until `commit`.
     pub async fn add(&mut self, contacts: &[NewContact]) -> Result<u64> {
+        let mut tx = self.store.write().await?;
         let mut inserted = 0;
         for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
             let mut builder = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO contacts (campaign_id, name, phone, extension, variables, created_at) ",
+                "INSERT OR IGNORE INTO contacts (campaign_id, name, phone, extension, variables, created_at, import_id) ",
             );
             builder.push_values(chunk, |mut row, c| {
                 row.push_bind(self.campaign_id)
@@ -116,26 +185,58 @@ impl ImportSession {
                     .push_bind(c.phone.as_str())
                     .push_bind(c.extension.as_deref())
                     .push_bind(c.variables.as_str())
-                    .push_bind(self.created_at.as_str());
+                    .push_bind(self.created_at.as_str())
+                    .push_bind(self.import_id);
             });
-            inserted += builder
-                .build()
-                .execute(&mut *self.tx)
-                .await?
-                .rows_affected();
+            inserted += builder.build().execute(&mut *tx).await?.rows_affected();
         }
+        sqlx::query("UPDATE imports SET heartbeat_ms = ? WHERE id = ?")
+            .bind(chrono::Utc::now().timestamp_millis())
+            .bind(self.import_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         self.inserted += inserted;
         Ok(inserted)
     }
 
-    /// Commits every batch and the campaign's contact count together.
-    pub async fn commit(mut self) -> Result<u64> {
+    /// Makes every batch visible at once, with the campaign's contact count. A COMPLETED
+    /// campaign that gained contacts is DIALING again (returned as true).
+    pub async fn commit(self) -> Result<(u64, bool)> {
+        let mut tx = self.store.write().await?;
+        sqlx::query("UPDATE imports SET status = 'COMPLETE' WHERE id = ?")
+            .bind(self.import_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE campaigns SET contacts_total = contacts_total + ? WHERE id = ?")
             .bind(self.inserted as i64)
             .bind(self.campaign_id)
-            .execute(&mut *self.tx)
+            .execute(&mut *tx)
             .await?;
-        self.tx.commit().await?;
-        Ok(self.inserted)
+        let reopened = self.inserted > 0
+            && sqlx::query(
+                "UPDATE campaigns SET status = ?, completed_at = NULL WHERE id = ? AND status = ?",
+            )
+            .bind(CampaignStatus::Dialing)
+            .bind(self.campaign_id)
+            .bind(CampaignStatus::Completed)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+        tx.commit().await?;
+        Ok((self.inserted, reopened))
+    }
+
+    /// Gives the import up: its rows are removed (in chunks).
+    pub async fn abort(self) -> Result<()> {
+        self.store.delete_import(self.import_id).await?;
+        Ok(())
     }
 }
+
+/// An import whose heartbeat stopped this long ago is dead (its batches come every few ms).
+const DEAD_IMPORT_MS: i64 = 60_000;
+
+/// Contacts the claim may take: not rows of an import still in progress (alias `k`).
+pub const CLAIMABLE_IMPORT_SQL: &str = "(k.import_id IS NULL OR k.import_id NOT IN (SELECT id FROM imports WHERE status = 'IMPORTING'))";

@@ -176,7 +176,7 @@ pub fn host_name() -> String {
 
 /// Whether a process with this pid exists on this host. Where that cannot be told (no
 /// /proc), assume it does: then only the heartbeat timeout frees the lease.
-fn process_alive(pid: i64) -> bool {
+pub(crate) fn process_alive(pid: i64) -> bool {
     let proc_root = std::path::Path::new("/proc");
     if !proc_root.join("self").exists() {
         return true;

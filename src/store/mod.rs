@@ -71,6 +71,8 @@ impl Store {
             .await?;
         let store = Store { writer, reader };
         store.ensure_rows().await?;
+        // Rows of an import that died (crash, kill) never become visible: remove them.
+        store.remove_dead_imports().await?;
         Ok(store)
     }
 

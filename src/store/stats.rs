@@ -20,6 +20,7 @@ fn recomputed_counters() -> String {
     let ended = sql_in(&[CallStatus::Ended]);
     let failed = sql_in(&[CallStatus::Failed]);
     let done = sql_in(&[ContactStatus::Done, ContactStatus::Skipped]);
+    let visible = super::contacts::CLAIMABLE_IMPORT_SQL;
     format!(
         "SELECT g.id AS campaign_id, \
     g.active_calls || '/' || g.total_calls_created || '/' || g.ended_calls || '/' || g.failed_calls \
@@ -29,8 +30,8 @@ fn recomputed_counters() -> String {
     (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {ended}) || '/' || \
     (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {failed}) || '/' || \
     round((SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = g.id), 6) || '/' || \
-    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id) || '/' || \
-    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND k.status IN {done}) AS recomputed \
+    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND {visible}) || '/' || \
+    (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND k.status IN {done} AND {visible}) AS recomputed \
     FROM campaigns g"
     )
 }
@@ -158,6 +159,7 @@ impl Store {
         let ended = sql_in(&[CallStatus::Ended]);
         let failed = sql_in(&[CallStatus::Failed]);
         let done = sql_in(&[ContactStatus::Done, ContactStatus::Skipped]);
+        let visible = super::contacts::CLAIMABLE_IMPORT_SQL;
         let sql = sqlx::AssertSqlSafe(format!(
             "UPDATE campaigns SET \
              active_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
@@ -167,8 +169,8 @@ impl Store {
              ended_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id AND c.status IN {ended}), \
              failed_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id AND c.status IN {failed}), \
              cost_usd = (SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = campaigns.id), \
-             contacts_total = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id), \
-             contacts_done = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id AND k.status IN {done})"
+             contacts_total = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id AND {visible}), \
+             contacts_done = (SELECT count(*) FROM contacts k WHERE k.campaign_id = campaigns.id AND k.status IN {done} AND {visible})"
         ));
         sqlx::query(sql).execute(&mut *tx).await?;
         tx.commit().await?;

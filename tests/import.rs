@@ -1,0 +1,237 @@
+//! Imports: numbers by the numbering plan (normalised and de-duplicated), a long import
+//! committed in chunks that the claim cannot see until it is complete, nothing left of an
+//! import that failed or died, finished campaigns re-opened and cancelled ones refused.
+
+mod common;
+
+use common::*;
+use switchboard::config::ImportConfig;
+use switchboard::import::{ImportError, import_contacts};
+use switchboard::model::CampaignStatus;
+use switchboard::store::contacts::NewContact;
+
+fn rules(country: Option<&str>) -> ImportConfig {
+    ImportConfig {
+        default_country_code: country.map(str::to_string),
+        ..ImportConfig::default()
+    }
+}
+
+fn contact(phone: &str) -> NewContact {
+    NewContact {
+        name: None,
+        phone: phone.into(),
+        extension: None,
+        variables: "{}".into(),
+    }
+}
+
+#[tokio::test]
+async fn numbers_are_normalised_by_the_plan_and_deduplicated_on_the_result() {
+    let (store, _dir) = store().await;
+    let c = store.create_campaign("c", "a", "p").await.unwrap();
+    let csv = "phone,name\n\
+               +44 (0)20 7946 0958,A\n\
+               +44 20 7946 0958,B\n\
+               1 (415) 555-0101,C\n\
+               +1 415 555 0101,D\n\
+               +1 415 000 0000,E\n\
+               +1 415 555,F\n\
+               +14155550102,G\n";
+    let report = import_contacts(&store, c.id, csv.as_bytes(), &rules(Some("1")), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 4, "{report:?}");
+    assert_eq!(
+        report.duplicates, 2,
+        "the (0) spelling and the leading 1 are the same numbers"
+    );
+    assert_eq!(
+        report.unverified, 1,
+        "+1 415 000 0000: possible length, no such exchange"
+    );
+    assert_eq!(
+        report.length_checked_only, 1,
+        "+14155550102 took the E.164 fast path"
+    );
+    assert_eq!(report.rejected.len(), 1);
+    assert_eq!(report.rejected[0].line, 7);
+    assert!(report.rejected[0].reason.contains("cannot be a number"));
+
+    // Strict: the unverified number is refused with its line.
+    let c2 = store.create_campaign("strict", "a", "p").await.unwrap();
+    let strict = ImportConfig {
+        strict: true,
+        ..rules(Some("1"))
+    };
+    let report = import_contacts(&store, c2.id, csv.as_bytes(), &strict, |_| {})
+        .await
+        .unwrap();
+    assert!(
+        report
+            .rejected
+            .iter()
+            .any(|r| r.line == 6 && r.reason.contains("import.strict")),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_fields_reject_their_row() {
+    let (store, _dir) = store().await;
+    let c = store.create_campaign("c", "a", "p").await.unwrap();
+    let csv = format!(
+        "phone,notes\n+442079460958,{}\n+442079460959,short\n",
+        "x".repeat(5_000)
+    );
+    let report = import_contacts(&store, c.id, csv.as_bytes(), &rules(None), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 1);
+    assert_eq!(report.rejected[0].line, 2);
+    assert!(report.rejected[0].reason.contains("max_field_bytes"));
+}
+
+/// A long import commits in chunks (another writer is never kept waiting) that the claim
+/// cannot see until the import is complete.
+#[tokio::test]
+async fn an_import_in_progress_is_invisible_to_the_claim_and_blocks_no_writer() {
+    let (store, _dir) = store().await;
+    let id = campaign(&store, "c", 1).await;
+    let instance = store.instance_id().await.unwrap();
+    // Its one visible contact is claimed: only the import's rows are left.
+    assert!(
+        store
+            .claim_call(id, &instance, "e")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let c = store.campaign(id).await.unwrap();
+    let mut session = store.import_session(c.id).await.unwrap();
+    session
+        .add(&[contact("+442079460958"), contact("+442079460959")])
+        .await
+        .unwrap();
+    // Between batches no lock is held: another write goes through at once.
+    tokio::time::timeout(std::time::Duration::from_millis(500), store.set_rate(3.0))
+        .await
+        .expect("the writer was free")
+        .unwrap();
+    assert!(
+        store
+            .claim_call(c.id, &instance, "e")
+            .await
+            .unwrap()
+            .is_none(),
+        "rows of an import in progress are not claimed"
+    );
+    assert!(store.verify_counters().await.unwrap().is_empty());
+    let (inserted, _) = session.commit().await.unwrap();
+    assert_eq!(inserted, 2);
+    assert!(
+        store
+            .claim_call(c.id, &instance, "e")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.verify_counters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_or_dead_import_leaves_nothing() {
+    let (store, dir) = store().await;
+    let c = store.create_campaign("c", "a", "p").await.unwrap();
+    let mut session = store.import_session(c.id).await.unwrap();
+    session.add(&[contact("+442079460958")]).await.unwrap();
+    session.abort().await.unwrap();
+    assert_eq!(store.contact_count(c.id).await.unwrap(), 0);
+
+    // A process that died mid-import (its pid is gone): its rows go at the next open.
+    let session = store.import_session(c.id).await.unwrap();
+    let mut session = session;
+    session.add(&[contact("+442079460959")]).await.unwrap();
+    std::mem::forget(session);
+    {
+        use sqlx::Connection;
+        let mut db = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("switchboard.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("UPDATE imports SET pid = 999999999")
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    let reopened = switchboard::store::Store::open_in(dir.path())
+        .await
+        .unwrap();
+    assert_eq!(reopened.contact_count(c.id).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn imports_reopen_completed_campaigns_and_refuse_cancelled_ones() {
+    let (store, _dir) = store().await;
+    let id = campaign(&store, "done", 1).await;
+    // Finish the campaign: its one contact's call ends.
+    let instance = store.instance_id().await.unwrap();
+    let (job, attempt) = store.claim_call(id, &instance, "e").await.unwrap().unwrap();
+    let ended = switchboard::store::calls::CallUpdate {
+        status: Some(switchboard::model::CallStatus::Ended),
+        ended_reason: Some("customer-ended-call".into()),
+        ..Default::default()
+    };
+    store
+        .record_created(
+            job.call_id,
+            attempt,
+            switchboard::model::AttemptOutcome::Created,
+            "p-1",
+            &ended,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.campaign(id).await.unwrap().status,
+        CampaignStatus::Completed
+    );
+    let report = import_contacts(
+        &store,
+        id,
+        "phone\n+442079460958\n".as_bytes(),
+        &rules(None),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.reopened);
+    assert_eq!(
+        store.campaign(id).await.unwrap().status,
+        CampaignStatus::Dialing
+    );
+    assert!(
+        store
+            .claim_call(id, &instance, "e")
+            .await
+            .unwrap()
+            .is_some(),
+        "dialled"
+    );
+
+    let c = store.create_campaign("gone", "a", "p").await.unwrap();
+    store.cancel_campaign(c.id).await.unwrap();
+    let err = import_contacts(
+        &store,
+        c.id,
+        "phone\n+442079460958\n".as_bytes(),
+        &rules(None),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ImportError::Cancelled(_)), "{err}");
+    assert_eq!(store.contact_count(c.id).await.unwrap(), 0);
+}
