@@ -157,12 +157,18 @@ pub async fn start(
                     source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
                 })?;
         webhook_addr = Some(
-            webhook::serve(ctx.clone(), addr, secret)
-                .await
-                .map_err(|source| EngineError::Webhook {
-                    addr: listen.clone(),
-                    source,
-                })?,
+            webhook::serve(
+                ctx.clone(),
+                addr,
+                secret,
+                webhook::AuthCheck::from_config(&ctx.config.webhook),
+                Arc::new(webhook::Refusals::default()),
+            )
+            .await
+            .map_err(|source| EngineError::Webhook {
+                addr: listen.clone(),
+                source,
+            })?,
         );
     }
     let unfinished = ctx.store.unfinished_jobs().await?;
