@@ -35,6 +35,8 @@ pub enum Action {
 
 /// News for the app.
 #[derive(Debug, Clone, PartialEq)]
+// A snapshot is the big variant and the common one: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Update {
     Snapshot(Snapshot),
     Page {

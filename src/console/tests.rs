@@ -186,6 +186,8 @@ fn snapshot() -> Snapshot {
             event(2, EventKind::Command, None, None, "rate 1.5 → 2.0/s", None),
         ]),
         stopped: false,
+        webhook_refused: 0,
+        webhook_last_refusal: None,
     }
 }
 

@@ -65,6 +65,8 @@ pub(crate) struct Ctx {
     pub gate: Gate,
     pub config: Config,
     pub instance: String,
+    /// Webhook messages refused for their credentials, shown in the snapshot.
+    pub webhook_refusals: Arc<webhook::Refusals>,
 }
 
 /// A running engine: its client interface and the task to wait for.
@@ -146,6 +148,7 @@ pub async fn start(
         gate,
         config,
         instance,
+        webhook_refusals: Arc::new(webhook::Refusals::default()),
     });
     let mut webhook_addr = None;
     if let (Some(listen), Some(secret)) = (&ctx.config.webhook.listen, webhook_secret) {
@@ -162,7 +165,7 @@ pub async fn start(
                 addr,
                 secret,
                 webhook::AuthCheck::from_config(&ctx.config.webhook),
-                Arc::new(webhook::Refusals::default()),
+                ctx.webhook_refusals.clone(),
             )
             .await
             .map_err(|source| EngineError::Webhook {
@@ -539,6 +542,8 @@ impl ControlLoop {
                 .unwrap_or(0),
             events: s.events.clone(),
             stopped: false,
+            webhook_refused: self.ctx.webhook_refusals.count(),
+            webhook_last_refusal: self.ctx.webhook_refusals.last_reason(),
         });
         self.pending_snapshot = Some(snapshot);
     }

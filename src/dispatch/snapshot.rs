@@ -35,6 +35,10 @@ pub struct Snapshot {
     pub events: VecDeque<EngineEvent>,
     /// True once the engine has stopped (quit finished).
     pub stopped: bool,
+    /// Webhook messages refused (bad or missing credentials) since the engine started.
+    pub webhook_refused: u64,
+    /// Why the latest one was refused.
+    pub webhook_last_refusal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

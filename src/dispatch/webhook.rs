@@ -83,6 +83,14 @@ pub(crate) struct Refusals {
 }
 
 impl Refusals {
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn last_reason(&self) -> Option<String> {
+        self.last.lock().ok().and_then(|last| last.clone())
+    }
+
     fn record(&self, refusal: Refusal) {
         self.count.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut last) = self.last.lock() {
