@@ -222,8 +222,29 @@ impl Default for TrackingConfig {
 pub struct WebhookConfig {
     /// Address for the webhook listener, e.g. "0.0.0.0:8090"; none = polling only.
     pub listen: Option<String>,
-    /// Environment variable with the shared secret checked against `X-Vapi-Secret`.
+    /// Environment variable with the shared secret (never the file itself).
     pub secret_env: String,
+    /// How Vapi proves a message is its own; `secret` (legacy `X-Vapi-Secret`) by default.
+    pub auth: WebhookAuth,
+    /// Header carrying the credential when `auth = "header"`, e.g. "x-my-token".
+    pub header_name: Option<String>,
+    /// HMAC only: a message whose `x-timestamp` is further than this from now is refused.
+    pub replay_window_s: u64,
+}
+
+/// Webhook authentication modes, as configured in Vapi's server credentials.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookAuth {
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+    /// The secret verbatim in the header named by `header_name`.
+    Header,
+    /// `x-signature` = hex HMAC-SHA256 of "{x-timestamp}.{raw body}".
+    Hmac,
+    /// Legacy `X-Vapi-Secret: <secret>`.
+    #[default]
+    Secret,
 }
 
 impl Default for WebhookConfig {
@@ -231,6 +252,9 @@ impl Default for WebhookConfig {
         WebhookConfig {
             listen: None,
             secret_env: "VAPI_WEBHOOK_SECRET".into(),
+            auth: WebhookAuth::Secret,
+            header_name: None,
+            replay_window_s: 300,
         }
     }
 }

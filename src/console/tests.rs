@@ -188,6 +188,8 @@ fn snapshot() -> Snapshot {
         ]),
         stopped: false,
         attached_to: None,
+        webhook_refused: 0,
+        webhook_last_refusal: None,
     }
 }
 

@@ -78,6 +78,8 @@ pub(crate) struct Ctx {
     pub unclassified: std::sync::Mutex<HashSet<String>>,
     /// The request budget every request to Vapi takes from.
     pub budget: budget::RequestBudget,
+    /// Webhook messages refused for their credentials, shown in the snapshot.
+    pub webhook_refusals: Arc<webhook::Refusals>,
 }
 
 /// `GET /call` through the request budget (used by look-ups and bulk reads).
@@ -200,6 +202,7 @@ pub async fn attach(
         engine: EngineIdentity::of_this_process(),
         unclassified: std::sync::Mutex::new(HashSet::new()),
         budget: budget::RequestBudget::new(1.0, 1),
+        webhook_refusals: Arc::new(webhook::Refusals::default()),
     });
     let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
@@ -307,6 +310,7 @@ pub async fn start(
         engine,
         unclassified: std::sync::Mutex::new(HashSet::new()),
         budget,
+        webhook_refusals: Arc::new(webhook::Refusals::default()),
     });
     let mut webhook_addr = None;
     if let (Some(listen), Some(secret)) = (&ctx.config.webhook.listen, webhook_secret) {
@@ -318,12 +322,18 @@ pub async fn start(
                     source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
                 })?;
         webhook_addr = Some(
-            webhook::serve(ctx.clone(), addr, secret)
-                .await
-                .map_err(|source| EngineError::Webhook {
-                    addr: listen.clone(),
-                    source,
-                })?,
+            webhook::serve(
+                ctx.clone(),
+                addr,
+                secret,
+                webhook::AuthCheck::from_config(&ctx.config.webhook),
+                ctx.webhook_refusals.clone(),
+            )
+            .await
+            .map_err(|source| EngineError::Webhook {
+                addr: listen.clone(),
+                source,
+            })?,
         );
     }
     let unfinished = ctx.store.unfinished_jobs().await?;
@@ -868,6 +878,8 @@ impl ControlLoop {
             events: self.events.clone(),
             stopped: false,
             attached_to: self.attached_to.clone(),
+            webhook_refused: self.ctx.webhook_refusals.count(),
+            webhook_last_refusal: self.ctx.webhook_refusals.last_reason(),
         });
         self.pending_snapshot = Some(snapshot);
     }

@@ -37,6 +37,10 @@ pub struct Snapshot {
     pub stopped: bool,
     /// `host:pid` of the engine this console is attached to; `None` when the engine runs here.
     pub attached_to: Option<String>,
+    /// Webhook messages refused (bad or missing credentials) since the engine started.
+    pub webhook_refused: u64,
+    /// Why the latest one was refused.
+    pub webhook_last_refusal: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

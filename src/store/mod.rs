@@ -2,6 +2,7 @@
 //! `BEGIN IMMEDIATE`), a separate reader pool, WAL with `synchronous=FULL` because a lost
 //! "sent" row would mean a re-dial. One module per table.
 
+pub mod analysis;
 pub mod attempts;
 pub mod calls;
 pub mod campaigns;
