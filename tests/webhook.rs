@@ -103,7 +103,9 @@ async fn hmac_mode_accepts_signed_messages_and_refuses_forged_stale_and_unsigned
     let transcript = "a".repeat(10 * 1024 * 1024);
     let end = serde_json::to_vec(&json!({"message": {"type": "end-of-call-report",
         "call": {"id": "call-0"}, "endedReason": "customer-ended-call", "cost": 0.25,
-        "artifact": {"transcript": transcript}}}))
+        "analysis": {"summary": "Booked a demo for Tuesday.", "successEvaluation": false,
+                     "structuredData": {"do_not_call": false, "slot": "tue"}},
+        "artifact": {"transcript": transcript, "recordingUrl": "https://storage.vapi.ai/r.wav"}}}))
     .expect("json");
     assert!(end.len() > 10 * 1024 * 1024);
     let signature = sign("s3cret", &now, &end);
@@ -116,6 +118,29 @@ async fn hmac_mode_accepts_signed_messages_and_refuses_forged_stale_and_unsigned
         200
     );
     assert_eq!(store.call(1).await.expect("call").status, CallStatus::Ended);
+    // The report's analysis and recording are kept, and the success rate follows Vapi's
+    // evaluation (false) rather than the ended reason (a normal hang-up).
+    let analysis = store
+        .call_analysis(1)
+        .await
+        .unwrap()
+        .expect("analysis stored");
+    assert_eq!(
+        analysis.summary.as_deref(),
+        Some("Booked a demo for Tuesday.")
+    );
+    assert_eq!(analysis.success_evaluation.as_deref(), Some("false"));
+    assert!(
+        analysis
+            .structured_data
+            .unwrap()
+            .contains("\"slot\":\"tue\"")
+    );
+    assert_eq!(
+        analysis.recording_url.as_deref(),
+        Some("https://storage.vapi.ai/r.wav")
+    );
+    assert_eq!(store.success_rate(1).await.unwrap(), Some(0.0));
 
     let s = wait_for(&engine, Duration::from_secs(10), |s| s.webhook_refused == 3).await;
     assert!(s.webhook_last_refusal.is_some());

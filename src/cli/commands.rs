@@ -269,7 +269,12 @@ pub async fn calls(
     let mut out = std::io::stdout().lock();
     if json {
         for r in &rows {
-            let line = json_line(r, r.status.as_str(), Some(name_of(r.campaign_id)))?;
+            let mut line = json_line(r, r.status.as_str(), Some(name_of(r.campaign_id)))?;
+            if let Some(analysis) = store.call_analysis(r.id).await.map_err(user)?
+                && let Some(fields) = line.as_object_mut()
+            {
+                fields.insert("analysis".into(), serde_json::to_value(analysis)?);
+            }
             writeln!(out, "{line}")?;
         }
         return Ok(());

@@ -45,6 +45,7 @@ pub enum Update {
     Attempts {
         call_id: i64,
         rows: Vec<Attempt>,
+        analysis: Option<crate::store::analysis::CallAnalysis>,
     },
     /// A page or attempt load failed; shown on the status line.
     LoadFailed(String),
@@ -96,6 +97,8 @@ pub struct Details {
     pub call: CallListRow,
     /// `None` while loading.
     pub attempts: Option<Vec<Attempt>>,
+    /// What the end-of-call report said (summary, evaluation, recording), if anything.
+    pub analysis: Option<crate::store::analysis::CallAnalysis>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -428,6 +431,7 @@ impl App {
                 self.popup = Some(Popup::Details(Details {
                     call: row,
                     attempts: None,
+                    analysis: None,
                 }));
                 Some(Action::LoadAttempts(call_id))
             }
@@ -754,11 +758,16 @@ impl App {
                 }
                 None
             }
-            Update::Attempts { call_id, rows } => {
+            Update::Attempts {
+                call_id,
+                rows,
+                analysis,
+            } => {
                 if let Some(Popup::Details(details)) = &mut self.popup
                     && details.call.id == call_id
                 {
                     details.attempts = Some(rows);
+                    details.analysis = analysis;
                 }
                 None
             }

@@ -166,8 +166,13 @@ impl Runner {
                 let store = self.store.clone();
                 let done = self.done.clone();
                 tokio::spawn(async move {
+                    let analysis = store.call_analysis(call_id).await.ok().flatten();
                     let update = match store.attempts(call_id).await {
-                        Ok(rows) => Update::Attempts { call_id, rows },
+                        Ok(rows) => Update::Attempts {
+                            call_id,
+                            rows,
+                            analysis,
+                        },
                         Err(e) => Update::LoadFailed(format!(
                             "cannot read attempts of call {call_id}: {e}"
                         )),

@@ -74,6 +74,15 @@ fn event(
     }
 }
 
+fn switchboard_analysis() -> crate::store::analysis::CallAnalysis {
+    crate::store::analysis::CallAnalysis {
+        summary: Some("The customer agreed to a follow-up call on Tuesday.".into()),
+        success_evaluation: Some("true".into()),
+        structured_data: Some("{\"follow_up\":\"tuesday\"}".into()),
+        recording_url: Some("https://storage.vapi.ai/rec-42.wav".into()),
+    }
+}
+
 fn snapshot() -> Snapshot {
     let mut renewals = campaign(2, "renewals-q2", CampaignStatus::Paused);
     renewals.pause_reason = Some("Vapi: insufficient credits".into());
@@ -387,6 +396,7 @@ fn screen_details_popup() {
         };
         app.apply(Update::Attempts {
             call_id,
+            analysis: Some(switchboard_analysis()),
             rows: vec![
                 attempt(
                     1,

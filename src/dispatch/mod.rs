@@ -210,6 +210,7 @@ pub async fn attach(
         ctx: ctx.clone(),
         snapshot: snapshot_tx,
         reasons: HashMap::new(),
+        success: HashMap::new(),
         ticks: 0,
         version: 0,
         pending_snapshot: None,
@@ -346,6 +347,7 @@ pub async fn start(
         ctx: ctx.clone(),
         snapshot: snapshot_tx,
         reasons: HashMap::new(),
+        success: HashMap::new(),
         ticks: 0,
         version: 0,
         pending_snapshot: None,
@@ -592,6 +594,8 @@ struct ControlLoop {
     snapshot: watch::Sender<Snapshot>,
     /// Ended-reason histograms, refreshed every few ticks.
     reasons: HashMap<i64, Vec<(String, i64)>>,
+    /// Success rates (Vapi's evaluation where reports carry one), refreshed now and then.
+    success: HashMap<i64, Option<f64>>,
     ticks: u64,
     version: u64,
     /// Built by the last refresh, sent by `publish`.
@@ -771,6 +775,12 @@ impl ControlLoop {
                     .insert(c.id, store.reason_histogram(c.id).await?);
             }
         }
+        // A scan of the ended calls: every ~10 s (50 ticks) is enough for a percentage.
+        if self.ticks.is_multiple_of(50) {
+            for c in &campaigns {
+                self.success.insert(c.id, store.success_rate(c.id).await?);
+            }
+        }
         self.ticks += 1;
         self.build(campaigns, &creating);
         Ok(())
@@ -842,7 +852,12 @@ impl ControlLoop {
             .into_iter()
             .map(|c| {
                 let reasons = self.reasons.get(&c.id).cloned().unwrap_or_default();
-                campaign_view(c, creating, reasons, per_call)
+                let success = self.success.get(&c.id).copied().flatten();
+                let mut view = campaign_view(c, creating, reasons, per_call);
+                if success.is_some() {
+                    view.success_rate = success;
+                }
+                view
             })
             .collect();
         let budget = self.ctx.budget.view();

@@ -4,6 +4,7 @@
 //! `X-Vapi-Secret`); a message that fails gets 401 and changes nothing. Duplicated and
 //! out-of-order messages are harmless: the store never moves a call backwards.
 
+use crate::store::analysis::CallAnalysis;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -223,6 +224,39 @@ struct CallRef {
     id: String,
 }
 
+/// Only the report's `analysis`, `artifact.recordingUrl` and `recordingUrl`, read from the
+/// body without keeping transcripts and messages.
+fn report_fields(body: &[u8]) -> serde_json::Value {
+    #[derive(Deserialize)]
+    struct Report {
+        message: ReportMessage,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ReportMessage {
+        #[serde(default)]
+        analysis: serde_json::Value,
+        #[serde(default)]
+        artifact: Option<ArtifactUrl>,
+        #[serde(default)]
+        recording_url: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ArtifactUrl {
+        #[serde(default)]
+        recording_url: Option<String>,
+    }
+    match serde_json::from_slice::<Report>(body) {
+        Ok(r) => serde_json::json!({
+            "analysis": r.message.analysis,
+            "artifact": {"recordingUrl": r.message.artifact.and_then(|a| a.recording_url)},
+            "recordingUrl": r.message.recording_url,
+        }),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 /// Binds `addr` and serves until the engine stops. Returns the bound address.
 pub(crate) async fn serve(
     ctx: Arc<Ctx>,
@@ -277,6 +311,14 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
         return StatusCode::BAD_REQUEST;
     };
     let message = envelope.message;
+    if message.kind == "end-of-call-report"
+        && let Some(call) = &message.call
+        && let Some(analysis) = CallAnalysis::from_report(&report_fields(&body))
+        && let Err(e) = state.ctx.store.record_analysis(&call.id, &analysis).await
+    {
+        tracing::error!(target: "switchboard::engine", "analysis not recorded: {e}");
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     let Some(call) = message.call else {
         return StatusCode::OK;
     };

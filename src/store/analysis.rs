@@ -1,12 +1,18 @@
 //! What an end-of-call report says about a call beyond its status: Vapi's analysis
-//! (summary, success evaluation, structured data) and the recording. Storage in a
-//! `call_analysis` table (migration 0004) is still to come; this module holds the shape and
-//! the pure success rule.
+//! (summary, success evaluation, structured data) and the recording, kept in the
+//! `call_analysis` table; and the pure success rule.
 
 use serde::Serialize;
 
-/// A call's analysis, as `calls --json` would print it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+use super::{Result, Store, now};
+
+/// Longest stored summary and structured data (bytes); longer ones are cut.
+const MAX_SUMMARY: usize = 4_096;
+const MAX_STRUCTURED: usize = 65_536;
+const MAX_URL: usize = 2_048;
+
+/// A call's analysis, as `calls --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default, sqlx::FromRow)]
 pub struct CallAnalysis {
     pub summary: Option<String>,
     /// `analysis.successEvaluation` as text, whatever its JSON type (bool, string, number).
@@ -14,6 +20,105 @@ pub struct CallAnalysis {
     /// `analysis.structuredData` as JSON text.
     pub structured_data: Option<String>,
     pub recording_url: Option<String>,
+}
+
+impl CallAnalysis {
+    /// Reads `analysis {summary, successEvaluation, structuredData}` and
+    /// `artifact.recordingUrl` (or a top-level `recordingUrl`) from an end-of-call report.
+    pub fn from_report(message: &serde_json::Value) -> Option<CallAnalysis> {
+        let analysis = &message["analysis"];
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) if s.is_empty() => None,
+            serde_json::Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        };
+        let found = CallAnalysis {
+            summary: text(&analysis["summary"]).map(|s| cut(&s, MAX_SUMMARY)),
+            success_evaluation: text(&analysis["successEvaluation"]).map(|s| cut(&s, 200)),
+            structured_data: text(&analysis["structuredData"]).map(|s| cut(&s, MAX_STRUCTURED)),
+            recording_url: text(&message["artifact"]["recordingUrl"])
+                .or_else(|| text(&message["recordingUrl"]))
+                .map(|s| cut(&s, MAX_URL)),
+        };
+        (found != CallAnalysis::default()).then_some(found)
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+impl Store {
+    /// Keeps a call's analysis (a later report replaces an earlier one). False when no call
+    /// has that provider id.
+    pub async fn record_analysis(&self, provider_call_id: &str, a: &CallAnalysis) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM calls WHERE provider_call_id = ?")
+            .bind(provider_call_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(call_id) = id else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO call_analysis (call_id, summary, success_evaluation, structured_data, \
+             recording_url, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (call_id) DO UPDATE SET summary = coalesce(excluded.summary, summary), \
+             success_evaluation = coalesce(excluded.success_evaluation, success_evaluation), \
+             structured_data = coalesce(excluded.structured_data, structured_data), \
+             recording_url = coalesce(excluded.recording_url, recording_url), \
+             updated_at = excluded.updated_at",
+        )
+        .bind(call_id)
+        .bind(a.summary.as_deref())
+        .bind(a.success_evaluation.as_deref())
+        .bind(a.structured_data.as_deref())
+        .bind(a.recording_url.as_deref())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A call's analysis, if a report brought one.
+    pub async fn call_analysis(&self, call_id: i64) -> Result<Option<CallAnalysis>> {
+        Ok(sqlx::query_as(
+            "SELECT summary, success_evaluation, structured_data, recording_url \
+             FROM call_analysis WHERE call_id = ?",
+        )
+        .bind(call_id)
+        .fetch_optional(self.reader())
+        .await?)
+    }
+
+    /// A campaign's success rate over its ended calls: Vapi's evaluation where a report
+    /// brought one, else the ended reason ([`success_of`]). `None` before any ended call.
+    pub async fn success_rate(&self, campaign_id: i64) -> Result<Option<f64>> {
+        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT c.ended_reason, a.success_evaluation FROM calls c \
+             LEFT JOIN call_analysis a ON a.call_id = c.id \
+             WHERE c.campaign_id = ? AND c.status = ?",
+        )
+        .bind(campaign_id)
+        .bind(crate::model::CallStatus::Ended)
+        .fetch_all(self.reader())
+        .await?;
+        let verdicts: Vec<bool> = rows
+            .iter()
+            .filter_map(|(reason, eval)| success_of(reason.as_deref(), eval.as_deref()))
+            .collect();
+        Ok((!verdicts.is_empty())
+            .then(|| verdicts.iter().filter(|v| **v).count() as f64 / verdicts.len() as f64))
+    }
 }
 
 /// Whether a call succeeded. Vapi's evaluation wins when present and readable (rubrics:

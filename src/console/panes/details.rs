@@ -28,7 +28,24 @@ fn outcome_style(outcome: AttemptOutcome) -> Style {
 pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
     let call = &details.call;
     let rows = details.attempts.as_ref().map_or(1, Vec::len);
-    let height = u16::try_from(rows + 6).unwrap_or(u16::MAX);
+    // The end-of-call report's analysis, one line each (when a report brought one).
+    let analysis: Vec<(&str, &str)> = details
+        .analysis
+        .as_ref()
+        .map(|a| {
+            [
+                ("summary    ", a.summary.as_deref()),
+                ("evaluation ", a.success_evaluation.as_deref()),
+                ("data       ", a.structured_data.as_deref()),
+                ("recording  ", a.recording_url.as_deref()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect()
+        })
+        .unwrap_or_default();
+    let info_height = 3 + analysis.len();
+    let height = u16::try_from(rows + 3 + info_height).unwrap_or(u16::MAX);
     let popup = centered(
         area,
         area.width.saturating_sub(4).min(120),
@@ -49,8 +66,12 @@ pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
     Clear.render(popup, buf);
     block.render(popup, buf);
 
-    let [info, table] = Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(inner);
-    let info_lines = vec![
+    let [info, table] = Layout::vertical([
+        Constraint::Length(u16::try_from(info_height).unwrap_or(3)),
+        Constraint::Min(0),
+    ])
+    .areas(inner);
+    let mut info_lines = vec![
         Line::from(vec![
             Span::styled("contact ", label()),
             Span::raw(format!(
@@ -82,6 +103,12 @@ pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
             Span::raw(call.ended_reason.as_deref().unwrap_or("—")),
         ]),
     ];
+    for (key, value) in analysis {
+        info_lines.push(Line::from(vec![
+            Span::styled(key, label()),
+            Span::raw(value.replace(['\n', '\r'], " ")),
+        ]));
+    }
     Paragraph::new(info_lines).render(info, buf);
 
     let Some(attempts) = &details.attempts else {
