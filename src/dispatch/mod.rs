@@ -863,7 +863,12 @@ impl ControlLoop {
         let budget = self.ctx.budget.view();
         let snapshot = self.ctx.gate.update(|s| Snapshot {
             version: 0,
-            pending: views.iter().map(|v| v.pending).sum(),
+            // Contacts of DRAFT, COMPLETED or CANCELLED campaigns wait for nothing.
+            pending: views
+                .iter()
+                .filter(|v| matches!(v.status, CampaignStatus::Dialing | CampaignStatus::Paused))
+                .map(|v| v.pending)
+                .sum(),
             creating: views.iter().map(|v| v.creating).sum(),
             active: views.iter().map(|v| v.active).sum(),
             failed: views.iter().map(|v| v.failed).sum(),

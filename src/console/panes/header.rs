@@ -11,6 +11,65 @@ use super::{campaign_status_style, duration_ms, label};
 use crate::console::app::App;
 use crate::dispatch::snapshot::BreakerState;
 
+/// What dispatch is doing, in one word with its colour, and what the operator should do next
+/// when it needs them. Pure, so each state is tested on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DispatchState {
+    pub word: &'static str,
+    pub colour: Color,
+    pub next: Option<String>,
+}
+
+pub fn dispatch_state(
+    snap: &crate::dispatch::Snapshot,
+    campaign: Option<&crate::dispatch::CampaignView>,
+) -> DispatchState {
+    let state = |word, colour, next: Option<String>| DispatchState { word, colour, next };
+    if snap.stopped {
+        return state("STOPPED", Color::Red, None);
+    }
+    if let Some(reason) = &snap.dispatch_paused {
+        let next = if reason.contains("API key") {
+            "— fix the key in the environment, then press p".to_string()
+        } else {
+            format!("— {reason} · press p to resume")
+        };
+        return state("PAUSED", Color::Yellow, Some(next));
+    }
+    if snap.breaker.state == BreakerState::Open {
+        return state(
+            "BREAKER OPEN",
+            Color::Red,
+            Some(format!(
+                "— Vapi keeps failing; a probe goes in {}",
+                duration_ms(snap.breaker.retry_in_ms)
+            )),
+        );
+    }
+    if let Some(c) = campaign
+        && c.status == crate::model::CampaignStatus::Paused
+        && let Some(reason) = &c.pause_reason
+        && crate::cli::headless::StopCause::of(reason) != crate::cli::headless::StopCause::Operator
+    {
+        return state(
+            "BLOCKED",
+            Color::Red,
+            Some(format!("— {reason} · then press P")),
+        );
+    }
+    if snap.backoff_ms > 0 {
+        return state(
+            "BACKING OFF",
+            Color::Yellow,
+            Some(format!(
+                "— Vapi said 429: {} left",
+                duration_ms(snap.backoff_ms)
+            )),
+        );
+    }
+    state("RUNNING", Color::Green, None)
+}
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if area.height == 0 {
         return;
@@ -102,13 +161,13 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     // Line 2: the dispatcher as a whole.
     let mut second = vec![Span::styled(" dispatch ", label())];
-    match &snap.dispatch_paused {
-        Some(reason) => second.push(Span::styled(
-            format!("PAUSED: {reason}"),
-            bold.fg(Color::Black).bg(Color::Yellow),
-        )),
-        None if snap.stopped => second.push(Span::styled("STOPPED", bold.fg(Color::Red))),
-        None => second.push(Span::styled("RUNNING", bold.fg(Color::Green))),
+    let state = dispatch_state(snap, app.campaign());
+    second.push(Span::styled(
+        state.word,
+        bold.fg(Color::Black).bg(state.colour),
+    ));
+    if let Some(next) = &state.next {
+        second.push(Span::styled(format!(" {next}"), bold.fg(state.colour)));
     }
     second.push(Span::styled(" · rate ", label()));
     second.push(Span::styled(format!("{:.1}/s", snap.rate_per_second), bold));
@@ -153,4 +212,69 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         },
         buf,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{CampaignView, Snapshot};
+    use crate::model::CampaignStatus;
+
+    fn campaign(status: CampaignStatus, reason: Option<&str>) -> CampaignView {
+        CampaignView {
+            id: 1,
+            name: "c".into(),
+            status,
+            pause_reason: reason.map(str::to_string),
+            started_at: None,
+            completed_at: None,
+            contacts_total: 0,
+            contacts_done: 0,
+            pending: 0,
+            creating: 0,
+            active: 0,
+            created: 0,
+            ended: 0,
+            failed: 0,
+            cost_usd: 0.0,
+            success_rate: None,
+            estimated_remaining_usd: None,
+            reasons: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_header_says_what_dispatch_is_doing_and_what_to_do_next() {
+        let mut s = Snapshot::default();
+        assert_eq!(dispatch_state(&s, None).word, "RUNNING");
+
+        s.breaker.state = BreakerState::Open;
+        s.breaker.retry_in_ms = 12_000;
+        let open = dispatch_state(&s, None);
+        assert_eq!((open.word, open.colour), ("BREAKER OPEN", Color::Red));
+        assert!(open.next.unwrap().contains("probe"));
+
+        s.breaker.state = BreakerState::Closed;
+        let credits = campaign(
+            CampaignStatus::Paused,
+            Some("Vapi: insufficient credits; add credits, then resume"),
+        );
+        let blocked = dispatch_state(&s, Some(&credits));
+        assert_eq!((blocked.word, blocked.colour), ("BLOCKED", Color::Red));
+        assert!(blocked.next.unwrap().contains("add credits"));
+        // An operator's pause of the campaign is not a block.
+        let operator = campaign(CampaignStatus::Paused, Some("paused by operator"));
+        assert_eq!(dispatch_state(&s, Some(&operator)).word, "RUNNING");
+
+        s.dispatch_paused = Some("Vapi rejected the API key (HTTP 401): fix it".into());
+        let key = dispatch_state(&s, None);
+        assert_eq!(key.word, "PAUSED");
+        assert!(key.next.unwrap().contains("fix the key"));
+
+        s.dispatch_paused = None;
+        s.backoff_ms = 4_000;
+        assert_eq!(dispatch_state(&s, None).word, "BACKING OFF");
+        s.stopped = true;
+        assert_eq!(dispatch_state(&s, None).word, "STOPPED");
+    }
 }

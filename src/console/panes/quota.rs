@@ -123,6 +123,39 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         y += 1;
     }
     let mut lines = vec![Line::from("")];
+    let budget = &q.budget;
+    if budget.configured_per_second > 0.0 {
+        let learnt_below = budget.learnt_per_second + 0.05 < budget.configured_per_second;
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<12}", "requests"), label()),
+            Span::styled(
+                format!(
+                    "{:.1}/s learnt of {:.1}/s configured",
+                    budget.learnt_per_second, budget.configured_per_second
+                ),
+                if learnt_below {
+                    Style::new().fg(Color::Yellow)
+                } else {
+                    Style::new()
+                },
+            ),
+        ]));
+    }
+    if snap.webhook_refused > 0 {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<12}", "webhooks"), label()),
+            Span::styled(
+                format!(
+                    "{} refused: {}",
+                    snap.webhook_refused,
+                    snap.webhook_last_refusal
+                        .as_deref()
+                        .unwrap_or("bad credentials")
+                ),
+                Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+            ),
+        ]));
+    }
     lines.push(Line::from(vec![
         Span::styled(format!("{:<12}", "429s"), label()),
         Span::styled(
