@@ -93,8 +93,10 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
                 "0.04",
                 "--hang-ms",
                 "1500",
+                // Slow creates (0.8 s, reads stay fast): kills often land while a create is
+                // still being processed, and a restart at once must not send it again.
                 "--latency-ms",
-                "30",
+                "800",
                 "--queue-ms",
                 "5",
                 "--ring-ms",
@@ -121,7 +123,7 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
     std::fs::write(
         dir.path().join("switchboard.toml"),
         format!(
-            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 300\nlookup_skew_ms = 1000\nsettle_after_ms = 2500\nlease_timeout_ms = 5000\nmax_requests_per_second = 500.0\n\
+            "[database]\npath = \"chaos.db\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 1000\nlookup_skew_ms = 1000\nsettle_after_ms = 2500\nlease_timeout_ms = 5000\nmax_requests_per_second = 500.0\n\
              [dispatch]\nrate_per_second = 50.0\nmax_concurrent_calls = 60\nbackoff_ms = [10, 30, 60]\nquick_hangup_ms = 0\n\
              breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\nfallback_after_ms = 500\n"
         ),

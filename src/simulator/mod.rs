@@ -118,9 +118,15 @@ pub struct SimConfig {
     /// Probability that an answered call ends early with a pipeline/LLM error.
     #[arg(long, default_value_t = 0.0)]
     pub fault_pipeline: f64,
-    /// Probability that a call vanishes: GET /call/{id} answers 404, listings leave it out.
+    /// Probability that a call vanishes (deleted from the dashboard, say): from
+    /// `vanish_after_ms` after its creation, GET /call/{id} answers 404 and listings leave it
+    /// out. Not at once: a call deleted before a client could look it up would be dialled
+    /// again by any client, and that is the operator's doing, not a fault to survive.
     #[arg(long, default_value_t = 0.0)]
     pub fault_vanish: f64,
+    /// How long after its creation a vanishing call disappears.
+    #[arg(long, default_value_t = 30_000)]
+    pub vanish_after_ms: u64,
     /// The final cost (analysis added) appears this long after `ended`; before, the call
     /// shows 70 % of it. 0: final at once.
     #[arg(long, default_value_t = 0)]
@@ -225,6 +231,7 @@ impl Default for SimConfig {
             fault_start_error: 0.0,
             fault_pipeline: 0.0,
             fault_vanish: 0.0,
+            vanish_after_ms: 30_000,
             cost_final_ms: 0,
         }
     }
@@ -928,6 +935,7 @@ mod tests {
 
         let sim = start(SimConfig {
             fault_vanish: 1.0,
+            vanish_after_ms: 0,
             ..slow()
         })
         .await;

@@ -200,7 +200,8 @@ pub fn cost_usd(talk_ms: u64) -> f64 {
 struct CallRecord {
     id: String,
     /// Vapi lost it: GET /call/{id} answers 404 and listings leave it out.
-    vanished: bool,
+    /// When the call disappears from reads, if it vanishes.
+    vanishes_at: Option<Instant>,
     /// The final cost appears this long after the end (0: at once).
     cost_final_ms: u64,
     created_instant: Instant,
@@ -221,6 +222,10 @@ impl CallRecord {
         self.created_at
             .checked_add_signed(offset)
             .unwrap_or(self.created_at)
+    }
+
+    fn vanished(&self, now: Instant) -> bool {
+        self.vanishes_at.is_some_and(|at| now >= at)
     }
 
     fn updated_at(&self, now: Instant) -> DateTime<Utc> {
@@ -383,10 +388,10 @@ impl SimState {
                 plan
             }
         };
-        let vanished = self.rng.random::<f64>() < config.fault_vanish;
-        if vanished {
+        let vanishes_at = (self.rng.random::<f64>() < config.fault_vanish).then(|| {
             self.stats.vanished += 1;
-        }
+            now + Duration::from_millis(config.vanish_after_ms)
+        });
         // The most creates in any one-second window.
         self.recent_creates.push_back(now);
         while self
@@ -420,7 +425,7 @@ impl SimState {
         }
         let record = CallRecord {
             id: id.to_string(),
-            vanished,
+            vanishes_at,
             cost_final_ms: config.cost_final_ms,
             created_instant: now,
             created_at: DateTime::from_timestamp_millis(wall.timestamp_millis()).unwrap_or(wall),
@@ -451,7 +456,7 @@ impl SimState {
         let index = *self.calls.get(id)?;
         self.records
             .get(index)
-            .filter(|r| !r.vanished)
+            .filter(|r| !r.vanished(now))
             .map(|r| Value::Object(r.to_json(now)))
     }
 
@@ -469,7 +474,7 @@ impl SimState {
             .iter()
             .rev()
             .filter(|r| {
-                !r.vanished
+                !r.vanished(now)
                     && same(&filter.id, &r.id)
                     && same(&filter.assistant_id, &r.request.assistant_id)
                     && same(&filter.phone_number_id, &r.request.phone_number_id)
