@@ -146,3 +146,109 @@ async fn hmac_mode_accepts_signed_messages_and_refuses_forged_stale_and_unsigned
     assert!(s.webhook_last_refusal.is_some());
     engine.shutdown().await;
 }
+
+/// The simulator's server messages finish a campaign on their own (bulk reads every 10 min),
+/// authenticated in each of Vapi's ways, up to 400 ms late (so out of order), a third of them
+/// twice: every call ENDED with its final cost and its analysis, nothing refused. With the
+/// wrong secret, every message is refused and counted on both sides.
+#[tokio::test(flavor = "multi_thread")]
+async fn simulator_webhooks_alone_finish_a_campaign_in_every_auth_mode() {
+    use switchboard::simulator::{SimConfig, Simulator, WebhookSigning};
+    let modes = [
+        (WebhookSigning::Bearer, WebhookAuth::Bearer),
+        (WebhookSigning::Header, WebhookAuth::Header),
+        (WebhookSigning::Hmac, WebhookAuth::Hmac),
+        (WebhookSigning::Secret, WebhookAuth::Secret),
+    ];
+    for (signing, auth) in modes {
+        for right_secret in [true, false] {
+            let port = {
+                let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+                listener.local_addr().expect("addr").port()
+            };
+            let sim = Simulator::start(
+                SimConfig {
+                    api_key: KEY.into(),
+                    queue_ms: 30,
+                    ring_ms: 60,
+                    talk_min_ms: 200,
+                    talk_max_ms: 700,
+                    cost_final_ms: 250,
+                    seed: Some(7),
+                    webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
+                    webhook_auth: signing,
+                    webhook_secret: if right_secret { "wh-secret" } else { "forged" }.into(),
+                    webhook_header_name: "x-our-token".into(),
+                    webhook_late_ms: 400,
+                    webhook_duplicate: 0.33,
+                    ..SimConfig::default()
+                },
+                "127.0.0.1:0".parse().expect("addr"),
+            )
+            .await
+            .expect("simulator");
+            let (store, _dir) = store().await;
+            campaign(&store, "c", 8).await;
+            let mut cfg = config(&sim.base_url());
+            cfg.tracking.poll_interval_ms = 600_000;
+            cfg.tracking.fallback_after_ms = 600_000;
+            cfg.webhook.listen = Some(format!("127.0.0.1:{port}"));
+            cfg.webhook.auth = auth;
+            cfg.webhook.header_name = Some("x-our-token".into());
+            cfg.webhook.secret_env = "SWITCHBOARD_TEST_SIM_WEBHOOK_SECRET".into();
+            // SAFETY: read by this test only; every iteration sets the same value.
+            unsafe { std::env::set_var("SWITCHBOARD_TEST_SIM_WEBHOOK_SECRET", "wh-secret") };
+            let engine = engine(cfg, &store, KEY).await;
+            if right_secret {
+                let s = wait_for(&engine, Duration::from_secs(20), all_completed).await;
+                assert_eq!(s.webhook_refused, 0, "{auth:?}");
+                // Before this test's own reads below.
+                let engine_reads = sim.stats().get_requests;
+                let http = reqwest::Client::new();
+                for id in 1..=8 {
+                    let call = store.call(id).await.expect("call");
+                    assert_eq!(call.status, CallStatus::Ended, "{auth:?} call {id}");
+                    let provider_id = call.provider_call_id.expect("provider id");
+                    let at_vapi: serde_json::Value = http
+                        .get(format!("{}/call/{provider_id}", sim.base_url()))
+                        .bearer_auth(KEY)
+                        .send()
+                        .await
+                        .expect("get")
+                        .json()
+                        .await
+                        .expect("json");
+                    assert_eq!(
+                        call.ended_reason.as_deref(),
+                        at_vapi["endedReason"].as_str()
+                    );
+                    // The final cost (the report's), never the 70 % shown before it.
+                    assert_eq!(
+                        call.cost_usd,
+                        at_vapi["cost"].as_f64(),
+                        "{auth:?} call {id}"
+                    );
+                    if at_vapi["startedAt"].is_string() {
+                        let analysis = store.call_analysis(id).await.expect("read");
+                        assert!(
+                            analysis.is_some_and(|a| a.summary.is_some()),
+                            "{auth:?}: the report's analysis is kept for call {id}"
+                        );
+                    }
+                }
+                let stats = sim.stats();
+                assert_eq!(stats.webhooks_refused, 0);
+                assert!(stats.webhooks_delivered >= 8 * 3, "{stats:?}");
+                // At most the first bulk read ran: the ends came by webhook.
+                assert!(engine_reads <= 1, "{stats:?}");
+            } else {
+                let s =
+                    wait_for(&engine, Duration::from_secs(20), |s| s.webhook_refused >= 8).await;
+                assert!(s.webhook_last_refusal.is_some());
+                assert!(sim.stats().webhooks_refused >= 8);
+            }
+            engine.shutdown().await;
+            sim.shutdown().await;
+        }
+    }
+}

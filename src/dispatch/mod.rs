@@ -16,6 +16,8 @@ pub mod snapshot;
 pub mod steps;
 mod tracker;
 mod webhook;
+/// The HMAC the webhook listener checks (`x-signature`), for the simulator to sign with.
+pub(crate) use webhook::hmac_hex as webhook_signature;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};

@@ -63,6 +63,11 @@ impl Shared {
         self.state().snapshot(Instant::now())
     }
 
+    /// Runs `f` on the state under its lock (never held across an await).
+    pub(super) fn with_state<T>(&self, f: impl FnOnce(&mut SimState) -> T) -> T {
+        f(&mut self.state())
+    }
+
     fn state(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

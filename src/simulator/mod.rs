@@ -8,6 +8,7 @@ mod faults;
 mod query;
 mod state;
 mod validate;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -131,6 +132,41 @@ pub struct SimConfig {
     /// shows 70 % of it. 0: final at once.
     #[arg(long, default_value_t = 0)]
     pub cost_final_ms: u64,
+
+    // --- Server messages (webhooks), as Vapi posts them to an assistant's server URL. ---
+    /// Post `status-update` and `end-of-call-report` messages for every call to this URL.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
+    /// How messages prove they are Vapi's: bearer, header, hmac or secret (legacy).
+    #[arg(long, value_enum, default_value_t = WebhookSigning::Secret)]
+    pub webhook_auth: WebhookSigning,
+    /// The shared secret the messages are signed or authenticated with.
+    #[arg(long, default_value = "sim-webhook-secret")]
+    pub webhook_secret: String,
+    /// Header carrying the secret when `--webhook-auth header`.
+    #[arg(long, default_value = "x-vapi-secret")]
+    pub webhook_header_name: String,
+    /// Each message is posted up to this long after the change it reports, drawn uniformly:
+    /// close changes then arrive out of order.
+    #[arg(long, default_value_t = 0)]
+    pub webhook_late_ms: u64,
+    /// Probability that a message is posted twice.
+    #[arg(long, default_value_t = 0.0)]
+    pub webhook_duplicate: f64,
+}
+
+/// How the simulator authenticates its server messages (Vapi's server credential types).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum WebhookSigning {
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+    /// The secret verbatim in `--webhook-header-name`.
+    Header,
+    /// `x-signature`: hex HMAC-SHA256 of "{x-timestamp}.{body}", `x-timestamp` in ms.
+    Hmac,
+    /// Legacy `X-Vapi-Secret: <secret>`.
+    #[default]
+    Secret,
 }
 
 /// Order of `GET /call` results.
@@ -232,6 +268,12 @@ impl Default for SimConfig {
             fault_pipeline: 0.0,
             fault_vanish: 0.0,
             vanish_after_ms: 30_000,
+            webhook_url: None,
+            webhook_auth: WebhookSigning::Secret,
+            webhook_secret: "sim-webhook-secret".into(),
+            webhook_header_name: "x-vapi-secret".into(),
+            webhook_late_ms: 0,
+            webhook_duplicate: 0.0,
             cost_final_ms: 0,
         }
     }
@@ -286,6 +328,15 @@ pub struct SimStats {
     /// The most creates in any one-second window.
     #[serde(default)]
     pub max_creates_per_second: u64,
+    /// Server messages posted and answered 2xx.
+    #[serde(default)]
+    pub webhooks_delivered: u64,
+    /// Server messages the receiver refused (401/403).
+    #[serde(default)]
+    pub webhooks_refused: u64,
+    /// Server messages given up after retries (5xx, no connection).
+    #[serde(default)]
+    pub webhooks_failed: u64,
 }
 
 /// A running simulator; serves until `shutdown` (or until dropped).
@@ -303,6 +354,13 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared::new(config, stop_rx.clone()));
+        let (created, created_rx) = tokio::sync::mpsc::unbounded_channel();
+        shared.with_state(|state| state.post_webhooks_to(created));
+        tokio::spawn(webhooks::post_messages(
+            Arc::clone(&shared),
+            created_rx,
+            stop_rx.clone(),
+        ));
         let app = api::router(Arc::clone(&shared));
         let server = tokio::spawn(async move {
             let mut stop_rx = stop_rx;

@@ -63,6 +63,13 @@ pub enum Outcome {
     Unanswered { reason: &'static str },
 }
 
+/// The kinds of server message the simulator posts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    Status,
+    EndOfCallReport,
+}
+
 /// Where a call stands at some instant; all offsets are ms since creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Phase {
@@ -302,6 +309,8 @@ pub struct SimState {
     /// Calls actually dialled (not refused): what `credit_calls` is measured against.
     placed: u64,
     stats: SimStats,
+    /// Where created calls are announced for their server messages (when posting them).
+    webhooks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 impl SimState {
@@ -314,6 +323,7 @@ impl SimState {
             recent_creates: std::collections::VecDeque::new(),
             active_ends: BinaryHeap::new(),
             placed: 0,
+            webhooks: None,
             stats: SimStats::default(),
         }
     }
@@ -434,6 +444,12 @@ impl SimState {
             provider_id,
         };
         let mut body = record.to_json(now);
+        if config.webhook_url.is_some()
+            && let Some(webhooks) = &self.webhooks
+        {
+            // The poster may be gone at shutdown: messages are then simply not sent.
+            let _ = webhooks.send(record.id.clone());
+        }
         self.calls.insert(record.id.clone(), self.records.len());
         self.records.push(record);
 
@@ -449,6 +465,106 @@ impl SimState {
         }
         body.insert("subscriptionLimits".into(), Value::Object(limits));
         Value::Object(body)
+    }
+
+    /// Announce created calls on `sender` so their server messages get posted.
+    pub fn post_webhooks_to(&mut self, sender: tokio::sync::mpsc::UnboundedSender<String>) {
+        self.webhooks = Some(sender);
+    }
+
+    /// The server messages Vapi would post for this call, with when each change happens:
+    /// a `status-update` per status, then the `end-of-call-report` once the final cost is
+    /// known. Vanishing does not stop them (the call existed).
+    pub fn message_schedule(&self, id: &str) -> Vec<(Instant, MessageKind)> {
+        let Some(record) = self.calls.get(id).and_then(|i| self.records.get(*i)) else {
+            return Vec::new();
+        };
+        let at = |ms: u64| record.created_instant + Duration::from_millis(ms);
+        let mut schedule = Vec::new();
+        let end_ms = record.plan.end_ms();
+        if let Plan::Dialled {
+            queue_ms,
+            ring_ms,
+            outcome,
+        } = record.plan
+        {
+            schedule.push((at(0), MessageKind::Status));
+            schedule.push((at(queue_ms), MessageKind::Status));
+            if matches!(outcome, Outcome::Answered { .. }) {
+                schedule.push((at(queue_ms + ring_ms), MessageKind::Status));
+            }
+        }
+        schedule.push((at(end_ms), MessageKind::Status));
+        let talked = matches!(
+            record.plan,
+            Plan::Dialled {
+                outcome: Outcome::Answered { .. },
+                ..
+            }
+        );
+        let report_ms = if talked {
+            end_ms + record.cost_final_ms
+        } else {
+            end_ms
+        };
+        schedule.push((at(report_ms), MessageKind::EndOfCallReport));
+        schedule
+    }
+
+    /// The server message of `kind` for this call as of `at` (Vapi's `ServerMessage*`
+    /// shapes: `{"message": {"type", "timestamp", "call", ...}}`).
+    pub fn message(&self, id: &str, at: Instant, kind: MessageKind) -> Option<Value> {
+        let record = self.records.get(*self.calls.get(id)?)?;
+        let call = record.to_json(at);
+        let phase = record.phase(at);
+        let timestamp = record
+            .wall(ms_between(record.created_instant, at))
+            .timestamp_millis();
+        let mut message = Map::new();
+        message.insert("timestamp".into(), json!(timestamp));
+        match kind {
+            MessageKind::Status => {
+                message.insert("type".into(), json!("status-update"));
+                message.insert("status".into(), json!(phase.status));
+                if let Some((reason, _, _)) = phase.ended {
+                    message.insert("endedReason".into(), json!(reason));
+                }
+            }
+            MessageKind::EndOfCallReport => {
+                let (reason, _, talk_ms) = phase.ended?;
+                message.insert("type".into(), json!("end-of-call-report"));
+                message.insert("endedReason".into(), json!(reason));
+                for key in ["cost", "startedAt", "endedAt"] {
+                    if let Some(value) = call.get(key) {
+                        message.insert(key.into(), value.clone());
+                    }
+                }
+                let talked = talk_ms > 0;
+                let recording = talked.then(|| format!("https://storage.vapi.ai/{id}-mono.wav"));
+                // A transcript in proportion to the talk, as real reports carry.
+                let turns = (talk_ms / 4_000).clamp(u64::from(talked), 400);
+                let messages: Vec<Value> = (0..turns)
+                    .map(|i| {
+                        let role = if i % 2 == 0 { "bot" } else { "user" };
+                        json!({"role": role, "message": format!("turn {i} of the conversation"), "secondsFromStart": i * 4})
+                    })
+                    .collect();
+                message.insert(
+                    "analysis".into(),
+                    json!({
+                        "summary": talked.then(|| format!("The customer talked for {} s ({reason}).", talk_ms / 1000)),
+                        "successEvaluation": talked.then(|| (talk_ms >= 10_000).to_string()),
+                        "structuredData": talked.then(|| json!({"interested": talk_ms >= 10_000, "do_not_call": false})),
+                    }),
+                );
+                message.insert(
+                    "artifact".into(),
+                    json!({"recordingUrl": recording, "messages": messages, "transcript": ""}),
+                );
+            }
+        }
+        message.insert("call".into(), Value::Object(call));
+        Some(json!({ "message": Value::Object(message) }))
     }
 
     /// The Call with this id as of `now`.
