@@ -38,7 +38,7 @@ pub(super) async fn post_messages(
             return;
         }
     };
-    let seed = shared.config().seed.map(|s| s ^ 0x5eed_0f_bee5);
+    let seed = shared.config().seed.map(|s| s ^ 0x005e_ed0f_bee5);
     let rng = Arc::new(Mutex::new(match seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_rng(&mut rand::rng()),
