@@ -17,6 +17,7 @@ fn list_key(query: &CallQuery) -> CallQuery {
     CallQuery {
         offset: 0,
         limit: 0,
+        anchor: None,
         ..query.clone()
     }
 }
