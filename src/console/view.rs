@@ -82,7 +82,7 @@ pub fn calls_table_rows(calls: Rect) -> u16 {
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let areas = layout(area);
-        panes::header::render(self, areas.header, buf);
+        panes::header::render(&panes::header::HeaderPane::of(self), areas.header, buf);
         panes::calls::render(self, areas.calls, buf);
         match areas.side {
             Side::Panes { campaign, quota } => {

@@ -87,19 +87,52 @@ pub fn dispatch_state(
     state("RUNNING", Color::Green, None)
 }
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// What the header needs: the snapshot and campaign shown, the badges, and the alert.
+pub struct HeaderPane<'a> {
+    pub title: &'a str,
+    pub snapshot: &'a crate::dispatch::Snapshot,
+    pub campaign: Option<&'a crate::dispatch::CampaignView>,
+    pub demo: bool,
+    pub read_only: bool,
+    pub frozen: bool,
+    pub quitting: bool,
+    /// Attached to an engine elsewhere (from the newest snapshot, frozen or not).
+    pub attached_to: Option<&'a str>,
+    /// The key that acknowledges an alert, while one is unacknowledged.
+    pub alert_key: Option<String>,
+}
+
+impl<'a> HeaderPane<'a> {
+    pub fn of(app: &'a App) -> HeaderPane<'a> {
+        HeaderPane {
+            title: &app.options.title,
+            snapshot: &app.snapshot,
+            campaign: app.campaign(),
+            demo: app.options.demo,
+            read_only: app.options.read_only,
+            frozen: app.frozen,
+            quitting: app.quitting,
+            attached_to: app.latest().attached_to.as_deref(),
+            alert_key: app
+                .alert_unacknowledged()
+                .then(|| app.keys.key_label(crate::console::KeyAction::Acknowledge)),
+        }
+    }
+}
+
+pub fn render(pane: &HeaderPane, area: Rect, buf: &mut Buffer) {
     if area.height == 0 {
         return;
     }
-    let snap = &app.snapshot;
+    let snap = pane.snapshot;
     let bold = Style::new().add_modifier(Modifier::BOLD);
 
     // Line 1: title, campaign, its status and why it is paused.
     let mut first = vec![Span::styled(
-        format!(" {} ", app.options.title),
+        format!(" {} ", pane.title),
         bold.fg(Color::Cyan),
     )];
-    match app.campaign() {
+    match pane.campaign {
         Some(c) => {
             first.push(Span::styled("▸ ", label()));
             first.push(Span::styled(c.name.clone(), bold));
@@ -142,10 +175,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .add_modifier(Modifier::BOLD),
         )
     };
-    if app.options.demo {
+    if pane.demo {
         badges.push(badge(" DEMO · Vapi is simulated ", Color::Magenta));
     }
-    if let Some(holder) = &app.latest().attached_to {
+    if let Some(holder) = pane.attached_to {
         badges.push(Span::raw(" "));
         badges.push(Span::styled(
             format!(" attached to {holder} "),
@@ -155,15 +188,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .add_modifier(Modifier::BOLD),
         ));
     }
-    if app.options.read_only {
+    if pane.read_only {
         badges.push(Span::raw(" "));
         badges.push(badge(" READ-ONLY ", Color::Blue));
     }
-    if app.frozen {
+    if pane.frozen {
         badges.push(Span::raw(" "));
         badges.push(badge(" FROZEN ", Color::Cyan));
     }
-    if app.quitting {
+    if pane.quitting {
         badges.push(Span::raw(" "));
         badges.push(badge(" STOPPING ", Color::Yellow));
     }
@@ -178,9 +211,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     // Line 2: the dispatcher as a whole.
     let mut second = vec![Span::styled(" dispatch ", label())];
-    let state = dispatch_state(snap, app.campaign());
+    let state = dispatch_state(snap, pane.campaign);
     let word = bold.fg(Color::Black).bg(state.colour);
-    if app.alert_unacknowledged() {
+    if pane.alert_key.is_some() {
         // Highlighted until the operator says they saw it.
         second.push(Span::styled(
             format!("▶ {} ◀", state.word),
@@ -192,8 +225,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if let Some(next) = &state.next {
         second.push(Span::styled(format!(" {next}"), bold.fg(state.colour)));
     }
-    if app.alert_unacknowledged() {
-        let key = app.keys.key_label(crate::console::KeyAction::Acknowledge);
+    if let Some(key) = &pane.alert_key {
         second.push(Span::styled(format!(" ({key}: seen)"), label()));
     }
     second.push(Span::styled(" · rate ", label()));
