@@ -104,7 +104,7 @@ impl Anchor {
 /// direction, its order, and the values it binds (in order). Plain comparisons joined by
 /// OR, portable to any SQL database (no row values, whose directions could not differ).
 struct Keyset {
-    condition: &'static str,
+    condition: String,
     order: &'static str,
     binds: Vec<KeyValue>,
 }
@@ -115,8 +115,9 @@ enum KeyValue {
 }
 
 impl Keyset {
-    /// Rows after the anchor in the list's order (`forward`) or before it, nearest first.
-    fn new(sort: CallSort, anchor: &Anchor, forward: bool) -> Keyset {
+    /// Rows after the anchor in the list's order (`forward`) or before it, nearest first;
+    /// `inclusive` takes the anchor's own row too (one read instead of two).
+    fn new(sort: CallSort, anchor: &Anchor, forward: bool, inclusive: bool) -> Keyset {
         use KeyValue::{Int, Text};
         let id = anchor.id;
         let (condition, order, binds) = match (sort, forward) {
@@ -162,6 +163,18 @@ impl Keyset {
                     Int(id),
                 ],
             ),
+        };
+        let condition = if inclusive {
+            // The id comparison is the last one: with equality it takes the anchor's row.
+            match condition.rfind("c.id ") {
+                Some(at) => {
+                    let (head, tail) = condition.split_at(at);
+                    format!("{head}{}", tail.replacen(" ?", "= ?", 1))
+                }
+                None => condition.to_string(),
+            }
+        } else {
+            condition.to_string()
         };
         Keyset {
             condition,
@@ -416,18 +429,21 @@ impl Store {
             // Before the anchor: nearest first, skipping what lies between window and anchor.
             let skip = (anchor.index - end).max(0);
             let take = anchor.index.min(end) - start;
-            let mut before = self.keyset_read(query, anchor, false, skip, take).await?;
+            let mut before = self
+                .keyset_read(query, anchor, false, false, skip, take)
+                .await?;
             before.reverse();
             rows.extend(before);
         }
         if end > anchor.index {
-            if anchor.index >= start {
-                // The anchor itself, by id (it may have left the list: then it is absent).
-                rows.extend(self.keyset_anchor(query, anchor).await?);
-            }
+            // From the anchor's own row (if it is still in the list) when it is in the window.
+            let inclusive = anchor.index >= start;
             let skip = (start - anchor.index - 1).max(0);
-            let take = end - (anchor.index + 1).max(start);
-            rows.extend(self.keyset_read(query, anchor, true, skip, take).await?);
+            let take = end - if inclusive { anchor.index } else { start };
+            rows.extend(
+                self.keyset_read(query, anchor, true, inclusive, skip, take)
+                    .await?,
+            );
         }
         Ok(rows)
     }
@@ -437,13 +453,14 @@ impl Store {
         query: &CallQuery,
         anchor: &Anchor,
         forward: bool,
+        inclusive: bool,
         skip: i64,
         take: i64,
     ) -> Result<Vec<CallListRow>> {
         if take <= 0 {
             return Ok(Vec::new());
         }
-        let keyset = Keyset::new(query.sort, anchor, forward);
+        let keyset = Keyset::new(query.sort, anchor, forward, inclusive);
         let filter = query
             .where_clause()
             .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
@@ -461,20 +478,6 @@ impl Store {
             };
         }
         Ok(q.bind(take).bind(skip).fetch_all(self.reader()).await?)
-    }
-
-    /// The anchor's own row if it is still in the list.
-    async fn keyset_anchor(&self, query: &CallQuery, anchor: &Anchor) -> Result<Vec<CallListRow>> {
-        let filter = query
-            .where_clause()
-            .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CALL_COLUMNS} FROM calls c JOIN contacts k ON k.id = c.contact_id \
-             WHERE {filter} AND c.id = ?"
-        ));
-        let pattern = query.pattern();
-        let q = query.bind(sqlx::query_as(sql), &pattern);
-        Ok(q.bind(anchor.id).fetch_all(self.reader()).await?)
     }
 
     /// The Pending tab's window: waiting contacts in the order they are claimed (oldest
