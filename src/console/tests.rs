@@ -1218,3 +1218,23 @@ fn the_filter_highlights_its_matches() {
             .contains(ratatui::style::Modifier::UNDERLINED)
     );
 }
+
+#[test]
+fn help_lists_every_key_the_panes_and_popups_accept() {
+    let app = app_with(demo(), 120, 34, snapshot());
+    let text: String = super::panes::help::lines(&app)
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    for spec in super::keys::ACTIONS {
+        assert!(text.contains(spec.description), "{} in\n{text}", spec.name);
+    }
+    for popup in [
+        "Campaign list (C)",
+        "Details (Enter)",
+        "In dialogs: y acts",
+        "Mouse:",
+    ] {
+        assert!(text.contains(popup), "{popup} in\n{text}");
+    }
+}
