@@ -25,6 +25,8 @@ pub const RATE_MIN: f64 = 0.1;
 /// How far (rows) from the window a loaded row may be and still anchor a keyset read; the
 /// store skips the rows in between.
 const MAX_ANCHOR_DISTANCE: i64 = 500;
+/// Windows starting this deep are read by key around a held row (keyset paging).
+const KEYSET_FROM: i64 = 1_000;
 
 /// What the event loop should do for the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -287,6 +289,11 @@ impl App {
     /// else the loaded row nearest the window. None when nothing loaded is near (a jump to
     /// the end: the store then reads from that end).
     fn anchor_near(&self, start: i64, end: i64) -> Option<Anchor> {
+        // Near the top an OFFSET read is cheap and always true, and an anchor's index goes
+        // stale as newer rows arrive above it: read from the top there.
+        if start < KEYSET_FROM {
+            return None;
+        }
         if let Some(row) = self.row_at(self.scroll) {
             return Some(Anchor::of(self.scroll, row));
         }

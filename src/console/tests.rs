@@ -1238,3 +1238,21 @@ fn help_lists_every_key_the_panes_and_popups_accept() {
         assert!(text.contains(popup), "{popup} in\n{text}");
     }
 }
+
+#[test]
+fn windows_near_the_top_are_read_from_the_top_and_deep_ones_by_key() {
+    // Rows arriving above a held row would make its index stale: near the top the window
+    // is read by offset, always true.
+    let mut app = app_with(demo(), 80, 24, snapshot());
+    assert_eq!(app.current_query().anchor, None);
+    load_page(&mut app, rows(10), 1_000_000);
+    // Deep in the list (a page at a time from the middle), the held rows anchor the read.
+    app.scroll = 500_000;
+    app.selected = 500_000;
+    app.page_offset = 499_995;
+    app.page = rows(30);
+    let query = app.current_query();
+    let anchor = query.anchor.expect("a deep window is read by key");
+    assert_eq!(anchor.index, 500_000);
+    assert_eq!(anchor.id, 1095);
+}
