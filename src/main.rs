@@ -125,10 +125,11 @@ fn config_path(cli: &Cli) -> Result<Option<PathBuf>, UserError> {
 async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
     let path = config_path(&cli)?;
     let config = Config::load(path.as_deref())?;
+    let mouse = !cli.no_mouse;
     match cli.command {
-        None => console(config, path.is_none(), false).await,
+        None => console(config, path.is_none(), false, mouse).await,
         Some(Commands::Console { read_only, demo }) => {
-            console(config, demo || path.is_none(), read_only).await
+            console(config, demo || path.is_none(), read_only, mouse).await
         }
         Some(Commands::Demo {
             headless: true,
@@ -156,7 +157,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Demo {
             headless: false,
             contacts,
-        }) => demo_console(contacts, false, config.keys).await,
+        }) => demo_console(contacts, false, config.keys, mouse).await,
         Some(Commands::Campaign { action }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
@@ -312,9 +313,14 @@ fn init_stderr_logging() {
         .try_init();
 }
 
-async fn console(config: Config, demo: bool, read_only: bool) -> color_eyre::Result<ExitCode> {
+async fn console(
+    config: Config,
+    demo: bool,
+    read_only: bool,
+    mouse: bool,
+) -> color_eyre::Result<ExitCode> {
     if demo {
-        return demo_console(None, read_only, config.keys).await;
+        return demo_console(None, read_only, config.keys, mouse).await;
     }
     // Everything that can fail for a user's reason fails before the screen is taken.
     console::KeyRegistry::new(&config.keys).map_err(|e| UserError(format!("[keys]: {e}")))?;
@@ -341,6 +347,7 @@ async fn console(config: Config, demo: bool, read_only: bool) -> color_eyre::Res
         read_only,
         keys,
         title: "switchboard".into(),
+        mouse,
     };
     let result = console::run(engine.client(), store, options).await;
     finish(engine).await;
@@ -351,6 +358,7 @@ async fn demo_console(
     contacts: Option<usize>,
     read_only: bool,
     keys: std::collections::BTreeMap<String, String>,
+    mouse: bool,
 ) -> color_eyre::Result<ExitCode> {
     console::KeyRegistry::new(&keys).map_err(|e| UserError(format!("[keys]: {e}")))?;
     console::init_logging("info")?;
@@ -363,6 +371,7 @@ async fn demo_console(
         read_only,
         keys,
         title: "switchboard".into(),
+        mouse,
     };
     let result = console::run(engine.client(), demo.store.clone(), options).await;
     finish(engine).await;

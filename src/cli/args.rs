@@ -22,6 +22,10 @@ pub struct Cli {
     /// On an error, print the full report (cause chain, location) instead of one line.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Console: leave the mouse to the terminal (text selection) instead of clicks and the
+    /// wheel acting on tabs, rows and campaigns.
+    #[arg(long, global = true)]
+    pub no_mouse: bool,
     #[command(subcommand)]
     pub command: Option<Commands>,
 }

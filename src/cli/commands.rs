@@ -256,6 +256,7 @@ pub async fn calls(
         sort: CallSort::Newest,
         offset: 0,
         limit: limit.max(1),
+        anchor: None,
     };
     let rows = store.call_page(&query).await.map_err(user)?;
     let names: HashMap<i64, String> = store

@@ -4,7 +4,9 @@
 //! console with keys and fabricated updates, no terminal and no engine needed.
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use tui_logger::TuiWidgetState;
 
 use super::ConsoleOptions;
@@ -14,11 +16,17 @@ use crate::dispatch::command::{Command, CommandReply};
 use crate::dispatch::snapshot::{CampaignView, Snapshot};
 use crate::model::{CallStatus, CampaignStatus};
 use crate::store::attempts::Attempt;
-use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
+use crate::store::stats::{Anchor, CallListRow, CallQuery, CallSort, CallTab};
 
 /// Steps of `+`/`-`, and the lowest rate `-` goes to.
 pub const RATE_STEP: f64 = 0.5;
 pub const RATE_MIN: f64 = 0.1;
+
+/// How far (rows) from the window a loaded row may be and still anchor a keyset read; the
+/// store skips the rows in between.
+const MAX_ANCHOR_DISTANCE: i64 = 500;
+/// Windows starting this deep are read by key around a held row (keyset paging).
+const KEYSET_FROM: i64 = 1_000;
 
 /// What the event loop should do for the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +98,9 @@ pub struct Confirm {
     pub message: String,
     pub action: Action,
     pub confirm_selected: bool,
+    /// The buttons say what they do: the safe one (default) and the one that acts.
+    pub keep_label: String,
+    pub act_label: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,11 +110,19 @@ pub struct Details {
     pub attempts: Option<Vec<Attempt>>,
     /// What the end-of-call report said (summary, evaluation, recording), if anything.
     pub analysis: Option<crate::store::analysis::CallAnalysis>,
+    /// Lines scrolled (the pane clamps it to its content).
+    pub scroll: u16,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Popup {
-    Help { scroll: u16 },
+    Help {
+        scroll: u16,
+    },
+    /// The campaign list (`C`): the highlighted row, an index into the snapshot's campaigns.
+    Campaigns {
+        selected: usize,
+    },
     Confirm(Confirm),
     Details(Details),
 }
@@ -129,6 +148,9 @@ pub struct App {
     pub(crate) total: Option<i64>,
     /// Absolute index of the selected row, and of the first visible row.
     pub(crate) selected: i64,
+    /// The selected call: the selection follows it (not its index) as rows arrive.
+    /// `None` until a row under the cursor is loaded.
+    pub(crate) selected_id: Option<i64>,
     pub(crate) scroll: i64,
     /// The last window asked for, so moving inside it reads nothing.
     requested: Option<CallQuery>,
@@ -142,6 +164,13 @@ pub struct App {
     pub(crate) now: DateTime<Utc>,
     pub(crate) size: (u16, u16),
     pub(crate) quitting: bool,
+    /// The state that needs the operator (header word), while it lasts.
+    alert: Option<&'static str>,
+    alert_seen: bool,
+    /// The bell is due (once per new alert); the loop rings it.
+    bell: bool,
+    /// One sample a second of the last ten minutes: sparklines and the ETA's pace.
+    pub(crate) history: super::history::History,
 }
 
 impl App {
@@ -161,6 +190,7 @@ impl App {
             page_offset: 0,
             total: None,
             selected: 0,
+            selected_id: None,
             scroll: 0,
             requested: None,
             focus: Focus::Calls,
@@ -172,6 +202,10 @@ impl App {
             now: DateTime::<Utc>::UNIX_EPOCH,
             size: (80, 24),
             quitting: false,
+            alert: None,
+            alert_seen: false,
+            bell: false,
+            history: Default::default(),
         }
     }
 
@@ -183,6 +217,16 @@ impl App {
     /// The newest snapshot, even while the display is frozen: decisions use this one.
     pub fn latest(&self) -> &Snapshot {
         self.held.as_ref().unwrap_or(&self.snapshot)
+    }
+
+    /// True once per new state that needs the operator: the loop rings the terminal bell.
+    pub fn take_bell(&mut self) -> bool {
+        std::mem::take(&mut self.bell)
+    }
+
+    /// A state needs the operator and they have not said they saw it.
+    pub fn alert_unacknowledged(&self) -> bool {
+        self.alert.is_some() && !self.alert_seen
     }
 
     pub fn popup(&self) -> Option<&Popup> {
@@ -220,17 +264,147 @@ impl App {
         i64::from(view::calls_table_rows(areas.calls)).max(1)
     }
 
-    /// The window of the list on screen, as a store query.
+    /// The window of the list on screen, as a store query: the visible rows and a screenful
+    /// either side, so that a selected call pushed off screen by newer rows is found again.
     pub fn current_query(&self) -> CallQuery {
+        let rows = self.visible_rows();
+        let offset = (self.scroll - rows).max(0);
+        // Not past the end of a list of known length.
+        let end =
+            (self.scroll + 2 * rows).min(self.total.unwrap_or(i64::MAX).max(self.scroll + rows));
+        let limit = end - offset;
         CallQuery {
             campaign_id: self.campaign_id,
             tab: self.tab,
             status: None,
             text: self.filter.clone(),
             sort: self.sort,
-            offset: self.scroll,
-            limit: self.visible_rows(),
+            offset,
+            limit,
+            anchor: self.anchor_near(offset, offset + limit),
         }
+    }
+
+    /// A loaded row to read the window from by key (keyset paging): the first visible row,
+    /// else the loaded row nearest the window. None when nothing loaded is near (a jump to
+    /// the end: the store then reads from that end).
+    fn anchor_near(&self, start: i64, end: i64) -> Option<Anchor> {
+        // Near the top an OFFSET read is cheap and always true, and an anchor's index goes
+        // stale as newer rows arrive above it: read from the top there.
+        if start < KEYSET_FROM {
+            return None;
+        }
+        if let Some(row) = self.row_at(self.scroll) {
+            return Some(Anchor::of(self.scroll, row));
+        }
+        let (index, row) = self
+            .page
+            .iter()
+            .enumerate()
+            .map(|(i, row)| (self.page_offset + i64::try_from(i).unwrap_or(0), row))
+            .min_by_key(|(index, _)| (start - index).max(index - end).max(0))?;
+        let distance = (start - index).max(index - end).max(0);
+        (distance <= MAX_ANCHOR_DISTANCE).then(|| Anchor::of(index, row))
+    }
+
+    /// The loaded row at an absolute index of the list.
+    fn row_at(&self, index: i64) -> Option<&CallListRow> {
+        let at = usize::try_from(index - self.page_offset).ok()?;
+        self.page.get(at)
+    }
+
+    // ---- mouse ------------------------------------------------------------------------
+
+    /// A click on a tab shows it, on a row selects it, on a campaign of the list highlights
+    /// it (a second click shows it); the wheel scrolls the pane under the pointer.
+    pub fn handle_mouse(&mut self, event: MouseEvent) -> Option<Action> {
+        if !self.options.mouse || self.input.is_some() {
+            return None;
+        }
+        let (x, y) = (event.column, event.row);
+        let screen = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
+        let inside = |r: ratatui::layout::Rect| {
+            x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height
+        };
+        let click = matches!(event.kind, MouseEventKind::Down(MouseButton::Left));
+        let wheel = match event.kind {
+            MouseEventKind::ScrollDown => Some(KeyAction::Down),
+            MouseEventKind::ScrollUp => Some(KeyAction::Up),
+            _ => None,
+        };
+        match &self.popup {
+            Some(Popup::Campaigns { selected }) => {
+                let selected = *selected;
+                let n = self.snapshot.campaigns.len();
+                let area = super::panes::campaigns::popup_area(screen, n);
+                if let Some(step) = wheel {
+                    return self
+                        .campaigns_key(KeyEvent::from(self.keys.keys_for(step).first()?.code));
+                }
+                if !click || !inside(area) || y < area.y + 2 {
+                    return None;
+                }
+                let row = usize::from(y - area.y - 2);
+                if row >= n {
+                    return None;
+                }
+                if row == selected {
+                    let enter = self.keys.keys_for(KeyAction::Details).first()?.code;
+                    return self.campaigns_key(KeyEvent::from(enter));
+                }
+                self.popup = Some(Popup::Campaigns { selected: row });
+                return None;
+            }
+            Some(_) => {
+                // Other popups: the wheel scrolls them like the movement keys.
+                let step = wheel?;
+                let code = self.keys.keys_for(step).first()?.code;
+                return self.handle_key(KeyEvent::from(code));
+            }
+            None => {}
+        }
+        let areas = view::layout(screen);
+        if inside(areas.log) {
+            if let Some(step) = wheel {
+                self.scroll_log(step);
+            } else if click {
+                self.focus = Focus::Log;
+            }
+            return None;
+        }
+        if !inside(areas.calls) {
+            return None;
+        }
+        if let Some(step) = wheel {
+            self.focus = Focus::Calls;
+            return self.move_selection(step);
+        }
+        if !click {
+            return None;
+        }
+        self.focus = Focus::Calls;
+        if y == areas.calls.y {
+            let dx = x - areas.calls.x;
+            let tab = super::panes::calls::tab_ranges(self, areas.calls.width)
+                .0
+                .into_iter()
+                .find(|(_, from, to)| dx >= *from && dx < *to)?
+                .0;
+            return self.set_tab(tab);
+        }
+        let first = areas.calls.y + super::panes::calls::FIRST_ROW;
+        let bottom = areas.calls.y + areas.calls.height.saturating_sub(1);
+        if y < first || y >= bottom {
+            return None;
+        }
+        let index = self.scroll + i64::from(y - first);
+        if index >= self.total.unwrap_or(0) {
+            return None;
+        }
+        self.selected = index;
+        self.clamp_window();
+        self.selected_id = self.row_at(self.selected).map(|r| r.id);
+        self.request_window(false)
     }
 
     // ---- keys -------------------------------------------------------------------------
@@ -259,6 +433,7 @@ impl App {
             Some(Popup::Confirm(_)) => return self.confirm_key(key),
             Some(Popup::Help { .. }) => return self.help_key(key),
             Some(Popup::Details(_)) => return self.details_key(key),
+            Some(Popup::Campaigns { .. }) => return self.campaigns_key(key),
             None => {}
         }
         let action = self.keys.action_for(&key)?;
@@ -287,21 +462,26 @@ impl App {
                 self.send(command)
             }
             KeyAction::PauseCampaign => {
-                let Some(campaign) = self.latest_campaign() else {
+                let Some(id) = self.campaign_id else {
                     return self.refuse("no campaign selected");
                 };
-                let (id, name, status) = (campaign.id, campaign.name.clone(), campaign.status);
-                match status {
-                    CampaignStatus::Completed | CampaignStatus::Cancelled => {
-                        self.refuse(format!("campaign {name} is {status}: nothing to pause"))
-                    }
-                    CampaignStatus::Paused | CampaignStatus::Draft => {
-                        self.send(Command::ResumeCampaign { campaign_id: id })
-                    }
-                    CampaignStatus::Dialing => {
-                        self.send(Command::PauseCampaign { campaign_id: id })
-                    }
-                }
+                self.pause_or_resume(id)
+            }
+            KeyAction::StartCampaign => {
+                let Some(id) = self.campaign_id else {
+                    return self.refuse("no campaign selected");
+                };
+                self.start_campaign(id)
+            }
+            KeyAction::CampaignList => {
+                let at = self
+                    .latest()
+                    .campaigns
+                    .iter()
+                    .position(|c| Some(c.id) == self.campaign_id)
+                    .unwrap_or(0);
+                self.popup = Some(Popup::Campaigns { selected: at });
+                None
             }
             KeyAction::RateUp | KeyAction::RateDown => {
                 let current = self.latest().rate_per_second;
@@ -327,6 +507,9 @@ impl App {
                 let Some(row) = self.selected_row() else {
                     return self.refuse("no call selected");
                 };
+                if row.pending_contact {
+                    return self.refuse("a pending contact has no call to retry yet");
+                }
                 if row.status != CallStatus::Failed {
                     let text = format!(
                         "call {} is {}: only failed calls can be retried",
@@ -341,31 +524,28 @@ impl App {
                 let Some(campaign) = self.latest_campaign() else {
                     return self.refuse("no campaign selected");
                 };
-                let message = format!(
-                    "Retry all {} failed calls of campaign {}? Each contact is dialled again.",
-                    campaign.failed, campaign.name
-                );
-                let action = Action::Send(Command::RetryFailed {
-                    campaign_id: campaign.id,
-                });
-                self.ask("Retry failed calls", message, action)
-            }
-            KeyAction::CancelCampaign => {
-                let Some(campaign) = self.latest_campaign() else {
-                    return self.refuse("no campaign selected");
-                };
-                if campaign.status.is_final() {
-                    let text = format!("campaign {} is already {}", campaign.name, campaign.status);
+                // FAILED calls only: a retried call is RETRIED and not counted again.
+                if campaign.failed == 0 {
+                    let text = format!("campaign \"{}\" has no failed calls", campaign.name);
                     return self.refuse(text);
                 }
+                let (failed, name, id) = (campaign.failed, campaign.name.clone(), campaign.id);
                 let message = format!(
-                    "Cancel campaign {}? Its {} waiting contacts will not be dialled.",
-                    campaign.name, campaign.pending
+                    "Retry the {failed} failed calls of \"{name}\"? Each contact is dialled again."
                 );
-                let action = Action::Send(Command::CancelCampaign {
-                    campaign_id: campaign.id,
-                });
-                self.ask("Cancel campaign", message, action)
+                let action = Action::Send(Command::RetryFailed { campaign_id: id });
+                self.ask(
+                    "Retry failed calls",
+                    message,
+                    ("Leave them", &format!("Retry {failed} calls")),
+                    action,
+                )
+            }
+            KeyAction::CancelCampaign => {
+                let Some(id) = self.campaign_id else {
+                    return self.refuse("no campaign selected");
+                };
+                self.cancel_campaign(id)
             }
             KeyAction::NextCampaign | KeyAction::PrevCampaign => {
                 let campaigns = &self.latest().campaigns;
@@ -392,9 +572,11 @@ impl App {
                 };
                 None
             }
-            KeyAction::TabQueued => self.set_tab(CallTab::Queued),
+            KeyAction::TabPending => self.set_tab(CallTab::Pending),
+            KeyAction::TabDialing => self.set_tab(CallTab::Dialing),
             KeyAction::TabActive => self.set_tab(CallTab::Active),
             KeyAction::TabFailed => self.set_tab(CallTab::Failed),
+            KeyAction::TabDone => self.set_tab(CallTab::Done),
             KeyAction::TabAll => self.set_tab(CallTab::All),
             KeyAction::Down
             | KeyAction::Up
@@ -427,11 +609,18 @@ impl App {
             }
             KeyAction::Details => {
                 let row = self.selected_row()?.clone();
+                if row.pending_contact {
+                    return self.refuse(format!(
+                        "contact {} is waiting for its first call of this round: no attempts yet",
+                        row.contact_id
+                    ));
+                }
                 let call_id = row.id;
                 self.popup = Some(Popup::Details(Details {
                     call: row,
                     attempts: None,
                     analysis: None,
+                    scroll: 0,
                 }));
                 Some(Action::LoadAttempts(call_id))
             }
@@ -468,6 +657,13 @@ impl App {
                 }
                 None
             }
+            KeyAction::Acknowledge => {
+                if self.alert_unacknowledged() {
+                    self.alert_seen = true;
+                    self.set_status("alert acknowledged", StatusKind::Info);
+                }
+                None
+            }
             KeyAction::Quit => self.request_quit(),
         }
     }
@@ -485,7 +681,7 @@ impl App {
                 "{in_flight} calls are in flight. Quit stops new dispatch, waits for requests \
                  already sent, and leaves the calls at Vapi to finish."
             );
-            return self.ask("Quit", message, Action::Quit);
+            return self.ask("Quit", message, ("Keep running", "Quit"), Action::Quit);
         }
         self.start_quit()
     }
@@ -595,7 +791,26 @@ impl App {
     }
 
     fn details_key(&mut self, key: KeyEvent) -> Option<Action> {
-        match self.keys.action_for(&key) {
+        let action = self.keys.action_for(&key);
+        if let Some(Popup::Details(details)) = &mut self.popup {
+            let scroll = &mut details.scroll;
+            match action {
+                Some(KeyAction::Down) => *scroll = scroll.saturating_add(1),
+                Some(KeyAction::Up) => *scroll = scroll.saturating_sub(1),
+                Some(KeyAction::PageDown) => *scroll = scroll.saturating_add(10),
+                Some(KeyAction::PageUp) => *scroll = scroll.saturating_sub(10),
+                Some(KeyAction::Top) => *scroll = 0,
+                _ => {}
+            }
+        }
+        if let Some(Popup::Details(details)) = &self.popup {
+            let screen = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
+            let max = super::panes::details::max_scroll(self, details, screen);
+            if let Some(Popup::Details(details)) = &mut self.popup {
+                details.scroll = details.scroll.min(max);
+            }
+        }
+        match action {
             Some(KeyAction::Close | KeyAction::Details | KeyAction::Quit) => {
                 self.popup = None;
                 None
@@ -620,13 +835,137 @@ impl App {
         }
     }
 
-    fn ask(&mut self, title: &str, message: String, action: Action) -> Option<Action> {
+    /// Asks before `action`; `labels` are the safe button (the default) and the acting one.
+    fn ask(
+        &mut self,
+        title: &str,
+        message: String,
+        labels: (&str, &str),
+        action: Action,
+    ) -> Option<Action> {
         self.popup = Some(Popup::Confirm(Confirm {
             title: title.to_string(),
             message,
             action,
             confirm_selected: false,
+            keep_label: labels.0.to_string(),
+            act_label: labels.1.to_string(),
         }));
+        None
+    }
+
+    // ---- campaigns (the shown one, or the campaign list's) -----------------------------
+
+    fn campaign_by_id(&self, id: i64) -> Option<&CampaignView> {
+        self.latest().campaigns.iter().find(|c| c.id == id)
+    }
+
+    fn pause_or_resume(&mut self, id: i64) -> Option<Action> {
+        let Some(campaign) = self.campaign_by_id(id) else {
+            return self.refuse("that campaign is gone");
+        };
+        let (name, status) = (campaign.name.clone(), campaign.status);
+        match status {
+            CampaignStatus::Completed | CampaignStatus::Cancelled => {
+                self.refuse(format!("campaign \"{name}\" is {status}: nothing to pause"))
+            }
+            CampaignStatus::Draft => self.refuse(format!(
+                "campaign \"{name}\" is a draft: start it with {}",
+                self.keys.key_label(KeyAction::StartCampaign)
+            )),
+            CampaignStatus::Paused => self.send(Command::ResumeCampaign { campaign_id: id }),
+            CampaignStatus::Dialing => self.send(Command::PauseCampaign { campaign_id: id }),
+        }
+    }
+
+    fn start_campaign(&mut self, id: i64) -> Option<Action> {
+        let Some(campaign) = self.campaign_by_id(id) else {
+            return self.refuse("that campaign is gone");
+        };
+        if campaign.status != CampaignStatus::Draft {
+            let text = format!(
+                "campaign \"{}\" is {}: only a draft can be started",
+                campaign.name, campaign.status
+            );
+            return self.refuse(text);
+        }
+        self.send(Command::StartCampaign { campaign_id: id })
+    }
+
+    fn cancel_campaign(&mut self, id: i64) -> Option<Action> {
+        let Some(campaign) = self.campaign_by_id(id) else {
+            return self.refuse("that campaign is gone");
+        };
+        if campaign.status.is_final() {
+            let text = format!(
+                "campaign \"{}\" is already {}",
+                campaign.name, campaign.status
+            );
+            return self.refuse(text);
+        }
+        let keep = match campaign.status {
+            CampaignStatus::Dialing => "Keep running",
+            _ => "Keep it",
+        };
+        let message = format!(
+            "Cancel the campaign \"{}\"? Its {} waiting contacts will not be dialled; calls \
+             at Vapi finish.",
+            campaign.name,
+            crate::console::panes::count(campaign.pending)
+        );
+        let action = Action::Send(Command::CancelCampaign { campaign_id: id });
+        self.ask(
+            "Cancel campaign",
+            message,
+            (keep, "Cancel campaign"),
+            action,
+        )
+    }
+
+    fn campaigns_key(&mut self, key: KeyEvent) -> Option<Action> {
+        let action = self.keys.action_for(&key);
+        let Some(Popup::Campaigns { selected }) = &mut self.popup else {
+            return None;
+        };
+        let len = self.snapshot.campaigns.len();
+        let last = len.saturating_sub(1);
+        let at = (*selected).min(last);
+        match action {
+            Some(KeyAction::Down) => *selected = (at + 1).min(last),
+            Some(KeyAction::Up) => *selected = at.saturating_sub(1),
+            Some(KeyAction::Top | KeyAction::PageUp) => *selected = 0,
+            Some(KeyAction::Bottom | KeyAction::PageDown) => *selected = last,
+            Some(KeyAction::Close | KeyAction::CampaignList | KeyAction::Quit) => self.popup = None,
+            Some(
+                action @ (KeyAction::Details
+                | KeyAction::PauseCampaign
+                | KeyAction::StartCampaign
+                | KeyAction::CancelCampaign),
+            ) => {
+                let id = self.snapshot.campaigns.get(at)?.id;
+                if action.spec().mutates && self.options.read_only {
+                    return self.refuse(format!(
+                        "read-only console: \"{}\" is disabled",
+                        action.spec().description
+                    ));
+                }
+                return match action {
+                    KeyAction::Details => {
+                        self.popup = None;
+                        if self.campaign_id == Some(id) {
+                            return None;
+                        }
+                        self.campaign_id = Some(id);
+                        self.reset_list()
+                    }
+                    KeyAction::PauseCampaign => self.pause_or_resume(id),
+                    KeyAction::StartCampaign => self.start_campaign(id),
+                    // The dialog replaces the list; its answer closes both.
+                    _ => self.cancel_campaign(id),
+                };
+            }
+            _ => {}
+        }
         None
     }
 
@@ -657,6 +996,7 @@ impl App {
     /// The list's filter changed: back to the top, drop rows of the old list, read anew.
     fn reset_list(&mut self) -> Option<Action> {
         self.selected = 0;
+        self.selected_id = None;
         self.scroll = 0;
         self.page.clear();
         self.page_offset = 0;
@@ -677,7 +1017,26 @@ impl App {
         };
         self.selected = target;
         self.clamp_window();
+        // The cursor now names this call (or, if its row is not read yet, the one that
+        // will be there when it is).
+        self.selected_id = self.row_at(self.selected).map(|r| r.id);
         self.request_window(false)
+    }
+
+    /// After a read: finds the selected call again and keeps it where it was on screen, so
+    /// rows arriving above it move the window, not the cursor. A call that left the list
+    /// (another tab now) leaves the cursor on the row that took its place.
+    fn follow_selection(&mut self) {
+        let Some(id) = self.selected_id else {
+            return;
+        };
+        let Some(at) = self.page.iter().position(|r| r.id == id) else {
+            return;
+        };
+        let index = self.page_offset + i64::try_from(at).unwrap_or(0);
+        let on_screen = self.selected - self.scroll;
+        self.selected = index;
+        self.scroll = (index - on_screen).max(0);
     }
 
     /// Keeps the selection inside the list and the window around the selection.
@@ -697,7 +1056,17 @@ impl App {
     /// changed).
     fn request_window(&mut self, force: bool) -> Option<Action> {
         let query = self.current_query();
-        if !force && self.requested.as_ref() == Some(&query) {
+        // The anchor says how to read the window, not which: it does not make a new one.
+        let same = |asked: &CallQuery| {
+            CallQuery {
+                anchor: None,
+                ..asked.clone()
+            } == CallQuery {
+                anchor: None,
+                ..query.clone()
+            }
+        };
+        if !force && self.requested.as_ref().is_some_and(same) {
             return None;
         }
         self.requested = Some(query.clone());
@@ -717,7 +1086,14 @@ impl App {
             self.log_state.transition(event);
             return;
         }
-        let newest = self.snapshot.events.len().saturating_sub(1);
+        // Scrolled up at most until the oldest event is on the pane's top line.
+        let (width, height) = self.size;
+        let log = view::layout(ratatui::layout::Rect::new(0, 0, width, height)).log;
+        let newest = self
+            .snapshot
+            .events
+            .len()
+            .saturating_sub(usize::from(log.height.saturating_sub(2)).max(1));
         self.log_scroll = match action {
             KeyAction::Up => self.log_scroll + 1,
             KeyAction::Down => self.log_scroll.saturating_sub(1),
@@ -752,7 +1128,9 @@ impl App {
                 self.page_offset = query.offset;
                 self.total = Some(total.max(0));
                 let before = self.scroll;
+                self.follow_selection();
                 self.clamp_window();
+                self.selected_id = self.row_at(self.selected).map(|r| r.id);
                 if self.scroll != before {
                     return self.request_window(false);
                 }
@@ -784,6 +1162,12 @@ impl App {
             }
             Update::Tick(now) => {
                 self.now = now;
+                // The newest snapshot, frozen or not: the history is of the engine.
+                let (snapshot, campaign) = (
+                    self.held.as_ref().unwrap_or(&self.snapshot),
+                    self.campaign_id,
+                );
+                self.history.record(now, snapshot, campaign);
                 None
             }
             Update::Resize { width, height } => {
@@ -796,6 +1180,12 @@ impl App {
 
     fn show_snapshot(&mut self, snapshot: Snapshot) -> Option<Action> {
         self.snapshot = snapshot;
+        let action = self.pick_campaign();
+        self.watch_alert();
+        action
+    }
+
+    fn pick_campaign(&mut self) -> Option<Action> {
         let known = self
             .campaign_id
             .is_some_and(|id| self.snapshot.campaigns.iter().any(|c| c.id == id));
@@ -818,6 +1208,20 @@ impl App {
             .min(self.snapshot.events.len().saturating_sub(1));
         // Statuses and counts under the window changed: read it again (the loop debounces).
         self.request_window(true)
+    }
+}
+
+impl App {
+    /// A new state that needs the operator rings once and is highlighted until seen; a
+    /// state that clears and comes back is new again.
+    fn watch_alert(&mut self) {
+        let state = super::panes::header::dispatch_state(&self.snapshot, self.campaign());
+        let now = state.needs_operator.then_some(state.word);
+        if now.is_some() && now != self.alert {
+            self.bell = true;
+            self.alert_seen = false;
+        }
+        self.alert = now;
     }
 }
 

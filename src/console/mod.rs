@@ -11,6 +11,8 @@
 //! - `panes/`: one file per pane and popup.
 
 pub mod app;
+pub mod eta;
+pub mod history;
 pub mod keys;
 pub mod pager;
 pub mod panes;
@@ -23,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use crossterm::event::{Event, EventStream};
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
@@ -47,6 +49,8 @@ pub struct ConsoleOptions {
     pub keys: BTreeMap<String, String>,
     /// Shown at the left of the header.
     pub title: String,
+    /// Clicks and the wheel act on tabs, rows and campaigns (`--no-mouse` turns it off).
+    pub mouse: bool,
 }
 
 impl Default for ConsoleOptions {
@@ -56,6 +60,7 @@ impl Default for ConsoleOptions {
             read_only: false,
             keys: BTreeMap::new(),
             title: "switchboard".into(),
+            mouse: true,
         }
     }
 }
@@ -111,6 +116,7 @@ pub async fn run(
 ) -> color_eyre::Result<()> {
     // Before the screen is taken, so that a bad [keys] table prints like any config error.
     let keys = KeyRegistry::new(&options.keys)?;
+    let mouse = options.mouse;
     let app = App::new(options, keys);
     let mut terminal = match ratatui::try_init() {
         Ok(terminal) => terminal,
@@ -119,7 +125,15 @@ pub async fn run(
             return Err(e.into());
         }
     };
+    if mouse && let Err(e) = crossterm::execute!(std::io::stdout(), EnableMouseCapture) {
+        ratatui::restore();
+        return Err(e.into());
+    }
     let result = event_loop(&mut terminal, app, engine, store).await;
+    if mouse {
+        // Best effort: the terminal is being given back either way.
+        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+    }
     ratatui::restore();
     result
 }
@@ -215,6 +229,14 @@ impl Runner {
     }
 }
 
+/// BEL on the terminal: moves nothing on screen, so ratatui's buffer stays true.
+fn ring_bell() {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    // A bell that cannot be written is not worth stopping the console for.
+    let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+}
+
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     mut app: App,
@@ -243,6 +265,9 @@ async fn event_loop(
     });
     let first = snapshots.borrow_and_update().clone();
     runner.exec(app.apply(Update::Snapshot(Box::new(first))));
+    if app.take_bell() {
+        ring_bell();
+    }
 
     let mut engine_gone = false;
     let mut dirty = true;
@@ -275,6 +300,10 @@ async fn event_loop(
                     runner.exec(action);
                     dirty = true;
                 }
+                Some(Ok(Event::Mouse(mouse))) => {
+                    runner.exec(app.handle_mouse(mouse));
+                    dirty = true;
+                }
                 Some(Ok(Event::Resize(width, height))) => {
                     runner.exec(app.apply(Update::Resize { width, height }));
                     dirty = true;
@@ -289,6 +318,9 @@ async fn event_loop(
                     Ok(()) => {
                         let snapshot = snapshots.borrow_and_update().clone();
                         runner.exec(app.apply(Update::Snapshot(Box::new(snapshot))));
+                        if app.take_bell() {
+                            ring_bell();
+                        }
                     }
                     Err(_) => {
                         engine_gone = true;

@@ -17,6 +17,7 @@ fn list_key(query: &CallQuery) -> CallQuery {
     CallQuery {
         offset: 0,
         limit: 0,
+        anchor: None,
         ..query.clone()
     }
 }
@@ -84,8 +85,10 @@ pub async fn load(
 ) -> Result<(Vec<CallListRow>, i64, bool)> {
     let rows = store.call_page_near(query, known_total).await?;
     let len = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    // A page shorter than asked ends the list, so it tells the total by itself.
-    if (len > 0 && len < query.limit) || (len == 0 && query.offset == 0) {
+    // A page shorter than asked ends the list, so it tells the total by itself; not a
+    // keyset page, whose anchor's index may be stale (rows arrived above it).
+    let by_offset = query.anchor.is_none();
+    if by_offset && ((len > 0 && len < query.limit) || (len == 0 && query.offset == 0)) {
         return Ok((rows, query.offset + len, true));
     }
     if let Some(total) = known_total {

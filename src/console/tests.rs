@@ -230,6 +230,7 @@ fn row(id: i64, status: CallStatus) -> CallListRow {
         },
         created_at: at((1100 - id) * 37),
         cost_usd: (status == CallStatus::Ended).then_some(0.11),
+        pending_contact: false,
     }
 }
 
@@ -357,7 +358,7 @@ fn screen_confirm_retry_failed() {
 
 fn failed_tab(w: u16, h: u16) -> App {
     let mut app = app_with(demo(), w, h, snapshot());
-    let action = app.handle_key(ch('3'));
+    let action = app.handle_key(ch('4'));
     let Some(Action::LoadPage(query)) = action else {
         panic!("tab change reads the list: {action:?}");
     };
@@ -433,17 +434,20 @@ fn screen_million_call_campaign_at_the_bottom() {
     let Some(Action::LoadPage(query)) = app.handle_key(ch('G')) else {
         panic!("G reads the last window");
     };
-    assert_eq!(query.offset, 1_000_000 - query.limit);
-    assert_eq!(query.limit, 10);
-    let last: Vec<_> = (0..10)
-        .map(|i| row(10 - i + 1000, CallStatus::Ended))
+    // The last screen and one before it; nothing held is near, so no anchor (the store
+    // reads from the end).
+    assert_eq!(query.offset, 1_000_000 - 20);
+    assert_eq!(query.limit, 20);
+    assert_eq!(query.anchor, None);
+    let last: Vec<_> = (0..20)
+        .map(|i| row(20 - i + 1000, CallStatus::Ended))
         .collect();
     app.apply(Update::Page {
         query,
         rows: last,
         total: 1_000_000,
     });
-    assert_eq!(app.page.len(), 10);
+    assert_eq!(app.page.len(), 20);
     insta::assert_snapshot!("million_bottom_80x24", screen(&app, 80, 24));
 }
 
@@ -539,7 +543,7 @@ fn read_only_disables_and_hides_actions_that_change_things() {
     let text = screen(&app, 160, 48);
     assert!(text.contains("READ-ONLY"));
     // Looking around still works.
-    assert!(matches!(app.handle_key(ch('3')), Some(Action::LoadPage(_))));
+    assert!(matches!(app.handle_key(ch('4')), Some(Action::LoadPage(_))));
 }
 
 #[test]
@@ -630,11 +634,12 @@ fn moving_inside_the_window_reads_nothing_and_scrolling_reads_one_window() {
     let Some(Action::LoadPage(query)) = app.handle_key(ch('j')) else {
         panic!("leaving the window reads the next one");
     };
-    assert_eq!((query.offset, query.limit), (1, 10));
+    // The window read is the visible rows and a screenful either side.
+    assert_eq!((query.offset, query.limit), (0, 21));
     let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::PageDown)) else {
         panic!("a page down reads a window");
     };
-    assert_eq!((query.offset, query.limit), (11, 10));
+    assert_eq!((query.offset, query.limit), (1, 30));
     assert!(matches!(app.handle_key(ch('g')), Some(Action::LoadPage(q)) if q.offset == 0));
 }
 
@@ -674,7 +679,7 @@ fn retry_call_only_for_failed_calls() {
         app.handle_key(ch('r')),
         Some(Action::Send(Command::RetryCall { call_id: id }))
     );
-    app.handle_key(ch('4'));
+    app.handle_key(ch('6'));
     load_page(&mut app, rows(40), 418);
     // The first row of the mixed list is QUEUED.
     assert_eq!(app.handle_key(ch('r')), None);
@@ -696,7 +701,7 @@ fn replies_land_on_the_status_line() {
 #[test]
 fn stale_pages_of_another_list_are_dropped() {
     let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
-    app.handle_key(ch('3'));
+    app.handle_key(ch('4'));
     let stale = CallQuery {
         tab: CallTab::All,
         ..app.current_query()
@@ -757,4 +762,497 @@ fn tab_moves_focus_and_movement_keys_scroll_the_log() {
     assert!(text.contains("(↑2)"), "{text}");
     app.handle_key(key(KeyCode::BackTab));
     assert_eq!(app.focus, super::Focus::Calls);
+}
+
+// ---- issue 11 §2: a screen that tells the truth at a glance --------------------------------
+
+const THREE_SIZES: [(u16, u16); 3] = [(80, 24), (120, 34), (200, 50)];
+
+fn snap_three(name: &str, build: impl Fn(u16, u16) -> App) {
+    for (width, height) in THREE_SIZES {
+        let app = build(width, height);
+        insta::assert_snapshot!(
+            format!("{name}_{width}x{height}"),
+            screen(&app, width, height)
+        );
+    }
+}
+
+/// `rows(40)` with `n` newer calls on top, as a read after `n` creates returns it.
+fn rows_with_newer(n: i64) -> Vec<CallListRow> {
+    let mut all: Vec<CallListRow> = (1..=n)
+        .rev()
+        .map(|i| row(1100 + i, CallStatus::Ringing))
+        .collect();
+    all.extend(rows(40));
+    all
+}
+
+/// Selects the fourth row, then lets `arrived` newer calls come in (two reads: the first
+/// finds the call moved down, the second reads the window around it).
+fn selection_with_arrivals(w: u16, h: u16, arrived: i64) -> App {
+    let mut app = app_with(demo(), w, h, snapshot());
+    for _ in 0..3 {
+        app.handle_key(ch('j'));
+    }
+    let chosen = app.selected_row().expect("a selected row").id;
+    assert_eq!(chosen, 1097);
+    let on_screen = app.selected - app.scroll;
+    for _ in 0..2 {
+        load_page(&mut app, rows_with_newer(arrived), 418 + arrived);
+    }
+    let row = app.selected_row().expect("still a selected row");
+    assert_eq!(
+        row.id, chosen,
+        "the selection follows the call, not the row"
+    );
+    assert_eq!(app.selected, 3 + arrived);
+    assert_eq!(
+        app.selected - app.scroll,
+        on_screen,
+        "and stays where it was on screen"
+    );
+    app
+}
+
+#[test]
+fn screen_selection_held_while_rows_arrive() {
+    snap_three("selection_held", |w, h| selection_with_arrivals(w, h, 5));
+}
+
+#[test]
+fn selection_follows_its_call_through_bursts_and_top_jumps_to_the_newest() {
+    let mut app = selection_with_arrivals(80, 24, 8);
+    // Acting on the selection acts on that call.
+    let Some(Action::LoadAttempts(id)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter opens the details");
+    };
+    assert_eq!(id, 1097);
+    app.handle_key(key(KeyCode::Esc));
+    // `g` goes to the top: the newest call, which the selection then holds.
+    app.handle_key(ch('g'));
+    load_page(&mut app, rows_with_newer(8), 426);
+    assert_eq!(app.selected_row().map(|r| r.id), Some(1108));
+    load_page(&mut app, rows_with_newer(9), 427);
+    assert_eq!(app.selected_row().map(|r| r.id), Some(1108));
+    // Home is the same key.
+    app.handle_key(key(KeyCode::Home));
+    assert_eq!(app.selected, 0);
+}
+
+#[test]
+fn a_selected_call_that_leaves_the_list_leaves_the_cursor_on_its_neighbour() {
+    let mut app = app_with(demo(), 80, 24, snapshot());
+    app.handle_key(ch('j'));
+    let mut all = rows(40);
+    let gone = all.remove(1);
+    load_page(&mut app, all, 417);
+    assert_eq!(app.selected, 1);
+    let now = app.selected_row().expect("a row").id;
+    assert_ne!(now, gone.id);
+    assert_eq!(now, 1098);
+}
+
+fn pending_rows(n: i64) -> Vec<CallListRow> {
+    (0..n)
+        .map(|i| CallListRow {
+            id: 2000 + i,
+            contact_id: 2000 + i,
+            status: CallStatus::Requeued,
+            attempt_count: i % 2,
+            provider_call_id: None,
+            ended_reason: None,
+            cost_usd: None,
+            pending_contact: true,
+            ..row(1000 + i, CallStatus::Requeued)
+        })
+        .collect()
+}
+
+#[test]
+fn screen_pending_tab_lists_contacts_waiting() {
+    snap_three("pending_tab", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        let Some(Action::LoadPage(query)) = app.handle_key(ch('1')) else {
+            panic!("1 reads the Pending tab");
+        };
+        assert_eq!(query.tab, CallTab::Pending);
+        load_page(&mut app, pending_rows(30), 580);
+        let text = screen(&app, w, h);
+        // The tab counts are the campaign pane's numbers.
+        for tab in [
+            "Pending 580",
+            "Dialing 3",
+            "Active 9",
+            "Failed 18",
+            "Done 370",
+            "All 418",
+        ] {
+            assert!(text.contains(tab), "{tab} in\n{text}");
+        }
+        assert!(text.contains("PENDING") && text.contains("now"), "{text}");
+        // A contact has no attempts to show nor a call to retry.
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+        assert_eq!(app.handle_key(ch('r')), None);
+        app.status = None;
+        app
+    });
+}
+
+#[test]
+fn screen_breaker_open_header_rings_once_until_acknowledged() {
+    let build = |w, h| {
+        let mut snap = snapshot();
+        snap.breaker.state = BreakerState::Open;
+        snap.breaker.consecutive_failures = 5;
+        snap.breaker.retry_in_ms = 12_500;
+        let mut app = app_with(demo(), w, h, snap.clone());
+        assert!(app.take_bell(), "a new state that needs the operator rings");
+        app.apply(Update::Snapshot(Box::new(snap)));
+        assert!(!app.take_bell(), "once");
+        assert!(app.alert_unacknowledged());
+        app
+    };
+    snap_three("breaker_open", build);
+    let mut app = build(120, 34);
+    assert!(screen(&app, 120, 34).contains("▶ BREAKER OPEN ◀"));
+    app.handle_key(ch('a'));
+    assert!(!app.alert_unacknowledged());
+    let text = screen(&app, 120, 34);
+    assert!(
+        !text.contains("▶ BREAKER OPEN ◀") && text.contains("BREAKER OPEN"),
+        "{text}"
+    );
+    // Closing and opening again is a new alert.
+    app.apply(Update::Snapshot(Box::new(snapshot())));
+    let mut open = snapshot();
+    open.breaker.state = BreakerState::Open;
+    app.apply(Update::Snapshot(Box::new(open)));
+    assert!(app.take_bell() && app.alert_unacknowledged());
+}
+
+#[test]
+fn screen_credits_blocked_header_says_what_to_do_next() {
+    snap_three("credits_blocked", |w, h| {
+        let mut snap = snapshot();
+        snap.campaigns[0].status = CampaignStatus::Paused;
+        snap.campaigns[0].pause_reason =
+            Some("Vapi: insufficient credits; add credits, then resume".into());
+        let mut app = app_with(demo(), w, h, snap);
+        assert!(app.take_bell());
+        let text = screen(&app, w, h);
+        assert!(text.contains("BLOCKED"), "{text}");
+        if w >= 120 {
+            assert!(text.contains("add credits"), "{text}");
+        }
+        app.handle_key(ch('a'));
+        app
+    });
+}
+
+fn three_campaigns() -> Snapshot {
+    let mut snap = snapshot();
+    let mut draft = campaign(3, "winter-follow-up", CampaignStatus::Draft);
+    draft.contacts_done = 0;
+    draft.started_at = None;
+    snap.campaigns.push(draft);
+    snap
+}
+
+#[test]
+fn screen_campaign_list() {
+    snap_three("campaign_list", |w, h| {
+        let mut app = app_with(demo(), w, h, three_campaigns());
+        assert_eq!(app.handle_key(ch('C')), None);
+        app.handle_key(ch('j'));
+        assert_eq!(app.popup(), Some(&Popup::Campaigns { selected: 1 }));
+        let text = screen(&app, w, h);
+        for name in ["spring-promo", "renewals-q2", "winter-follow-up", "DRAFT"] {
+            assert!(text.contains(name), "{name} in\n{text}");
+        }
+        app
+    });
+}
+
+#[test]
+fn the_campaign_list_starts_pauses_resumes_and_cancels_what_it_highlights() {
+    let mut app = app_with(ConsoleOptions::default(), 120, 34, three_campaigns());
+    app.handle_key(ch('C'));
+    // The shown campaign (dialling) is highlighted first: P pauses it.
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::PauseCampaign { campaign_id: 1 }))
+    );
+    app.handle_key(ch('j'));
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::ResumeCampaign { campaign_id: 2 }))
+    );
+    app.handle_key(ch('j'));
+    // A draft is started, not resumed.
+    assert_eq!(app.handle_key(ch('P')), None);
+    assert_eq!(
+        app.handle_key(ch('S')),
+        Some(Action::Send(Command::StartCampaign { campaign_id: 3 }))
+    );
+    // Cancel asks, saying what it does, and the safe button is the default.
+    assert_eq!(app.handle_key(ch('c')), None);
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("cancel asks first");
+    };
+    assert!(
+        confirm
+            .message
+            .starts_with("Cancel the campaign \"winter-follow-up\"?"),
+        "{}",
+        confirm.message
+    );
+    assert_eq!(
+        (confirm.keep_label.as_str(), confirm.act_label.as_str()),
+        ("Keep it", "Cancel campaign")
+    );
+    assert!(screen(&app, 120, 34).contains("[ Keep it ]"));
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.popup(), None);
+    // Enter in the list shows the highlighted campaign.
+    app.handle_key(ch('C'));
+    app.handle_key(ch('j'));
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter shows the campaign");
+    };
+    assert_eq!(query.campaign_id, Some(2));
+    assert_eq!(app.popup(), None);
+    // Shown dialling campaign: "Keep running".
+    app.handle_key(ch('['));
+    app.handle_key(ch('c'));
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("cancel asks first");
+    };
+    assert_eq!(confirm.keep_label, "Keep running");
+    assert!(screen(&app, 120, 34).contains("[ Keep running ]"));
+}
+
+fn mouse(
+    kind: crossterm::event::MouseEventKind,
+    column: u16,
+    row: u16,
+) -> crossterm::event::MouseEvent {
+    crossterm::event::MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }
+}
+
+#[test]
+fn mouse_clicks_tabs_rows_and_campaigns_and_the_wheel_scrolls() {
+    use crossterm::event::{MouseButton, MouseEventKind as M};
+    let click = |x, y| mouse(M::Down(MouseButton::Left), x, y);
+    let mut app = app_with(demo(), 120, 34, three_campaigns());
+    let calls = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
+    // A click on "4 Failed" shows that tab.
+    let (_, from, _) = super::panes::calls::tab_ranges(&app, calls.width)
+        .0
+        .into_iter()
+        .find(|(tab, _, _)| *tab == CallTab::Failed)
+        .expect("a Failed tab");
+    let Some(Action::LoadPage(query)) = app.handle_mouse(click(calls.x + from + 1, calls.y)) else {
+        panic!("a click on a tab reads it");
+    };
+    assert_eq!(query.tab, CallTab::Failed);
+    load_page(&mut app, failed_rows(18), 18);
+    // A click on the third row selects its call.
+    app.handle_mouse(click(
+        calls.x + 5,
+        calls.y + super::panes::calls::FIRST_ROW + 2,
+    ));
+    assert_eq!(app.selected, 2);
+    assert_eq!(app.selected_row().map(|r| r.id), Some(1084));
+    // The wheel moves the selection.
+    app.handle_mouse(mouse(M::ScrollDown, calls.x + 5, calls.y + 5));
+    assert_eq!(app.selected, 3);
+    // In the campaign list: a click highlights, a second click shows.
+    app.handle_key(ch('C'));
+    let popup = super::panes::campaigns::popup_area(ratatui::layout::Rect::new(0, 0, 120, 34), 3);
+    assert_eq!(app.handle_mouse(click(popup.x + 4, popup.y + 3)), None);
+    assert_eq!(app.popup(), Some(&Popup::Campaigns { selected: 1 }));
+    let Some(Action::LoadPage(query)) = app.handle_mouse(click(popup.x + 4, popup.y + 3)) else {
+        panic!("a second click shows the campaign");
+    };
+    assert_eq!(query.campaign_id, Some(2));
+
+    // --no-mouse: nothing reacts.
+    let mut off = app_with(
+        ConsoleOptions {
+            mouse: false,
+            ..demo()
+        },
+        120,
+        34,
+        snapshot(),
+    );
+    assert_eq!(off.handle_mouse(click(calls.x + from + 1, calls.y)), None);
+    assert_eq!(off.tab, CallTab::All);
+}
+
+#[test]
+fn screen_sparklines_of_the_last_ten_minutes() {
+    snap_three("sparklines", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        let start = parse_time(NOW).expect("fixed time") - chrono::Duration::seconds(600);
+        for i in 0..=600i64 {
+            let mut snap = snapshot();
+            // Creates in bursts, 429s in minute 4, active calls climbing then easing.
+            for c in &mut snap.campaigns {
+                c.created += i * 2 + (i / 30) % 3;
+                c.contacts_done += i / 6;
+            }
+            snap.quota.rate_limited_total = if i < 240 {
+                0
+            } else {
+                ((i - 240) / 5).min(12) as u64
+            };
+            snap.active = (i / 20).min(20) - (i / 300) * 4;
+            snap.campaigns[0].active = snap.active;
+            app.apply(Update::Snapshot(Box::new(snap)));
+            app.apply(Update::Tick(start + chrono::Duration::seconds(i)));
+        }
+        let text = screen(&app, w, h);
+        if w >= 120 {
+            for name in [
+                "creates/s",
+                "429s/min",
+                "active",
+                "finish   in ~",
+                "ended reasons",
+            ] {
+                assert!(text.contains(name), "{name} in\n{text}");
+            }
+        }
+        app
+    });
+}
+
+#[test]
+fn details_wrap_long_errors_and_scroll_within_their_content() {
+    let mut app = failed_tab(80, 24);
+    let call_id = app.selected_row().expect("a selected row").id;
+    app.handle_key(key(KeyCode::Enter));
+    let long = "Vapi rejected the request: assistant.model.messages[0].content must be shorter \
+                than 10000 characters; the prompt of assistant a-123 has 12817 characters. \
+                Shorten the prompt, then retry the call. END-OF-ERROR";
+    let attempts = (1..=8)
+        .map(|n| Attempt {
+            id: n,
+            call_id,
+            attempt: n,
+            started_at: at(600 - n * 5),
+            finished_at: Some(at(599 - n * 5)),
+            http_status: Some(400),
+            outcome: AttemptOutcome::Rejected,
+            error: Some(long.to_string()),
+            retry_delay_ms: None,
+        })
+        .collect();
+    app.apply(Update::Attempts {
+        call_id,
+        rows: attempts,
+        analysis: None,
+    });
+    let text = screen(&app, 80, 24);
+    // Wrapped, not cut: the end of the first error is on screen.
+    assert!(text.contains("END-OF-ERROR"), "{text}");
+    assert!(text.contains("scroll (0/"), "{text}");
+    for _ in 0..500 {
+        app.handle_key(ch('j'));
+    }
+    let Some(Popup::Details(details)) = app.popup() else {
+        panic!("still open");
+    };
+    let max = details.scroll;
+    assert!(max > 0 && max < 100, "clamped to the content: {max}");
+    app.handle_key(ch('k'));
+    let Some(Popup::Details(details)) = app.popup() else {
+        panic!("still open");
+    };
+    assert_eq!(details.scroll, max - 1, "one k goes back one line");
+}
+
+#[test]
+fn the_filter_highlights_its_matches() {
+    let mut app = app_with(demo(), 120, 34, snapshot());
+    app.handle_key(ch('/'));
+    for c in "hopper".chars() {
+        app.handle_key(ch(c));
+    }
+    app.handle_key(key(KeyCode::Enter));
+    let hoppers: Vec<_> = rows(40)
+        .into_iter()
+        .filter(|r| r.contact_name.as_deref() == Some("Grace Hopper"))
+        .collect();
+    let n = hoppers.len() as i64;
+    load_page(&mut app, hoppers, n);
+    let mut terminal = Terminal::new(TestBackend::new(120, 34)).expect("test backend");
+    terminal
+        .draw(|frame| frame.render_widget(&app, frame.area()))
+        .expect("draw");
+    let buffer = terminal.backend().buffer();
+    // Find "Hopper" on the first row and check its cells are marked.
+    let area = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
+    let y = area.y + super::panes::calls::FIRST_ROW;
+    let line: String = (area.x..area.x + area.width)
+        .map(|x| buffer[(x, y)].symbol().to_string())
+        .collect();
+    let at = line.find("Hopper").expect("Hopper on the first row");
+    let x = area.x + u16::try_from(line[..at].chars().count()).expect("fits");
+    let cell = &buffer[(x, y)];
+    assert!(
+        cell.modifier.contains(ratatui::style::Modifier::UNDERLINED),
+        "{cell:?}"
+    );
+    let before = &buffer[(x - 2, y)];
+    assert!(
+        !before
+            .modifier
+            .contains(ratatui::style::Modifier::UNDERLINED)
+    );
+}
+
+#[test]
+fn help_lists_every_key_the_panes_and_popups_accept() {
+    let app = app_with(demo(), 120, 34, snapshot());
+    let text: String = super::panes::help::lines(&app)
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    for spec in super::keys::ACTIONS {
+        assert!(text.contains(spec.description), "{} in\n{text}", spec.name);
+    }
+    for popup in [
+        "Campaign list (C)",
+        "Details (Enter)",
+        "In dialogs: y acts",
+        "Mouse:",
+    ] {
+        assert!(text.contains(popup), "{popup} in\n{text}");
+    }
+}
+
+#[test]
+fn windows_near_the_top_are_read_from_the_top_and_deep_ones_by_key() {
+    // Rows arriving above a held row would make its index stale: near the top the window
+    // is read by offset, always true.
+    let mut app = app_with(demo(), 80, 24, snapshot());
+    assert_eq!(app.current_query().anchor, None);
+    load_page(&mut app, rows(10), 1_000_000);
+    // Deep in the list (a page at a time from the middle), the held rows anchor the read.
+    app.scroll = 500_000;
+    app.selected = 500_000;
+    app.page_offset = 499_995;
+    app.page = rows(30);
+    let query = app.current_query();
+    let anchor = query.anchor.expect("a deep window is read by key");
+    assert_eq!(anchor.index, 500_000);
+    assert_eq!(anchor.id, 1095);
 }

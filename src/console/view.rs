@@ -30,6 +30,8 @@ pub enum Side {
 /// Wide enough for side panes next to a readable call table.
 const WIDE_WIDTH: u16 = 120;
 const WIDE_HEIGHT: u16 = 32;
+/// The campaign pane: six lines of numbers and an outcome chart of five reasons.
+const CAMPAIGN_HEIGHT: u16 = 14;
 
 pub fn layout(area: Rect) -> Areas {
     let [header, body, footer] = Layout::vertical([
@@ -46,7 +48,7 @@ pub fn layout(area: Rect) -> Areas {
         let [calls, side] =
             Layout::horizontal([Constraint::Min(0), Constraint::Length(side_width)]).areas(top);
         let [campaign, quota] =
-            Layout::vertical([Constraint::Length(16), Constraint::Min(0)]).areas(side);
+            Layout::vertical([Constraint::Length(CAMPAIGN_HEIGHT), Constraint::Min(0)]).areas(side);
         Areas {
             header,
             calls,
@@ -80,24 +82,33 @@ pub fn calls_table_rows(calls: Rect) -> u16 {
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let areas = layout(area);
-        panes::header::render(self, areas.header, buf);
+        panes::header::render(&panes::header::HeaderPane::of(self), areas.header, buf);
         panes::calls::render(self, areas.calls, buf);
         match areas.side {
             Side::Panes { campaign, quota } => {
-                panes::campaign::render(self, campaign, buf);
-                panes::quota::render(self, quota, buf);
+                panes::campaign::render(&panes::campaign::CampaignPane::of(self), campaign, buf);
+                panes::quota::render(&panes::quota::QuotaPane::of(self), quota, buf);
             }
             Side::Summary(summary) => {
                 let [campaign, quota] =
                     Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(summary);
-                panes::campaign::render_line(self, campaign, buf);
-                panes::quota::render_line(self, quota, buf);
+                panes::campaign::render_line(
+                    &panes::campaign::CampaignPane::of(self),
+                    campaign,
+                    buf,
+                );
+                panes::quota::render_line(&self.snapshot, quota, buf);
             }
         }
-        panes::log::render(self, areas.log, buf);
+        panes::log::render(&panes::log::LogPane::of(self), areas.log, buf);
         panes::footer::render(self, areas.footer, buf);
         match self.popup() {
             Some(Popup::Help { scroll }) => panes::help::render(self, *scroll, area, buf),
+            Some(Popup::Campaigns { selected }) => panes::campaigns::render(
+                &panes::campaigns::CampaignList::of(self, *selected),
+                area,
+                buf,
+            ),
             Some(Popup::Confirm(confirm)) => panes::confirm::render(confirm, area, buf),
             Some(Popup::Details(details)) => panes::details::render(self, details, area, buf),
             None => {}

@@ -36,14 +36,20 @@ fn recomputed_counters() -> String {
     )
 }
 
-/// Which calls a list shows (the console's tabs).
+/// Which rows a list shows (the console's tabs), named for what they hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CallTab {
-    /// Claimed and not yet created at Vapi (first attempt or waiting for a retry).
-    Queued,
+    /// Contacts waiting for a call: rows of `contacts`, not `calls` (see
+    /// [`CallListRow::pending_contact`]).
+    Pending,
+    /// Claimed and being created at Vapi: CREATING or UNKNOWN (first attempt or a retry).
+    Dialing,
     /// Created at Vapi and not yet ended.
     Active,
+    /// Unresolved failures only: a retried call is RETRIED and leaves this tab.
     Failed,
+    /// Ended at Vapi.
+    Done,
     #[default]
     All,
 }
@@ -65,8 +71,117 @@ pub struct CallQuery {
     /// Case-insensitive substring of phone, contact name, provider id or ended reason.
     pub text: Option<String>,
     pub sort: CallSort,
+    /// The window: `limit` rows from the list's `offset`-th.
     pub offset: i64,
     pub limit: i64,
+    /// A row known to sit at an index of the list (the console's selected call): the window
+    /// is then read by its sort key on either side (keyset paging), never by skipping
+    /// `offset` rows, so a window in the middle of a million calls costs what the first does.
+    pub anchor: Option<Anchor>,
+}
+
+/// A row of the list and its index, by the values it sorts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub index: i64,
+    pub id: i64,
+    pub status: CallStatus,
+    pub attempt_count: i64,
+}
+
+impl Anchor {
+    pub fn of(index: i64, row: &CallListRow) -> Anchor {
+        Anchor {
+            index,
+            id: row.id,
+            status: row.status,
+            attempt_count: row.attempt_count,
+        }
+    }
+}
+
+/// One direction of a keyset read: the condition "comes after the anchor" in this
+/// direction, its order, and the values it binds (in order). Plain comparisons joined by
+/// OR, portable to any SQL database (no row values, whose directions could not differ).
+struct Keyset {
+    condition: String,
+    order: &'static str,
+    binds: Vec<KeyValue>,
+}
+
+enum KeyValue {
+    Int(i64),
+    Text(&'static str),
+}
+
+impl Keyset {
+    /// Rows after the anchor in the list's order (`forward`) or before it, nearest first;
+    /// `inclusive` takes the anchor's own row too (one read instead of two).
+    fn new(sort: CallSort, anchor: &Anchor, forward: bool, inclusive: bool) -> Keyset {
+        use KeyValue::{Int, Text};
+        let id = anchor.id;
+        let (condition, order, binds) = match (sort, forward) {
+            (CallSort::Newest, true) | (CallSort::Oldest, false) => {
+                ("c.id < ?", "c.id DESC", vec![Int(id)])
+            }
+            (CallSort::Newest, false) | (CallSort::Oldest, true) => {
+                ("c.id > ?", "c.id ASC", vec![Int(id)])
+            }
+            (CallSort::Status, true) => (
+                "(c.status > ? OR (c.status = ? AND c.id < ?))",
+                "c.status, c.id DESC",
+                vec![
+                    Text(anchor.status.as_str()),
+                    Text(anchor.status.as_str()),
+                    Int(id),
+                ],
+            ),
+            (CallSort::Status, false) => (
+                "(c.status < ? OR (c.status = ? AND c.id > ?))",
+                "c.status DESC, c.id ASC",
+                vec![
+                    Text(anchor.status.as_str()),
+                    Text(anchor.status.as_str()),
+                    Int(id),
+                ],
+            ),
+            (CallSort::Attempts, true) => (
+                "(c.attempt_count < ? OR (c.attempt_count = ? AND c.id < ?))",
+                "c.attempt_count DESC, c.id DESC",
+                vec![
+                    Int(anchor.attempt_count),
+                    Int(anchor.attempt_count),
+                    Int(id),
+                ],
+            ),
+            (CallSort::Attempts, false) => (
+                "(c.attempt_count > ? OR (c.attempt_count = ? AND c.id > ?))",
+                "c.attempt_count ASC, c.id ASC",
+                vec![
+                    Int(anchor.attempt_count),
+                    Int(anchor.attempt_count),
+                    Int(id),
+                ],
+            ),
+        };
+        let condition = if inclusive {
+            // The id comparison is the last one: with equality it takes the anchor's row.
+            match condition.rfind("c.id ") {
+                Some(at) => {
+                    let (head, tail) = condition.split_at(at);
+                    format!("{head}{}", tail.replacen(" ?", "= ?", 1))
+                }
+                None => condition.to_string(),
+            }
+        } else {
+            condition.to_string()
+        };
+        Keyset {
+            condition,
+            order,
+            binds,
+        }
+    }
 }
 
 /// One row of a call list, with its contact.
@@ -83,6 +198,12 @@ pub struct CallListRow {
     pub ended_reason: Option<String>,
     pub created_at: String,
     pub cost_usd: Option<f64>,
+    /// A row of the Pending tab: a contact waiting for its next call, not a call. Its `id`
+    /// is the contact's, its `status` REQUEUED (waiting for a new call) and its
+    /// `attempt_count` the sequences already used.
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub pending_contact: bool,
 }
 
 impl CallQuery {
@@ -92,10 +213,12 @@ impl CallQuery {
             parts.push("c.campaign_id = ?".into());
         }
         parts.push(match self.tab {
-            CallTab::Queued => format!("c.status IN {}", sql_in(CallStatus::IN_CREATION)),
+            CallTab::Dialing => format!("c.status IN {}", sql_in(CallStatus::IN_CREATION)),
             CallTab::Active => format!("c.status IN {}", sql_in(CallStatus::AT_VAPI)),
             CallTab::Failed => format!("c.status IN {}", sql_in(&[CallStatus::Failed])),
-            CallTab::All => "1 = 1".to_string(),
+            CallTab::Done => format!("c.status IN {}", sql_in(&[CallStatus::Ended])),
+            // Pending lists contacts (`pending_where`); never reaches here.
+            CallTab::Pending | CallTab::All => "1 = 1".to_string(),
         });
         if self.status.is_some() {
             parts.push("c.status = ?".into());
@@ -105,6 +228,21 @@ impl CallQuery {
                 "(k.phone LIKE ? OR k.name LIKE ? OR c.provider_call_id LIKE ? OR c.ended_reason LIKE ?)"
                     .into(),
             );
+        }
+        parts.join(" AND ")
+    }
+
+    /// The Pending tab's filter over `contacts k`: waiting contacts whose import is done.
+    fn pending_where(&self) -> String {
+        let mut parts = vec![
+            format!("k.status IN {}", sql_in(&[ContactStatus::Pending])),
+            super::contacts::CLAIMABLE_IMPORT_SQL.to_string(),
+        ];
+        if self.campaign_id.is_some() {
+            parts.push("k.campaign_id = ?".into());
+        }
+        if self.text.is_some() {
+            parts.push("(k.phone LIKE ? ESCAPE '\\' OR k.name LIKE ? ESCAPE '\\')".into());
         }
         parts.join(" AND ")
     }
@@ -136,6 +274,10 @@ impl CallQuery {
         })
     }
 }
+
+/// A call list row's columns (`calls c` joined with `contacts k`).
+const CALL_COLUMNS: &str = "c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, \
+     c.status, c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd";
 
 impl Store {
     /// Campaigns whose counters disagree with their rows; empty when all is consistent.
@@ -222,6 +364,12 @@ impl Store {
         query: &CallQuery,
         total: Option<i64>,
     ) -> Result<Vec<CallListRow>> {
+        if query.tab == CallTab::Pending {
+            return self.pending_page(query).await;
+        }
+        if let Some(anchor) = &query.anchor {
+            return self.call_page_keyset(query, anchor).await;
+        }
         let limit = query.limit.max(0);
         let offset = query.offset.max(0);
         let (reversed, offset, limit) = match total {
@@ -239,8 +387,7 @@ impl Store {
             (CallSort::Attempts, false) => "c.attempt_count DESC, c.id DESC",
             (CallSort::Attempts, true) => "c.attempt_count ASC, c.id ASC",
         };
-        let columns = "c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, c.status, \
-             c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd";
+        let columns = CALL_COLUMNS;
         let filter = query
             .where_clause()
             .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
@@ -267,8 +414,115 @@ impl Store {
         Ok(rows)
     }
 
+    /// The window `[offset, offset + limit)` read around `anchor` by sort key: the rows
+    /// before it (nearest first, then turned round) and the rows from it on. An anchor
+    /// outside the window skips at most the gap between them.
+    async fn call_page_keyset(
+        &self,
+        query: &CallQuery,
+        anchor: &Anchor,
+    ) -> Result<Vec<CallListRow>> {
+        let start = query.offset.max(0);
+        let end = start + query.limit.max(0);
+        let mut rows = Vec::new();
+        if start < anchor.index {
+            // Before the anchor: nearest first, skipping what lies between window and anchor.
+            let skip = (anchor.index - end).max(0);
+            let take = anchor.index.min(end) - start;
+            let mut before = self
+                .keyset_read(query, anchor, false, false, skip, take)
+                .await?;
+            before.reverse();
+            rows.extend(before);
+        }
+        if end > anchor.index {
+            // From the anchor's own row (if it is still in the list) when it is in the window.
+            let inclusive = anchor.index >= start;
+            let skip = (start - anchor.index - 1).max(0);
+            let take = end - if inclusive { anchor.index } else { start };
+            rows.extend(
+                self.keyset_read(query, anchor, true, inclusive, skip, take)
+                    .await?,
+            );
+        }
+        Ok(rows)
+    }
+
+    async fn keyset_read(
+        &self,
+        query: &CallQuery,
+        anchor: &Anchor,
+        forward: bool,
+        inclusive: bool,
+        skip: i64,
+        take: i64,
+    ) -> Result<Vec<CallListRow>> {
+        if take <= 0 {
+            return Ok(Vec::new());
+        }
+        let keyset = Keyset::new(query.sort, anchor, forward, inclusive);
+        let filter = query
+            .where_clause()
+            .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {CALL_COLUMNS} FROM calls c JOIN contacts k ON k.id = c.contact_id \
+             WHERE {filter} AND {} ORDER BY {} LIMIT ? OFFSET ?",
+            keyset.condition, keyset.order
+        ));
+        let pattern = query.pattern();
+        let mut q = query.bind(sqlx::query_as(sql), &pattern);
+        for value in &keyset.binds {
+            q = match value {
+                KeyValue::Int(v) => q.bind(*v),
+                KeyValue::Text(v) => q.bind(*v),
+            };
+        }
+        Ok(q.bind(take).bind(skip).fetch_all(self.reader()).await?)
+    }
+
+    /// The Pending tab's window: waiting contacts in the order they are claimed (oldest
+    /// first, whatever the sort), each with its sequences used.
+    async fn pending_page(&self, query: &CallQuery) -> Result<Vec<CallListRow>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT k.id AS id, k.campaign_id, k.id AS contact_id, k.name AS contact_name, \
+             k.phone, '{}' AS status, k.sequence AS attempt_count, \
+             NULL AS provider_call_id, NULL AS ended_reason, k.created_at, NULL AS cost_usd, \
+             1 AS pending_contact \
+             FROM contacts k WHERE {} ORDER BY k.id LIMIT ? OFFSET ?",
+            CallStatus::Requeued.as_str(),
+            query.pending_where()
+        ));
+        let pattern = query.pattern();
+        let mut q = sqlx::query_as(sql);
+        if let Some(id) = query.campaign_id {
+            q = q.bind(id);
+        }
+        if let Some(p) = &pattern {
+            q = q.bind(p).bind(p);
+        }
+        Ok(q.bind(query.limit.max(0))
+            .bind(query.offset.max(0))
+            .fetch_all(self.reader())
+            .await?)
+    }
+
     /// How many calls a list has in all (for the tab counts and the scroll bar).
     pub async fn call_count(&self, query: &CallQuery) -> Result<i64> {
+        if query.tab == CallTab::Pending {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM contacts k WHERE {}",
+                query.pending_where()
+            ));
+            let pattern = query.pattern();
+            let mut q = sqlx::query_scalar(sql);
+            if let Some(id) = query.campaign_id {
+                q = q.bind(id);
+            }
+            if let Some(p) = &pattern {
+                q = q.bind(p).bind(p);
+            }
+            return Ok(q.fetch_one(self.reader()).await?);
+        }
         // The contact is only needed to filter on its name or phone.
         let join = if query.text.is_some() {
             "JOIN contacts k ON k.id = c.contact_id"
@@ -341,7 +595,94 @@ mod tests {
                 let near = store.call_page_near(&query, Some(25)).await.unwrap();
                 let ids = |rows: &[CallListRow]| rows.iter().map(|r| r.id).collect::<Vec<_>>();
                 assert_eq!(ids(&plain), ids(&near), "{sort:?} at {offset}");
+                // Keyset reads around an anchor anywhere near give the same window.
+                let all = store
+                    .call_page(&CallQuery {
+                        offset: 0,
+                        limit: 100,
+                        ..query.clone()
+                    })
+                    .await
+                    .unwrap();
+                for at in [0usize, 3, 5, 9, 12, 17, 24] {
+                    let anchored = CallQuery {
+                        anchor: Some(Anchor::of(at as i64, &all[at])),
+                        ..query.clone()
+                    };
+                    let keyset = store.call_page(&anchored).await.unwrap();
+                    assert_eq!(
+                        ids(&plain),
+                        ids(&keyset),
+                        "{sort:?} at {offset}, anchor at {at}"
+                    );
+                }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn the_pending_tab_lists_waiting_contacts_and_the_dialing_tab_their_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let c = store.create_campaign("c", "a", "p").await.unwrap();
+        let contacts: Vec<NewContact> = (0..5)
+            .map(|i| NewContact {
+                name: Some(format!("Person {i}")),
+                phone: format!("+1415555{i:04}"),
+                extension: None,
+                variables: "{}".into(),
+            })
+            .collect();
+        store.insert_contacts(c.id, &contacts).await.unwrap();
+        store.start_campaign(c.id).await.unwrap();
+        let instance = store.instance_id().await.unwrap();
+        for _ in 0..2 {
+            store
+                .claim_call(c.id, &instance, "test")
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let tab = |tab, text: Option<&str>| CallQuery {
+            campaign_id: Some(c.id),
+            tab,
+            text: text.map(str::to_string),
+            limit: 10,
+            ..Default::default()
+        };
+        let pending = store.call_page(&tab(CallTab::Pending, None)).await.unwrap();
+        assert_eq!(pending.len(), 3);
+        assert!(
+            pending
+                .iter()
+                .all(|r| r.pending_contact && r.provider_call_id.is_none())
+        );
+        let names: Vec<_> = pending
+            .iter()
+            .filter_map(|r| r.contact_name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["Person 2", "Person 3", "Person 4"],
+            "in claim order"
+        );
+        assert_eq!(
+            store
+                .call_count(&tab(CallTab::Pending, None))
+                .await
+                .unwrap(),
+            3
+        );
+        let one = tab(CallTab::Pending, Some("son 3"));
+        assert_eq!(store.call_page(&one).await.unwrap().len(), 1);
+        assert_eq!(store.call_count(&one).await.unwrap(), 1);
+        // The claimed two are being created: the Dialing tab, as calls.
+        let dialing = store.call_page(&tab(CallTab::Dialing, None)).await.unwrap();
+        assert_eq!(dialing.len(), 2);
+        assert!(dialing.iter().all(|r| !r.pending_contact));
+        assert_eq!(
+            store.call_count(&tab(CallTab::Done, None)).await.unwrap(),
+            0
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The call list: tabs with counts, and a table of the visible window only. The app holds
-//! just the rows on screen (read with LIMIT/OFFSET), so a million-call campaign draws as
-//! fast as a ten-call one.
+//! just the rows on screen (and a screenful either side), so a million-call campaign draws
+//! as fast as a ten-call one. Columns are sized to the rows on screen (`columns.rs`).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Margin, Rect};
@@ -11,52 +11,89 @@ use ratatui::widgets::{
     TableState, Widget,
 };
 
+use super::columns::{Column, ellipsis, fit, highlight, width};
 use super::{age, call_status_style, count, label, pane_block};
 use crate::console::app::{App, Focus, sort_name};
 use crate::store::stats::{CallListRow, CallTab};
 
-const TABS: [(CallTab, &str); 4] = [
-    (CallTab::Queued, "Queued"),
+pub const TABS: [(CallTab, &str); 6] = [
+    (CallTab::Pending, "Pending"),
+    (CallTab::Dialing, "Dialing"),
     (CallTab::Active, "Active"),
     (CallTab::Failed, "Failed"),
+    (CallTab::Done, "Done"),
     (CallTab::All, "All"),
 ];
 
-/// Counts for the tab labels. The shown tab uses the exact count of its list; the others
-/// come from the snapshot's counters (no count query per tab per refresh).
+/// Counts for the tab labels, from the campaign's counters: the same numbers the campaign
+/// pane shows. The shown tab uses its list's exact count when there is no filter (it is
+/// the same number, read a moment later); with a filter it says how many match.
 fn tab_count(app: &App, tab: CallTab) -> Option<i64> {
-    if tab == app.tab && app.total.is_some() {
+    if tab == app.tab && app.filter.is_some() {
         return app.total;
     }
-    let snap = &app.snapshot;
-    let (creating, active, failed, created) = match app.campaign() {
-        Some(c) => (c.creating, c.active, c.failed, c.created),
-        None if snap.campaigns.is_empty() => return None,
-        None => (
-            snap.creating,
-            snap.active,
-            snap.failed,
-            snap.campaigns.iter().map(|c| c.created).sum(),
-        ),
-    };
+    let c = app.campaign()?;
     Some(match tab {
-        CallTab::Queued => creating,
-        CallTab::Active => active,
-        CallTab::Failed => failed,
-        CallTab::All => created + creating + failed,
+        CallTab::Pending => c.pending,
+        CallTab::Dialing => c.creating,
+        CallTab::Active => c.active,
+        CallTab::Failed => c.failed,
+        CallTab::Done => c.ended,
+        CallTab::All => c.created + c.creating + c.failed,
     })
 }
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let mut tabs = vec![Span::raw(" ")];
-    for (i, (tab, name)) in TABS.iter().enumerate() {
-        if i > 0 {
-            tabs.push(Span::styled(" │ ", label()));
+const TAB_GAP: &str = " │ ";
+
+/// "3 Active 9": the key, the name and the count; `compact` drops the key when the pane is
+/// too narrow for all six (the footer and `?` list the keys).
+fn tab_label(app: &App, i: usize, compact: bool) -> String {
+    let (tab, name) = TABS[i];
+    let key = if compact {
+        String::new()
+    } else {
+        format!("{} ", i + 1)
+    };
+    match tab_count(app, tab) {
+        Some(n) => format!("{key}{name} {}", count(n)),
+        None => format!("{key}{name}"),
+    }
+}
+
+/// Where each tab's label sits on the top line of a pane `width` wide, as columns from the
+/// pane's left edge (for mouse clicks), and whether the labels are compact. The title
+/// starts after the corner and a space.
+pub fn tab_ranges(app: &App, width: u16) -> (Vec<(CallTab, u16, u16)>, bool) {
+    let lay_out = |compact: bool| {
+        let mut x = 2u16;
+        let mut out = Vec::new();
+        for (i, (tab, _)) in TABS.iter().enumerate() {
+            if i > 0 {
+                x += super::columns::width(TAB_GAP);
+            }
+            let w = super::columns::width(&tab_label(app, i, compact));
+            out.push((*tab, x, x + w));
+            x += w;
         }
-        let text = match tab_count(app, *tab) {
-            Some(n) => format!("{} {name} {}", i + 1, count(n)),
-            None => format!("{} {name}", i + 1),
-        };
+        (out, x + 2)
+    };
+    let (full, needed) = lay_out(false);
+    if needed <= width {
+        return (full, false);
+    }
+    (lay_out(true).0, true)
+}
+
+/// The first table row's line: under the top border and the column header.
+pub const FIRST_ROW: u16 = 2;
+
+pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let (_, compact) = tab_ranges(app, area.width);
+    let mut tabs = vec![Span::raw(" ")];
+    for (i, (tab, _)) in TABS.iter().enumerate() {
+        if i > 0 {
+            tabs.push(Span::styled(TAB_GAP, label()));
+        }
         let style = if *tab == app.tab {
             Style::new()
                 .fg(Color::Black)
@@ -65,7 +102,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         } else {
             Style::new().fg(Color::Gray)
         };
-        tabs.push(Span::styled(text, style));
+        tabs.push(Span::styled(tab_label(app, i, compact), style));
     }
     tabs.push(Span::raw(" "));
 
@@ -102,6 +139,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Some(0) => {
             let text = match &app.filter {
                 Some(f) => format!("no calls match \"{f}\" (Esc clears the filter)"),
+                None if app.tab == CallTab::Pending => "no contacts waiting".to_string(),
                 None => "no calls in this tab".to_string(),
             };
             Paragraph::new(Span::styled(text, label())).render(inner, buf);
@@ -110,49 +148,85 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Some(total) => total,
     };
 
-    let header = Row::new([
-        "call",
-        "contact",
-        "phone",
-        "status",
-        "att",
-        "provider id",
-        "age",
-        "ended reason",
-    ])
-    .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD));
     let height = i64::from(inner.height.saturating_sub(1));
     let end = (app.scroll + height).min(total);
-    let rows: Vec<Row> = (app.scroll..end)
+    // The texts first: the columns are sized to what is on screen.
+    let texts: Vec<Option<[String; 8]>> = (app.scroll..end)
         .map(|index| {
             usize::try_from(index - app.page_offset)
                 .ok()
                 .and_then(|i| app.page.get(i))
-                .map(|row| table_row(app, row))
-                // Not read yet (the window just moved): a placeholder, never a stall.
-                .unwrap_or_else(|| Row::new([Cell::from("…")]).style(label()))
+                .map(|row| cells(app, row))
         })
         .collect();
-    let widths = [
-        Constraint::Length(7),
-        Constraint::Fill(2),
-        Constraint::Length(13),
-        Constraint::Length(11),
-        Constraint::Length(3),
-        Constraint::Fill(2),
-        Constraint::Length(4),
-        Constraint::Fill(3),
-    ];
+    let pending = app.tab == CallTab::Pending;
+    let headers: Vec<&str> = (0..COLUMNS.len())
+        .map(|i| match i {
+            // Pending rows are contacts: when they may be dialled, and sequences used.
+            AGE if pending => "next",
+            4 if pending => "seq",
+            _ => COLUMNS[i].header,
+        })
+        .collect();
+    let mut natural = [0u16; 8];
+    for (n, header) in natural.iter_mut().zip(&headers) {
+        *n = width(header);
+    }
+    for row in texts.iter().flatten() {
+        for (n, text) in natural.iter_mut().zip(row) {
+            *n = (*n).max(width(text));
+        }
+    }
+    let available = inner.width.saturating_sub(width(HIGHLIGHT));
+    let fitted = fit(&COLUMNS, &natural, available, 1);
+    let shown: Vec<(usize, u16)> = fitted
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| Some((i, (*w)?)))
+        .collect();
+    let header = Row::new(shown.iter().map(|(i, _)| headers[*i]))
+        .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD));
+    let rows: Vec<Row> = texts
+        .iter()
+        .zip(app.scroll..end)
+        .map(|(texts, index)| match texts {
+            Some(texts) => {
+                let status = usize::try_from(index - app.page_offset)
+                    .ok()
+                    .and_then(|i| app.page.get(i))
+                    .map(|r| {
+                        if r.pending_contact {
+                            Style::new().fg(Color::Cyan)
+                        } else {
+                            call_status_style(r.status)
+                        }
+                    })
+                    .unwrap_or_default();
+                Row::new(shown.iter().map(|(i, w)| {
+                    let text = ellipsis(&texts[*i], *w);
+                    match *i {
+                        STATUS => Cell::from(text).style(status),
+                        // The columns the filter searches show where it matched.
+                        1 | 2 | 5 | 7 => Cell::from(highlight(text, app.filter.as_deref())),
+                        _ => Cell::from(text),
+                    }
+                }))
+            }
+            // Not read yet (the window just moved): a placeholder, never a stall.
+            None => Row::new([Cell::from("…")]).style(label()),
+        })
+        .collect();
+    let widths: Vec<Constraint> = shown.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)
-        .highlight_symbol("▶ ")
+        .highlight_symbol(HIGHLIGHT)
+        // REVERSED rather than a background colour: every status colour stays readable on
+        // the selected row (it becomes the cell's background), in any palette.
         .row_highlight_style(if app.focus == Focus::Calls {
-            Style::new()
-                .bg(Color::DarkGray)
-                .add_modifier(Modifier::BOLD)
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         } else {
-            Style::new().add_modifier(Modifier::BOLD)
+            Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
         });
     let selected = usize::try_from(app.selected - app.scroll).ok();
     let mut state = TableState::default().with_selected(selected);
@@ -175,15 +249,87 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-fn table_row<'a>(app: &App, row: &'a CallListRow) -> Row<'a> {
-    Row::new([
-        Cell::from(row.id.to_string()),
-        Cell::from(row.contact_name.as_deref().unwrap_or("—")),
-        Cell::from(row.phone.as_str()),
-        Cell::from(row.status.as_str()).style(call_status_style(row.status)),
-        Cell::from(row.attempt_count.to_string()),
-        Cell::from(row.provider_call_id.as_deref().unwrap_or("—")),
-        Cell::from(age(&row.created_at, app.now)),
-        Cell::from(row.ended_reason.as_deref().unwrap_or("")),
-    ])
+const HIGHLIGHT: &str = "▶ ";
+const STATUS: usize = 3;
+const AGE: usize = 6;
+
+/// The call list's columns: the contact, phone, status and reason are what the operator
+/// reads; the provider id (also in the details popup), attempts, age and call id make way
+/// for them, in that order.
+const COLUMNS: [Column; 8] = [
+    Column {
+        header: "call",
+        drop_rank: Some(3),
+        min_cut: None,
+        wide: false,
+    },
+    Column {
+        header: "contact",
+        drop_rank: None,
+        min_cut: Some(8),
+        wide: false,
+    },
+    Column {
+        header: "phone",
+        drop_rank: None,
+        min_cut: Some(10),
+        wide: false,
+    },
+    Column {
+        header: "status",
+        drop_rank: None,
+        min_cut: None,
+        wide: false,
+    },
+    Column {
+        header: "att",
+        drop_rank: Some(1),
+        min_cut: None,
+        wide: false,
+    },
+    Column {
+        header: "provider id",
+        drop_rank: Some(0),
+        min_cut: Some(8),
+        wide: false,
+    },
+    Column {
+        header: "age",
+        drop_rank: Some(2),
+        min_cut: None,
+        wide: false,
+    },
+    Column {
+        header: "ended reason",
+        drop_rank: None,
+        min_cut: Some(12),
+        wide: true,
+    },
+];
+
+fn cells(app: &App, row: &CallListRow) -> [String; 8] {
+    if row.pending_contact {
+        // A contact, not a call: no call id, no provider id; "next" is when it may be
+        // dialled (no calling windows yet, so now).
+        return [
+            "—".into(),
+            row.contact_name.clone().unwrap_or_else(|| "—".into()),
+            row.phone.clone(),
+            "PENDING".into(),
+            row.attempt_count.to_string(),
+            "—".into(),
+            "now".into(),
+            String::new(),
+        ];
+    }
+    [
+        row.id.to_string(),
+        row.contact_name.clone().unwrap_or_else(|| "—".into()),
+        row.phone.clone(),
+        row.status.as_str().to_string(),
+        row.attempt_count.to_string(),
+        row.provider_call_id.clone().unwrap_or_else(|| "—".into()),
+        age(&row.created_at, app.now),
+        row.ended_reason.clone().unwrap_or_default(),
+    ]
 }

@@ -1,23 +1,53 @@
-//! The shown campaign: progress, counters, success rate, reasons calls ended, and money.
+//! The shown campaign: progress, the tabs' counts, success rate, money, when it will finish
+//! (`eta.rs`) and an outcome bar chart of the reasons calls ended.
 
 use ratatui::buffer::Buffer;
+use ratatui::layout::Direction;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph, Widget};
+use ratatui::widgets::{Bar, BarChart, BarGroup, Gauge, Paragraph, Widget};
 
 use super::{age, campaign_status_style, count, date_time, label, money, pane_block};
 use crate::console::app::App;
+use crate::console::eta::{Limits, Observed, eta, short};
 use crate::dispatch::snapshot::CampaignView;
+use crate::model::CampaignStatus;
+use chrono::{DateTime, Utc};
 
 /// Reasons listed in the wide pane.
 const TOP_REASONS: usize = 5;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// What the campaign pane needs: the campaign shown, the clock, and when it will finish.
+pub struct CampaignPane<'a> {
+    pub campaign: Option<&'a CampaignView>,
+    pub now: DateTime<Utc>,
+    pub limits: Limits,
+    /// The pace seen over the history window, if any.
+    pub observed: Option<Observed>,
+}
+
+impl<'a> CampaignPane<'a> {
+    pub fn of(app: &'a App) -> CampaignPane<'a> {
+        let campaign = app.campaign();
+        let snap = app.latest();
+        CampaignPane {
+            campaign,
+            now: app.now,
+            limits: Limits {
+                rate_per_second: snap.rate_per_second,
+                concurrency_cap: snap.quota.concurrency_cap,
+            },
+            observed: campaign.and_then(|c| app.history.observed(c.id)),
+        }
+    }
+}
+
+pub fn render(pane: &CampaignPane, area: Rect, buf: &mut Buffer) {
     let block = pane_block(" Campaign ", false);
     let inner = block.inner(area);
     block.render(area, buf);
-    let Some(c) = app.campaign() else {
+    let Some(c) = pane.campaign else {
         Paragraph::new(Span::styled("no campaign", label())).render(inner, buf);
         return;
     };
@@ -36,7 +66,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         line.push(Span::styled(" since ", label()));
         line.push(Span::raw(date_time(started)));
         line.push(Span::styled(
-            format!(" ({} ago)", age(started, app.now)),
+            format!(" ({} ago)", age(started, pane.now)),
             label(),
         ));
     }
@@ -57,7 +87,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let mut lines = vec![
         counters(c),
         Line::from(vec![
-            Span::styled("success  ", label()),
+            Span::styled("done ", label()),
+            Span::raw(count(c.ended)),
+            Span::styled("  success ", label()),
             Span::raw(match c.success_rate {
                 Some(rate) => format!("{:.1}%", rate * 100.0),
                 None => "—".into(),
@@ -74,35 +106,115 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             },
         ]),
     ];
-    if !c.reasons.is_empty() {
-        lines.push(Line::from(Span::styled("ended reasons", label())));
-        let width = usize::from(rest.width).saturating_sub(10).max(8);
-        for (reason, n) in c.reasons.iter().take(TOP_REASONS) {
-            lines.push(Line::from(vec![
-                Span::raw(format!("  {:<width$.width$}", reason)),
-                Span::raw(format!("{:>7}", count(*n))),
-            ]));
-        }
-    }
+    lines.push(finish_line(pane, c));
+    let used = u16::try_from(lines.len()).unwrap_or(u16::MAX);
     Paragraph::new(lines).render(rest, buf);
+    if !c.reasons.is_empty() && rest.height > used + 1 {
+        let chart = Rect {
+            y: rest.y + used,
+            height: rest.height - used,
+            ..rest
+        };
+        render_outcomes(&c.reasons, chart, buf);
+    }
 }
 
+/// When the campaign will finish at the pace seen, bounded by the limits in force.
+fn finish_line(pane: &CampaignPane, c: &CampaignView) -> Line<'static> {
+    let limits = pane.limits;
+    let remaining = c.pending + c.creating + c.active;
+    let mut spans = vec![Span::styled("finish   ", label())];
+    if c.status.is_final() {
+        spans.push(Span::styled(c.status.as_str(), label()));
+        return Line::from(spans);
+    }
+    match eta(remaining, pane.observed, limits) {
+        Some(left) if c.status == CampaignStatus::Dialing => {
+            spans.push(Span::styled(
+                format!("in ~{}", short(left)),
+                Style::new().add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::styled(
+                format!(
+                    " at this pace (cap {}, {:.1}/s)",
+                    limits.concurrency_cap, limits.rate_per_second
+                ),
+                label(),
+            ));
+        }
+        _ if c.status != CampaignStatus::Dialing => {
+            spans.push(Span::styled(format!("— {}", c.status), label()))
+        }
+        _ => spans.push(Span::styled(
+            "— no pace seen yet (a minute of calls)",
+            label(),
+        )),
+    }
+    Line::from(spans)
+}
+
+/// Ended reasons as horizontal bars, most frequent first.
+fn render_outcomes(reasons: &[(String, i64)], area: Rect, buf: &mut Buffer) {
+    let [title, bars] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    Paragraph::new(Span::styled("ended reasons", label())).render(title, buf);
+    let label_width = usize::from(area.width / 2).clamp(8, 28);
+    let bars: Vec<Bar> = reasons
+        .iter()
+        .take(usize::from(bars.height).min(TOP_REASONS))
+        .map(|(reason, n)| {
+            Bar::default()
+                .label(Line::from(format!(
+                    "  {}",
+                    super::columns::ellipsis(reason, u16::try_from(label_width).unwrap_or(8))
+                )))
+                .value(u64::try_from(*n).unwrap_or(0))
+                .text_value(count(*n))
+                .style(Style::new().fg(outcome_colour(reason)))
+                .value_style(Style::new().add_modifier(Modifier::REVERSED))
+        })
+        .collect();
+    BarChart::default()
+        .direction(Direction::Horizontal)
+        .data(BarGroup::default().bars(&bars))
+        .bar_width(1)
+        .bar_gap(0)
+        .render(
+            Rect {
+                y: area.y + 1,
+                height: area.height.saturating_sub(1),
+                ..area
+            },
+            buf,
+        );
+}
+
+/// Outcomes green, no answer yellow, errors red: named colours only.
+fn outcome_colour(reason: &str) -> Color {
+    // Reasons in the histogram are of calls that reached Vapi and ended.
+    match crate::model::classify_ended_reason(reason, true) {
+        crate::model::EndedClass::Outcome => Color::Green,
+        crate::model::EndedClass::NeverRang => Color::Yellow,
+        _ => Color::Red,
+    }
+}
+
+/// The call tabs' numbers, in the same order (Done is on the next line).
 fn counters(c: &CampaignView) -> Line<'static> {
     Line::from(vec![
-        Span::styled("created ", label()),
-        Span::raw(count(c.created)),
+        Span::styled("pending ", label()),
+        Span::raw(count(c.pending)),
+        Span::styled("  dialing ", label()),
+        Span::styled(count(c.creating), Style::new().fg(Color::Cyan)),
         Span::styled("  active ", label()),
         Span::styled(count(c.active), Style::new().fg(Color::Green)),
-        Span::styled("  ended ", label()),
-        Span::raw(count(c.ended)),
         Span::styled("  failed ", label()),
         Span::styled(count(c.failed), Style::new().fg(Color::Red)),
     ])
 }
 
 /// One line for small terminals.
-pub fn render_line(app: &App, area: Rect, buf: &mut Buffer) {
-    let Some(c) = app.campaign() else {
+pub fn render_line(pane: &CampaignPane, area: Rect, buf: &mut Buffer) {
+    let Some(c) = pane.campaign else {
         Paragraph::new(Span::styled(" no campaign", label())).render(area, buf);
         return;
     };

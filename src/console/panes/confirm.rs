@@ -1,5 +1,5 @@
-//! The confirmation dialog for dangerous actions. Cancel is the default button, so a stray
-//! Enter never retries a thousand calls or cancels a campaign.
+//! The confirmation dialog for dangerous actions. Its buttons say what they do, and the safe
+//! one is the default, so a stray Enter never retries a thousand calls or cancels a campaign.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
@@ -33,26 +33,15 @@ pub fn render(confirm: &Confirm, area: Rect, buf: &mut Buffer) {
         Line::from(vec![
             // Brackets as well as colour mark the button Enter presses.
             Span::styled(
-                if confirm.confirm_selected {
-                    "  Cancel  "
-                } else {
-                    "[ Cancel ]"
-                },
+                button(&confirm.keep_label, !confirm.confirm_selected),
                 cancel,
             ),
             Span::raw("    "),
-            Span::styled(
-                if confirm.confirm_selected {
-                    "[ Confirm ]"
-                } else {
-                    "  Confirm  "
-                },
-                ok,
-            ),
+            Span::styled(button(&confirm.act_label, confirm.confirm_selected), ok),
         ])
         .alignment(Alignment::Center),
         Line::from(Span::styled(
-            "y confirm · n/Esc cancel · ←/→ choose",
+            "y acts · n/Esc keeps · ←/→ choose · Enter presses [the chosen]",
             label(),
         ))
         .alignment(Alignment::Center),
@@ -62,4 +51,13 @@ pub fn render(confirm: &Confirm, area: Rect, buf: &mut Buffer) {
         .block(pane_block(format!(" {} ", confirm.title), true))
         .wrap(Wrap { trim: true })
         .render(popup, buf);
+}
+
+/// A button; brackets mark the one Enter presses (as well as its colour).
+fn button(text: &str, chosen: bool) -> String {
+    if chosen {
+        format!("[ {text} ]")
+    } else {
+        format!("  {text}  ")
+    }
 }

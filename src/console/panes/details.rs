@@ -1,14 +1,16 @@
 //! Enter on a call: who it is for, where it stands, and every create attempt with its HTTP
 //! status, outcome, error and the delay before the next one (the persisted retry log).
+//! Long text wraps; the popup scrolls with the movement keys.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Clear, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
 use super::{age, call_status_style, centered, clock, duration_ms, label, pane_block};
 use crate::console::app::{App, Details};
+use crate::console::keys::KeyAction;
 use crate::model::AttemptOutcome;
 
 fn outcome_style(outcome: AttemptOutcome) -> Style {
@@ -25,53 +27,10 @@ fn outcome_style(outcome: AttemptOutcome) -> Style {
     }
 }
 
-pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
+/// Every line of the popup; long values are wrapped by the paragraph, not cut.
+fn lines(app: &App, details: &Details) -> Vec<Line<'static>> {
     let call = &details.call;
-    let rows = details.attempts.as_ref().map_or(1, Vec::len);
-    // The end-of-call report's analysis, one line each (when a report brought one).
-    let analysis: Vec<(&str, &str)> = details
-        .analysis
-        .as_ref()
-        .map(|a| {
-            [
-                ("summary    ", a.summary.as_deref()),
-                ("evaluation ", a.success_evaluation.as_deref()),
-                ("data       ", a.structured_data.as_deref()),
-                ("recording  ", a.recording_url.as_deref()),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect()
-        })
-        .unwrap_or_default();
-    let info_height = 3 + analysis.len();
-    let height = u16::try_from(rows + 3 + info_height).unwrap_or(u16::MAX);
-    let popup = centered(
-        area,
-        area.width.saturating_sub(4).min(120),
-        height.min(area.height.saturating_sub(2)),
-    );
-    let retry_hint = if app.options.read_only || call.status != crate::model::CallStatus::Failed {
-        " Esc closes ".to_string()
-    } else {
-        format!(
-            " {} retries · Esc closes ",
-            app.keys
-                .key_label(crate::console::keys::KeyAction::RetryCall)
-        )
-    };
-    let block = pane_block(format!(" Call {} ", call.id), true)
-        .title_bottom(Line::from(Span::styled(retry_hint, label())).right_aligned());
-    let inner = block.inner(popup);
-    Clear.render(popup, buf);
-    block.render(popup, buf);
-
-    let [info, table] = Layout::vertical([
-        Constraint::Length(u16::try_from(info_height).unwrap_or(3)),
-        Constraint::Min(0),
-    ])
-    .areas(inner);
-    let mut info_lines = vec![
+    let mut lines = vec![
         Line::from(vec![
             Span::styled("contact ", label()),
             Span::raw(format!(
@@ -88,68 +47,135 @@ pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
         Line::from(vec![
             Span::styled("age ", label()),
             Span::raw(age(&call.created_at, app.now)),
-            Span::styled("  ", label()),
-            Span::styled("provider id ", label()),
+            Span::styled("  provider id ", label()),
             Span::raw(
                 call.provider_call_id
-                    .as_deref()
-                    .unwrap_or("— (not created at Vapi)"),
+                    .clone()
+                    .unwrap_or_else(|| "— (not created at Vapi)".into()),
             ),
             Span::styled("  cost ", label()),
             Span::raw(call.cost_usd.map_or("—".to_string(), super::money)),
         ]),
         Line::from(vec![
             Span::styled("ended reason ", label()),
-            Span::raw(call.ended_reason.as_deref().unwrap_or("—")),
+            Span::raw(call.ended_reason.clone().unwrap_or_else(|| "—".into())),
         ]),
     ];
-    for (key, value) in analysis {
-        info_lines.push(Line::from(vec![
-            Span::styled(key, label()),
-            Span::raw(value.replace(['\n', '\r'], " ")),
-        ]));
+    // The end-of-call report's analysis (when a report brought one), in full.
+    if let Some(a) = &details.analysis {
+        for (key, value) in [
+            ("summary    ", &a.summary),
+            ("evaluation ", &a.success_evaluation),
+            ("data       ", &a.structured_data),
+            ("recording  ", &a.recording_url),
+        ] {
+            if let Some(value) = value {
+                lines.push(Line::from(vec![
+                    Span::styled(key, label()),
+                    Span::raw(value.replace(['\n', '\r'], " ")),
+                ]));
+            }
+        }
     }
-    Paragraph::new(info_lines).render(info, buf);
-
+    lines.push(Line::from(""));
     let Some(attempts) = &details.attempts else {
-        Paragraph::new(Span::styled("loading attempts…", label())).render(table, buf);
-        return;
+        lines.push(Line::from(Span::styled("loading attempts…", label())));
+        return lines;
     };
     if attempts.is_empty() {
-        Paragraph::new(Span::styled("no attempts recorded", label())).render(table, buf);
-        return;
+        lines.push(Line::from(Span::styled("no attempts recorded", label())));
+        return lines;
     }
-    let header = Row::new([
-        "#", "started", "finished", "http", "outcome", "error", "retry in",
-    ])
-    .style(Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD));
-    let rows = attempts.iter().map(|a| {
-        Row::new([
-            Cell::from(a.attempt.to_string()),
-            Cell::from(clock(&a.started_at)),
-            Cell::from(a.finished_at.as_deref().map(clock).unwrap_or_default()),
-            Cell::from(a.http_status.map(|s| s.to_string()).unwrap_or_default()),
-            Cell::from(a.outcome.as_str()).style(outcome_style(a.outcome)),
-            Cell::from(a.error.clone().unwrap_or_default()),
-            Cell::from(
+    lines.push(Line::from(Span::styled(
+        format!(
+            "{:<3}{:<9}{:<9}{:<5}{:<14}{}",
+            "#", "started", "finished", "http", "outcome", "retry in"
+        ),
+        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+    )));
+    for a in attempts {
+        lines.push(Line::from(vec![
+            Span::raw(format!(
+                "{:<3}{:<9}{:<9}{:<5}",
+                a.attempt,
+                clock(&a.started_at),
+                a.finished_at.as_deref().map(clock).unwrap_or_default(),
+                a.http_status.map(|s| s.to_string()).unwrap_or_default(),
+            )),
+            Span::styled(
+                format!("{:<14}", a.outcome.as_str()),
+                outcome_style(a.outcome),
+            ),
+            Span::raw(
                 a.retry_delay_ms
                     .and_then(|d| u64::try_from(d).ok())
                     .map(duration_ms)
                     .unwrap_or_default(),
             ),
-        ])
-    });
-    let widths = [
-        Constraint::Length(2),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(4),
-        Constraint::Length(13),
-        Constraint::Fill(1),
-        Constraint::Length(8),
-    ];
-    Table::new(rows, widths)
-        .header(header)
-        .column_spacing(1)
-        .render(table, buf);
+        ]));
+        if let Some(error) = &a.error {
+            // Its own line, indented, wrapped: errors are the longest thing here.
+            lines.push(Line::from(vec![
+                Span::raw("   "),
+                Span::styled(
+                    error.replace(['\n', '\r'], " "),
+                    Style::new().fg(Color::Gray),
+                ),
+            ]));
+        }
+    }
+    lines
+}
+
+/// Lines once wrapped at `width` (roughly: words may wrap a little earlier).
+fn wrapped_height(lines: &[Line], width: u16) -> usize {
+    let width = usize::from(width.max(1));
+    lines.iter().map(|l| l.width().max(1).div_ceil(width)).sum()
+}
+
+/// The popup's rectangle and how far its content scrolls, for `lines` on `area`.
+fn geometry(lines: &[Line], area: Rect) -> (Rect, u16) {
+    let width = area.width.saturating_sub(4).min(120);
+    let content = wrapped_height(lines, width.saturating_sub(2));
+    let height = u16::try_from(content + 2)
+        .unwrap_or(u16::MAX)
+        .min(area.height.saturating_sub(2));
+    let visible = usize::from(height.saturating_sub(2));
+    let max_scroll = u16::try_from(content.saturating_sub(visible)).unwrap_or(u16::MAX);
+    (centered(area, width, height), max_scroll)
+}
+
+/// How far the popup scrolls on `area` (the app clamps its scroll to this).
+pub fn max_scroll(app: &App, details: &Details, area: Rect) -> u16 {
+    geometry(&lines(app, details), area).1
+}
+
+pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
+    let call = &details.call;
+    let lines = lines(app, details);
+    let (popup, max_scroll) = geometry(&lines, area);
+    let scroll = details.scroll.min(max_scroll);
+    let key = |action| app.keys.key_label(action);
+    let mut hint = String::from(" ");
+    if max_scroll > 0 {
+        hint.push_str(&format!(
+            "{}/{} scroll ({}/{}) · ",
+            key(KeyAction::Down),
+            key(KeyAction::Up),
+            scroll,
+            max_scroll
+        ));
+    }
+    if !app.options.read_only && call.status == crate::model::CallStatus::Failed {
+        hint.push_str(&format!("{} retries · ", key(KeyAction::RetryCall)));
+    }
+    hint.push_str(&format!("{} closes ", key(KeyAction::Close)));
+    let block = pane_block(format!(" Call {} ", call.id), true)
+        .title_bottom(Line::from(Span::styled(hint, label())).right_aligned());
+    Clear.render(popup, buf);
+    Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0))
+        .render(popup, buf);
 }

@@ -18,13 +18,25 @@ pub struct DispatchState {
     pub word: &'static str,
     pub colour: Color,
     pub next: Option<String>,
+    /// Dispatch stopped for a reason only the operator can clear: the console rings the
+    /// bell once and highlights the state until it is acknowledged.
+    pub needs_operator: bool,
 }
 
 pub fn dispatch_state(
     snap: &crate::dispatch::Snapshot,
     campaign: Option<&crate::dispatch::CampaignView>,
 ) -> DispatchState {
-    let state = |word, colour, next: Option<String>| DispatchState { word, colour, next };
+    let state = |word, colour, next: Option<String>| DispatchState {
+        word,
+        colour,
+        next,
+        needs_operator: false,
+    };
+    let alert = |word, colour, next: Option<String>| DispatchState {
+        needs_operator: true,
+        ..state(word, colour, next)
+    };
     if snap.stopped {
         return state("STOPPED", Color::Red, None);
     }
@@ -34,10 +46,15 @@ pub fn dispatch_state(
         } else {
             format!("— {reason} · press p to resume")
         };
-        return state("PAUSED", Color::Yellow, Some(next));
+        let by_operator = crate::cli::headless::StopCause::of(reason)
+            == crate::cli::headless::StopCause::Operator;
+        if by_operator {
+            return state("PAUSED", Color::Yellow, Some(next));
+        }
+        return alert("PAUSED", Color::Yellow, Some(next));
     }
     if snap.breaker.state == BreakerState::Open {
-        return state(
+        return alert(
             "BREAKER OPEN",
             Color::Red,
             Some(format!(
@@ -51,7 +68,7 @@ pub fn dispatch_state(
         && let Some(reason) = &c.pause_reason
         && crate::cli::headless::StopCause::of(reason) != crate::cli::headless::StopCause::Operator
     {
-        return state(
+        return alert(
             "BLOCKED",
             Color::Red,
             Some(format!("— {reason} · then press P")),
@@ -70,19 +87,52 @@ pub fn dispatch_state(
     state("RUNNING", Color::Green, None)
 }
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// What the header needs: the snapshot and campaign shown, the badges, and the alert.
+pub struct HeaderPane<'a> {
+    pub title: &'a str,
+    pub snapshot: &'a crate::dispatch::Snapshot,
+    pub campaign: Option<&'a crate::dispatch::CampaignView>,
+    pub demo: bool,
+    pub read_only: bool,
+    pub frozen: bool,
+    pub quitting: bool,
+    /// Attached to an engine elsewhere (from the newest snapshot, frozen or not).
+    pub attached_to: Option<&'a str>,
+    /// The key that acknowledges an alert, while one is unacknowledged.
+    pub alert_key: Option<String>,
+}
+
+impl<'a> HeaderPane<'a> {
+    pub fn of(app: &'a App) -> HeaderPane<'a> {
+        HeaderPane {
+            title: &app.options.title,
+            snapshot: &app.snapshot,
+            campaign: app.campaign(),
+            demo: app.options.demo,
+            read_only: app.options.read_only,
+            frozen: app.frozen,
+            quitting: app.quitting,
+            attached_to: app.latest().attached_to.as_deref(),
+            alert_key: app
+                .alert_unacknowledged()
+                .then(|| app.keys.key_label(crate::console::KeyAction::Acknowledge)),
+        }
+    }
+}
+
+pub fn render(pane: &HeaderPane, area: Rect, buf: &mut Buffer) {
     if area.height == 0 {
         return;
     }
-    let snap = &app.snapshot;
+    let snap = pane.snapshot;
     let bold = Style::new().add_modifier(Modifier::BOLD);
 
     // Line 1: title, campaign, its status and why it is paused.
     let mut first = vec![Span::styled(
-        format!(" {} ", app.options.title),
+        format!(" {} ", pane.title),
         bold.fg(Color::Cyan),
     )];
-    match app.campaign() {
+    match pane.campaign {
         Some(c) => {
             first.push(Span::styled("▸ ", label()));
             first.push(Span::styled(c.name.clone(), bold));
@@ -125,10 +175,10 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .add_modifier(Modifier::BOLD),
         )
     };
-    if app.options.demo {
+    if pane.demo {
         badges.push(badge(" DEMO · Vapi is simulated ", Color::Magenta));
     }
-    if let Some(holder) = &app.latest().attached_to {
+    if let Some(holder) = pane.attached_to {
         badges.push(Span::raw(" "));
         badges.push(Span::styled(
             format!(" attached to {holder} "),
@@ -138,15 +188,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .add_modifier(Modifier::BOLD),
         ));
     }
-    if app.options.read_only {
+    if pane.read_only {
         badges.push(Span::raw(" "));
         badges.push(badge(" READ-ONLY ", Color::Blue));
     }
-    if app.frozen {
+    if pane.frozen {
         badges.push(Span::raw(" "));
         badges.push(badge(" FROZEN ", Color::Cyan));
     }
-    if app.quitting {
+    if pane.quitting {
         badges.push(Span::raw(" "));
         badges.push(badge(" STOPPING ", Color::Yellow));
     }
@@ -161,13 +211,22 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     // Line 2: the dispatcher as a whole.
     let mut second = vec![Span::styled(" dispatch ", label())];
-    let state = dispatch_state(snap, app.campaign());
-    second.push(Span::styled(
-        state.word,
-        bold.fg(Color::Black).bg(state.colour),
-    ));
+    let state = dispatch_state(snap, pane.campaign);
+    let word = bold.fg(Color::Black).bg(state.colour);
+    if pane.alert_key.is_some() {
+        // Highlighted until the operator says they saw it.
+        second.push(Span::styled(
+            format!("▶ {} ◀", state.word),
+            word.add_modifier(Modifier::SLOW_BLINK),
+        ));
+    } else {
+        second.push(Span::styled(state.word, word));
+    }
     if let Some(next) = &state.next {
         second.push(Span::styled(format!(" {next}"), bold.fg(state.colour)));
+    }
+    if let Some(key) = &pane.alert_key {
+        second.push(Span::styled(format!(" ({key}: seen)"), label()));
     }
     second.push(Span::styled(" · rate ", label()));
     second.push(Span::styled(format!("{:.1}/s", snap.rate_per_second), bold));
@@ -252,6 +311,7 @@ mod tests {
         s.breaker.retry_in_ms = 12_000;
         let open = dispatch_state(&s, None);
         assert_eq!((open.word, open.colour), ("BREAKER OPEN", Color::Red));
+        assert!(open.needs_operator);
         assert!(open.next.unwrap().contains("probe"));
 
         s.breaker.state = BreakerState::Closed;
@@ -261,6 +321,7 @@ mod tests {
         );
         let blocked = dispatch_state(&s, Some(&credits));
         assert_eq!((blocked.word, blocked.colour), ("BLOCKED", Color::Red));
+        assert!(blocked.needs_operator);
         assert!(blocked.next.unwrap().contains("add credits"));
         // An operator's pause of the campaign is not a block.
         let operator = campaign(CampaignStatus::Paused, Some("paused by operator"));
@@ -269,8 +330,11 @@ mod tests {
         s.dispatch_paused = Some("Vapi rejected the API key (HTTP 401): fix it".into());
         let key = dispatch_state(&s, None);
         assert_eq!(key.word, "PAUSED");
+        assert!(key.needs_operator, "a rejected key needs the operator");
         assert!(key.next.unwrap().contains("fix the key"));
 
+        s.dispatch_paused = Some("paused by operator".into());
+        assert!(!dispatch_state(&s, None).needs_operator);
         s.dispatch_paused = None;
         s.backoff_ms = 4_000;
         assert_eq!(dispatch_state(&s, None).word, "BACKING OFF");

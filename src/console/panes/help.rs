@@ -9,6 +9,7 @@ use ratatui::widgets::{Clear, Paragraph, Widget};
 
 use super::{centered, label, pane_block};
 use crate::console::app::App;
+use crate::console::keys::KeyAction;
 
 pub fn lines(app: &App) -> Vec<Line<'static>> {
     let key_style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
@@ -33,14 +34,36 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         Span::raw("like quit (a second ctrl-c answers yes)"),
     ]));
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        " In dialogs: y confirm · n/Esc cancel · ←/→ choose · Enter presses the selected button",
-        label(),
-    )));
-    lines.push(Line::from(Span::styled(
-        " (Cancel unless you chose Confirm). Filter: type, Enter applies, Esc clears.",
-        label(),
-    )));
+    let key = |action| app.keys.key_label(action);
+    for text in [
+        " In dialogs: y acts · n/Esc keeps · ←/→ choose · Enter presses the chosen button (the"
+            .to_string(),
+        " safe one unless you chose the other). Filter: type, Enter applies, Esc clears."
+            .to_string(),
+        format!(
+            " Campaign list ({}): {}/{} move · {} shows · {} starts · {} pauses/resumes · {} cancels.",
+            key(KeyAction::CampaignList),
+            key(KeyAction::Down),
+            key(KeyAction::Up),
+            key(KeyAction::Details),
+            key(KeyAction::StartCampaign),
+            key(KeyAction::PauseCampaign),
+            key(KeyAction::CancelCampaign)
+        ),
+        format!(
+            " Details ({}): {}/{} {}/{} scroll · {} retries a failed call.",
+            key(KeyAction::Details),
+            key(KeyAction::Down),
+            key(KeyAction::Up),
+            key(KeyAction::PageDown),
+            key(KeyAction::PageUp),
+            key(KeyAction::RetryCall)
+        ),
+        " Mouse: click a tab, a row or a campaign; the wheel scrolls (--no-mouse turns it off)."
+            .to_string(),
+    ] {
+        lines.push(Line::from(Span::styled(text, label())));
+    }
     if app.options.read_only {
         lines.push(Line::from(Span::styled(
             " Read-only: pausing, rate, retry and cancel are disabled.",

@@ -8,16 +8,40 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
-use tui_logger::{TuiLoggerLevelOutput, TuiLoggerWidget};
+use std::collections::VecDeque;
+
+use tui_logger::{TuiLoggerLevelOutput, TuiLoggerWidget, TuiWidgetState};
 
 use super::{clock, duration_ms, label, pane_block};
 use crate::console::app::{App, Focus, LogSource};
 use crate::dispatch::snapshot::{EngineEvent, EventKind};
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let focused = app.focus == Focus::Log;
-    match app.log_source {
-        LogSource::Events => render_events(app, area, buf, focused),
+/// What the log pane needs: which log, where it is scrolled, the engine's events.
+pub struct LogPane<'a> {
+    pub focused: bool,
+    pub source: LogSource,
+    pub events: &'a VecDeque<EngineEvent>,
+    /// Lines scrolled up from the newest event.
+    pub scroll: usize,
+    pub tracing: &'a TuiWidgetState,
+}
+
+impl<'a> LogPane<'a> {
+    pub fn of(app: &'a App) -> LogPane<'a> {
+        LogPane {
+            focused: app.focus == Focus::Log,
+            source: app.log_source,
+            events: &app.snapshot.events,
+            scroll: app.log_scroll,
+            tracing: &app.log_state,
+        }
+    }
+}
+
+pub fn render(pane: &LogPane, area: Rect, buf: &mut Buffer) {
+    let focused = pane.focused;
+    match pane.source {
+        LogSource::Events => render_events(pane, area, buf, focused),
         LogSource::Tracing => {
             let block = pane_block(" Log · tracing (l: engine events) ", focused);
             TuiLoggerWidget::default()
@@ -32,17 +56,17 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .style_warn(Style::new().fg(Color::Yellow))
                 .style_info(Style::new().fg(Color::Gray))
                 .style_debug(Style::new().fg(Color::DarkGray))
-                .state(&app.log_state)
+                .state(pane.tracing)
                 .render(area, buf);
         }
     }
 }
 
-fn render_events(app: &App, area: Rect, buf: &mut Buffer, focused: bool) {
-    let events = &app.snapshot.events;
+fn render_events(pane: &LogPane, area: Rect, buf: &mut Buffer, focused: bool) {
+    let events = pane.events;
     let mut title = format!(" Retry log · {} events ", events.len());
-    if app.log_scroll > 0 {
-        title.push_str(&format!("(↑{}) ", app.log_scroll));
+    if pane.scroll > 0 {
+        title.push_str(&format!("(↑{}) ", pane.scroll));
     }
     let block = pane_block(title, focused)
         .title_bottom(Line::from(Span::styled(" l: tracing log ", label())).right_aligned());
@@ -54,7 +78,7 @@ fn render_events(app: &App, area: Rect, buf: &mut Buffer, focused: bool) {
     }
     // Newest at the bottom, like a terminal; scrolling goes back in time.
     let rows = usize::from(inner.height);
-    let end = events.len().saturating_sub(app.log_scroll);
+    let end = events.len().saturating_sub(pane.scroll);
     let start = end.saturating_sub(rows);
     let lines: Vec<Line> = events.range(start..end).map(event_line).collect();
     Paragraph::new(lines).render(inner, buf);

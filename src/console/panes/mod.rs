@@ -3,6 +3,8 @@
 
 pub mod calls;
 pub mod campaign;
+pub mod campaigns;
+pub mod columns;
 pub mod confirm;
 pub mod details;
 pub mod footer;
@@ -119,6 +121,9 @@ pub fn load_color(ratio: f64) -> Color {
     }
 }
 
+/// Status colours: named ANSI colours only (they read in 16-colour terminals), none of them
+/// the selected row's colour. The selected row is drawn REVERSED, so a status keeps its
+/// colour there as the background of its cell.
 pub fn call_status_style(status: CallStatus) -> Style {
     match status {
         CallStatus::Creating => Style::new().fg(Color::Cyan),
@@ -127,7 +132,8 @@ pub fn call_status_style(status: CallStatus) -> Style {
         CallStatus::Scheduled => Style::new().fg(Color::Blue),
         CallStatus::Ringing => Style::new().fg(Color::Yellow),
         CallStatus::InProgress | CallStatus::Forwarding => Style::new().fg(Color::Green),
-        CallStatus::Ended => Style::new().fg(Color::DarkGray),
+        // The terminal's own foreground: finished, nothing to look at, never invisible.
+        CallStatus::Ended => Style::new(),
         CallStatus::Failed => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         CallStatus::Requeued | CallStatus::Retried => Style::new().fg(Color::Gray),
     }

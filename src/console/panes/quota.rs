@@ -2,13 +2,14 @@
 //! plus 429s seen, the global back-off and the breaker.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{LineGauge, Paragraph, Widget};
+use ratatui::widgets::{LineGauge, Paragraph, Sparkline, Widget};
 
 use super::{duration_ms, label, load_color, money, pane_block};
 use crate::console::app::App;
+use crate::console::history;
 use crate::dispatch::snapshot::{BreakerState, QuotaView};
 
 /// One gauge: label, used, limit (text), fill ratio.
@@ -76,11 +77,88 @@ fn meters(q: &QuotaView) -> Vec<Meter> {
     out
 }
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let block = pane_block(" Quota ", false);
+/// The last ten minutes as sparklines (from the console's history, `history.rs`).
+pub struct Trends {
+    pub creates_per_sec: Vec<u64>,
+    pub rate_limited_per_min: Vec<u64>,
+    pub active: Vec<u64>,
+}
+
+impl Trends {
+    pub fn of(app: &App) -> Trends {
+        Trends {
+            creates_per_sec: app.history.creates_per_sec(),
+            rate_limited_per_min: app.history.rate_limited_per_min(),
+            active: app.history.active(),
+        }
+    }
+}
+
+/// Three lines: creates/s, 429s/min and calls at Vapi, oldest left, newest right, with the
+/// newest value and the peak.
+pub fn render_trends(trends: &Trends, area: Rect, buf: &mut Buffer) {
+    let series = [
+        ("creates/s", &trends.creates_per_sec, Color::Cyan),
+        ("429s/min", &trends.rate_limited_per_min, Color::Yellow),
+        ("active", &trends.active, Color::Green),
+    ];
+    for (i, (name, values, colour)) in series.into_iter().enumerate() {
+        let y = area.y + u16::try_from(i).unwrap_or(0);
+        if y >= area.y + area.height {
+            return;
+        }
+        let now = values.last().copied().unwrap_or(0);
+        let peak = values.iter().copied().max().unwrap_or(0);
+        let tail = format!(" {now:>3} ↑{peak:<3}");
+        let tail_width = u16::try_from(tail.chars().count()).unwrap_or(0);
+        let spark_width = area.width.saturating_sub(12 + tail_width);
+        Paragraph::new(Span::styled(format!("{name:<12}"), label()))
+            .render(Rect::new(area.x, y, 12.min(area.width), 1), buf);
+        let points = history::squeeze(values, usize::from(spark_width));
+        // Right-aligned: the newest sample sits next to its number.
+        let used = u16::try_from(points.len())
+            .unwrap_or(spark_width)
+            .min(spark_width);
+        Sparkline::default()
+            .data(&points)
+            .max(peak.max(1))
+            .style(Style::new().fg(colour))
+            .render(Rect::new(area.x + 12 + spark_width - used, y, used, 1), buf);
+        Paragraph::new(Span::raw(tail))
+            .render(Rect::new(area.x + 12 + spark_width, y, tail_width, 1), buf);
+    }
+}
+
+/// What the quota pane needs: the engine's numbers (quota, breaker, back-off, webhook
+/// refusals) and the trends of the last ten minutes.
+pub struct QuotaPane<'a> {
+    pub snapshot: &'a crate::dispatch::Snapshot,
+    pub trends: Trends,
+}
+
+impl<'a> QuotaPane<'a> {
+    pub fn of(app: &'a App) -> QuotaPane<'a> {
+        QuotaPane {
+            snapshot: &app.snapshot,
+            trends: Trends::of(app),
+        }
+    }
+}
+
+pub fn render(pane: &QuotaPane, area: Rect, buf: &mut Buffer) {
+    let block = pane_block(" Quota · last 10 min ", false);
     let inner = block.inner(area);
     block.render(area, buf);
-    let snap = &app.snapshot;
+    // The trends keep the bottom three lines whenever the pane has room for a meter too.
+    let inner = if inner.height >= 5 {
+        let [rest, trends] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(3)]).areas(inner);
+        render_trends(&pane.trends, trends, buf);
+        rest
+    } else {
+        inner
+    };
+    let snap = pane.snapshot;
     let q = &snap.quota;
     let mut y = inner.y;
     let bottom = inner.y + inner.height;
@@ -213,8 +291,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// One line for small terminals.
-pub fn render_line(app: &App, area: Rect, buf: &mut Buffer) {
-    let snap = &app.snapshot;
+pub fn render_line(snap: &crate::dispatch::Snapshot, area: Rect, buf: &mut Buffer) {
     let q = &snap.quota;
     let mut spans = Vec::new();
     for (i, meter) in meters(q).into_iter().enumerate() {
