@@ -110,6 +110,7 @@ async fn contacts_campaign(store: &Store, n: usize) -> Result<i64> {
             phone: format!("+1415{:07}", 2_000_000 + i),
             extension: None,
             variables: "{}".into(),
+            ..Default::default()
         })
         .collect();
     store.insert_contacts(c.id, &rows).await?;

@@ -186,6 +186,28 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             commands::retry(&store, &config, call_id, campaign).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Commands::Export {
+            campaign,
+            format,
+            out,
+        }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::export(&store, &campaign, format, out.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Dnc { action }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::dnc(&store, &config, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Why { number }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::why(&store, &config, &number).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Commands::Dispatch { action }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;

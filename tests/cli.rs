@@ -59,6 +59,13 @@ impl Env {
             "a",
             "--phone-number-id",
             "p",
+            // dispatch tests: calls at any hour, no caps (the policy has tests of its own)
+            "--window",
+            "all",
+            "--days",
+            "all",
+            "--caps",
+            "off",
         ]);
         let csv = self.write("c.csv", &switchboard::demo::generated_contacts(n));
         self.run(&["contacts", "import", "c", &csv]);
@@ -102,7 +109,14 @@ fn import_reports_each_bad_row_and_reimport_adds_nothing() {
             "--assistant-id",
             "a",
             "--phone-number-id",
-            "p"
+            "p",
+            // dispatch tests: calls at any hour, no caps (the policy has tests of its own)
+            "--window",
+            "all",
+            "--days",
+            "all",
+            "--caps",
+            "off",
         ])
         .0
     );
@@ -138,6 +152,13 @@ fn import_reports_each_bad_row_and_reimport_adds_nothing() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
     ]);
     let csv2 = env2.write("c.csv", "phone\n415-555-0101\n");
     let (_, out, _) = env2.run(&["contacts", "import", "s", &csv2]);
@@ -162,6 +183,13 @@ fn user_errors_are_one_line_and_change_nothing() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
     ]);
     let (ok, _, err) = env.run(&["contacts", "import", "c", "missing.csv"]);
     assert!(!ok);
@@ -182,6 +210,13 @@ fn user_errors_are_one_line_and_change_nothing() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
     ]);
     assert!(!ok);
     assert!(one_error_line(&err).contains("already exists"), "{err}");
@@ -505,6 +540,13 @@ fn a_csv_with_a_huge_header_line_gets_a_short_message() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
     ]);
     let header = "x".repeat(10 * 1024 * 1024);
     let csv = env.write("huge.csv", &format!("{header}\n+14155550100\n"));

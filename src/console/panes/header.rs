@@ -67,6 +67,12 @@ pub fn dispatch_state(
             )),
         );
     }
+    if let Some(c) = campaign
+        && c.status == crate::model::CampaignStatus::Dialing
+        && let Some(waiting) = &c.waiting
+    {
+        return state("WAITING", Color::Yellow, Some(format!("— {waiting}")));
+    }
     state("RUNNING", Color::Green, None)
 }
 
@@ -240,6 +246,7 @@ mod tests {
             success_rate: None,
             estimated_remaining_usd: None,
             reasons: Vec::new(),
+            waiting: None,
         }
     }
 
