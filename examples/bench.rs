@@ -520,6 +520,7 @@ async fn frame(n: usize) -> Result<()> {
             success_rate: Some(0.9),
             estimated_remaining_usd: None,
             reasons: store.reason_histogram(c.id).await?,
+            waiting: None,
         }],
         ..Snapshot::default()
     };

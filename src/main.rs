@@ -160,7 +160,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Campaign { action }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
-            commands::campaign(&store, &config, action).await?;
+            commands::campaign(&store, &config, *action).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Contacts { action }) => {

@@ -50,7 +50,7 @@ pub enum Commands {
     /// Manage campaigns.
     Campaign {
         #[command(subcommand)]
-        action: CampaignAction,
+        action: Box<CampaignAction>,
     },
     /// Import contacts into a campaign.
     Contacts {
