@@ -111,6 +111,7 @@ async fn contacts_campaign(store: &Store, n: usize) -> Result<i64> {
             phone: format!("+1415{:07}", 2_000_000 + i),
             extension: None,
             variables: "{}".into(),
+            ..Default::default()
         })
         .collect();
     store.insert_contacts(c.id, &rows).await?;
@@ -520,6 +521,7 @@ async fn frame(n: usize) -> Result<()> {
             success_rate: Some(0.9),
             estimated_remaining_usd: None,
             reasons: store.reason_histogram(c.id).await?,
+            waiting: None,
         }],
         ..Snapshot::default()
     };

@@ -45,6 +45,9 @@ pub struct ImportReport {
     pub length_checked_only: u64,
     /// The campaign was COMPLETED and is DIALING again for the new contacts.
     pub reopened: bool,
+    /// Rows with no `timezone` column whose number does not tell its zone (a country
+    /// spanning zones, a toll-free or split area code): they use the campaign's zone.
+    pub zone_ambiguous: u64,
 }
 
 /// A phone number as imported: E.164, the extension written with it (`x123`, `ext. 123`), and
@@ -281,6 +284,11 @@ async fn read_rows(
         column("phone").ok_or_else(|| ImportError::NoPhoneColumn(headers.join(", ")))?;
     let name_col = column("name");
     let ext_col = column("extension");
+    let cols = PolicyColumns {
+        timezone: column("timezone"),
+        consent_source: column("consent_source"),
+        consent_at: column("consent_at"),
+    };
     let mut batch: Vec<NewContact> = Vec::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
     loop {
@@ -307,8 +315,13 @@ async fn read_rows(
             .position()
             .map(|p| p.line())
             .unwrap_or(report.rows + 1);
-        match contact_from_row(&record, headers, phone_col, name_col, ext_col, rules) {
+        match contact_from_row(&record, headers, phone_col, name_col, ext_col, rules)
+            .and_then(|(c, v)| with_policy_columns(c, &record, &cols).map(|c| (c, v)))
+        {
             Ok((contact, verified)) => {
+                if contact.timezone.is_none() {
+                    report.zone_ambiguous += 1;
+                }
                 match verified {
                     Some(true) => {}
                     Some(false) => report.unverified += 1,
@@ -335,6 +348,55 @@ async fn read_rows(
     report.imported += inserted;
     report.duplicates += n - inserted;
     Ok(())
+}
+
+/// The compliance columns of the CSV: `timezone` (IANA), `consent_source`, `consent_at`.
+struct PolicyColumns {
+    timezone: Option<usize>,
+    consent_source: Option<usize>,
+    consent_at: Option<usize>,
+}
+
+impl PolicyColumns {
+    fn any(&self) -> bool {
+        self.timezone.is_some() || self.consent_source.is_some() || self.consent_at.is_some()
+    }
+}
+
+/// The contact's zone (its `timezone` column, else its number's, else none: the campaign's)
+/// and its consent; these columns are not variables.
+fn with_policy_columns(
+    mut contact: NewContact,
+    record: &csv::StringRecord,
+    cols: &PolicyColumns,
+) -> Result<NewContact, String> {
+    let field = |col: Option<usize>| {
+        col.and_then(|c| record.get(c))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    contact.timezone = match field(cols.timezone) {
+        Some(zone) => Some(
+            crate::policy::parse_zone(&zone)
+                .map_err(|e| e.to_string())?
+                .name()
+                .to_string(),
+        ),
+        None => crate::policy::zones::zone_for_number(&contact.phone).map(str::to_string),
+    };
+    contact.consent_source = field(cols.consent_source);
+    contact.consent_at = field(cols.consent_at);
+    if cols.any()
+        && let Ok(serde_json::Value::Object(mut vars)) =
+            serde_json::from_str::<serde_json::Value>(&contact.variables)
+    {
+        for name in ["timezone", "consent_source", "consent_at"] {
+            vars.remove(name);
+        }
+        contact.variables = serde_json::Value::Object(vars).to_string();
+    }
+    Ok(contact)
 }
 
 fn contact_from_row(
@@ -409,6 +471,7 @@ fn contact_from_row(
             phone,
             extension,
             variables: serde_json::Value::Object(variables).to_string(),
+            ..NewContact::default()
         },
         number.verified,
     ))

@@ -161,7 +161,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Campaign { action }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
-            commands::campaign(&store, &config, action).await?;
+            commands::campaign(&store, &config, *action).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Contacts { action }) => {
@@ -185,6 +185,28 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             init_stderr_logging();
             let store = open_store(&config).await?;
             commands::retry(&store, &config, call_id, campaign).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Export {
+            campaign,
+            format,
+            out,
+        }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::export(&store, &campaign, format, out.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Dnc { action }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::dnc(&store, &config, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Why { number }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            commands::why(&store, &config, &number).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Dispatch { action }) => {

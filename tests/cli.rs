@@ -59,6 +59,15 @@ impl Env {
             "a",
             "--phone-number-id",
             "p",
+            // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+            "--window",
+            "all",
+            "--days",
+            "all",
+            "--caps",
+            "off",
+            "--redial-count",
+            "0",
         ]);
         let csv = self.write("c.csv", &switchboard::demo::generated_contacts(n));
         self.run(&["contacts", "import", "c", &csv]);
@@ -102,7 +111,16 @@ fn import_reports_each_bad_row_and_reimport_adds_nothing() {
             "--assistant-id",
             "a",
             "--phone-number-id",
-            "p"
+            "p",
+            // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+            "--window",
+            "all",
+            "--days",
+            "all",
+            "--caps",
+            "off",
+            "--redial-count",
+            "0",
         ])
         .0
     );
@@ -138,6 +156,15 @@ fn import_reports_each_bad_row_and_reimport_adds_nothing() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]);
     let csv2 = env2.write("c.csv", "phone\n415-555-0101\n");
     let (_, out, _) = env2.run(&["contacts", "import", "s", &csv2]);
@@ -162,6 +189,15 @@ fn user_errors_are_one_line_and_change_nothing() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]);
     let (ok, _, err) = env.run(&["contacts", "import", "c", "missing.csv"]);
     assert!(!ok);
@@ -182,6 +218,15 @@ fn user_errors_are_one_line_and_change_nothing() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]);
     assert!(!ok);
     assert!(one_error_line(&err).contains("already exists"), "{err}");
@@ -505,6 +550,15 @@ fn a_csv_with_a_huge_header_line_gets_a_short_message() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]);
     let header = "x".repeat(10 * 1024 * 1024);
     let csv = env.write("huge.csv", &format!("{header}\n+14155550100\n"));
@@ -648,4 +702,62 @@ async fn until_done_waits_through_an_operators_pause_unless_told_not_to() {
         "{tail:?}"
     );
     assert_eq!(sim.stats().calls_created, 5);
+}
+
+#[test]
+fn campaign_rules_dnc_why_and_export_through_the_cli() {
+    let env = Env::new("");
+    let (ok, _, err) = env.run(&[
+        "campaign",
+        "create",
+        "c",
+        "--assistant-id",
+        "a",
+        "--phone-number-id",
+        "p",
+        "--window",
+        "09:00-20:00",
+        "--days",
+        "mon-fri",
+        "--timezone",
+        "America/Chicago",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = env.run(&["campaign", "show", "c"]);
+    assert!(ok);
+    assert!(out.contains("09:00-20:00 on mon-fri"), "{out}");
+    assert!(out.contains("≤3 per 24 h, ≤7 per 7 days"), "{out}");
+    assert!(out.contains("America/Chicago"), "{out}");
+    assert!(out.contains("customer-busy"), "{out}");
+    let (ok, _, err) = env.run(&["campaign", "edit", "c", "--window", "20:00-09:00"]);
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("HH:MM-HH:MM"), "{err}");
+    let (ok, _, err) = env.run(&["campaign", "edit", "c", "--timezone", "Mars/Base"]);
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("IANA"), "{err}");
+    let (ok, out, err) = env.run(&["dnc", "add", "+1 415 555 0100", "--reason", "asked"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("+14155550100 added"), "{out}");
+    let (_, out, _) = env.run(&["dnc", "list"]);
+    assert!(out.contains("+14155550100"), "{out}");
+    let (ok, out, _) = env.run(&["why", "+14155550100"]);
+    assert!(ok);
+    assert!(out.contains("on the do-not-call list since"), "{out}");
+    assert!(out.contains("DNC_ADD"), "{out}");
+    let csv = env.write("c.csv", "phone,timezone\n+14155550100,\n+18005550101,\n");
+    let (_, out, _) = env.run(&["contacts", "import", "c", &csv]);
+    assert!(out.contains("1 with no known zone"), "{out}");
+    let (ok, out, err) = env.run(&["export", "c", "--format", "jsonl"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (ok, out, _) = env.run(&["export", "c"]);
+    assert!(ok);
+    assert!(out.starts_with("contact_id,name,phone"), "{out}");
+    assert!(env.run(&["dnc", "remove", "+14155550100"]).0);
+    let (ok, _, err) = env.run(&["dnc", "remove", "+14155550100"]);
+    assert!(!ok);
+    assert!(
+        one_error_line(&err).contains("not on the do-not-call list"),
+        "{err}"
+    );
 }

@@ -196,6 +196,15 @@ async fn the_api_key_never_reaches_the_screen_the_logs_or_the_database() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]);
     sb(&["contacts", "import", "c", "c.csv"]);
     sb(&["campaign", "start", "c"]);
@@ -296,6 +305,15 @@ async fn a_console_attaches_to_a_headless_engine_and_pauses_it() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]);
     sb(&["contacts", "import", "c", "c.csv"]);
     sb(&["campaign", "start", "c"]);

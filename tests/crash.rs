@@ -142,6 +142,15 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]));
     ok(sb(dir.path()).args(["contacts", "import", "chaos", "c.csv"]));
     ok(sb(dir.path()).args(["campaign", "start", "chaos"]));
@@ -336,6 +345,15 @@ fn campaign_dir(dir: &std::path::Path, base: &str, contacts: usize, extra: &str)
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]));
     ok(sb(dir).args(["contacts", "import", "c", "c.csv"]));
     ok(sb(dir).args(["campaign", "start", "c"]));

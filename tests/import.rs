@@ -23,6 +23,7 @@ fn contact(phone: &str) -> NewContact {
         phone: phone.into(),
         extension: None,
         variables: "{}".into(),
+        ..Default::default()
     }
 }
 

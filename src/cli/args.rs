@@ -54,7 +54,7 @@ pub enum Commands {
     /// Manage campaigns.
     Campaign {
         #[command(subcommand)]
-        action: CampaignAction,
+        action: Box<CampaignAction>,
     },
     /// Import contacts into a campaign.
     Contacts {
@@ -108,6 +108,24 @@ pub enum Commands {
         #[command(subcommand)]
         action: DispatchAction,
     },
+    /// One row per contact of a campaign: outcome, attempts, ended reason, duration, cost,
+    /// analysis (summary, success evaluation, structured data) and recording URL. Streams.
+    Export {
+        campaign: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::export::Format,
+        /// Write here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The do-not-call list: numbers no campaign dials (checked at every claim).
+    Dnc {
+        #[command(subcommand)]
+        action: DncAction,
+    },
+    /// A number's history across campaigns: every dial, skip and deferral with its reason,
+    /// and its do-not-call entry.
+    Why { number: String },
     /// Serve the embedded Vapi simulator on 127.0.0.1.
     Simulate {
         #[arg(long, default_value_t = 8089)]
@@ -129,7 +147,17 @@ pub enum CampaignAction {
         /// Share of the concurrency beside other campaigns dialling at once (1-1000).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=1000))]
         weight: i64,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
+    /// Change a campaign's compliance rules (only the options given).
+    Edit {
+        name: String,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// A campaign's counts and every rule in force.
+    Show { name: String },
     /// Set a campaign's weight: its share of the concurrency beside other campaigns.
     Weight {
         name: String,
@@ -150,6 +178,58 @@ pub enum CampaignAction {
     Resume { name: String },
     /// Cancel: pending contacts are never dialled.
     Cancel { name: String },
+}
+
+/// Compliance rules of a campaign (`campaign create` defaults: 08:00-21:00 mon-sat in the
+/// contact's zone, at most 3 calls a number in 24 h and 7 in 7 days, consent not required).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RuleArgs {
+    /// Calling hours in the contact's local time, HH:MM-HH:MM (or `all`). Default 08:00-21:00.
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub window: Option<String>,
+    /// Days it may call: mon-fri, mon,wed,fri, all. Default mon-sat.
+    #[arg(long)]
+    pub days: Option<String>,
+    /// Zone of contacts whose zone is unknown (IANA name). Default UTC.
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Calls a number may get across all campaigns: PER_24H/PER_7D (0 = no cap) or `off`.
+    /// Default 3/7.
+    #[arg(long, value_name = "N/M")]
+    pub caps: Option<String>,
+    /// Skip contacts without consent_source and consent_at (true/false).
+    #[arg(long)]
+    pub require_consent: Option<bool>,
+    /// Structured-data field of the call analysis that, when true, puts the number on the
+    /// do-not-call list (default do_not_call; `off` for none).
+    #[arg(long, value_name = "FIELD")]
+    pub dnc_field: Option<String>,
+    /// Ended reasons dialled again, comma-separated (default
+    /// customer-busy,customer-did-not-answer,voicemail). Never after a conversation.
+    #[arg(long, value_name = "REASONS")]
+    pub redial_reasons: Option<String>,
+    /// Minutes before a redial (default 120).
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(i64).range(0..=43_200))]
+    pub redial_delay_min: Option<i64>,
+    /// Redials per contact (default 2; 0 turns redials off).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=20))]
+    pub redial_count: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DncAction {
+    /// Add numbers from a CSV with a `phone` column (and an optional `reason`).
+    Import { file: PathBuf },
+    /// Add one number.
+    Add {
+        number: String,
+        #[arg(long, default_value = "added by operator (CLI)")]
+        reason: String,
+    },
+    /// Remove one number.
+    Remove { number: String },
+    /// List the numbers.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

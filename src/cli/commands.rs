@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::args::{CampaignAction, ContactsAction, DispatchAction};
+use super::args::{CampaignAction, ContactsAction, DispatchAction, DncAction, RuleArgs};
 use super::status::DispatchStatus;
 use super::{MAX_PRINTED, UserError, bounded};
 use crate::config::Config;
 use crate::dispatch::Command;
 use crate::import::import_contacts;
 use crate::model::CallStatus;
+use crate::store::policy::CampaignRules;
 use crate::store::stats::{CallQuery, CallSort, CallTab};
 use crate::store::{Store, StoreError};
 
@@ -40,7 +41,9 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             assistant_id,
             phone_number_id,
             weight,
+            rules,
         } => {
+            let rules = apply_rules(CampaignRules::compliance_default("UTC"), &rules)?;
             for (what, value) in [
                 ("name", &name),
                 ("--assistant-id", &assistant_id),
@@ -62,7 +65,114 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             } else {
                 c
             };
+            store.set_campaign_rules(c.id, &rules).await.map_err(user)?;
             writeln!(out, "created campaign {} (#{}, {})", c.name, c.id, c.status)?;
+        }
+        CampaignAction::Edit { name, rules } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let current = store.campaign_rules(c.id).await.map_err(user)?;
+            let new = apply_rules(current, &rules)?;
+            store.set_campaign_rules(c.id, &new).await.map_err(user)?;
+            writeln!(out, "campaign {}: {}", c.name, rules_line(&new))?;
+        }
+        CampaignAction::Show { name } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let rules = store.campaign_rules(c.id).await.map_err(user)?;
+            let skipped = store.skipped_count(c.id).await.map_err(user)?;
+            let zones = store.campaign_zones(c.id).await.map_err(user)?;
+            let state = store
+                .window_state(c.id, chrono::Utc::now())
+                .await
+                .map_err(user)?;
+            writeln!(out, "campaign {} (#{}) {}", c.name, c.id, c.status)?;
+            if let Some(reason) = &c.pause_reason {
+                writeln!(out, "  pause reason:   {reason}")?;
+            }
+            writeln!(out, "  assistant:      {}", c.assistant_id)?;
+            writeln!(out, "  phone number:   {}", c.phone_number_id)?;
+            writeln!(
+                out,
+                "  contacts:       {} ({} done or skipped, {} skipped by policy)",
+                c.contacts_total, c.contacts_done, skipped
+            )?;
+            writeln!(
+                out,
+                "  calls:          {} created, {} active, {} ended, {} failed, ${:.4}",
+                c.total_calls_created, c.active_calls, c.ended_calls, c.failed_calls, c.cost_usd
+            )?;
+            writeln!(out, "rules")?;
+            writeln!(
+                out,
+                "  window:         {} on {} in the contact's local time",
+                rules.call_window, rules.call_days
+            )?;
+            writeln!(
+                out,
+                "  default zone:   {} (contacts whose zone is unknown)",
+                rules.timezone
+            )?;
+            writeln!(
+                out,
+                "  contact zones:  {}",
+                if zones.is_empty() {
+                    "none from the import".to_string()
+                } else {
+                    zones.join(", ")
+                }
+            )?;
+            writeln!(
+                out,
+                "  now:            {}",
+                match state {
+                    crate::policy::WindowState::Open(open) => format!(
+                        "open in {}",
+                        open.iter().map(|z| z.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                    crate::policy::WindowState::Closed { opens_at, zone } =>
+                        crate::policy::opens_text(opens_at, zone, chrono::Utc::now()),
+                }
+            )?;
+            writeln!(
+                out,
+                "  caps:           {} (a number's calls in every campaign)",
+                rules.rules().caps
+            )?;
+            writeln!(
+                out,
+                "  consent:        {}",
+                if rules.require_consent {
+                    "required (consent_source and consent_at)"
+                } else {
+                    "not required"
+                }
+            )?;
+            writeln!(
+                out,
+                "  do-not-call:    checked at every claim ({} numbers listed)",
+                store.dnc_list().await.map_err(user)?.len()
+            )?;
+            writeln!(
+                out,
+                "  redial:         {}",
+                if rules.redial_count == 0 {
+                    "off".to_string()
+                } else {
+                    format!(
+                        "{} after {} min, up to {} times (never after a conversation)",
+                        rules.redial_reasons,
+                        rules.redial_delay_s / 60,
+                        rules.redial_count
+                    )
+                }
+            )?;
+            writeln!(
+                out,
+                "  from analysis:  {}",
+                match &rules.dnc_field {
+                    Some(f) => format!("structured data {f} = true puts the number on the list"),
+                    None => "off".to_string(),
+                }
+            )?;
         }
         CampaignAction::Weight { name, weight } => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;
@@ -154,6 +264,250 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
     Ok(())
 }
 
+/// The rules with the options given applied; one-line errors for bad values.
+fn apply_rules(mut rules: CampaignRules, args: &RuleArgs) -> Result<CampaignRules> {
+    let bad =
+        |e: crate::policy::PolicyError| -> color_eyre::Report { UserError(e.to_string()).into() };
+    if let Some(w) = &args.window {
+        let parsed = crate::policy::Window::parse(w, "all").map_err(bad)?;
+        rules.call_window = parsed.hours();
+    }
+    if let Some(d) = &args.days {
+        rules.call_days = crate::policy::Days::parse(d).map_err(bad)?.to_string();
+    }
+    if let Some(z) = &args.timezone {
+        rules.timezone = crate::policy::parse_zone(z)
+            .map_err(bad)?
+            .name()
+            .to_string();
+    }
+    if let Some(c) = &args.caps {
+        let caps = crate::policy::Caps::parse(c).map_err(bad)?;
+        rules.cap_per_day = caps.per_day.into();
+        rules.cap_per_week = caps.per_week.into();
+    }
+    if let Some(r) = args.require_consent {
+        rules.require_consent = r;
+    }
+    if let Some(r) = &args.redial_reasons {
+        rules.redial_reasons = r
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    if let Some(m) = args.redial_delay_min {
+        rules.redial_delay_s = m * 60;
+    }
+    if let Some(n) = args.redial_count {
+        rules.redial_count = n;
+    }
+    if let Some(f) = &args.dnc_field {
+        let f = f.trim();
+        rules.dnc_field = (!f.is_empty() && !f.eq_ignore_ascii_case("off")).then(|| f.to_string());
+    }
+    Ok(rules)
+}
+
+fn rules_line(r: &CampaignRules) -> String {
+    format!(
+        "window {} {} (default zone {}), caps {}, consent {}",
+        r.call_window,
+        r.call_days,
+        r.timezone,
+        r.rules().caps,
+        if r.require_consent {
+            "required"
+        } else {
+            "not required"
+        }
+    )
+}
+
+/// A number as the user typed it, in E.164 (the import's rules).
+fn number(raw: &str, config: &Config) -> Result<String> {
+    crate::import::normalize_phone(raw, config.import.default_country_code.as_deref())
+        .map(|n| n.e164)
+        .map_err(|e| UserError(e).into())
+}
+
+pub async fn dnc(store: &Store, config: &Config, action: DncAction) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        DncAction::Add {
+            number: raw,
+            reason,
+        } => {
+            let phone = number(&raw, config)?;
+            let added = store.dnc_add(&phone, &reason, "cli").await.map_err(user)?;
+            if added {
+                writeln!(out, "{phone} added to the do-not-call list")?;
+            } else {
+                writeln!(out, "{phone} was already on the do-not-call list")?;
+            }
+        }
+        DncAction::Remove { number: raw } => {
+            let phone = number(&raw, config)?;
+            if store.dnc_remove(&phone).await.map_err(user)? {
+                writeln!(out, "{phone} removed from the do-not-call list")?;
+            } else {
+                return Err(UserError(format!("{phone} is not on the do-not-call list")).into());
+            }
+        }
+        DncAction::List => {
+            let list = store.dnc_list().await.map_err(user)?;
+            if list.is_empty() {
+                writeln!(out, "the do-not-call list is empty")?;
+            }
+            for e in list {
+                writeln!(
+                    out,
+                    "{}  {}  {}  {}",
+                    e.phone, e.added_at, e.source, e.reason
+                )?;
+            }
+        }
+        DncAction::Import { file } => {
+            let reader = std::fs::File::open(&file)
+                .map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
+            let mut csv = csv::ReaderBuilder::new()
+                .flexible(true)
+                .trim(csv::Trim::All)
+                .from_reader(std::io::BufReader::new(reader));
+            let headers: Vec<String> = csv
+                .headers()
+                .map_err(|e| UserError(format!("{}: {e}", file.display())))?
+                .iter()
+                .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+                .collect();
+            let phone_col = headers.iter().position(|h| h == "phone").ok_or_else(|| {
+                UserError(format!(
+                    "{}: no `phone` column (columns found: {})",
+                    file.display(),
+                    headers.join(", ")
+                ))
+            })?;
+            let reason_col = headers.iter().position(|h| h == "reason");
+            let mut entries = Vec::new();
+            let mut rejected = 0u64;
+            for (i, record) in csv.records().enumerate() {
+                let line = i + 2;
+                let record = match record {
+                    Ok(r) => r,
+                    Err(e) => {
+                        rejected += 1;
+                        writeln!(
+                            out,
+                            "line {line}: unreadable row: {}",
+                            bounded(&e.to_string(), MAX_PRINTED)
+                        )?;
+                        continue;
+                    }
+                };
+                let raw = record.get(phone_col).unwrap_or("");
+                match number(raw, config) {
+                    Ok(phone) => {
+                        let reason = reason_col
+                            .and_then(|c| record.get(c))
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or("imported")
+                            .to_string();
+                        entries.push((phone, bounded(&reason, 200)));
+                    }
+                    Err(e) => {
+                        rejected += 1;
+                        writeln!(out, "line {line}: {}", bounded(&e.to_string(), MAX_PRINTED))?;
+                    }
+                }
+            }
+            let source = format!("import of {}", file.display());
+            let added = store.dnc_add_many(&entries, &source).await.map_err(user)?;
+            writeln!(
+                out,
+                "added {added} numbers to the do-not-call list ({} already there, {rejected} rejected)",
+                entries.len() as u64 - added
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn export(
+    store: &Store,
+    campaign: &str,
+    format: crate::export::Format,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    use std::io::IsTerminal;
+    let c = store.campaign_by_name(campaign).await.map_err(user)?;
+    let sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let bar = std::io::stderr().is_terminal() && out.is_some();
+    let total = c.contacts_total.max(1);
+    let n = crate::export::export(store, c.id, format, sink, |n| {
+        if bar {
+            eprint!(
+                "\rexported {n} of {total} contacts ({:.0} %)",
+                n as f64 * 100.0 / total as f64
+            );
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        crate::export::ExportError::Store(s) => user(s),
+        other => UserError(other.to_string()).into(),
+    })?;
+    if let Some(path) = out {
+        if bar {
+            eprintln!();
+        }
+        eprintln!("exported {n} contacts of {} to {}", c.name, path.display());
+    }
+    Ok(())
+}
+
+pub async fn why(store: &Store, config: &Config, raw: &str) -> Result<()> {
+    let phone = number(raw, config)?;
+    let mut out = std::io::stdout().lock();
+    match store
+        .dnc_list()
+        .await
+        .map_err(user)?
+        .into_iter()
+        .find(|e| e.phone == phone)
+    {
+        Some(e) => writeln!(
+            out,
+            "{phone}: on the do-not-call list since {} ({}, {})",
+            e.added_at, e.source, e.reason
+        )?,
+        None => writeln!(out, "{phone}: not on the do-not-call list")?,
+    }
+    let rows = store.why(&phone).await.map_err(user)?;
+    if rows.is_empty() {
+        writeln!(out, "no decision recorded about {phone}")?;
+    }
+    for r in rows {
+        let call = r.call_id.map(|c| format!(" call #{c}")).unwrap_or_default();
+        writeln!(
+            out,
+            "{}  {:<10} {:<16}{}  {}",
+            r.at,
+            r.decision,
+            r.campaign.as_deref().unwrap_or("-"),
+            call,
+            r.reason
+        )?;
+    }
+    Ok(())
+}
+
 pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) -> Result<()> {
     match action {
         ContactsAction::Import { campaign, file } => {
@@ -192,13 +546,14 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
             }
             writeln!(
                 out,
-                "imported {} contacts into {} ({} rejected, {} duplicates, {} unverified, {} in E.164 checked for length only) in {:.1}s",
+                "imported {} contacts into {} ({} rejected, {} duplicates, {} unverified, {} in E.164 checked for length only, {} with no known zone: the campaign's) in {:.1}s",
                 report.imported,
                 c.name,
                 report.rejected.len(),
                 report.duplicates,
                 report.unverified,
                 report.length_checked_only,
+                report.zone_ambiguous,
                 started.elapsed().as_secs_f64()
             )?;
             if report.reopened {

@@ -53,6 +53,7 @@ fn campaign(id: i64, name: &str, status: CampaignStatus) -> CampaignView {
             ("customer-busy".into(), 31),
             ("voicemail".into(), 16),
         ],
+        waiting: None,
     }
 }
 

@@ -219,6 +219,7 @@ pub async fn attach(
         idle_ticks: 0,
         attached_to: Some(holder),
         events: Default::default(),
+        windows: HashMap::new(),
     };
     control_loop.refresh().await;
     control_loop.publish(false);
@@ -356,6 +357,7 @@ pub async fn start(
         idle_ticks: 0,
         attached_to: None,
         events: Default::default(),
+        windows: HashMap::new(),
     };
     control_loop.refresh().await;
     control_loop.publish(false);
@@ -609,6 +611,11 @@ struct ControlLoop {
     attached_to: Option<String>,
     /// The newest lines of the event log (from the database: every engine's and operator's).
     events: std::collections::VecDeque<EngineEvent>,
+    /// Calling windows per dialing campaign: when to look again, and while every zone is
+    /// closed, "next window opens …". A closed campaign is not claimable: the claim loop
+    /// sleeps on the gate instead of trying it, and the window is re-read when it opens
+    /// (or within a minute, should an operator edit the rules).
+    windows: HashMap<i64, (chrono::DateTime<chrono::Utc>, Option<String>)>,
 }
 
 impl ControlLoop {
@@ -713,11 +720,12 @@ impl ControlLoop {
             self.roll_day().await?;
         }
         self.sync_events().await;
-        let store = &self.ctx.store;
         // Creates and ends counted in memory after this point are newer than what we read.
         let epoch = self.ctx.gate.read(|s| s.active_epoch);
-        let control = store.engine_control().await?;
-        let campaigns = store.campaigns().await?;
+        let control = self.ctx.store.engine_control().await?;
+        let campaigns = self.ctx.store.campaigns().await?;
+        let waiting = self.windows_at(&campaigns, chrono::Utc::now()).await?;
+        let store = &self.ctx.store;
         let creating: HashMap<i64, i64> = store.creating_counts().await?.into_iter().collect();
         let config_rate = self.ctx.config.dispatch.rate_per_second;
         let spend: f64 = campaigns.iter().map(|c| c.cost_usd).sum();
@@ -737,7 +745,11 @@ impl ControlLoop {
             s.cancelled = ids(&campaigns, CampaignStatus::Cancelled);
             s.claimable = campaigns
                 .iter()
-                .filter(|c| c.status == CampaignStatus::Dialing && pending(c, &creating) > 0)
+                .filter(|c| {
+                    c.status == CampaignStatus::Dialing
+                        && pending(c, &creating) > 0
+                        && !waiting.contains_key(&c.id)
+                })
                 .map(|c| c.id)
                 .collect();
             s.load = campaigns
@@ -784,8 +796,51 @@ impl ControlLoop {
             }
         }
         self.ticks += 1;
-        self.build(campaigns, &creating);
+        self.build(campaigns, &creating, &waiting);
         Ok(())
+    }
+
+    /// The dialing campaigns whose every zone is outside the calling window at `now`, with
+    /// when the first opens. Read from the store when the cached answer is due.
+    async fn windows_at(
+        &mut self,
+        campaigns: &[Campaign],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<HashMap<i64, String>, StoreError> {
+        let mut waiting = HashMap::new();
+        for c in campaigns
+            .iter()
+            .filter(|c| c.status == CampaignStatus::Dialing)
+        {
+            let due = self.windows.get(&c.id).is_none_or(|(at, _)| *at <= now);
+            if due {
+                let state = self.ctx.store.window_state(c.id, now).await?;
+                let entry = match state {
+                    crate::policy::WindowState::Open(_) => {
+                        (now + chrono::Duration::seconds(60), None)
+                    }
+                    crate::policy::WindowState::Closed { opens_at, zone } => {
+                        let text = crate::policy::opens_text(opens_at, zone, now);
+                        if self.windows.get(&c.id).is_none_or(|(_, t)| t.is_none()) {
+                            let message = format!("campaign {} waiting: {text}", c.name);
+                            tracing::info!(target: "switchboard::engine", "{message}");
+                            self.ctx
+                                .gate
+                                .event(EventKind::Quota, None, None, message, None);
+                        }
+                        (
+                            opens_at.min(now + chrono::Duration::seconds(60)),
+                            Some(text),
+                        )
+                    }
+                };
+                self.windows.insert(c.id, entry);
+            }
+            if let Some((_, Some(text))) = self.windows.get(&c.id) {
+                waiting.insert(c.id, text.clone());
+            }
+        }
+        Ok(waiting)
     }
 
     /// Writes this engine's new log lines to the database and reads back the newest lines of
@@ -847,7 +902,12 @@ impl ControlLoop {
         Ok(())
     }
 
-    fn build(&mut self, campaigns: Vec<Campaign>, creating: &HashMap<i64, i64>) {
+    fn build(
+        &mut self,
+        campaigns: Vec<Campaign>,
+        creating: &HashMap<i64, i64>,
+        waiting: &HashMap<i64, String>,
+    ) {
         let now = tokio::time::Instant::now();
         let per_call = self.ctx.gate.read(|s| s.quota.cost_per_call());
         let views: Vec<CampaignView> = campaigns
@@ -855,7 +915,9 @@ impl ControlLoop {
             .map(|c| {
                 let reasons = self.reasons.get(&c.id).cloned().unwrap_or_default();
                 let success = self.success.get(&c.id).copied().flatten();
+                let waits = waiting.get(&c.id).cloned();
                 let mut view = campaign_view(c, creating, reasons, per_call);
+                view.waiting = waits;
                 if success.is_some() {
                     view.success_rate = success;
                 }
@@ -974,6 +1036,7 @@ fn campaign_view(
         success_rate: (outcomes > 0).then(|| successes as f64 / outcomes as f64),
         estimated_remaining_usd: per_call.map(|p| p * remaining as f64),
         reasons,
+        waiting: None,
         name: c.name,
         status: c.status,
         pause_reason: c.pause_reason,

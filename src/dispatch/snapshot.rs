@@ -67,6 +67,9 @@ pub struct CampaignView {
     pub estimated_remaining_usd: Option<f64>,
     /// Ended-reason histogram, most frequent first.
     pub reasons: Vec<(String, i64)>,
+    /// No contact of this campaign is inside its calling window now:
+    /// "next window opens 09:00 America/Chicago".
+    pub waiting: Option<String>,
 }
 
 impl CampaignView {

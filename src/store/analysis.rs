@@ -85,6 +85,7 @@ impl Store {
         .bind(now())
         .execute(&mut *tx)
         .await?;
+        super::policy::dnc_from_analysis_in(&mut tx, call_id, a.structured_data.as_deref()).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -35,6 +35,9 @@ pub const FAILED_BUCKET: &str = "failed-to-create";
 /// How often a contact whose phone never rang goes back to the queue before its call FAILS.
 pub const MAX_NEVER_RANG: i64 = 3;
 
+/// Contacts skipped or deferred by one claim before it gives the write lock back.
+const MAX_DECISIONS_PER_CLAIM: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
 pub struct Call {
     pub id: i64,
@@ -130,48 +133,173 @@ impl Store {
         instance: &str,
         engine_id: &str,
     ) -> Result<Option<(DialJob, i64)>> {
+        self.claim_call_at(campaign_id, instance, engine_id, chrono::Utc::now())
+            .await
+    }
+
+    /// The claim at a given instant (tests inject the clock). The compliance rules are
+    /// enforced here, the one place every call passes: only contacts whose zone is inside
+    /// the campaign's calling window at `at`, and not deferred (`eligible_at`), are taken;
+    /// each is then decided by [`crate::policy::decide`] (do-not-call → SKIPPED, no consent
+    /// when required → SKIPPED, a cap reached → deferred) and the decision recorded with its
+    /// reason, in the same transaction as the call row.
+    pub async fn claim_call_at(
+        &self,
+        campaign_id: i64,
+        instance: &str,
+        engine_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<(DialJob, i64)>> {
         let mut tx = self.write().await?;
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT k.id, k.sequence FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
-             WHERE k.campaign_id = ? AND k.status = ? AND g.status = ? AND {} ORDER BY k.id LIMIT 1",
-            super::contacts::CLAIMABLE_IMPORT_SQL
-        ));
-        let next: Option<(i64, i64)> = sqlx::query_as(sql)
-            .bind(campaign_id)
-            .bind(ContactStatus::Pending)
-            .bind(crate::model::CampaignStatus::Dialing)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((contact_id, sequence)) = next else {
+        let (rules, zones) = super::policy::rules_in(&mut tx, campaign_id).await?;
+        let window = rules.window();
+        let default_open = zones.iter().any(String::is_empty) && window.is_open(rules.zone(), at);
+        let open: Vec<String> = zones
+            .into_iter()
+            .filter(|z| {
+                z.parse::<chrono_tz::Tz>()
+                    .is_ok_and(|tz| window.is_open(tz, at))
+            })
+            .collect();
+        if open.is_empty() && !default_open {
             return Ok(None);
-        };
-        let sequence = sequence + 1;
-        let at = now();
-        set_contact(&mut tx, contact_id, ContactStatus::Dialing).await?;
-        sqlx::query("UPDATE contacts SET sequence = ? WHERE id = ?")
-            .bind(sequence)
+        }
+        let mut zone_sql = Vec::new();
+        if !open.is_empty() {
+            let marks: Vec<String> = (0..open.len()).map(|i| format!("${}", i + 5)).collect();
+            zone_sql.push(format!("k.timezone IN ({})", marks.join(", ")));
+        }
+        if default_open {
+            zone_sql.push("k.timezone IS NULL".to_string());
+        }
+        let sql = format!(
+            "SELECT k.id, k.sequence, k.phone, k.timezone FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
+             WHERE k.campaign_id = $1 AND k.status = $2 AND g.status = $3 AND {} \
+             AND (k.eligible_at IS NULL OR k.eligible_at <= $4) AND ({}) ORDER BY k.id LIMIT 1",
+            super::contacts::CLAIMABLE_IMPORT_SQL,
+            zone_sql.join(" OR ")
+        );
+        let at_text = super::format_time(at);
+        let policy_rules = rules.rules();
+        for _ in 0..MAX_DECISIONS_PER_CLAIM {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(campaign_id)
+                .bind(ContactStatus::Pending)
+                .bind(crate::model::CampaignStatus::Dialing)
+                .bind(&at_text);
+            for zone in &open {
+                query = query.bind(zone);
+            }
+            let next: Option<(i64, i64, String, Option<String>)> =
+                query.fetch_optional(&mut *tx).await?;
+            let Some((contact_id, sequence, phone, zone)) = next else {
+                break;
+            };
+            let facts = super::policy::facts_in(&mut tx, contact_id, &phone, at).await?;
+            let reason = match crate::policy::decide(&policy_rules, &facts, at) {
+                crate::policy::Decision::Dial => format!(
+                    "dial: {} inside the window {} {}; not on the do-not-call list; {} call(s) to this number in 7 days",
+                    zone.as_deref().unwrap_or(&rules.timezone),
+                    rules.call_window,
+                    rules.call_days,
+                    facts.recent_calls.len()
+                ),
+                crate::policy::Decision::Skip(reason) => {
+                    sqlx::query("UPDATE contacts SET status = $1, skip_reason = $2 WHERE id = $3")
+                        .bind(ContactStatus::Skipped)
+                        .bind(&reason)
+                        .bind(contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "UPDATE campaigns SET contacts_done = contacts_done + 1 WHERE id = $1",
+                    )
+                    .bind(campaign_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    super::policy::record_in(
+                        &mut tx,
+                        &phone,
+                        Some(campaign_id),
+                        Some(contact_id),
+                        None,
+                        "SKIP",
+                        &reason,
+                    )
+                    .await?;
+                    continue;
+                }
+                crate::policy::Decision::Defer { until, reason } => {
+                    let until = super::format_time(until);
+                    sqlx::query("UPDATE contacts SET eligible_at = $1 WHERE id = $2")
+                        .bind(&until)
+                        .bind(contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    super::policy::record_in(
+                        &mut tx,
+                        &phone,
+                        Some(campaign_id),
+                        Some(contact_id),
+                        None,
+                        "DEFER",
+                        &format!("{reason}: eligible again at {until}"),
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            // A redial (or any later sequence) is linked to the contact's previous call.
+            let previous: Option<i64> =
+                sqlx::query_scalar("SELECT max(id) FROM calls WHERE contact_id = $1")
+                    .bind(contact_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let sequence = sequence + 1;
+            // The claim's instant (the clock in production; a test's injected time).
+            let created = super::format_time(at);
+            set_contact(&mut tx, contact_id, ContactStatus::Dialing).await?;
+            sqlx::query("UPDATE contacts SET sequence = $1 WHERE id = $2")
+                .bind(sequence)
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?;
+            let call_id = sqlx::query(
+                "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
+                 engine_id, created_at, updated_at, redial_of) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9)",
+            )
+            .bind(campaign_id)
             .bind(contact_id)
+            .bind(sequence)
+            .bind(call_reference(instance, contact_id, sequence))
+            .bind(CallStatus::Creating)
+            .bind(engine_id)
+            .bind(&created)
+            .bind(&created)
+            .bind(previous)
             .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            super::policy::record_in(
+                &mut tx,
+                &phone,
+                Some(campaign_id),
+                Some(contact_id),
+                Some(call_id),
+                "DIAL",
+                &reason,
+            )
             .await?;
-        let call_id = sqlx::query(
-            "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
-             engine_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-        )
-        .bind(campaign_id)
-        .bind(contact_id)
-        .bind(sequence)
-        .bind(call_reference(instance, contact_id, sequence))
-        .bind(CallStatus::Creating)
-        .bind(engine_id)
-        .bind(&at)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        let attempt_id = insert_attempt(&mut tx, call_id, 1).await?;
-        let job = job_in(&mut tx, call_id).await?;
+            let attempt_id = insert_attempt(&mut tx, call_id, 1).await?;
+            let job = job_in(&mut tx, call_id).await?;
+            tx.commit().await?;
+            return Ok(Some((job, attempt_id)));
+        }
+        // Nothing to dial now: skips and deferrals are kept; a campaign whose every contact
+        // is now settled is complete.
+        complete_if_done(&mut tx, campaign_id).await?;
         tx.commit().await?;
-        Ok(Some((job, attempt_id)))
+        Ok(None)
     }
 
     /// begin_attempt: the next attempt of a CREATING call is committed IN_FLIGHT before its
@@ -770,7 +898,27 @@ async fn apply_update_in(
                 0
             };
             let gave_up = never_rang > MAX_NEVER_RANG;
-            let requeue = class.requeues_contact() && !gave_up;
+            let mut requeue = class.requeues_contact() && !gave_up;
+            // The campaign's redial rules: busy, no answer… dialled again after a delay, as a
+            // new attempt sequence (never after a conversation).
+            if !requeue && !gave_up && new_status == CallStatus::Ended {
+                let ended_at = update
+                    .ended_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or_else(chrono::Utc::now);
+                requeue = super::policy::redial_in(
+                    tx,
+                    call.campaign_id,
+                    call.contact_id,
+                    &reason,
+                    answered,
+                    ended_at,
+                )
+                .await?
+                .is_some();
+            }
             let status = if gave_up {
                 CallStatus::Failed
             } else {

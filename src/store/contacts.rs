@@ -6,13 +6,17 @@ use super::{Result, Store, now};
 use crate::model::{CampaignStatus, ContactStatus};
 
 /// A contact ready to insert (the importer has already normalised the phone to E.164).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewContact {
     pub name: Option<String>,
     pub phone: String,
     pub extension: Option<String>,
     /// JSON object of the CSV's other columns.
     pub variables: String,
+    /// IANA zone (from the CSV, else from the number); `None`: the campaign's zone.
+    pub timezone: Option<String>,
+    pub consent_source: Option<String>,
+    pub consent_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
@@ -177,7 +181,7 @@ impl ImportSession {
         let mut inserted = 0;
         for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
             let mut builder = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO contacts (campaign_id, name, phone, extension, variables, created_at, import_id) ",
+                "INSERT OR IGNORE INTO contacts (campaign_id, name, phone, extension, variables, created_at, import_id, timezone, consent_source, consent_at) ",
             );
             builder.push_values(chunk, |mut row, c| {
                 row.push_bind(self.campaign_id)
@@ -186,9 +190,30 @@ impl ImportSession {
                     .push_bind(c.extension.as_deref())
                     .push_bind(c.variables.as_str())
                     .push_bind(self.created_at.as_str())
-                    .push_bind(self.import_id);
+                    .push_bind(self.import_id)
+                    .push_bind(c.timezone.as_deref())
+                    .push_bind(c.consent_source.as_deref())
+                    .push_bind(c.consent_at.as_deref());
             });
             inserted += builder.build().execute(&mut *tx).await?.rows_affected();
+        }
+        // The campaign's zones, for the claim's window check.
+        // '' stands for contacts without a zone of their own (the campaign's zone).
+        let mut zones: Vec<&str> = contacts
+            .iter()
+            .map(|c| c.timezone.as_deref().unwrap_or(""))
+            .collect();
+        zones.sort_unstable();
+        zones.dedup();
+        for zone in zones {
+            sqlx::query(
+                "INSERT INTO campaign_zones (campaign_id, timezone) VALUES ($1, $2) \
+                 ON CONFLICT (campaign_id, timezone) DO NOTHING",
+            )
+            .bind(self.campaign_id)
+            .bind(zone)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("UPDATE imports SET heartbeat_ms = ? WHERE id = ?")
             .bind(chrono::Utc::now().timestamp_millis())

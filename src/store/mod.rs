@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod control;
 pub mod events;
 pub mod lease;
+pub mod policy;
 pub mod stats;
 
 use std::path::Path;

@@ -559,6 +559,7 @@ mod tests {
                 phone: format!("+1415555{i:04}"),
                 extension: None,
                 variables: "{}".into(),
+                ..Default::default()
             })
             .collect();
         store.insert_contacts(c.id, &contacts).await.unwrap();

@@ -42,6 +42,7 @@ pub async fn campaign(store: &Store, name: &str, n: usize) -> i64 {
             phone: format!("+1415{:07}", 3_000_000 + i + 10_000 * c.id as usize),
             extension: None,
             variables: "{}".into(),
+            ..Default::default()
         })
         .collect();
     store

@@ -84,6 +84,12 @@ pub fn dispatch_state(
             )),
         );
     }
+    if let Some(c) = campaign
+        && c.status == crate::model::CampaignStatus::Dialing
+        && let Some(waiting) = &c.waiting
+    {
+        return state("WAITING", Color::Yellow, Some(format!("— {waiting}")));
+    }
     state("RUNNING", Color::Green, None)
 }
 
@@ -299,6 +305,7 @@ mod tests {
             success_rate: None,
             estimated_remaining_usd: None,
             reasons: Vec::new(),
+            waiting: None,
         }
     }
 
