@@ -241,9 +241,11 @@ async fn migrate_db(from: &str, to: &str) -> color_eyre::Result<ExitCode> {
         return Err(UserError(format!("no database file at {}", path.display())).into());
     }
     let open = |l: Location| async move {
-        Store::open_location(&l)
-            .await
-            .map_err(|e| UserError(format!("cannot open {}: {e}", l.display())))
+        Store::open_location(&l).await.map_err(|e| match e {
+            // Already names the server (password hidden).
+            switchboard::store::StoreError::Connect { .. } => UserError(e.to_string()),
+            _ => UserError(format!("cannot open {}: {e}", l.display())),
+        })
     };
     let source = open(from.clone()).await?;
     let target = open(to.clone()).await?;

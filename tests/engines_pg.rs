@@ -305,3 +305,81 @@ async fn unfinished_of(store: &Store, engine: &str) -> Vec<i64> {
     }
     out
 }
+
+/// `migrate-db` copies a SQLite history (campaign, contacts, calls, attempts) into an empty
+/// PostgreSQL database: the same campaigns, counters and calls; a second copy is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_db_copies_a_sqlite_history_into_postgres() {
+    let Some(pg) = PgServer::start("migrate_db_copies_a_sqlite_history_into_postgres") else {
+        return;
+    };
+    let url = pg.url("postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.db");
+    let sqlite = Store::open(&path).await.unwrap();
+    let id = common::campaign(&sqlite, "history", 5).await;
+    let instance = sqlite.instance_id().await.unwrap();
+    let (job, attempt) = sqlite
+        .claim_call(id, &instance, "e1")
+        .await
+        .unwrap()
+        .expect("a contact to claim");
+    let update = switchboard::store::calls::CallUpdate {
+        status: Some(CallStatus::Queued),
+        ..Default::default()
+    };
+    sqlite
+        .record_created(
+            job.call_id,
+            attempt,
+            switchboard::model::AttemptOutcome::Created,
+            "prov-1",
+            &update,
+        )
+        .await
+        .unwrap();
+    sqlite.close().await;
+    let copy = |to: &str| {
+        sb(dir.path())
+            .args(["migrate-db", "--from"])
+            .arg(&path)
+            .args(["--to", to])
+            .output()
+            .expect("migrate-db")
+    };
+    let out = copy(&url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source = Store::open(&path).await.unwrap();
+    let target = Store::open_postgres(&url).await.unwrap();
+    assert_eq!(
+        target.campaigns().await.unwrap(),
+        source.campaigns().await.unwrap()
+    );
+    assert_eq!(target.instance_id().await.unwrap(), instance);
+    assert_eq!(
+        target.call(job.call_id).await.unwrap(),
+        source.call(job.call_id).await.unwrap()
+    );
+    assert_eq!(
+        target.attempts(job.call_id).await.unwrap(),
+        source.attempts(job.call_id).await.unwrap()
+    );
+    assert!(target.verify_counters().await.unwrap().is_empty());
+    // New rows continue after the copied ids.
+    let next = target
+        .claim_call(id, &instance, "e2")
+        .await
+        .unwrap()
+        .expect("another contact");
+    assert!(next.0.call_id > job.call_id);
+    // A second copy into a database with campaigns is refused in one line.
+    let again = copy(&url);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("empty database"), "{err}");
+}
