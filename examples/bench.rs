@@ -4,7 +4,13 @@
 //!
 //! Figures: create_calls_per_s vs sqlite_bound_calls_per_s (ratio goal ≥ 0.7), rate_error_pct
 //! and max_per_second_window at 20/s, import_rows_per_s and import_peak_rss_mb for a generated
-//! CSV, frame_ms_1m_calls on TestBackend 160x48, console_idle_cpu_pct under tmux.
+//! CSV, frame_ms_1m_calls on TestBackend 160x48, console_idle_cpu_pct under tmux;
+//! postgres_create_calls_per_s_{1,2,3}_engines vs postgres_bound_calls_per_s (a throw-away
+//! PostgreSQL server, skipped without its binaries).
+
+#[path = "../tests/common/pg.rs"]
+#[allow(dead_code)]
+mod pg;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -68,6 +74,13 @@ fn main() -> Result<()> {
     println!("mode: {}", if quick { "quick" } else { "full" });
     if run("throughput") {
         runtime.block_on(throughput(sizes.calls))?;
+    }
+    if run("postgres") {
+        runtime.block_on(postgres_engines(if quick {
+            1_000
+        } else {
+            sizes.calls / 2
+        }))?;
     }
     if run("rate") {
         runtime.block_on(rate_accuracy(sizes.rate_secs))?;
@@ -165,6 +178,93 @@ async fn throughput(n: usize) -> Result<()> {
     println!("create_calls_per_s: {engine_rate:.0}");
     println!("create_vs_sqlite_bound: {:.2}", engine_rate / bound);
     Ok(())
+}
+
+/// Calls created per second on PostgreSQL by 1, 2 and 3 engines sharing one campaign (each
+/// with its own store, as separate processes would), beside the same plain loop of durable
+/// writes on PostgreSQL (the bound). A throw-away server (fsync on) is started with initdb; no
+/// server binaries: the part is skipped with a line saying so.
+async fn postgres_engines(n: usize) -> Result<()> {
+    let Some(server) = pg::PgServer::start_with("bench postgres", true) else {
+        println!("postgres: SKIPPED (no PostgreSQL server binaries)");
+        return Ok(());
+    };
+    let bound_url = server.create_db("bound");
+    let bound = pg_bound(&bound_url, n).await?;
+    println!("postgres_calls: {n}");
+    println!("postgres_bound_calls_per_s: {bound:.0}");
+    for engines in 1..=3usize {
+        let url = server.create_db(&format!("engines{engines}"));
+        let sim = idle_simulator().await?;
+        let setup = Store::open_postgres(&url).await?;
+        contacts_campaign(&setup, n).await?;
+        let mut config = Config::default();
+        config.vapi.base_url = sim.base_url();
+        config.dispatch.rate_per_second = switchboard::config::MAX_RATE;
+        config.dispatch.burst = 10_000;
+        config.dispatch.max_concurrent_calls = u32::MAX;
+        config.tracking.poll_interval_ms = 3_600_000;
+        config.vapi.max_requests_per_second = 1_000.0;
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for _ in 0..engines {
+            let store = Store::open_postgres(&url).await?;
+            let vapi = VapiClient::new(
+                &config.vapi.base_url,
+                Secret::new("k"),
+                config.request_timeout(),
+            )?;
+            handles.push(dispatch::start(config.clone(), store, vapi).await?);
+        }
+        loop {
+            let c = setup.campaign_by_name("bench").await?;
+            if c.total_calls_created as usize >= n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        for h in handles {
+            h.shutdown().await;
+        }
+        sim.shutdown().await;
+        setup.close().await;
+        println!("postgres_create_calls_per_s_{engines}_engines: {rate:.0}");
+        println!(
+            "postgres_create_vs_bound_{engines}_engines: {:.2}",
+            rate / bound
+        );
+    }
+    Ok(())
+}
+
+/// The plain loop of `sqlite_bound` on PostgreSQL (one connection: one engine's writer).
+async fn pg_bound(url: &str, n: usize) -> Result<f64> {
+    let store = Store::open_postgres(url).await?;
+    let id = contacts_campaign(&store, n).await?;
+    let instance = store.instance_id().await?;
+    let update = CallUpdate {
+        status: Some(switchboard::model::CallStatus::Queued),
+        ..CallUpdate::default()
+    };
+    let started = Instant::now();
+    let mut i = 0;
+    while let Some((job, attempt)) = store.claim_call(id, &instance, "bench").await? {
+        let provider = format!("p{i}");
+        store
+            .record_created(
+                job.call_id,
+                attempt,
+                AttemptOutcome::Created,
+                &provider,
+                &update,
+            )
+            .await?;
+        i += 1;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    store.close().await;
+    Ok(rate)
 }
 
 /// How close a campaign comes to the account's concurrency bound: 50 slots at the simulator,

@@ -73,12 +73,26 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub path: PathBuf,
+    /// `postgres://user:password@host:5432/db` selects PostgreSQL (several engines may share
+    /// it); a `sqlite:` URL or a path keeps SQLite. When set it wins over `path`.
+    pub url: Option<String>,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             path: PathBuf::from("switchboard.db"),
+            url: None,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// Where the state lives: `url` if set, else the SQLite file at `path`.
+    pub fn location(&self) -> crate::store::Location {
+        match self.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => crate::store::Location::parse(url),
+            None => crate::store::Location::Sqlite(self.path.clone()),
         }
     }
 }

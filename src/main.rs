@@ -11,7 +11,7 @@ use color_eyre::eyre::WrapErr;
 use switchboard::cli::headless::{self, Outcome, UntilDone};
 use switchboard::cli::{Cli, Commands, UserError, commands};
 use switchboard::config::Config;
-use switchboard::store::Store;
+use switchboard::store::{Location, Store};
 use switchboard::vapi::VapiClient;
 use switchboard::{console, demo, dispatch, simulator};
 
@@ -236,6 +236,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             engine.join().await;
             Ok(exit_code(outcome))
         }
+        Some(Commands::MigrateDb { from, to }) => migrate_db(&from, &to).await,
         Some(Commands::Simulate { port, config: sim }) => {
             init_stderr_logging();
             let sim = if sim.realism {
@@ -249,6 +250,39 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `migrate-db`: opens both stores (creating and migrating the target) and copies.
+async fn migrate_db(from: &str, to: &str) -> color_eyre::Result<ExitCode> {
+    let (from, to) = (Location::parse(from), Location::parse(to));
+    if from == to {
+        return Err(UserError("--from and --to are the same database".into()).into());
+    }
+    if let Location::Sqlite(path) = &from
+        && !path.is_file()
+    {
+        return Err(UserError(format!("no database file at {}", path.display())).into());
+    }
+    let open = |l: Location| async move {
+        Store::open_location(&l).await.map_err(|e| match e {
+            // Already names the server (password hidden).
+            switchboard::store::StoreError::Connect { .. } => UserError(e.to_string()),
+            _ => UserError(format!("cannot open {}: {e}", l.display())),
+        })
+    };
+    let source = open(from.clone()).await?;
+    let target = open(to.clone()).await?;
+    let report = source
+        .copy_into(&target)
+        .await
+        .map_err(|e| UserError(format!("cannot copy into {}: {e}", to.display())))?;
+    for (table, rows) in &report.rows {
+        println!("{table}: {rows} rows");
+    }
+    println!("copied {} into {}", from.display(), to.display());
+    source.close().await;
+    target.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn exit_code(outcome: Outcome) -> ExitCode {
@@ -288,7 +322,16 @@ async fn log_rate_override(store: &Store, config: &Config) -> color_eyre::Result
 }
 
 async fn open_store(config: &Config) -> color_eyre::Result<Store> {
-    let path = &config.database.path;
+    let location = config.database.location();
+    let path = match &location {
+        Location::Sqlite(path) => path,
+        Location::Postgres(_) => {
+            // A server that cannot be reached is a one-line user error (password hidden).
+            return Store::open_location(&location)
+                .await
+                .map_err(|e| UserError(e.to_string()).into());
+        }
+    };
     if let Some(folder) = path.parent()
         && !folder.as_os_str().is_empty()
         && !folder.is_dir()
@@ -300,12 +343,9 @@ async fn open_store(config: &Config) -> color_eyre::Result<Store> {
         ))
         .into());
     }
-    Store::open(&config.database.path).await.wrap_err_with(|| {
-        format!(
-            "cannot open the database {}",
-            config.database.path.display()
-        )
-    })
+    Store::open(path)
+        .await
+        .wrap_err_with(|| format!("cannot open the database {}", path.display()))
 }
 
 fn init_stdout_logging(json: bool) {

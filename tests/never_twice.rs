@@ -41,7 +41,11 @@ async fn a_call_created_late_by_a_hung_request_is_adopted_not_redialled() {
         after: Duration::from_millis(900),
     }])
     .await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("a_call_created_late_by_a_hung_request_is_adopted_not_redialled").await
+    else {
+        return;
+    };
     campaign(&store, "c", 1).await;
     let engine = engine(settle_config(&vapi.base_url, 2_000), &store, KEY).await;
     wait_for(&engine, Duration::from_secs(15), all_completed).await;
@@ -61,7 +65,9 @@ async fn a_call_created_late_by_a_hung_request_is_adopted_not_redialled() {
 async fn a_500_after_the_create_is_adopted() {
     for code in [500, 502, 520] {
         let vapi = Late::start(vec![Post::CreateThenFail(code)]).await;
-        let (store, _dir) = store().await;
+        let Some((store, _dir)) = test_store("a_500_after_the_create_is_adopted").await else {
+            return;
+        };
         campaign(&store, "c", 1).await;
         let engine = engine(settle_config(&vapi.base_url, 1_000), &store, KEY).await;
         wait_for(&engine, Duration::from_secs(10), all_completed).await;
@@ -84,7 +90,11 @@ async fn a_500_after_the_create_is_adopted() {
 async fn an_unknown_outcome_is_not_resent_before_it_is_settled() {
     let settle = Duration::from_millis(1_500);
     let vapi = Late::start(vec![Post::FailOnly(504)]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("an_unknown_outcome_is_not_resent_before_it_is_settled").await
+    else {
+        return;
+    };
     campaign(&store, "c", 1).await;
     let engine = engine(
         settle_config(&vapi.base_url, settle.as_millis() as u64),
@@ -121,7 +131,11 @@ async fn an_unknown_outcome_is_not_resent_before_it_is_settled() {
 async fn a_lookup_that_cannot_finish_keeps_the_call_unknown() {
     let vapi = Late::start(vec![Post::FailOnly(504)]).await;
     vapi.set_lists_fail(true);
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("a_lookup_that_cannot_finish_keeps_the_call_unknown").await
+    else {
+        return;
+    };
     campaign(&store, "c", 1).await;
     let mut cfg = settle_config(&vapi.base_url, 500);
     cfg.dispatch.max_retries = 1;
@@ -144,7 +158,11 @@ async fn a_lookup_that_cannot_finish_keeps_the_call_unknown() {
 async fn an_operators_retry_of_an_unknown_call_waits_for_the_settle() {
     let settle = Duration::from_millis(1_500);
     let vapi = Late::start(vec![Post::FailOnly(504)]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("an_operators_retry_of_an_unknown_call_waits_for_the_settle").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 1).await;
     let mut cfg = settle_config(&vapi.base_url, settle.as_millis() as u64);
     cfg.dispatch.max_retries = 0; // without the operator, it would fail once settled
@@ -171,7 +189,11 @@ async fn an_operators_retry_of_an_unknown_call_waits_for_the_settle() {
 #[tokio::test]
 async fn a_restart_right_after_a_crash_settles_the_interrupted_attempt() {
     let vapi = Late::start(vec![]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("a_restart_right_after_a_crash_settles_the_interrupted_attempt").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 2).await;
     // The crashed engine: both contacts claimed, attempts IN_FLIGHT. The first request
     // reached Vapi, which creates its call 700 ms later (after the restart's first look-up);
@@ -215,7 +237,16 @@ async fn a_restart_right_after_a_crash_settles_the_interrupted_attempt() {
 #[tokio::test]
 async fn a_second_engine_on_the_same_database_is_refused_and_sends_nothing() {
     let vapi = Late::start(vec![]).await;
-    let (store, dir) = store().await;
+    let Some((store, dir)) =
+        test_store("a_second_engine_on_the_same_database_is_refused_and_sends_nothing").await
+    else {
+        return;
+    };
+    if dir.is_postgres() {
+        // On PostgreSQL a second engine shares the work instead (tests/engines_pg.rs).
+        println!("SQLite only: one engine per SQLite database");
+        return;
+    }
     campaign(&store, "c", 3).await;
     let first = engine(settle_config(&vapi.base_url, 1_000), &store, KEY).await;
     // Another process's view of the same file.

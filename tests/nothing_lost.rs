@@ -30,7 +30,11 @@ fn paused(s: &switchboard::dispatch::Snapshot) -> bool {
 #[tokio::test]
 async fn a_wrong_phone_number_pauses_the_campaign_with_every_contact_pending() {
     let vapi = Late::start(vec![Post::Reject("Couldn't Get Phone Number."); 50]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("a_wrong_phone_number_pauses_the_campaign_with_every_contact_pending").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 20).await;
     let engine = engine(fast(&vapi.base_url), &store, KEY).await;
     let s = wait_for(&engine, Duration::from_secs(10), paused).await;
@@ -55,7 +59,11 @@ async fn a_wrong_phone_number_pauses_the_campaign_with_every_contact_pending() {
 #[tokio::test]
 async fn three_identical_refusals_in_a_row_pause_and_give_the_contacts_back() {
     let vapi = Late::start(vec![Post::Reject("Bad Request: resource unavailable"); 50]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("three_identical_refusals_in_a_row_pause_and_give_the_contacts_back").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 10).await;
     let mut cfg = fast(&vapi.base_url);
     cfg.dispatch.rate_per_second = 5.0; // one at a time: the streak is three requests
@@ -95,7 +103,11 @@ async fn an_assistant_failing_most_calls_pauses_its_campaign() {
         })
         .collect();
     let vapi = Late::with_ends(vec![], ends).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("an_assistant_failing_most_calls_pauses_its_campaign").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 40).await;
     let mut cfg = fast(&vapi.base_url);
     cfg.dispatch.assistant_failure_window = 10;
@@ -135,7 +147,11 @@ async fn a_call_that_never_rang_is_dialled_again_a_bounded_number_of_times() {
         ..End::default()
     };
     let vapi = Late::with_ends(vec![], vec![never; 10]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("a_call_that_never_rang_is_dialled_again_a_bounded_number_of_times").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 1).await;
     let engine = engine(fast(&vapi.base_url), &store, KEY).await;
     wait_for(&engine, Duration::from_secs(10), all_completed).await;
@@ -169,7 +185,11 @@ async fn a_vanished_call_frees_its_slot_and_the_campaign_finishes() {
         ..End::default()
     };
     let vapi = Late::with_ends(vec![], vec![vanished]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("a_vanished_call_frees_its_slot_and_the_campaign_finishes").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 3).await;
     let mut cfg = fast(&vapi.base_url);
     cfg.tracking.fallback_after_ms = 300;
@@ -203,7 +223,11 @@ async fn the_final_cost_after_the_end_is_followed_and_reaches_the_budget() {
         ..End::default()
     };
     let vapi = Late::with_ends(vec![], vec![late_cost; 40]).await;
-    let (store, _dir) = store().await;
+    let Some((store, _dir)) =
+        test_store("the_final_cost_after_the_end_is_followed_and_reaches_the_budget").await
+    else {
+        return;
+    };
     let id = campaign(&store, "c", 40).await;
     let mut cfg = fast(&vapi.base_url);
     cfg.dispatch.rate_per_second = 4.0;

@@ -133,6 +133,17 @@ pub enum Commands {
         #[command(flatten)]
         config: Box<SimConfig>,
     },
+    /// Copy a campaign history from one database to another, e.g. from SQLite to PostgreSQL:
+    /// `migrate-db --from switchboard.db --to postgres://user:pw@host/db`. The target must
+    /// have no campaign yet; stop every engine first.
+    MigrateDb {
+        /// The source: a SQLite path or `sqlite:` URL, or a `postgres://` URL.
+        #[arg(long)]
+        from: String,
+        /// The target: a `postgres://` URL, or a SQLite path.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

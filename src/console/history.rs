@@ -170,6 +170,7 @@ mod tests {
             success_rate: None,
             estimated_remaining_usd: None,
             reasons: Vec::new(),
+            waiting: None,
         });
         s
     }

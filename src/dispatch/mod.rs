@@ -34,6 +34,7 @@ pub use snapshot::{CampaignView, EngineEvent, EventKind, QuotaView, Snapshot};
 
 use crate::config::Config;
 use crate::model::{CampaignStatus, classify_ended_reason};
+use crate::store::calls::Claim;
 use crate::store::campaigns::Campaign;
 use crate::store::lease::{Acquired, EngineIdentity};
 use crate::store::{Store, StoreError};
@@ -340,7 +341,8 @@ pub async fn start(
             })?,
         );
     }
-    let unfinished = ctx.store.unfinished_jobs().await?;
+    adopt_orphans(&ctx).await?;
+    let unfinished = ctx.store.unfinished_jobs(&ctx.engine.id).await?;
     if !unfinished.is_empty() {
         tracing::info!(target: "switchboard::engine", count = unfinished.len(), "resuming unfinished call sequences (looking up any that may have been created)");
     }
@@ -417,7 +419,10 @@ fn engine_status(ctx: &Ctx) -> String {
 const RESCUE_EVERY: Duration = Duration::from_secs(10);
 
 async fn rescue(ctx: &Arc<Ctx>, workers: &mut JoinSet<worker::SequenceEnd>) {
-    let jobs = match ctx.store.unfinished_jobs().await {
+    if let Err(e) = adopt_orphans(ctx).await {
+        tracing::warn!(target: "switchboard::engine", "rescuer cannot look for stopped engines: {e}");
+    }
+    let jobs = match ctx.store.unfinished_jobs(&ctx.engine.id).await {
         Ok(jobs) => jobs,
         Err(e) => {
             tracing::warn!(target: "switchboard::engine", "rescuer cannot read unfinished calls: {e}");
@@ -435,6 +440,26 @@ async fn rescue(ctx: &Arc<Ctx>, workers: &mut JoinSet<worker::SequenceEnd>) {
         let slot = worker::CreatingSlot::take(ctx, job.call_id);
         workers.spawn(worker::run_sequence(ctx.clone(), job, None, slot));
     }
+}
+
+/// PostgreSQL: the calls of engines whose heartbeat stopped become this engine's, to be
+/// settled by look-up from their stored state (a no-op on SQLite).
+async fn adopt_orphans(ctx: &Arc<Ctx>) -> Result<(), crate::store::StoreError> {
+    let (dead, adopted) = ctx
+        .store
+        .adopt_orphans(&ctx.engine, ctx_lease_timeout(&ctx.config))
+        .await?;
+    for engine in &dead {
+        tracing::warn!(
+            target: "switchboard::engine",
+            "engine {} stopped (its heartbeat is older than vapi.lease_timeout_ms): its requests in flight are settled here by look-up, never re-sent blindly",
+            engine.name()
+        );
+    }
+    if adopted > 0 {
+        tracing::info!(target: "switchboard::engine", adopted, "took over unfinished calls of stopped engines");
+    }
+    Ok(())
 }
 
 fn ctx_lease_timeout(config: &Config) -> i64 {
@@ -524,17 +549,26 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         let candidates: Vec<i64> = candidates.into_iter().map(|(id, _)| id).collect();
         turn = turn.wrapping_add(1);
         let mut claimed = None;
+        // On PostgreSQL the account's rate and concurrency cap are shared with the other
+        // engines: taken in the claim's transaction.
+        let limits = (ctx.store.backend() == crate::store::Backend::Postgres).then(|| {
+            ctx.gate.read(|s| crate::store::calls::SharedLimits {
+                rate_per_second: s.pacer.rate(),
+                concurrency_cap: i64::from(s.quota.concurrency_cap()),
+            })
+        });
         for campaign_id in candidates {
             match ctx
                 .store
-                .claim_call(campaign_id, &ctx.instance, &ctx.engine.id)
+                .claim_call_within(campaign_id, &ctx.instance, &ctx.engine.id, limits)
                 .await
             {
-                Ok(Some(job)) => {
-                    claimed = Some(job);
+                Ok(Claim::Claimed(job, attempt_id)) => {
+                    claimed = Some((*job, attempt_id));
                     break;
                 }
-                Ok(None) => ctx.gate.update(|s| {
+                Ok(Claim::Throttled(_)) => break,
+                Ok(Claim::Empty) => ctx.gate.update(|s| {
                     s.claimable.remove(&campaign_id);
                 }),
                 Err(e) => {

@@ -59,7 +59,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             return;
         }
         let round = tokio::time::Instant::now();
-        let active = match ctx.store.active_calls(10_000).await {
+        let active = match ctx.store.active_calls(&ctx.engine.id, 10_000).await {
             Ok(calls) => calls,
             Err(e) => {
                 tracing::error!(target: "switchboard::engine", "tracker cannot read active calls: {e}");

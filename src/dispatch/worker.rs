@@ -211,6 +211,9 @@ async fn sequence(
                 }
                 // The request budget before the commit: the attempt starts when it is sent.
                 ctx.budget.acquire().await;
+                // On PostgreSQL the create rate is the account's, shared with other engines.
+                let rate = ctx.gate.read(|s| s.pacer.rate());
+                ctx.store.take_create_slot(rate).await?;
                 let (attempt_id, number) = ctx.store.begin_attempt(call_id).await?;
                 used += 1;
                 Next::Send { attempt_id, number }

@@ -61,21 +61,23 @@ impl Store {
     /// has that provider id.
     pub async fn record_analysis(&self, provider_call_id: &str, a: &CallAnalysis) -> Result<bool> {
         let mut tx = self.write().await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM calls WHERE provider_call_id = ?")
-            .bind(provider_call_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let id: Option<i64> = sqlx::query_scalar(crate::store::q(
+            "SELECT id FROM calls WHERE provider_call_id = ?",
+        ))
+        .bind(provider_call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(call_id) = id else {
             return Ok(false);
         };
         sqlx::query(
-            "INSERT INTO call_analysis (call_id, summary, success_evaluation, structured_data, \
+            crate::store::q("INSERT INTO call_analysis (call_id, summary, success_evaluation, structured_data, \
              recording_url, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (call_id) DO UPDATE SET summary = coalesce(excluded.summary, summary), \
-             success_evaluation = coalesce(excluded.success_evaluation, success_evaluation), \
-             structured_data = coalesce(excluded.structured_data, structured_data), \
-             recording_url = coalesce(excluded.recording_url, recording_url), \
-             updated_at = excluded.updated_at",
+             ON CONFLICT (call_id) DO UPDATE SET summary = coalesce(excluded.summary, call_analysis.summary), \
+             success_evaluation = coalesce(excluded.success_evaluation, call_analysis.success_evaluation), \
+             structured_data = coalesce(excluded.structured_data, call_analysis.structured_data), \
+             recording_url = coalesce(excluded.recording_url, call_analysis.recording_url), \
+             updated_at = excluded.updated_at"),
         )
         .bind(call_id)
         .bind(a.summary.as_deref())
@@ -92,10 +94,10 @@ impl Store {
 
     /// A call's analysis, if a report brought one.
     pub async fn call_analysis(&self, call_id: i64) -> Result<Option<CallAnalysis>> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(crate::store::q(
             "SELECT summary, success_evaluation, structured_data, recording_url \
              FROM call_analysis WHERE call_id = ?",
-        )
+        ))
         .bind(call_id)
         .fetch_optional(self.reader())
         .await?)
@@ -104,11 +106,11 @@ impl Store {
     /// A campaign's success rate over its ended calls: Vapi's evaluation where a report
     /// brought one, else the ended reason ([`success_of`]). `None` before any ended call.
     pub async fn success_rate(&self, campaign_id: i64) -> Result<Option<f64>> {
-        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(crate::store::q(
             "SELECT c.ended_reason, a.success_evaluation FROM calls c \
              LEFT JOIN call_analysis a ON a.call_id = c.id \
              WHERE c.campaign_id = ? AND c.status = ?",
-        )
+        ))
         .bind(campaign_id)
         .bind(crate::model::CallStatus::Ended)
         .fetch_all(self.reader())

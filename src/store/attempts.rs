@@ -1,7 +1,7 @@
 //! The `call_attempts` table: one row per HTTP attempt to create a call, written IN_FLIGHT
 //! before the request and closed with its outcome after. This is the persisted retry log.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Result, Store, now};
 use crate::model::AttemptOutcome;
@@ -39,10 +39,10 @@ impl Store {
 
     /// The attempt history of one call, oldest first.
     pub async fn attempts(&self, call_id: i64) -> Result<Vec<Attempt>> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(crate::store::q(
             "SELECT id, call_id, attempt, started_at, finished_at, http_status, outcome, error, \
              retry_delay_ms FROM call_attempts WHERE call_id = ? ORDER BY attempt",
-        )
+        ))
         .bind(call_id)
         .fetch_all(self.reader())
         .await?)
@@ -50,49 +50,51 @@ impl Store {
 
     /// Attempts still IN_FLIGHT: after a clean stop there are none.
     pub async fn in_flight_attempts(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM call_attempts WHERE outcome = ?")
-                .bind(AttemptOutcome::InFlight)
-                .fetch_one(self.reader())
-                .await?,
-        )
+        Ok(sqlx::query_scalar(crate::store::q(
+            "SELECT count(*) FROM call_attempts WHERE outcome = ?",
+        ))
+        .bind(AttemptOutcome::InFlight)
+        .fetch_one(self.reader())
+        .await?)
     }
 }
 
 pub(crate) async fn insert_attempt(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     call_id: i64,
     attempt: i64,
 ) -> Result<i64> {
     let at = now();
-    let id = sqlx::query(
-        "INSERT INTO call_attempts (call_id, attempt, started_at, outcome) VALUES (?, ?, ?, ?)",
-    )
+    let id: i64 = sqlx::query_scalar(crate::store::q(
+        "INSERT INTO call_attempts (call_id, attempt, started_at, outcome) VALUES (?, ?, ?, ?) \
+         RETURNING id",
+    ))
     .bind(call_id)
     .bind(attempt)
     .bind(&at)
     .bind(AttemptOutcome::InFlight)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(crate::store::q(
+        "UPDATE calls SET attempt_count = ?, updated_at = ? WHERE id = ?",
+    ))
+    .bind(attempt)
+    .bind(&at)
+    .bind(call_id)
     .execute(&mut **tx)
-    .await?
-    .last_insert_rowid();
-    sqlx::query("UPDATE calls SET attempt_count = ?, updated_at = ? WHERE id = ?")
-        .bind(attempt)
-        .bind(&at)
-        .bind(call_id)
-        .execute(&mut **tx)
-        .await?;
+    .await?;
     Ok(id)
 }
 
 pub(crate) async fn close_attempt(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     attempt_id: i64,
     result: &AttemptResult,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(crate::store::q(
         "UPDATE call_attempts SET finished_at = ?, outcome = ?, http_status = ?, error = ?, \
          retry_delay_ms = ? WHERE id = ?",
-    )
+    ))
     .bind(now())
     .bind(result.outcome)
     .bind(result.http_status.map(i64::from))

@@ -20,7 +20,7 @@
 //! The request is never sent inside a transaction: the intent (CREATING + attempt IN_FLIGHT)
 //! is committed before it, the outcome after it.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::attempts::{AttemptResult, close_attempt, insert_attempt};
 use super::campaigns::complete_if_done;
@@ -49,6 +49,7 @@ pub struct Call {
     pub provider_call_id: Option<String>,
     pub attempt_count: i64,
     pub ended_reason: Option<String>,
+    #[sqlx(try_from = "super::Flag")]
     pub retry_requested: bool,
     pub engine_id: Option<String>,
     pub cost_usd: Option<f64>,
@@ -123,7 +124,100 @@ pub struct UpdateEffect {
     pub talk_ms: Option<i64>,
 }
 
+/// The account's limits, shared by every engine on one PostgreSQL database: checked and
+/// taken in the claim's own transaction, under one row lock, so that engines together never
+/// exceed what one would.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SharedLimits {
+    /// Calls created per second, all engines together.
+    pub rate_per_second: f64,
+    /// Calls being created or live at Vapi, all engines together.
+    pub concurrency_cap: i64,
+}
+
+/// What a claim under shared limits found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    Claimed(Box<DialJob>, i64),
+    /// The campaign has no contact to claim.
+    Empty,
+    /// The shared rate or concurrency cap says wait (about this long).
+    Throttled(std::time::Duration),
+}
+
+/// The `meta` row holding the shared pacer's next free instant (unix ms).
+const PACER_ROW: &str = "pacer_next_at_ms";
+
+/// Creates are spaced this much wider than 1/rate on the shared pacer, so that the jitter
+/// between a claim and its request reaching Vapi never puts rate + 1 creates in one second.
+const SHARED_SPACING: f64 = 1.05;
+
 impl Store {
+    /// claim: as [`Store::claim_call`], and on PostgreSQL under the account's shared limits
+    /// (`limits`): the claim takes the shared pacer's row lock, counts the calls in flight
+    /// of every engine, and claims only when both allow.
+    pub async fn claim_call_within(
+        &self,
+        campaign_id: i64,
+        instance: &str,
+        engine_id: &str,
+        limits: Option<SharedLimits>,
+    ) -> Result<Claim> {
+        let mut tx = self.write().await?;
+        if let Some(limits) = limits
+            && super::backend_of(&tx) == super::Backend::Postgres
+        {
+            if let Some(wait) = take_pacer_slot(&mut tx, limits.rate_per_second, true).await? {
+                return Ok(Claim::Throttled(wait));
+            }
+            let in_flight: i64 = sqlx::query_scalar(crate::store::q(format!(
+                "SELECT count(*) FROM calls WHERE status IN {} OR status IN {}",
+                sql_in(CallStatus::IN_CREATION),
+                sql_in(CallStatus::AT_VAPI)
+            )))
+            .fetch_one(&mut *tx)
+            .await?;
+            if in_flight >= limits.concurrency_cap {
+                return Ok(Claim::Throttled(std::time::Duration::from_millis(50)));
+            }
+            take_pacer_slot(&mut tx, limits.rate_per_second, false).await?;
+        }
+        let claimed = claim_in(
+            &mut tx,
+            campaign_id,
+            instance,
+            engine_id,
+            chrono::Utc::now(),
+        )
+        .await?;
+        // Nothing claimed and nothing decided: the pacer's slot is not used (rolled back).
+        // Skips and deferrals are kept even then.
+        if claimed.changed() {
+            tx.commit().await?;
+        }
+        Ok(match claimed.job {
+            Some((job, attempt_id)) => Claim::Claimed(Box::new(job), attempt_id),
+            None => Claim::Empty,
+        })
+    }
+
+    /// PostgreSQL: waits for a slot of the shared create pacer (a retry's create counts
+    /// against the account's rate like a claim's). Nothing on SQLite (one engine paces alone).
+    pub async fn take_create_slot(&self, rate_per_second: f64) -> Result<()> {
+        if self.backend() != super::Backend::Postgres {
+            return Ok(());
+        }
+        loop {
+            let mut tx = self.write().await?;
+            let wait = take_pacer_slot(&mut tx, rate_per_second, false).await?;
+            tx.commit().await?;
+            match wait {
+                None => return Ok(()),
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
+
     /// claim: the next PENDING contact of a DIALING campaign becomes DIALING with a new
     /// attempt sequence; a CREATING call row and its first attempt IN_FLIGHT are committed
     /// with it. `None` when the campaign has no contact to claim.
@@ -151,155 +245,11 @@ impl Store {
         at: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<(DialJob, i64)>> {
         let mut tx = self.write().await?;
-        let (rules, zones) = super::policy::rules_in(&mut tx, campaign_id).await?;
-        let window = rules.window();
-        let default_open = zones.iter().any(String::is_empty) && window.is_open(rules.zone(), at);
-        let open: Vec<String> = zones
-            .into_iter()
-            .filter(|z| {
-                z.parse::<chrono_tz::Tz>()
-                    .is_ok_and(|tz| window.is_open(tz, at))
-            })
-            .collect();
-        if open.is_empty() && !default_open {
-            return Ok(None);
-        }
-        let mut zone_sql = Vec::new();
-        if !open.is_empty() {
-            let marks: Vec<String> = (0..open.len()).map(|i| format!("${}", i + 5)).collect();
-            zone_sql.push(format!("k.timezone IN ({})", marks.join(", ")));
-        }
-        if default_open {
-            zone_sql.push("k.timezone IS NULL".to_string());
-        }
-        let sql = format!(
-            "SELECT k.id, k.sequence, k.phone, k.timezone FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
-             WHERE k.campaign_id = $1 AND k.status = $2 AND g.status = $3 AND {} \
-             AND (k.eligible_at IS NULL OR k.eligible_at <= $4) AND ({}) ORDER BY k.id LIMIT 1",
-            super::contacts::CLAIMABLE_IMPORT_SQL,
-            zone_sql.join(" OR ")
-        );
-        let at_text = super::format_time(at);
-        let policy_rules = rules.rules();
-        for _ in 0..MAX_DECISIONS_PER_CLAIM {
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(campaign_id)
-                .bind(ContactStatus::Pending)
-                .bind(crate::model::CampaignStatus::Dialing)
-                .bind(&at_text);
-            for zone in &open {
-                query = query.bind(zone);
-            }
-            let next: Option<(i64, i64, String, Option<String>)> =
-                query.fetch_optional(&mut *tx).await?;
-            let Some((contact_id, sequence, phone, zone)) = next else {
-                break;
-            };
-            let facts = super::policy::facts_in(&mut tx, contact_id, &phone, at).await?;
-            let reason = match crate::policy::decide(&policy_rules, &facts, at) {
-                crate::policy::Decision::Dial => format!(
-                    "dial: {} inside the window {} {}; not on the do-not-call list; {} call(s) to this number in 7 days",
-                    zone.as_deref().unwrap_or(&rules.timezone),
-                    rules.call_window,
-                    rules.call_days,
-                    facts.recent_calls.len()
-                ),
-                crate::policy::Decision::Skip(reason) => {
-                    sqlx::query("UPDATE contacts SET status = $1, skip_reason = $2 WHERE id = $3")
-                        .bind(ContactStatus::Skipped)
-                        .bind(&reason)
-                        .bind(contact_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(
-                        "UPDATE campaigns SET contacts_done = contacts_done + 1 WHERE id = $1",
-                    )
-                    .bind(campaign_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    super::policy::record_in(
-                        &mut tx,
-                        &phone,
-                        Some(campaign_id),
-                        Some(contact_id),
-                        None,
-                        "SKIP",
-                        &reason,
-                    )
-                    .await?;
-                    continue;
-                }
-                crate::policy::Decision::Defer { until, reason } => {
-                    let until = super::format_time(until);
-                    sqlx::query("UPDATE contacts SET eligible_at = $1 WHERE id = $2")
-                        .bind(&until)
-                        .bind(contact_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    super::policy::record_in(
-                        &mut tx,
-                        &phone,
-                        Some(campaign_id),
-                        Some(contact_id),
-                        None,
-                        "DEFER",
-                        &format!("{reason}: eligible again at {until}"),
-                    )
-                    .await?;
-                    continue;
-                }
-            };
-            // A redial (or any later sequence) is linked to the contact's previous call.
-            let previous: Option<i64> =
-                sqlx::query_scalar("SELECT max(id) FROM calls WHERE contact_id = $1")
-                    .bind(contact_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let sequence = sequence + 1;
-            // The claim's instant (the clock in production; a test's injected time).
-            let created = super::format_time(at);
-            set_contact(&mut tx, contact_id, ContactStatus::Dialing).await?;
-            sqlx::query("UPDATE contacts SET sequence = $1 WHERE id = $2")
-                .bind(sequence)
-                .bind(contact_id)
-                .execute(&mut *tx)
-                .await?;
-            let call_id = sqlx::query(
-                "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
-                 engine_id, created_at, updated_at, redial_of) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9)",
-            )
-            .bind(campaign_id)
-            .bind(contact_id)
-            .bind(sequence)
-            .bind(call_reference(instance, contact_id, sequence))
-            .bind(CallStatus::Creating)
-            .bind(engine_id)
-            .bind(&created)
-            .bind(&created)
-            .bind(previous)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-            super::policy::record_in(
-                &mut tx,
-                &phone,
-                Some(campaign_id),
-                Some(contact_id),
-                Some(call_id),
-                "DIAL",
-                &reason,
-            )
-            .await?;
-            let attempt_id = insert_attempt(&mut tx, call_id, 1).await?;
-            let job = job_in(&mut tx, call_id).await?;
+        let claimed = claim_in(&mut tx, campaign_id, instance, engine_id, at).await?;
+        if claimed.changed() {
             tx.commit().await?;
-            return Ok(Some((job, attempt_id)));
         }
-        // Nothing to dial now: skips and deferrals are kept; a campaign whose every contact
-        // is now settled is complete.
-        complete_if_done(&mut tx, campaign_id).await?;
-        tx.commit().await?;
-        Ok(None)
+        Ok(claimed.job)
     }
 
     /// begin_attempt: the next attempt of a CREATING call is committed IN_FLIGHT before its
@@ -376,15 +326,17 @@ impl Store {
             &[CallStatus::Unknown, CallStatus::Creating],
             "settle as not created",
         )?;
-        sqlx::query("UPDATE call_attempts SET outcome = ? WHERE call_id = ? AND outcome = ?")
-            .bind(AttemptOutcome::NotCreated)
-            .bind(call_id)
-            .bind(AttemptOutcome::Ambiguous)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
+        sqlx::query(crate::store::q(
+            "UPDATE call_attempts SET outcome = ? WHERE call_id = ? AND outcome = ?",
+        ))
+        .bind(AttemptOutcome::NotCreated)
+        .bind(call_id)
+        .bind(AttemptOutcome::Ambiguous)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(crate::store::q(
             "UPDATE calls SET status = ?, retry_requested = 0, updated_at = ? WHERE id = ?",
-        )
+        ))
         .bind(CallStatus::Creating)
         .bind(now())
         .bind(call_id)
@@ -422,15 +374,17 @@ impl Store {
         };
         close_attempt(&mut tx, attempt_id, &attempt).await?;
         // Any other attempt still ambiguous did not create this call (one reference, one call).
-        sqlx::query("UPDATE call_attempts SET outcome = ? WHERE call_id = ? AND outcome = ?")
-            .bind(AttemptOutcome::NotCreated)
-            .bind(call_id)
-            .bind(AttemptOutcome::Ambiguous)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(crate::store::q(
+            "UPDATE call_attempts SET outcome = ? WHERE call_id = ? AND outcome = ?",
+        ))
+        .bind(AttemptOutcome::NotCreated)
+        .bind(call_id)
+        .bind(AttemptOutcome::Ambiguous)
+        .execute(&mut *tx)
+        .await?;
         let at = now();
         sqlx::query(
-            "UPDATE calls SET provider_call_id = ?, status = ?, retry_requested = 0, updated_at = ? WHERE id = ?",
+            crate::store::q("UPDATE calls SET provider_call_id = ?, status = ?, retry_requested = 0, updated_at = ? WHERE id = ?"),
         )
         .bind(provider_call_id)
         .bind(CallStatus::Queued)
@@ -438,10 +392,10 @@ impl Store {
         .bind(call_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query(crate::store::q(
             "UPDATE campaigns SET total_calls_created = total_calls_created + 1, \
              active_calls = active_calls + 1, started_at = coalesce(started_at, ?) WHERE id = ?",
-        )
+        ))
         .bind(&at)
         .bind(call.campaign_id)
         .execute(&mut *tx)
@@ -460,10 +414,12 @@ impl Store {
         update: &CallUpdate,
     ) -> Result<Option<UpdateEffect>> {
         let mut tx = self.write().await?;
-        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM calls WHERE provider_call_id = ?")
-            .bind(provider_call_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let id: Option<i64> = sqlx::query_scalar(crate::store::q(
+            "SELECT id FROM calls WHERE provider_call_id = ?",
+        ))
+        .bind(provider_call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(call_id) = id else {
             return Ok(None);
         };
@@ -501,7 +457,7 @@ impl Store {
         let call = end_unfinished(&mut tx, call_id, attempt, reason, CallStatus::Failed).await?;
         set_contact(&mut tx, call.contact_id, ContactStatus::Done).await?;
         sqlx::query(
-            "UPDATE campaigns SET failed_calls = failed_calls + 1, contacts_done = contacts_done + 1 WHERE id = ?",
+            crate::store::q("UPDATE campaigns SET failed_calls = failed_calls + 1, contacts_done = contacts_done + 1 WHERE id = ?"),
         )
         .bind(call.campaign_id)
         .execute(&mut *tx)
@@ -541,11 +497,13 @@ impl Store {
                 RetryOutcome::Requeued
             }
             CallStatus::Unknown => {
-                sqlx::query("UPDATE calls SET retry_requested = 1, updated_at = ? WHERE id = ?")
-                    .bind(now())
-                    .bind(call_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(crate::store::q(
+                    "UPDATE calls SET retry_requested = 1, updated_at = ? WHERE id = ?",
+                ))
+                .bind(now())
+                .bind(call_id)
+                .execute(&mut *tx)
+                .await?;
                 RetryOutcome::AfterSettling
             }
             CallStatus::Creating
@@ -570,7 +528,7 @@ impl Store {
     /// Retries every FAILED call of a campaign (not those already retried). Returns how many.
     pub async fn retry_failed_calls(&self, campaign_id: i64) -> Result<u64> {
         let mut tx = self.write().await?;
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = crate::store::q(format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE campaign_id = ? AND status = ?"
         ));
         let calls: Vec<Call> = sqlx::query_as(sql)
@@ -586,18 +544,32 @@ impl Store {
     }
 
     /// Sequences still being created or settled (CREATING, UNKNOWN): resumed at start.
-    pub async fn unfinished_jobs(&self) -> Result<Vec<DialJob>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "{} WHERE c.status IN {} ORDER BY c.id",
+    /// On PostgreSQL only those `engine_id` owns (see [`Store::adopt_orphans`]); on SQLite
+    /// every one (one engine owns the database).
+    pub async fn unfinished_jobs(&self, engine_id: &str) -> Result<Vec<DialJob>> {
+        let sql = crate::store::q(format!(
+            "{} WHERE c.status IN {} AND {} ORDER BY c.id",
             job_select(),
-            sql_in(CallStatus::IN_CREATION)
+            sql_in(CallStatus::IN_CREATION),
+            self.owned_by("c.")
         ));
-        Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
+        Ok(sqlx::query_as(sql)
+            .bind(engine_id)
+            .fetch_all(self.reader())
+            .await?)
+    }
+
+    /// The condition "owned by the engine bound here": always true on SQLite.
+    fn owned_by(&self, alias: &str) -> String {
+        match self.backend() {
+            super::Backend::Sqlite => "(? IS NOT NULL OR 1 = 1)".to_string(),
+            super::Backend::Postgres => format!("{alias}engine_id = ?"),
+        }
     }
 
     /// One sequence's job, re-read (for a rescuer, or after a store error).
     pub async fn job(&self, call_id: i64) -> Result<DialJob> {
-        let sql = sqlx::AssertSqlSafe(format!("{} WHERE c.id = ?", job_select()));
+        let sql = crate::store::q(format!("{} WHERE c.id = ?", job_select()));
         sqlx::query_as(sql)
             .bind(call_id)
             .fetch_optional(self.reader())
@@ -606,7 +578,7 @@ impl Store {
     }
 
     pub async fn call(&self, id: i64) -> Result<Call> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?"));
+        let sql = crate::store::q(format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?"));
         sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(self.reader())
@@ -615,7 +587,7 @@ impl Store {
     }
 
     pub async fn call_by_provider_id(&self, provider_call_id: &str) -> Result<Option<Call>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = crate::store::q(format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE provider_call_id = ?"
         ));
         Ok(sqlx::query_as(sql)
@@ -633,10 +605,11 @@ impl Store {
         if calls.is_empty() {
             return Ok(out);
         }
-        let rows: Vec<(i64, String, String)> =
-            sqlx::query_as("SELECT id, assistant_id, phone_number_id FROM campaigns")
-                .fetch_all(self.reader())
-                .await?;
+        let rows: Vec<(i64, String, String)> = sqlx::query_as(crate::store::q(
+            "SELECT id, assistant_id, phone_number_id FROM campaigns",
+        ))
+        .fetch_all(self.reader())
+        .await?;
         for (id, assistant, number) in rows {
             if calls.iter().any(|c| c.campaign_id == id) {
                 out.insert(id, (assistant, number));
@@ -646,13 +619,21 @@ impl Store {
     }
 
     /// Calls created at Vapi and not yet ended, least recently updated first (polling order).
-    pub async fn active_calls(&self, limit: i64) -> Result<Vec<Call>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {CALL_COLUMNS} FROM calls INDEXED BY calls_active WHERE status IN {} \
+    /// On PostgreSQL only those `engine_id` owns: each engine polls its own calls.
+    pub async fn active_calls(&self, engine_id: &str, limit: i64) -> Result<Vec<Call>> {
+        let sql = crate::store::q(format!(
+            "SELECT {CALL_COLUMNS} FROM calls {} WHERE status IN {} AND {} \
              ORDER BY updated_at LIMIT ?",
-            sql_in(CallStatus::AT_VAPI)
+            // SQLite's planner is told the partial index; PostgreSQL picks it by itself.
+            match self.backend() {
+                super::Backend::Sqlite => "INDEXED BY calls_active",
+                super::Backend::Postgres => "",
+            },
+            sql_in(CallStatus::AT_VAPI),
+            self.owned_by("")
         ));
         Ok(sqlx::query_as(sql)
+            .bind(engine_id)
             .bind(limit)
             .fetch_all(self.reader())
             .await?)
@@ -689,6 +670,239 @@ fn base36(n: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The shared pacer (PostgreSQL): locks its row; if the next slot is not due, how long until
+/// it is; otherwise (and unless `check_only`) takes it, spacing creates 1/rate apart.
+async fn take_pacer_slot(
+    tx: &mut Transaction<'static, Any>,
+    rate_per_second: f64,
+    check_only: bool,
+) -> Result<Option<std::time::Duration>> {
+    sqlx::query(crate::store::q(
+        "INSERT INTO meta (key, value) VALUES (?, '0') ON CONFLICT DO NOTHING",
+    ))
+    .bind(PACER_ROW)
+    .execute(&mut **tx)
+    .await?;
+    let next: String = sqlx::query_scalar(crate::store::q(
+        "SELECT value FROM meta WHERE key = ? FOR UPDATE",
+    ))
+    .bind(PACER_ROW)
+    .fetch_one(&mut **tx)
+    .await?;
+    let next_at: i64 = next.parse().unwrap_or(0);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    if now_ms < next_at {
+        return Ok(Some(std::time::Duration::from_millis(
+            (next_at - now_ms) as u64,
+        )));
+    }
+    if check_only {
+        return Ok(None);
+    }
+    let period_ms = if rate_per_second > 0.0 {
+        (1000.0 * SHARED_SPACING / rate_per_second).ceil() as i64
+    } else {
+        1000
+    };
+    sqlx::query(crate::store::q("UPDATE meta SET value = ? WHERE key = ?"))
+        .bind((now_ms.max(next_at) + period_ms).to_string())
+        .bind(PACER_ROW)
+        .execute(&mut **tx)
+        .await?;
+    Ok(None)
+}
+
+/// The claim's reads and writes, in the caller's transaction (committed by the caller).
+async fn claim_in(
+    tx: &mut Transaction<'static, Any>,
+    campaign_id: i64,
+    instance: &str,
+    engine_id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Claimed> {
+    let mut claimed = Claimed {
+        job: None,
+        decided: false,
+    };
+    let (rules, zones) = super::policy::rules_in(tx, campaign_id).await?;
+    let window = rules.window();
+    let default_open = zones.iter().any(String::is_empty) && window.is_open(rules.zone(), at);
+    let open: Vec<String> = zones
+        .into_iter()
+        .filter(|z| {
+            z.parse::<chrono_tz::Tz>()
+                .is_ok_and(|tz| window.is_open(tz, at))
+        })
+        .collect();
+    if open.is_empty() && !default_open {
+        return Ok(claimed);
+    }
+    let mut zone_sql = Vec::new();
+    if !open.is_empty() {
+        let marks = vec!["?"; open.len()];
+        zone_sql.push(format!("k.timezone IN ({})", marks.join(", ")));
+    }
+    if default_open {
+        zone_sql.push("k.timezone IS NULL".to_string());
+    }
+    let sql = format!(
+        "SELECT k.id, k.sequence, k.phone, k.timezone FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
+         WHERE k.campaign_id = ? AND k.status = ? AND g.status = ? AND {} \
+         AND (k.eligible_at IS NULL OR k.eligible_at <= ?) AND ({}) ORDER BY k.id LIMIT 1{}",
+        super::contacts::CLAIMABLE_IMPORT_SQL,
+        zone_sql.join(" OR "),
+        // Several engines claim at once on PostgreSQL: each takes a contact no other
+        // transaction holds (SQLite has one writer and needs no lock).
+        match super::backend_of(tx) {
+            super::Backend::Postgres => " FOR UPDATE OF k SKIP LOCKED",
+            super::Backend::Sqlite => "",
+        }
+    );
+    let at_text = super::format_time(at);
+    let policy_rules = rules.rules();
+    for _ in 0..MAX_DECISIONS_PER_CLAIM {
+        let mut query = sqlx::query_as(crate::store::q(&sql))
+            .bind(campaign_id)
+            .bind(ContactStatus::Pending)
+            .bind(crate::model::CampaignStatus::Dialing)
+            .bind(&at_text);
+        for zone in &open {
+            query = query.bind(zone);
+        }
+        let next: Option<(i64, i64, String, Option<String>)> =
+            query.fetch_optional(&mut **tx).await?;
+        let Some((contact_id, sequence, phone, zone)) = next else {
+            break;
+        };
+        let facts = super::policy::facts_in(tx, contact_id, &phone, at).await?;
+        let reason = match crate::policy::decide(&policy_rules, &facts, at) {
+            crate::policy::Decision::Dial => format!(
+                "dial: {} inside the window {} {}; not on the do-not-call list; {} call(s) to this number in 7 days",
+                zone.as_deref().unwrap_or(&rules.timezone),
+                rules.call_window,
+                rules.call_days,
+                facts.recent_calls.len()
+            ),
+            crate::policy::Decision::Skip(reason) => {
+                claimed.decided = true;
+                sqlx::query(crate::store::q(
+                    "UPDATE contacts SET status = ?, skip_reason = ? WHERE id = ?",
+                ))
+                .bind(ContactStatus::Skipped)
+                .bind(&reason)
+                .bind(contact_id)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(crate::store::q(
+                    "UPDATE campaigns SET contacts_done = contacts_done + 1 WHERE id = ?",
+                ))
+                .bind(campaign_id)
+                .execute(&mut **tx)
+                .await?;
+                super::policy::record_in(
+                    tx,
+                    &phone,
+                    Some(campaign_id),
+                    Some(contact_id),
+                    None,
+                    "SKIP",
+                    &reason,
+                )
+                .await?;
+                continue;
+            }
+            crate::policy::Decision::Defer { until, reason } => {
+                claimed.decided = true;
+                let until = super::format_time(until);
+                sqlx::query(crate::store::q(
+                    "UPDATE contacts SET eligible_at = ? WHERE id = ?",
+                ))
+                .bind(&until)
+                .bind(contact_id)
+                .execute(&mut **tx)
+                .await?;
+                super::policy::record_in(
+                    tx,
+                    &phone,
+                    Some(campaign_id),
+                    Some(contact_id),
+                    None,
+                    "DEFER",
+                    &format!("{reason}: eligible again at {until}"),
+                )
+                .await?;
+                continue;
+            }
+        };
+        // A redial (or any later sequence) is linked to the contact's previous call.
+        let previous: Option<i64> = sqlx::query_scalar(crate::store::q(
+            "SELECT max(id) FROM calls WHERE contact_id = ?",
+        ))
+        .bind(contact_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let sequence = sequence + 1;
+        // The claim's instant (the clock in production; a test's injected time).
+        let created = super::format_time(at);
+        set_contact(tx, contact_id, ContactStatus::Dialing).await?;
+        sqlx::query(crate::store::q(
+            "UPDATE contacts SET sequence = ? WHERE id = ?",
+        ))
+        .bind(sequence)
+        .bind(contact_id)
+        .execute(&mut **tx)
+        .await?;
+        let call_id: i64 = sqlx::query_scalar(crate::store::q(
+            "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
+             engine_id, created_at, updated_at, redial_of) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(campaign_id)
+        .bind(contact_id)
+        .bind(sequence)
+        .bind(call_reference(instance, contact_id, sequence))
+        .bind(CallStatus::Creating)
+        .bind(engine_id)
+        .bind(&created)
+        .bind(&created)
+        .bind(previous)
+        .fetch_one(&mut **tx)
+        .await?;
+        super::policy::record_in(
+            tx,
+            &phone,
+            Some(campaign_id),
+            Some(contact_id),
+            Some(call_id),
+            "DIAL",
+            &reason,
+        )
+        .await?;
+        let attempt_id = insert_attempt(tx, call_id, 1).await?;
+        let job = job_in(tx, call_id).await?;
+        claimed.job = Some((job, attempt_id));
+        return Ok(claimed);
+    }
+    // Nothing to dial now: skips and deferrals are kept; a campaign whose every contact
+    // is now settled is complete.
+    if claimed.decided {
+        complete_if_done(tx, campaign_id).await?;
+    }
+    Ok(claimed)
+}
+
+/// What a claim did: the call it claimed, and whether it decided (skipped, deferred) other
+/// contacts on the way, which must be kept even when nothing was claimed.
+struct Claimed {
+    job: Option<(DialJob, i64)>,
+    decided: bool,
+}
+
+impl Claimed {
+    fn changed(&self) -> bool {
+        self.decided || self.job.is_some()
+    }
+}
+
 fn conflict(call: &Call, action: &str) -> StoreError {
     StoreError::Conflict(format!(
         "call {} is {}: cannot {action}",
@@ -707,45 +921,51 @@ fn expect(call: &Call, from: &[CallStatus], action: &str) -> Result<()> {
 }
 
 async fn set_status(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     call_id: i64,
     status: CallStatus,
 ) -> Result<()> {
-    sqlx::query("UPDATE calls SET status = ?, updated_at = ? WHERE id = ?")
-        .bind(status)
-        .bind(now())
-        .bind(call_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(crate::store::q(
+        "UPDATE calls SET status = ?, updated_at = ? WHERE id = ?",
+    ))
+    .bind(status)
+    .bind(now())
+    .bind(call_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 async fn set_contact(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     contact_id: i64,
     status: ContactStatus,
 ) -> Result<()> {
-    sqlx::query("UPDATE contacts SET status = ? WHERE id = ?")
-        .bind(status)
-        .bind(contact_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(crate::store::q(
+        "UPDATE contacts SET status = ? WHERE id = ?",
+    ))
+    .bind(status)
+    .bind(contact_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-async fn touch(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<()> {
-    sqlx::query("UPDATE calls SET updated_at = ? WHERE id = ?")
-        .bind(now())
-        .bind(call_id)
-        .execute(&mut **tx)
-        .await?;
+async fn touch(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<()> {
+    sqlx::query(crate::store::q(
+        "UPDATE calls SET updated_at = ? WHERE id = ?",
+    ))
+    .bind(now())
+    .bind(call_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 /// Ends a sequence that never got a call at Vapi (CREATING → FAILED or REQUEUED): closes its
 /// last attempt and writes the reason.
 async fn end_unfinished(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     call_id: i64,
     attempt: Option<(i64, &AttemptResult)>,
     reason: &str,
@@ -757,18 +977,23 @@ async fn end_unfinished(
     if let Some((attempt_id, result)) = attempt {
         close_attempt(tx, attempt_id, result).await?;
     }
-    sqlx::query("UPDATE calls SET status = ?, ended_reason = ?, updated_at = ? WHERE id = ?")
-        .bind(to)
-        .bind(reason)
-        .bind(now())
-        .bind(call_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(crate::store::q(
+        "UPDATE calls SET status = ?, ended_reason = ?, updated_at = ? WHERE id = ?",
+    ))
+    .bind(to)
+    .bind(reason)
+    .bind(now())
+    .bind(call_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(call)
 }
 
-async fn call_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<Call> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?"));
+async fn call_in(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<Call> {
+    let sql = crate::store::q(format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE id = ?{}",
+        super::for_update(tx)
+    ));
     sqlx::query_as(sql)
         .bind(call_id)
         .fetch_optional(&mut **tx)
@@ -776,8 +1001,8 @@ async fn call_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<
         .ok_or(StoreError::UnknownCall(call_id))
 }
 
-async fn job_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<DialJob> {
-    let sql = sqlx::AssertSqlSafe(format!("{} WHERE c.id = ?", job_select()));
+async fn job_in(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<DialJob> {
+    let sql = crate::store::q(format!("{} WHERE c.id = ?", job_select()));
     Ok(sqlx::query_as(sql)
         .bind(call_id)
         .fetch_one(&mut **tx)
@@ -785,11 +1010,13 @@ async fn job_in(tx: &mut Transaction<'static, Sqlite>, call_id: i64) -> Result<D
 }
 
 /// FAILED → RETRIED; the contact is PENDING again and a finished campaign has work again.
-async fn reopen_for_retry(tx: &mut Transaction<'static, Sqlite>, call: &Call) -> Result<()> {
-    let latest: i64 = sqlx::query_scalar("SELECT sequence FROM contacts WHERE id = ?")
-        .bind(call.contact_id)
-        .fetch_one(&mut **tx)
-        .await?;
+async fn reopen_for_retry(tx: &mut Transaction<'static, Any>, call: &Call) -> Result<()> {
+    let latest: i64 = sqlx::query_scalar(crate::store::q(
+        "SELECT sequence FROM contacts WHERE id = ?",
+    ))
+    .bind(call.contact_id)
+    .fetch_one(&mut **tx)
+    .await?;
     if call.status != CallStatus::Failed || latest != call.sequence {
         return Err(conflict(
             call,
@@ -798,15 +1025,17 @@ async fn reopen_for_retry(tx: &mut Transaction<'static, Sqlite>, call: &Call) ->
     }
     set_status(tx, call.id, CallStatus::Retried).await?;
     set_contact(tx, call.contact_id, ContactStatus::Pending).await?;
-    sqlx::query("UPDATE contacts SET never_rang = 0 WHERE id = ?")
-        .bind(call.contact_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
+    sqlx::query(crate::store::q(
+        "UPDATE contacts SET never_rang = 0 WHERE id = ?",
+    ))
+    .bind(call.contact_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(crate::store::q(
         "UPDATE campaigns SET contacts_done = contacts_done - 1, failed_calls = failed_calls - 1, \
          completed_at = CASE WHEN status = ? THEN NULL ELSE completed_at END, \
          status = CASE WHEN status = ? THEN ? ELSE status END WHERE id = ?",
-    )
+    ))
     .bind(crate::model::CampaignStatus::Completed)
     .bind(crate::model::CampaignStatus::Completed)
     .bind(crate::model::CampaignStatus::Dialing)
@@ -817,14 +1046,14 @@ async fn reopen_for_retry(tx: &mut Transaction<'static, Sqlite>, call: &Call) ->
 }
 
 async fn bump_reason(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     campaign_id: i64,
     reason: &str,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query(crate::store::q(
         "INSERT INTO campaign_reasons (campaign_id, ended_reason, count) VALUES (?, ?, 1) \
-         ON CONFLICT (campaign_id, ended_reason) DO UPDATE SET count = count + 1",
-    )
+         ON CONFLICT (campaign_id, ended_reason) DO UPDATE SET count = campaign_reasons.count + 1",
+    ))
     .bind(campaign_id)
     .bind(reason)
     .execute(&mut **tx)
@@ -836,7 +1065,7 @@ async fn bump_reason(
 /// move to ENDED the counters, cost, histogram and the contact's fate, all in `tx`. After
 /// ENDED only the cost may still change (Vapi finalises it later: analysis is added).
 async fn apply_update_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     call_id: i64,
     update: &CallUpdate,
 ) -> Result<UpdateEffect> {
@@ -857,17 +1086,21 @@ async fn apply_update_in(
             && let Some(cost) = update.cost_usd
             && call.cost_usd.is_none_or(|old| (old - cost).abs() > 1e-9)
         {
-            sqlx::query("UPDATE calls SET cost_usd = ?, updated_at = ? WHERE id = ?")
-                .bind(cost)
-                .bind(&at)
-                .bind(call_id)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("UPDATE campaigns SET cost_usd = cost_usd + ? WHERE id = ?")
-                .bind(cost - call.cost_usd.unwrap_or(0.0))
-                .bind(call.campaign_id)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(crate::store::q(
+                "UPDATE calls SET cost_usd = ?, updated_at = ? WHERE id = ?",
+            ))
+            .bind(cost)
+            .bind(&at)
+            .bind(call_id)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(crate::store::q(
+                "UPDATE campaigns SET cost_usd = cost_usd + ? WHERE id = ?",
+            ))
+            .bind(cost - call.cost_usd.unwrap_or(0.0))
+            .bind(call.campaign_id)
+            .execute(&mut **tx)
+            .await?;
         }
         return Ok(effect);
     }
@@ -889,7 +1122,7 @@ async fn apply_update_in(
             // call is FAILED (an operator can retry it).
             let never_rang = if class == EndedClass::NeverRang {
                 sqlx::query_scalar::<_, i64>(
-                    "UPDATE contacts SET never_rang = never_rang + 1 WHERE id = ? RETURNING never_rang",
+                    crate::store::q("UPDATE contacts SET never_rang = never_rang + 1 WHERE id = ? RETURNING never_rang"),
                 )
                 .bind(call.contact_id)
                 .fetch_one(&mut **tx)
@@ -926,8 +1159,8 @@ async fn apply_update_in(
             };
             let cost = update.cost_usd;
             sqlx::query(
-                "UPDATE calls SET status = ?, ended_reason = ?, cost_usd = ?, \
-                 started_at = coalesce(?, started_at), ended_at = coalesce(?, ?), updated_at = ? WHERE id = ?",
+                crate::store::q("UPDATE calls SET status = ?, ended_reason = ?, cost_usd = ?, \
+                 started_at = coalesce(?, started_at), ended_at = coalesce(?, ?), updated_at = ? WHERE id = ?"),
             )
             .bind(status)
             .bind(&reason)
@@ -940,9 +1173,9 @@ async fn apply_update_in(
             .execute(&mut **tx)
             .await?;
             sqlx::query(
-                "UPDATE campaigns SET active_calls = active_calls - 1, ended_calls = ended_calls + ?, \
+                crate::store::q("UPDATE campaigns SET active_calls = active_calls - 1, ended_calls = ended_calls + ?, \
                  failed_calls = failed_calls + ?, cost_usd = cost_usd + ?, contacts_done = contacts_done + ? \
-                 WHERE id = ?",
+                 WHERE id = ?"),
             )
             .bind(i64::from(!gave_up))
             .bind(i64::from(gave_up))
@@ -981,7 +1214,7 @@ async fn apply_update_in(
         | CallStatus::InProgress
         | CallStatus::Forwarding => {
             sqlx::query(
-                "UPDATE calls SET status = ?, started_at = coalesce(?, started_at), updated_at = ? WHERE id = ?",
+                crate::store::q("UPDATE calls SET status = ?, started_at = coalesce(?, started_at), updated_at = ? WHERE id = ?"),
             )
             .bind(new_status)
             .bind(update.started_at.as_deref())

@@ -1,6 +1,6 @@
 //! The `campaigns` table: a campaign's identity, its status machine and its counters.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Result, Store, StoreError, now};
 use crate::model::{CampaignStatus, ContactStatus};
@@ -38,10 +38,10 @@ impl Store {
         phone_number_id: &str,
     ) -> Result<Campaign> {
         let mut tx = self.write().await?;
-        let result = sqlx::query(
+        let result = sqlx::query(crate::store::q(
             "INSERT INTO campaigns (name, assistant_id, phone_number_id, status, created_at) \
              VALUES (?, ?, ?, 'DRAFT', ?)",
-        )
+        ))
         .bind(name)
         .bind(assistant_id)
         .bind(phone_number_id)
@@ -60,12 +60,12 @@ impl Store {
     }
 
     pub async fn campaigns(&self) -> Result<Vec<Campaign>> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns ORDER BY id"));
+        let sql = crate::store::q(format!("SELECT {COLUMNS} FROM campaigns ORDER BY id"));
         Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
     }
 
     pub async fn campaign_by_name(&self, name: &str) -> Result<Campaign> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns WHERE name = ?"));
+        let sql = crate::store::q(format!("SELECT {COLUMNS} FROM campaigns WHERE name = ?"));
         sqlx::query_as(sql)
             .bind(name)
             .fetch_optional(self.reader())
@@ -74,7 +74,7 @@ impl Store {
     }
 
     pub async fn campaign(&self, id: i64) -> Result<Campaign> {
-        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM campaigns WHERE id = ?"));
+        let sql = crate::store::q(format!("SELECT {COLUMNS} FROM campaigns WHERE id = ?"));
         sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(self.reader())
@@ -84,11 +84,11 @@ impl Store {
 
     /// Ids of campaigns the dispatcher may claim contacts from, oldest first.
     pub async fn dialing_campaign_ids(&self) -> Result<Vec<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM campaigns WHERE status = 'DIALING' ORDER BY id")
-                .fetch_all(self.reader())
-                .await?,
-        )
+        Ok(sqlx::query_scalar(crate::store::q(
+            "SELECT id FROM campaigns WHERE status = 'DIALING' ORDER BY id",
+        ))
+        .fetch_all(self.reader())
+        .await?)
     }
 
     /// Sets a campaign's weight (its share of the concurrency beside other campaigns).
@@ -99,11 +99,13 @@ impl Store {
             )));
         }
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE campaigns SET weight = ? WHERE id = ?")
-            .bind(weight)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(crate::store::q(
+            "UPDATE campaigns SET weight = ? WHERE id = ?",
+        ))
+        .bind(weight)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.campaign(id).await
     }
@@ -141,7 +143,7 @@ impl Store {
     pub async fn pause_campaign(&self, id: i64, reason: &str) -> Result<bool> {
         let mut tx = self.write().await?;
         let changed = sqlx::query(
-            "UPDATE campaigns SET status = 'PAUSED', pause_reason = ? WHERE id = ? AND status = 'DIALING'",
+            crate::store::q("UPDATE campaigns SET status = 'PAUSED', pause_reason = ? WHERE id = ? AND status = 'DIALING'"),
         )
         .bind(reason)
         .bind(id)
@@ -197,10 +199,10 @@ impl Store {
             CampaignStatus::Cancelled | CampaignStatus::Completed => Some(now()),
             CampaignStatus::Draft | CampaignStatus::Dialing | CampaignStatus::Paused => None,
         };
-        sqlx::query(
+        sqlx::query(crate::store::q(
             "UPDATE campaigns SET status = ?, pause_reason = ?, \
              completed_at = coalesce(?, completed_at) WHERE id = ?",
-        )
+        ))
         .bind(status)
         .bind(reason)
         .bind(completed_at)
@@ -213,8 +215,8 @@ impl Store {
 }
 
 /// A DIALING campaign with no contact left PENDING or DIALING becomes COMPLETED.
-pub(crate) async fn complete_if_done(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<()> {
-    let sql = sqlx::AssertSqlSafe(format!(
+pub(crate) async fn complete_if_done(tx: &mut Transaction<'static, Any>, id: i64) -> Result<()> {
+    let sql = crate::store::q(format!(
         "UPDATE campaigns SET status = ?, completed_at = ?, pause_reason = NULL \
          WHERE id = ? AND status = ? AND NOT EXISTS \
          (SELECT 1 FROM contacts WHERE campaign_id = ? AND status IN {})",

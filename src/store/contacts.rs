@@ -1,7 +1,5 @@
 //! The `contacts` table: who to call, and where each contact is in its dial sequence.
 
-use sqlx::{QueryBuilder, Sqlite};
-
 use super::{Result, Store, now};
 use crate::model::{CampaignStatus, ContactStatus};
 
@@ -52,18 +50,17 @@ impl Store {
     pub async fn import_session(&self, campaign_id: i64) -> Result<ImportSession> {
         self.remove_dead_imports().await?;
         let mut tx = self.write().await?;
-        let id = sqlx::query(
+        let id: i64 = sqlx::query_scalar(crate::store::q(
             "INSERT INTO imports (campaign_id, status, host, pid, started_at, heartbeat_ms) \
-             VALUES (?, 'IMPORTING', ?, ?, ?, ?)",
-        )
+             VALUES (?, 'IMPORTING', ?, ?, ?, ?) RETURNING id",
+        ))
         .bind(campaign_id)
         .bind(super::lease::host_name())
         .bind(i64::from(std::process::id()))
         .bind(now())
         .bind(chrono::Utc::now().timestamp_millis())
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(ImportSession {
             store: self.clone(),
@@ -77,9 +74,9 @@ impl Store {
     /// Removes the rows of imports that will never complete: their process is gone from this
     /// host, or their heartbeat stopped a minute ago. In chunks, so no lock is held long.
     pub async fn remove_dead_imports(&self) -> Result<u64> {
-        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(crate::store::q(
             "SELECT id, host, pid, heartbeat_ms FROM imports WHERE status = 'IMPORTING'",
-        )
+        ))
         .fetch_all(self.reader())
         .await?;
         let here = super::lease::host_name();
@@ -99,16 +96,16 @@ impl Store {
         let mut removed = 0;
         loop {
             let mut tx = self.write().await?;
-            let n = sqlx::query(
+            let n = sqlx::query(crate::store::q(
                 "DELETE FROM contacts WHERE id IN \
                  (SELECT id FROM contacts WHERE import_id = ? LIMIT 10000)",
-            )
+            ))
             .bind(import_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 0 {
-                sqlx::query("DELETE FROM imports WHERE id = ?")
+                sqlx::query(crate::store::q("DELETE FROM imports WHERE id = ?"))
                     .bind(import_id)
                     .execute(&mut *tx)
                     .await?;
@@ -122,32 +119,30 @@ impl Store {
     }
 
     pub async fn contact_count(&self, campaign_id: i64) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT count(*) FROM contacts WHERE campaign_id = ?")
-                .bind(campaign_id)
-                .fetch_one(self.reader())
-                .await?,
-        )
+        Ok(sqlx::query_scalar(crate::store::q(
+            "SELECT count(*) FROM contacts WHERE campaign_id = ?",
+        ))
+        .bind(campaign_id)
+        .fetch_one(self.reader())
+        .await?)
     }
 
     /// Contacts of a campaign in one status.
     pub async fn count_contacts(&self, campaign_id: i64, status: ContactStatus) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT count(*) FROM contacts WHERE campaign_id = ? AND status = ?",
-            )
-            .bind(campaign_id)
-            .bind(status)
-            .fetch_one(self.reader())
-            .await?,
-        )
+        Ok(sqlx::query_scalar(crate::store::q(
+            "SELECT count(*) FROM contacts WHERE campaign_id = ? AND status = ?",
+        ))
+        .bind(campaign_id)
+        .bind(status)
+        .fetch_one(self.reader())
+        .await?)
     }
 
     pub async fn contact(&self, id: i64) -> Result<Contact> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(crate::store::q(
             "SELECT id, campaign_id, name, phone, extension, variables, status, sequence \
              FROM contacts WHERE id = ?",
-        )
+        ))
         .bind(id)
         .fetch_one(self.reader())
         .await?)
@@ -155,12 +150,14 @@ impl Store {
 
     /// Whether the campaign still has a PENDING contact.
     pub async fn has_pending(&self, campaign_id: i64) -> Result<bool> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM contacts WHERE campaign_id = ? AND status = 'PENDING')",
+        let pending: i64 = sqlx::query_scalar(
+            crate::store::q("SELECT CASE WHEN EXISTS (SELECT 1 FROM contacts WHERE campaign_id = ? AND status = 'PENDING') \
+             THEN 1 ELSE 0 END"),
         )
         .bind(campaign_id)
         .fetch_one(self.reader())
-        .await?)
+        .await?;
+        Ok(pending == 1)
     }
 }
 
@@ -180,22 +177,29 @@ impl ImportSession {
         let mut tx = self.store.write().await?;
         let mut inserted = 0;
         for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
-            let mut builder = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO contacts (campaign_id, name, phone, extension, variables, created_at, import_id, timezone, consent_source, consent_at) ",
+            // One multi-row INSERT per chunk; a duplicate (same campaign, phone, extension)
+            // is skipped.
+            let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            let sql = format!(
+                "INSERT INTO contacts (campaign_id, name, phone, extension, variables, created_at, import_id, timezone, consent_source, consent_at) \
+                 VALUES {} ON CONFLICT DO NOTHING",
+                vec![row; chunk.len()].join(", ")
             );
-            builder.push_values(chunk, |mut row, c| {
-                row.push_bind(self.campaign_id)
-                    .push_bind(c.name.as_deref())
-                    .push_bind(c.phone.as_str())
-                    .push_bind(c.extension.as_deref())
-                    .push_bind(c.variables.as_str())
-                    .push_bind(self.created_at.as_str())
-                    .push_bind(self.import_id)
-                    .push_bind(c.timezone.as_deref())
-                    .push_bind(c.consent_source.as_deref())
-                    .push_bind(c.consent_at.as_deref());
-            });
-            inserted += builder.build().execute(&mut *tx).await?.rows_affected();
+            let mut query = sqlx::query(crate::store::q(sql));
+            for c in chunk {
+                query = query
+                    .bind(self.campaign_id)
+                    .bind(c.name.as_deref())
+                    .bind(c.phone.as_str())
+                    .bind(c.extension.as_deref())
+                    .bind(c.variables.as_str())
+                    .bind(self.created_at.as_str())
+                    .bind(self.import_id)
+                    .bind(c.timezone.as_deref())
+                    .bind(c.consent_source.as_deref())
+                    .bind(c.consent_at.as_deref());
+            }
+            inserted += query.execute(&mut *tx).await?.rows_affected();
         }
         // The campaign's zones, for the claim's window check.
         // '' stands for contacts without a zone of their own (the campaign's zone).
@@ -206,20 +210,22 @@ impl ImportSession {
         zones.sort_unstable();
         zones.dedup();
         for zone in zones {
-            sqlx::query(
-                "INSERT INTO campaign_zones (campaign_id, timezone) VALUES ($1, $2) \
+            sqlx::query(crate::store::q(
+                "INSERT INTO campaign_zones (campaign_id, timezone) VALUES (?, ?) \
                  ON CONFLICT (campaign_id, timezone) DO NOTHING",
-            )
+            ))
             .bind(self.campaign_id)
             .bind(zone)
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE imports SET heartbeat_ms = ? WHERE id = ?")
-            .bind(chrono::Utc::now().timestamp_millis())
-            .bind(self.import_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(crate::store::q(
+            "UPDATE imports SET heartbeat_ms = ? WHERE id = ?",
+        ))
+        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(self.import_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         self.inserted += inserted;
         Ok(inserted)
@@ -229,19 +235,23 @@ impl ImportSession {
     /// campaign that gained contacts is DIALING again (returned as true).
     pub async fn commit(self) -> Result<(u64, bool)> {
         let mut tx = self.store.write().await?;
-        sqlx::query("UPDATE imports SET status = 'COMPLETE' WHERE id = ?")
-            .bind(self.import_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE campaigns SET contacts_total = contacts_total + ? WHERE id = ?")
-            .bind(self.inserted as i64)
-            .bind(self.campaign_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(crate::store::q(
+            "UPDATE imports SET status = 'COMPLETE' WHERE id = ?",
+        ))
+        .bind(self.import_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(crate::store::q(
+            "UPDATE campaigns SET contacts_total = contacts_total + ? WHERE id = ?",
+        ))
+        .bind(self.inserted as i64)
+        .bind(self.campaign_id)
+        .execute(&mut *tx)
+        .await?;
         let reopened = self.inserted > 0
-            && sqlx::query(
+            && sqlx::query(crate::store::q(
                 "UPDATE campaigns SET status = ?, completed_at = NULL WHERE id = ? AND status = ?",
-            )
+            ))
             .bind(CampaignStatus::Dialing)
             .bind(self.campaign_id)
             .bind(CampaignStatus::Completed)

@@ -6,6 +6,7 @@ use super::{Result, Store, now};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EngineControl {
+    #[sqlx(try_from = "super::Flag")]
     pub dispatch_paused: bool,
     pub pause_reason: Option<String>,
     pub rate_per_second: Option<f64>,
@@ -14,7 +15,7 @@ pub struct EngineControl {
 impl Store {
     pub async fn engine_control(&self) -> Result<EngineControl> {
         Ok(sqlx::query_as(
-            "SELECT dispatch_paused, pause_reason, rate_per_second FROM engine_control WHERE id = 1",
+            crate::store::q("SELECT dispatch_paused, pause_reason, rate_per_second FROM engine_control WHERE id = 1"),
         )
         .fetch_one(self.reader())
         .await?)
@@ -24,9 +25,9 @@ impl Store {
     pub async fn set_dispatch_paused(&self, paused: bool, reason: Option<&str>) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, updated_at = ? WHERE id = 1",
+            crate::store::q("UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, updated_at = ? WHERE id = 1"),
         )
-        .bind(paused)
+        .bind(i64::from(paused))
         .bind(if paused { reason } else { None })
         .bind(now())
         .execute(&mut *tx)
@@ -38,11 +39,13 @@ impl Store {
     /// Sets the dispatch rate (calls created per second) for every engine on this database.
     pub async fn set_rate(&self, rate_per_second: f64) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE engine_control SET rate_per_second = ?, updated_at = ? WHERE id = 1")
-            .bind(rate_per_second)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(crate::store::q(
+            "UPDATE engine_control SET rate_per_second = ?, updated_at = ? WHERE id = 1",
+        ))
+        .bind(rate_per_second)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -50,9 +53,9 @@ impl Store {
     /// Drops the rate override: every engine on this database goes back to its config's rate.
     pub async fn reset_rate(&self) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
+        sqlx::query(crate::store::q(
             "UPDATE engine_control SET rate_per_second = NULL, updated_at = ? WHERE id = 1",
-        )
+        ))
         .bind(now())
         .execute(&mut *tx)
         .await?;

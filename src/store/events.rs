@@ -40,10 +40,10 @@ impl Store {
         }
         let mut tx = self.write().await?;
         for e in events {
-            sqlx::query(
+            sqlx::query(crate::store::q(
                 "INSERT INTO engine_events (at, kind, call_id, attempt, message, next_delay_ms) \
                  VALUES (?, ?, ?, ?, ?, ?)",
-            )
+            ))
             .bind(&e.at)
             .bind(&e.kind)
             .bind(e.call_id)
@@ -53,9 +53,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
+        sqlx::query(crate::store::q(
             "DELETE FROM engine_events WHERE id <= (SELECT max(id) FROM engine_events) - ?",
-        )
+        ))
         .bind(KEPT_EVENTS)
         .execute(&mut *tx)
         .await?;
@@ -65,10 +65,10 @@ impl Store {
 
     /// The newest `limit` events, oldest first.
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<EventRow>> {
-        let mut rows: Vec<EventRow> = sqlx::query_as(
+        let mut rows: Vec<EventRow> = sqlx::query_as(crate::store::q(
             "SELECT at, kind, call_id, attempt, message, next_delay_ms FROM engine_events \
              ORDER BY id DESC LIMIT ?",
-        )
+        ))
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
@@ -89,7 +89,7 @@ mod tests {
             .map(|i| EventRow::action(format!("event {i}")))
             .collect();
         store.append_events(&batch).await.unwrap();
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM engine_events")
+        let count: i64 = sqlx::query_scalar(crate::store::q("SELECT count(*) FROM engine_events"))
             .fetch_one(store.reader())
             .await
             .unwrap();

@@ -8,6 +8,9 @@ use super::{Result, Store};
 /// The lease row's name for the SQLite dispatcher.
 const DISPATCH: &str = "dispatch";
 
+/// On PostgreSQL each engine's lease row is named `engine:<id>`.
+const ENGINE_ROW_PREFIX: &str = "engine:";
+
 /// Who holds (or held) the lease.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct LeaseHolder {
@@ -54,14 +57,42 @@ pub enum Acquired {
 }
 
 impl Store {
-    /// Takes the dispatch lease if it is free, expired (`timeout_ms` without a heartbeat), or
-    /// held by a process that no longer exists on this host.
+    /// The lease row of this engine: on SQLite the one `dispatch` row all engines contend
+    /// for; on PostgreSQL a row of its own (several engines share the work).
+    fn lease_row(&self, me: &EngineIdentity) -> String {
+        match self.backend() {
+            super::Backend::Sqlite => DISPATCH.to_string(),
+            super::Backend::Postgres => format!("{ENGINE_ROW_PREFIX}{}", me.id),
+        }
+    }
+
+    /// Takes the dispatch lease. SQLite: if it is free, expired (`timeout_ms` without a
+    /// heartbeat), or held by a process that no longer exists on this host. PostgreSQL: always,
+    /// as a row of this engine's own; engines whose heartbeat stopped are found by
+    /// [`Store::adopt_orphans`].
     pub async fn acquire_lease(&self, me: &EngineIdentity, timeout_ms: i64) -> Result<Acquired> {
+        if self.backend() == super::Backend::Postgres {
+            let mut tx = self.write().await?;
+            sqlx::query(crate::store::q(
+                "INSERT INTO engine_lease (name, holder, host, pid, acquired_at, heartbeat_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(self.lease_row(me))
+            .bind(&me.id)
+            .bind(&me.host)
+            .bind(me.pid)
+            .bind(super::now())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(Acquired::Taken { previous: None });
+        }
         let mut tx = self.write().await?;
-        let current: Option<LeaseHolder> = sqlx::query_as(
+        let current: Option<LeaseHolder> = sqlx::query_as(crate::store::q(
             "SELECT holder, host, pid, acquired_at, heartbeat_ms FROM engine_lease \
              WHERE name = ? AND holder IS NOT NULL",
-        )
+        ))
         .bind(DISPATCH)
         .fetch_optional(&mut *tx)
         .await?;
@@ -73,10 +104,10 @@ impl Store {
         {
             return Ok(Acquired::HeldBy(holder.clone()));
         }
-        sqlx::query(
+        sqlx::query(crate::store::q(
             "UPDATE engine_lease SET holder = ?, host = ?, pid = ?, acquired_at = ?, heartbeat_ms = ? \
              WHERE name = ?",
-        )
+        ))
         .bind(&me.id)
         .bind(&me.host)
         .bind(me.pid)
@@ -95,13 +126,13 @@ impl Store {
     /// when the lease is no longer ours (taken over): the caller must stop dispatching.
     pub async fn renew_lease(&self, me: &EngineIdentity, status: Option<&str>) -> Result<bool> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
+        let done = sqlx::query(crate::store::q(
             "UPDATE engine_lease SET heartbeat_ms = ?, status = coalesce(?, status) \
              WHERE name = ? AND holder = ?",
-        )
+        ))
         .bind(now_ms())
         .bind(status)
-        .bind(DISPATCH)
+        .bind(self.lease_row(me))
         .bind(&me.id)
         .execute(&mut *tx)
         .await?;
@@ -109,18 +140,78 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Gives the lease up (a clean stop), so the next engine starts at once.
+    /// Gives the lease up (a clean stop), so the next engine starts at once. On PostgreSQL
+    /// the engine's row goes; calls it leaves unfinished are adopted by the others.
     pub async fn release_lease(&self, me: &EngineIdentity) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE engine_lease SET holder = NULL, heartbeat_ms = NULL WHERE name = ? AND holder = ?",
-        )
-        .bind(DISPATCH)
-        .bind(&me.id)
-        .execute(&mut *tx)
-        .await?;
+        let sql = match self.backend() {
+            super::Backend::Sqlite => {
+                "UPDATE engine_lease SET holder = NULL, heartbeat_ms = NULL WHERE name = ? AND holder = ?"
+            }
+            super::Backend::Postgres => "DELETE FROM engine_lease WHERE name = ? AND holder = ?",
+        };
+        sqlx::query(crate::store::q(sql))
+            .bind(self.lease_row(me))
+            .bind(&me.id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// PostgreSQL: removes the leases of engines whose heartbeat stopped (or whose process is
+    /// gone from this host) and makes this engine the owner of every unfinished call that no
+    /// live engine owns, so that it settles them (by look-up, never by re-sending blindly).
+    /// Returns the engines taken over and how many calls were adopted. SQLite: nothing to do
+    /// (one engine owns everything).
+    pub async fn adopt_orphans(
+        &self,
+        me: &EngineIdentity,
+        timeout_ms: i64,
+    ) -> Result<(Vec<LeaseHolder>, u64)> {
+        if self.backend() == super::Backend::Sqlite {
+            return Ok((Vec::new(), 0));
+        }
+        let mut tx = self.write().await?;
+        let holders: Vec<LeaseHolder> = sqlx::query_as(crate::store::q(
+            "SELECT holder, host, pid, acquired_at, heartbeat_ms FROM engine_lease \
+             WHERE holder IS NOT NULL AND holder <> ? FOR UPDATE",
+        ))
+        .bind(&me.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let now = now_ms();
+        let dead: Vec<LeaseHolder> = holders
+            .into_iter()
+            .filter(|h| {
+                now - h.heartbeat_ms >= timeout_ms || !is_live_elsewhere_or_here(h, &me.host)
+            })
+            .collect();
+        for h in &dead {
+            sqlx::query(crate::store::q("DELETE FROM engine_lease WHERE holder = ?"))
+                .bind(&h.holder)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let unfinished = crate::model::sql_in(&[
+            crate::model::CallStatus::Creating,
+            crate::model::CallStatus::Unknown,
+            crate::model::CallStatus::Queued,
+            crate::model::CallStatus::Scheduled,
+            crate::model::CallStatus::Ringing,
+            crate::model::CallStatus::InProgress,
+            crate::model::CallStatus::Forwarding,
+        ]);
+        let adopted = sqlx::query(crate::store::q(format!(
+            "UPDATE calls SET engine_id = ? WHERE status IN {unfinished} AND (engine_id IS NULL \
+             OR engine_id NOT IN (SELECT holder FROM engine_lease WHERE holder IS NOT NULL))"
+        )))
+        .bind(&me.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((dead, adopted))
     }
 
     /// The live holder's published state (JSON), if an engine holds the lease.
@@ -128,29 +219,36 @@ impl Store {
         let Some(holder) = self.lease_holder(timeout_ms).await? else {
             return Ok(None);
         };
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM engine_lease WHERE name = ? AND holder = ?")
-                .bind(DISPATCH)
-                .bind(&holder.holder)
-                .fetch_optional(self.reader())
-                .await?
-                .flatten();
+        let status: Option<String> = sqlx::query_scalar(crate::store::q(
+            "SELECT status FROM engine_lease WHERE holder = ? ORDER BY heartbeat_ms DESC LIMIT 1",
+        ))
+        .bind(&holder.holder)
+        .fetch_optional(self.reader())
+        .await?
+        .flatten();
         Ok(Some((holder, status.unwrap_or_else(|| "{}".into()))))
     }
 
-    /// The live holder of the lease, if any (for consoles and `dispatch status`).
+    /// The live holder of the lease, if any (for consoles and `dispatch status`); on
+    /// PostgreSQL the live engine with the freshest heartbeat.
     pub async fn lease_holder(&self, timeout_ms: i64) -> Result<Option<LeaseHolder>> {
-        let holder: Option<LeaseHolder> = sqlx::query_as(
+        Ok(self.live_engines(timeout_ms).await?.into_iter().next())
+    }
+
+    /// Every live engine on this database, freshest heartbeat first (one at most on SQLite).
+    pub async fn live_engines(&self, timeout_ms: i64) -> Result<Vec<LeaseHolder>> {
+        let holders: Vec<LeaseHolder> = sqlx::query_as(crate::store::q(
             "SELECT holder, host, pid, acquired_at, heartbeat_ms FROM engine_lease \
-             WHERE name = ? AND holder IS NOT NULL",
-        )
-        .bind(DISPATCH)
-        .fetch_optional(self.reader())
+             WHERE holder IS NOT NULL ORDER BY heartbeat_ms DESC",
+        ))
+        .fetch_all(self.reader())
         .await?;
         let me = host_name();
-        Ok(holder.filter(|h| {
-            now_ms() - h.heartbeat_ms < timeout_ms && is_live_elsewhere_or_here(h, &me)
-        }))
+        let now = now_ms();
+        Ok(holders
+            .into_iter()
+            .filter(|h| now - h.heartbeat_ms < timeout_ms && is_live_elsewhere_or_here(h, &me))
+            .collect())
     }
 }
 

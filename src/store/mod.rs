@@ -8,19 +8,20 @@ pub mod calls;
 pub mod campaigns;
 pub mod contacts;
 pub mod control;
+pub mod copy;
 pub mod events;
 pub mod lease;
 pub mod policy;
 pub mod stats;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Any, Connection, Executor, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,15 +37,140 @@ pub enum StoreError {
     UnknownCall(i64),
     #[error("{0}")]
     Conflict(String),
+    #[error("cannot connect to PostgreSQL at {url}: {reason}")]
+    Connect { url: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Which database server a store runs on. The lifecycle's functions are the same on both; the
+/// few SQL fragments that differ are chosen by [`Backend`] next to each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the state lives: a SQLite file, or a PostgreSQL server (`postgres://…`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// A `postgres://` or `postgresql://` URL selects PostgreSQL; a `sqlite:` URL or a plain
+    /// path keeps SQLite.
+    pub fn parse(text: &str) -> Location {
+        let t = text.trim();
+        if t.starts_with("postgres://") || t.starts_with("postgresql://") {
+            return Location::Postgres(t.to_string());
+        }
+        let path = t
+            .strip_prefix("sqlite://")
+            .or_else(|| t.strip_prefix("sqlite:"))
+            .unwrap_or(t);
+        let path = path.split('?').next().unwrap_or(path);
+        Location::Sqlite(PathBuf::from(path))
+    }
+
+    /// For messages: the path, or the URL with any password replaced by `***`.
+    pub fn display(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(url) => redact_url(url),
+        }
+    }
+}
+
+/// A database URL fit to print: the password (if any) becomes `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let user = userinfo.split(':').next().unwrap_or("");
+    let tail = redact_query_password(tail);
+    if userinfo.contains(':') {
+        format!("{scheme}://{user}:***@{host}{tail}")
+    } else {
+        format!("{scheme}://{user}@{host}{tail}")
+    }
+}
+
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
+}
+
+/// Rewrites `?` placeholders as `$1, $2, …` (outside quoted literals), which both SQLite and
+/// PostgreSQL accept: the store's SQL is written once with `?` and runs on either backend.
+pub(crate) fn q(sql: impl AsRef<str>) -> sqlx::AssertSqlSafe<String> {
+    let sql = sql.as_ref();
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    let mut quoted = false;
+    for ch in sql.chars() {
+        match ch {
+            '\'' => {
+                quoted = !quoted;
+                out.push(ch);
+            }
+            '?' if !quoted => {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            _ => out.push(ch),
+        }
+    }
+    sqlx::AssertSqlSafe(out)
+}
+
+/// Which backend a transaction runs on (for the fragments that differ).
+pub(crate) fn backend_of(tx: &Transaction<'static, Any>) -> Backend {
+    if tx.backend_name().eq_ignore_ascii_case("PostgreSQL") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// `FOR UPDATE` on PostgreSQL (a read that a transition then writes locks its row against
+/// other engines); nothing on SQLite, where the single writer already serialises.
+pub(crate) fn for_update(tx: &Transaction<'static, Any>) -> &'static str {
+    match backend_of(tx) {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    }
+}
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: AnyPool,
+    reader: AnyPool,
+    backend: Backend,
+}
+
+fn install_drivers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
 }
 
 impl Store {
@@ -53,8 +179,19 @@ impl Store {
         Store::open_with_busy_timeout(path, Duration::from_secs(10)).await
     }
 
+    /// Opens a SQLite path or a PostgreSQL URL.
+    pub async fn open_location(location: &Location) -> Result<Store> {
+        match location {
+            Location::Sqlite(path) => Store::open(path).await,
+            Location::Postgres(url) => Store::open_postgres(url).await,
+        }
+    }
+
     /// Opens with a chosen wait for another writer's lock (tests inject lock contention).
     pub async fn open_with_busy_timeout(path: &Path, busy_timeout: Duration) -> Result<Store> {
+        install_drivers();
+        // Migrations run on a native connection (0004 turns foreign keys off around a rebuild),
+        // which also sets WAL, persistent in the file.
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -62,16 +199,53 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(busy_timeout)
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
+        let mut native = sqlx::SqliteConnection::connect_with(&options).await?;
+        sqlx::migrate!("./migrations").run(&mut native).await?;
+        native.close().await?;
+        let url = sqlite_url(path);
+        let busy_ms = busy_timeout.as_millis();
+        let writer = sqlite_pool(1, &url, busy_ms, false).await?;
+        let reader = sqlite_pool(4, &url, busy_ms, true).await?;
+        Store::finish_open(writer, reader, Backend::Sqlite).await
+    }
+
+    /// Opens a PostgreSQL database (`postgres://user:password@host:port/db`), applying the
+    /// migrations of migrations/postgres. Errors name the server without the password.
+    pub async fn open_postgres(url: &str) -> Result<Store> {
+        install_drivers();
+        let connect_error = |e: sqlx::Error| StoreError::Connect {
+            url: redact_url(url),
+            reason: one_line(&e.to_string()),
+        };
+        let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(connect_error)?;
+        let mut native = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(connect_error)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut native)
+            .await?;
+        native.close().await?;
+        // One writer connection per engine, as on SQLite: an engine's transitions are
+        // serialised; engines among themselves by row locks (FOR UPDATE, SKIP LOCKED).
+        let writer = AnyPoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations").run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
+            .connect(url)
+            .await
+            .map_err(connect_error)?;
+        let reader = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
-        let store = Store { writer, reader };
+            .connect(url)
+            .await
+            .map_err(connect_error)?;
+        Store::finish_open(writer, reader, Backend::Postgres).await
+    }
+
+    async fn finish_open(writer: AnyPool, reader: AnyPool, backend: Backend) -> Result<Store> {
+        let store = Store {
+            writer,
+            reader,
+            backend,
+        };
         store.ensure_rows().await?;
         // Rows of an import that died (crash, kill) never become visible: remove them.
         store.remove_dead_imports().await?;
@@ -83,26 +257,37 @@ impl Store {
         Store::open(&dir.join("switchboard.db")).await
     }
 
-    pub(crate) fn reader(&self) -> &SqlitePool {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
         &self.reader
     }
 
-    /// Starts a write transaction that takes the write lock at once, so two writers never
-    /// deadlock upgrading read locks.
-    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so two writers never deadlock upgrading read locks; on PostgreSQL rows are
+    /// locked as they are read for update.
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        })
     }
 
     async fn ensure_rows(&self) -> Result<()> {
         let mut tx = self.write().await?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
-        sqlx::query("INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?)")
-            .bind(&instance[..8])
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT OR IGNORE INTO engine_control (id, dispatch_paused, updated_at) VALUES (1, 0, ?)",
-        )
+        sqlx::query(q(
+            "INSERT INTO meta (key, value) VALUES ('instance_id', ?) ON CONFLICT DO NOTHING",
+        ))
+        .bind(&instance[..8])
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(q(
+            "INSERT INTO engine_control (id, dispatch_paused, updated_at) VALUES (1, 0, ?) \
+             ON CONFLICT DO NOTHING",
+        ))
         .bind(now())
         .execute(&mut *tx)
         .await?;
@@ -114,7 +299,7 @@ impl Store {
     /// databases sharing one Vapi account never mistake each other's calls.
     pub async fn instance_id(&self) -> Result<String> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'instance_id'")
+            sqlx::query_scalar(q("SELECT value FROM meta WHERE key = 'instance_id'"))
                 .fetch_one(&self.reader)
                 .await?,
         )
@@ -124,6 +309,79 @@ impl Store {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// The file as a `sqlite://` URL for the pools (absolute, with `%`, `?`, `#` and spaces
+/// escaped: the driver decodes them).
+fn sqlite_url(path: &Path) -> String {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::from("sqlite://");
+    for ch in path.to_string_lossy().chars() {
+        match ch {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3F"),
+            '#' => out.push_str("%23"),
+            ' ' => out.push_str("%20"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+/// A pool on the SQLite file whose connections get the per-connection pragmas (WAL is
+/// persistent in the file, set by the migration connection).
+async fn sqlite_pool(max: u32, url: &str, busy_ms: u128, read_only: bool) -> Result<AnyPool> {
+    let sql = format!(
+        "PRAGMA synchronous = FULL; PRAGMA busy_timeout = {busy_ms}; PRAGMA foreign_keys = ON;{}",
+        if read_only {
+            " PRAGMA query_only = ON;"
+        } else {
+            ""
+        }
+    );
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(move |conn, _meta| {
+            let sql = sql.clone();
+            Box::pin(async move {
+                conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A 0/1 INTEGER column read as a bool (the Any driver decodes booleans only from a boolean
+/// type; both schemas store flags as integers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(
+        value: sqlx::any::AnyValueRef<'r>,
+    ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+        Ok(Flag(<i64 as sqlx::Decode<'r, Any>>::decode(value)? != 0))
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0
     }
 }
 
@@ -149,12 +407,12 @@ mod tests {
     async fn open_applies_migrations_and_pragmas() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_in(dir.path()).await.unwrap();
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        let mode: String = sqlx::query_scalar(q("PRAGMA journal_mode"))
             .fetch_one(store.reader())
             .await
             .unwrap();
         assert_eq!(mode, "wal");
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        let sync: i64 = sqlx::query_scalar(q("PRAGMA synchronous"))
             .fetch_one(&store.writer)
             .await
             .unwrap();

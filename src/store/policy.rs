@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Result, Store, StoreError, format_time, now};
 use crate::policy::{Caps, Facts, Rules, Window, WindowState};
@@ -17,6 +17,7 @@ pub struct CampaignRules {
     pub timezone: String,
     pub cap_per_day: i64,
     pub cap_per_week: i64,
+    #[sqlx(try_from = "super::Flag")]
     pub require_consent: bool,
     /// Structured-data field of the call analysis that puts the number on the do-not-call
     /// list when true; `None`: no such rule.
@@ -141,7 +142,7 @@ impl Store {
         .bind(&rules.timezone)
         .bind(rules.cap_per_day)
         .bind(rules.cap_per_week)
-        .bind(rules.require_consent)
+        .bind(i64::from(rules.require_consent))
         .bind(rules.dnc_field.as_deref())
         .bind(&rules.redial_reasons)
         .bind(rules.redial_delay_s)
@@ -255,9 +256,10 @@ impl Store {
     /// Contacts a campaign skipped for a policy reason.
     pub async fn skipped_count(&self, campaign_id: i64) -> Result<i64> {
         Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM contacts WHERE campaign_id = $1 AND status = 'SKIPPED'",
+            "SELECT count(*) FROM contacts WHERE campaign_id = $1 AND status = $2",
         )
         .bind(campaign_id)
+        .bind(crate::model::ContactStatus::Skipped)
         .fetch_one(self.reader())
         .await?)
     }
@@ -277,7 +279,7 @@ pub(crate) fn window_of(rules: &CampaignRules, zones: &[String], at: DateTime<Ut
 /// analysis says it is true, the number goes on the do-not-call list (same transaction as
 /// the analysis). Returns whether it was added.
 pub(crate) async fn dnc_from_analysis_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     call_id: i64,
     structured_data: Option<&str>,
 ) -> Result<bool> {
@@ -302,7 +304,7 @@ pub(crate) async fn dnc_from_analysis_in(
 }
 
 async fn dnc_add_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     phone: &str,
     reason: &str,
     source: &str,
@@ -336,7 +338,7 @@ async fn dnc_add_in(
 
 /// Appends one decision to the log.
 pub(crate) async fn record_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     phone: &str,
     campaign_id: Option<i64>,
     contact_id: Option<i64>,
@@ -362,7 +364,7 @@ pub(crate) async fn record_in(
 
 /// The facts about one contact the decision needs, read inside the claim's transaction.
 pub(crate) async fn facts_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     contact_id: i64,
     phone: &str,
     at: DateTime<Utc>,
@@ -372,19 +374,22 @@ pub(crate) async fn facts_in(
             .bind(phone)
             .fetch_optional(&mut **tx)
             .await?;
-    let has_consent: bool = sqlx::query_scalar(
-        "SELECT consent_source IS NOT NULL AND consent_at IS NOT NULL FROM contacts WHERE id = $1",
+    let has_consent: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN consent_source IS NOT NULL AND consent_at IS NOT NULL THEN 1 ELSE 0 END \
+         FROM contacts WHERE id = $1",
     )
     .bind(contact_id)
     .fetch_one(&mut **tx)
     .await?;
+    let has_consent = has_consent != 0;
     // Calls that reached Vapi or may have (being created or settled), any campaign.
     let since = format_time(at - chrono::Duration::days(7));
-    let times: Vec<String> = sqlx::query_scalar(
+    let times: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT c.created_at FROM calls c JOIN contacts k ON k.id = c.contact_id \
          WHERE k.phone = $1 AND c.created_at > $2 \
-         AND (c.provider_call_id IS NOT NULL OR c.status IN ('CREATING', 'UNKNOWN'))",
-    )
+         AND (c.provider_call_id IS NOT NULL OR c.status IN {})",
+        crate::model::sql_in(crate::model::CallStatus::IN_CREATION)
+    )))
     .bind(phone)
     .bind(since)
     .fetch_all(&mut **tx)
@@ -405,7 +410,7 @@ pub(crate) async fn facts_in(
 /// campaign redials this reason and the contact has redials left, the contact goes back to
 /// PENDING, eligible at the returned time, with one more redial counted.
 pub(crate) async fn redial_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     campaign_id: i64,
     contact_id: i64,
     reason: &str,
@@ -436,7 +441,7 @@ pub(crate) async fn redial_in(
 
 /// The rules and zones of a campaign inside a transaction.
 pub(crate) async fn rules_in(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'static, Any>,
     campaign_id: i64,
 ) -> Result<(CampaignRules, Vec<String>)> {
     let sql = sqlx::AssertSqlSafe(format!(

@@ -15,7 +15,15 @@ pub struct CounterMismatch {
 /// The counters as recomputed from `calls` and `contacts` (the source of truth), with the
 /// status sets of the lifecycle (src/model.rs): active = at Vapi, created = has a provider id,
 /// ended = ENDED, failed = FAILED (unresolved), done = DONE or SKIPPED.
-fn recomputed_counters() -> String {
+fn recomputed_counters(backend: super::Backend) -> String {
+    // Money compared to 6 places; PostgreSQL rounds only numerics.
+    let round6 = |e: &str| match backend {
+        super::Backend::Sqlite => format!("round({e}, 6)"),
+        super::Backend::Postgres => format!("round(CAST({e} AS numeric), 6)"),
+    };
+    let stored_cost = round6("g.cost_usd");
+    let rows_cost =
+        round6("(SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = g.id)");
     let at_vapi = sql_in(CallStatus::AT_VAPI);
     let ended = sql_in(&[CallStatus::Ended]);
     let failed = sql_in(&[CallStatus::Failed]);
@@ -24,12 +32,12 @@ fn recomputed_counters() -> String {
     format!(
         "SELECT g.id AS campaign_id, \
     g.active_calls || '/' || g.total_calls_created || '/' || g.ended_calls || '/' || g.failed_calls \
-      || '/' || round(g.cost_usd, 6) || '/' || g.contacts_total || '/' || g.contacts_done AS stored, \
+      || '/' || {stored_cost} || '/' || g.contacts_total || '/' || g.contacts_done AS stored, \
     (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {at_vapi}) || '/' || \
     (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.provider_call_id IS NOT NULL) || '/' || \
     (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {ended}) || '/' || \
     (SELECT count(*) FROM calls c WHERE c.campaign_id = g.id AND c.status IN {failed}) || '/' || \
-    round((SELECT coalesce(sum(cost_usd), 0) FROM calls c WHERE c.campaign_id = g.id), 6) || '/' || \
+    {rows_cost} || '/' || \
     (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND {visible}) || '/' || \
     (SELECT count(*) FROM contacts k WHERE k.campaign_id = g.id AND k.status IN {done} AND {visible}) AS recomputed \
     FROM campaigns g"
@@ -249,9 +257,9 @@ impl CallQuery {
 
     fn bind<'q, O>(
         &'q self,
-        mut query: sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments>,
+        mut query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
         pattern: &'q Option<String>,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Sqlite, O, sqlx::sqlite::SqliteArguments> {
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
         if let Some(id) = self.campaign_id {
             query = query.bind(id);
         }
@@ -280,11 +288,20 @@ const CALL_COLUMNS: &str = "c.id, c.campaign_id, c.contact_id, k.name AS contact
      c.status, c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd";
 
 impl Store {
+    /// A case-insensitive LIKE with `\` as its escape (SQLite's LIKE ignores ASCII case;
+    /// PostgreSQL's needs ILIKE).
+    fn like_escaped(&self) -> &'static str {
+        match self.backend() {
+            super::Backend::Sqlite => " LIKE ? ESCAPE '\\'",
+            super::Backend::Postgres => " ILIKE ? ESCAPE '\\'",
+        }
+    }
+
     /// Campaigns whose counters disagree with their rows; empty when all is consistent.
     pub async fn verify_counters(&self) -> Result<Vec<CounterMismatch>> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM ({}) WHERE stored != recomputed",
-            recomputed_counters()
+        let sql = crate::store::q(format!(
+            "SELECT * FROM ({}) AS counters WHERE stored != recomputed",
+            recomputed_counters(self.backend())
         ));
         Ok(sqlx::query_as(sql).fetch_all(self.reader()).await?)
     }
@@ -302,7 +319,7 @@ impl Store {
         let failed = sql_in(&[CallStatus::Failed]);
         let done = sql_in(&[ContactStatus::Done, ContactStatus::Skipped]);
         let visible = super::contacts::CLAIMABLE_IMPORT_SQL;
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = crate::store::q(format!(
             "UPDATE campaigns SET \
              active_calls = (SELECT count(*) FROM calls c WHERE c.campaign_id = campaigns.id \
                 AND c.status IN {at_vapi}), \
@@ -321,10 +338,10 @@ impl Store {
 
     /// Ended-reason histogram of a campaign, most frequent first.
     pub async fn reason_histogram(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(crate::store::q(
             "SELECT ended_reason, count FROM campaign_reasons WHERE campaign_id = ? \
              ORDER BY count DESC, ended_reason",
-        )
+        ))
         .bind(campaign_id)
         .fetch_all(self.reader())
         .await?)
@@ -332,7 +349,7 @@ impl Store {
 
     /// Calls claimed but not yet created at Vapi, per campaign (in flight or waiting to retry).
     pub async fn creating_counts(&self) -> Result<Vec<(i64, i64)>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = crate::store::q(format!(
             "SELECT campaign_id, count(*) FROM calls WHERE status IN {} GROUP BY campaign_id",
             sql_in(CallStatus::IN_CREATION)
         ));
@@ -341,7 +358,7 @@ impl Store {
 
     /// Calls created at Vapi since `since` (ISO-8601), for the daily limit.
     pub async fn created_since(&self, since: &str) -> Result<i64> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = crate::store::q(format!(
             "SELECT count(*) FROM call_attempts WHERE outcome IN {} AND finished_at >= ?",
             sql_in(&[AttemptOutcome::Created, AttemptOutcome::Adopted])
         ));
@@ -388,10 +405,8 @@ impl Store {
             (CallSort::Attempts, true) => "c.attempt_count ASC, c.id ASC",
         };
         let columns = CALL_COLUMNS;
-        let filter = query
-            .where_clause()
-            .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
-        let sql = sqlx::AssertSqlSafe(if query.text.is_some() {
+        let filter = query.where_clause().replace(" LIKE ?", self.like_escaped());
+        let sql = crate::store::q(if query.text.is_some() {
             // The filter needs the contact, so rows are joined before they are skipped.
             format!(
                 "SELECT {columns} FROM calls c JOIN contacts k ON k.id = c.contact_id \
@@ -529,14 +544,12 @@ impl Store {
         } else {
             ""
         };
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = crate::store::q(format!(
             "SELECT count(*) FROM calls c {join} WHERE {}",
-            query
-                .where_clause()
-                .replace(" LIKE ?", " LIKE ? ESCAPE '\\'")
+            query.where_clause().replace(" LIKE ?", self.like_escaped())
         ));
         let pattern = query.pattern();
-        let q: sqlx::query::QueryAs<'_, sqlx::Sqlite, (i64,), _> =
+        let q: sqlx::query::QueryAs<'_, sqlx::Any, (i64,), _> =
             query.bind(sqlx::query_as(sql), &pattern);
         Ok(q.fetch_one(self.reader()).await?.0)
     }
@@ -632,6 +645,7 @@ mod tests {
                 phone: format!("+1415555{i:04}"),
                 extension: None,
                 variables: "{}".into(),
+                ..NewContact::default()
             })
             .collect();
         store.insert_contacts(c.id, &contacts).await.unwrap();

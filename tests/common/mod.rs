@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod late;
+pub mod pg;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,53 @@ pub async fn store() -> (Store, TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open_in(dir.path()).await.expect("open store");
     (store, dir)
+}
+
+/// Which backend the store-level and engine-level tests run on: `SWITCHBOARD_TEST_BACKEND`
+/// = `postgres` (a throw-away server per test) or `sqlite` (the default).
+pub fn backend_under_test() -> &'static str {
+    match std::env::var("SWITCHBOARD_TEST_BACKEND").as_deref() {
+        Ok("postgres") | Ok("pg") => "postgres",
+        _ => "sqlite",
+    }
+}
+
+/// Keeps a test database alive: its directory, and on PostgreSQL its server.
+pub struct TestDb {
+    dir: TempDir,
+    pub pg: Option<pg::PgServer>,
+}
+
+impl TestDb {
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+}
+
+/// A fresh store on the backend under test; `None` (after a `SKIPPED:` line) when that is
+/// PostgreSQL and its server binaries are missing outside CI.
+pub async fn test_store(test: &str) -> Option<(Store, TestDb)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    if backend_under_test() == "postgres" {
+        let server = pg::PgServer::start(test)?;
+        let url = server.url("postgres");
+        let store = Store::open_postgres(&url)
+            .await
+            .expect("open postgres store");
+        return Some((
+            store,
+            TestDb {
+                dir,
+                pg: Some(server),
+            },
+        ));
+    }
+    let store = Store::open_in(dir.path()).await.expect("open store");
+    Some((store, TestDb { dir, pg: None }))
 }
 
 /// Creates a started campaign with `n` contacts (+1415300xxxx).

@@ -1,0 +1,233 @@
+//! `switchboard migrate-db`: copies a campaign history from one store to another (SQLite to
+//! PostgreSQL, or back), table by table in id order, keeping ids and the database's instance
+//! id (call references carry it: the copy still recognises its calls at Vapi). The target
+//! must hold no campaign yet; no engine may run on either side meanwhile.
+
+use sqlx::Row;
+
+use super::{Backend, Result, Store, StoreError, q};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Real,
+    Text,
+}
+
+use Kind::{Int, Real, Text};
+
+/// Tables in dependency order, with their columns as both schemas have them.
+const TABLES: &[(&str, &[(&str, Kind)])] = &[
+    (
+        "campaigns",
+        &[
+            ("id", Int),
+            ("name", Text),
+            ("assistant_id", Text),
+            ("phone_number_id", Text),
+            ("status", Text),
+            ("pause_reason", Text),
+            ("created_at", Text),
+            ("started_at", Text),
+            ("completed_at", Text),
+            ("active_calls", Int),
+            ("total_calls_created", Int),
+            ("ended_calls", Int),
+            ("failed_calls", Int),
+            ("cost_usd", Real),
+            ("contacts_total", Int),
+            ("contacts_done", Int),
+            ("weight", Int),
+        ],
+    ),
+    (
+        "imports",
+        &[
+            ("id", Int),
+            ("campaign_id", Int),
+            ("status", Text),
+            ("host", Text),
+            ("pid", Int),
+            ("started_at", Text),
+            ("heartbeat_ms", Int),
+        ],
+    ),
+    (
+        "contacts",
+        &[
+            ("id", Int),
+            ("campaign_id", Int),
+            ("name", Text),
+            ("phone", Text),
+            ("extension", Text),
+            ("variables", Text),
+            ("status", Text),
+            ("sequence", Int),
+            ("never_rang", Int),
+            ("created_at", Text),
+            ("import_id", Int),
+        ],
+    ),
+    (
+        "calls",
+        &[
+            ("id", Int),
+            ("campaign_id", Int),
+            ("contact_id", Int),
+            ("sequence", Int),
+            ("reference", Text),
+            ("status", Text),
+            ("provider_call_id", Text),
+            ("attempt_count", Int),
+            ("ended_reason", Text),
+            ("retry_requested", Int),
+            ("engine_id", Text),
+            ("cost_usd", Real),
+            ("started_at", Text),
+            ("ended_at", Text),
+            ("created_at", Text),
+            ("updated_at", Text),
+        ],
+    ),
+    (
+        "call_attempts",
+        &[
+            ("id", Int),
+            ("call_id", Int),
+            ("attempt", Int),
+            ("started_at", Text),
+            ("finished_at", Text),
+            ("http_status", Int),
+            ("outcome", Text),
+            ("error", Text),
+            ("retry_delay_ms", Int),
+        ],
+    ),
+    (
+        "campaign_reasons",
+        &[("campaign_id", Int), ("ended_reason", Text), ("count", Int)],
+    ),
+    (
+        "call_analysis",
+        &[
+            ("call_id", Int),
+            ("summary", Text),
+            ("success_evaluation", Text),
+            ("structured_data", Text),
+            ("recording_url", Text),
+            ("updated_at", Text),
+        ],
+    ),
+    (
+        "engine_events",
+        &[
+            ("id", Int),
+            ("at", Text),
+            ("kind", Text),
+            ("call_id", Int),
+            ("attempt", Int),
+            ("message", Text),
+            ("next_delay_ms", Int),
+        ],
+    ),
+];
+
+/// Rows read and written per statement.
+const PAGE: i64 = 1_000;
+
+/// What a copy moved: rows per table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyReport {
+    pub rows: Vec<(String, u64)>,
+}
+
+impl Store {
+    /// Copies this store's history into `target` (see the module's doc).
+    pub async fn copy_into(&self, target: &Store) -> Result<CopyReport> {
+        let existing: i64 = sqlx::query_scalar(q("SELECT count(*) FROM campaigns"))
+            .fetch_one(target.reader())
+            .await?;
+        if existing > 0 {
+            return Err(StoreError::Conflict(format!(
+                "the target database already has {existing} campaign(s): migrate-db copies into an empty database only"
+            )));
+        }
+        let mut report = CopyReport::default();
+        let mut tx = target.write().await?;
+        // The instance id and the operators' controls travel with the history.
+        let instance = self.instance_id().await?;
+        sqlx::query(q("UPDATE meta SET value = ? WHERE key = 'instance_id'"))
+            .bind(&instance)
+            .execute(&mut *tx)
+            .await?;
+        let control: (i64, Option<String>, Option<f64>) = sqlx::query_as(q(
+            "SELECT dispatch_paused, pause_reason, rate_per_second FROM engine_control WHERE id = 1",
+        ))
+        .fetch_one(self.reader())
+        .await?;
+        sqlx::query(q(
+            "UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, rate_per_second = ? WHERE id = 1",
+        ))
+        .bind(control.0)
+        .bind(control.1)
+        .bind(control.2)
+        .execute(&mut *tx)
+        .await?;
+        for (table, columns) in TABLES {
+            let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+            let key = names[0];
+            let select = format!(
+                "SELECT {} FROM {table} ORDER BY {} LIMIT ? OFFSET ?",
+                names.join(", "),
+                if *table == "campaign_reasons" {
+                    "campaign_id, ended_reason"
+                } else {
+                    key
+                }
+            );
+            let row_sql = format!("({})", vec!["?"; names.len()].join(", "));
+            let mut offset = 0i64;
+            let mut copied = 0u64;
+            loop {
+                let rows = sqlx::query(q(&select))
+                    .bind(PAGE)
+                    .bind(offset)
+                    .fetch_all(self.reader())
+                    .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                let insert = format!(
+                    "INSERT INTO {table} ({}) VALUES {}",
+                    names.join(", "),
+                    vec![row_sql.as_str(); rows.len()].join(", ")
+                );
+                let mut query = sqlx::query(q(insert));
+                for row in &rows {
+                    for (i, (_, kind)) in columns.iter().enumerate() {
+                        query = match kind {
+                            Int => query.bind(row.try_get::<Option<i64>, _>(i)?),
+                            Real => query.bind(row.try_get::<Option<f64>, _>(i)?),
+                            Text => query.bind(row.try_get::<Option<String>, _>(i)?),
+                        };
+                    }
+                }
+                query.execute(&mut *tx).await?;
+                copied += rows.len() as u64;
+                offset += PAGE;
+            }
+            // Identity columns continue after the copied ids.
+            if target.backend() == Backend::Postgres && key == "id" {
+                sqlx::query(q(format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                     coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
+                )))
+                .execute(&mut *tx)
+                .await?;
+            }
+            report.rows.push((table.to_string(), copied));
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,385 @@
+//! Several engines on one PostgreSQL: three `run --headless` processes share a campaign
+//! against `switchboard simulate --realism`; one is SIGKILLed mid-campaign. The simulator's
+//! record shows no attempt sequence dialled twice and the account's limits held for all three
+//! together (create rate in any 1 s window, peak concurrency); the database shows every
+//! contact done and the killed engine's unfinished calls settled by the survivors.
+//! Skipped (with a SKIPPED line) where no PostgreSQL server binaries are installed, unless CI.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::pg::PgServer;
+use switchboard::model::{CallStatus, ContactStatus};
+use switchboard::simulator::SimStats;
+use switchboard::store::Store;
+use switchboard::store::stats::{CallQuery, CallTab};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const KEY: &str = "pg-key";
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+fn sb(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env("VAPI_API_KEY", KEY)
+        .env("RUST_LOG", "warn")
+        .env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+fn ok(cmd: &mut Command) {
+    let out = cmd.output().expect("run switchboard");
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn stats(base: &str) -> SimStats {
+    reqwest::get(format!("{base}/_sim/stats"))
+        .await
+        .expect("simulator stats")
+        .json()
+        .await
+        .expect("stats JSON")
+}
+
+const RATE: u64 = 12;
+const CAP: u64 = 10;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_engines_share_a_campaign_and_survive_a_kill() {
+    let Some(pg) = PgServer::start("three_engines_share_a_campaign_and_survive_a_kill") else {
+        return;
+    };
+    let url = pg.url("postgres");
+    let contacts = 120;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _sim = Killed(
+        Command::new(BIN)
+            .args([
+                "simulate",
+                "--port",
+                &port.to_string(),
+                "--api-key",
+                KEY,
+                "--realism",
+                "--fault-429",
+                "0.05",
+                "--fault-503",
+                "0.03",
+                "--fault-timeout",
+                "0.03",
+                "--fault-late-create",
+                "0.03",
+                "--late-create-ms",
+                "1200",
+                "--fault-5xx-after-create",
+                "0.03",
+                "--hang-ms",
+                "1500",
+                "--latency-ms",
+                "300",
+                "--queue-ms",
+                "5",
+                "--ring-ms",
+                "5",
+                "--talk-min-ms",
+                "300",
+                "--talk-max-ms",
+                "1200",
+                "--concurrency-limit",
+                "0",
+                "--seed",
+                "7",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start simulator"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "simulator did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        format!(
+            "[database]\nurl = \"{url}\"\n[vapi]\nbase_url = \"{base}\"\nrequest_timeout_ms = 1000\nlookup_skew_ms = 1000\nsettle_after_ms = 2500\nlease_timeout_ms = 3000\nmax_requests_per_second = 500.0\n\
+             [dispatch]\nrate_per_second = {RATE}.0\nmax_concurrent_calls = {CAP}\nbackoff_ms = [10, 30, 60]\nquick_hangup_ms = 0\n\
+             breaker_failures = 10000\ntick_ms = 50\n[tracking]\npoll_interval_ms = 100\npoll_requests_per_second = 1000.0\nfallback_after_ms = 500\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("c.csv"),
+        switchboard::demo::generated_contacts(contacts),
+    )
+    .unwrap();
+    ok(sb(dir.path()).args([
+        "campaign",
+        "create",
+        "multi",
+        "--assistant-id",
+        "a",
+        "--phone-number-id",
+        "p",
+    ]));
+    ok(sb(dir.path()).args(["contacts", "import", "multi", "c.csv"]));
+    ok(sb(dir.path()).args(["campaign", "start", "multi"]));
+
+    let spawn = || {
+        sb(dir.path())
+            .args(["run", "--headless", "--until-done"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start engine")
+    };
+    let mut engines: Vec<Child> = (0..3).map(|_| spawn()).collect();
+    let store = Store::open_postgres(&url).await.expect("open store");
+
+    // Mid-campaign, with the victim holding calls being created: SIGKILL it.
+    let victim_pid = i64::from(engines[1].id());
+    let started = Instant::now();
+    let victim_id = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the engines did not start dispatching"
+        );
+        let holder = store
+            .live_engines(60_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|h| h.pid == victim_pid);
+        let created = stats(&base).await.calls_created;
+        if let Some(h) = holder
+            && created >= 15
+            && !unfinished_of(&store, &h.holder).await.is_empty()
+        {
+            break h.holder;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    engines[1].kill().expect("SIGKILL");
+    let _ = engines[1].wait();
+    let orphans = unfinished_of(&store, &victim_id).await;
+    assert!(!orphans.is_empty(), "the kill left calls in flight");
+
+    // The survivors finish the campaign (bounded).
+    for (i, child) in engines.iter_mut().enumerate() {
+        if i == 1 {
+            continue;
+        }
+        let deadline = Instant::now() + Duration::from_secs(150);
+        loop {
+            if let Some(status) = child.try_wait().expect("poll") {
+                assert!(status.success(), "engine {i} ended with {status}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "engine {i} did not finish the campaign"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let sim = stats(&base).await;
+    let twice: Vec<_> = sim
+        .created_per_name
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .collect();
+    assert!(twice.is_empty(), "dialled twice: {twice:?}");
+    let c = store.campaign_by_name("multi").await.unwrap();
+    assert_eq!(
+        store
+            .count_contacts(c.id, ContactStatus::Done)
+            .await
+            .unwrap(),
+        contacts as i64,
+        "every contact done, none lost"
+    );
+    assert_eq!(
+        c.total_calls_created as u64, sim.calls_created,
+        "every call Vapi created is known here"
+    );
+    assert_eq!(store.in_flight_attempts().await.unwrap(), 0);
+    assert!(store.verify_counters().await.unwrap().is_empty());
+    // The killed engine's unfinished calls were settled by the survivors: adopted (their
+    // engine id changed) or followed to their end by a survivor's reads of Vapi.
+    let mut adopted = 0;
+    for id in &orphans {
+        let call = store.call(*id).await.unwrap();
+        assert!(
+            call.status.is_terminal(),
+            "call {id} of the killed engine left {}",
+            call.status
+        );
+        if call.engine_id.as_deref() != Some(victim_id.as_str()) {
+            adopted += 1;
+        }
+    }
+    assert!(
+        store
+            .live_engines(60_000)
+            .await
+            .unwrap()
+            .iter()
+            .all(|h| h.holder != victim_id),
+        "the killed engine's lease was taken over"
+    );
+    let calls = store
+        .call_page(&CallQuery {
+            tab: CallTab::All,
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        calls
+            .iter()
+            .all(|r| matches!(r.status, CallStatus::Ended | CallStatus::Failed))
+    );
+    assert!(
+        sim.max_creates_per_second <= RATE,
+        "combined create rate {} /s above the configured {RATE}/s",
+        sim.max_creates_per_second
+    );
+    assert!(
+        sim.peak_concurrency <= CAP,
+        "combined concurrency {} above the cap {CAP}",
+        sim.peak_concurrency
+    );
+    println!(
+        "engines_pg: 3 engines, 1 SIGKILL with {} calls unfinished ({adopted} adopted by survivors), {contacts} contacts, {} creates, max {} creates/s (bound {RATE}), peak concurrency {} (cap {CAP})",
+        orphans.len(),
+        sim.calls_created,
+        sim.max_creates_per_second,
+        sim.peak_concurrency
+    );
+}
+
+/// Calls of `engine` still being created, settled or live at Vapi.
+async fn unfinished_of(store: &Store, engine: &str) -> Vec<i64> {
+    let calls = store
+        .call_page(&CallQuery {
+            tab: CallTab::All,
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for r in calls {
+        if r.status.is_terminal() {
+            continue;
+        }
+        let call = store.call(r.id).await.unwrap();
+        if call.engine_id.as_deref() == Some(engine) {
+            out.push(r.id);
+        }
+    }
+    out
+}
+
+/// `migrate-db` copies a SQLite history (campaign, contacts, calls, attempts) into an empty
+/// PostgreSQL database: the same campaigns, counters and calls; a second copy is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn migrate_db_copies_a_sqlite_history_into_postgres() {
+    let Some(pg) = PgServer::start("migrate_db_copies_a_sqlite_history_into_postgres") else {
+        return;
+    };
+    let url = pg.url("postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchboard.db");
+    let sqlite = Store::open(&path).await.unwrap();
+    let id = common::campaign(&sqlite, "history", 5).await;
+    let instance = sqlite.instance_id().await.unwrap();
+    let (job, attempt) = sqlite
+        .claim_call(id, &instance, "e1")
+        .await
+        .unwrap()
+        .expect("a contact to claim");
+    let update = switchboard::store::calls::CallUpdate {
+        status: Some(CallStatus::Queued),
+        ..Default::default()
+    };
+    sqlite
+        .record_created(
+            job.call_id,
+            attempt,
+            switchboard::model::AttemptOutcome::Created,
+            "prov-1",
+            &update,
+        )
+        .await
+        .unwrap();
+    sqlite.close().await;
+    let copy = |to: &str| {
+        sb(dir.path())
+            .args(["migrate-db", "--from"])
+            .arg(&path)
+            .args(["--to", to])
+            .output()
+            .expect("migrate-db")
+    };
+    let out = copy(&url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let source = Store::open(&path).await.unwrap();
+    let target = Store::open_postgres(&url).await.unwrap();
+    assert_eq!(
+        target.campaigns().await.unwrap(),
+        source.campaigns().await.unwrap()
+    );
+    assert_eq!(target.instance_id().await.unwrap(), instance);
+    assert_eq!(
+        target.call(job.call_id).await.unwrap(),
+        source.call(job.call_id).await.unwrap()
+    );
+    assert_eq!(
+        target.attempts(job.call_id).await.unwrap(),
+        source.attempts(job.call_id).await.unwrap()
+    );
+    assert!(target.verify_counters().await.unwrap().is_empty());
+    // New rows continue after the copied ids.
+    let next = target
+        .claim_call(id, &instance, "e2")
+        .await
+        .unwrap()
+        .expect("another contact");
+    assert!(next.0.call_id > job.call_id);
+    // A second copy into a database with campaigns is refused in one line.
+    let again = copy(&url);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("empty database"), "{err}");
+}
