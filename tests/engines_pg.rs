@@ -144,6 +144,15 @@ async fn three_engines_share_a_campaign_and_survive_a_kill() {
         "a",
         "--phone-number-id",
         "p",
+        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
+        "--window",
+        "all",
+        "--days",
+        "all",
+        "--caps",
+        "off",
+        "--redial-count",
+        "0",
     ]));
     ok(sb(dir.path()).args(["contacts", "import", "multi", "c.csv"]));
     ok(sb(dir.path()).args(["campaign", "start", "multi"]));

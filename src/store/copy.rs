@@ -38,6 +38,16 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("contacts_total", Int),
             ("contacts_done", Int),
             ("weight", Int),
+            ("call_window", Text),
+            ("call_days", Text),
+            ("timezone", Text),
+            ("cap_per_day", Int),
+            ("cap_per_week", Int),
+            ("require_consent", Int),
+            ("dnc_field", Text),
+            ("redial_reasons", Text),
+            ("redial_delay_s", Int),
+            ("redial_count", Int),
         ],
     ),
     (
@@ -66,6 +76,12 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("never_rang", Int),
             ("created_at", Text),
             ("import_id", Int),
+            ("redials", Int),
+            ("timezone", Text),
+            ("consent_source", Text),
+            ("consent_at", Text),
+            ("skip_reason", Text),
+            ("eligible_at", Text),
         ],
     ),
     (
@@ -87,6 +103,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("ended_at", Text),
             ("created_at", Text),
             ("updated_at", Text),
+            ("redial_of", Int),
         ],
     ),
     (
@@ -116,6 +133,32 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("structured_data", Text),
             ("recording_url", Text),
             ("updated_at", Text),
+        ],
+    ),
+    (
+        "campaign_zones",
+        &[("campaign_id", Int), ("timezone", Text)],
+    ),
+    (
+        "dnc",
+        &[
+            ("phone", Text),
+            ("reason", Text),
+            ("source", Text),
+            ("added_at", Text),
+        ],
+    ),
+    (
+        "policy_decisions",
+        &[
+            ("id", Int),
+            ("at", Text),
+            ("phone", Text),
+            ("campaign_id", Int),
+            ("contact_id", Int),
+            ("call_id", Int),
+            ("decision", Text),
+            ("reason", Text),
         ],
     ),
     (
@@ -179,10 +222,11 @@ impl Store {
             let select = format!(
                 "SELECT {} FROM {table} ORDER BY {} LIMIT ? OFFSET ?",
                 names.join(", "),
-                if *table == "campaign_reasons" {
-                    "campaign_id, ended_reason"
-                } else {
-                    key
+                // A total order, so that pages neither skip nor repeat rows.
+                match *table {
+                    "campaign_reasons" => "campaign_id, ended_reason",
+                    "campaign_zones" => "campaign_id, timezone",
+                    _ => key,
                 }
             );
             let row_sql = format!("({})", vec!["?"; names.len()].join(", "));

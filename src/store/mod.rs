@@ -359,7 +359,7 @@ fn one_line(text: &str) -> String {
 
 /// A 0/1 INTEGER column read as a bool (the Any driver decodes booleans only from a boolean
 /// type; both schemas store flags as integers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Flag(pub bool);
 
 impl sqlx::Type<Any> for Flag {

@@ -209,7 +209,7 @@ pub struct CallListRow {
     /// A row of the Pending tab: a contact waiting for its next call, not a call. Its `id`
     /// is the contact's, its `status` REQUEUED (waiting for a new call) and its
     /// `attempt_count` the sequences already used.
-    #[sqlx(default)]
+    #[sqlx(default, try_from = "super::Flag")]
     #[serde(skip)]
     pub pending_contact: bool,
 }

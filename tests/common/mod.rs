@@ -24,11 +24,15 @@ use tempfile::TempDir;
 
 pub const KEY: &str = "test-key";
 
-/// A fresh database in its own temporary directory (kept alive by the returned guard).
-pub async fn store() -> (Store, TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_in(dir.path()).await.expect("open store");
-    (store, dir)
+/// A fresh database on the backend under test (`SWITCHBOARD_TEST_BACKEND`), kept alive by
+/// the returned guard: a SQLite file in a temporary directory, or a throw-away PostgreSQL
+/// server. Asking for PostgreSQL without its server binaries fails the test (it was asked).
+pub async fn store() -> (Store, TestDb) {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    test_store(&format!("store-{n}"))
+        .await
+        .expect("SWITCHBOARD_TEST_BACKEND=postgres needs PostgreSQL's server binaries")
 }
 
 /// Which backend the store-level and engine-level tests run on: `SWITCHBOARD_TEST_BACKEND`
