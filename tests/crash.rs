@@ -7,58 +7,20 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::process::{BIN, Killed, free_port, ok, stats};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use switchboard::model::{CallStatus, ContactStatus};
-use switchboard::simulator::SimStats;
 use switchboard::store::Store;
 use switchboard::store::stats::{CallQuery, CallTab};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const KEY: &str = "chaos-key";
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn sb(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env("VAPI_API_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .env_remove("RUST_BACKTRACE");
-    cmd
-}
-
-fn ok(cmd: &mut Command) {
-    let out = cmd.output().expect("run switchboard");
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        cmd,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn stats(base: &str) -> SimStats {
-    reqwest::get(format!("{base}/_sim/stats"))
-        .await
-        .expect("simulator stats")
-        .json()
-        .await
-        .expect("stats JSON")
+fn sb(dir: &std::path::Path) -> std::process::Command {
+    common::process::sb(dir, KEY)
 }
 
 async fn chaos(contacts: usize, kills: usize, seed: u64) {
@@ -134,24 +96,17 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
         switchboard::demo::generated_contacts(contacts),
     )
     .unwrap();
-    ok(sb(dir.path()).args([
-        "campaign",
-        "create",
-        "chaos",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]));
+    ok(sb(dir.path())
+        .args([
+            "campaign",
+            "create",
+            "chaos",
+            "--assistant-id",
+            "a",
+            "--phone-number-id",
+            "p",
+        ])
+        .args(common::process::ANY_HOUR));
     ok(sb(dir.path()).args(["contacts", "import", "chaos", "c.csv"]));
     ok(sb(dir.path()).args(["campaign", "start", "chaos"]));
 
@@ -337,24 +292,17 @@ fn campaign_dir(dir: &std::path::Path, base: &str, contacts: usize, extra: &str)
         switchboard::demo::generated_contacts(contacts),
     )
     .unwrap();
-    ok(sb(dir).args([
-        "campaign",
-        "create",
-        "c",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]));
+    ok(sb(dir)
+        .args([
+            "campaign",
+            "create",
+            "c",
+            "--assistant-id",
+            "a",
+            "--phone-number-id",
+            "p",
+        ])
+        .args(common::process::ANY_HOUR));
     ok(sb(dir).args(["contacts", "import", "c", "c.csv"]));
     ok(sb(dir).args(["campaign", "start", "c"]));
 }

@@ -8,57 +8,19 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
+
+use common::process::{BIN, Killed, free_port, ok, stats};
 use std::time::{Duration, Instant};
 
 use common::pg::PgServer;
 use switchboard::model::{CallStatus, ContactStatus};
-use switchboard::simulator::SimStats;
 use switchboard::store::Store;
 use switchboard::store::stats::{CallQuery, CallTab};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const KEY: &str = "pg-key";
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-fn sb(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env("VAPI_API_KEY", KEY)
-        .env("RUST_LOG", "warn")
-        .env_remove("RUST_BACKTRACE");
-    cmd
-}
-
-fn ok(cmd: &mut Command) {
-    let out = cmd.output().expect("run switchboard");
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        cmd,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-async fn stats(base: &str) -> SimStats {
-    reqwest::get(format!("{base}/_sim/stats"))
-        .await
-        .expect("simulator stats")
-        .json()
-        .await
-        .expect("stats JSON")
+fn sb(dir: &std::path::Path) -> std::process::Command {
+    common::process::sb(dir, KEY)
 }
 
 const RATE: u64 = 12;
@@ -136,24 +98,17 @@ async fn three_engines_share_a_campaign_and_survive_a_kill() {
         switchboard::demo::generated_contacts(contacts),
     )
     .unwrap();
-    ok(sb(dir.path()).args([
-        "campaign",
-        "create",
-        "multi",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]));
+    ok(sb(dir.path())
+        .args([
+            "campaign",
+            "create",
+            "multi",
+            "--assistant-id",
+            "a",
+            "--phone-number-id",
+            "p",
+        ])
+        .args(common::process::ANY_HOUR));
     ok(sb(dir.path()).args(["contacts", "import", "multi", "c.csv"]));
     ok(sb(dir.path()).args(["campaign", "start", "multi"]));
 

@@ -5,6 +5,7 @@
 
 pub mod late;
 pub mod pg;
+pub mod process;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
