@@ -185,7 +185,7 @@ impl ImportSession {
                  VALUES {} ON CONFLICT DO NOTHING",
                 vec![row; chunk.len()].join(", ")
             );
-            let mut query = sqlx::query(crate::store::q(sql));
+            let mut query = sqlx::query(crate::store::q_for(crate::store::backend_of(&tx), sql));
             for c in chunk {
                 query = query
                     .bind(self.campaign_id)

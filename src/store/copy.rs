@@ -246,7 +246,7 @@ impl Store {
                     names.join(", "),
                     vec![row_sql.as_str(); rows.len()].join(", ")
                 );
-                let mut query = sqlx::query(q(insert));
+                let mut query = sqlx::query(super::q_for(target.backend(), insert));
                 for row in &rows {
                     for (i, (_, kind)) in columns.iter().enumerate() {
                         query = match kind {
