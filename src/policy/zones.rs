@@ -99,14 +99,28 @@ const NANP: &[(&str, &str)] = &[
 ];
 
 /// The zone of an E.164 number, or `None` when the table cannot tell.
+/// Area code → zone, built once: an import looks up every row (a scan of the table cost
+/// more than the rest of an E.164 row's import).
+fn nanp_zones() -> &'static std::collections::HashMap<&'static str, &'static str> {
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static str>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut map = std::collections::HashMap::new();
+        for (zone, codes) in NANP {
+            for code in codes.split_ascii_whitespace() {
+                // The first zone listed for a code wins, as the scan did.
+                map.entry(code).or_insert(*zone);
+            }
+        }
+        map
+    })
+}
+
 pub fn zone_for_number(e164: &str) -> Option<&'static str> {
     let digits = e164.strip_prefix('+')?;
     if let Some(national) = digits.strip_prefix('1') {
         let area = national.get(..3)?;
-        return NANP
-            .iter()
-            .find(|(_, codes)| codes.split_ascii_whitespace().any(|c| c == area))
-            .map(|(zone, _)| *zone);
+        return nanp_zones().get(area).copied();
     }
     COUNTRIES
         .iter()
