@@ -978,6 +978,26 @@ mod tests {
         sim.shutdown().await;
     }
 
+    /// A vanishing call is there to be found first (a client's look-up can adopt it), and
+    /// gone only `vanish_after_ms` after its creation.
+    #[tokio::test]
+    async fn a_vanishing_call_is_listed_until_its_time() {
+        let sim = start(SimConfig {
+            fault_vanish: 1.0,
+            vanish_after_ms: 400,
+            ..slow()
+        })
+        .await;
+        let (_, call) = post(&sim, &body("v2")).await;
+        let path = format!("/call/{}", call["id"].as_str().unwrap());
+        assert_eq!(get(&sim, &path, &[]).await.0, StatusCode::OK);
+        assert_eq!(names(&get(&sim, "/call", &[]).await.1), vec!["v2"]);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(get(&sim, &path, &[]).await.0, StatusCode::NOT_FOUND);
+        assert!(names(&get(&sim, "/call", &[]).await.1).is_empty());
+        sim.shutdown().await;
+    }
+
     #[tokio::test]
     async fn start_errors_vanishing_calls_and_late_costs() {
         let sim = start(SimConfig {
