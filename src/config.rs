@@ -65,6 +65,7 @@ pub struct Config {
     pub tracking: TrackingConfig,
     pub webhook: WebhookConfig,
     pub import: ImportConfig,
+    pub predial: PredialConfig,
     /// Console key remapping: action name → key (see `switchboard console --help`).
     pub keys: BTreeMap<String, String>,
 }
@@ -177,6 +178,10 @@ pub struct DispatchConfig {
     pub estimated_cost_per_call: Option<f64>,
     /// How often the claim loop looks for work and publishes a snapshot.
     pub tick_ms: u64,
+    /// A pool number whose calls fail this many times in a row before ringing (start
+    /// errors, refusals naming it) is benched for `number_cooldown_s`.
+    pub bench_number_after_failures: u32,
+    pub number_cooldown_s: u64,
 }
 
 impl Default for DispatchConfig {
@@ -200,6 +205,8 @@ impl Default for DispatchConfig {
             budget_usd: None,
             estimated_cost_per_call: None,
             tick_ms: 200,
+            bench_number_after_failures: 3,
+            number_cooldown_s: 3_600,
         }
     }
 }
@@ -285,6 +292,45 @@ pub struct ImportConfig {
     /// A CSV field longer than this (bytes) rejects its row: nothing that large is sent to an
     /// assistant on every call.
     pub max_field_bytes: usize,
+}
+
+/// The optional pre-dial hook: before a call is first sent, its contact is POSTed to `url`,
+/// which may answer `{"allow": false, "reason": "…"}` (the contact is then SKIPPED).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PredialConfig {
+    /// None: no hook.
+    pub url: Option<String>,
+    pub timeout_ms: u64,
+    /// What a timeout, an error or an unreadable answer means.
+    pub on_error: PredialOnError,
+    /// Environment variable holding a bearer token sent to the hook (never the file).
+    pub token_env: Option<String>,
+    /// This many hook errors in a row pause the campaign instead of skipping more contacts
+    /// (a hook that is down must not burn the list); 0 turns it off.
+    pub pause_after_errors: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PredialOnError {
+    /// The contact is SKIPPED with the error as its reason.
+    #[default]
+    Skip,
+    /// The call goes ahead.
+    Allow,
+}
+
+impl Default for PredialConfig {
+    fn default() -> Self {
+        PredialConfig {
+            url: None,
+            timeout_ms: 2_000,
+            on_error: PredialOnError::Skip,
+            token_env: None,
+            pause_after_errors: 3,
+        }
+    }
 }
 
 impl Default for ImportConfig {
@@ -379,6 +425,16 @@ impl Config {
             ),
             (&bounds::QUICK_HANGUP_MS, d.quick_hangup_ms as f64),
             (&bounds::RESERVED_SLOTS, f64::from(d.reserved_slots)),
+            (
+                &bounds::BENCH_NUMBER_AFTER_FAILURES,
+                f64::from(d.bench_number_after_failures),
+            ),
+            (&bounds::NUMBER_COOLDOWN_S, d.number_cooldown_s as f64),
+            (&bounds::PREDIAL_TIMEOUT_MS, self.predial.timeout_ms as f64),
+            (
+                &bounds::PREDIAL_PAUSE_AFTER_ERRORS,
+                f64::from(self.predial.pause_after_errors),
+            ),
             (&bounds::POLL_INTERVAL_MS, t.poll_interval_ms as f64),
             (
                 &bounds::POLL_REQUESTS_PER_SECOND,
@@ -459,6 +515,16 @@ impl Config {
             return Err(bad(
                 "webhook.listen",
                 format!("{listen:?} is not an address like 127.0.0.1:8090"),
+            ));
+        }
+        if let Some(url) = &self.predial.url
+            && reqwest::Url::parse(url)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+        {
+            return Err(bad(
+                "predial.url",
+                "must be an http:// or https:// URL".into(),
             ));
         }
         if let Some(cc) = &self.import.default_country_code {
@@ -573,8 +639,19 @@ pub mod bounds {
         "requests/s",
     );
 
+    pub const BENCH_NUMBER_AFTER_FAILURES: Bound = bound(
+        "dispatch.bench_number_after_failures",
+        1.0,
+        1000.0,
+        "failures",
+    );
+    pub const NUMBER_COOLDOWN_S: Bound = bound("dispatch.number_cooldown_s", 10.0, 604_800.0, "s");
+    pub const PREDIAL_TIMEOUT_MS: Bound = bound("predial.timeout_ms", 10.0, 60_000.0, "ms");
+    pub const PREDIAL_PAUSE_AFTER_ERRORS: Bound =
+        bound("predial.pause_after_errors", 0.0, 1000.0, "errors");
+
     /// Every bound, for documentation and tests.
-    pub const ALL: [Bound; 25] = [
+    pub const ALL: [Bound; 29] = [
         RATE,
         BURST,
         MAX_CONCURRENT_CALLS,
@@ -600,6 +677,10 @@ pub mod bounds {
         RESERVED_SLOTS,
         POLL_INTERVAL_MS,
         POLL_REQUESTS_PER_SECOND,
+        BENCH_NUMBER_AFTER_FAILURES,
+        NUMBER_COOLDOWN_S,
+        PREDIAL_TIMEOUT_MS,
+        PREDIAL_PAUSE_AFTER_ERRORS,
     ];
 }
 

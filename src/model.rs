@@ -121,7 +121,8 @@ text_enum!(
     ///              │  │ └─ambiguous (timeout, 5xx…)─► UNKNOWN ──found by look-up──┘ (adopt)
     ///              │  └──────settled: not created──────┘   │
     ///              ├─rejected / gave up──► FAILED ──operator retry──► RETRIED
-    ///              └─cancelled, campaign-level rejection──► REQUEUED (contact PENDING again)
+    ///              ├─cancelled, campaign-level rejection──► REQUEUED (contact PENDING again)
+    ///              └─pre-dial hook said no (nothing sent)──► REQUEUED (contact SKIPPED)
     /// ```
     CallStatus, "call" {
         // Intent committed, no call at Vapi yet: a request is in flight or waits to be re-sent.
@@ -139,7 +140,8 @@ text_enum!(
         Ended => "ENDED",
         // Never created: rejected, or retries used up after every attempt was settled.
         Failed => "FAILED",
-        // Never created, and not the contact's outcome: the contact went back to the queue.
+        // Never created, and not the contact's outcome: the contact went back to the queue
+        // (or, refused by the pre-dial hook before any request went out, was SKIPPED).
         Requeued => "REQUEUED",
         // FAILED, then retried by an operator: history; a newer call carries the contact on.
         Retried => "RETRIED",
@@ -274,6 +276,11 @@ pub enum EndedClass {
     /// frozen subscription, the number's limits, a missing assistant): back to the queue, and
     /// the campaign pauses with this reason.
     CampaignStop(&'static str),
+    /// The phone number the call was made from cannot call now (its daily limit, its set-up
+    /// at Vapi): back to the queue, and that number is benched (until the next day when
+    /// `next_day`, else for a cool-down); the campaign goes on with its pool's other numbers,
+    /// and pauses with this reason when none is left.
+    NumberStop { why: &'static str, next_day: bool },
     /// A value not in the table (Vapi adds some): treated as an outcome, logged once.
     Unclassified,
 }
@@ -282,7 +289,10 @@ impl EndedClass {
     /// Whether the contact goes back to the queue rather than being done.
     pub fn requeues_contact(self) -> bool {
         match self {
-            EndedClass::NeverRang | EndedClass::Concurrency | EndedClass::CampaignStop(_) => true,
+            EndedClass::NeverRang
+            | EndedClass::Concurrency
+            | EndedClass::CampaignStop(_)
+            | EndedClass::NumberStop { .. } => true,
             EndedClass::Outcome | EndedClass::AssistantFault | EndedClass::Unclassified => false,
         }
     }
@@ -312,10 +322,6 @@ const CAMPAIGN_STOPS: &[(&str, &str)] = &[
         "Vapi: fraud check failed for this account; contact Vapi, then resume",
     ),
     (
-        "call.start.error-vapi-number-outbound-daily-limit",
-        "Vapi: phone number's outbound daily limit reached; resume tomorrow or use another number",
-    ),
-    (
         "call.start.error-vapi-number-international",
         "Vapi: this phone number cannot call internationally; use another number",
     ),
@@ -324,16 +330,8 @@ const CAMPAIGN_STOPS: &[(&str, &str)] = &[
         "Vapi could not load the campaign's assistant; fix the assistantId, then resume",
     ),
     (
-        "call.start.error-get-phone-number",
-        "Vapi could not load the campaign's phone number; fix the phoneNumberId, then resume",
-    ),
-    (
         "call.start.error-get-resources-validation",
         "Vapi rejected the campaign's resources; check the assistant and number",
-    ),
-    (
-        "call.start.error-get-transport",
-        "Vapi could not set up the number's transport; check the phone number",
     ),
     (
         "call.start.assistant-version-error-validation",
@@ -378,6 +376,26 @@ const CAMPAIGN_STOPS: &[(&str, &str)] = &[
     (
         "assistant-request-returned-forwarding-phone-number",
         "your server returned a forwarding number instead of an assistant; fix the server, then resume",
+    ),
+];
+
+/// Ended reasons about the phone number the call was made from: (reason, what to tell the
+/// operator, benched until the next day rather than for a cool-down).
+const NUMBER_STOPS: &[(&str, &str, bool)] = &[
+    (
+        "call.start.error-vapi-number-outbound-daily-limit",
+        "Vapi: phone number's outbound daily limit reached; resume tomorrow or use another number",
+        true,
+    ),
+    (
+        "call.start.error-get-phone-number",
+        "Vapi could not load the phone number; fix the phoneNumberId, then resume",
+        false,
+    ),
+    (
+        "call.start.error-get-transport",
+        "Vapi could not set up the number's transport; fix the phone number, then resume",
+        false,
     ),
 ];
 
@@ -432,6 +450,12 @@ pub fn classify_ended_reason(reason: &str, started: bool) -> EndedClass {
     if let Some((_, why)) = CAMPAIGN_STOPS.iter().find(|(r, _)| *r == reason) {
         return EndedClass::CampaignStop(why);
     }
+    if let Some((_, why, next_day)) = NUMBER_STOPS.iter().find(|(r, _, _)| *r == reason) {
+        return EndedClass::NumberStop {
+            why,
+            next_day: *next_day,
+        };
+    }
     if OUTCOMES.contains(&reason) {
         return EndedClass::Outcome;
     }
@@ -463,6 +487,16 @@ pub fn classify_ended_reason(reason: &str, started: bool) -> EndedClass {
         };
     }
     EndedClass::Unclassified
+}
+
+/// Whether a call that never rang points at the phone number it was made from (its carrier
+/// or trunk failed to connect) rather than at Vapi or the customer: such failures in a row
+/// bench the number (`dispatch.bench_number_after_failures`).
+pub fn blames_the_number(reason: &str) -> bool {
+    reason.ends_with("-failed-to-connect-call")
+        || reason.starts_with("phone-call-provider-")
+        || reason.contains("providerfault-transport")
+        || reason.contains("providerfault-outbound-sip")
 }
 
 /// Ended reasons switchboard itself writes when it closes a call Vapi no longer reports.
@@ -566,8 +600,48 @@ mod tests {
     }
 
     #[test]
+    fn a_number_limit_benches_the_number_until_the_next_day() {
+        assert_eq!(
+            classify_ended_reason("call.start.error-vapi-number-outbound-daily-limit", false),
+            EndedClass::NumberStop {
+                why: NUMBER_STOPS[0].1,
+                next_day: true
+            }
+        );
+        assert!(matches!(
+            classify_ended_reason("call.start.error-get-transport", false),
+            EndedClass::NumberStop {
+                next_day: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn only_carrier_failures_blame_the_number() {
+        for r in [
+            "twilio-failed-to-connect-call",
+            "vonage-failed-to-connect-call",
+            "phone-call-provider-closed-websocket",
+            "call.in-progress.error-providerfault-outbound-sip-503-service-unavailable",
+            "call.in-progress.error-providerfault-transport-never-connected",
+        ] {
+            assert!(blames_the_number(r), "{r}");
+        }
+        for r in [
+            "call.start.error-vapifault-database-error",
+            "call.start.error-get-customer",
+            "call.in-progress.error-providerfault-openai-llm-failed",
+            "worker-shutdown",
+        ] {
+            assert!(!blames_the_number(r), "{r}");
+        }
+    }
+
+    #[test]
     fn every_campaign_stop_says_what_to_fix() {
-        for (_, why) in CAMPAIGN_STOPS {
+        let numbers = NUMBER_STOPS.iter().map(|(r, why, _)| (*r, *why));
+        for (_, why) in CAMPAIGN_STOPS.iter().copied().chain(numbers) {
             assert_ne!(
                 crate::cli::headless::StopCause::of(why),
                 crate::cli::headless::StopCause::Operator,

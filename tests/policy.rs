@@ -378,3 +378,336 @@ async fn a_call_with_a_conversation_is_never_redialled() {
         CampaignStatus::Completed
     );
 }
+
+// --- Phone-number pool ---
+
+/// A pool's numbers are used in turn by weight; a benched one is skipped until its time,
+/// and a campaign whose every number is benched claims nothing.
+#[tokio::test]
+async fn the_pool_takes_numbers_in_turn_by_weight_and_skips_benched_ones() {
+    let (store, _db) = store().await;
+    let id = campaign_with(&store, "pool", &numbers_csv(8), rules("all", "all", (0, 0))).await;
+    store
+        .set_campaign_numbers(id, &[("pn-a".into(), 2), ("pn-b".into(), 1)])
+        .await
+        .unwrap();
+    let at = utc("2026-11-28T12:00:00Z");
+    let mut used = Vec::new();
+    for _ in 0..3 {
+        let (job, _) = store
+            .claim_call_at(id, "i", "e", at)
+            .await
+            .unwrap()
+            .unwrap();
+        used.push(job.phone_number_id);
+    }
+    // Weight 2 to 1: a, a, b (then a again).
+    assert_eq!(used, ["pn-a", "pn-a", "pn-b"]);
+    let call = store.call(1).await.unwrap();
+    assert_eq!(call.phone_number_id.as_deref(), Some("pn-a"));
+
+    // pn-a benched for an hour: only pn-b is used.
+    let usable = store
+        .bench_number(id, "pn-a", at + Duration::hours(1), "daily limit", at)
+        .await
+        .unwrap();
+    assert_eq!(usable, 1);
+    let (job, _) = store
+        .claim_call_at(id, "i", "e", at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.phone_number_id, "pn-b");
+
+    // Both benched: nothing is claimed and no contact is touched.
+    store
+        .bench_number(id, "pn-b", at + Duration::hours(2), "failing", at)
+        .await
+        .unwrap();
+    let pending_before = pending(&store, id).await;
+    assert!(
+        store
+            .claim_call_at(id, "i", "e", at)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(pending(&store, id).await, pending_before);
+    // After pn-a's bench, it is used again (and its calls of the day counted).
+    let later = at + Duration::minutes(61);
+    let (job, _) = store
+        .claim_call_at(id, "i", "e", later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.phone_number_id, "pn-a");
+    let numbers = store.campaign_numbers(id).await.unwrap();
+    let a = numbers
+        .iter()
+        .find(|n| n.phone_number_id == "pn-a")
+        .unwrap();
+    assert!(!a.benched_at(later));
+    assert_eq!(a.calls_on(later), 3);
+}
+
+fn numbers_csv(n: usize) -> String {
+    let mut csv = String::from("phone\n");
+    for i in 0..n {
+        csv.push_str(&format!("+1415555{:04}\n", 2000 + i));
+    }
+    csv
+}
+
+async fn pending(store: &Store, id: i64) -> i64 {
+    store
+        .count_contacts(id, switchboard::model::ContactStatus::Pending)
+        .await
+        .unwrap()
+}
+
+async fn limited_sim(per_number: u64) -> switchboard::simulator::Simulator {
+    use switchboard::simulator::{SimConfig, Simulator};
+    Simulator::start(
+        SimConfig {
+            api_key: KEY.into(),
+            queue_ms: 5,
+            ring_ms: 10,
+            talk_min_ms: 30,
+            talk_max_ms: 60,
+            concurrency_limit: 0,
+            seed: Some(5),
+            number_daily_limit: per_number,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .expect("simulator")
+}
+
+async fn wait_campaign(
+    store: &Store,
+    id: i64,
+    want: CampaignStatus,
+) -> switchboard::store::campaigns::Campaign {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let c = store.campaign(id).await.unwrap();
+        if c.status == want {
+            return c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "campaign still {} ({:?}), wanted {want}",
+            c.status,
+            c.pause_reason
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Vapi's daily limit for one number benches it until the next day; the campaign goes on
+/// with its other number, and every contact is dialled once.
+#[tokio::test]
+async fn a_number_benched_on_its_daily_limit_and_the_campaign_goes_on_with_the_others() {
+    let sim = limited_sim(3).await;
+    let (store, _db) = store().await;
+    let id = campaign(&store, "pool", 6).await;
+    // pn-1 is picked three times as often: it reaches its limit of 3 first.
+    store
+        .set_campaign_numbers(id, &[("pn-1".into(), 3), ("pn-2".into(), 1)])
+        .await
+        .unwrap();
+    let mut cfg = config(&sim.base_url());
+    cfg.dispatch.rate_per_second = 20.0;
+    fast_retries(&mut cfg);
+    let engine = engine(cfg, &store, KEY).await;
+    let c = wait_campaign(&store, id, CampaignStatus::Completed).await;
+    engine.shutdown().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    assert_eq!(c.pause_reason, None);
+    // Six people dialled, each once; the refused creates rang nobody.
+    assert_eq!(
+        stats.calls_created as i64 - limited(&store).await,
+        6,
+        "{stats:?}"
+    );
+    assert!(limited(&store).await >= 1, "pn-1 never reached its limit");
+    let numbers = store.campaign_numbers(id).await.unwrap();
+    let now = Utc::now();
+    let pn1 = numbers
+        .iter()
+        .find(|n| n.phone_number_id == "pn-1")
+        .unwrap();
+    let pn2 = numbers
+        .iter()
+        .find(|n| n.phone_number_id == "pn-2")
+        .unwrap();
+    assert!(pn1.benched_at(now), "{pn1:?}");
+    assert!(
+        pn1.bench_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("daily limit"),
+        "{pn1:?}"
+    );
+    assert!(pn1.benched_until.as_deref().unwrap() > switchboard::store::format_time(now).as_str());
+    assert!(!pn2.benched_at(now), "{pn2:?}");
+    assert_eq!(
+        store
+            .count_contacts(id, switchboard::model::ContactStatus::Done)
+            .await
+            .unwrap(),
+        6
+    );
+    assert_invariants(&store).await;
+}
+
+/// Every number benched: the campaign pauses with the reason, its contacts still PENDING.
+#[tokio::test]
+async fn every_number_benched_pauses_the_campaign_without_burning_contacts() {
+    let sim = limited_sim(2).await;
+    let (store, _db) = store().await;
+    let id = campaign(&store, "pool", 6).await;
+    let mut cfg = config(&sim.base_url());
+    cfg.dispatch.rate_per_second = 20.0;
+    fast_retries(&mut cfg);
+    let engine = engine(cfg, &store, KEY).await;
+    let c = wait_campaign(&store, id, CampaignStatus::Paused).await;
+    // Calls in flight when the number was benched end and are recorded.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    engine.shutdown().await;
+    sim.shutdown().await;
+    let reason = c.pause_reason.unwrap_or_default();
+    assert!(reason.starts_with("every phone number"), "{reason}");
+    assert!(reason.contains("pn-1"), "{reason}");
+    let done = store
+        .count_contacts(id, switchboard::model::ContactStatus::Done)
+        .await
+        .unwrap();
+    assert_eq!(done, 2, "only the two calls Vapi placed are done");
+    assert_eq!(pending(&store, id).await, 4, "the others wait, not burnt");
+    assert_invariants(&store).await;
+}
+
+/// Calls Vapi ended with the number's daily limit (none of them rang anybody).
+async fn limited(store: &Store) -> i64 {
+    let mut n = 0;
+    for c in store.campaigns().await.unwrap() {
+        for (reason, count) in store.reason_histogram(c.id).await.unwrap() {
+            if reason == "call.start.error-vapi-number-outbound-daily-limit" {
+                n += count;
+            }
+        }
+    }
+    n
+}
+
+// --- Pre-dial hook ---
+
+/// The hook says no for one number: that contact is SKIPPED with the hook's reason and never
+/// reaches Vapi; the others are dialled, each asked about once.
+#[tokio::test]
+async fn the_predial_hook_skips_the_contacts_it_refuses_and_nothing_is_sent_for_them() {
+    use wiremock::matchers::{body_partial_json, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/predial"))
+        .and(body_partial_json(
+            serde_json::json!({"phone": "+14153010001"}),
+        ))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"allow": false, "reason": "opted out in CRM"})),
+        )
+        .with_priority(1)
+        .mount(&hook)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/predial"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"allow": true})))
+        .with_priority(2)
+        .mount(&hook)
+        .await;
+    let sim = limited_sim(0).await;
+    let (store, _db) = store().await;
+    let id = campaign(&store, "hooked", 4).await;
+    let mut cfg = config(&sim.base_url());
+    cfg.predial.url = Some(format!("{}/predial", hook.uri()));
+    fast_retries(&mut cfg);
+    let engine = engine(cfg, &store, KEY).await;
+    let c = wait_campaign(&store, id, CampaignStatus::Completed).await;
+    engine.shutdown().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    assert_eq!(
+        stats.calls_created, 3,
+        "the refused contact never reached Vapi"
+    );
+    assert_eq!(c.contacts_done, 4);
+    assert_eq!(
+        store
+            .count_contacts(id, switchboard::model::ContactStatus::Skipped)
+            .await
+            .unwrap(),
+        1
+    );
+    let asked = hook.received_requests().await.unwrap();
+    assert_eq!(asked.len(), 4, "each contact asked about once");
+    let body: serde_json::Value = serde_json::from_slice(&asked[0].body).unwrap();
+    for field in ["callId", "campaignId", "contactId", "phone", "variables"] {
+        assert!(body.get(field).is_some(), "{field} missing from {body}");
+    }
+    let why = store.why("+14153010001").await.unwrap();
+    assert!(
+        why.iter()
+            .any(|d| d.decision == "SKIP" && d.reason.contains("opted out in CRM")),
+        "{why:?}"
+    );
+    assert_invariants(&store).await;
+}
+
+/// A hook that is down: `on_error = "skip"` skips the first contacts, and
+/// `pause_after_errors` errors in a row pause the campaign with the others still PENDING.
+#[tokio::test]
+async fn a_predial_hook_that_is_down_pauses_the_campaign_before_burning_the_list() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&hook)
+        .await;
+    let sim = limited_sim(0).await;
+    let (store, _db) = store().await;
+    let id = campaign(&store, "hooked", 6).await;
+    let mut cfg = config(&sim.base_url());
+    cfg.predial.url = Some(hook.uri());
+    cfg.predial.pause_after_errors = 2;
+    // One call at a time, so that errors come in a known order.
+    cfg.dispatch.max_concurrent_calls = 1;
+    fast_retries(&mut cfg);
+    let engine = engine(cfg, &store, KEY).await;
+    let c = wait_campaign(&store, id, CampaignStatus::Paused).await;
+    engine.shutdown().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    assert_eq!(
+        stats.create_requests, 0,
+        "nothing sent without the hook's answer"
+    );
+    let reason = c.pause_reason.unwrap_or_default();
+    assert!(reason.contains("pre-dial hook failed 2 times"), "{reason}");
+    assert_eq!(
+        store
+            .count_contacts(id, switchboard::model::ContactStatus::Skipped)
+            .await
+            .unwrap(),
+        1,
+        "the first error skipped its contact (on_error = skip)"
+    );
+    assert_eq!(pending(&store, id).await, 5);
+    assert_invariants(&store).await;
+}

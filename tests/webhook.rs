@@ -202,6 +202,20 @@ async fn simulator_webhooks_alone_finish_a_campaign_in_every_auth_mode() {
             if right_secret {
                 let s = wait_for(&engine, Duration::from_secs(20), all_completed).await;
                 assert_eq!(s.webhook_refused, 0, "{auth:?}");
+                // The campaign completes on `ended`; the report with the final cost may come
+                // up to 400 ms later (late delivery): wait for it, bounded.
+                for _ in 0..200 {
+                    let mut costed = 0;
+                    for id in 1..=8 {
+                        if store.call(id).await.expect("call").cost_usd.is_some() {
+                            costed += 1;
+                        }
+                    }
+                    if costed == 8 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
                 // Before this test's own reads below.
                 let engine_reads = sim.stats().get_requests;
                 let http = reqwest::Client::new();

@@ -153,7 +153,8 @@ pub enum CampaignAction {
         name: String,
         #[arg(long)]
         assistant_id: String,
-        #[arg(long)]
+        /// Vapi phoneNumberId, or a pool used in turn: `pn-1,pn-2:3` (a weight after a colon).
+        #[arg(long, value_name = "ID[,ID[:WEIGHT]…]")]
         phone_number_id: String,
         /// Share of the concurrency beside other campaigns dialling at once (1-1000).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=1000))]
@@ -164,6 +165,9 @@ pub enum CampaignAction {
     /// Change a campaign's compliance rules (only the options given).
     Edit {
         name: String,
+        /// Replace the phone-number pool: `pn-1,pn-2:3` (numbers kept keep their counts).
+        #[arg(long, value_name = "ID[,ID[:WEIGHT]…]")]
+        phone_number_id: Option<String>,
         #[command(flatten)]
         rules: RuleArgs,
     },

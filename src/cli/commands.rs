@@ -53,10 +53,19 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                     return Err(UserError(format!("{what} must not be empty")).into());
                 }
             }
+            let pool = crate::store::numbers::parse_pool(&phone_number_id)
+                .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
+            let first = pool.first().map(|(n, _)| n.clone()).unwrap_or_default();
             let c = store
-                .create_campaign(name.trim(), assistant_id.trim(), phone_number_id.trim())
+                .create_campaign(name.trim(), assistant_id.trim(), &first)
                 .await
                 .map_err(user)?;
+            if pool.len() > 1 || pool.iter().any(|(_, w)| *w != 1) {
+                store
+                    .set_campaign_numbers(c.id, &pool)
+                    .await
+                    .map_err(user)?;
+            }
             let c = if weight != 1 {
                 store
                     .set_campaign_weight(c.id, weight)
@@ -68,8 +77,36 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             store.set_campaign_rules(c.id, &rules).await.map_err(user)?;
             writeln!(out, "created campaign {} (#{}, {})", c.name, c.id, c.status)?;
         }
-        CampaignAction::Edit { name, rules } => {
+        CampaignAction::Edit {
+            name,
+            phone_number_id,
+            rules,
+        } => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;
+            if let Some(spec) = phone_number_id {
+                let pool = crate::store::numbers::parse_pool(&spec)
+                    .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
+                store
+                    .set_campaign_numbers(c.id, &pool)
+                    .await
+                    .map_err(user)?;
+                let names: Vec<String> = pool
+                    .iter()
+                    .map(|(n, w)| {
+                        if *w == 1 {
+                            n.clone()
+                        } else {
+                            format!("{n}:{w}")
+                        }
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "campaign {}: phone numbers {}",
+                    c.name,
+                    names.join(", ")
+                )?;
+            }
             let current = store.campaign_rules(c.id).await.map_err(user)?;
             let new = apply_rules(current, &rules)?;
             store.set_campaign_rules(c.id, &new).await.map_err(user)?;
@@ -89,7 +126,30 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 writeln!(out, "  pause reason:   {reason}")?;
             }
             writeln!(out, "  assistant:      {}", c.assistant_id)?;
-            writeln!(out, "  phone number:   {}", c.phone_number_id)?;
+            let now = chrono::Utc::now();
+            for (i, n) in store
+                .campaign_numbers(c.id)
+                .await
+                .map_err(user)?
+                .iter()
+                .enumerate()
+            {
+                writeln!(
+                    out,
+                    "  {:<16}{} (weight {}, {} call(s) today): {}",
+                    if i == 0 { "phone numbers:" } else { "" },
+                    n.phone_number_id,
+                    n.weight,
+                    n.calls_on(now),
+                    match (&n.benched_until, n.benched_at(now)) {
+                        (Some(until), true) => format!(
+                            "benched until {until} ({})",
+                            n.bench_reason.as_deref().unwrap_or("no reason")
+                        ),
+                        _ => "in use".to_string(),
+                    }
+                )?;
+            }
             writeln!(
                 out,
                 "  contacts:       {} ({} done or skipped, {} skipped by policy)",

@@ -67,6 +67,7 @@ impl StopCause {
             || r.contains("fix the")
             || r.contains("in a row refused")
             || r.contains("use another number")
+            || r.starts_with("every phone number")
         {
             // The engine's own pauses say what to fix (src/model.rs CAMPAIGN_STOPS, the
             // worker's campaign-level refusals, the assistant's health).

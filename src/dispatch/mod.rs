@@ -11,6 +11,8 @@ pub mod budget;
 pub mod command;
 pub mod gate;
 pub mod pacer;
+mod pool;
+pub mod predial;
 pub mod quota;
 pub mod snapshot;
 pub mod steps;
@@ -46,6 +48,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("webhook.listen is set but the secret is missing: set the environment variable {0}")]
     WebhookSecret(String),
+    #[error("{0}")]
+    Predial(String),
     #[error(
         "another engine is dispatching from this database ({holder}, heartbeat {age_s} s ago): only one engine may dispatch at a time; stop it, or open a console to attach to it"
     )]
@@ -79,6 +83,10 @@ pub(crate) struct Ctx {
     pub engine: EngineIdentity,
     /// Ended reasons not in the table, logged once each.
     pub unclassified: std::sync::Mutex<HashSet<String>>,
+    /// Pool numbers failing calls in a row (they are benched at the limit).
+    pub number_streaks: pool::Streaks,
+    /// The pre-dial hook, when `[predial] url` is set.
+    pub predial: Option<predial::PredialHook>,
     /// The request budget every request to Vapi takes from.
     pub budget: budget::RequestBudget,
     /// Webhook messages refused for their credentials, shown in the snapshot.
@@ -204,6 +212,8 @@ pub async fn attach(
         instance,
         engine: EngineIdentity::of_this_process(),
         unclassified: std::sync::Mutex::new(HashSet::new()),
+        number_streaks: pool::Streaks::default(),
+        predial: None,
         budget: budget::RequestBudget::new(1.0, 1),
         webhook_refusals: Arc::new(webhook::Refusals::default()),
     });
@@ -306,6 +316,8 @@ pub async fn start(
         ),
         None => None,
     };
+    let predial =
+        predial::PredialHook::from_config(&config.predial).map_err(EngineError::Predial)?;
     let ctx = Arc::new(Ctx {
         store,
         vapi,
@@ -314,6 +326,8 @@ pub async fn start(
         instance,
         engine,
         unclassified: std::sync::Mutex::new(HashSet::new()),
+        number_streaks: pool::Streaks::default(),
+        predial,
         budget,
         webhook_refusals: Arc::new(webhook::Refusals::default()),
     });
@@ -568,6 +582,11 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
                     break;
                 }
                 Ok(Claim::Throttled(_)) => break,
+                Ok(Claim::NumbersBenched(why)) => {
+                    if let Err(e) = worker::pause_campaign(&ctx, campaign_id, None, &why).await {
+                        tracing::error!(target: "switchboard::engine", campaign_id, "cannot pause the campaign: {e}");
+                    }
+                }
                 Ok(Claim::Empty) => ctx.gate.update(|s| {
                     s.claimable.remove(&campaign_id);
                 }),

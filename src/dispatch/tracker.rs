@@ -167,11 +167,18 @@ fn pairs_with_calls(
 ) -> HashMap<(String, String), DateTime<Utc>> {
     let mut out: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
     for call in active {
-        let Some(pair) = pairs.get(&call.campaign_id) else {
+        let Some((assistant, number)) = pairs.get(&call.campaign_id) else {
             continue;
         };
+        // A call is listed under the pool number it was made from.
+        let pair = (
+            assistant.clone(),
+            call.phone_number_id
+                .clone()
+                .unwrap_or_else(|| number.clone()),
+        );
         let created = parse_time(&call.created_at).unwrap_or_else(Utc::now);
-        out.entry(pair.clone())
+        out.entry(pair)
             .and_modify(|t| *t = (*t).min(created))
             .or_insert(created);
     }

@@ -172,6 +172,8 @@ async fn sequence(
         .last_error
         .clone()
         .unwrap_or_else(|| "no attempt made".into());
+    // Whether the pre-dial hook has allowed this call (asked once, before the first send).
+    let mut predial_done = ctx.predial.is_none() || job.predial_at.is_some();
     let mut next = match claimed {
         Some(attempt_id) => {
             used = used.max(1);
@@ -219,6 +221,37 @@ async fn sequence(
                 Next::Send { attempt_id, number }
             }
             Next::Send { attempt_id, number } => {
+                if !predial_done && let Some(hook) = &ctx.predial {
+                    match hook.ask(job).await {
+                        super::predial::Verdict::Allow => {
+                            ctx.store.record_predial_allowed(call_id).await?;
+                            predial_done = true;
+                        }
+                        super::predial::Verdict::Skip(reason) => {
+                            ctx.store
+                                .withhold_call(call_id, attempt_id, &reason)
+                                .await?;
+                            let message = format!("call {call_id} not sent: {reason}");
+                            tracing::info!(target: "switchboard::engine", "{message}");
+                            ctx.gate
+                                .event(EventKind::Quota, Some(call_id), None, message, None);
+                            return Ok(SequenceEnd::Requeued);
+                        }
+                        super::predial::Verdict::Pause(reason) => {
+                            let result = AttemptResult {
+                                outcome: AttemptOutcome::NotCreated,
+                                http_status: None,
+                                error: Some(format!("not sent: {reason}")),
+                                retry_delay_ms: None,
+                            };
+                            ctx.store
+                                .requeue_call(call_id, Some((attempt_id, &result)), &reason)
+                                .await?;
+                            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
+                            return Ok(SequenceEnd::Requeued);
+                        }
+                    }
+                }
                 let sent_at = Utc::now();
                 let error = match ctx.create_call(&create_request(job)).await {
                     Ok(response) => {
@@ -383,14 +416,32 @@ async fn sequence(
                     Step::PauseCampaign => {
                         ctx.gate.on_answer();
                         let result = attempt_result(AttemptOutcome::Rejected, &error, None);
-                        let reason = format!(
-                            "Vapi refused the campaign's settings ({last_error}): fix the campaign, then resume it"
-                        );
                         ctx.store
                             .requeue_call(call_id, Some((attempt_id, &result)), &last_error)
                             .await?;
                         log_attempt(ctx, job, number, &error, None);
-                        pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
+                        if names_phone_number(&last_error) {
+                            // About this call's number: bench it; the campaign goes on with
+                            // its pool's others (and pauses when none is left).
+                            let why = format!(
+                                "Vapi refused it ({last_error}): fix the phone number, then resume"
+                            );
+                            let until = super::pool::bench_until(ctx, Utc::now(), false);
+                            super::pool::bench(
+                                ctx,
+                                job.campaign_id,
+                                Some(call_id),
+                                &job.phone_number_id,
+                                until,
+                                &why,
+                            )
+                            .await?;
+                        } else {
+                            let reason = format!(
+                                "Vapi refused the campaign's settings ({last_error}): fix the campaign, then resume it"
+                            );
+                            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
+                        }
                         return Ok(SequenceEnd::Requeued);
                     }
                 }
@@ -623,8 +674,23 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
     if effect.answered {
         assistant_health(ctx, effect, class, reason).await?;
     }
+    // The pool number the call was made from (calls from before pools: the campaign's).
+    let number = match &effect.phone_number_id {
+        Some(number) => number.clone(),
+        None => {
+            ctx.store
+                .campaign(effect.campaign_id)
+                .await?
+                .phone_number_id
+        }
+    };
     match class {
-        EndedClass::Outcome | EndedClass::AssistantFault => Ok(()),
+        EndedClass::Outcome | EndedClass::AssistantFault => {
+            // The number works: its failure streak restarts.
+            ctx.number_streaks
+                .note(effect.campaign_id, &number, false, 0);
+            Ok(())
+        }
         EndedClass::NeverRang => {
             let message = format!(
                 "call {} never rang ({reason}): its contact goes back to the queue",
@@ -633,6 +699,16 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
             tracing::info!(target: "switchboard::engine", "{message}");
             ctx.gate
                 .event(EventKind::Quota, Some(effect.call_id), None, message, None);
+            if crate::model::blames_the_number(reason) {
+                number_failed(
+                    ctx,
+                    effect.campaign_id,
+                    Some(effect.call_id),
+                    &number,
+                    reason,
+                )
+                .await?;
+            }
             Ok(())
         }
         EndedClass::Unclassified => {
@@ -670,7 +746,37 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
         EndedClass::CampaignStop(why) => {
             pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), why).await
         }
+        EndedClass::NumberStop { why, next_day } => {
+            let until = super::pool::bench_until(ctx, Utc::now(), next_day);
+            super::pool::bench(
+                ctx,
+                effect.campaign_id,
+                Some(effect.call_id),
+                &number,
+                until,
+                why,
+            )
+            .await
+        }
     }
+}
+
+/// A call of `number` failed before ringing because of its carrier: at
+/// `dispatch.bench_number_after_failures` in a row the number is benched for its cool-down.
+async fn number_failed(
+    ctx: &Ctx,
+    campaign_id: i64,
+    call_id: Option<i64>,
+    number: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let limit = ctx.config.dispatch.bench_number_after_failures;
+    if !ctx.number_streaks.note(campaign_id, number, true, limit) {
+        return Ok(());
+    }
+    let why = format!("{limit} calls in a row failed to connect (latest: {reason})");
+    let until = super::pool::bench_until(ctx, Utc::now(), false);
+    super::pool::bench(ctx, campaign_id, call_id, number, until, &why).await
 }
 
 /// A call answered and then failed by the assistant (a pipeline error, or the person hanging
@@ -692,6 +798,7 @@ async fn assistant_health(
         EndedClass::NeverRang
         | EndedClass::Concurrency
         | EndedClass::CampaignStop(_)
+        | EndedClass::NumberStop { .. }
         | EndedClass::Unclassified => return Ok(()),
     };
     let d = &ctx.config.dispatch;
@@ -711,6 +818,12 @@ async fn assistant_health(
         pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), &why).await?;
     }
     Ok(())
+}
+
+/// Whether a refusal names the phone number the call was made from (not the customer's).
+fn names_phone_number(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    !m.contains("customer") && (m.contains("phonenumber") || m.contains("phone number"))
 }
 
 /// Pauses a campaign with a reason (once), and stops admitting its calls at once.

@@ -69,6 +69,11 @@ pub struct SimConfig {
     /// call.start.error-subscription-insufficient-credits (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     pub credit_calls: u64,
+    /// Calls each phone number may place (for the simulator's whole life, its "day"):
+    /// further creates from that number end at once with
+    /// call.start.error-vapi-number-outbound-daily-limit (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub number_daily_limit: u64,
     /// RNG seed for reproducible runs (random if absent).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -251,6 +256,7 @@ impl Default for SimConfig {
             talk_max_ms: 8000,
             concurrency_limit: 10,
             credit_calls: 0,
+            number_daily_limit: 0,
             seed: None,
             retry_after_s: None,
             realism: false,

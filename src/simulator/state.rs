@@ -20,6 +20,7 @@ use super::{SimConfig, SimStats};
 pub const ORG_ID: &str = "51a0c0de-0000-4000-8000-000000000001";
 pub const CONCURRENCY_REASON: &str = "call.start.error-subscription-concurrency-limit-reached";
 pub const CREDITS_REASON: &str = "call.start.error-subscription-insufficient-credits";
+pub const NUMBER_LIMIT_REASON: &str = "call.start.error-vapi-number-outbound-daily-limit";
 /// Start faults after which the phone never rang (from the spec's endedReason enum).
 pub const START_ERRORS: &[&str] = &[
     "call.start.error-vapifault-database-error",
@@ -308,6 +309,8 @@ pub struct SimState {
     active_ends: BinaryHeap<Reverse<Instant>>,
     /// Calls actually dialled (not refused): what `credit_calls` is measured against.
     placed: u64,
+    /// Calls placed per phone number (what `number_daily_limit` is measured against).
+    placed_by_number: HashMap<String, u64>,
     stats: SimStats,
     /// Where created calls are announced for their server messages (when posting them).
     webhooks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -323,6 +326,7 @@ impl SimState {
             recent_creates: std::collections::VecDeque::new(),
             active_ends: BinaryHeap::new(),
             placed: 0,
+            placed_by_number: HashMap::new(),
             webhooks: None,
             stats: SimStats::default(),
         }
@@ -374,7 +378,16 @@ impl SimState {
         let limit = u64::from(config.concurrency_limit);
         let out_of_credit = config.credit_calls > 0 && self.placed >= config.credit_calls;
         let blocked = !out_of_credit && limit > 0 && active >= limit;
-        let plan = if out_of_credit {
+        let number_limited = config.number_daily_limit > 0
+            && self
+                .placed_by_number
+                .get(&request.phone_number_id)
+                .is_some_and(|n| *n >= config.number_daily_limit);
+        let plan = if number_limited {
+            Plan::Refused {
+                reason: NUMBER_LIMIT_REASON,
+            }
+        } else if out_of_credit {
             Plan::Refused {
                 reason: CREDITS_REASON,
             }
@@ -389,6 +402,10 @@ impl SimState {
             Plan::Refused { reason }
         } else {
             self.placed += 1;
+            *self
+                .placed_by_number
+                .entry(request.phone_number_id.clone())
+                .or_insert(0) += 1;
             let plan = Plan::draw(&mut self.rng, config);
             if self.rng.random::<f64>() < config.fault_pipeline {
                 self.stats.pipeline_errors += 1;

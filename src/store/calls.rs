@@ -14,6 +14,7 @@
 //! | [`Store::close_at_vapi`]| at Vapi              | ENDED (vanished…)     | → DONE           |
 //! | [`Store::fail_call`]    | CREATING             | FAILED                | → DONE           |
 //! | [`Store::requeue_call`] | CREATING             | REQUEUED              | → PENDING        |
+//! | [`Store::withhold_call`]| CREATING (not sent)  | REQUEUED              | → SKIPPED        |
 //! | [`Store::retry_call`]   | FAILED / UNKNOWN     | RETRIED / (flag)      | → PENDING        |
 //! | [`Store::mark_interrupted`]| CREATING (IN_FLIGHT attempt) | UNKNOWN      |                  |
 //!
@@ -57,10 +58,13 @@ pub struct Call {
     pub ended_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The pool number it was made from (NULL for calls made before pools: the campaign's).
+    pub phone_number_id: Option<String>,
 }
 
 const CALL_COLUMNS: &str = "id, campaign_id, contact_id, sequence, reference, status, provider_call_id, \
-     attempt_count, ended_reason, retry_requested, engine_id, cost_usd, started_at, ended_at, created_at, updated_at";
+     attempt_count, ended_reason, retry_requested, engine_id, cost_usd, started_at, ended_at, created_at, updated_at, \
+     phone_number_id";
 
 /// Everything a worker needs to (re)send the create request of a call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -80,6 +84,8 @@ pub struct DialJob {
     pub contact_name: Option<String>,
     pub extension: Option<String>,
     pub variables: String,
+    /// When the pre-dial hook allowed the call (None: not asked yet).
+    pub predial_at: Option<String>,
     /// The last attempt's row, outcome and start, when resuming a sequence after a restart.
     pub last_attempt_id: Option<i64>,
     pub last_outcome: Option<AttemptOutcome>,
@@ -91,7 +97,7 @@ fn job_select() -> String {
     format!(
         "SELECT c.id AS call_id, c.campaign_id, c.contact_id, c.status, c.reference, c.attempt_count, \
          (SELECT count(*) FROM call_attempts r WHERE r.call_id = c.id AND r.outcome NOT IN {}) AS retries_used, \
-         g.assistant_id, g.phone_number_id, k.phone, k.name AS contact_name, k.extension, k.variables, \
+         g.assistant_id, coalesce(c.phone_number_id, g.phone_number_id) AS phone_number_id, k.phone, k.name AS contact_name, k.extension, k.variables, c.predial_at, \
          a.id AS last_attempt_id, a.outcome AS last_outcome, a.started_at AS last_started_at, a.error AS last_error \
          FROM calls c JOIN campaigns g ON g.id = c.campaign_id JOIN contacts k ON k.id = c.contact_id \
          LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = c.attempt_count",
@@ -122,6 +128,8 @@ pub struct UpdateEffect {
     /// The call was answered (Vapi gave a start), and how long it lasted once answered.
     pub answered: bool,
     pub talk_ms: Option<i64>,
+    /// The pool number the call was made from (None: the campaign's).
+    pub phone_number_id: Option<String>,
 }
 
 /// The account's limits, shared by every engine on one PostgreSQL database: checked and
@@ -143,6 +151,8 @@ pub enum Claim {
     Empty,
     /// The shared rate or concurrency cap says wait (about this long).
     Throttled(std::time::Duration),
+    /// Every number of the campaign's pool is benched (why): the campaign must pause.
+    NumbersBenched(String),
 }
 
 /// The `meta` row holding the shared pacer's next free instant (unix ms).
@@ -195,9 +205,10 @@ impl Store {
         if claimed.changed() {
             tx.commit().await?;
         }
-        Ok(match claimed.job {
-            Some((job, attempt_id)) => Claim::Claimed(Box::new(job), attempt_id),
-            None => Claim::Empty,
+        Ok(match (claimed.job, claimed.benched) {
+            (Some((job, attempt_id)), _) => Claim::Claimed(Box::new(job), attempt_id),
+            (None, Some(why)) => Claim::NumbersBenched(why),
+            (None, None) => Claim::Empty,
         })
     }
 
@@ -484,6 +495,71 @@ impl Store {
         Ok(())
     }
 
+    /// withhold_call: the pre-dial hook refused a call before its request went out (the
+    /// attempt IN_FLIGHT was never sent): REQUEUED with the reason, the contact SKIPPED like a
+    /// claim's policy skip, the decision recorded for `why`.
+    pub async fn withhold_call(&self, call_id: i64, attempt_id: i64, reason: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        let result = AttemptResult {
+            outcome: AttemptOutcome::NotCreated,
+            http_status: None,
+            error: Some(format!("not sent: {reason}")),
+            retry_delay_ms: None,
+        };
+        let call = end_unfinished(
+            &mut tx,
+            call_id,
+            Some((attempt_id, &result)),
+            reason,
+            CallStatus::Requeued,
+        )
+        .await?;
+        set_contact(&mut tx, call.contact_id, ContactStatus::Skipped).await?;
+        let phone: String = sqlx::query_scalar(crate::store::q(
+            "UPDATE contacts SET skip_reason = ? WHERE id = ? RETURNING phone",
+        ))
+        .bind(reason)
+        .bind(call.contact_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(crate::store::q(
+            "UPDATE campaigns SET contacts_done = contacts_done + 1 WHERE id = ?",
+        ))
+        .bind(call.campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        super::policy::record_in(
+            &mut tx,
+            &phone,
+            Some(call.campaign_id),
+            Some(call.contact_id),
+            Some(call_id),
+            "SKIP",
+            reason,
+        )
+        .await?;
+        complete_if_done(&mut tx, call.campaign_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The pre-dial hook allowed this call: it is not asked again (after a restart, a
+    /// settled re-send).
+    pub async fn record_predial_allowed(&self, call_id: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        let call = call_in(&mut tx, call_id).await?;
+        expect(&call, &[CallStatus::Creating], "record the pre-dial answer")?;
+        sqlx::query(crate::store::q(
+            "UPDATE calls SET predial_at = ? WHERE id = ?",
+        ))
+        .bind(now())
+        .bind(call_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// retry_call: an operator's retry. A FAILED call becomes RETRIED and its contact PENDING
     /// (dialled again as a new sequence; the failed call stays as history). An UNKNOWN call is
     /// not dialled now: it may exist at Vapi. It is flagged, and once settled as not created it
@@ -723,6 +799,7 @@ async fn claim_in(
     let mut claimed = Claimed {
         job: None,
         decided: false,
+        benched: None,
     };
     let (rules, zones) = super::policy::rules_in(tx, campaign_id).await?;
     let window = rules.window();
@@ -834,6 +911,15 @@ async fn claim_in(
                 continue;
             }
         };
+        // The number this call is made from: the pool's next usable one. None usable: the
+        // contact is left as it is and the engine pauses the campaign with the reason.
+        let number = match super::numbers::pick_number_in(tx, campaign_id, at).await? {
+            Ok(number) => number,
+            Err(why) => {
+                claimed.benched = Some(why);
+                break;
+            }
+        };
         // A redial (or any later sequence) is linked to the contact's previous call.
         let previous: Option<i64> = sqlx::query_scalar(crate::store::q(
             "SELECT max(id) FROM calls WHERE contact_id = ?",
@@ -854,7 +940,8 @@ async fn claim_in(
         .await?;
         let call_id: i64 = sqlx::query_scalar(crate::store::q(
             "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
-             engine_id, created_at, updated_at, redial_of) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING id",
+             engine_id, created_at, updated_at, redial_of, phone_number_id) \
+             VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id",
         ))
         .bind(campaign_id)
         .bind(contact_id)
@@ -865,6 +952,7 @@ async fn claim_in(
         .bind(&created)
         .bind(&created)
         .bind(previous)
+        .bind(&number)
         .fetch_one(&mut **tx)
         .await?;
         super::policy::record_in(
@@ -895,6 +983,8 @@ async fn claim_in(
 struct Claimed {
     job: Option<(DialJob, i64)>,
     decided: bool,
+    /// Every number of the campaign's pool is benched: why (nothing was claimed).
+    benched: Option<String>,
 }
 
 impl Claimed {
@@ -1078,6 +1168,7 @@ async fn apply_update_in(
         ended_reason: call.ended_reason.clone(),
         answered: false,
         talk_ms: None,
+        phone_number_id: call.phone_number_id.clone(),
     };
     let at = now();
     if call.status.is_terminal() {

@@ -55,6 +55,13 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
+        // The campaign's number is the first of its pool (`campaign edit` adds more).
+        let id: i64 =
+            sqlx::query_scalar(crate::store::q("SELECT id FROM campaigns WHERE name = ?"))
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+        super::numbers::insert_number_in(&mut tx, id, phone_number_id, 1).await?;
         tx.commit().await?;
         self.campaign_by_name(name).await
     }
@@ -158,7 +165,12 @@ impl Store {
     pub async fn resume_campaign(&self, id: i64) -> Result<Campaign> {
         let campaign = self.campaign(id).await?;
         match campaign.status {
-            CampaignStatus::Paused => self.start_campaign(id).await,
+            CampaignStatus::Paused => {
+                // The operator says the cause is fixed: benched numbers are tried again (one
+                // still refused is benched again at its first call, its contact re-queued).
+                self.unbench_numbers(id).await?;
+                self.start_campaign(id).await
+            }
             CampaignStatus::Dialing => Ok(campaign),
             CampaignStatus::Draft => Err(StoreError::Conflict(format!(
                 "campaign {:?} was never started: use `switchboard campaign start`",

@@ -104,6 +104,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Text),
             ("updated_at", Text),
             ("redial_of", Int),
+            ("phone_number_id", Text),
+            ("predial_at", Text),
         ],
     ),
     (
@@ -146,6 +148,19 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("reason", Text),
             ("source", Text),
             ("added_at", Text),
+        ],
+    ),
+    (
+        "campaign_numbers",
+        &[
+            ("campaign_id", Int),
+            ("phone_number_id", Text),
+            ("weight", Int),
+            ("picks", Int),
+            ("calls_today", Int),
+            ("day", Text),
+            ("benched_until", Text),
+            ("bench_reason", Text),
         ],
     ),
     (
@@ -226,6 +241,7 @@ impl Store {
                 match *table {
                     "campaign_reasons" => "campaign_id, ended_reason",
                     "campaign_zones" => "campaign_id, timezone",
+                    "campaign_numbers" => "campaign_id, phone_number_id",
                     _ => key,
                 }
             );
