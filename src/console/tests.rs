@@ -200,6 +200,7 @@ fn snapshot() -> Snapshot {
         attached_to: None,
         webhook_refused: 0,
         webhook_last_refusal: None,
+        numbers: Vec::new(),
     }
 }
 

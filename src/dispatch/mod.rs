@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 
 pub use command::{Command, CommandEnvelope, CommandReply, EngineClient};
 use gate::{Gate, Refusal, RequestKind};
-pub use snapshot::{CampaignView, EngineEvent, EventKind, QuotaView, Snapshot};
+pub use snapshot::{CampaignView, EngineEvent, EventKind, NumberView, QuotaView, Snapshot};
 
 use crate::config::Config;
 use crate::model::{CampaignStatus, classify_ended_reason};
@@ -223,6 +223,7 @@ pub async fn attach(
         ctx: ctx.clone(),
         snapshot: snapshot_tx,
         reasons: HashMap::new(),
+        numbers: Vec::new(),
         success: HashMap::new(),
         ticks: 0,
         version: 0,
@@ -366,6 +367,7 @@ pub async fn start(
         ctx: ctx.clone(),
         snapshot: snapshot_tx,
         reasons: HashMap::new(),
+        numbers: Vec::new(),
         success: HashMap::new(),
         ticks: 0,
         version: 0,
@@ -653,6 +655,8 @@ struct ControlLoop {
     reasons: HashMap<i64, Vec<(String, i64)>>,
     /// Success rates (Vapi's evaluation where reports carry one), refreshed now and then.
     success: HashMap<i64, Option<f64>>,
+    /// Every campaign's phone-number pool, refreshed every few ticks.
+    numbers: Vec<crate::store::numbers::PoolNumber>,
     ticks: u64,
     version: u64,
     /// Built by the last refresh, sent by `publish`.
@@ -841,6 +845,7 @@ impl ControlLoop {
                 self.reasons
                     .insert(c.id, store.reason_histogram(c.id).await?);
             }
+            self.numbers = store.all_numbers().await?;
         }
         // A scan of the ended calls: every ~10 s (50 ticks) is enough for a percentage.
         if self.ticks.is_multiple_of(50) {
@@ -978,7 +983,31 @@ impl ControlLoop {
             })
             .collect();
         let budget = self.ctx.budget.view();
+        let wall = chrono::Utc::now();
+        let numbers: Vec<NumberView> = self
+            .numbers
+            .iter()
+            .filter_map(|n| {
+                let campaign = views.iter().find(|v| v.id == n.campaign_id)?;
+                // Finished campaigns' pools are history, not state.
+                if campaign.status.is_final() {
+                    return None;
+                }
+                Some(NumberView {
+                    campaign: campaign.name.clone(),
+                    phone_number_id: n.phone_number_id.clone(),
+                    weight: n.weight,
+                    calls_today: n.calls_on(wall),
+                    benched_until: n
+                        .benched_at(wall)
+                        .then(|| n.benched_until.clone())
+                        .flatten(),
+                    bench_reason: n.benched_at(wall).then(|| n.bench_reason.clone()).flatten(),
+                })
+            })
+            .collect();
         let snapshot = self.ctx.gate.update(|s| Snapshot {
+            numbers,
             version: 0,
             // Contacts of DRAFT, COMPLETED or CANCELLED campaigns wait for nothing.
             pending: views

@@ -41,6 +41,20 @@ pub struct Snapshot {
     pub webhook_refused: u64,
     /// Why the latest one was refused.
     pub webhook_last_refusal: Option<String>,
+    /// The phone numbers of unfinished campaigns: calls today and whether benched.
+    pub numbers: Vec<NumberView>,
+}
+
+/// One number of a campaign's pool, for the quota pane.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NumberView {
+    pub campaign: String,
+    pub phone_number_id: String,
+    pub weight: i64,
+    pub calls_today: i64,
+    /// Set while benched.
+    pub benched_until: Option<String>,
+    pub bench_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

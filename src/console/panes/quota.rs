@@ -200,7 +200,8 @@ pub fn render(pane: &QuotaPane, area: Rect, buf: &mut Buffer) {
         Paragraph::new(Line::from(line)).render(Rect::new(inner.x, y, inner.width, 1), buf);
         y += 1;
     }
-    let mut lines = vec![Line::from("")];
+    let mut lines = number_lines(&snap.numbers);
+    lines.push(Line::from(""));
     let budget = &q.budget;
     if budget.configured_per_second > 0.0 {
         let learnt_below = budget.learnt_per_second + 0.05 < budget.configured_per_second;
@@ -290,6 +291,47 @@ pub fn render(pane: &QuotaPane, area: Rect, buf: &mut Buffer) {
     }
 }
 
+/// The phone numbers, one line each (calls today, in use or benched until when and why),
+/// when a campaign has a pool of several or one is benched: a lone number in use says
+/// nothing the campaign pane does not.
+fn number_lines(numbers: &[crate::dispatch::NumberView]) -> Vec<Line<'static>> {
+    let pools = numbers.len() > {
+        let mut campaigns: Vec<&str> = numbers.iter().map(|n| n.campaign.as_str()).collect();
+        campaigns.dedup();
+        campaigns.len()
+    };
+    if !pools && numbers.iter().all(|n| n.benched_until.is_none()) {
+        return Vec::new();
+    }
+    numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let state = match &n.benched_until {
+                Some(until) => Span::styled(
+                    format!(
+                        "benched until {} UTC ({})",
+                        until.get(11..16).unwrap_or(until),
+                        n.bench_reason.as_deref().unwrap_or("no reason")
+                    ),
+                    Style::new().fg(Color::Yellow),
+                ),
+                None => Span::styled("in use", Style::new().fg(Color::Green)),
+            };
+            Line::from(vec![
+                Span::styled(
+                    format!("{:<12}", if i == 0 { "numbers" } else { "" }),
+                    label(),
+                ),
+                Span::raw(format!("{} ", n.phone_number_id)),
+                Span::styled(format!("{} · ", n.campaign), label()),
+                Span::raw(format!("{} today · ", n.calls_today)),
+                state,
+            ])
+        })
+        .collect()
+}
+
 /// One line for small terminals.
 pub fn render_line(snap: &crate::dispatch::Snapshot, area: Rect, buf: &mut Buffer) {
     let q = &snap.quota;
@@ -311,4 +353,51 @@ pub fn render_line(snap: &crate::dispatch::Snapshot, area: Rect, buf: &mut Buffe
         ));
     }
     Paragraph::new(Line::from(spans)).render(area, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::NumberView;
+
+    fn number(campaign: &str, id: &str, benched: Option<&str>) -> NumberView {
+        NumberView {
+            campaign: campaign.into(),
+            phone_number_id: id.into(),
+            weight: 1,
+            calls_today: 41,
+            benched_until: benched.map(|_| "2026-11-29T00:00:00.000Z".into()),
+            bench_reason: benched.map(String::from),
+        }
+    }
+
+    fn text(lines: &[Line]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_pool_lists_each_number_with_its_calls_today_and_state() {
+        let lines = number_lines(&[
+            number("spring", "pn-1", None),
+            number("spring", "pn-2", Some("daily limit")),
+        ]);
+        assert_eq!(
+            text(&lines),
+            [
+                "numbers     pn-1 spring · 41 today · in use",
+                "            pn-2 spring · 41 today · benched until 00:00 UTC (daily limit)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lone_number_in_use_is_not_listed_but_a_benched_one_is() {
+        assert!(number_lines(&[number("spring", "pn-1", None)]).is_empty());
+        assert!(number_lines(&[number("a", "pn-1", None), number("b", "pn-2", None)]).is_empty());
+        let lines = number_lines(&[number("spring", "pn-1", Some("failing"))]);
+        assert_eq!(lines.len(), 1);
+    }
 }
