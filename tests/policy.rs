@@ -44,6 +44,8 @@ fn rules(window: &str, days: &str, caps: (i64, i64)) -> CampaignRules {
         redial_reasons: "customer-busy,customer-did-not-answer,voicemail".into(),
         redial_delay_s: 7200,
         redial_count: 0,
+        rule_pack: None,
+        suppress_days: 0,
     }
 }
 
@@ -710,4 +712,74 @@ async fn a_predial_hook_that_is_down_pauses_the_campaign_before_burning_the_list
     );
     assert_eq!(pending(&store, id).await, 5);
     assert_invariants(&store).await;
+}
+
+// --- Rule packs and duplicate suppression ---
+
+/// A state pack narrows the campaign's own window and caps, never widens them.
+#[tokio::test]
+async fn a_state_pack_narrows_the_window_and_caps() {
+    let (store, _db) = store().await;
+    let mut r = rules("07:00-21:00", "all", (0, 0));
+    r.rule_pack = Some("us-fl".into());
+    let id = campaign_with(
+        &store,
+        "fl",
+        "phone,timezone\n+14155550101,UTC\n",
+        r.clone(),
+    )
+    .await;
+    // 07:30 and 20:30 in the contact's zone (UTC, from its column): outside Florida's
+    // 08:00-20:00 though inside the campaign's own window.
+    assert_eq!(claim(&store, id, utc("2026-03-02T07:30:00Z")).await, None);
+    assert_eq!(claim(&store, id, utc("2026-03-02T20:30:00Z")).await, None);
+    assert!(
+        claim(&store, id, utc("2026-03-02T08:30:00Z"))
+            .await
+            .is_some()
+    );
+    // Its cap (3 in 24 h) applies though the campaign has none.
+    assert_eq!(r.rules().caps.per_day, 3);
+    assert_eq!(r.window().hours(), "08:00-20:00");
+    // An unknown pack, or one that leaves no hours, is refused.
+    let mut bad = r.clone();
+    bad.rule_pack = Some("us-zz".into());
+    assert!(store.set_campaign_rules(id, &bad).await.is_err());
+    let mut empty = rules("06:00-08:00", "all", (0, 0));
+    empty.rule_pack = Some("us-fl".into());
+    assert!(store.set_campaign_rules(id, &empty).await.is_err());
+}
+
+/// A number another campaign called recently is skipped where suppression is on, and
+/// dialled where it is off.
+#[tokio::test]
+async fn duplicate_suppression_skips_a_number_another_campaign_called() {
+    let (store, _db) = store().await;
+    let at = utc("2026-03-02T12:00:00Z");
+    let csv = "phone\n+14155550177\n";
+    let first = campaign_with(&store, "first", csv, rules("all", "all", (0, 0))).await;
+    assert!(claim(&store, first, at).await.is_some());
+    let mut suppressing = rules("all", "all", (0, 0));
+    suppressing.suppress_days = 30;
+    let second = campaign_with(&store, "second", csv, suppressing).await;
+    let third = campaign_with(&store, "third", csv, rules("all", "all", (0, 0))).await;
+    let later = at + Duration::days(3);
+    assert_eq!(claim(&store, second, later).await, None);
+    assert_eq!(
+        store
+            .count_contacts(second, switchboard::model::ContactStatus::Skipped)
+            .await
+            .unwrap(),
+        1
+    );
+    let why = store.why("+14155550177").await.unwrap();
+    assert!(
+        why.iter()
+            .any(|d| d.decision == "SKIP" && d.reason.contains("called by campaign first")),
+        "{why:?}"
+    );
+    assert!(
+        claim(&store, third, later).await.is_some(),
+        "suppression is off there"
+    );
 }

@@ -229,6 +229,13 @@ pub struct RuleArgs {
     /// Redials per contact (default 2; 0 turns redials off).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=20))]
     pub redial_count: Option<i64>,
+    /// A state rule pack narrowing the window and caps: us-tcpa, us-fl, us-ok, us-md, us-tx
+    /// (`off` for none).
+    #[arg(long, value_name = "PACK")]
+    pub pack: Option<String>,
+    /// Skip a number another campaign called in the last N days (0 = off, the default).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(0..=3650))]
+    pub suppress_days: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -166,6 +166,29 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 "  window:         {} on {} in the contact's local time",
                 rules.call_window, rules.call_days
             )?;
+            if let Some(pack) = rules.pack() {
+                let w = rules.window();
+                writeln!(
+                    out,
+                    "  rule pack:      {} ({}); in force: {} on {}",
+                    pack.name,
+                    pack.law,
+                    w.hours(),
+                    w.days
+                )?;
+            }
+            writeln!(
+                out,
+                "  duplicates:     {}",
+                if rules.suppress_days > 0 {
+                    format!(
+                        "a number another campaign called in the last {} days is skipped",
+                        rules.suppress_days
+                    )
+                } else {
+                    "not suppressed across campaigns".to_string()
+                }
+            )?;
             writeln!(
                 out,
                 "  default zone:   {} (contacts whose zone is unknown)",
@@ -363,6 +386,21 @@ fn apply_rules(mut rules: CampaignRules, args: &RuleArgs) -> Result<CampaignRule
     if let Some(n) = args.redial_count {
         rules.redial_count = n;
     }
+    if let Some(p) = &args.pack {
+        let p = p.trim();
+        rules.rule_pack = if p.eq_ignore_ascii_case("off") || p.is_empty() {
+            None
+        } else {
+            let pack = crate::policy::packs::find(p).ok_or_else(|| {
+                UserError(crate::policy::PolicyError::Pack(p.to_string()).to_string())
+            })?;
+            Some(pack.name.to_string())
+        };
+    }
+    if let Some(d) = args.suppress_days {
+        rules.suppress_days = d;
+    }
+    rules.validate().map_err(bad)?;
     if let Some(f) = &args.dnc_field {
         let f = f.trim();
         rules.dnc_field = (!f.is_empty() && !f.eq_ignore_ascii_case("off")).then(|| f.to_string());
@@ -371,16 +409,29 @@ fn apply_rules(mut rules: CampaignRules, args: &RuleArgs) -> Result<CampaignRule
 }
 
 fn rules_line(r: &CampaignRules) -> String {
+    let w = r.window();
     format!(
-        "window {} {} (default zone {}), caps {}, consent {}",
-        r.call_window,
-        r.call_days,
+        "window {} {}{} (default zone {}), caps {}, consent {}{}",
+        w.hours(),
+        w.days,
+        match r.pack() {
+            Some(p) => format!(" (pack {})", p.name),
+            None => String::new(),
+        },
         r.timezone,
         r.rules().caps,
         if r.require_consent {
             "required"
         } else {
             "not required"
+        },
+        if r.suppress_days > 0 {
+            format!(
+                ", duplicates of other campaigns skipped for {} days",
+                r.suppress_days
+            )
+        } else {
+            String::new()
         }
     )
 }

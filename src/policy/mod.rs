@@ -3,6 +3,7 @@
 //! caps are tested with any instant. The store (`store::policy`) gathers the facts at claim
 //! time, asks here, and records the answer with its reason.
 
+pub mod packs;
 pub mod zones;
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -22,6 +23,12 @@ pub enum PolicyError {
         "caps {0:?} must be two numbers, per 24 h and per 7 days (e.g. 3/7; 0 turns a cap off)"
     )]
     Caps(String),
+    #[error("no rule pack named {0:?} (packs: {packs})", packs = packs::names())]
+    Pack(String),
+    #[error("rule pack {0} leaves no calling hours with the window {1} on {2}")]
+    PackLeavesNothing(String, String, String),
+    #[error("duplicate suppression of {0} days must be between 0 (off) and 3650")]
+    SuppressDays(i64),
 }
 
 /// The days a campaign may call: bit 0 is Monday … bit 6 Sunday.
@@ -64,6 +71,15 @@ impl Days {
             return Err(bad());
         }
         Ok(Days(bits))
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The days both allow.
+    pub const fn and(self, other: Days) -> Days {
+        Days(self.0 & other.0)
     }
 
     pub fn contains(self, weekday: chrono::Weekday) -> bool {
@@ -297,6 +313,9 @@ pub struct Facts {
     pub has_consent: bool,
     /// When calls to this number were created, across all campaigns, in the last 7 days.
     pub recent_calls: Vec<DateTime<Utc>>,
+    /// The latest call another campaign made to this number within the campaign's
+    /// suppression span (its name and when), when the campaign suppresses duplicates.
+    pub called_elsewhere: Option<(String, DateTime<Utc>)>,
 }
 
 /// A campaign's rules that bear on one contact.
@@ -304,6 +323,8 @@ pub struct Facts {
 pub struct Rules {
     pub require_consent: bool,
     pub caps: Caps,
+    /// Skip a number another campaign called in the last this-many days (0: off).
+    pub suppress_days: u32,
 }
 
 /// What the claim does with a contact.
@@ -329,6 +350,16 @@ pub fn decide(rules: &Rules, facts: &Facts, now: DateTime<Utc>) -> Decision {
             "no consent recorded (consent_source and consent_at) and the campaign requires it"
                 .into(),
         );
+    }
+    if rules.suppress_days > 0
+        && let Some((campaign, at)) = &facts.called_elsewhere
+        && *at > now - Duration::days(i64::from(rules.suppress_days))
+    {
+        return Decision::Skip(format!(
+            "called by campaign {campaign} at {} (duplicate suppression: {} days)",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            rules.suppress_days
+        ));
     }
     for (cap, span, label) in [
         (rules.caps.per_day, Duration::hours(24), "24 h"),
@@ -613,6 +644,7 @@ mod tests {
         let rules = Rules {
             require_consent: true,
             caps: Caps::default(),
+            suppress_days: 0,
         };
         let dnc = Facts {
             dnc: Some(("2026-01-01".into(), "asked".into())),
@@ -647,8 +679,26 @@ mod tests {
         let off = Rules {
             require_consent: false,
             caps: Caps::OFF,
+            suppress_days: 0,
         };
         assert_eq!(decide(&off, &week, now), Decision::Dial);
+        // Duplicate suppression: another campaign's call inside the span skips; outside, or
+        // with suppression off, it does not.
+        let elsewhere = |days: i64| Facts {
+            has_consent: true,
+            called_elsewhere: Some(("spring".into(), now - Duration::days(days))),
+            ..Facts::default()
+        };
+        let suppress = Rules {
+            suppress_days: 30,
+            ..off
+        };
+        assert!(matches!(
+            decide(&suppress, &elsewhere(29), now),
+            Decision::Skip(r) if r.contains("called by campaign spring") && r.contains("30 days")
+        ));
+        assert_eq!(decide(&suppress, &elsewhere(31), now), Decision::Dial);
+        assert_eq!(decide(&off, &elsewhere(1), now), Decision::Dial);
         assert_eq!(Caps::parse("3/7").unwrap(), Caps::default());
         assert!(analysis_asks_dnc(r#"{"do_not_call": true}"#, "do_not_call"));
         assert!(analysis_asks_dnc(

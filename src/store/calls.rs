@@ -851,7 +851,8 @@ async fn claim_in(
         let Some((contact_id, sequence, phone, zone)) = next else {
             break;
         };
-        let facts = super::policy::facts_in(tx, contact_id, &phone, at).await?;
+        let facts =
+            super::policy::facts_in(tx, campaign_id, contact_id, &phone, &policy_rules, at).await?;
         let reason = match crate::policy::decide(&policy_rules, &facts, at) {
             crate::policy::Decision::Dial => format!(
                 "dial: {} inside the window {} {}; not on the do-not-call list; {} call(s) to this number in 7 days",

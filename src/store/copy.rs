@@ -48,6 +48,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("redial_reasons", Text),
             ("redial_delay_s", Int),
             ("redial_count", Int),
+            ("rule_pack", Text),
+            ("suppress_days", Int),
         ],
     ),
     (

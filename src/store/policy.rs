@@ -27,6 +27,10 @@ pub struct CampaignRules {
     pub redial_delay_s: i64,
     /// Redials per contact (0: never).
     pub redial_count: i64,
+    /// A state rule pack narrowing the window and caps (`policy::packs`); None: none.
+    pub rule_pack: Option<String>,
+    /// A number another campaign called in the last this-many days is skipped (0: off).
+    pub suppress_days: i64,
 }
 
 impl CampaignRules {
@@ -46,7 +50,16 @@ impl CampaignRules {
             redial_reasons: crate::policy::Redial::default().reasons.join(","),
             redial_delay_s: crate::policy::Redial::default().delay.num_seconds(),
             redial_count: crate::policy::Redial::default().count.into(),
+            rule_pack: None,
+            suppress_days: 0,
         }
+    }
+
+    /// The pack in force (None when unset or no longer known).
+    pub fn pack(&self) -> Option<&'static crate::policy::packs::RulePack> {
+        self.rule_pack
+            .as_deref()
+            .and_then(crate::policy::packs::find)
     }
 
     pub fn redial(&self) -> crate::policy::Redial {
@@ -67,27 +80,52 @@ impl CampaignRules {
     /// would be unsafe to guess at: it is refused when written, so this falls back to the
     /// compliance default).
     pub fn window(&self) -> Window {
-        Window::parse(&self.call_window, &self.call_days).unwrap_or_default()
+        let own = Window::parse(&self.call_window, &self.call_days).unwrap_or_default();
+        match self.pack() {
+            Some(pack) => own.intersect(&pack.window),
+            None => own,
+        }
     }
 
     pub fn zone(&self) -> Tz {
         self.timezone.parse().unwrap_or(Tz::UTC)
     }
 
+    /// The rules in force for one contact (the pack's caps applied).
     pub fn rules(&self) -> Rules {
+        let own = Caps {
+            per_day: u32::try_from(self.cap_per_day).unwrap_or(0),
+            per_week: u32::try_from(self.cap_per_week).unwrap_or(0),
+        };
         Rules {
             require_consent: self.require_consent,
-            caps: Caps {
-                per_day: u32::try_from(self.cap_per_day).unwrap_or(0),
-                per_week: u32::try_from(self.cap_per_week).unwrap_or(0),
+            caps: match self.pack() {
+                Some(pack) => own.strictest(pack.caps),
+                None => own,
             },
+            suppress_days: u32::try_from(self.suppress_days).unwrap_or(0),
         }
     }
 
     /// Checks every rule parses (one-line error naming the bad value).
     pub fn validate(&self) -> std::result::Result<(), crate::policy::PolicyError> {
-        Window::parse(&self.call_window, &self.call_days)?;
+        let own = Window::parse(&self.call_window, &self.call_days)?;
         crate::policy::parse_zone(&self.timezone)?;
+        if let Some(name) = &self.rule_pack {
+            let pack = crate::policy::packs::find(name)
+                .ok_or_else(|| crate::policy::PolicyError::Pack(name.clone()))?;
+            let w = own.intersect(&pack.window);
+            if w.start >= w.end || w.days.is_empty() {
+                return Err(crate::policy::PolicyError::PackLeavesNothing(
+                    pack.name.to_string(),
+                    self.call_window.clone(),
+                    self.call_days.clone(),
+                ));
+            }
+        }
+        if !(0..=3650).contains(&self.suppress_days) {
+            return Err(crate::policy::PolicyError::SuppressDays(self.suppress_days));
+        }
         Ok(())
     }
 }
@@ -113,7 +151,7 @@ pub struct DecisionRow {
 }
 
 const RULE_COLUMNS: &str = "call_window, call_days, timezone, cap_per_day, cap_per_week, require_consent, dnc_field, \
-     redial_reasons, redial_delay_s, redial_count";
+     redial_reasons, redial_delay_s, redial_count, rule_pack, suppress_days";
 
 impl Store {
     pub async fn campaign_rules(&self, campaign_id: i64) -> Result<CampaignRules> {
@@ -135,7 +173,8 @@ impl Store {
         sqlx::query(
             "UPDATE campaigns SET call_window = $1, call_days = $2, timezone = $3, \
              cap_per_day = $4, cap_per_week = $5, require_consent = $6, dnc_field = $7, \
-             redial_reasons = $8, redial_delay_s = $9, redial_count = $10 WHERE id = $11",
+             redial_reasons = $8, redial_delay_s = $9, redial_count = $10, rule_pack = $11, \
+             suppress_days = $12 WHERE id = $13",
         )
         .bind(&rules.call_window)
         .bind(&rules.call_days)
@@ -147,6 +186,8 @@ impl Store {
         .bind(&rules.redial_reasons)
         .bind(rules.redial_delay_s)
         .bind(rules.redial_count)
+        .bind(rules.rule_pack.as_deref())
+        .bind(rules.suppress_days)
         .bind(campaign_id)
         .execute(&mut *tx)
         .await?;
@@ -365,8 +406,10 @@ pub(crate) async fn record_in(
 /// The facts about one contact the decision needs, read inside the claim's transaction.
 pub(crate) async fn facts_in(
     tx: &mut Transaction<'static, Any>,
+    campaign_id: i64,
     contact_id: i64,
     phone: &str,
+    rules: &Rules,
     at: DateTime<Utc>,
 ) -> Result<Facts> {
     let dnc: Option<(String, String)> =
@@ -399,10 +442,36 @@ pub(crate) async fn facts_in(
         .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
         .collect();
+    // Duplicate suppression: the latest call another campaign made to this number inside
+    // its span (only looked for when the campaign asks).
+    let called_elsewhere = if rules.suppress_days > 0 {
+        let since = format_time(at - chrono::Duration::days(i64::from(rules.suppress_days)));
+        let row: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT g.name, c.created_at FROM calls c JOIN contacts k ON k.id = c.contact_id \
+             JOIN campaigns g ON g.id = c.campaign_id \
+             WHERE k.phone = $1 AND c.campaign_id <> $2 AND c.created_at > $3 \
+             AND (c.provider_call_id IS NOT NULL OR c.status IN {}) \
+             ORDER BY c.created_at DESC LIMIT 1",
+            crate::model::sql_in(crate::model::CallStatus::IN_CREATION)
+        )))
+        .bind(phone)
+        .bind(campaign_id)
+        .bind(since)
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.and_then(|(name, at)| {
+            DateTime::parse_from_rfc3339(&at)
+                .ok()
+                .map(|t| (name, t.with_timezone(&Utc)))
+        })
+    } else {
+        None
+    };
     Ok(Facts {
         dnc,
         has_consent,
         recent_calls,
+        called_elsewhere,
     })
 }
 
