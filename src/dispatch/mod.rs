@@ -379,6 +379,7 @@ pub async fn start(
     };
     control_loop.refresh().await;
     control_loop.publish(false);
+    share_request_budget(&ctx).await;
     let task = tokio::spawn(async move {
         let claim = tokio::spawn(claim_loop(ctx.clone(), unfinished));
         let poller = tokio::spawn(tracker::run_poller(ctx.clone()));
@@ -482,6 +483,34 @@ fn ctx_lease_timeout(config: &Config) -> i64 {
     config.vapi.lease_timeout_ms as i64
 }
 
+/// PostgreSQL: the account's request budget (`vapi.max_requests_per_second`) is split evenly
+/// between the live engines, so that together they never ask more of Vapi's gateway than one
+/// engine would (each still learns its share's real limit from 429s). Re-read with every
+/// heartbeat: an engine that joins or stops changes every share within one heartbeat.
+async fn share_request_budget(ctx: &Ctx) {
+    if ctx.store.backend() != crate::store::Backend::Postgres {
+        return;
+    }
+    match ctx.store.live_engines(ctx_lease_timeout(&ctx.config)).await {
+        Ok(live) => {
+            let share = budget_share(ctx.config.vapi.max_requests_per_second, live.len());
+            let before = ctx.budget.view().configured_per_second;
+            if (before - share).abs() > 1e-9 {
+                tracing::info!(target: "switchboard::engine", engines = live.len(), share, "request budget shared between the live engines");
+                ctx.budget.set_ceiling(share);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(target: "switchboard::engine", "cannot count the live engines for the request budget: {e}");
+        }
+    }
+}
+
+/// One engine's share of the account's request budget (pure).
+pub(crate) fn budget_share(configured_per_second: f64, live_engines: usize) -> f64 {
+    configured_per_second / live_engines.max(1) as f64
+}
+
 /// Renews the lease's heartbeat a few times per timeout. If the lease was taken over (this
 /// engine stalled past the timeout and another took its place), dispatch stops at once: the
 /// other engine now owns these calls.
@@ -494,7 +523,10 @@ async fn keep_lease(ctx: Arc<Ctx>) {
         }
         let status = engine_status(&ctx);
         match ctx.store.renew_lease(&ctx.engine, Some(&status)).await {
-            Ok(true) => failures = 0,
+            Ok(true) => {
+                failures = 0;
+                share_request_budget(&ctx).await;
+            }
             Ok(false) => {
                 let message = "the dispatch lease was taken over by another engine (this one stalled past vapi.lease_timeout_ms): stopping dispatch here".to_string();
                 tracing::error!(target: "switchboard::engine", "{message}");
@@ -1126,5 +1158,18 @@ fn campaign_view(
         completed_at: c.completed_at,
         contacts_total: c.contacts_total,
         contacts_done: c.contacts_done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn engines_split_the_request_budget_evenly() {
+        assert_eq!(super::budget_share(20.0, 1), 20.0);
+        assert_eq!(super::budget_share(21.0, 3), 7.0);
+        // No live row read (a race at start): this engine counts as one.
+        assert_eq!(super::budget_share(20.0, 0), 20.0);
+        let three: f64 = (0..3).map(|_| super::budget_share(20.0, 3)).sum();
+        assert!((three - 20.0).abs() < 1e-9);
     }
 }
