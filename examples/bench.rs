@@ -622,6 +622,7 @@ async fn frame(n: usize) -> Result<()> {
             estimated_remaining_usd: None,
             reasons: store.reason_histogram(c.id).await?,
             waiting: None,
+            rules: None,
         }],
         ..Snapshot::default()
     };

@@ -148,6 +148,10 @@ async fn a_failed_or_dead_import_leaves_nothing() {
     session.add(&[contact("+442079460958")]).await.unwrap();
     session.abort().await.unwrap();
     assert_eq!(store.contact_count(c.id).await.unwrap(), 0);
+    if dir.is_postgres() {
+        println!("SQLite only from here: the dead import is faked through the SQLite file");
+        return;
+    }
 
     // A process that died mid-import (its pid is gone): its rows go at the next open.
     let session = store.import_session(c.id).await.unwrap();

@@ -110,7 +110,7 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             let current = store.campaign_rules(c.id).await.map_err(user)?;
             let new = apply_rules(current, &rules)?;
             store.set_campaign_rules(c.id, &new).await.map_err(user)?;
-            writeln!(out, "campaign {}: {}", c.name, rules_line(&new))?;
+            writeln!(out, "campaign {}: {}", c.name, new.summary())?;
         }
         CampaignAction::Show { name } => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;
@@ -406,34 +406,6 @@ fn apply_rules(mut rules: CampaignRules, args: &RuleArgs) -> Result<CampaignRule
         rules.dnc_field = (!f.is_empty() && !f.eq_ignore_ascii_case("off")).then(|| f.to_string());
     }
     Ok(rules)
-}
-
-fn rules_line(r: &CampaignRules) -> String {
-    let w = r.window();
-    format!(
-        "window {} {}{} (default zone {}), caps {}, consent {}{}",
-        w.hours(),
-        w.days,
-        match r.pack() {
-            Some(p) => format!(" (pack {})", p.name),
-            None => String::new(),
-        },
-        r.timezone,
-        r.rules().caps,
-        if r.require_consent {
-            "required"
-        } else {
-            "not required"
-        },
-        if r.suppress_days > 0 {
-            format!(
-                ", duplicates of other campaigns skipped for {} days",
-                r.suppress_days
-            )
-        } else {
-            String::new()
-        }
-    )
 }
 
 /// A number as the user typed it, in E.164 (the import's rules).

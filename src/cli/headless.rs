@@ -227,6 +227,7 @@ mod tests {
             estimated_remaining_usd: None,
             reasons: Vec::new(),
             waiting: None,
+            rules: None,
         }
     }
 

@@ -171,6 +171,7 @@ mod tests {
             estimated_remaining_usd: None,
             reasons: Vec::new(),
             waiting: None,
+            rules: None,
         });
         s
     }

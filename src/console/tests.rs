@@ -54,6 +54,7 @@ fn campaign(id: i64, name: &str, status: CampaignStatus) -> CampaignView {
             ("voicemail".into(), 16),
         ],
         waiting: None,
+        rules: None,
     }
 }
 

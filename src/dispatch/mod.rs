@@ -224,6 +224,7 @@ pub async fn attach(
         snapshot: snapshot_tx,
         reasons: HashMap::new(),
         numbers: Vec::new(),
+        rules: HashMap::new(),
         success: HashMap::new(),
         ticks: 0,
         version: 0,
@@ -368,6 +369,7 @@ pub async fn start(
         snapshot: snapshot_tx,
         reasons: HashMap::new(),
         numbers: Vec::new(),
+        rules: HashMap::new(),
         success: HashMap::new(),
         ticks: 0,
         version: 0,
@@ -687,6 +689,8 @@ struct ControlLoop {
     reasons: HashMap<i64, Vec<(String, i64)>>,
     /// Success rates (Vapi's evaluation where reports carry one), refreshed now and then.
     success: HashMap<i64, Option<f64>>,
+    /// Every campaign's rules in force, on one line, refreshed every few ticks.
+    rules: HashMap<i64, String>,
     /// Every campaign's phone-number pool, refreshed every few ticks.
     numbers: Vec<crate::store::numbers::PoolNumber>,
     ticks: u64,
@@ -878,6 +882,10 @@ impl ControlLoop {
                     .insert(c.id, store.reason_histogram(c.id).await?);
             }
             self.numbers = store.all_numbers().await?;
+            for c in campaigns.iter().filter(|c| !c.status.is_final()) {
+                self.rules
+                    .insert(c.id, store.campaign_rules(c.id).await?.summary());
+            }
         }
         // A scan of the ended calls: every ~10 s (50 ticks) is enough for a percentage.
         if self.ticks.is_multiple_of(50) {
@@ -1006,8 +1014,10 @@ impl ControlLoop {
                 let reasons = self.reasons.get(&c.id).cloned().unwrap_or_default();
                 let success = self.success.get(&c.id).copied().flatten();
                 let waits = waiting.get(&c.id).cloned();
+                let rules = self.rules.get(&c.id).cloned();
                 let mut view = campaign_view(c, creating, reasons, per_call);
                 view.waiting = waits;
+                view.rules = rules;
                 if success.is_some() {
                     view.success_rate = success;
                 }
@@ -1151,6 +1161,7 @@ fn campaign_view(
         estimated_remaining_usd: per_call.map(|p| p * remaining as f64),
         reasons,
         waiting: None,
+        rules: None,
         name: c.name,
         status: c.status,
         pause_reason: c.pause_reason,

@@ -84,6 +84,8 @@ pub struct CampaignView {
     /// No contact of this campaign is inside its calling window now:
     /// "next window opens 09:00 America/Chicago".
     pub waiting: Option<String>,
+    /// Every compliance rule in force, on one line (None until first read).
+    pub rules: Option<String>,
 }
 
 impl CampaignView {

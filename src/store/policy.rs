@@ -107,6 +107,38 @@ impl CampaignRules {
         }
     }
 
+    /// Every rule in force on one line (`campaign edit`, the console's campaign pane).
+    pub fn summary(&self) -> String {
+        let w = self.window();
+        let redial = self.redial();
+        format!(
+            "{} {}{} (default zone {}) · caps {} · consent {} · redial {}{}",
+            w.hours(),
+            w.days,
+            match self.pack() {
+                Some(p) => format!(" (pack {})", p.name),
+                None => String::new(),
+            },
+            self.timezone,
+            self.rules().caps,
+            if self.require_consent {
+                "required"
+            } else {
+                "not required"
+            },
+            if redial.count == 0 || redial.reasons.is_empty() {
+                "off".to_string()
+            } else {
+                format!("{}x after {} min", redial.count, redial.delay.num_minutes())
+            },
+            if self.suppress_days > 0 {
+                format!(" · duplicates skipped {} days", self.suppress_days)
+            } else {
+                String::new()
+            }
+        )
+    }
+
     /// Checks every rule parses (one-line error naming the bad value).
     pub fn validate(&self) -> std::result::Result<(), crate::policy::PolicyError> {
         let own = Window::parse(&self.call_window, &self.call_days)?;

@@ -107,6 +107,12 @@ pub fn render(pane: &CampaignPane, area: Rect, buf: &mut Buffer) {
         ]),
     ];
     lines.push(finish_line(pane, c));
+    if let Some(rules) = &c.rules {
+        lines.push(Line::from(vec![
+            Span::styled("rules    ", label()),
+            Span::raw(rules.clone()),
+        ]));
+    }
     let used = u16::try_from(lines.len()).unwrap_or(u16::MAX);
     Paragraph::new(lines).render(rest, buf);
     if !c.reasons.is_empty() && rest.height > used + 1 {
@@ -246,4 +252,65 @@ pub fn render_line(pane: &CampaignPane, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled(format!(" (+{} est.)", money(rest)), label()));
     }
     Paragraph::new(Line::from(spans)).render(area, buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(rules: Option<&str>) -> CampaignView {
+        CampaignView {
+            id: 1,
+            name: "fl".into(),
+            status: CampaignStatus::Dialing,
+            pause_reason: None,
+            started_at: None,
+            completed_at: None,
+            contacts_total: 10,
+            contacts_done: 2,
+            pending: 8,
+            creating: 0,
+            active: 0,
+            created: 2,
+            ended: 2,
+            failed: 0,
+            cost_usd: 0.2,
+            success_rate: None,
+            estimated_remaining_usd: None,
+            reasons: Vec::new(),
+            waiting: None,
+            rules: rules.map(String::from),
+        }
+    }
+
+    fn drawn(c: &CampaignView) -> String {
+        let pane = CampaignPane {
+            campaign: Some(c),
+            now: Utc::now(),
+            limits: Limits {
+                rate_per_second: 2.0,
+                concurrency_cap: 10,
+            },
+            observed: None,
+        };
+        let area = Rect::new(0, 0, 100, 12);
+        let mut buf = Buffer::empty(area);
+        render(&pane, area, &mut buf);
+        (0..area.height)
+            .map(|y| {
+                (0..area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_rules_in_force_are_shown_once_read() {
+        let rules = "08:00-20:00 all (pack us-fl) (default zone UTC) · caps 3/24 h";
+        let screen = drawn(&view(Some(rules)));
+        assert!(screen.contains(&format!("rules    {rules}")), "{screen}");
+        assert!(!drawn(&view(None)).contains("rules"));
+    }
 }
