@@ -385,11 +385,14 @@ impl App {
         self.focus = Focus::Calls;
         if y == areas.calls.y {
             let dx = x - areas.calls.x;
-            let tab = super::panes::calls::tab_ranges(self, areas.calls.width)
-                .0
-                .into_iter()
-                .find(|(_, from, to)| dx >= *from && dx < *to)?
-                .0;
+            let tab = super::panes::calls::tab_ranges(
+                &super::panes::calls::CallsPane::of(self),
+                areas.calls.width,
+            )
+            .0
+            .into_iter()
+            .find(|(_, from, to)| dx >= *from && dx < *to)?
+            .0;
             return self.set_tab(tab);
         }
         let first = areas.calls.y + super::panes::calls::FIRST_ROW;
@@ -805,7 +808,10 @@ impl App {
         }
         if let Some(Popup::Details(details)) = &self.popup {
             let screen = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
-            let max = super::panes::details::max_scroll(self, details, screen);
+            let max = super::panes::details::max_scroll(
+                &super::panes::details::DetailsPane::of(self, details),
+                screen,
+            );
             if let Some(Popup::Details(details)) = &mut self.popup {
                 details.scroll = details.scroll.min(max);
             }

@@ -537,7 +537,8 @@ fn read_only_disables_and_hides_actions_that_change_things() {
         assert_eq!(app.handle_key(ch(c)), None, "{c}");
         assert_eq!(app.popup(), None, "{c} opens no dialog");
     }
-    let hints = super::panes::footer::hint_line(&app, 200).to_string();
+    let hints = super::panes::footer::hint_line(&super::panes::footer::FooterPane::of(&app), 200)
+        .to_string();
     assert!(!hints.contains("pause"), "{hints}");
     assert!(!hints.contains("retry"), "{hints}");
     assert!(hints.contains("filter"), "{hints}");
@@ -1053,11 +1054,12 @@ fn mouse_clicks_tabs_rows_and_campaigns_and_the_wheel_scrolls() {
     let mut app = app_with(demo(), 120, 34, three_campaigns());
     let calls = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
     // A click on "4 Failed" shows that tab.
-    let (_, from, _) = super::panes::calls::tab_ranges(&app, calls.width)
-        .0
-        .into_iter()
-        .find(|(tab, _, _)| *tab == CallTab::Failed)
-        .expect("a Failed tab");
+    let (_, from, _) =
+        super::panes::calls::tab_ranges(&super::panes::calls::CallsPane::of(&app), calls.width)
+            .0
+            .into_iter()
+            .find(|(tab, _, _)| *tab == CallTab::Failed)
+            .expect("a Failed tab");
     let Some(Action::LoadPage(query)) = app.handle_mouse(click(calls.x + from + 1, calls.y)) else {
         panic!("a click on a tab reads it");
     };
@@ -1223,7 +1225,7 @@ fn the_filter_highlights_its_matches() {
 #[test]
 fn help_lists_every_key_the_panes_and_popups_accept() {
     let app = app_with(demo(), 120, 34, snapshot());
-    let text: String = super::panes::help::lines(&app)
+    let text: String = super::panes::help::lines(&super::panes::help::HelpPane::of(&app, 0))
         .iter()
         .map(|l| l.to_string() + "\n")
         .collect();
