@@ -378,3 +378,52 @@ async fn a_call_with_a_conversation_is_never_redialled() {
         CampaignStatus::Completed
     );
 }
+
+#[tokio::test]
+async fn the_pending_tab_says_when_each_contact_will_be_dialled_and_why() {
+    use switchboard::policy::WaitReason;
+    use switchboard::store::stats::{CallQuery, CallTab};
+    let (store, _dir) = store().await;
+    // Chicago numbers (312); 09:00-20:00 local; at most one call a number in 24 h, counted
+    // across campaigns: another campaign calls +13125550100 first.
+    let window = rules("09:00-20:00", "all", (1, 0));
+    let other = campaign_with(&store, "other", "phone\n+13125550100\n", window.clone()).await;
+    let csv = "phone\n+13125550100\n+13125550101\n";
+    let id = campaign_with(&store, "when", csv, window).await;
+    let query = CallQuery {
+        campaign_id: Some(id),
+        tab: CallTab::Pending,
+        limit: 10,
+        ..Default::default()
+    };
+    // 15:00Z = 10:00 in Chicago: the other campaign dials the number; here it is deferred
+    // by the cap and the next contact dialled.
+    let at = utc("2025-05-01T15:00:00Z");
+    assert!(claim(&store, other, at).await.is_some());
+    let third = claim(&store, id, at).await.unwrap();
+    assert_eq!(store.contact(third).await.unwrap().phone, "+13125550101");
+    let rows = store.pending_page_at(&query, at).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let waiting = rows[0].waiting.as_ref().expect("deferred by the cap");
+    // The cap frees at 15:00Z the next day: 10:00 local, inside the window.
+    assert_eq!(waiting.until, utc("2025-05-02T15:00:00Z"));
+    assert_eq!(waiting.zone.name(), "America/Chicago");
+    assert!(
+        matches!(&waiting.why, WaitReason::Deferred(r) if r.contains("cap 1/24 h")),
+        "{waiting:?}"
+    );
+    // A day later it is due: "now".
+    let later = store
+        .pending_page_at(&query, utc("2025-05-02T15:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(later[0].waiting, None);
+    // At 02:00Z it is 21:00 in Chicago: the window opens at 09:00 local (14:00Z).
+    let night = store
+        .pending_page_at(&query, utc("2025-05-03T02:00:00Z"))
+        .await
+        .unwrap();
+    let waiting = night[0].waiting.as_ref().expect("window closed");
+    assert_eq!(waiting.why, WaitReason::Window);
+    assert_eq!(waiting.until, utc("2025-05-03T14:00:00Z"));
+}

@@ -232,6 +232,10 @@ fn row(id: i64, status: CallStatus) -> CallListRow {
         created_at: at((1100 - id) * 37),
         cost_usd: (status == CallStatus::Ended).then_some(0.11),
         pending_contact: false,
+        // Every third contact is on its second dial (a redial).
+        sequence: 1 + i64::from(id % 3 == 0),
+        redials: i64::from(id % 3 == 0),
+        waiting: None,
     }
 }
 
@@ -855,17 +859,37 @@ fn a_selected_call_that_leaves_the_list_leaves_the_cursor_on_its_neighbour() {
     assert_eq!(now, 1098);
 }
 
+/// Waiting contacts: due now, waiting for a redial (09:05 in Chicago, 14:05Z) or for the
+/// calling window (09:00 in Los Angeles, 16:00Z), in turn.
 fn pending_rows(n: i64) -> Vec<CallListRow> {
+    use crate::policy::{WaitReason, Waiting};
+    let now = parse_time(NOW).expect("fixed time parses");
     (0..n)
         .map(|i| CallListRow {
             id: 2000 + i,
             contact_id: 2000 + i,
             status: CallStatus::Requeued,
-            attempt_count: i % 2,
+            // The contact waiting for a redial has had its first call.
+            attempt_count: i64::from(i % 3 == 1),
             provider_call_id: None,
             ended_reason: None,
             cost_usd: None,
             pending_contact: true,
+            sequence: i64::from(i % 3 == 1),
+            redials: i64::from(i % 3 == 1),
+            waiting: match i % 3 {
+                0 => None,
+                1 => Some(Waiting {
+                    until: now + chrono::Duration::minutes(125),
+                    zone: chrono_tz::America::Chicago,
+                    why: WaitReason::Deferred("redial 1 of 2 after customer-busy".into()),
+                }),
+                _ => Some(Waiting {
+                    until: now + chrono::Duration::hours(4),
+                    zone: chrono_tz::America::Los_Angeles,
+                    why: WaitReason::Window,
+                }),
+            },
             ..row(1000 + i, CallStatus::Requeued)
         })
         .collect()
@@ -893,6 +917,18 @@ fn screen_pending_tab_lists_contacts_waiting() {
             assert!(text.contains(tab), "{tab} in\n{text}");
         }
         assert!(text.contains("PENDING") && text.contains("now"), "{text}");
+        // When each contact will be dialled, in its own zone, and why not sooner.
+        assert!(text.contains("09:05") && text.contains("09:00"), "{text}");
+        if w >= 200 {
+            assert!(
+                text.contains("redial 1 of 2 after customer-busy: due 09:05 America/Chicago"),
+                "{text}"
+            );
+            assert!(
+                text.contains("window opens 09:00 America/Los_Angeles"),
+                "{text}"
+            );
+        }
         // A contact has no attempts to show nor a call to retry.
         assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
         assert_eq!(app.handle_key(ch('r')), None);

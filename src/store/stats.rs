@@ -212,6 +212,29 @@ pub struct CallListRow {
     #[sqlx(default, try_from = "super::Flag")]
     #[serde(skip)]
     pub pending_contact: bool,
+    /// Which call of its contact this is (the contact's attempt sequence: 2 is the second
+    /// time the contact was dialled); for a Pending row, the sequences used so far.
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub sequence: i64,
+    /// Redials made for the contact so far (the campaign's redial rules).
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub redials: i64,
+    /// A Pending row: when the contact will be dialled and why not sooner; `None`: now.
+    #[sqlx(skip)]
+    #[serde(skip)]
+    pub waiting: Option<crate::policy::Waiting>,
+}
+
+/// A Pending row as read, with what decides when it may be dialled.
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    #[sqlx(flatten)]
+    row: CallListRow,
+    eligible_at: Option<String>,
+    eligible_reason: Option<String>,
+    timezone: Option<String>,
 }
 
 impl CallQuery {
@@ -285,7 +308,8 @@ impl CallQuery {
 
 /// A call list row's columns (`calls c` joined with `contacts k`).
 const CALL_COLUMNS: &str = "c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, \
-     c.status, c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd";
+     c.status, c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd, \
+     c.sequence, k.redials";
 
 impl Store {
     /// A case-insensitive LIKE with `\` as its escape (SQLite's LIKE ignores ASCII case;
@@ -382,7 +406,7 @@ impl Store {
         total: Option<i64>,
     ) -> Result<Vec<CallListRow>> {
         if query.tab == CallTab::Pending {
-            return self.pending_page(query).await;
+            return self.pending_page_at(query, chrono::Utc::now()).await;
         }
         if let Some(anchor) = &query.anchor {
             return self.call_page_keyset(query, anchor).await;
@@ -496,13 +520,19 @@ impl Store {
     }
 
     /// The Pending tab's window: waiting contacts in the order they are claimed (oldest
-    /// first, whatever the sort), each with its sequences used.
-    async fn pending_page(&self, query: &CallQuery) -> Result<Vec<CallListRow>> {
+    /// first, whatever the sort), each with its sequences used and, as of `now`, when it
+    /// will be dialled (its deferral and its calling window, `policy::next_eligible`).
+    pub async fn pending_page_at(
+        &self,
+        query: &CallQuery,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<CallListRow>> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT k.id AS id, k.campaign_id, k.id AS contact_id, k.name AS contact_name, \
              k.phone, '{}' AS status, k.sequence AS attempt_count, \
              NULL AS provider_call_id, NULL AS ended_reason, k.created_at, NULL AS cost_usd, \
-             1 AS pending_contact \
+             1 AS pending_contact, k.sequence, k.redials, \
+             k.eligible_at, k.eligible_reason, k.timezone \
              FROM contacts k WHERE {} ORDER BY k.id LIMIT ? OFFSET ?",
             CallStatus::Requeued.as_str(),
             query.pending_where()
@@ -515,10 +545,40 @@ impl Store {
         if let Some(p) = &pattern {
             q = q.bind(p).bind(p);
         }
-        Ok(q.bind(query.limit.max(0))
+        let read: Vec<PendingRow> = q
+            .bind(query.limit.max(0))
             .bind(query.offset.max(0))
             .fetch_all(self.reader())
-            .await?)
+            .await?;
+        // The rules of the window's campaigns (one, from the console), read once each.
+        let mut rules: Vec<(i64, super::policy::CampaignRules)> = Vec::new();
+        let mut rows = Vec::with_capacity(read.len());
+        for pending in read {
+            let mut row = pending.row;
+            let campaign = match rules.iter().position(|(id, _)| *id == row.campaign_id) {
+                Some(at) => &rules[at].1,
+                None => {
+                    let read = self.campaign_rules(row.campaign_id).await?;
+                    rules.push((row.campaign_id, read));
+                    &rules[rules.len() - 1].1
+                }
+            };
+            let zone = pending
+                .timezone
+                .as_deref()
+                .and_then(|z| z.parse().ok())
+                .unwrap_or_else(|| campaign.zone());
+            let eligible_at = pending.eligible_at.as_deref().and_then(super::parse_time);
+            row.waiting = crate::policy::next_eligible(
+                &campaign.window(),
+                zone,
+                eligible_at,
+                pending.eligible_reason.as_deref(),
+                now,
+            );
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// How many calls a list has in all (for the tab counts and the scroll bar).

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use super::columns::{Column, ellipsis, fit, highlight, width};
 use super::{age, call_status_style, count, label, pane_block};
 use crate::console::app::{App, Focus, sort_name};
+use crate::policy::{WaitReason, local_when};
 use crate::store::stats::{CallListRow, CallSort, CallTab};
 
 pub const TABS: [(CallTab, &str); 6] = [
@@ -198,19 +199,21 @@ pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
     let height = i64::from(inner.height.saturating_sub(1));
     let end = (pane.scroll + height).min(total);
     // The texts first: the columns are sized to what is on screen.
-    let texts: Vec<Option<[String; 8]>> = (pane.scroll..end)
+    let texts: Vec<Option<[String; COLUMNS.len()]>> = (pane.scroll..end)
         .map(|index| pane.row(index).map(|row| cells(pane, row)))
         .collect();
     let pending = pane.tab == CallTab::Pending;
     let headers: Vec<&str> = (0..COLUMNS.len())
         .map(|i| match i {
-            // Pending rows are contacts: when they may be dialled, and sequences used.
+            // Pending rows are contacts: when they will be dialled and why not sooner, the
+            // sequences used and the dial they wait for.
             AGE if pending => "next",
-            4 if pending => "seq",
+            ATTEMPTS if pending => "seq",
+            REASON if pending => "waiting for",
             _ => COLUMNS[i].header,
         })
         .collect();
-    let mut natural = [0u16; 8];
+    let mut natural = [0u16; COLUMNS.len()];
     for (n, header) in natural.iter_mut().zip(&headers) {
         *n = width(header);
     }
@@ -220,7 +223,12 @@ pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
         }
     }
     let available = inner.width.saturating_sub(width(HIGHLIGHT));
-    let fitted = fit(&COLUMNS, &natural, available, 1);
+    let mut columns = COLUMNS;
+    if pending {
+        // When a waiting contact will be dialled is what the Pending tab is read for.
+        columns[AGE].drop_rank = None;
+    }
+    let fitted = fit(&columns, &natural, available, 1);
     let shown: Vec<(usize, u16)> = fitted
         .iter()
         .enumerate()
@@ -248,7 +256,7 @@ pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
                     match *i {
                         STATUS => Cell::from(text).style(status),
                         // The columns the filter searches show where it matched.
-                        1 | 2 | 5 | 7 => Cell::from(highlight(text, pane.filter)),
+                        1 | 2 | PROVIDER | REASON => Cell::from(highlight(text, pane.filter)),
                         _ => Cell::from(text),
                     }
                 }))
@@ -292,15 +300,18 @@ pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
 
 const HIGHLIGHT: &str = "▶ ";
 const STATUS: usize = 3;
-const AGE: usize = 6;
+const ATTEMPTS: usize = 4;
+const PROVIDER: usize = 6;
+const AGE: usize = 7;
+const REASON: usize = 8;
 
 /// The call list's columns: the contact, phone, status and reason are what the operator
-/// reads; the provider id (also in the details popup), attempts, age and call id make way
-/// for them, in that order.
-const COLUMNS: [Column; 8] = [
+/// reads; the provider id (also in the details popup), which dial of the contact, attempts,
+/// age and call id make way for them, in that order.
+const COLUMNS: [Column; 9] = [
     Column {
         header: "call",
-        drop_rank: Some(3),
+        drop_rank: Some(4),
         min_cut: None,
         wide: false,
     },
@@ -324,6 +335,13 @@ const COLUMNS: [Column; 8] = [
     },
     Column {
         header: "att",
+        drop_rank: Some(2),
+        min_cut: None,
+        wide: false,
+    },
+    // Which call of its contact this is: 2 and up are redials or operator retries.
+    Column {
+        header: "dial",
         drop_rank: Some(1),
         min_cut: None,
         wide: false,
@@ -336,7 +354,7 @@ const COLUMNS: [Column; 8] = [
     },
     Column {
         header: "age",
-        drop_rank: Some(2),
+        drop_rank: Some(3),
         min_cut: None,
         wide: false,
     },
@@ -348,19 +366,32 @@ const COLUMNS: [Column; 8] = [
     },
 ];
 
-fn cells(pane: &CallsPane, row: &CallListRow) -> [String; 8] {
+fn cells(pane: &CallsPane, row: &CallListRow) -> [String; COLUMNS.len()] {
     if row.pending_contact {
-        // A contact, not a call: no call id, no provider id; "next" is when it may be
-        // dialled (no calling windows yet, so now).
+        // A contact, not a call: no call id, no provider id; "next" is when it will be
+        // dialled (its deferral and its calling window, in its zone), and why not sooner.
+        let (next, why) = match &row.waiting {
+            None => ("now".to_string(), String::new()),
+            Some(w) => {
+                let when = local_when(w.until, w.zone, pane.now);
+                let why = match &w.why {
+                    WaitReason::Window => format!("window opens {when} {}", w.zone),
+                    WaitReason::Deferred(reason) => format!("{reason}: due {when} {}", w.zone),
+                };
+                (when, why)
+            }
+        };
         return [
             "—".into(),
             row.contact_name.clone().unwrap_or_else(|| "—".into()),
             row.phone.clone(),
             "PENDING".into(),
             row.attempt_count.to_string(),
+            // The dial it waits for.
+            (row.sequence + 1).to_string(),
             "—".into(),
-            "now".into(),
-            String::new(),
+            next,
+            why,
         ];
     }
     [
@@ -369,6 +400,7 @@ fn cells(pane: &CallsPane, row: &CallListRow) -> [String; 8] {
         row.phone.clone(),
         row.status.as_str().to_string(),
         row.attempt_count.to_string(),
+        row.sequence.to_string(),
         row.provider_call_id.clone().unwrap_or_else(|| "—".into()),
         age(&row.created_at, pane.now),
         row.ended_reason.clone().unwrap_or_default(),

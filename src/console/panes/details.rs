@@ -81,7 +81,12 @@ fn lines(pane: &DetailsPane) -> Vec<Line<'static>> {
             Span::raw(call.cost_usd.map_or("—".to_string(), super::money)),
         ]),
         Line::from(vec![
-            Span::styled("ended reason ", label()),
+            // Which call of its contact this is, and the redials the contact has had.
+            Span::styled("dial ", label()),
+            Span::raw(call.sequence.to_string()),
+            Span::styled("  redials ", label()),
+            Span::raw(call.redials.to_string()),
+            Span::styled("  ended reason ", label()),
             Span::raw(call.ended_reason.clone().unwrap_or_else(|| "—".into())),
         ]),
     ];
