@@ -380,6 +380,57 @@ async fn a_call_with_a_conversation_is_never_redialled() {
 }
 
 #[tokio::test]
+async fn a_number_added_through_the_operations_layer_is_skipped_at_its_claim() {
+    // The console's do-not-call key and `dnc add` send this command through `ops::apply`.
+    use switchboard::dispatch::Command;
+    use switchboard::ops::{Actor, apply};
+    let (store, _dir) = store().await;
+    let csv = "phone\n+14155550100\n+14155550101\n";
+    let id = campaign_with(&store, "ops-dnc", csv, rules("all", "all", (0, 0))).await;
+    let config = config("http://127.0.0.1:9");
+    let add = Command::AddToDnc {
+        phone: "+14155550100".into(),
+        reason: "asked in a call".into(),
+    };
+    let answer = apply(&store, &config, &add, Actor::Console).await;
+    assert_eq!(
+        answer.as_deref(),
+        Ok("+14155550100 added to the do-not-call list")
+    );
+    let again = apply(&store, &config, &add, Actor::Console).await;
+    assert_eq!(
+        again.as_deref(),
+        Ok("+14155550100 was already on the do-not-call list")
+    );
+    let entry = store.dnc_list().await.unwrap();
+    assert_eq!(entry.len(), 1);
+    assert_eq!(entry[0].source, "console");
+    // The first contact is skipped at the claim; the second is dialled.
+    let claimed = claim(&store, id, Utc::now()).await.unwrap();
+    assert_eq!(store.contact(claimed).await.unwrap().phone, "+14155550101");
+    assert_eq!(claim(&store, id, Utc::now()).await, None);
+    assert_eq!(store.skipped_count(id).await.unwrap(), 1);
+    let why = store.why("+14155550100").await.unwrap();
+    let kinds: Vec<&str> = why.iter().map(|r| r.decision.as_str()).collect();
+    assert_eq!(kinds, vec!["DNC_ADD", "SKIP"]);
+    // The operator's action is in the event log every console shows.
+    let events = store.recent_events(10).await.unwrap();
+    assert!(
+        events.iter().any(|e| e
+            .message
+            .contains("+14155550100 added to the do-not-call list")),
+        "{events:?}"
+    );
+    // A number that is not E.164 is refused and nothing is written.
+    let bad = Command::AddToDnc {
+        phone: "4155550100".into(),
+        reason: "typo".into(),
+    };
+    assert!(apply(&store, &config, &bad, Actor::Cli).await.is_err());
+    assert_eq!(store.dnc_list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn the_pending_tab_says_when_each_contact_will_be_dialled_and_why() {
     use switchboard::policy::WaitReason;
     use switchboard::store::stats::{CallQuery, CallTab};

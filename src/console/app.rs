@@ -544,6 +544,31 @@ impl App {
                     action,
                 )
             }
+            KeyAction::DoNotCall => {
+                let Some(row) = self.selected_row() else {
+                    return self.refuse("no call or contact selected");
+                };
+                let phone = row.phone.clone();
+                let who = match &row.contact_name {
+                    Some(name) => format!("{phone} ({name})"),
+                    None => phone.clone(),
+                };
+                let message = format!(
+                    "Put {who} on the do-not-call list? No campaign will dial this number \
+                     again: its waiting contacts are skipped when their turn comes. A call \
+                     already at Vapi goes on."
+                );
+                let action = Action::Send(Command::AddToDnc {
+                    phone,
+                    reason: "added by an operator in the console".into(),
+                });
+                self.ask(
+                    "Do not call",
+                    message,
+                    ("Keep the number", "Never call it"),
+                    action,
+                )
+            }
             KeyAction::CancelCampaign => {
                 let Some(id) = self.campaign_id else {
                     return self.refuse("no campaign selected");
@@ -1263,6 +1288,9 @@ pub fn describe(command: &Command) -> String {
         Command::RetryCall { call_id } => format!("retrying call {call_id}"),
         Command::RetryFailed { campaign_id } => {
             format!("retrying failed calls of campaign {campaign_id}")
+        }
+        Command::AddToDnc { phone, .. } => {
+            format!("putting {phone} on the do-not-call list")
         }
         Command::Quit => "stopping".into(),
     }

@@ -521,6 +521,66 @@ fn retry_all_asks_and_cancel_is_the_default() {
 }
 
 #[test]
+fn do_not_call_names_the_number_asks_and_keeping_it_is_the_default() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    load_page(&mut app, rows(20), 20);
+    assert_eq!(app.handle_key(ch('D')), None);
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("D asks first");
+    };
+    assert!(!confirm.confirm_selected, "the safe button is the default");
+    assert_eq!(confirm.keep_label, "Keep the number");
+    assert!(
+        confirm
+            .message
+            .starts_with("Put +15558710900 (Alan Turing) on the do-not-call list?"),
+        "{}",
+        confirm.message
+    );
+    assert!(
+        confirm
+            .message
+            .contains("No campaign will dial this number again")
+    );
+    insta::assert_snapshot!("confirm_do_not_call_80x24", screen(&app, 80, 24));
+    // Enter on the default button keeps the number; nothing is sent.
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.popup(), None);
+    // y sends the command the operations layer carries out.
+    app.handle_key(ch('D'));
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::AddToDnc {
+            phone: "+15558710900".into(),
+            reason: "added by an operator in the console".into(),
+        }))
+    );
+    assert!(
+        app.status()
+            .is_some_and(|(text, _)| text.contains("putting +15558710900 on the do-not-call")),
+        "{:?}",
+        app.status()
+    );
+    // Read-only consoles cannot, and with nothing selected there is nothing to add.
+    let mut watching = app_with(
+        ConsoleOptions {
+            read_only: true,
+            ..ConsoleOptions::default()
+        },
+        80,
+        24,
+        snapshot(),
+    );
+    load_page(&mut watching, rows(20), 20);
+    assert_eq!(watching.handle_key(ch('D')), None);
+    assert_eq!(watching.popup(), None);
+    let mut empty = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    load_page(&mut empty, Vec::new(), 0);
+    assert_eq!(empty.handle_key(ch('D')), None);
+    assert_eq!(empty.popup(), None);
+}
+
+#[test]
 fn cancel_campaign_is_confirmed() {
     let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
     assert_eq!(app.handle_key(ch('c')), None);

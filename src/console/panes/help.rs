@@ -84,7 +84,7 @@ pub fn lines(pane: &HelpPane) -> Vec<Line<'static>> {
     }
     if pane.read_only {
         lines.push(Line::from(Span::styled(
-            " Read-only: pausing, rate, retry and cancel are disabled.",
+            " Read-only: pausing, rate, retry, cancel and do-not-call are disabled.",
             Style::new().fg(Color::Blue),
         )));
     } else {
