@@ -16,7 +16,7 @@ use crate::dispatch::command::{Command, CommandReply};
 use crate::dispatch::snapshot::{CampaignView, Snapshot};
 use crate::model::{CallStatus, CampaignStatus};
 use crate::store::attempts::Attempt;
-use crate::store::stats::{Anchor, CallListRow, CallQuery, CallSort, CallTab};
+use crate::store::stats::{Anchor, CallListRow, CallQuery, CallSort, CallTab, CampaignReport};
 
 /// Steps of `+`/`-`, and the lowest rate `-` goes to.
 pub const RATE_STEP: f64 = 0.5;
@@ -37,6 +37,8 @@ pub enum Action {
     LoadPage(CallQuery),
     /// Read a call's attempt history; it comes back as [`Update::Attempts`].
     LoadAttempts(i64),
+    /// Read a campaign's report; it comes back as [`Update::Report`].
+    LoadReport(i64),
     /// Stop the engine and leave. A second `Quit` while stopping means "leave now".
     Quit,
 }
@@ -54,6 +56,10 @@ pub enum Update {
         call_id: i64,
         rows: Vec<Attempt>,
         analysis: Option<crate::store::analysis::CallAnalysis>,
+    },
+    Report {
+        campaign_id: i64,
+        report: CampaignReport,
     },
     /// A page or attempt load failed; shown on the status line.
     LoadFailed(String),
@@ -125,6 +131,11 @@ pub enum Popup {
     },
     Confirm(Confirm),
     Details(Details),
+    /// The campaign report (`o`); `None` while it is read.
+    Report {
+        campaign_id: i64,
+        report: Option<CampaignReport>,
+    },
 }
 
 pub struct App {
@@ -437,6 +448,7 @@ impl App {
             Some(Popup::Help { .. }) => return self.help_key(key),
             Some(Popup::Details(_)) => return self.details_key(key),
             Some(Popup::Campaigns { .. }) => return self.campaigns_key(key),
+            Some(Popup::Report { .. }) => return self.report_key(key),
             None => {}
         }
         let action = self.keys.action_for(&key)?;
@@ -574,6 +586,16 @@ impl App {
                     return self.refuse("no campaign selected");
                 };
                 self.cancel_campaign(id)
+            }
+            KeyAction::Report => {
+                let Some(id) = self.campaign_id else {
+                    return self.refuse("no campaign selected");
+                };
+                self.popup = Some(Popup::Report {
+                    campaign_id: id,
+                    report: None,
+                });
+                Some(Action::LoadReport(id))
             }
             KeyAction::NextCampaign | KeyAction::PrevCampaign => {
                 let campaigns = &self.latest().campaigns;
@@ -814,6 +836,15 @@ impl App {
                 self.popup = None
             }
             _ => {}
+        }
+        None
+    }
+
+    fn report_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if let Some(KeyAction::Close | KeyAction::Report | KeyAction::Quit | KeyAction::Details) =
+            self.keys.action_for(&key)
+        {
+            self.popup = None;
         }
         None
     }
@@ -1177,6 +1208,20 @@ impl App {
                 {
                     details.attempts = Some(rows);
                     details.analysis = analysis;
+                }
+                None
+            }
+            Update::Report {
+                campaign_id,
+                report,
+            } => {
+                if let Some(Popup::Report {
+                    campaign_id: shown,
+                    report: slot,
+                }) = &mut self.popup
+                    && *shown == campaign_id
+                {
+                    *slot = Some(report);
                 }
                 None
             }

@@ -183,6 +183,22 @@ impl Runner {
                     let _ = done.send(Done::Update(update));
                 });
             }
+            Some(Action::LoadReport(campaign_id)) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let update = match store.campaign_report(campaign_id).await {
+                        Ok(report) => Update::Report {
+                            campaign_id,
+                            report,
+                        },
+                        Err(e) => Update::LoadFailed(format!(
+                            "cannot read the report of campaign {campaign_id}: {e}"
+                        )),
+                    };
+                    let _ = done.send(Done::Update(update));
+                });
+            }
             Some(Action::Quit) => {
                 if self.quit_deadline.is_some() {
                     // Asked twice: stop waiting.

@@ -1355,3 +1355,63 @@ fn windows_near_the_top_are_read_from_the_top_and_deep_ones_by_key() {
     assert_eq!(anchor.index, 500_000);
     assert_eq!(anchor.id, 1095);
 }
+
+fn report_line<K>(key: K, calls: i64, talked: i64) -> crate::store::stats::ReportLine<K> {
+    crate::store::stats::ReportLine {
+        key,
+        calls,
+        talked,
+        cost_usd: calls as f64 * 0.11,
+    }
+}
+
+#[test]
+fn screen_campaign_report_by_reason_hour_and_dial() {
+    use crate::store::stats::CampaignReport;
+    let mut app = app_with(demo(), 120, 34, snapshot());
+    assert_eq!(app.handle_key(ch('o')), Some(Action::LoadReport(1)));
+    assert!(screen(&app, 120, 34).contains("reading the report…"));
+    let report = CampaignReport {
+        zone: "America/Chicago".into(),
+        by_reason: vec![
+            report_line("customer-ended-call".to_string(), 210, 210),
+            report_line("assistant-ended-call".to_string(), 61, 61),
+            report_line("customer-did-not-answer".to_string(), 52, 0),
+            report_line("customer-busy".to_string(), 31, 0),
+            report_line("voicemail".to_string(), 16, 0),
+        ],
+        by_hour: vec![
+            report_line(9, 96, 70),
+            report_line(10, 121, 88),
+            report_line(11, 104, 71),
+            report_line(12, 49, 42),
+        ],
+        by_dial: vec![
+            report_line(1, 301, 219),
+            report_line(2, 57, 43),
+            report_line(3, 12, 9),
+        ],
+    };
+    // A report of another campaign (the operator moved on) is dropped.
+    app.apply(Update::Report {
+        campaign_id: 2,
+        report: report.clone(),
+    });
+    assert!(matches!(
+        app.popup(),
+        Some(Popup::Report { report: None, .. })
+    ));
+    app.apply(Update::Report {
+        campaign_id: 1,
+        report,
+    });
+    let text = screen(&app, 120, 34);
+    assert!(text.contains("370 ended calls"), "{text}");
+    assert!(text.contains("271 with a conversation (73%)"), "{text}");
+    assert!(text.contains("By hour (America/Chicago)"), "{text}");
+    assert!(text.contains("10:00"), "{text}");
+    insta::assert_snapshot!("campaign_report_120x34", text);
+    // Esc (or o again) closes it.
+    assert_eq!(app.handle_key(key(KeyCode::Esc)), None);
+    assert_eq!(app.popup(), None);
+}

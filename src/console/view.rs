@@ -115,6 +115,11 @@ impl Widget for &App {
             Some(Popup::Details(details)) => {
                 panes::details::render(&panes::details::DetailsPane::of(self, details), area, buf)
             }
+            Some(Popup::Report { report, .. }) => panes::report::render(
+                &panes::report::ReportPane::of(self, report.as_ref()),
+                area,
+                buf,
+            ),
             None => {}
         }
     }

@@ -388,6 +388,11 @@ const CONVERSATION: &[&str] = &[
     "silence-timed-out",
 ];
 
+/// Whether an ended reason means somebody talked (the campaign report's conversations).
+pub fn is_conversation(reason: &str) -> bool {
+    CONVERSATION.contains(&reason)
+}
+
 /// When a call that ended with `reason` is dialled again (a new attempt sequence), given the
 /// redials already made for the contact; `None`: not redialled. A call with a conversation
 /// (`talked`: Vapi reported it in progress and the reason is not voicemail, or a

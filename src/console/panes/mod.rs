@@ -14,6 +14,7 @@ pub mod header;
 pub mod help;
 pub mod log;
 pub mod quota;
+pub mod report;
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::Rect;
