@@ -314,6 +314,13 @@ const CALL_COLUMNS: &str = "c.id, c.campaign_id, c.contact_id, k.name AS contact
 impl Store {
     /// A case-insensitive LIKE with `\` as its escape (SQLite's LIKE ignores ASCII case;
     /// PostgreSQL's needs ILIKE).
+    /// The Pending tab's filter with this backend's case-insensitive LIKE.
+    fn pending_where(&self, query: &CallQuery) -> String {
+        query
+            .pending_where()
+            .replace(" LIKE ? ESCAPE '\\'", self.like_escaped())
+    }
+
     fn like_escaped(&self) -> &'static str {
         match self.backend() {
             super::Backend::Sqlite => " LIKE ? ESCAPE '\\'",
@@ -500,10 +507,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let keyset = Keyset::new(query.sort, anchor, forward, inclusive);
-        let filter = query
-            .where_clause()
-            .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
-        let sql = sqlx::AssertSqlSafe(format!(
+        let filter = query.where_clause().replace(" LIKE ?", self.like_escaped());
+        // `?` → `$n` for PostgreSQL, as everywhere in the store.
+        let sql = crate::store::q(format!(
             "SELECT {CALL_COLUMNS} FROM calls c JOIN contacts k ON k.id = c.contact_id \
              WHERE {filter} AND {} ORDER BY {} LIMIT ? OFFSET ?",
             keyset.condition, keyset.order
@@ -527,7 +533,7 @@ impl Store {
         query: &CallQuery,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<CallListRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+        let sql = crate::store::q(format!(
             "SELECT k.id AS id, k.campaign_id, k.id AS contact_id, k.name AS contact_name, \
              k.phone, '{}' AS status, k.sequence AS attempt_count, \
              NULL AS provider_call_id, NULL AS ended_reason, k.created_at, NULL AS cost_usd, \
@@ -535,7 +541,7 @@ impl Store {
              k.eligible_at, k.eligible_reason, k.timezone \
              FROM contacts k WHERE {} ORDER BY k.id LIMIT ? OFFSET ?",
             CallStatus::Requeued.as_str(),
-            query.pending_where()
+            self.pending_where(query)
         ));
         let pattern = query.pattern();
         let mut q = sqlx::query_as(sql);
@@ -584,9 +590,9 @@ impl Store {
     /// How many calls a list has in all (for the tab counts and the scroll bar).
     pub async fn call_count(&self, query: &CallQuery) -> Result<i64> {
         if query.tab == CallTab::Pending {
-            let sql = sqlx::AssertSqlSafe(format!(
+            let sql = crate::store::q(format!(
                 "SELECT count(*) FROM contacts k WHERE {}",
-                query.pending_where()
+                self.pending_where(query)
             ));
             let pattern = query.pattern();
             let mut q = sqlx::query_scalar(sql);
