@@ -1,5 +1,5 @@
-//! The operations an operator asks for — pause, resume, throttle, start, cancel, retry — in
-//! one place. The engine's command loop (console keys), a console attached to an engine
+//! The operations an operator asks for — pause, resume, throttle, start, cancel, retry, put a
+//! number on the do-not-call list — in one place. The engine's command loop (console keys), a console attached to an engine
 //! elsewhere and the CLI all go through [`apply`]: it writes the store, which every engine
 //! re-reads within a tick, and one line in the event log, which every console shows.
 //! In-memory effects on a running engine (its gate) are the engine's own business.
@@ -26,6 +26,14 @@ impl Actor {
             Actor::Cli => "CLI: ",
         }
     }
+
+    /// The do-not-call list's `source` column.
+    fn source(self) -> &'static str {
+        match self {
+            Actor::Console => "console",
+            Actor::Cli => "cli",
+        }
+    }
 }
 
 /// Carries out `command` on the store and logs it. Returns the one-line answer, or why it
@@ -36,7 +44,7 @@ pub async fn apply(
     command: &Command,
     actor: Actor,
 ) -> Result<String, String> {
-    let line = carry_out(store, config, command).await?;
+    let line = carry_out(store, config, command, actor).await?;
     let logged = format!("{}{line}", actor.prefix());
     if let Err(e) = store.append_events(&[EventRow::action(logged)]).await {
         tracing::warn!(target: "switchboard::engine", "cannot log the operation: {e}");
@@ -44,7 +52,12 @@ pub async fn apply(
     Ok(line)
 }
 
-async fn carry_out(store: &Store, config: &Config, command: &Command) -> Result<String, String> {
+async fn carry_out(
+    store: &Store,
+    config: &Config,
+    command: &Command,
+    actor: Actor,
+) -> Result<String, String> {
     let err = |e: crate::store::StoreError| e.to_string();
     match command {
         Command::PauseAll { reason } => {
@@ -120,6 +133,21 @@ async fn carry_out(store: &Store, config: &Config, command: &Command) -> Result<
             let campaign = store.campaign(*campaign_id).await.map_err(err)?;
             let n = store.retry_failed_calls(*campaign_id).await.map_err(err)?;
             Ok(format!("retrying {n} failed calls of {}", campaign.name))
+        }
+        Command::AddToDnc { phone, reason } => {
+            // The list is keyed by E.164: any other spelling would never match a contact.
+            let phone = crate::import::normalize_phone(phone, None)
+                .map_err(|e| format!("{phone}: {e}"))?
+                .e164;
+            let added = store
+                .dnc_add(&phone, reason, actor.source())
+                .await
+                .map_err(err)?;
+            Ok(if added {
+                format!("{phone} added to the do-not-call list")
+            } else {
+                format!("{phone} was already on the do-not-call list")
+            })
         }
         Command::Quit => Err("quit is the engine's own command".into()),
     }

@@ -347,3 +347,102 @@ async fn migrate_db_copies_a_sqlite_history_into_postgres() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("empty database"), "{err}");
 }
+
+/// The console's reads on PostgreSQL too: the Pending tab (its next dial times from
+/// `eligible_at`/`eligible_reason` and the window, its count and filter), a window read by
+/// key, and the campaign report's grouped query.
+#[tokio::test]
+async fn the_pending_times_and_the_campaign_report_read_on_postgres() {
+    use chrono::{DateTime, Utc};
+    use switchboard::policy::WaitReason;
+    let Some(pg) = PgServer::start("the_pending_times_and_the_campaign_report_read_on_postgres")
+    else {
+        return;
+    };
+    let store = Store::open_postgres(&pg.url("postgres")).await.unwrap();
+    let id = common::campaign(&store, "report", 2).await;
+    let mut rules = store.campaign_rules(id).await.unwrap();
+    rules.timezone = "America/Chicago".into();
+    rules.call_window = "09:00-20:00".into();
+    rules.redial_count = 1;
+    store.set_campaign_rules(id, &rules).await.unwrap();
+    let at: DateTime<Utc> = "2025-05-01T15:00:00Z".parse().unwrap(); // 10:00 in Chicago
+    let instance = store.instance_id().await.unwrap();
+    let (job, attempt) = store
+        .claim_call_at(id, &instance, "e1", at)
+        .await
+        .unwrap()
+        .expect("a contact to claim");
+    store
+        .record_created(
+            job.call_id,
+            attempt,
+            switchboard::model::AttemptOutcome::Created,
+            "prov-1",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let ended = switchboard::store::calls::CallUpdate {
+        status: Some(CallStatus::Ended),
+        ended_reason: Some("customer-busy".into()),
+        cost_usd: Some(0.25),
+        ended_at: Some("2025-05-01T15:01:00.000Z".into()),
+        ..Default::default()
+    };
+    store.apply_call_update("prov-1", &ended).await.unwrap();
+
+    let report = store.campaign_report(id).await.unwrap();
+    assert_eq!(report.by_reason.len(), 1);
+    assert_eq!(report.by_reason[0].key, "customer-busy");
+    assert_eq!(report.by_hour[0].key, 10, "{report:?}");
+    assert_eq!(report.by_dial[0].key, 1);
+    assert!((report.by_dial[0].cost_usd - 0.25).abs() < 1e-9);
+
+    let query = CallQuery {
+        campaign_id: Some(id),
+        tab: CallTab::Pending,
+        limit: 10,
+        ..Default::default()
+    };
+    let rows = store.pending_page_at(&query, at).await.unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // The busy contact waits for its redial (two hours after the end); the other is due.
+    let redial = rows
+        .iter()
+        .find(|r| r.contact_id == job.contact_id)
+        .unwrap();
+    let waiting = redial.waiting.as_ref().expect("a redial to wait for");
+    assert!(
+        matches!(&waiting.why, WaitReason::Deferred(r) if r == "redial 1 of 1 after customer-busy"),
+        "{waiting:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.contact_id != job.contact_id && r.waiting.is_none())
+    );
+    // The tab's count and its filter (case-insensitive, as on SQLite).
+    let filtered = CallQuery {
+        text: Some("CONTACT 1".into()),
+        ..query.clone()
+    };
+    assert_eq!(store.call_count(&filtered).await.unwrap(), 1);
+    assert_eq!(store.pending_page_at(&filtered, at).await.unwrap().len(), 1);
+    // A window read by key around a held row (deep in a long list).
+    let all = CallQuery {
+        campaign_id: Some(id),
+        limit: 5,
+        ..Default::default()
+    };
+    let first = store.call_page(&all).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let anchored = CallQuery {
+        anchor: Some(switchboard::store::stats::Anchor::of(0, &first[0])),
+        ..all
+    };
+    let by_key = store.call_page(&anchored).await.unwrap();
+    assert_eq!(
+        by_key.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![first[0].id]
+    );
+}

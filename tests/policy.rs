@@ -783,3 +783,103 @@ async fn duplicate_suppression_skips_a_number_another_campaign_called() {
         "suppression is off there"
     );
 }
+
+#[tokio::test]
+async fn a_number_added_through_the_operations_layer_is_skipped_at_its_claim() {
+    // The console's do-not-call key and `dnc add` send this command through `ops::apply`.
+    use switchboard::dispatch::Command;
+    use switchboard::ops::{Actor, apply};
+    let (store, _dir) = store().await;
+    let csv = "phone\n+14155550100\n+14155550101\n";
+    let id = campaign_with(&store, "ops-dnc", csv, rules("all", "all", (0, 0))).await;
+    let config = config("http://127.0.0.1:9");
+    let add = Command::AddToDnc {
+        phone: "+14155550100".into(),
+        reason: "asked in a call".into(),
+    };
+    let answer = apply(&store, &config, &add, Actor::Console).await;
+    assert_eq!(
+        answer.as_deref(),
+        Ok("+14155550100 added to the do-not-call list")
+    );
+    let again = apply(&store, &config, &add, Actor::Console).await;
+    assert_eq!(
+        again.as_deref(),
+        Ok("+14155550100 was already on the do-not-call list")
+    );
+    let entry = store.dnc_list().await.unwrap();
+    assert_eq!(entry.len(), 1);
+    assert_eq!(entry[0].source, "console");
+    // The first contact is skipped at the claim; the second is dialled.
+    let claimed = claim(&store, id, Utc::now()).await.unwrap();
+    assert_eq!(store.contact(claimed).await.unwrap().phone, "+14155550101");
+    assert_eq!(claim(&store, id, Utc::now()).await, None);
+    assert_eq!(store.skipped_count(id).await.unwrap(), 1);
+    let why = store.why("+14155550100").await.unwrap();
+    let kinds: Vec<&str> = why.iter().map(|r| r.decision.as_str()).collect();
+    assert_eq!(kinds, vec!["DNC_ADD", "SKIP"]);
+    // The operator's action is in the event log every console shows.
+    let events = store.recent_events(10).await.unwrap();
+    assert!(
+        events.iter().any(|e| e
+            .message
+            .contains("+14155550100 added to the do-not-call list")),
+        "{events:?}"
+    );
+    // A number that is not E.164 is refused and nothing is written.
+    let bad = Command::AddToDnc {
+        phone: "4155550100".into(),
+        reason: "typo".into(),
+    };
+    assert!(apply(&store, &config, &bad, Actor::Cli).await.is_err());
+    assert_eq!(store.dnc_list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_pending_tab_says_when_each_contact_will_be_dialled_and_why() {
+    use switchboard::policy::WaitReason;
+    use switchboard::store::stats::{CallQuery, CallTab};
+    let (store, _dir) = store().await;
+    // Chicago numbers (312); 09:00-20:00 local; at most one call a number in 24 h, counted
+    // across campaigns: another campaign calls +13125550100 first.
+    let window = rules("09:00-20:00", "all", (1, 0));
+    let other = campaign_with(&store, "other", "phone\n+13125550100\n", window.clone()).await;
+    let csv = "phone\n+13125550100\n+13125550101\n";
+    let id = campaign_with(&store, "when", csv, window).await;
+    let query = CallQuery {
+        campaign_id: Some(id),
+        tab: CallTab::Pending,
+        limit: 10,
+        ..Default::default()
+    };
+    // 15:00Z = 10:00 in Chicago: the other campaign dials the number; here it is deferred
+    // by the cap and the next contact dialled.
+    let at = utc("2025-05-01T15:00:00Z");
+    assert!(claim(&store, other, at).await.is_some());
+    let third = claim(&store, id, at).await.unwrap();
+    assert_eq!(store.contact(third).await.unwrap().phone, "+13125550101");
+    let rows = store.pending_page_at(&query, at).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let waiting = rows[0].waiting.as_ref().expect("deferred by the cap");
+    // The cap frees at 15:00Z the next day: 10:00 local, inside the window.
+    assert_eq!(waiting.until, utc("2025-05-02T15:00:00Z"));
+    assert_eq!(waiting.zone.name(), "America/Chicago");
+    assert!(
+        matches!(&waiting.why, WaitReason::Deferred(r) if r.contains("cap 1/24 h")),
+        "{waiting:?}"
+    );
+    // A day later it is due: "now".
+    let later = store
+        .pending_page_at(&query, utc("2025-05-02T15:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(later[0].waiting, None);
+    // At 02:00Z it is 21:00 in Chicago: the window opens at 09:00 local (14:00Z).
+    let night = store
+        .pending_page_at(&query, utc("2025-05-03T02:00:00Z"))
+        .await
+        .unwrap();
+    let waiting = night[0].waiting.as_ref().expect("window closed");
+    assert_eq!(waiting.why, WaitReason::Window);
+    assert_eq!(waiting.until, utc("2025-05-03T14:00:00Z"));
+}

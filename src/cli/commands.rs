@@ -422,13 +422,13 @@ pub async fn dnc(store: &Store, config: &Config, action: DncAction) -> Result<()
             number: raw,
             reason,
         } => {
+            // The operations layer, as the console's do-not-call key.
             let phone = number(&raw, config)?;
-            let added = store.dnc_add(&phone, &reason, "cli").await.map_err(user)?;
-            if added {
-                writeln!(out, "{phone} added to the do-not-call list")?;
-            } else {
-                writeln!(out, "{phone} was already on the do-not-call list")?;
-            }
+            writeln!(
+                out,
+                "{}",
+                op(store, config, Command::AddToDnc { phone, reason }).await?
+            )?;
         }
         DncAction::Remove { number: raw } => {
             let phone = number(&raw, config)?;

@@ -16,7 +16,7 @@ use crate::dispatch::command::{Command, CommandReply};
 use crate::dispatch::snapshot::{CampaignView, Snapshot};
 use crate::model::{CallStatus, CampaignStatus};
 use crate::store::attempts::Attempt;
-use crate::store::stats::{Anchor, CallListRow, CallQuery, CallSort, CallTab};
+use crate::store::stats::{Anchor, CallListRow, CallQuery, CallSort, CallTab, CampaignReport};
 
 /// Steps of `+`/`-`, and the lowest rate `-` goes to.
 pub const RATE_STEP: f64 = 0.5;
@@ -37,6 +37,8 @@ pub enum Action {
     LoadPage(CallQuery),
     /// Read a call's attempt history; it comes back as [`Update::Attempts`].
     LoadAttempts(i64),
+    /// Read a campaign's report; it comes back as [`Update::Report`].
+    LoadReport(i64),
     /// Stop the engine and leave. A second `Quit` while stopping means "leave now".
     Quit,
 }
@@ -54,6 +56,10 @@ pub enum Update {
         call_id: i64,
         rows: Vec<Attempt>,
         analysis: Option<crate::store::analysis::CallAnalysis>,
+    },
+    Report {
+        campaign_id: i64,
+        report: CampaignReport,
     },
     /// A page or attempt load failed; shown on the status line.
     LoadFailed(String),
@@ -125,6 +131,11 @@ pub enum Popup {
     },
     Confirm(Confirm),
     Details(Details),
+    /// The campaign report (`o`); `None` while it is read.
+    Report {
+        campaign_id: i64,
+        report: Option<CampaignReport>,
+    },
 }
 
 pub struct App {
@@ -385,11 +396,14 @@ impl App {
         self.focus = Focus::Calls;
         if y == areas.calls.y {
             let dx = x - areas.calls.x;
-            let tab = super::panes::calls::tab_ranges(self, areas.calls.width)
-                .0
-                .into_iter()
-                .find(|(_, from, to)| dx >= *from && dx < *to)?
-                .0;
+            let tab = super::panes::calls::tab_ranges(
+                &super::panes::calls::CallsPane::of(self),
+                areas.calls.width,
+            )
+            .0
+            .into_iter()
+            .find(|(_, from, to)| dx >= *from && dx < *to)?
+            .0;
             return self.set_tab(tab);
         }
         let first = areas.calls.y + super::panes::calls::FIRST_ROW;
@@ -434,6 +448,7 @@ impl App {
             Some(Popup::Help { .. }) => return self.help_key(key),
             Some(Popup::Details(_)) => return self.details_key(key),
             Some(Popup::Campaigns { .. }) => return self.campaigns_key(key),
+            Some(Popup::Report { .. }) => return self.report_key(key),
             None => {}
         }
         let action = self.keys.action_for(&key)?;
@@ -541,11 +556,46 @@ impl App {
                     action,
                 )
             }
+            KeyAction::DoNotCall => {
+                let Some(row) = self.selected_row() else {
+                    return self.refuse("no call or contact selected");
+                };
+                let phone = row.phone.clone();
+                let who = match &row.contact_name {
+                    Some(name) => format!("{phone} ({name})"),
+                    None => phone.clone(),
+                };
+                let message = format!(
+                    "Put {who} on the do-not-call list? No campaign will dial this number \
+                     again: its waiting contacts are skipped when their turn comes. A call \
+                     already at Vapi goes on."
+                );
+                let action = Action::Send(Command::AddToDnc {
+                    phone,
+                    reason: "added by an operator in the console".into(),
+                });
+                self.ask(
+                    "Do not call",
+                    message,
+                    ("Keep the number", "Never call it"),
+                    action,
+                )
+            }
             KeyAction::CancelCampaign => {
                 let Some(id) = self.campaign_id else {
                     return self.refuse("no campaign selected");
                 };
                 self.cancel_campaign(id)
+            }
+            KeyAction::Report => {
+                let Some(id) = self.campaign_id else {
+                    return self.refuse("no campaign selected");
+                };
+                self.popup = Some(Popup::Report {
+                    campaign_id: id,
+                    report: None,
+                });
+                Some(Action::LoadReport(id))
             }
             KeyAction::NextCampaign | KeyAction::PrevCampaign => {
                 let campaigns = &self.latest().campaigns;
@@ -790,6 +840,15 @@ impl App {
         None
     }
 
+    fn report_key(&mut self, key: KeyEvent) -> Option<Action> {
+        if let Some(KeyAction::Close | KeyAction::Report | KeyAction::Quit | KeyAction::Details) =
+            self.keys.action_for(&key)
+        {
+            self.popup = None;
+        }
+        None
+    }
+
     fn details_key(&mut self, key: KeyEvent) -> Option<Action> {
         let action = self.keys.action_for(&key);
         if let Some(Popup::Details(details)) = &mut self.popup {
@@ -805,7 +864,10 @@ impl App {
         }
         if let Some(Popup::Details(details)) = &self.popup {
             let screen = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
-            let max = super::panes::details::max_scroll(self, details, screen);
+            let max = super::panes::details::max_scroll(
+                &super::panes::details::DetailsPane::of(self, details),
+                screen,
+            );
             if let Some(Popup::Details(details)) = &mut self.popup {
                 details.scroll = details.scroll.min(max);
             }
@@ -1149,6 +1211,20 @@ impl App {
                 }
                 None
             }
+            Update::Report {
+                campaign_id,
+                report,
+            } => {
+                if let Some(Popup::Report {
+                    campaign_id: shown,
+                    report: slot,
+                }) = &mut self.popup
+                    && *shown == campaign_id
+                {
+                    *slot = Some(report);
+                }
+                None
+            }
             Update::LoadFailed(text) => {
                 self.set_status(text, StatusKind::Error);
                 None
@@ -1257,6 +1333,9 @@ pub fn describe(command: &Command) -> String {
         Command::RetryCall { call_id } => format!("retrying call {call_id}"),
         Command::RetryFailed { campaign_id } => {
             format!("retrying failed calls of campaign {campaign_id}")
+        }
+        Command::AddToDnc { phone, .. } => {
+            format!("putting {phone} on the do-not-call list")
         }
         Command::Quit => "stopping".into(),
     }

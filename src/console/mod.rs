@@ -7,6 +7,7 @@
 //!   terminal;
 //! - `keys.rs`: the one key registry (footer, help and `[keys]` remapping);
 //! - `pager.rs`: debounced reads of the call list's visible window;
+//! - `terminal.rs`: taking the terminal and giving it back in full, on a panic too;
 //! - `view.rs`: the layout and `impl Widget for &App`;
 //! - `panes/`: one file per pane and popup.
 
@@ -16,6 +17,7 @@ pub mod history;
 pub mod keys;
 pub mod pager;
 pub mod panes;
+pub mod terminal;
 pub mod view;
 
 #[cfg(test)]
@@ -25,7 +27,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
+use crossterm::event::{Event, EventStream};
 use futures::StreamExt;
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
@@ -107,8 +109,9 @@ const TICK: Duration = Duration::from_secs(1);
 const QUIT_WAIT: Duration = Duration::from_secs(5);
 
 /// Runs the console until the operator quits (and the engine has stopped, or
-/// [`QUIT_WAIT`] passed). Restores the terminal on every exit path; a panic is handled by
-/// ratatui's hook. Install color-eyre before calling this.
+/// [`QUIT_WAIT`] passed). Restores the terminal on every exit path; on a panic
+/// `terminal.rs`'s hook restores it before color-eyre's report. Install color-eyre before
+/// calling this.
 pub async fn run(
     engine: EngineClient,
     store: Store,
@@ -118,23 +121,9 @@ pub async fn run(
     let keys = KeyRegistry::new(&options.keys)?;
     let mouse = options.mouse;
     let app = App::new(options, keys);
-    let mut terminal = match ratatui::try_init() {
-        Ok(terminal) => terminal,
-        Err(e) => {
-            ratatui::restore();
-            return Err(e.into());
-        }
-    };
-    if mouse && let Err(e) = crossterm::execute!(std::io::stdout(), EnableMouseCapture) {
-        ratatui::restore();
-        return Err(e.into());
-    }
+    let mut terminal = terminal::take(mouse)?;
     let result = event_loop(&mut terminal, app, engine, store).await;
-    if mouse {
-        // Best effort: the terminal is being given back either way.
-        let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
-    }
-    ratatui::restore();
+    terminal::give_back();
     result
 }
 
@@ -189,6 +178,22 @@ impl Runner {
                         },
                         Err(e) => Update::LoadFailed(format!(
                             "cannot read attempts of call {call_id}: {e}"
+                        )),
+                    };
+                    let _ = done.send(Done::Update(update));
+                });
+            }
+            Some(Action::LoadReport(campaign_id)) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let update = match store.campaign_report(campaign_id).await {
+                        Ok(report) => Update::Report {
+                            campaign_id,
+                            report,
+                        },
+                        Err(e) => Update::LoadFailed(format!(
+                            "cannot read the report of campaign {campaign_id}: {e}"
                         )),
                     };
                     let _ = done.send(Done::Update(update));

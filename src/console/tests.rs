@@ -234,6 +234,10 @@ fn row(id: i64, status: CallStatus) -> CallListRow {
         created_at: at((1100 - id) * 37),
         cost_usd: (status == CallStatus::Ended).then_some(0.11),
         pending_contact: false,
+        // Every third contact is on its second dial (a redial).
+        sequence: 1 + i64::from(id % 3 == 0),
+        redials: i64::from(id % 3 == 0),
+        waiting: None,
     }
 }
 
@@ -519,6 +523,66 @@ fn retry_all_asks_and_cancel_is_the_default() {
 }
 
 #[test]
+fn do_not_call_names_the_number_asks_and_keeping_it_is_the_default() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    load_page(&mut app, rows(20), 20);
+    assert_eq!(app.handle_key(ch('D')), None);
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("D asks first");
+    };
+    assert!(!confirm.confirm_selected, "the safe button is the default");
+    assert_eq!(confirm.keep_label, "Keep the number");
+    assert!(
+        confirm
+            .message
+            .starts_with("Put +15558710900 (Alan Turing) on the do-not-call list?"),
+        "{}",
+        confirm.message
+    );
+    assert!(
+        confirm
+            .message
+            .contains("No campaign will dial this number again")
+    );
+    insta::assert_snapshot!("confirm_do_not_call_80x24", screen(&app, 80, 24));
+    // Enter on the default button keeps the number; nothing is sent.
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.popup(), None);
+    // y sends the command the operations layer carries out.
+    app.handle_key(ch('D'));
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::AddToDnc {
+            phone: "+15558710900".into(),
+            reason: "added by an operator in the console".into(),
+        }))
+    );
+    assert!(
+        app.status()
+            .is_some_and(|(text, _)| text.contains("putting +15558710900 on the do-not-call")),
+        "{:?}",
+        app.status()
+    );
+    // Read-only consoles cannot, and with nothing selected there is nothing to add.
+    let mut watching = app_with(
+        ConsoleOptions {
+            read_only: true,
+            ..ConsoleOptions::default()
+        },
+        80,
+        24,
+        snapshot(),
+    );
+    load_page(&mut watching, rows(20), 20);
+    assert_eq!(watching.handle_key(ch('D')), None);
+    assert_eq!(watching.popup(), None);
+    let mut empty = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    load_page(&mut empty, Vec::new(), 0);
+    assert_eq!(empty.handle_key(ch('D')), None);
+    assert_eq!(empty.popup(), None);
+}
+
+#[test]
 fn cancel_campaign_is_confirmed() {
     let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
     assert_eq!(app.handle_key(ch('c')), None);
@@ -539,7 +603,8 @@ fn read_only_disables_and_hides_actions_that_change_things() {
         assert_eq!(app.handle_key(ch(c)), None, "{c}");
         assert_eq!(app.popup(), None, "{c} opens no dialog");
     }
-    let hints = super::panes::footer::hint_line(&app, 200).to_string();
+    let hints = super::panes::footer::hint_line(&super::panes::footer::FooterPane::of(&app), 200)
+        .to_string();
     assert!(!hints.contains("pause"), "{hints}");
     assert!(!hints.contains("retry"), "{hints}");
     assert!(hints.contains("filter"), "{hints}");
@@ -856,17 +921,37 @@ fn a_selected_call_that_leaves_the_list_leaves_the_cursor_on_its_neighbour() {
     assert_eq!(now, 1098);
 }
 
+/// Waiting contacts: due now, waiting for a redial (09:05 in Chicago, 14:05Z) or for the
+/// calling window (09:00 in Los Angeles, 16:00Z), in turn.
 fn pending_rows(n: i64) -> Vec<CallListRow> {
+    use crate::policy::{WaitReason, Waiting};
+    let now = parse_time(NOW).expect("fixed time parses");
     (0..n)
         .map(|i| CallListRow {
             id: 2000 + i,
             contact_id: 2000 + i,
             status: CallStatus::Requeued,
-            attempt_count: i % 2,
+            // The contact waiting for a redial has had its first call.
+            attempt_count: i64::from(i % 3 == 1),
             provider_call_id: None,
             ended_reason: None,
             cost_usd: None,
             pending_contact: true,
+            sequence: i64::from(i % 3 == 1),
+            redials: i64::from(i % 3 == 1),
+            waiting: match i % 3 {
+                0 => None,
+                1 => Some(Waiting {
+                    until: now + chrono::Duration::minutes(125),
+                    zone: chrono_tz::America::Chicago,
+                    why: WaitReason::Deferred("redial 1 of 2 after customer-busy".into()),
+                }),
+                _ => Some(Waiting {
+                    until: now + chrono::Duration::hours(4),
+                    zone: chrono_tz::America::Los_Angeles,
+                    why: WaitReason::Window,
+                }),
+            },
             ..row(1000 + i, CallStatus::Requeued)
         })
         .collect()
@@ -894,6 +979,18 @@ fn screen_pending_tab_lists_contacts_waiting() {
             assert!(text.contains(tab), "{tab} in\n{text}");
         }
         assert!(text.contains("PENDING") && text.contains("now"), "{text}");
+        // When each contact will be dialled, in its own zone, and why not sooner.
+        assert!(text.contains("09:05") && text.contains("09:00"), "{text}");
+        if w >= 200 {
+            assert!(
+                text.contains("redial 1 of 2 after customer-busy: due 09:05 America/Chicago"),
+                "{text}"
+            );
+            assert!(
+                text.contains("window opens 09:00 America/Los_Angeles"),
+                "{text}"
+            );
+        }
         // A contact has no attempts to show nor a call to retry.
         assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
         assert_eq!(app.handle_key(ch('r')), None);
@@ -1055,11 +1152,12 @@ fn mouse_clicks_tabs_rows_and_campaigns_and_the_wheel_scrolls() {
     let mut app = app_with(demo(), 120, 34, three_campaigns());
     let calls = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
     // A click on "4 Failed" shows that tab.
-    let (_, from, _) = super::panes::calls::tab_ranges(&app, calls.width)
-        .0
-        .into_iter()
-        .find(|(tab, _, _)| *tab == CallTab::Failed)
-        .expect("a Failed tab");
+    let (_, from, _) =
+        super::panes::calls::tab_ranges(&super::panes::calls::CallsPane::of(&app), calls.width)
+            .0
+            .into_iter()
+            .find(|(tab, _, _)| *tab == CallTab::Failed)
+            .expect("a Failed tab");
     let Some(Action::LoadPage(query)) = app.handle_mouse(click(calls.x + from + 1, calls.y)) else {
         panic!("a click on a tab reads it");
     };
@@ -1225,7 +1323,7 @@ fn the_filter_highlights_its_matches() {
 #[test]
 fn help_lists_every_key_the_panes_and_popups_accept() {
     let app = app_with(demo(), 120, 34, snapshot());
-    let text: String = super::panes::help::lines(&app)
+    let text: String = super::panes::help::lines(&super::panes::help::HelpPane::of(&app, 0))
         .iter()
         .map(|l| l.to_string() + "\n")
         .collect();
@@ -1258,4 +1356,64 @@ fn windows_near_the_top_are_read_from_the_top_and_deep_ones_by_key() {
     let anchor = query.anchor.expect("a deep window is read by key");
     assert_eq!(anchor.index, 500_000);
     assert_eq!(anchor.id, 1095);
+}
+
+fn report_line<K>(key: K, calls: i64, talked: i64) -> crate::store::stats::ReportLine<K> {
+    crate::store::stats::ReportLine {
+        key,
+        calls,
+        talked,
+        cost_usd: calls as f64 * 0.11,
+    }
+}
+
+#[test]
+fn screen_campaign_report_by_reason_hour_and_dial() {
+    use crate::store::stats::CampaignReport;
+    let mut app = app_with(demo(), 120, 34, snapshot());
+    assert_eq!(app.handle_key(ch('o')), Some(Action::LoadReport(1)));
+    assert!(screen(&app, 120, 34).contains("reading the report…"));
+    let report = CampaignReport {
+        zone: "America/Chicago".into(),
+        by_reason: vec![
+            report_line("customer-ended-call".to_string(), 210, 210),
+            report_line("assistant-ended-call".to_string(), 61, 61),
+            report_line("customer-did-not-answer".to_string(), 52, 0),
+            report_line("customer-busy".to_string(), 31, 0),
+            report_line("voicemail".to_string(), 16, 0),
+        ],
+        by_hour: vec![
+            report_line(9, 96, 70),
+            report_line(10, 121, 88),
+            report_line(11, 104, 71),
+            report_line(12, 49, 42),
+        ],
+        by_dial: vec![
+            report_line(1, 301, 219),
+            report_line(2, 57, 43),
+            report_line(3, 12, 9),
+        ],
+    };
+    // A report of another campaign (the operator moved on) is dropped.
+    app.apply(Update::Report {
+        campaign_id: 2,
+        report: report.clone(),
+    });
+    assert!(matches!(
+        app.popup(),
+        Some(Popup::Report { report: None, .. })
+    ));
+    app.apply(Update::Report {
+        campaign_id: 1,
+        report,
+    });
+    let text = screen(&app, 120, 34);
+    assert!(text.contains("370 ended calls"), "{text}");
+    assert!(text.contains("271 with a conversation (73%)"), "{text}");
+    assert!(text.contains("By hour (America/Chicago)"), "{text}");
+    assert!(text.contains("10:00"), "{text}");
+    insta::assert_snapshot!("campaign_report_120x34", text);
+    // Esc (or o again) closes it.
+    assert_eq!(app.handle_key(key(KeyCode::Esc)), None);
+    assert_eq!(app.popup(), None);
 }

@@ -83,7 +83,7 @@ impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let areas = layout(area);
         panes::header::render(&panes::header::HeaderPane::of(self), areas.header, buf);
-        panes::calls::render(self, areas.calls, buf);
+        panes::calls::render(&panes::calls::CallsPane::of(self), areas.calls, buf);
         match areas.side {
             Side::Panes { campaign, quota } => {
                 panes::campaign::render(&panes::campaign::CampaignPane::of(self), campaign, buf);
@@ -101,16 +101,25 @@ impl Widget for &App {
             }
         }
         panes::log::render(&panes::log::LogPane::of(self), areas.log, buf);
-        panes::footer::render(self, areas.footer, buf);
+        panes::footer::render(&panes::footer::FooterPane::of(self), areas.footer, buf);
         match self.popup() {
-            Some(Popup::Help { scroll }) => panes::help::render(self, *scroll, area, buf),
+            Some(Popup::Help { scroll }) => {
+                panes::help::render(&panes::help::HelpPane::of(self, *scroll), area, buf)
+            }
             Some(Popup::Campaigns { selected }) => panes::campaigns::render(
                 &panes::campaigns::CampaignList::of(self, *selected),
                 area,
                 buf,
             ),
             Some(Popup::Confirm(confirm)) => panes::confirm::render(confirm, area, buf),
-            Some(Popup::Details(details)) => panes::details::render(self, details, area, buf),
+            Some(Popup::Details(details)) => {
+                panes::details::render(&panes::details::DetailsPane::of(self, details), area, buf)
+            }
+            Some(Popup::Report { report, .. }) => panes::report::render(
+                &panes::report::ReportPane::of(self, report.as_ref()),
+                area,
+                buf,
+            ),
             None => {}
         }
     }

@@ -37,6 +37,12 @@ pub enum Command {
     RetryFailed {
         campaign_id: i64,
     },
+    /// Put a number (E.164) on the do-not-call list: no campaign dials it again (its
+    /// contacts not yet claimed are skipped at their claim).
+    AddToDnc {
+        phone: String,
+        reason: String,
+    },
     /// Stop new dispatch, let in-flight requests finish and be recorded, then stop.
     Quit,
 }

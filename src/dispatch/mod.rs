@@ -796,6 +796,7 @@ impl ControlLoop {
             | Command::ResumeCampaign { .. }
             | Command::RetryCall { .. }
             | Command::RetryFailed { .. }
+            | Command::AddToDnc { .. }
             | Command::Quit => {}
         });
         Ok(line)

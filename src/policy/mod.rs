@@ -419,6 +419,11 @@ const CONVERSATION: &[&str] = &[
     "silence-timed-out",
 ];
 
+/// Whether an ended reason means somebody talked (the campaign report's conversations).
+pub fn is_conversation(reason: &str) -> bool {
+    CONVERSATION.contains(&reason)
+}
+
 /// When a call that ended with `reason` is dialled again (a new attempt sequence), given the
 /// redials already made for the contact; `None`: not redialled. A call with a conversation
 /// (`talked`: Vapi reported it in progress and the reason is not voicemail, or a
@@ -483,13 +488,63 @@ pub fn window_state(window: &Window, zones: &[Tz], now: DateTime<Utc>) -> Window
 
 /// "next window opens 09:00 America/Chicago" (the local time of the opening).
 pub fn opens_text(opens_at: DateTime<Utc>, zone: Tz, now: DateTime<Utc>) -> String {
-    let local = opens_at.with_timezone(&zone);
+    format!(
+        "next window opens {} {zone}",
+        local_when(opens_at, zone, now)
+    )
+}
+
+/// `at` as local time in `zone`: "09:00" today, "Tue 09:00" on another day.
+pub fn local_when(at: DateTime<Utc>, zone: Tz, now: DateTime<Utc>) -> String {
+    let local = at.with_timezone(&zone);
     let day = if local.date_naive() == now.with_timezone(&zone).date_naive() {
         String::new()
     } else {
         format!("{} ", local.format("%a"))
     };
-    format!("next window opens {day}{} {zone}", local.format("%H:%M"))
+    format!("{day}{}", local.format("%H:%M"))
+}
+
+/// When a waiting contact will be dialled, if not now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub until: DateTime<Utc>,
+    /// The contact's zone (its own, else the campaign's): the time is said in it.
+    pub zone: Tz,
+    pub why: WaitReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Its calling window is closed until then.
+    Window,
+    /// Deferred until then: a cap, or a redial's delay (the stored reason).
+    Deferred(String),
+}
+
+/// When a PENDING contact may next be claimed: after its deferral (`eligible_at`, with the
+/// stored reason) and inside its calling window. `None`: now. The later of the two wins.
+pub fn next_eligible(
+    window: &Window,
+    zone: Tz,
+    eligible_at: Option<DateTime<Utc>>,
+    deferred_because: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<Waiting> {
+    let from = eligible_at.map_or(now, |at| at.max(now));
+    let opens = window.next_open(zone, from);
+    let why = if opens > from {
+        WaitReason::Window
+    } else if from > now {
+        WaitReason::Deferred(deferred_because.unwrap_or("deferred").to_string())
+    } else {
+        return None;
+    };
+    Some(Waiting {
+        until: opens,
+        zone,
+        why,
+    })
 }
 
 #[cfg(test)]
@@ -498,6 +553,41 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_waiting_contact_is_due_when_both_its_deferral_and_its_window_allow() {
+        let window = Window::parse("09:00-20:00", "mon-fri").unwrap();
+        let chicago: Tz = "America/Chicago".parse().unwrap();
+        // Thursday 2025-05-01 15:00 UTC = 10:00 in Chicago: open.
+        let now = utc("2025-05-01T15:00:00Z");
+        assert_eq!(next_eligible(&window, chicago, None, None, now), None);
+        let past = utc("2025-05-01T14:00:00Z");
+        assert_eq!(
+            next_eligible(&window, chicago, Some(past), Some("cap"), now),
+            None,
+            "a deferral that has passed is no wait"
+        );
+        // A redial due at 16:30 UTC (11:30 local), inside the window.
+        let due = utc("2025-05-01T16:30:00Z");
+        let redial =
+            next_eligible(&window, chicago, Some(due), Some("redial 1 of 2"), now).expect("waits");
+        assert_eq!(redial.until, due);
+        assert_eq!(redial.why, WaitReason::Deferred("redial 1 of 2".into()));
+        assert_eq!(local_when(redial.until, chicago, now), "11:30");
+        // Due at 02:00 UTC Friday = 21:00 Thursday local, after the window: Friday 09:00.
+        let late = utc("2025-05-02T02:00:00Z");
+        let waits = next_eligible(&window, chicago, Some(late), Some("cap"), now).unwrap();
+        assert_eq!(waits.why, WaitReason::Window);
+        assert_eq!(waits.until, utc("2025-05-02T14:00:00Z"));
+        assert_eq!(local_when(waits.until, chicago, now), "Fri 09:00");
+        // No deferral, window closed (Thursday 03:00 local): opens at 09:00 today.
+        let night = utc("2025-05-01T08:00:00Z");
+        let opens = next_eligible(&window, chicago, None, None, night).unwrap();
+        assert_eq!(
+            (opens.until, opens.why),
+            (utc("2025-05-01T14:00:00Z"), WaitReason::Window)
+        );
     }
 
     #[test]

@@ -893,9 +893,10 @@ async fn claim_in(
                 claimed.decided = true;
                 let until = super::format_time(until);
                 sqlx::query(crate::store::q(
-                    "UPDATE contacts SET eligible_at = ? WHERE id = ?",
+                    "UPDATE contacts SET eligible_at = ?, eligible_reason = ? WHERE id = ?",
                 ))
                 .bind(&until)
+                .bind(&reason)
                 .bind(contact_id)
                 .execute(&mut **tx)
                 .await?;

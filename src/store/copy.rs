@@ -84,6 +84,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("consent_at", Text),
             ("skip_reason", Text),
             ("eligible_at", Text),
+            ("eligible_reason", Text),
         ],
     ),
     (

@@ -531,11 +531,21 @@ pub(crate) async fn redial_in(
         ended_at,
     );
     if let Some(at) = at {
-        sqlx::query("UPDATE contacts SET redials = redials + 1, eligible_at = $1 WHERE id = $2")
-            .bind(format_time(at))
-            .bind(contact_id)
-            .execute(&mut **tx)
-            .await?;
+        // Said in the Pending tab: which redial of how many, after what.
+        let why = format!(
+            "redial {} of {} after {reason}",
+            done + 1,
+            rules.redial_count
+        );
+        sqlx::query(
+            "UPDATE contacts SET redials = redials + 1, eligible_at = $1, eligible_reason = $2 \
+             WHERE id = $3",
+        )
+        .bind(format_time(at))
+        .bind(why)
+        .bind(contact_id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(at)
 }

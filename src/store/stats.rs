@@ -212,6 +212,29 @@ pub struct CallListRow {
     #[sqlx(default, try_from = "super::Flag")]
     #[serde(skip)]
     pub pending_contact: bool,
+    /// Which call of its contact this is (the contact's attempt sequence: 2 is the second
+    /// time the contact was dialled); for a Pending row, the sequences used so far.
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub sequence: i64,
+    /// Redials made for the contact so far (the campaign's redial rules).
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub redials: i64,
+    /// A Pending row: when the contact will be dialled and why not sooner; `None`: now.
+    #[sqlx(skip)]
+    #[serde(skip)]
+    pub waiting: Option<crate::policy::Waiting>,
+}
+
+/// A Pending row as read, with what decides when it may be dialled.
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    #[sqlx(flatten)]
+    row: CallListRow,
+    eligible_at: Option<String>,
+    eligible_reason: Option<String>,
+    timezone: Option<String>,
 }
 
 impl CallQuery {
@@ -285,11 +308,19 @@ impl CallQuery {
 
 /// A call list row's columns (`calls c` joined with `contacts k`).
 const CALL_COLUMNS: &str = "c.id, c.campaign_id, c.contact_id, k.name AS contact_name, k.phone, \
-     c.status, c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd";
+     c.status, c.attempt_count, c.provider_call_id, c.ended_reason, c.created_at, c.cost_usd, \
+     c.sequence, k.redials";
 
 impl Store {
     /// A case-insensitive LIKE with `\` as its escape (SQLite's LIKE ignores ASCII case;
     /// PostgreSQL's needs ILIKE).
+    /// The Pending tab's filter with this backend's case-insensitive LIKE.
+    fn pending_where(&self, query: &CallQuery) -> String {
+        query
+            .pending_where()
+            .replace(" LIKE ? ESCAPE '\\'", self.like_escaped())
+    }
+
     fn like_escaped(&self) -> &'static str {
         match self.backend() {
             super::Backend::Sqlite => " LIKE ? ESCAPE '\\'",
@@ -382,7 +413,7 @@ impl Store {
         total: Option<i64>,
     ) -> Result<Vec<CallListRow>> {
         if query.tab == CallTab::Pending {
-            return self.pending_page(query).await;
+            return self.pending_page_at(query, chrono::Utc::now()).await;
         }
         if let Some(anchor) = &query.anchor {
             return self.call_page_keyset(query, anchor).await;
@@ -476,10 +507,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let keyset = Keyset::new(query.sort, anchor, forward, inclusive);
-        let filter = query
-            .where_clause()
-            .replace(" LIKE ?", " LIKE ? ESCAPE '\\'");
-        let sql = sqlx::AssertSqlSafe(format!(
+        let filter = query.where_clause().replace(" LIKE ?", self.like_escaped());
+        // `?` → `$n` for PostgreSQL, as everywhere in the store.
+        let sql = crate::store::q(format!(
             "SELECT {CALL_COLUMNS} FROM calls c JOIN contacts k ON k.id = c.contact_id \
              WHERE {filter} AND {} ORDER BY {} LIMIT ? OFFSET ?",
             keyset.condition, keyset.order
@@ -496,16 +526,22 @@ impl Store {
     }
 
     /// The Pending tab's window: waiting contacts in the order they are claimed (oldest
-    /// first, whatever the sort), each with its sequences used.
-    async fn pending_page(&self, query: &CallQuery) -> Result<Vec<CallListRow>> {
-        let sql = sqlx::AssertSqlSafe(format!(
+    /// first, whatever the sort), each with its sequences used and, as of `now`, when it
+    /// will be dialled (its deferral and its calling window, `policy::next_eligible`).
+    pub async fn pending_page_at(
+        &self,
+        query: &CallQuery,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<CallListRow>> {
+        let sql = crate::store::q(format!(
             "SELECT k.id AS id, k.campaign_id, k.id AS contact_id, k.name AS contact_name, \
              k.phone, '{}' AS status, k.sequence AS attempt_count, \
              NULL AS provider_call_id, NULL AS ended_reason, k.created_at, NULL AS cost_usd, \
-             1 AS pending_contact \
+             1 AS pending_contact, k.sequence, k.redials, \
+             k.eligible_at, k.eligible_reason, k.timezone \
              FROM contacts k WHERE {} ORDER BY k.id LIMIT ? OFFSET ?",
             CallStatus::Requeued.as_str(),
-            query.pending_where()
+            self.pending_where(query)
         ));
         let pattern = query.pattern();
         let mut q = sqlx::query_as(sql);
@@ -515,18 +551,48 @@ impl Store {
         if let Some(p) = &pattern {
             q = q.bind(p).bind(p);
         }
-        Ok(q.bind(query.limit.max(0))
+        let read: Vec<PendingRow> = q
+            .bind(query.limit.max(0))
             .bind(query.offset.max(0))
             .fetch_all(self.reader())
-            .await?)
+            .await?;
+        // The rules of the window's campaigns (one, from the console), read once each.
+        let mut rules: Vec<(i64, super::policy::CampaignRules)> = Vec::new();
+        let mut rows = Vec::with_capacity(read.len());
+        for pending in read {
+            let mut row = pending.row;
+            let campaign = match rules.iter().position(|(id, _)| *id == row.campaign_id) {
+                Some(at) => &rules[at].1,
+                None => {
+                    let read = self.campaign_rules(row.campaign_id).await?;
+                    rules.push((row.campaign_id, read));
+                    &rules[rules.len() - 1].1
+                }
+            };
+            let zone = pending
+                .timezone
+                .as_deref()
+                .and_then(|z| z.parse().ok())
+                .unwrap_or_else(|| campaign.zone());
+            let eligible_at = pending.eligible_at.as_deref().and_then(super::parse_time);
+            row.waiting = crate::policy::next_eligible(
+                &campaign.window(),
+                zone,
+                eligible_at,
+                pending.eligible_reason.as_deref(),
+                now,
+            );
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// How many calls a list has in all (for the tab counts and the scroll bar).
     pub async fn call_count(&self, query: &CallQuery) -> Result<i64> {
         if query.tab == CallTab::Pending {
-            let sql = sqlx::AssertSqlSafe(format!(
+            let sql = crate::store::q(format!(
                 "SELECT count(*) FROM contacts k WHERE {}",
-                query.pending_where()
+                self.pending_where(query)
             ));
             let pattern = query.pattern();
             let mut q = sqlx::query_scalar(sql);
@@ -552,6 +618,91 @@ impl Store {
         let q: sqlx::query::QueryAs<'_, sqlx::Any, (i64,), _> =
             query.bind(sqlx::query_as(sql), &pattern);
         Ok(q.fetch_one(self.reader()).await?.0)
+    }
+}
+
+/// One line of a campaign report: the ended calls of one group (a reason, an hour, a dial).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportLine<K> {
+    pub key: K,
+    pub calls: i64,
+    /// Calls with a conversation (`policy::is_conversation` of their ended reason).
+    pub talked: i64,
+    pub cost_usd: f64,
+}
+
+/// A campaign's ended calls counted three ways: by ended reason (most first), by the hour of
+/// day they were placed in the campaign's zone (hours with calls only), and by which call of
+/// its contact each was (1 = the first dial, 2 and up redials or retries).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CampaignReport {
+    /// The campaign's zone: the hours are said in it.
+    pub zone: String,
+    pub by_reason: Vec<ReportLine<String>>,
+    pub by_hour: Vec<ReportLine<u32>>,
+    pub by_dial: Vec<ReportLine<i64>>,
+}
+
+/// Adds a group of calls to the line of `key`, making it if needed.
+fn tally<K: PartialEq>(lines: &mut Vec<ReportLine<K>>, key: K, calls: i64, talked: i64, cost: f64) {
+    match lines.iter_mut().find(|l| l.key == key) {
+        Some(line) => {
+            line.calls += calls;
+            line.talked += talked;
+            line.cost_usd += cost;
+        }
+        None => lines.push(ReportLine {
+            key,
+            calls,
+            talked,
+            cost_usd: cost,
+        }),
+    }
+}
+
+impl Store {
+    /// The report of a campaign's ended calls (the console's `o`): one grouped read of
+    /// `calls` (reason × UTC hour × dial, a few thousand groups at most however many calls),
+    /// folded three ways here. Hours are placed in the campaign's zone from each UTC hour (a
+    /// zone with a half-hour offset gets the local hour the UTC hour starts in).
+    pub async fn campaign_report(&self, campaign_id: i64) -> Result<CampaignReport> {
+        let zone = self.campaign_rules(campaign_id).await?.zone();
+        let groups: Vec<(String, String, i64, i64, f64)> = sqlx::query_as(crate::store::q(
+            "SELECT coalesce(c.ended_reason, ''), substr(c.created_at, 1, 13), c.sequence, \
+             count(*), coalesce(sum(c.cost_usd), 0.0) FROM calls c \
+             WHERE c.campaign_id = ? AND c.status = ? \
+             GROUP BY coalesce(c.ended_reason, ''), substr(c.created_at, 1, 13), c.sequence",
+        ))
+        .bind(campaign_id)
+        .bind(CallStatus::Ended)
+        .fetch_all(self.reader())
+        .await?;
+        let mut report = CampaignReport {
+            zone: zone.name().to_string(),
+            ..CampaignReport::default()
+        };
+        for (reason, utc_hour, dial, calls, cost) in groups {
+            let talked = if crate::policy::is_conversation(&reason) {
+                calls
+            } else {
+                0
+            };
+            let hour =
+                chrono::NaiveDateTime::parse_from_str(&format!("{utc_hour}:00"), "%Y-%m-%dT%H:%M")
+                    .map(|t| chrono::Timelike::hour(&t.and_utc().with_timezone(&zone)));
+            tally(&mut report.by_reason, reason, calls, talked, cost);
+            // A stored time that does not read has no hour; it still counts above.
+            if let Ok(hour) = hour {
+                tally(&mut report.by_hour, hour, calls, talked, cost);
+            }
+            tally(&mut report.by_dial, dial, calls, talked, cost);
+        }
+        report
+            .by_reason
+            .sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.key.cmp(&b.key)));
+        report.by_hour.sort_by_key(|l| l.key);
+        report.by_dial.sort_by_key(|l| l.key);
+        Ok(report)
     }
 }
 
@@ -699,5 +850,104 @@ mod tests {
             store.call_count(&tab(CallTab::Done, None)).await.unwrap(),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn the_campaign_report_counts_ended_calls_by_reason_local_hour_and_dial() {
+        use chrono::{DateTime, Utc};
+        let utc = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .expect("fixed time")
+                .with_timezone(&Utc)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let c = store.create_campaign("c", "a", "p").await.unwrap();
+        // Chicago (CDT, UTC-5), always open, one redial a minute after a busy or voicemail.
+        let mut rules = store.campaign_rules(c.id).await.unwrap();
+        rules.timezone = "America/Chicago".into();
+        rules.redial_count = 1;
+        rules.redial_delay_s = 60;
+        store.set_campaign_rules(c.id, &rules).await.unwrap();
+        let contacts: Vec<NewContact> = (0..4)
+            .map(|i| NewContact {
+                phone: format!("+1415555{i:04}"),
+                variables: "{}".into(),
+                ..Default::default()
+            })
+            .collect();
+        store.insert_contacts(c.id, &contacts).await.unwrap();
+        store.start_campaign(c.id).await.unwrap();
+        let instance = store.instance_id().await.unwrap();
+        // Claimed at `at` (UTC), ended a minute later with `reason` and `cost`.
+        let call = |at: &'static str, reason: &'static str, cost: f64| {
+            let store = store.clone();
+            let instance = instance.clone();
+            async move {
+                let at = utc(at);
+                let (job, attempt) = store
+                    .claim_call_at(c.id, &instance, "test", at)
+                    .await
+                    .unwrap()
+                    .expect("a contact to dial");
+                let provider = format!("p{}", job.call_id);
+                store
+                    .record_created(
+                        job.call_id,
+                        attempt,
+                        crate::model::AttemptOutcome::Created,
+                        &provider,
+                        &CallUpdate::default(),
+                    )
+                    .await
+                    .unwrap();
+                let ended = CallUpdate {
+                    status: Some(CallStatus::Ended),
+                    ended_reason: Some(reason.into()),
+                    cost_usd: Some(cost),
+                    ended_at: Some(crate::store::format_time(at + chrono::Duration::minutes(1))),
+                    ..Default::default()
+                };
+                store.apply_call_update(&provider, &ended).await.unwrap();
+            }
+        };
+        // The claim takes the lowest waiting contact whose redial is due.
+        call("2025-05-01T14:10:00Z", "customer-ended-call", 0.5).await; // 09:10 local
+        call("2025-05-01T14:20:00Z", "customer-busy", 0.1).await; // redialled
+        call("2025-05-01T15:05:00Z", "customer-did-not-answer", 0.0).await; // 10:05, dial 2
+        call("2025-05-01T15:10:00Z", "voicemail", 0.2).await; // redialled
+        call("2025-05-01T16:00:00Z", "assistant-ended-call", 0.3).await; // 11:00, dial 2
+        call("2025-05-01T16:01:00Z", "customer-ended-call", 0.4).await;
+        let report = store.campaign_report(c.id).await.unwrap();
+        assert_eq!(report.zone, "America/Chicago");
+        let lines = |l: &[ReportLine<String>]| {
+            l.iter()
+                .map(|l| (l.key.clone(), l.calls, l.talked))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            lines(&report.by_reason),
+            vec![
+                ("customer-ended-call".to_string(), 2, 2),
+                ("assistant-ended-call".to_string(), 1, 1),
+                ("customer-busy".to_string(), 1, 0),
+                ("customer-did-not-answer".to_string(), 1, 0),
+                ("voicemail".to_string(), 1, 0),
+            ]
+        );
+        let hours: Vec<(u32, i64, i64)> = report
+            .by_hour
+            .iter()
+            .map(|l| (l.key, l.calls, l.talked))
+            .collect();
+        assert_eq!(hours, vec![(9, 2, 1), (10, 2, 0), (11, 2, 2)]);
+        let dials: Vec<(i64, i64, i64)> = report
+            .by_dial
+            .iter()
+            .map(|l| (l.key, l.calls, l.talked))
+            .collect();
+        assert_eq!(dials, vec![(1, 4, 2), (2, 2, 1)]);
+        let cost: f64 = report.by_dial.iter().map(|l| l.cost_usd).sum();
+        assert!((cost - 1.5).abs() < 1e-9, "{cost}");
     }
 }

@@ -8,10 +8,33 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
 
+use chrono::{DateTime, Utc};
+
 use super::{age, call_status_style, centered, clock, duration_ms, label, pane_block};
 use crate::console::app::{App, Details};
-use crate::console::keys::KeyAction;
-use crate::model::AttemptOutcome;
+use crate::console::keys::{KeyAction, KeyRegistry};
+use crate::model::{AttemptOutcome, CallStatus};
+
+/// What the details popup draws: the call and its history, the clock for its age, and the
+/// keys its hint line names.
+pub struct DetailsPane<'a> {
+    pub details: &'a Details,
+    pub now: DateTime<Utc>,
+    pub keys: &'a KeyRegistry,
+    /// Read-only consoles do not offer the retry.
+    pub read_only: bool,
+}
+
+impl<'a> DetailsPane<'a> {
+    pub fn of(app: &'a App, details: &'a Details) -> DetailsPane<'a> {
+        DetailsPane {
+            details,
+            now: app.now,
+            keys: &app.keys,
+            read_only: app.options.read_only,
+        }
+    }
+}
 
 fn outcome_style(outcome: AttemptOutcome) -> Style {
     match outcome {
@@ -28,7 +51,8 @@ fn outcome_style(outcome: AttemptOutcome) -> Style {
 }
 
 /// Every line of the popup; long values are wrapped by the paragraph, not cut.
-fn lines(app: &App, details: &Details) -> Vec<Line<'static>> {
+fn lines(pane: &DetailsPane) -> Vec<Line<'static>> {
+    let details = pane.details;
     let call = &details.call;
     let mut lines = vec![
         Line::from(vec![
@@ -46,7 +70,7 @@ fn lines(app: &App, details: &Details) -> Vec<Line<'static>> {
         ]),
         Line::from(vec![
             Span::styled("age ", label()),
-            Span::raw(age(&call.created_at, app.now)),
+            Span::raw(age(&call.created_at, pane.now)),
             Span::styled("  provider id ", label()),
             Span::raw(
                 call.provider_call_id
@@ -57,7 +81,12 @@ fn lines(app: &App, details: &Details) -> Vec<Line<'static>> {
             Span::raw(call.cost_usd.map_or("—".to_string(), super::money)),
         ]),
         Line::from(vec![
-            Span::styled("ended reason ", label()),
+            // Which call of its contact this is, and the redials the contact has had.
+            Span::styled("dial ", label()),
+            Span::raw(call.sequence.to_string()),
+            Span::styled("  redials ", label()),
+            Span::raw(call.redials.to_string()),
+            Span::styled("  ended reason ", label()),
             Span::raw(call.ended_reason.clone().unwrap_or_else(|| "—".into())),
         ]),
     ];
@@ -146,16 +175,16 @@ fn geometry(lines: &[Line], area: Rect) -> (Rect, u16) {
 }
 
 /// How far the popup scrolls on `area` (the app clamps its scroll to this).
-pub fn max_scroll(app: &App, details: &Details, area: Rect) -> u16 {
-    geometry(&lines(app, details), area).1
+pub fn max_scroll(pane: &DetailsPane, area: Rect) -> u16 {
+    geometry(&lines(pane), area).1
 }
 
-pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
-    let call = &details.call;
-    let lines = lines(app, details);
+pub fn render(pane: &DetailsPane, area: Rect, buf: &mut Buffer) {
+    let call = &pane.details.call;
+    let lines = lines(pane);
     let (popup, max_scroll) = geometry(&lines, area);
-    let scroll = details.scroll.min(max_scroll);
-    let key = |action| app.keys.key_label(action);
+    let scroll = pane.details.scroll.min(max_scroll);
+    let key = |action| pane.keys.key_label(action);
     let mut hint = String::from(" ");
     if max_scroll > 0 {
         hint.push_str(&format!(
@@ -166,7 +195,7 @@ pub fn render(app: &App, details: &Details, area: Rect, buf: &mut Buffer) {
             max_scroll
         ));
     }
-    if !app.options.read_only && call.status == crate::model::CallStatus::Failed {
+    if !pane.read_only && call.status == CallStatus::Failed {
         hint.push_str(&format!("{} retries · ", key(KeyAction::RetryCall)));
     }
     hint.push_str(&format!("{} closes ", key(KeyAction::Close)));

@@ -9,15 +9,42 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::label;
 use crate::console::app::{App, StatusKind};
-use crate::console::keys::KeyAction;
+use crate::console::keys::{KeyAction, KeyRegistry};
 use crate::model::CampaignStatus;
 
-pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
+/// What the footer draws: the filter being typed or the last answer, and the key hints with
+/// the two pause keys saying what they will do now.
+pub struct FooterPane<'a> {
+    pub input: Option<&'a str>,
+    pub status: Option<&'a (String, StatusKind)>,
+    pub keys: &'a KeyRegistry,
+    pub read_only: bool,
+    /// From the newest snapshot: the pause keys would resume.
+    pub dispatch_paused: bool,
+    pub campaign_paused: bool,
+}
+
+impl<'a> FooterPane<'a> {
+    pub fn of(app: &'a App) -> FooterPane<'a> {
+        FooterPane {
+            input: app.input.as_deref(),
+            status: app.status.as_ref(),
+            keys: &app.keys,
+            read_only: app.options.read_only,
+            dispatch_paused: app.latest().dispatch_paused.is_some(),
+            campaign_paused: app
+                .campaign()
+                .is_some_and(|c| c.status == CampaignStatus::Paused),
+        }
+    }
+}
+
+pub fn render(pane: &FooterPane, area: Rect, buf: &mut Buffer) {
     if area.height == 0 {
         return;
     }
     let status = Rect { height: 1, ..area };
-    let first = match (&app.input, &app.status) {
+    let first = match (pane.input, pane.status) {
         (Some(text), _) => Line::from(vec![
             Span::styled(" filter / ", Style::new().fg(Color::Yellow)),
             Span::styled(
@@ -46,26 +73,22 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         height: 1,
         ..area
     };
-    Paragraph::new(hint_line(app, usize::from(area.width))).render(hints, buf);
+    Paragraph::new(hint_line(pane, usize::from(area.width))).render(hints, buf);
 }
 
 /// As many hints as fit, in registry order; help and quit always stay.
-pub fn hint_line(app: &App, width: usize) -> Line<'static> {
-    let latest = app.latest();
-    let campaign_paused = app
-        .campaign()
-        .is_some_and(|c| c.status == CampaignStatus::Paused);
-    let help_key = app.keys.key_label(KeyAction::Help);
-    let quit_key = app.keys.key_label(KeyAction::Quit);
-    let hints: Vec<(String, String)> = app
+pub fn hint_line(pane: &FooterPane, width: usize) -> Line<'static> {
+    let help_key = pane.keys.key_label(KeyAction::Help);
+    let quit_key = pane.keys.key_label(KeyAction::Quit);
+    let hints: Vec<(String, String)> = pane
         .keys
-        .hints(app.options.read_only)
+        .hints(pane.read_only)
         .into_iter()
         .map(|(key, label)| {
             // The pause keys say what they will do now.
             let label = match label {
-                "pause" if latest.dispatch_paused.is_some() => "resume",
-                "pause campaign" if campaign_paused => "resume campaign",
+                "pause" if pane.dispatch_paused => "resume",
+                "pause campaign" if pane.campaign_paused => "resume campaign",
                 other => other,
             };
             (key, label.to_string())

@@ -9,12 +9,30 @@ use ratatui::widgets::{Clear, Paragraph, Widget};
 
 use super::{centered, label, pane_block};
 use crate::console::app::App;
-use crate::console::keys::KeyAction;
+use crate::console::keys::{KeyAction, KeyRegistry};
 
-pub fn lines(app: &App) -> Vec<Line<'static>> {
+/// What the help overlay draws: the keys in force, whether read-only mode hides some, and
+/// how far it is scrolled.
+pub struct HelpPane<'a> {
+    pub keys: &'a KeyRegistry,
+    pub read_only: bool,
+    pub scroll: u16,
+}
+
+impl<'a> HelpPane<'a> {
+    pub fn of(app: &'a App, scroll: u16) -> HelpPane<'a> {
+        HelpPane {
+            keys: &app.keys,
+            read_only: app.options.read_only,
+            scroll,
+        }
+    }
+}
+
+pub fn lines(pane: &HelpPane) -> Vec<Line<'static>> {
     let key_style = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
     let mut lines = Vec::new();
-    for (spec, keys) in app.keys.entries(app.options.read_only) {
+    for (spec, keys) in pane.keys.entries(pane.read_only) {
         let keys = keys
             .iter()
             .map(|k| k.to_string())
@@ -34,7 +52,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         Span::raw("like quit (a second ctrl-c answers yes)"),
     ]));
     lines.push(Line::from(""));
-    let key = |action| app.keys.key_label(action);
+    let key = |action| pane.keys.key_label(action);
     for text in [
         " In dialogs: y acts · n/Esc keeps · ←/→ choose · Enter presses the chosen button (the"
             .to_string(),
@@ -64,9 +82,9 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     ] {
         lines.push(Line::from(Span::styled(text, label())));
     }
-    if app.options.read_only {
+    if pane.read_only {
         lines.push(Line::from(Span::styled(
-            " Read-only: pausing, rate, retry and cancel are disabled.",
+            " Read-only: pausing, rate, retry, cancel and do-not-call are disabled.",
             Style::new().fg(Color::Blue),
         )));
     } else {
@@ -78,8 +96,8 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     lines
 }
 
-pub fn render(app: &App, scroll: u16, area: Rect, buf: &mut Buffer) {
-    let lines = lines(app);
+pub fn render(pane: &HelpPane, area: Rect, buf: &mut Buffer) {
+    let lines = lines(pane);
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
     let popup = centered(
         area,
@@ -90,7 +108,7 @@ pub fn render(app: &App, scroll: u16, area: Rect, buf: &mut Buffer) {
     let max_scroll = u16::try_from(lines.len())
         .unwrap_or(u16::MAX)
         .saturating_sub(visible);
-    let scroll = scroll.min(max_scroll);
+    let scroll = pane.scroll.min(max_scroll);
     let mut block = pane_block(" Keys (Esc closes) ", true);
     if max_scroll > 0 {
         block =

@@ -1,5 +1,7 @@
-//! One file per pane. Each reads the app and draws into its rectangle; none keeps state of
-//! its own. Small formatting helpers shared by the panes live here.
+//! One file per pane. Each draws from a narrow view struct of its own (`CallsPane`,
+//! `DetailsPane`…: exactly what it shows), built from the app in one place (its `of`), into
+//! its rectangle; none keeps state of its own. Small formatting helpers shared by the panes
+//! live here.
 
 pub mod calls;
 pub mod campaign;
@@ -12,6 +14,7 @@ pub mod header;
 pub mod help;
 pub mod log;
 pub mod quota;
+pub mod report;
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::Rect;
