@@ -7,7 +7,7 @@
 use std::io::Read;
 
 use crate::config::ImportConfig;
-use crate::store::contacts::NewContact;
+use crate::store::contacts::{ImportSession, NewContact};
 use crate::store::{Store, StoreError};
 
 /// Rows buffered before they go to the database.
@@ -241,12 +241,12 @@ pub async fn import_contacts(
         return Err(ImportError::Cancelled(campaign.name));
     }
     let mut report = ImportReport::default();
-    let mut session = store.import_session(campaign_id).await?;
-    let result = read_rows(
+    let session = store.import_session(campaign_id).await?;
+    let (session, result) = read_rows(
         &mut csv,
         &headers,
         rules,
-        &mut session,
+        session,
         &mut report,
         &mut progress,
     )
@@ -269,12 +269,61 @@ pub async fn import_contacts(
     }
 }
 
-/// Reads every row, adding good ones to the session in batches.
+/// Rows parsed between two yields to the runtime: on a single-threaded runtime the writer
+/// task runs only when the parser yields.
+const ROWS_PER_YIELD: u64 = 256;
+
+/// The writer task of an import: adds each batch it receives to the session, in order, and
+/// gives the session back with the rows added and duplicates skipped (or the first error).
+async fn write_batches(
+    mut session: ImportSession,
+    mut batches: tokio::sync::mpsc::Receiver<Vec<NewContact>>,
+) -> (ImportSession, u64, u64, Result<(), ImportError>) {
+    let (mut imported, mut duplicates) = (0, 0);
+    while let Some(batch) = batches.recv().await {
+        match session.add(&batch).await {
+            Ok(inserted) => {
+                imported += inserted;
+                duplicates += batch.len() as u64 - inserted;
+            }
+            Err(e) => return (session, imported, duplicates, Err(e.into())),
+        }
+    }
+    (session, imported, duplicates, Ok(()))
+}
+
+/// Reads every row; good ones go in batches to a writer task, so that parsing the next batch
+/// overlaps the database writing the last one (the parser runs here, SQLite on its own
+/// thread). The channel holds one batch: at most three batches are in memory.
 async fn read_rows(
     csv: &mut csv::Reader<impl Read>,
     headers: &[String],
     rules: &ImportConfig,
-    session: &mut crate::store::contacts::ImportSession,
+    session: ImportSession,
+    report: &mut ImportReport,
+    progress: &mut impl FnMut(u64),
+) -> (ImportSession, Result<(), ImportError>) {
+    let (batches, receiver) = tokio::sync::mpsc::channel(1);
+    let writer = tokio::spawn(write_batches(session, receiver));
+    let parsed = parse_rows(csv, headers, rules, &batches, report, progress).await;
+    drop(batches);
+    let (session, imported, duplicates, written) = match writer.await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    report.imported = imported;
+    report.duplicates = duplicates;
+    // A database error stops the writer, and then the parser (its channel closes): the
+    // writer's error is the cause.
+    (session, written.and(parsed))
+}
+
+/// Parses every row into `batches`. Stops early (Ok) when the writer is gone.
+async fn parse_rows(
+    csv: &mut csv::Reader<impl Read>,
+    headers: &[String],
+    rules: &ImportConfig,
+    batches: &tokio::sync::mpsc::Sender<Vec<NewContact>>,
     report: &mut ImportReport,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ImportError> {
@@ -323,18 +372,19 @@ async fn read_rows(
             }),
         }
         if batch.len() >= BATCH {
-            let n = batch.len() as u64;
-            let inserted = session.add(&batch).await?;
-            report.imported += inserted;
-            report.duplicates += n - inserted;
-            batch.clear();
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if batches.send(full).await.is_err() {
+                return Ok(());
+            }
             progress(report.rows);
+        } else if report.rows.is_multiple_of(ROWS_PER_YIELD) {
+            tokio::task::yield_now().await;
         }
     }
-    let n = batch.len() as u64;
-    let inserted = session.add(&batch).await?;
-    report.imported += inserted;
-    report.duplicates += n - inserted;
+    if !batch.is_empty() {
+        // An error here means the writer stopped: its own error is reported.
+        let _ = batches.send(batch).await;
+    }
     Ok(())
 }
 
