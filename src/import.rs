@@ -7,7 +7,7 @@
 use std::io::Read;
 
 use crate::config::ImportConfig;
-use crate::store::contacts::NewContact;
+use crate::store::contacts::{ImportSession, NewContact};
 use crate::store::{Store, StoreError};
 
 /// Rows buffered before they go to the database.
@@ -224,10 +224,9 @@ pub async fn import_contacts(
     rules: &ImportConfig,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(reader);
+    // Fields are trimmed where they are read (`cell`): csv's own trimming copies every record
+    // twice.
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers: Vec<String> = csv
         .headers()
         .map_err(|e| ImportError::Read(e.to_string()))?
@@ -242,12 +241,12 @@ pub async fn import_contacts(
         return Err(ImportError::Cancelled(campaign.name));
     }
     let mut report = ImportReport::default();
-    let mut session = store.import_session(campaign_id).await?;
-    let result = read_rows(
+    let session = store.import_session(campaign_id).await?;
+    let (session, result) = read_rows(
         &mut csv,
         &headers,
         rules,
-        &mut session,
+        session,
         &mut report,
         &mut progress,
     )
@@ -270,25 +269,65 @@ pub async fn import_contacts(
     }
 }
 
-/// Reads every row, adding good ones to the session in batches.
+/// Rows parsed between two yields to the runtime: on a single-threaded runtime the writer
+/// task runs only when the parser yields.
+const ROWS_PER_YIELD: u64 = 256;
+
+/// The writer task of an import: adds each batch it receives to the session, in order, and
+/// gives the session back with the rows added and duplicates skipped (or the first error).
+async fn write_batches(
+    mut session: ImportSession,
+    mut batches: tokio::sync::mpsc::Receiver<Vec<NewContact>>,
+) -> (ImportSession, u64, u64, Result<(), ImportError>) {
+    let (mut imported, mut duplicates) = (0, 0);
+    while let Some(batch) = batches.recv().await {
+        match session.add(&batch).await {
+            Ok(inserted) => {
+                imported += inserted;
+                duplicates += batch.len() as u64 - inserted;
+            }
+            Err(e) => return (session, imported, duplicates, Err(e.into())),
+        }
+    }
+    (session, imported, duplicates, Ok(()))
+}
+
+/// Reads every row; good ones go in batches to a writer task, so that parsing the next batch
+/// overlaps the database writing the last one (the parser runs here, SQLite on its own
+/// thread). The channel holds one batch: at most three batches are in memory.
 async fn read_rows(
     csv: &mut csv::Reader<impl Read>,
     headers: &[String],
     rules: &ImportConfig,
-    session: &mut crate::store::contacts::ImportSession,
+    session: ImportSession,
+    report: &mut ImportReport,
+    progress: &mut impl FnMut(u64),
+) -> (ImportSession, Result<(), ImportError>) {
+    let (batches, receiver) = tokio::sync::mpsc::channel(1);
+    let writer = tokio::spawn(write_batches(session, receiver));
+    let parsed = parse_rows(csv, headers, rules, &batches, report, progress).await;
+    drop(batches);
+    let (session, imported, duplicates, written) = match writer.await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    report.imported = imported;
+    report.duplicates = duplicates;
+    // A database error stops the writer, and then the parser (its channel closes): the
+    // writer's error is the cause.
+    (session, written.and(parsed))
+}
+
+/// Parses every row into `batches`. Stops early (Ok) when the writer is gone.
+async fn parse_rows(
+    csv: &mut csv::Reader<impl Read>,
+    headers: &[String],
+    rules: &ImportConfig,
+    batches: &tokio::sync::mpsc::Sender<Vec<NewContact>>,
     report: &mut ImportReport,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ImportError> {
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    let phone_col =
-        column("phone").ok_or_else(|| ImportError::NoPhoneColumn(headers.join(", ")))?;
-    let name_col = column("name");
-    let ext_col = column("extension");
-    let cols = PolicyColumns {
-        timezone: column("timezone"),
-        consent_source: column("consent_source"),
-        consent_at: column("consent_at"),
-    };
+    let parser = RowParser::new(headers, rules)?;
     let mut batch: Vec<NewContact> = Vec::with_capacity(BATCH);
     let mut record = csv::StringRecord::new();
     loop {
@@ -315,9 +354,7 @@ async fn read_rows(
             .position()
             .map(|p| p.line())
             .unwrap_or(report.rows + 1);
-        match contact_from_row(&record, headers, phone_col, name_col, ext_col, rules)
-            .and_then(|(c, v)| with_policy_columns(c, &record, &cols).map(|c| (c, v)))
-        {
+        match parser.contact(&record) {
             Ok((contact, verified)) => {
                 if contact.timezone.is_none() {
                     report.zone_ambiguous += 1;
@@ -335,146 +372,169 @@ async fn read_rows(
             }),
         }
         if batch.len() >= BATCH {
-            let n = batch.len() as u64;
-            let inserted = session.add(&batch).await?;
-            report.imported += inserted;
-            report.duplicates += n - inserted;
-            batch.clear();
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if batches.send(full).await.is_err() {
+                return Ok(());
+            }
             progress(report.rows);
+        } else if report.rows.is_multiple_of(ROWS_PER_YIELD) {
+            tokio::task::yield_now().await;
         }
     }
-    let n = batch.len() as u64;
-    let inserted = session.add(&batch).await?;
-    report.imported += inserted;
-    report.duplicates += n - inserted;
+    if !batch.is_empty() {
+        // An error here means the writer stopped: its own error is reported.
+        let _ = batches.send(batch).await;
+    }
     Ok(())
 }
 
-/// The compliance columns of the CSV: `timezone` (IANA), `consent_source`, `consent_at`.
-struct PolicyColumns {
+/// A field as imported: trimmed of surrounding whitespace (Unicode, as csv's `Trim::All`).
+fn cell(record: &csv::StringRecord, col: usize) -> Option<&str> {
+    record.get(col).map(str::trim)
+}
+
+/// A field trimmed, or `None` when it is missing or empty.
+fn non_empty(record: &csv::StringRecord, col: Option<usize>) -> Option<&str> {
+    col.and_then(|c| cell(record, c)).filter(|v| !v.is_empty())
+}
+
+/// What the header says about each column, worked out once for every row: where the phone,
+/// name, extension and compliance columns are, and which columns are variables.
+struct RowParser<'a> {
+    headers: &'a [String],
+    rules: &'a ImportConfig,
+    phone: usize,
+    name: Option<usize>,
+    extension: Option<usize>,
     timezone: Option<usize>,
     consent_source: Option<usize>,
     consent_at: Option<usize>,
+    /// The other named columns (the contact's variables); empty: every row's is `{}`.
+    variables: Vec<(usize, &'a str)>,
 }
 
-impl PolicyColumns {
-    fn any(&self) -> bool {
-        self.timezone.is_some() || self.consent_source.is_some() || self.consent_at.is_some()
-    }
-}
+/// Columns that are the contact's zone and consent, not variables.
+const POLICY_COLUMNS: [&str; 3] = ["timezone", "consent_source", "consent_at"];
 
-/// The contact's zone (its `timezone` column, else its number's, else none: the campaign's)
-/// and its consent; these columns are not variables.
-fn with_policy_columns(
-    mut contact: NewContact,
-    record: &csv::StringRecord,
-    cols: &PolicyColumns,
-) -> Result<NewContact, String> {
-    let field = |col: Option<usize>| {
-        col.and_then(|c| record.get(c))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    contact.timezone = match field(cols.timezone) {
-        Some(zone) => Some(
-            crate::policy::parse_zone(&zone)
-                .map_err(|e| e.to_string())?
-                .name()
-                .to_string(),
-        ),
-        None => crate::policy::zones::zone_for_number(&contact.phone).map(str::to_string),
-    };
-    contact.consent_source = field(cols.consent_source);
-    contact.consent_at = field(cols.consent_at);
-    if cols.any()
-        && let Ok(serde_json::Value::Object(mut vars)) =
-            serde_json::from_str::<serde_json::Value>(&contact.variables)
-    {
-        for name in ["timezone", "consent_source", "consent_at"] {
-            vars.remove(name);
-        }
-        contact.variables = serde_json::Value::Object(vars).to_string();
-    }
-    Ok(contact)
-}
-
-fn contact_from_row(
-    record: &csv::StringRecord,
-    headers: &[String],
-    phone_col: usize,
-    name_col: Option<usize>,
-    ext_col: Option<usize>,
-    rules: &ImportConfig,
-) -> Result<(NewContact, Option<bool>), String> {
-    if record.len() != headers.len() {
-        return Err(format!(
-            "has {} fields, the header has {}",
-            record.len(),
-            headers.len()
-        ));
-    }
-    if let Some((i, field)) = record
-        .iter()
-        .enumerate()
-        .find(|(_, f)| f.len() > rules.max_field_bytes)
-    {
-        return Err(format!(
-            "field {:?} is {} bytes, more than import.max_field_bytes ({})",
-            headers.get(i).map(String::as_str).unwrap_or("?"),
-            field.len(),
-            rules.max_field_bytes
-        ));
-    }
-    let number = normalize(
-        record.get(phone_col).unwrap_or(""),
-        rules.default_country_code.as_deref(),
-        rules.strict,
-    )?;
-    if rules.strict && number.verified == Some(false) {
-        return Err(format!(
-            "phone {} is outside the numbering plan's known ranges (import.strict)",
-            number.e164
-        ));
-    }
-    let phone = number.e164;
-    let field = |col: Option<usize>| {
-        col.and_then(|c| record.get(c))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    let name = field(name_col);
-    if let Some(n) = &name
-        && n.chars().count() > 200
-    {
-        return Err("name is longer than 200 characters".into());
-    }
-    let extension = field(ext_col).or(number.extension);
-    if let Some(ext) = &extension
-        && !(ext.len() <= 10 && ext.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(format!("extension {ext:?} must be up to 10 digits"));
-    }
-    let mut variables = serde_json::Map::new();
-    for (i, header) in headers.iter().enumerate() {
-        if Some(i) == name_col || Some(i) == ext_col || i == phone_col || header.is_empty() {
-            continue;
-        }
-        if let Some(value) = record.get(i) {
-            variables.insert(header.clone(), serde_json::Value::String(value.to_string()));
-        }
-    }
-    Ok((
-        NewContact {
-            name,
+impl<'a> RowParser<'a> {
+    fn new(headers: &'a [String], rules: &'a ImportConfig) -> Result<Self, ImportError> {
+        let column = |name: &str| headers.iter().position(|h| h == name);
+        let phone =
+            column("phone").ok_or_else(|| ImportError::NoPhoneColumn(headers.join(", ")))?;
+        let name = column("name");
+        let extension = column("extension");
+        let variables = headers
+            .iter()
+            .enumerate()
+            .filter(|(i, h)| {
+                Some(*i) != name
+                    && Some(*i) != extension
+                    && *i != phone
+                    && !h.is_empty()
+                    && !POLICY_COLUMNS.contains(&h.as_str())
+            })
+            .map(|(i, h)| (i, h.as_str()))
+            .collect();
+        Ok(RowParser {
+            headers,
+            rules,
             phone,
+            name,
             extension,
-            variables: serde_json::Value::Object(variables).to_string(),
-            ..NewContact::default()
-        },
-        number.verified,
-    ))
+            timezone: column("timezone"),
+            consent_source: column("consent_source"),
+            consent_at: column("consent_at"),
+            variables,
+        })
+    }
+
+    /// The contact of a row and whether its number is in the plan's known ranges, or why
+    /// the row is refused.
+    fn contact(&self, record: &csv::StringRecord) -> Result<(NewContact, Option<bool>), String> {
+        let (headers, rules) = (self.headers, self.rules);
+        if record.len() != headers.len() {
+            return Err(format!(
+                "has {} fields, the header has {}",
+                record.len(),
+                headers.len()
+            ));
+        }
+        if let Some((i, field)) = record
+            .iter()
+            .map(str::trim)
+            .enumerate()
+            .find(|(_, f)| f.len() > rules.max_field_bytes)
+        {
+            return Err(format!(
+                "field {:?} is {} bytes, more than import.max_field_bytes ({})",
+                headers.get(i).map(String::as_str).unwrap_or("?"),
+                field.len(),
+                rules.max_field_bytes
+            ));
+        }
+        let number = normalize(
+            cell(record, self.phone).unwrap_or(""),
+            rules.default_country_code.as_deref(),
+            rules.strict,
+        )?;
+        if rules.strict && number.verified == Some(false) {
+            return Err(format!(
+                "phone {} is outside the numbering plan's known ranges (import.strict)",
+                number.e164
+            ));
+        }
+        let name = non_empty(record, self.name);
+        if let Some(n) = name
+            && n.chars().count() > 200
+        {
+            return Err("name is longer than 200 characters".into());
+        }
+        let extension = non_empty(record, self.extension)
+            .map(str::to_string)
+            .or(number.extension);
+        if let Some(ext) = &extension
+            && !(ext.len() <= 10 && ext.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("extension {ext:?} must be up to 10 digits"));
+        }
+        // The contact's zone: its `timezone` column, else its number's, else none (the
+        // campaign's).
+        let timezone = match non_empty(record, self.timezone) {
+            Some(zone) => Some(
+                crate::policy::parse_zone(zone)
+                    .map_err(|e| e.to_string())?
+                    .name()
+                    .to_string(),
+            ),
+            None => crate::policy::zones::zone_for_number(&number.e164).map(str::to_string),
+        };
+        let variables = if self.variables.is_empty() {
+            "{}".to_string()
+        } else {
+            let mut vars = serde_json::Map::new();
+            for (i, header) in &self.variables {
+                if let Some(value) = cell(record, *i) {
+                    vars.insert(
+                        (*header).to_string(),
+                        serde_json::Value::String(value.to_string()),
+                    );
+                }
+            }
+            serde_json::Value::Object(vars).to_string()
+        };
+        Ok((
+            NewContact {
+                name: name.map(str::to_string),
+                phone: number.e164,
+                extension,
+                variables,
+                timezone,
+                consent_source: non_empty(record, self.consent_source).map(str::to_string),
+                consent_at: non_empty(record, self.consent_at).map(str::to_string),
+            },
+            number.verified,
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -579,6 +639,46 @@ mod tests {
         assert_eq!(store.contact_count(c.id).await.unwrap(), 2);
         let first = store.contact(1).await.unwrap();
         assert_eq!(first.variables, r#"{"city":"Paris"}"#);
+    }
+
+    /// Fields are trimmed where they are read (not by csv's copying `Trim::All`), and the
+    /// zone and consent columns are the contact's, not variables.
+    #[tokio::test]
+    async fn fields_are_trimmed_and_policy_columns_are_not_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let c = store.create_campaign("c", "a", "p").await.unwrap();
+        let csv = " Phone , name,city ,timezone,consent_source,consent_at\n\
+                   \u{a0}+14155550100 ,  Ada\t, Paris , Europe/Paris ,web , 2026-01-02\n\
+                   +14155550101,,,,,\n\
+                   +14155550102,Cy,Oslo,Mars/Base,,\n";
+        let report = import_contacts(&store, c.id, csv.as_bytes(), &Default::default(), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.imported, 2, "{report:?}");
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![4], "the unknown zone: {report:?}");
+        let ada = store.contact(1).await.unwrap();
+        assert_eq!(ada.phone, "+14155550100");
+        assert_eq!(ada.name.as_deref(), Some("Ada"));
+        assert_eq!(ada.variables, r#"{"city":"Paris"}"#);
+        let (zone, source, at): (Option<String>, Option<String>, Option<String>) =
+            sqlx::query_as(crate::store::q(
+                "SELECT timezone, consent_source, consent_at FROM contacts WHERE id = 1",
+            ))
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        assert_eq!(
+            (zone.as_deref(), source.as_deref(), at.as_deref()),
+            (Some("Europe/Paris"), Some("web"), Some("2026-01-02"))
+        );
+        let empty = store.contact(2).await.unwrap();
+        assert_eq!(
+            (empty.name, empty.variables.as_str()),
+            (None, r#"{"city":""}"#)
+        );
+        assert_eq!(report.zone_ambiguous, 0, "+1 415 is Los Angeles");
     }
 
     #[tokio::test]

@@ -240,3 +240,78 @@ async fn imports_reopen_completed_campaigns_and_refuse_cancelled_ones() {
     assert!(matches!(err, ImportError::Cancelled(_)), "{err}");
     assert_eq!(store.contact_count(c.id).await.unwrap(), 0);
 }
+
+/// A CSV of `rows` E.164 rows over several batches (10,000 rows each): a bad number every
+/// 7,000 rows, row 15,000 repeating row 3's number (a duplicate in another batch), and
+/// the last row a number imported before (a duplicate of an existing contact).
+fn many_rows(rows: usize) -> (String, Vec<u64>) {
+    let mut csv = String::from("name,phone\n");
+    let mut bad_lines = Vec::new();
+    for i in 1..=rows {
+        let line = i as u64 + 1;
+        if i % 7_000 == 0 {
+            csv.push_str(&format!("Bad {i},+1 415 555\n"));
+            bad_lines.push(line);
+        } else if i == 15_000 {
+            csv.push_str("Again,+14152000003\n");
+        } else if i == rows {
+            csv.push_str("Before,+442079460958\n");
+        } else {
+            csv.push_str(&format!("Contact {i},+1415{:07}\n", 2_000_000 + i));
+        }
+    }
+    (csv, bad_lines)
+}
+
+/// Parsing overlaps writing (a writer task receives the batches): rejected rows keep their
+/// lines, duplicates across batches and against existing contacts are caught, progress is
+/// reported per batch.
+async fn pipelined_import_keeps_lines_and_duplicates() {
+    let (store, _dir) = store().await;
+    let c = store.create_campaign("c", "a", "p").await.unwrap();
+    import_contacts(
+        &store,
+        c.id,
+        "phone\n+442079460958\n".as_bytes(),
+        &rules(None),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let rows = 25_000;
+    let (csv, bad_lines) = many_rows(rows);
+    let mut progress = Vec::new();
+    let report = import_contacts(&store, c.id, csv.as_bytes(), &rules(None), |n| {
+        progress.push(n)
+    })
+    .await
+    .unwrap();
+    let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, bad_lines, "{:?}", report.rejected);
+    assert_eq!(report.rows, rows as u64);
+    assert_eq!(
+        report.duplicates, 2,
+        "row 15,000 and the number imported before"
+    );
+    assert_eq!(report.imported, (rows - bad_lines.len() - 2) as u64);
+    assert_eq!(
+        store.contact_count(c.id).await.unwrap(),
+        report.imported as i64 + 1
+    );
+    assert_eq!(
+        store.campaign(c.id).await.unwrap().contacts_total,
+        report.imported as i64 + 1
+    );
+    assert_eq!(progress.len(), 2, "one call per full batch: {progress:?}");
+    assert!(store.verify_counters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_pipelined_import_on_one_thread_keeps_lines_and_duplicates() {
+    pipelined_import_keeps_lines_and_duplicates().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_import_on_two_threads_keeps_lines_and_duplicates() {
+    pipelined_import_keeps_lines_and_duplicates().await;
+}
