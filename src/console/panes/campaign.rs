@@ -108,9 +108,18 @@ pub fn render(pane: &CampaignPane, area: Rect, buf: &mut Buffer) {
     ];
     lines.push(finish_line(pane, c));
     if let Some(rules) = &c.rules {
+        // Cut with an ellipsis to the pane (`campaign show` prints them in full).
+        let room = usize::from(rest.width).saturating_sub(9);
+        let text = if rules.chars().count() > room {
+            let mut cut: String = rules.chars().take(room.saturating_sub(1)).collect();
+            cut.push('…');
+            cut
+        } else {
+            rules.clone()
+        };
         lines.push(Line::from(vec![
             Span::styled("rules    ", label()),
-            Span::raw(rules.clone()),
+            Span::raw(text),
         ]));
     }
     let used = u16::try_from(lines.len()).unwrap_or(u16::MAX);
@@ -312,5 +321,12 @@ mod tests {
         let screen = drawn(&view(Some(rules)));
         assert!(screen.contains(&format!("rules    {rules}")), "{screen}");
         assert!(!drawn(&view(None)).contains("rules"));
+        // Too long for the pane: cut with an ellipsis at its edge.
+        let long = "x".repeat(200);
+        let screen = drawn(&view(Some(&long)));
+        let line = screen.lines().find(|l| l.contains("rules")).unwrap();
+        // The pane's border follows the ellipsis: nothing was drawn over it.
+        assert!(line.ends_with("…│"), "{line}");
+        assert_eq!(line.chars().count(), 100);
     }
 }
