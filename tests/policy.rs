@@ -633,17 +633,14 @@ async fn the_predial_hook_skips_the_contacts_it_refuses_and_nothing_is_sent_for_
         .with_priority(2)
         .mount(&hook)
         .await;
-    let sim = limited_sim(0).await;
-    let (store, _db) = store().await;
-    let id = campaign(&store, "hooked", 4).await;
-    let mut cfg = config(&sim.base_url());
-    cfg.predial.url = Some(format!("{}/predial", hook.uri()));
-    fast_retries(&mut cfg);
-    let engine = engine(cfg, &store, KEY).await;
-    let c = wait_campaign(&store, id, CampaignStatus::Completed).await;
-    engine.shutdown().await;
-    let stats = sim.stats();
-    sim.shutdown().await;
+    let (store, _db, c, stats) = run_with_hook(
+        format!("{}/predial", hook.uri()),
+        4,
+        CampaignStatus::Completed,
+        |_| {},
+    )
+    .await;
+    let id = c.id;
     assert_eq!(
         stats.calls_created, 3,
         "the refused contact never reached Vapi"
@@ -671,6 +668,34 @@ async fn the_predial_hook_skips_the_contacts_it_refuses_and_nothing_is_sent_for_
     assert_invariants(&store).await;
 }
 
+/// Runs a campaign of `n` contacts against the simulator with the pre-dial hook at `url`
+/// until the campaign is `until`: the store, the campaign then, and what Vapi saw.
+async fn run_with_hook(
+    url: String,
+    n: usize,
+    until: CampaignStatus,
+    tweak: impl FnOnce(&mut switchboard::config::Config),
+) -> (
+    Store,
+    TestDb,
+    switchboard::store::campaigns::Campaign,
+    switchboard::simulator::SimStats,
+) {
+    let sim = limited_sim(0).await;
+    let (store, db) = store().await;
+    let id = campaign(&store, "hooked", n).await;
+    let mut cfg = config(&sim.base_url());
+    cfg.predial.url = Some(url);
+    fast_retries(&mut cfg);
+    tweak(&mut cfg);
+    let engine = engine(cfg, &store, KEY).await;
+    let c = wait_campaign(&store, id, until).await;
+    engine.shutdown().await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    (store, db, c, stats)
+}
+
 /// A hook that is down: `on_error = "skip"` skips the first contacts, and
 /// `pause_after_errors` errors in a row pause the campaign with the others still PENDING.
 #[tokio::test]
@@ -682,20 +707,13 @@ async fn a_predial_hook_that_is_down_pauses_the_campaign_before_burning_the_list
         .respond_with(ResponseTemplate::new(503))
         .mount(&hook)
         .await;
-    let sim = limited_sim(0).await;
-    let (store, _db) = store().await;
-    let id = campaign(&store, "hooked", 6).await;
-    let mut cfg = config(&sim.base_url());
-    cfg.predial.url = Some(hook.uri());
-    cfg.predial.pause_after_errors = 2;
-    // One call at a time, so that errors come in a known order.
-    cfg.dispatch.max_concurrent_calls = 1;
-    fast_retries(&mut cfg);
-    let engine = engine(cfg, &store, KEY).await;
-    let c = wait_campaign(&store, id, CampaignStatus::Paused).await;
-    engine.shutdown().await;
-    let stats = sim.stats();
-    sim.shutdown().await;
+    let (store, _db, c, stats) = run_with_hook(hook.uri(), 6, CampaignStatus::Paused, |cfg| {
+        cfg.predial.pause_after_errors = 2;
+        // One call at a time, so that errors come in a known order.
+        cfg.dispatch.max_concurrent_calls = 1;
+    })
+    .await;
+    let id = c.id;
     assert_eq!(
         stats.create_requests, 0,
         "nothing sent without the hook's answer"

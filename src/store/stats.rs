@@ -712,6 +712,20 @@ mod tests {
     use crate::store::calls::CallUpdate;
     use crate::store::contacts::NewContact;
 
+    /// Records a claimed call as created at Vapi (provider id `p{call_id}`).
+    async fn created_at_vapi(store: &Store, call_id: i64, attempt: i64) {
+        store
+            .record_created(
+                call_id,
+                attempt,
+                crate::model::AttemptOutcome::Created,
+                &format!("p{call_id}"),
+                &CallUpdate::default(),
+            )
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn far_windows_read_from_the_other_end_give_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
@@ -730,17 +744,7 @@ mod tests {
         store.start_campaign(c.id).await.unwrap();
         let instance = store.instance_id().await.unwrap();
         while let Some((job, attempt)) = store.claim_call(c.id, &instance, "test").await.unwrap() {
-            let provider = format!("p{}", job.call_id);
-            store
-                .record_created(
-                    job.call_id,
-                    attempt,
-                    crate::model::AttemptOutcome::Created,
-                    &provider,
-                    &CallUpdate::default(),
-                )
-                .await
-                .unwrap();
+            created_at_vapi(&store, job.call_id, attempt).await;
         }
         for sort in [
             CallSort::Newest,
@@ -890,17 +894,7 @@ mod tests {
                     .await
                     .unwrap()
                     .expect("a contact to dial");
-                let provider = format!("p{}", job.call_id);
-                store
-                    .record_created(
-                        job.call_id,
-                        attempt,
-                        crate::model::AttemptOutcome::Created,
-                        &provider,
-                        &CallUpdate::default(),
-                    )
-                    .await
-                    .unwrap();
+                created_at_vapi(&store, job.call_id, attempt).await;
                 let ended = CallUpdate {
                     status: Some(CallStatus::Ended),
                     ended_reason: Some(reason.into()),
@@ -908,7 +902,10 @@ mod tests {
                     ended_at: Some(crate::store::format_time(at + chrono::Duration::minutes(1))),
                     ..Default::default()
                 };
-                store.apply_call_update(&provider, &ended).await.unwrap();
+                store
+                    .apply_call_update(&format!("p{}", job.call_id), &ended)
+                    .await
+                    .unwrap();
             }
         };
         // The claim takes the lowest waiting contact whose redial is due.
