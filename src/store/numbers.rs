@@ -166,6 +166,17 @@ impl Store {
                 insert_number_in(&mut tx, campaign_id, number, *weight).await?;
             }
         }
+        // Calls made before pools name no number: they were made from the campaign's, which
+        // is about to change. Pin them to it, so look-ups and reads keep finding them.
+        sqlx::query(super::q(
+            "UPDATE calls SET phone_number_id = \
+             (SELECT phone_number_id FROM campaigns WHERE id = ?) \
+             WHERE campaign_id = ? AND phone_number_id IS NULL",
+        ))
+        .bind(campaign_id)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(super::q(
             "UPDATE campaigns SET phone_number_id = ? WHERE id = ?",
         ))
