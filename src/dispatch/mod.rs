@@ -307,7 +307,11 @@ pub async fn start(
                 .unwrap_or_else(|| "paused".into())
         });
     });
-    let budget = budget::RequestBudget::new(config.vapi.max_requests_per_second, 1);
+    // A burst of 2: governor's GCRA puts the next slot at `max(tat, now) + T`, so at burst 1
+    // every late wake-up (tokio's timer rounds up to the millisecond) stretched the period,
+    // and creates paced at the budget's own rate ran 2.2 % slow. One spare slot absorbs that
+    // lateness; creates stay spaced by the pacer.
+    let budget = budget::RequestBudget::new(config.vapi.max_requests_per_second, 2);
     let webhook_secret = match &config.webhook.listen {
         Some(_) => Some(
             std::env::var(&config.webhook.secret_env)
