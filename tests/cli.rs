@@ -49,26 +49,25 @@ impl Env {
 }
 
 impl Env {
-    /// A started campaign "c" with `n` generated contacts, made through the CLI.
-    fn started_campaign(&self, n: usize) {
-        self.run(&[
+    /// `campaign create NAME` with assistant "a" and number "p", calling at any hour with no
+    /// caps and no redials (dispatch tests; the policy has tests of its own).
+    fn create_any_hour(&self, name: &str) -> (bool, String, String) {
+        let mut args = vec![
             "campaign",
             "create",
-            "c",
+            name,
             "--assistant-id",
             "a",
             "--phone-number-id",
             "p",
-            // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-            "--window",
-            "all",
-            "--days",
-            "all",
-            "--caps",
-            "off",
-            "--redial-count",
-            "0",
-        ]);
+        ];
+        args.extend(common::process::ANY_HOUR);
+        self.run(&args)
+    }
+
+    /// A started campaign "c" with `n` generated contacts, made through the CLI.
+    fn started_campaign(&self, n: usize) {
+        self.create_any_hour("c");
         let csv = self.write("c.csv", &switchboard::demo::generated_contacts(n));
         self.run(&["contacts", "import", "c", &csv]);
         self.run(&["campaign", "start", "c"]);
@@ -103,27 +102,7 @@ fn one_error_line(stderr: &str) -> &str {
 #[test]
 fn import_reports_each_bad_row_and_reimport_adds_nothing() {
     let env = Env::new("");
-    assert!(
-        env.run(&[
-            "campaign",
-            "create",
-            "spring",
-            "--assistant-id",
-            "a",
-            "--phone-number-id",
-            "p",
-            // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-            "--window",
-            "all",
-            "--days",
-            "all",
-            "--caps",
-            "off",
-            "--redial-count",
-            "0",
-        ])
-        .0
-    );
+    assert!(env.create_any_hour("spring").0);
     let csv = env.write(
         "c.csv",
         "name,phone,extension,notes\nAda,+1 415 555 0100,,vip\nBob,555-0101,,\nCy,+14155550102,abc,\nDi,(415) 555-0103 ,,\n",
@@ -148,24 +127,7 @@ fn import_reports_each_bad_row_and_reimport_adds_nothing() {
     );
     // With a default country code the national numbers import.
     let env2 = Env::new("[import]\ndefault_country_code = \"1\"\n");
-    env2.run(&[
-        "campaign",
-        "create",
-        "s",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]);
+    env2.create_any_hour("s");
     let csv2 = env2.write("c.csv", "phone\n415-555-0101\n");
     let (_, out, _) = env2.run(&["contacts", "import", "s", &csv2]);
     assert!(out.contains("imported 1 contacts"), "{out}");
@@ -181,24 +143,7 @@ fn user_errors_are_one_line_and_change_nothing() {
         "error: no campaign named \"nope\" (see `switchboard campaign list`)"
     );
 
-    env.run(&[
-        "campaign",
-        "create",
-        "c",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]);
+    env.create_any_hour("c");
     let (ok, _, err) = env.run(&["contacts", "import", "c", "missing.csv"]);
     assert!(!ok);
     assert!(
@@ -210,24 +155,7 @@ fn user_errors_are_one_line_and_change_nothing() {
     assert!(!ok);
     assert!(one_error_line(&err).contains("has no contacts"), "{err}");
 
-    let (ok, _, err) = env.run(&[
-        "campaign",
-        "create",
-        "c",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]);
+    let (ok, _, err) = env.create_any_hour("c");
     assert!(!ok);
     assert!(one_error_line(&err).contains("already exists"), "{err}");
 
@@ -542,24 +470,7 @@ fn a_corrupt_or_unreachable_database_is_one_line_without_colour() {
 #[test]
 fn a_csv_with_a_huge_header_line_gets_a_short_message() {
     let env = Env::new("");
-    env.run(&[
-        "campaign",
-        "create",
-        "c",
-        "--assistant-id",
-        "a",
-        "--phone-number-id",
-        "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]);
+    env.create_any_hour("c");
     let header = "x".repeat(10 * 1024 * 1024);
     let csv = env.write("huge.csv", &format!("{header}\n+14155550100\n"));
     let (ok, _, err) = env.run(&["contacts", "import", "c", &csv]);

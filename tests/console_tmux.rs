@@ -188,7 +188,8 @@ async fn the_api_key_never_reaches_the_screen_the_logs_or_the_database() {
             .output()
             .unwrap()
     };
-    sb(&[
+    // Dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own).
+    let create = [
         "campaign",
         "create",
         "c",
@@ -196,16 +197,8 @@ async fn the_api_key_never_reaches_the_screen_the_logs_or_the_database() {
         "a",
         "--phone-number-id",
         "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]);
+    ];
+    sb(&[&create[..], &common::process::ANY_HOUR[..]].concat());
     sb(&["contacts", "import", "c", "c.csv"]);
     sb(&["campaign", "start", "c"]);
     let out = tokio::task::block_in_place(|| sb(&["run", "--headless", "--until-done"]));
@@ -297,7 +290,8 @@ async fn a_console_attaches_to_a_headless_engine_and_pauses_it() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    sb(&[
+    // Dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own).
+    let create = [
         "campaign",
         "create",
         "c",
@@ -305,16 +299,8 @@ async fn a_console_attaches_to_a_headless_engine_and_pauses_it() {
         "a",
         "--phone-number-id",
         "p",
-        // dispatch tests: calls at any hour, no caps, no redials (the policy has tests of its own)
-        "--window",
-        "all",
-        "--days",
-        "all",
-        "--caps",
-        "off",
-        "--redial-count",
-        "0",
-    ]);
+    ];
+    sb(&[&create[..], &common::process::ANY_HOUR[..]].concat());
     sb(&["contacts", "import", "c", "c.csv"]);
     sb(&["campaign", "start", "c"]);
     let mut engine = Command::new(BIN)

@@ -221,36 +221,11 @@ async fn sequence(
                 Next::Send { attempt_id, number }
             }
             Next::Send { attempt_id, number } => {
-                if !predial_done && let Some(hook) = &ctx.predial {
-                    match hook.ask(job).await {
-                        super::predial::Verdict::Allow => {
-                            ctx.store.record_predial_allowed(call_id).await?;
-                            predial_done = true;
-                        }
-                        super::predial::Verdict::Skip(reason) => {
-                            ctx.store
-                                .withhold_call(call_id, attempt_id, &reason)
-                                .await?;
-                            let message = format!("call {call_id} not sent: {reason}");
-                            tracing::info!(target: "switchboard::engine", "{message}");
-                            ctx.gate
-                                .event(EventKind::Quota, Some(call_id), None, message, None);
-                            return Ok(SequenceEnd::Requeued);
-                        }
-                        super::predial::Verdict::Pause(reason) => {
-                            let result = AttemptResult {
-                                outcome: AttemptOutcome::NotCreated,
-                                http_status: None,
-                                error: Some(format!("not sent: {reason}")),
-                                retry_delay_ms: None,
-                            };
-                            ctx.store
-                                .requeue_call(call_id, Some((attempt_id, &result)), &reason)
-                                .await?;
-                            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
-                            return Ok(SequenceEnd::Requeued);
-                        }
+                if !predial_done {
+                    if let Some(end) = ask_predial(ctx, job, attempt_id).await? {
+                        return Ok(end);
                     }
+                    predial_done = true;
                 }
                 let sent_at = Utc::now();
                 let error = match ctx.create_call(&create_request(job)).await {
@@ -465,6 +440,49 @@ async fn sequence(
                 }
             },
         };
+    }
+}
+
+/// Asks the pre-dial hook (when configured) about a call not sent yet: allowed → recorded on
+/// the call, `None` (send it); refused → withheld, the contact SKIPPED; the hook failing too
+/// often → the contact re-queued and the campaign paused.
+async fn ask_predial(
+    ctx: &Ctx,
+    job: &DialJob,
+    attempt_id: i64,
+) -> Result<Option<SequenceEnd>, StoreError> {
+    let Some(hook) = &ctx.predial else {
+        return Ok(None);
+    };
+    let call_id = job.call_id;
+    match hook.ask(job).await {
+        super::predial::Verdict::Allow => {
+            ctx.store.record_predial_allowed(call_id).await?;
+            Ok(None)
+        }
+        super::predial::Verdict::Skip(reason) => {
+            ctx.store
+                .withhold_call(call_id, attempt_id, &reason)
+                .await?;
+            let message = format!("call {call_id} not sent: {reason}");
+            tracing::info!(target: "switchboard::engine", "{message}");
+            ctx.gate
+                .event(EventKind::Quota, Some(call_id), None, message, None);
+            Ok(Some(SequenceEnd::Requeued))
+        }
+        super::predial::Verdict::Pause(reason) => {
+            let result = AttemptResult {
+                outcome: AttemptOutcome::NotCreated,
+                http_status: None,
+                error: Some(format!("not sent: {reason}")),
+                retry_delay_ms: None,
+            };
+            ctx.store
+                .requeue_call(call_id, Some((attempt_id, &result)), &reason)
+                .await?;
+            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
+            Ok(Some(SequenceEnd::Requeued))
+        }
     }
 }
 
