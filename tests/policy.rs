@@ -901,3 +901,48 @@ async fn the_pending_tab_says_when_each_contact_will_be_dialled_and_why() {
     assert_eq!(waiting.why, WaitReason::Window);
     assert_eq!(waiting.until, utc("2025-05-03T14:00:00Z"));
 }
+
+/// Calls made before pools name no number: replacing the pool pins them to the number they
+/// were made from (the campaign's), so look-ups keep finding them.
+#[tokio::test]
+async fn replacing_the_pool_pins_calls_made_before_pools_to_their_number() {
+    let (store, db) = store().await;
+    if db.is_postgres() {
+        println!("SQLite only: a call from before pools is faked through the SQLite file");
+        return;
+    }
+    let id = campaign_with(&store, "old", &numbers_csv(1), rules("all", "all", (0, 0))).await;
+    let (job, _) = store
+        .claim_call_at(id, "i", "e", utc("2026-03-02T12:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    {
+        use sqlx::Connection;
+        let mut file = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}",
+            db.path().join("switchboard.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query("UPDATE calls SET phone_number_id = NULL")
+            .execute(&mut file)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.call(job.call_id).await.unwrap().phone_number_id, None);
+    store
+        .set_campaign_numbers(id, &[("pn-new".into(), 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .call(job.call_id)
+            .await
+            .unwrap()
+            .phone_number_id
+            .as_deref(),
+        Some("p")
+    );
+    assert_eq!(store.campaign(id).await.unwrap().phone_number_id, "pn-new");
+}
