@@ -571,10 +571,14 @@ async fn dispatch_is_fair_across_campaigns() {
 }
 
 /// Concurrency is shared by weight: a campaign of weight 3 beside one of weight 1 holds three
-/// quarters of the slots, and the small one is never starved.
+/// quarters of the slots, and the small one is never starved. Every call holds its slot for
+/// the whole test (unanswered ones ring as long as answered ones talk): a call that ended
+/// early would free a slot after the small campaign had taken its share, and the split would
+/// depend on which campaign drew the unanswered outcome.
 #[tokio::test]
 async fn concurrency_is_shared_across_campaigns_by_weight() {
     let sim = sim(|c| {
+        c.ring_ms = 20_000;
         c.talk_min_ms = 20_000;
         c.talk_max_ms = 20_000;
         c.concurrency_limit = 0;

@@ -63,6 +63,10 @@ pub struct GateState {
     /// Per dialing campaign: calls in flight (being created or at Vapi) and its weight; the
     /// claim goes to the campaign furthest below its weighted share.
     pub load: HashMap<i64, (i64, i64)>,
+    /// Bumped when a claim starts and when it lands in `load`; with `claiming`, lets a refresh
+    /// whose store read overlapped a claim leave `load` alone (it would lose or double it).
+    pub load_epoch: u64,
+    pub claiming: bool,
     /// Calls with a live worker (the rescuer starts one for any unfinished call not here).
     pub working: HashSet<i64>,
     /// Per campaign: the last rejection's message and the calls rejected with it in a row.
@@ -105,6 +109,8 @@ impl Gate {
                 creating: 0,
                 active: 0,
                 active_epoch: 0,
+                load_epoch: 0,
+                claiming: false,
                 stopping: false,
                 lease_lost: false,
                 working: HashSet::new(),

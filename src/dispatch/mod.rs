@@ -227,6 +227,7 @@ pub async fn attach(
         rules: HashMap::new(),
         success: HashMap::new(),
         ticks: 0,
+        load_skips: 0,
         version: 0,
         pending_snapshot: None,
         idle_ticks: 0,
@@ -376,6 +377,7 @@ pub async fn start(
         rules: HashMap::new(),
         success: HashMap::new(),
         ticks: 0,
+        load_skips: 0,
         version: 0,
         pending_snapshot: None,
         idle_ticks: 0,
@@ -440,6 +442,8 @@ fn engine_status(ctx: &Ctx) -> String {
 
 /// How often the rescuer looks for unfinished calls without a worker.
 const RESCUE_EVERY: Duration = Duration::from_secs(10);
+/// Refreshes that may leave the fair-share load alone in a row (see `try_refresh`).
+const MAX_LOAD_SKIPS: u32 = 3;
 
 async fn rescue(ctx: &Arc<Ctx>, workers: &mut JoinSet<worker::SequenceEnd>) {
     if let Err(e) = adopt_orphans(ctx).await {
@@ -603,6 +607,10 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         let candidates: Vec<i64> = candidates.into_iter().map(|(id, _)| id).collect();
         turn = turn.wrapping_add(1);
         let mut claimed = None;
+        ctx.gate.update(|s| {
+            s.claiming = true;
+            s.load_epoch += 1;
+        });
         // On PostgreSQL the account's rate and concurrency cap are shared with the other
         // engines: taken in the claim's transaction.
         let limits = (ctx.store.backend() == crate::store::Backend::Postgres).then(|| {
@@ -635,15 +643,18 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
                 }
             }
         }
+        let landed = claimed.as_ref().map(|(job, _)| job.campaign_id);
+        ctx.gate.update(|s| {
+            if let Some(load) = landed.and_then(|id| s.load.get_mut(&id)) {
+                load.0 += 1;
+            }
+            s.claiming = false;
+            s.load_epoch += 1;
+        });
         match claimed {
             Some((job, attempt_id)) => {
                 tracing::debug!(target: "switchboard::engine", call_id = job.call_id, "claimed");
                 slot.bind(job.call_id);
-                ctx.gate.update(|s| {
-                    if let Some(load) = s.load.get_mut(&job.campaign_id) {
-                        load.0 += 1;
-                    }
-                });
                 workers.spawn(worker::run_sequence(
                     ctx.clone(),
                     job,
@@ -698,6 +709,8 @@ struct ControlLoop {
     /// Every campaign's phone-number pool, refreshed every few ticks.
     numbers: Vec<crate::store::numbers::PoolNumber>,
     ticks: u64,
+    /// Refreshes in a row that left the fair-share load alone because a claim overlapped them.
+    load_skips: u32,
     version: u64,
     /// Built by the last refresh, sent by `publish`.
     pending_snapshot: Option<Snapshot>,
@@ -820,6 +833,10 @@ impl ControlLoop {
         self.sync_events().await;
         // Creates and ends counted in memory after this point are newer than what we read.
         let epoch = self.ctx.gate.read(|s| s.active_epoch);
+        let load_epoch = self
+            .ctx
+            .gate
+            .read(|s| (!s.claiming).then_some(s.load_epoch));
         let control = self.ctx.store.engine_control().await?;
         let campaigns = self.ctx.store.campaigns().await?;
         let waiting = self.windows_at(&campaigns, chrono::Utc::now()).await?;
@@ -828,6 +845,7 @@ impl ControlLoop {
         let config_rate = self.ctx.config.dispatch.rate_per_second;
         let spend: f64 = campaigns.iter().map(|c| c.cost_usd).sum();
         let ended: i64 = campaigns.iter().map(|c| c.ended_calls).sum();
+        let in_flight = |c: &Campaign| c.active_calls + creating.get(&c.id).copied().unwrap_or(0);
         let stop = self.ctx.gate.update(|s| {
             if !s.stopping {
                 s.paused = control.dispatch_paused.then(|| {
@@ -850,14 +868,28 @@ impl ControlLoop {
                 })
                 .map(|c| c.id)
                 .collect();
-            s.load = campaigns
-                .iter()
-                .filter(|c| c.status == CampaignStatus::Dialing)
-                .map(|c| {
-                    let in_flight = c.active_calls + creating.get(&c.id).copied().unwrap_or(0);
-                    (c.id, (in_flight, c.weight))
-                })
-                .collect();
+            // A claim that overlapped the store read is either in what was read or not: the
+            // claim's own increment keeps `load` right until a refresh that no claim overlapped
+            // (or, under a steady stream of claims, every few ticks, one claim off at most).
+            let quiet = load_epoch == Some(s.load_epoch) && s.active_epoch == epoch;
+            if quiet || self.load_skips >= MAX_LOAD_SKIPS {
+                self.load_skips = 0;
+                s.load = campaigns
+                    .iter()
+                    .filter(|c| c.status == CampaignStatus::Dialing)
+                    .map(|c| (c.id, (in_flight(c), c.weight)))
+                    .collect();
+            } else {
+                self.load_skips += 1;
+                // Campaigns that stopped dialing leave; new ones join with what was read.
+                s.load.retain(|id, _| s.dialing.contains(id));
+                for c in campaigns
+                    .iter()
+                    .filter(|c| c.status == CampaignStatus::Dialing)
+                {
+                    s.load.entry(c.id).or_insert((in_flight(c), c.weight)).1 = c.weight;
+                }
+            }
             if s.active_epoch == epoch {
                 s.active = campaigns.iter().map(|c| c.active_calls).sum();
             }
