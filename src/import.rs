@@ -10,9 +10,6 @@ use crate::config::ImportConfig;
 use crate::store::contacts::{ImportSession, NewContact};
 use crate::store::{Store, StoreError};
 
-/// Rows buffered before they go to the database.
-const BATCH: usize = 10_000;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("campaign {0:?} is CANCELLED: contacts cannot be added to it (create a new campaign)")]
@@ -216,7 +213,7 @@ fn region_of(calling_code: &str) -> Option<phonenumber::country::Id> {
 }
 
 /// Imports contacts from `reader` into a campaign. `progress` is called with the rows read
-/// so far every `BATCH` rows, for long imports.
+/// so far every `import.rows_per_commit` rows, for long imports.
 pub async fn import_contacts(
     store: &Store,
     campaign_id: i64,
@@ -328,7 +325,7 @@ async fn parse_rows(
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ImportError> {
     let parser = RowParser::new(headers, rules)?;
-    let mut batch: Vec<NewContact> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<NewContact> = Vec::with_capacity(rules.rows_per_commit);
     let mut record = csv::StringRecord::new();
     loop {
         match csv.read_record(&mut record) {
@@ -371,8 +368,8 @@ async fn parse_rows(
                 reason: crate::cli::bounded(&reason, 200),
             }),
         }
-        if batch.len() >= BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+        if batch.len() >= rules.rows_per_commit {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(rules.rows_per_commit));
             if batches.send(full).await.is_err() {
                 return Ok(());
             }
@@ -470,6 +467,13 @@ impl<'a> RowParser<'a> {
                 headers.get(i).map(String::as_str).unwrap_or("?"),
                 field.len(),
                 rules.max_field_bytes
+            ));
+        }
+        // PostgreSQL's text refuses a NUL, and no assistant should be sent one.
+        if let Some(i) = record.iter().position(|f| f.contains('\0')) {
+            return Err(format!(
+                "field {:?} contains a NUL character",
+                headers.get(i).map(String::as_str).unwrap_or("?")
             ));
         }
         let number = normalize(

@@ -93,6 +93,37 @@ async fn oversized_fields_reject_their_row() {
     assert!(report.rejected[0].reason.contains("max_field_bytes"));
 }
 
+/// A NUL byte (which PostgreSQL's text refuses and SQLite would store into a name or a
+/// variable sent to the assistant) rejects its row, naming the field; the rest import, on
+/// both backends.
+#[tokio::test]
+async fn a_nul_byte_rejects_its_row() {
+    let (store, _dir) = store().await;
+    let c = store.create_campaign("c", "a", "p").await.unwrap();
+    let csv = "phone,name,notes\n+442079460958,A\0da,x\n+442079460959,Bo,y\0\n+442079460960,Cy,z\n";
+    let report = import_contacts(&store, c.id, csv.as_bytes(), &rules(None), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.imported, 1, "{:?}", report.rejected);
+    let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [2, 3]);
+    assert!(
+        report.rejected[0].reason.contains("\"name\""),
+        "{:?}",
+        report.rejected
+    );
+    assert!(
+        report.rejected[1].reason.contains("\"notes\""),
+        "{:?}",
+        report.rejected
+    );
+    assert!(
+        report.rejected[1].reason.contains("NUL"),
+        "{:?}",
+        report.rejected
+    );
+}
+
 /// A long import commits in chunks (another writer is never kept waiting) that the claim
 /// cannot see until the import is complete.
 #[tokio::test]
@@ -177,6 +208,43 @@ async fn a_failed_or_dead_import_leaves_nothing() {
     assert_eq!(reopened.contact_count(c.id).await.unwrap(), 0);
 }
 
+/// An import's rows are found by id from the first it wrote (no index on import_id): an
+/// aborted import removes its own rows, in chunks, and none of another import whose batches
+/// were written between its own, nor of an earlier one.
+#[tokio::test]
+async fn an_aborted_import_removes_its_rows_only() {
+    let (store, _dir) = store().await;
+    let c = store.create_campaign("c", "a", "p").await.unwrap();
+    let d = store.create_campaign("d", "a", "p").await.unwrap();
+    let numbers = |from: u64, n: u64| -> Vec<NewContact> {
+        (from..from + n)
+            .map(|i| contact(&format!("+1415{i:07}")))
+            .collect()
+    };
+    store.insert_contacts(d.id, &numbers(0, 3)).await.unwrap();
+    let mut kept = store.import_session(d.id).await.unwrap();
+    let mut aborted = store.import_session(c.id).await.unwrap();
+    // A first batch of duplicates only writes nothing (the import has no rows yet).
+    aborted.add(&numbers(0, 0)).await.unwrap();
+    for round in 0..3u64 {
+        kept.add(&numbers(100_000 + round * 10, 10)).await.unwrap();
+        // More than one deletion chunk (10,000 rows) over the three rounds.
+        aborted.add(&numbers(round * 6_000, 6_000)).await.unwrap();
+    }
+    kept.add(&numbers(200_000, 10)).await.unwrap();
+    assert_eq!(store.contact_count(c.id).await.unwrap(), 18_000);
+    aborted.abort().await.unwrap();
+    assert_eq!(store.contact_count(c.id).await.unwrap(), 0);
+    assert_eq!(
+        store.contact_count(d.id).await.unwrap(),
+        43,
+        "the earlier import's 3 rows and the interleaved import's 40 are kept"
+    );
+    let (inserted, _) = kept.commit().await.unwrap();
+    assert_eq!(inserted, 40);
+    assert!(store.verify_counters().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn imports_reopen_completed_campaigns_and_refuse_cancelled_ones() {
     let (store, _dir) = store().await;
@@ -241,7 +309,8 @@ async fn imports_reopen_completed_campaigns_and_refuse_cancelled_ones() {
     assert_eq!(store.contact_count(c.id).await.unwrap(), 0);
 }
 
-/// A CSV of `rows` E.164 rows over several batches (10,000 rows each): a bad number every
+/// A CSV of `rows` E.164 rows over several batches (10,000 rows each, see
+/// `import.rows_per_commit` below): a bad number every
 /// 7,000 rows, row 15,000 repeating row 3's number (a duplicate in another batch), and
 /// the last row a number imported before (a duplicate of an existing contact).
 fn many_rows(rows: usize) -> (String, Vec<u64>) {
@@ -281,11 +350,13 @@ async fn pipelined_import_keeps_lines_and_duplicates() {
     let rows = 25_000;
     let (csv, bad_lines) = many_rows(rows);
     let mut progress = Vec::new();
-    let report = import_contacts(&store, c.id, csv.as_bytes(), &rules(None), |n| {
-        progress.push(n)
-    })
-    .await
-    .unwrap();
+    let batches = ImportConfig {
+        rows_per_commit: 10_000,
+        ..rules(None)
+    };
+    let report = import_contacts(&store, c.id, csv.as_bytes(), &batches, |n| progress.push(n))
+        .await
+        .unwrap();
     let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
     assert_eq!(lines, bad_lines, "{:?}", report.rejected);
     assert_eq!(report.rows, rows as u64);
