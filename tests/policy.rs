@@ -578,7 +578,10 @@ async fn every_number_benched_pauses_the_campaign_without_burning_contacts() {
     let engine = engine(cfg, &store, KEY).await;
     let c = wait_campaign(&store, id, CampaignStatus::Paused).await;
     // Calls in flight when the number was benched end and are recorded.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    wait_for(&engine, std::time::Duration::from_secs(10), |s| {
+        s.active == 0 && s.creating == 0
+    })
+    .await;
     engine.shutdown().await;
     sim.shutdown().await;
     let reason = c.pause_reason.unwrap_or_default();
