@@ -1417,3 +1417,24 @@ fn screen_campaign_report_by_reason_hour_and_dial() {
     assert_eq!(app.handle_key(key(KeyCode::Esc)), None);
     assert_eq!(app.popup(), None);
 }
+
+/// The campaign's status line gives its start date where the pane has room, else the age
+/// alone; it is never cut mid-word (a COMPLETED campaign 45 minutes old overflowed a
+/// 120-column console's pane by two characters).
+#[test]
+fn the_status_line_keeps_the_age_when_the_date_does_not_fit() {
+    let mut snap = snapshot();
+    snap.campaigns[0].status = CampaignStatus::Completed;
+    snap.campaigns[0].started_at = Some(at(45 * 60));
+    let narrow = screen(&app_with(demo(), 120, 34, snap.clone()), 120, 34);
+    assert!(
+        narrow.contains("status   COMPLETED, started 45m ago"),
+        "{narrow}"
+    );
+    assert!(!narrow.contains("COMPLETED since"), "{narrow}");
+    let wide = screen(&app_with(demo(), 200, 50, snap), 200, 50);
+    assert!(
+        wide.contains("status   COMPLETED since 2025-05-01 11:15 (45m ago)"),
+        "{wide}"
+    );
+}

@@ -63,12 +63,18 @@ pub fn render(pane: &CampaignPane, area: Rect, buf: &mut Buffer) {
         Span::styled(c.status.as_str(), campaign_status_style(c.status)),
     ];
     if let Some(started) = &c.started_at {
-        line.push(Span::styled(" since ", label()));
-        line.push(Span::raw(date_time(started)));
-        line.push(Span::styled(
-            format!(" ({} ago)", age(started, pane.now)),
-            label(),
-        ));
+        let ago = age(started, pane.now);
+        let when = date_time(started);
+        // "since 2025-05-01 08:58 (3h ago)" where it fits, else the age alone: a long status
+        // (COMPLETED) or age (45m) overflowed a 120-column console's pane by a character or two.
+        let used = "status   ".len() + c.status.as_str().len();
+        if used + " since  ( ago)".len() + when.len() + ago.len() <= usize::from(status.width) {
+            line.push(Span::styled(" since ", label()));
+            line.push(Span::raw(when));
+            line.push(Span::styled(format!(" ({ago} ago)"), label()));
+        } else {
+            line.push(Span::styled(format!(", started {ago} ago"), label()));
+        }
     }
     Paragraph::new(Line::from(line)).render(status, buf);
 
