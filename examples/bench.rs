@@ -56,7 +56,10 @@ fn main() -> Result<()> {
         Sizes {
             calls: 3_000,
             rate_secs: 3,
-            import_rows: 200_000,
+            // The goal is stated for 1,000,000 rows: a smaller import is dominated by fixed
+            // costs (the numbering plan's metadata alone loads in ~0.16 s, 16 % of a
+            // 200,000-row import), so the quick run measures the full size too (~5 s).
+            import_rows: 1_000_000,
             frame_calls: 1_000_000,
             // Not shorter: /proc counts CPU in 10 ms ticks, so over 3 s one tick is 0.33 %
             // and the < 1 % goal read as met or not by one tick.
@@ -548,7 +551,10 @@ fn child_import(csv: &Path, db: &Path) -> Result<()> {
                 .await?;
         let secs = started.elapsed().as_secs_f64();
         println!("import_rows: {}", report.imported);
-        println!("import_rows_per_s: {:.0}", report.imported as f64 / secs);
+        println!(
+            "import_rows_per_s: {:.0} (goal >= 200000)",
+            report.imported as f64 / secs
+        );
         Ok::<(), Box<dyn std::error::Error>>(())
     })?;
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -558,7 +564,7 @@ fn child_import(csv: &Path, db: &Path) -> Result<()> {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    println!("import_peak_rss_mb: {:.1}", hwm_kb / 1024.0);
+    println!("import_peak_rss_mb: {:.1} (goal < 150)", hwm_kb / 1024.0);
     Ok(())
 }
 
