@@ -33,28 +33,17 @@ pub struct Contact {
 /// per-statement overhead disappears in a million-row import.
 const ROWS_PER_STATEMENT: usize = 10_000;
 
-/// The columns of a contact that come from the CSV, in INSERT order.
-const CONTACT_FIELDS: [&str; 7] = [
-    "name",
-    "phone",
-    "extension",
-    "variables",
-    "timezone",
-    "consent_source",
-    "consent_at",
+/// The columns of a contact that come from the CSV, in INSERT order, with how each is read.
+type Field = fn(&NewContact) -> Option<&str>;
+const CONTACT_FIELDS: [(&str, Field); 7] = [
+    ("name", |c| c.name.as_deref()),
+    ("phone", |c| Some(c.phone.as_str())),
+    ("extension", |c| c.extension.as_deref()),
+    ("variables", |c| Some(c.variables.as_str())),
+    ("timezone", |c| c.timezone.as_deref()),
+    ("consent_source", |c| c.consent_source.as_deref()),
+    ("consent_at", |c| c.consent_at.as_deref()),
 ];
-
-fn field(c: &NewContact, k: usize) -> Option<&str> {
-    match k {
-        0 => c.name.as_deref(),
-        1 => Some(c.phone.as_str()),
-        2 => c.extension.as_deref(),
-        3 => Some(c.variables.as_str()),
-        4 => c.timezone.as_deref(),
-        5 => c.consent_source.as_deref(),
-        _ => c.consent_at.as_deref(),
-    }
-}
 
 /// One INSERT of up to [`ROWS_PER_STATEMENT`] contacts. The rows travel as one JSON array
 /// bound to one parameter and unpacked by the database (`jsonb_each` on SQLite,
@@ -72,22 +61,22 @@ struct ChunkInsert<'a> {
 impl<'a> ChunkInsert<'a> {
     fn new(chunk: &'a [NewContact], backend: crate::store::Backend) -> Result<Self> {
         let first = chunk.first();
-        let varying: Vec<usize> = (0..CONTACT_FIELDS.len())
-            .filter(|&k| {
-                let value = first.and_then(|c| field(c, k));
-                chunk.iter().any(|c| field(c, k) != value)
-            })
-            .collect();
+        let mut varying: Vec<Field> = Vec::new();
         let mut constants = Vec::new();
-        let select: Vec<String> = (0..CONTACT_FIELDS.len())
-            .map(|k| match varying.iter().position(|&v| v == k) {
-                Some(j) => format!("value->>{j}"),
-                None => {
-                    constants.push(first.and_then(|c| field(c, k)));
+        let select: Vec<String> = CONTACT_FIELDS
+            .iter()
+            .map(|&(_, field)| {
+                let value = first.and_then(field);
+                if chunk.iter().any(|c| field(c) != value) {
+                    varying.push(field);
+                    format!("value->>{}", varying.len() - 1)
+                } else {
+                    constants.push(value);
                     "CAST(? AS TEXT)".to_string()
                 }
             })
             .collect();
+        let names: Vec<&str> = CONTACT_FIELDS.iter().map(|(name, _)| *name).collect();
         let table = match backend {
             crate::store::Backend::Sqlite => "jsonb_each(?)",
             crate::store::Backend::Postgres => "json_array_elements(CAST(? AS json))",
@@ -96,7 +85,7 @@ impl<'a> ChunkInsert<'a> {
         let sql = format!(
             "INSERT INTO contacts (campaign_id, created_at, import_id, {}) \
              SELECT ?, ?, ?, {} FROM {table} WHERE true ON CONFLICT DO NOTHING",
-            CONTACT_FIELDS.join(", "),
+            names.join(", "),
             select.join(", ")
         );
         let mut rows = Vec::with_capacity(chunk.len() * 16 * (varying.len() + 1));
@@ -105,9 +94,16 @@ impl<'a> ChunkInsert<'a> {
             if i > 0 {
                 rows.push(b',');
             }
-            let values: Vec<Option<&str>> = varying.iter().map(|&k| field(c, k)).collect();
-            serde_json::to_writer(&mut rows, &values)
-                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            // One array per row, written in place (no per-row vector).
+            rows.push(b'[');
+            for (j, field) in varying.iter().enumerate() {
+                if j > 0 {
+                    rows.push(b',');
+                }
+                serde_json::to_writer(&mut rows, &field(c))
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            }
+            rows.push(b']');
         }
         rows.push(b']');
         Ok(ChunkInsert {

@@ -713,6 +713,20 @@ mod tests {
     use crate::store::contacts::NewContact;
 
     /// Records a claimed call as created at Vapi (provider id `p{call_id}`).
+    /// `n` contacts (`Person i`, +1415555000i) added to a campaign, which is then started.
+    async fn start_with_contacts(store: &Store, campaign_id: i64, n: usize) {
+        let contacts: Vec<NewContact> = (0..n)
+            .map(|i| NewContact {
+                name: Some(format!("Person {i}")),
+                phone: format!("+1415555{i:04}"),
+                variables: "{}".into(),
+                ..NewContact::default()
+            })
+            .collect();
+        store.insert_contacts(campaign_id, &contacts).await.unwrap();
+        store.start_campaign(campaign_id).await.unwrap();
+    }
+
     async fn created_at_vapi(store: &Store, call_id: i64, attempt: i64) {
         store
             .record_created(
@@ -731,17 +745,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_in(dir.path()).await.unwrap();
         let c = store.create_campaign("c", "a", "p").await.unwrap();
-        let contacts: Vec<NewContact> = (0..25)
-            .map(|i| NewContact {
-                name: None,
-                phone: format!("+1415555{i:04}"),
-                extension: None,
-                variables: "{}".into(),
-                ..Default::default()
-            })
-            .collect();
-        store.insert_contacts(c.id, &contacts).await.unwrap();
-        store.start_campaign(c.id).await.unwrap();
+        start_with_contacts(&store, c.id, 25).await;
         let instance = store.instance_id().await.unwrap();
         while let Some((job, attempt)) = store.claim_call(c.id, &instance, "test").await.unwrap() {
             created_at_vapi(&store, job.call_id, attempt).await;
@@ -794,17 +798,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_in(dir.path()).await.unwrap();
         let c = store.create_campaign("c", "a", "p").await.unwrap();
-        let contacts: Vec<NewContact> = (0..5)
-            .map(|i| NewContact {
-                name: Some(format!("Person {i}")),
-                phone: format!("+1415555{i:04}"),
-                extension: None,
-                variables: "{}".into(),
-                ..NewContact::default()
-            })
-            .collect();
-        store.insert_contacts(c.id, &contacts).await.unwrap();
-        store.start_campaign(c.id).await.unwrap();
+        start_with_contacts(&store, c.id, 5).await;
         let instance = store.instance_id().await.unwrap();
         for _ in 0..2 {
             store
@@ -873,15 +867,7 @@ mod tests {
         rules.redial_count = 1;
         rules.redial_delay_s = 60;
         store.set_campaign_rules(c.id, &rules).await.unwrap();
-        let contacts: Vec<NewContact> = (0..4)
-            .map(|i| NewContact {
-                phone: format!("+1415555{i:04}"),
-                variables: "{}".into(),
-                ..Default::default()
-            })
-            .collect();
-        store.insert_contacts(c.id, &contacts).await.unwrap();
-        store.start_campaign(c.id).await.unwrap();
+        start_with_contacts(&store, c.id, 4).await;
         let instance = store.instance_id().await.unwrap();
         // Claimed at `at` (UTC), ended a minute later with `reason` and `cost`.
         let call = |at: &'static str, reason: &'static str, cost: f64| {
