@@ -116,6 +116,65 @@ async fn rate_limited_create_follows_the_backoff_schedule_then_succeeds() {
     assert_invariants(&store).await;
 }
 
+/// A 429 spends no retry and the call's waits still grow along the schedule, even when
+/// another call's create succeeds between its 429s (which ends the engine-wide 429 streak).
+/// Timeline: A's first 429 is answered at 200 ms; B's create, sent meanwhile, succeeds at
+/// 300-350 ms; A's second 429 comes at ~700 ms and must wait the schedule's second step.
+#[tokio::test]
+async fn a_call_s_429_waits_grow_along_the_schedule_whatever_other_calls_do() {
+    let after = |ms, reply| Reply::After(ms, Box::new(reply));
+    let vapi = Scripted::start(vec![
+        after(200, Reply::Status(429, None)),
+        after(300, Reply::Created),
+        Reply::Status(429, None),
+        Reply::Created,
+    ])
+    .await;
+    let (store, _dir) = store().await;
+    campaign(&store, "c", 2).await;
+    let mut cfg = config(&vapi.base_url);
+    cfg.dispatch.backoff_ms = vec![500, 2_000, 3_000];
+    let engine = engine(cfg, &store, KEY).await;
+    wait_for(&engine, Duration::from_secs(15), created(2)).await;
+    engine.shutdown().await;
+
+    let rows = store
+        .call_page(&CallQuery {
+            tab: CallTab::All,
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut by_attempts: Vec<(i64, i64)> = rows.iter().map(|r| (r.id, 0)).collect();
+    for (id, n) in &mut by_attempts {
+        *n = store.call(*id).await.unwrap().attempt_count;
+    }
+    by_attempts.sort_by_key(|(_, n)| *n);
+    assert_eq!(
+        by_attempts.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        vec![1, 3],
+        "B created at once, A after two 429s"
+    );
+    let attempts = store.attempts(by_attempts[1].0).await.unwrap();
+    let delays: Vec<Option<i64>> = attempts.iter().map(|a| a.retry_delay_ms).collect();
+    assert_eq!(
+        delays,
+        vec![Some(500), Some(2_000), None],
+        "the second 429 waits the schedule's second step (B's success reset the engine's streak)"
+    );
+    let outcomes: Vec<AttemptOutcome> = attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            AttemptOutcome::RateLimited,
+            AttemptOutcome::RateLimited,
+            AttemptOutcome::Created
+        ]
+    );
+    assert_invariants(&store).await;
+}
+
 #[tokio::test]
 async fn retry_after_longer_than_the_schedule_wins() {
     let vapi = Scripted::start(vec![Reply::Status(429, Some(1)), Reply::Created]).await;

@@ -263,9 +263,11 @@ async fn sequence(
                             used -= 1;
                         }
                         let more = !uses_retry || used < max_attempts;
+                        // The wait follows this call's failed sends (1 s, 4 s, 10 s…), 429s
+                        // included: sparing a retry does not restart the schedule.
                         let delay = retry_delay(
                             &dispatch.backoff_ms,
-                            used.max(1) as u32,
+                            wait_step(number),
                             error.retry_after(),
                             global,
                         );
@@ -305,7 +307,7 @@ async fn sequence(
                         ctx.gate.on_transient_failure();
                         let delay = retry_delay(
                             &dispatch.backoff_ms,
-                            used.max(1) as u32,
+                            wait_step(number),
                             error.retry_after(),
                             None,
                         );
@@ -441,6 +443,13 @@ async fn sequence(
             },
         };
     }
+}
+
+/// Which entry of the backoff schedule follows the failure of attempt `number` (1-based):
+/// the call's own count of sends, which neither a spared retry nor another call's answer
+/// resets.
+fn wait_step(number: i64) -> u32 {
+    u32::try_from(number.max(1)).unwrap_or(u32::MAX)
 }
 
 /// Asks the pre-dial hook (when configured) about a call not sent yet: allowed → recorded on

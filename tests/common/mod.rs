@@ -215,6 +215,8 @@ pub async fn assert_invariants(store: &Store) {
 pub enum Reply {
     Created,
     Status(u16, Option<u64>),
+    /// The reply, sent this many milliseconds after the request arrived.
+    After(u64, Box<Reply>),
 }
 
 #[derive(Default)]
@@ -290,9 +292,18 @@ async fn scripted_create(
         )
             .into_response();
     }
+    let mut reply = {
+        let mut s = state.lock().unwrap();
+        s.posts.push((tokio::time::Instant::now(), body.0.clone()));
+        s.script.pop_front().unwrap_or(Reply::Created)
+    };
+    while let Reply::After(ms, inner) = reply {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        reply = *inner;
+    }
     let mut s = state.lock().unwrap();
-    s.posts.push((tokio::time::Instant::now(), body.0.clone()));
-    match s.script.pop_front().unwrap_or(Reply::Created) {
+    match reply {
+        Reply::After(..) => unreachable!("delays were waited out above"),
         Reply::Created => {
             let n = s.created.len();
             let call = json!({
