@@ -399,31 +399,91 @@ const NUMBER_STOPS: &[(&str, &str, bool)] = &[
     ),
 ];
 
-/// Plain dial and conversation outcomes (the contact is done).
-const OUTCOMES: &[&str] = &[
-    "assistant-ended-call",
-    "assistant-said-end-call-phrase",
-    "assistant-ended-call-with-hangup-task",
-    "assistant-ended-call-after-message-spoken",
-    "assistant-forwarded-call",
-    "customer-busy",
-    "customer-ended-call",
-    "customer-ended-call-before-warm-transfer",
-    "customer-ended-call-after-warm-transfer-attempt",
-    "customer-ended-call-during-transfer",
-    "customer-did-not-answer",
-    "customer-did-not-give-microphone-permission",
-    "exceeded-max-duration",
-    "manually-canceled",
-    "silence-timed-out",
-    "twilio-reported-customer-misdialed",
-    "vonage-completed",
-    "vonage-rejected",
-    "vonage-disconnected",
-    "voicemail",
-    "scheduled-call-deleted",
-    "call-deleted",
+/// What an outcome's ended reason says about the person on the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Talk {
+    /// Nobody talked (busy, no answer, voicemail, cancelled).
+    No,
+    /// Somebody talked, but the call did not reach its normal end (silence, a failed transfer).
+    Conversation,
+    /// A conversation that ended normally: a success when Vapi gives no evaluation.
+    Success,
+}
+
+/// Plain dial and conversation outcomes (the contact is done), with what each says about the
+/// conversation. The one list of them: the success rate, the report's conversations and the
+/// rule that never redials a conversation all read it.
+const OUTCOMES: &[(&str, Talk)] = &[
+    ("assistant-ended-call", Talk::Success),
+    ("assistant-said-end-call-phrase", Talk::Success),
+    ("assistant-ended-call-with-hangup-task", Talk::Success),
+    ("assistant-ended-call-after-message-spoken", Talk::Success),
+    ("assistant-forwarded-call", Talk::Success),
+    ("customer-busy", Talk::No),
+    ("customer-ended-call", Talk::Success),
+    ("customer-ended-call-before-warm-transfer", Talk::Conversation),
+    ("customer-ended-call-after-warm-transfer-attempt", Talk::Conversation),
+    ("customer-ended-call-during-transfer", Talk::Conversation),
+    ("customer-did-not-answer", Talk::No),
+    ("customer-did-not-give-microphone-permission", Talk::No),
+    ("exceeded-max-duration", Talk::Success),
+    ("manually-canceled", Talk::No),
+    ("silence-timed-out", Talk::Conversation),
+    ("twilio-reported-customer-misdialed", Talk::No),
+    ("vonage-completed", Talk::No),
+    ("vonage-rejected", Talk::No),
+    ("vonage-disconnected", Talk::No),
+    ("voicemail", Talk::No),
+    ("scheduled-call-deleted", Talk::No),
+    ("call-deleted", Talk::No),
 ];
+
+/// What an ended reason says about the conversation (`Talk::No` for every reason that is not
+/// a plain outcome).
+pub fn talk_of(reason: &str) -> Talk {
+    OUTCOMES
+        .iter()
+        .find(|(r, _)| *r == reason)
+        .map_or(Talk::No, |(_, talk)| *talk)
+}
+
+/// Whether an ended reason means somebody talked (never redialled; the report's
+/// conversations).
+pub fn is_conversation(reason: &str) -> bool {
+    talk_of(reason) != Talk::No
+}
+
+/// Whether a call succeeded: Vapi's evaluation wins when present and readable (rubrics:
+/// PassFail true/false, NumericScale 1-10 with 6 and up a pass, PercentageScale 0-100 with 50
+/// and up, LikertScale / DescriptiveScale words); otherwise a conversation that ended normally
+/// ([`Talk::Success`]) is one. `None` when neither tells. The one definition of success: the
+/// campaign pane's rate and the report's count both use it.
+pub fn success_of(ended_reason: Option<&str>, success_evaluation: Option<&str>) -> Option<bool> {
+    if let Some(verdict) = success_evaluation.and_then(evaluation_verdict) {
+        return Some(verdict);
+    }
+    ended_reason.map(|reason| talk_of(reason) == Talk::Success)
+}
+
+fn evaluation_verdict(text: &str) -> Option<bool> {
+    let text = text.trim().trim_matches('"').trim().to_ascii_lowercase();
+    match text.as_str() {
+        "true" | "pass" | "passed" | "yes" | "success" | "successful" | "excellent" | "good"
+        | "agree" | "strongly agree" => return Some(true),
+        "false" | "fail" | "failed" | "no" | "failure" | "unsuccessful" | "poor" | "fair"
+        | "disagree" | "strongly disagree" | "neutral" => return Some(false),
+        _ => {}
+    }
+    let number: f64 = text.trim_end_matches('%').parse().ok()?;
+    if !number.is_finite() {
+        return None;
+    }
+    Some(if number <= 10.0 {
+        number >= 6.0
+    } else {
+        number >= 50.0
+    })
+}
 
 /// The phone never rang, whoever's fault it was (these happen before a call starts).
 const NEVER_RANG: &[&str] = &[
@@ -456,7 +516,7 @@ pub fn classify_ended_reason(reason: &str, started: bool) -> EndedClass {
             next_day: *next_day,
         };
     }
-    if OUTCOMES.contains(&reason) {
+    if OUTCOMES.iter().any(|(r, _)| *r == reason) {
         return EndedClass::Outcome;
     }
     if NEVER_RANG.contains(&reason) {
@@ -664,4 +724,53 @@ mod tests {
             EndedClass::Unclassified
         );
     }
+
+    #[test]
+    fn evaluation_wins_over_the_ended_reason() {
+        assert_eq!(
+            success_of(Some("customer-ended-call"), Some("false")),
+            Some(false)
+        );
+        assert_eq!(
+            success_of(Some("customer-did-not-answer"), Some("true")),
+            Some(true)
+        );
+        assert_eq!(success_of(None, Some("Pass")), Some(true));
+        assert_eq!(success_of(None, Some("8")), Some(true));
+        assert_eq!(success_of(None, Some("3")), Some(false));
+        assert_eq!(success_of(None, Some("75%")), Some(true));
+        assert_eq!(success_of(None, Some("40")), Some(false));
+    }
+
+    #[test]
+    fn without_a_readable_evaluation_the_ended_reason_decides() {
+        assert_eq!(success_of(Some("customer-ended-call"), None), Some(true));
+        assert_eq!(
+            success_of(Some("customer-busy"), Some("maybe?")),
+            Some(false)
+        );
+        assert_eq!(success_of(None, None), None);
+    }
+
+    /// The lists that disagreed before there was one table: a forwarded call is a success
+    /// and a conversation; a silence time-out is a conversation but not a success; every
+    /// success is a conversation.
+    #[test]
+    fn one_table_says_conversation_and_success() {
+        assert_eq!(
+            success_of(Some("assistant-forwarded-call"), None),
+            Some(true)
+        );
+        assert!(is_conversation("assistant-forwarded-call"));
+        assert!(is_conversation("silence-timed-out"));
+        assert_eq!(success_of(Some("silence-timed-out"), None), Some(false));
+        for (reason, talk) in OUTCOMES {
+            if *talk == Talk::Success {
+                assert!(is_conversation(reason), "{reason}");
+            }
+        }
+        assert!(!is_conversation("voicemail"));
+        assert!(!is_conversation("pipeline-error-openai-llm-failed"));
+    }
+
 }

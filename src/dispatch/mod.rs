@@ -35,7 +35,7 @@ use gate::{Gate, Refusal, RequestKind};
 pub use snapshot::{CampaignView, EngineEvent, EventKind, NumberView, QuotaView, Snapshot};
 
 use crate::config::Config;
-use crate::model::{CampaignStatus, classify_ended_reason};
+use crate::model::CampaignStatus;
 use crate::store::calls::Claim;
 use crate::store::campaigns::Campaign;
 use crate::store::lease::{Acquired, EngineIdentity};
@@ -60,15 +60,6 @@ pub enum EngineError {
         source: std::io::Error,
     },
 }
-
-/// Ended reasons that count as a conversation for the success rate.
-const SUCCESS_REASONS: &[&str] = &[
-    "customer-ended-call",
-    "assistant-ended-call",
-    "assistant-said-end-call-phrase",
-    "assistant-forwarded-call",
-    "exceeded-max-duration",
-];
 
 /// What every task of the engine shares.
 #[derive(Debug)]
@@ -703,7 +694,9 @@ struct ControlLoop {
     /// Ended-reason histograms, refreshed every few ticks.
     reasons: HashMap<i64, Vec<(String, i64)>>,
     /// Success rates (Vapi's evaluation where reports carry one), refreshed now and then.
-    success: HashMap<i64, Option<f64>>,
+    /// Each campaign's success rate ([`crate::model::success_of`]) and its ended count
+    /// when it was read.
+    success: HashMap<i64, (i64, Option<f64>)>,
     /// Every campaign's rules in force, on one line, refreshed every few ticks.
     rules: HashMap<i64, String>,
     /// Every campaign's phone-number pool, refreshed every few ticks.
@@ -924,10 +917,15 @@ impl ControlLoop {
                     .insert(c.id, store.campaign_rules(c.id).await?.summary());
             }
         }
-        // A scan of the ended calls: every ~10 s (50 ticks) is enough for a percentage.
-        if self.ticks.is_multiple_of(50) {
+        // The success rate is a scan of the ended calls: again every 10 ticks when calls
+        // ended since the last one, and every 50 in any case.
+        if self.ticks.is_multiple_of(10) {
             for c in &campaigns {
-                self.success.insert(c.id, store.success_rate(c.id).await?);
+                let scanned = self.success.get(&c.id).map(|(ended, _)| *ended);
+                if scanned != Some(c.ended_calls) || self.ticks.is_multiple_of(50) {
+                    let rate = store.success_rate(c.id).await?;
+                    self.success.insert(c.id, (c.ended_calls, rate));
+                }
             }
         }
         self.ticks += 1;
@@ -1049,15 +1047,13 @@ impl ControlLoop {
             .into_iter()
             .map(|c| {
                 let reasons = self.reasons.get(&c.id).cloned().unwrap_or_default();
-                let success = self.success.get(&c.id).copied().flatten();
+                let success = self.success.get(&c.id).and_then(|(_, rate)| *rate);
                 let waits = waiting.get(&c.id).cloned();
                 let rules = self.rules.get(&c.id).cloned();
                 let mut view = campaign_view(c, creating, reasons, per_call);
                 view.waiting = waits;
                 view.rules = rules;
-                if success.is_some() {
-                    view.success_rate = success;
-                }
+                view.success_rate = success;
                 view
             })
             .collect();
@@ -1173,16 +1169,6 @@ fn campaign_view(
     reasons: Vec<(String, i64)>,
     per_call: Option<f64>,
 ) -> CampaignView {
-    let outcomes: i64 = reasons
-        .iter()
-        .filter(|(r, _)| !classify_ended_reason(r, true).requeues_contact())
-        .map(|(_, n)| n)
-        .sum();
-    let successes: i64 = reasons
-        .iter()
-        .filter(|(r, _)| SUCCESS_REASONS.contains(&r.as_str()))
-        .map(|(_, n)| n)
-        .sum();
     let pending = pending(&c, creating);
     let remaining = (c.contacts_total - c.contacts_done).max(0);
     CampaignView {
@@ -1194,7 +1180,8 @@ fn campaign_view(
         ended: c.ended_calls,
         failed: c.failed_calls,
         cost_usd: c.cost_usd,
-        success_rate: (outcomes > 0).then(|| successes as f64 / outcomes as f64),
+        // Read apart from the reasons (it needs Vapi's evaluations): see `success`.
+        success_rate: None,
         estimated_remaining_usd: per_call.map(|p| p * remaining as f64),
         reasons,
         waiting: None,

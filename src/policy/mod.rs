@@ -409,20 +409,8 @@ impl Default for Redial {
     }
 }
 
-/// Ended reasons that mean somebody talked: never redialled, whatever the configuration.
-const CONVERSATION: &[&str] = &[
-    "customer-ended-call",
-    "assistant-ended-call",
-    "assistant-said-end-call-phrase",
-    "assistant-forwarded-call",
-    "exceeded-max-duration",
-    "silence-timed-out",
-];
-
-/// Whether an ended reason means somebody talked (the campaign report's conversations).
-pub fn is_conversation(reason: &str) -> bool {
-    CONVERSATION.contains(&reason)
-}
+/// Whether an ended reason means somebody talked (the one table in `model`).
+pub use crate::model::is_conversation;
 
 /// When a call that ended with `reason` is dialled again (a new attempt sequence), given the
 /// redials already made for the contact; `None`: not redialled. A call with a conversation
@@ -435,7 +423,7 @@ pub fn redial_at(
     redials_done: u32,
     ended_at: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let conversation = CONVERSATION.contains(&reason) || (talked && reason != "voicemail");
+    let conversation = is_conversation(reason) || (talked && reason != "voicemail");
     (!conversation && redials_done < rules.count && rules.reasons.iter().any(|r| r == reason))
         .then(|| ended_at + rules.delay)
 }

@@ -103,9 +103,17 @@ impl Store {
         .await?)
     }
 
-    /// A campaign's success rate over its ended calls: Vapi's evaluation where a report
-    /// brought one, else the ended reason ([`success_of`]). `None` before any ended call.
+    /// A campaign's success rate over its ended calls ([`Store::success_tally`]). `None`
+    /// before any ended call.
     pub async fn success_rate(&self, campaign_id: i64) -> Result<Option<f64>> {
+        let tally = self.success_tally(campaign_id).await?;
+        Ok((tally.judged > 0).then(|| tally.successes as f64 / tally.judged as f64))
+    }
+
+    /// A campaign's ended calls judged by [`crate::model::success_of`]: Vapi's evaluation
+    /// where a report brought one, else the ended reason. The campaign pane's rate and the
+    /// report's count both come from here.
+    pub async fn success_tally(&self, campaign_id: i64) -> Result<SuccessTally> {
         let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(crate::store::q(
             "SELECT c.ended_reason, a.success_evaluation FROM calls c \
              LEFT JOIN call_analysis a ON a.call_id = c.id \
@@ -115,81 +123,21 @@ impl Store {
         .bind(crate::model::CallStatus::Ended)
         .fetch_all(self.reader())
         .await?;
-        let verdicts: Vec<bool> = rows
+        let mut tally = SuccessTally::default();
+        for verdict in rows
             .iter()
-            .filter_map(|(reason, eval)| success_of(reason.as_deref(), eval.as_deref()))
-            .collect();
-        Ok((!verdicts.is_empty())
-            .then(|| verdicts.iter().filter(|v| **v).count() as f64 / verdicts.len() as f64))
+            .filter_map(|(reason, eval)| crate::model::success_of(reason.as_deref(), eval.as_deref()))
+        {
+            tally.judged += 1;
+            tally.successes += i64::from(verdict);
+        }
+        Ok(tally)
     }
 }
 
-/// Whether a call succeeded. Vapi's evaluation wins when present and readable (rubrics:
-/// PassFail true/false, NumericScale 1-10 with 6 and up a pass, PercentageScale 0-100 with 50
-/// and up, LikertScale / DescriptiveScale words); otherwise the ended reason decides as
-/// before: a conversation that ended normally is a success. `None` when neither tells.
-pub fn success_of(ended_reason: Option<&str>, success_evaluation: Option<&str>) -> Option<bool> {
-    if let Some(verdict) = success_evaluation.and_then(evaluation_verdict) {
-        return Some(verdict);
-    }
-    let reason = ended_reason?;
-    Some(matches!(
-        reason,
-        "customer-ended-call"
-            | "assistant-ended-call"
-            | "assistant-said-end-call-phrase"
-            | "exceeded-max-duration"
-    ))
-}
-
-fn evaluation_verdict(text: &str) -> Option<bool> {
-    let text = text.trim().trim_matches('"').trim().to_ascii_lowercase();
-    match text.as_str() {
-        "true" | "pass" | "passed" | "yes" | "success" | "successful" | "excellent" | "good"
-        | "agree" | "strongly agree" => return Some(true),
-        "false" | "fail" | "failed" | "no" | "failure" | "unsuccessful" | "poor" | "fair"
-        | "disagree" | "strongly disagree" | "neutral" => return Some(false),
-        _ => {}
-    }
-    let number: f64 = text.trim_end_matches('%').parse().ok()?;
-    if !number.is_finite() {
-        return None;
-    }
-    Some(if number <= 10.0 {
-        number >= 6.0
-    } else {
-        number >= 50.0
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn evaluation_wins_over_the_ended_reason() {
-        assert_eq!(
-            success_of(Some("customer-ended-call"), Some("false")),
-            Some(false)
-        );
-        assert_eq!(
-            success_of(Some("customer-did-not-answer"), Some("true")),
-            Some(true)
-        );
-        assert_eq!(success_of(None, Some("Pass")), Some(true));
-        assert_eq!(success_of(None, Some("8")), Some(true));
-        assert_eq!(success_of(None, Some("3")), Some(false));
-        assert_eq!(success_of(None, Some("75%")), Some(true));
-        assert_eq!(success_of(None, Some("40")), Some(false));
-    }
-
-    #[test]
-    fn without_a_readable_evaluation_the_ended_reason_decides() {
-        assert_eq!(success_of(Some("customer-ended-call"), None), Some(true));
-        assert_eq!(
-            success_of(Some("customer-busy"), Some("maybe?")),
-            Some(false)
-        );
-        assert_eq!(success_of(None, None), None);
-    }
+/// Ended calls that [`crate::model::success_of`] could judge, and how many of them succeeded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SuccessTally {
+    pub judged: i64,
+    pub successes: i64,
 }

@@ -626,7 +626,7 @@ impl Store {
 pub struct ReportLine<K> {
     pub key: K,
     pub calls: i64,
-    /// Calls with a conversation (`policy::is_conversation` of their ended reason).
+    /// Calls with a conversation (`model::is_conversation` of their ended reason).
     pub talked: i64,
     pub cost_usd: f64,
 }
@@ -641,6 +641,8 @@ pub struct CampaignReport {
     pub by_reason: Vec<ReportLine<String>>,
     pub by_hour: Vec<ReportLine<u32>>,
     pub by_dial: Vec<ReportLine<i64>>,
+    /// The calls judged a success, by the same rule as the campaign pane's rate.
+    pub success: super::analysis::SuccessTally,
 }
 
 /// Adds a group of calls to the line of `key`, making it if needed.
@@ -679,10 +681,11 @@ impl Store {
         .await?;
         let mut report = CampaignReport {
             zone: zone.name().to_string(),
+            success: self.success_tally(campaign_id).await?,
             ..CampaignReport::default()
         };
         for (reason, utc_hour, dial, calls, cost) in groups {
-            let talked = if crate::policy::is_conversation(&reason) {
+            let talked = if crate::model::is_conversation(&reason) {
                 calls
             } else {
                 0

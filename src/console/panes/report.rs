@@ -140,6 +140,12 @@ pub fn render(pane: &ReportPane, area: Rect, buf: &mut Buffer) {
             percent(talked, calls)
         )),
         Span::styled(" · ", label()),
+        Span::raw(format!(
+            "{} successes ({})",
+            count(report.success.successes),
+            percent(report.success.successes, report.success.judged)
+        )),
+        Span::styled(" · ", label()),
         Span::raw(format!("{} spent", money(cost))),
     ]))
     .render(summary, buf);
