@@ -8,7 +8,7 @@
 //! postgres_create_calls_per_s_{1,2,3}_engines vs postgres_bound_calls_per_s (a throw-away
 //! PostgreSQL server, skipped without its binaries).
 
-#[path = "../tests/common/pg.rs"]
+#[path = "../tests/it/common/pg.rs"]
 #[allow(dead_code)]
 mod pg;
 

@@ -1,18 +1,15 @@
 //! switchboard: an operations console and dispatcher for outbound AI-voice call campaigns
-//! on Vapi. The engine (`dispatch`, `store`, `vapi`) knows nothing of the console; the
-//! console, headless mode and the CLI are all clients of its snapshot and command interface.
+//! on Vapi. This crate is the binary's wiring: the command line (`cli`) and the demo. The
+//! layers live in their own crates (see ARCHITECTURE.md) and are re-exported here under
+//! their old paths for the binary, the integration tests and the benchmark.
 
 pub mod cli;
-pub mod config;
-pub mod console;
 pub mod demo;
-pub mod dispatch;
-pub mod export;
-pub mod import;
-pub mod model;
-pub mod ops;
-pub mod policy;
-pub mod shutdown;
-pub mod simulator;
-pub mod store;
-pub mod vapi;
+
+pub use switchboard_console as console;
+pub use switchboard_engine::{dispatch, export, import, ops, shutdown};
+pub use switchboard_model as model;
+pub use switchboard_model::{config, policy};
+pub use switchboard_sim as simulator;
+pub use switchboard_store as store;
+pub use switchboard_vapi as vapi;

@@ -244,7 +244,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             } else {
                 *sim
             };
-            simulator::run_standalone(sim, port)
+            simulator::run_standalone(sim, port, switchboard::shutdown::requested())
                 .await
                 .wrap_err_with(|| format!("cannot serve the simulator on 127.0.0.1:{port}"))?;
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,1445 @@
+//! Keys in, screen out: the app is driven with key events and fabricated updates, and the
+//! whole screen is rendered on ratatui's TestBackend. Times are fixed (ages are computed
+//! against the app's clock), so the snapshots are stable.
+
+use std::collections::VecDeque;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::ConsoleOptions;
+use super::app::{Action, App, Popup, Update};
+use super::keys::KeyRegistry;
+use crate::dispatch::command::Command;
+use crate::dispatch::snapshot::{
+    BreakerState, BreakerView, CampaignView, EngineEvent, EventKind, QuotaView, Snapshot,
+};
+use crate::model::{AttemptOutcome, CallStatus, CampaignStatus};
+use crate::store::attempts::Attempt;
+use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
+use crate::store::{format_time, parse_time};
+
+const NOW: &str = "2025-05-01T12:00:00.000Z";
+
+fn at(seconds_before_now: i64) -> String {
+    let now = parse_time(NOW).expect("fixed time parses");
+    format_time(now - chrono::Duration::seconds(seconds_before_now))
+}
+
+fn campaign(id: i64, name: &str, status: CampaignStatus) -> CampaignView {
+    CampaignView {
+        id,
+        name: name.into(),
+        status,
+        pause_reason: None,
+        started_at: Some(at(3 * 3600 + 120)),
+        completed_at: None,
+        contacts_total: 1_000,
+        contacts_done: 400,
+        pending: 580,
+        creating: 3,
+        active: 9,
+        created: 397,
+        ended: 370,
+        failed: 18,
+        cost_usd: 41.2,
+        success_rate: Some(0.623),
+        estimated_remaining_usd: Some(61.8),
+        reasons: vec![
+            ("customer-ended-call".into(), 210),
+            ("assistant-ended-call".into(), 61),
+            ("customer-did-not-answer".into(), 52),
+            ("customer-busy".into(), 31),
+            ("voicemail".into(), 16),
+        ],
+        waiting: None,
+        rules: None,
+    }
+}
+
+fn event(
+    secs: i64,
+    kind: EventKind,
+    call: Option<i64>,
+    attempt: Option<i64>,
+    message: &str,
+    delay: Option<u64>,
+) -> EngineEvent {
+    EngineEvent {
+        at: at(secs),
+        kind,
+        call_id: call,
+        attempt,
+        message: message.into(),
+        next_delay_ms: delay,
+    }
+}
+
+fn switchboard_analysis() -> crate::store::analysis::CallAnalysis {
+    crate::store::analysis::CallAnalysis {
+        summary: Some("The customer agreed to a follow-up call on Tuesday.".into()),
+        success_evaluation: Some("true".into()),
+        structured_data: Some("{\"follow_up\":\"tuesday\"}".into()),
+        recording_url: Some("https://storage.vapi.ai/rec-42.wav".into()),
+    }
+}
+
+fn snapshot() -> Snapshot {
+    let mut renewals = campaign(2, "renewals-q2", CampaignStatus::Paused);
+    renewals.pause_reason = Some("Vapi: insufficient credits".into());
+    Snapshot {
+        version: 42,
+        campaigns: vec![
+            campaign(1, "spring-promo", CampaignStatus::Dialing),
+            renewals,
+        ],
+        pending: 580,
+        creating: 3,
+        active: 9,
+        failed: 18,
+        dispatch_paused: None,
+        rate_per_second: 2.0,
+        burst: 1,
+        breaker: BreakerView {
+            state: BreakerState::Closed,
+            consecutive_failures: 1,
+            threshold: 5,
+            retry_in_ms: 0,
+        },
+        quota: QuotaView {
+            requests_last_minute: 96,
+            requests_per_minute_limit: 120,
+            concurrency_used: 8,
+            concurrency_cap: 10,
+            vapi_concurrency_limit: Some(10),
+            vapi_remaining: None,
+            rate_limited_total: 3,
+            calls_today: 397,
+            daily_limit: Some(1_000),
+            spend_usd: 41.2,
+            budget_usd: Some(100.0),
+            budget: Default::default(),
+        },
+        backoff_ms: 0,
+        events: VecDeque::from(vec![
+            event(
+                40,
+                EventKind::Attempt,
+                Some(1021),
+                Some(1),
+                "POST /call",
+                None,
+            ),
+            event(
+                39,
+                EventKind::Retry,
+                Some(1021),
+                Some(1),
+                "HTTP 429 Too Many Requests",
+                Some(1_000),
+            ),
+            event(
+                38,
+                EventKind::Created,
+                Some(1020),
+                Some(1),
+                "created, ringing",
+                None,
+            ),
+            event(
+                30,
+                EventKind::Retry,
+                Some(1021),
+                Some(2),
+                "HTTP 503 Service Unavailable",
+                Some(4_000),
+            ),
+            event(
+                25,
+                EventKind::Breaker,
+                None,
+                None,
+                "breaker closed → open after 5 failures",
+                None,
+            ),
+            event(
+                20,
+                EventKind::Breaker,
+                None,
+                None,
+                "breaker half-open: probing",
+                None,
+            ),
+            event(
+                18,
+                EventKind::Created,
+                Some(1021),
+                Some(3),
+                "created after 3 attempts",
+                None,
+            ),
+            event(
+                12,
+                EventKind::Failed,
+                Some(1017),
+                Some(1),
+                "HTTP 400: phone number invalid",
+                None,
+            ),
+            event(
+                5,
+                EventKind::Pause,
+                None,
+                None,
+                "campaign renewals-q2 paused: Vapi: insufficient credits",
+                None,
+            ),
+            event(2, EventKind::Command, None, None, "rate 1.5 → 2.0/s", None),
+        ]),
+        stopped: false,
+        attached_to: None,
+        webhook_refused: 0,
+        webhook_last_refusal: None,
+        numbers: Vec::new(),
+    }
+}
+
+const NAMES: [&str; 6] = [
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Alan Turing",
+    "Edsger Dijkstra",
+    "Barbara Liskov",
+    "Ken Thompson",
+];
+
+fn row(id: i64, status: CallStatus) -> CallListRow {
+    let failed = status == CallStatus::Failed;
+    let created = !matches!(status, CallStatus::Queued | CallStatus::Failed);
+    CallListRow {
+        id,
+        campaign_id: 1,
+        contact_id: id - 1000,
+        contact_name: Some(NAMES[(id % 6) as usize].into()),
+        phone: format!("+1555{:07}", id * 7919 % 10_000_000),
+        status,
+        attempt_count: if failed { 3 } else { 1 + id % 2 },
+        provider_call_id: created.then(|| format!("vc_{:08x}", id * 2_654_435_761 % 4_294_967_296)),
+        ended_reason: match status {
+            CallStatus::Failed => Some("HTTP 503 after 3 attempts".into()),
+            CallStatus::Ended => Some("customer-ended-call".into()),
+            _ => None,
+        },
+        created_at: at((1100 - id) * 37),
+        cost_usd: (status == CallStatus::Ended).then_some(0.11),
+        pending_contact: false,
+        // Every third contact is on its second dial (a redial).
+        sequence: 1 + i64::from(id % 3 == 0),
+        redials: i64::from(id % 3 == 0),
+        waiting: None,
+    }
+}
+
+/// A mixed page of `n` rows, newest first.
+fn rows(n: i64) -> Vec<CallListRow> {
+    let statuses = [
+        CallStatus::Queued,
+        CallStatus::Ringing,
+        CallStatus::InProgress,
+        CallStatus::Ended,
+        CallStatus::Failed,
+        CallStatus::Ended,
+        CallStatus::Scheduled,
+    ];
+    (0..n)
+        .map(|i| row(1100 - i, statuses[(i % 7) as usize]))
+        .collect()
+}
+
+fn failed_rows(n: i64) -> Vec<CallListRow> {
+    (0..n)
+        .map(|i| row(1090 - i * 3, CallStatus::Failed))
+        .collect()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn ch(c: char) -> KeyEvent {
+    key(KeyCode::Char(c))
+}
+
+fn demo() -> ConsoleOptions {
+    ConsoleOptions {
+        demo: true,
+        ..ConsoleOptions::default()
+    }
+}
+
+/// An app at `width` x `height` with the fixed clock, the snapshot and a loaded page.
+fn app_with(options: ConsoleOptions, width: u16, height: u16, snap: Snapshot) -> App {
+    let keys = KeyRegistry::new(&options.keys).expect("default keys");
+    let mut app = App::new(options, keys);
+    app.apply(Update::Resize { width, height });
+    app.apply(Update::Tick(parse_time(NOW).expect("fixed time")));
+    app.apply(Update::Snapshot(Box::new(snap)));
+    load_page(&mut app, rows(40), 418);
+    app
+}
+
+/// Answers the app's current window with the matching slice of `all`.
+fn load_page(app: &mut App, all: Vec<CallListRow>, total: i64) -> Option<Action> {
+    let query = app.current_query();
+    let start = usize::try_from(query.offset).unwrap_or(0).min(all.len());
+    let end = (start + usize::try_from(query.limit).unwrap_or(0)).min(all.len());
+    app.apply(Update::Page {
+        query,
+        rows: all[start..end].to_vec(),
+        total,
+    })
+}
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+    terminal
+        .draw(|frame| frame.render_widget(app, frame.area()))
+        .expect("draw");
+    terminal.backend().to_string()
+}
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn snap_both(name: &str, build: impl Fn(u16, u16) -> App) {
+    for (width, height) in SIZES {
+        let app = build(width, height);
+        insta::assert_snapshot!(
+            format!("{name}_{width}x{height}"),
+            screen(&app, width, height)
+        );
+    }
+}
+
+// ---- screens ------------------------------------------------------------------------------
+
+#[test]
+fn screen_demo_running() {
+    snap_both("demo_running", |w, h| app_with(demo(), w, h, snapshot()));
+}
+
+#[test]
+fn screen_paused() {
+    snap_both("paused", |w, h| {
+        let mut snap = snapshot();
+        snap.dispatch_paused = Some("paused by operator".into());
+        snap.campaigns[0].status = CampaignStatus::Paused;
+        snap.campaigns[0].pause_reason = Some("paused by operator".into());
+        snap.breaker.state = BreakerState::Open;
+        snap.breaker.retry_in_ms = 12_500;
+        snap.backoff_ms = 2_500;
+        let mut app = app_with(demo(), w, h, snap);
+        app.apply(Update::Reply(Ok("dispatch paused".into())));
+        app
+    });
+}
+
+#[test]
+fn screen_help_overlay() {
+    snap_both("help", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        assert_eq!(app.handle_key(ch('?')), None);
+        app
+    });
+}
+
+#[test]
+fn screen_confirm_retry_failed() {
+    snap_both("confirm_retry_failed", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        assert_eq!(app.handle_key(ch('R')), None);
+        assert!(matches!(app.popup(), Some(Popup::Confirm(_))));
+        app
+    });
+}
+
+fn failed_tab(w: u16, h: u16) -> App {
+    let mut app = app_with(demo(), w, h, snapshot());
+    let action = app.handle_key(ch('4'));
+    let Some(Action::LoadPage(query)) = action else {
+        panic!("tab change reads the list: {action:?}");
+    };
+    assert_eq!(query.tab, CallTab::Failed);
+    assert_eq!(query.offset, 0);
+    load_page(&mut app, failed_rows(18), 18);
+    app.handle_key(ch('j'));
+    app.handle_key(ch('j'));
+    app
+}
+
+#[test]
+fn screen_failed_tab_with_selection() {
+    snap_both("failed_tab", failed_tab);
+}
+
+#[test]
+fn screen_details_popup() {
+    snap_both("details", |w, h| {
+        let mut app = failed_tab(w, h);
+        let call_id = app.selected_row().expect("a selected row").id;
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            Some(Action::LoadAttempts(call_id))
+        );
+        let attempt = |n: i64, status: Option<i64>, outcome, error: Option<&str>, delay| Attempt {
+            id: n,
+            call_id,
+            attempt: n,
+            started_at: at(600 - n * 5),
+            finished_at: Some(at(599 - n * 5)),
+            http_status: status,
+            outcome,
+            error: error.map(str::to_string),
+            retry_delay_ms: delay,
+        };
+        app.apply(Update::Attempts {
+            call_id,
+            analysis: Some(switchboard_analysis()),
+            rows: vec![
+                attempt(
+                    1,
+                    Some(429),
+                    AttemptOutcome::RateLimited,
+                    Some("Too Many Requests"),
+                    Some(1_000),
+                ),
+                attempt(
+                    2,
+                    Some(503),
+                    AttemptOutcome::Refused,
+                    Some("Service Unavailable"),
+                    Some(4_000),
+                ),
+                attempt(
+                    3,
+                    Some(503),
+                    AttemptOutcome::Refused,
+                    Some("Service Unavailable; retries used up"),
+                    None,
+                ),
+            ],
+        });
+        app
+    });
+}
+
+#[test]
+fn screen_million_call_campaign_at_the_bottom() {
+    // Only the visible window exists in the app; `G` asks for the last one.
+    let mut app = app_with(demo(), 80, 24, snapshot());
+    load_page(&mut app, rows(10), 1_000_000);
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('G')) else {
+        panic!("G reads the last window");
+    };
+    // The last screen and one before it; nothing held is near, so no anchor (the store
+    // reads from the end).
+    assert_eq!(query.offset, 1_000_000 - 20);
+    assert_eq!(query.limit, 20);
+    assert_eq!(query.anchor, None);
+    let last: Vec<_> = (0..20)
+        .map(|i| row(20 - i + 1000, CallStatus::Ended))
+        .collect();
+    app.apply(Update::Page {
+        query,
+        rows: last,
+        total: 1_000_000,
+    });
+    assert_eq!(app.page.len(), 20);
+    insta::assert_snapshot!("million_bottom_80x24", screen(&app, 80, 24));
+}
+
+// ---- keys in, actions out -----------------------------------------------------------------
+
+#[test]
+fn p_pauses_when_running_and_resumes_when_paused() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(
+        app.handle_key(ch('p')),
+        Some(Action::Send(Command::PauseAll {
+            reason: "paused by operator".into()
+        }))
+    );
+    let mut paused = snapshot();
+    paused.dispatch_paused = Some("paused by operator".into());
+    app.apply(Update::Snapshot(Box::new(paused)));
+    assert_eq!(
+        app.handle_key(ch('p')),
+        Some(Action::Send(Command::ResumeAll))
+    );
+}
+
+#[test]
+fn shift_p_pauses_or_resumes_the_shown_campaign() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::PauseCampaign { campaign_id: 1 }))
+    );
+    // `]` shows the paused one.
+    assert!(
+        matches!(app.handle_key(ch(']')), Some(Action::LoadPage(q)) if q.campaign_id == Some(2))
+    );
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::ResumeCampaign { campaign_id: 2 }))
+    );
+}
+
+#[test]
+fn retry_all_asks_and_cancel_is_the_default() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('R')), None);
+    assert!(matches!(app.popup(), Some(Popup::Confirm(_))));
+    // Enter on the default button cancels.
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.popup(), None);
+
+    assert_eq!(app.handle_key(ch('R')), None);
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::RetryFailed { campaign_id: 1 }))
+    );
+
+    // Choosing Confirm then Enter confirms too; Esc cancels.
+    app.handle_key(ch('R'));
+    app.handle_key(key(KeyCode::Right));
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        Some(Action::Send(Command::RetryFailed { campaign_id: 1 }))
+    );
+    app.handle_key(ch('c'));
+    assert_eq!(app.handle_key(key(KeyCode::Esc)), None);
+    assert_eq!(app.popup(), None);
+}
+
+#[test]
+fn do_not_call_names_the_number_asks_and_keeping_it_is_the_default() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    load_page(&mut app, rows(20), 20);
+    assert_eq!(app.handle_key(ch('D')), None);
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("D asks first");
+    };
+    assert!(!confirm.confirm_selected, "the safe button is the default");
+    assert_eq!(confirm.keep_label, "Keep the number");
+    assert!(
+        confirm
+            .message
+            .starts_with("Put +15558710900 (Alan Turing) on the do-not-call list?"),
+        "{}",
+        confirm.message
+    );
+    assert!(
+        confirm
+            .message
+            .contains("No campaign will dial this number again")
+    );
+    insta::assert_snapshot!("confirm_do_not_call_80x24", screen(&app, 80, 24));
+    // Enter on the default button keeps the number; nothing is sent.
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.popup(), None);
+    // y sends the command the operations layer carries out.
+    app.handle_key(ch('D'));
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::AddToDnc {
+            phone: "+15558710900".into(),
+            reason: "added by an operator in the console".into(),
+        }))
+    );
+    assert!(
+        app.status()
+            .is_some_and(|(text, _)| text.contains("putting +15558710900 on the do-not-call")),
+        "{:?}",
+        app.status()
+    );
+    // Read-only consoles cannot, and with nothing selected there is nothing to add.
+    let mut watching = app_with(
+        ConsoleOptions {
+            read_only: true,
+            ..ConsoleOptions::default()
+        },
+        80,
+        24,
+        snapshot(),
+    );
+    load_page(&mut watching, rows(20), 20);
+    assert_eq!(watching.handle_key(ch('D')), None);
+    assert_eq!(watching.popup(), None);
+    let mut empty = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    load_page(&mut empty, Vec::new(), 0);
+    assert_eq!(empty.handle_key(ch('D')), None);
+    assert_eq!(empty.popup(), None);
+}
+
+#[test]
+fn cancel_campaign_is_confirmed() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('c')), None);
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::CancelCampaign { campaign_id: 1 }))
+    );
+}
+
+#[test]
+fn read_only_disables_and_hides_actions_that_change_things() {
+    let options = ConsoleOptions {
+        read_only: true,
+        ..ConsoleOptions::default()
+    };
+    let mut app = app_with(options, 160, 48, snapshot());
+    for c in ['p', 'P', '+', '-', 'r', 'R', 'c'] {
+        assert_eq!(app.handle_key(ch(c)), None, "{c}");
+        assert_eq!(app.popup(), None, "{c} opens no dialog");
+    }
+    let hints = super::panes::footer::hint_line(&super::panes::footer::FooterPane::of(&app), 200)
+        .to_string();
+    assert!(!hints.contains("pause"), "{hints}");
+    assert!(!hints.contains("retry"), "{hints}");
+    assert!(hints.contains("filter"), "{hints}");
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("READ-ONLY"));
+    // Looking around still works.
+    assert!(matches!(app.handle_key(ch('4')), Some(Action::LoadPage(_))));
+}
+
+#[test]
+fn quit_asks_while_calls_are_in_flight() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('q')), None);
+    assert!(matches!(app.popup(), Some(Popup::Confirm(c)) if c.action == Action::Quit));
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        None,
+        "default is Cancel"
+    );
+    assert!(!app.quitting());
+
+    // Ctrl-C behaves like q, and a second one answers yes.
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert_eq!(app.handle_key(ctrl_c), None);
+    assert_eq!(app.handle_key(ctrl_c), Some(Action::Quit));
+    assert!(app.quitting());
+}
+
+#[test]
+fn quit_without_calls_in_flight_quits_at_once() {
+    let mut snap = snapshot();
+    snap.creating = 0;
+    snap.active = 0;
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snap);
+    assert_eq!(app.handle_key(ch('q')), Some(Action::Quit));
+    assert!(app.quitting());
+    // Asking again while stopping means "leave now".
+    assert_eq!(app.handle_key(ch('q')), Some(Action::Quit));
+}
+
+#[test]
+fn plus_and_minus_step_the_rate() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(
+        app.handle_key(ch('+')),
+        Some(Action::Send(Command::SetRate { per_second: 2.5 }))
+    );
+    // Shown at once, so a second press climbs on.
+    assert_eq!(
+        app.handle_key(ch('+')),
+        Some(Action::Send(Command::SetRate { per_second: 3.0 }))
+    );
+    let mut slow = snapshot();
+    slow.rate_per_second = 0.3;
+    app.apply(Update::Snapshot(Box::new(slow)));
+    assert_eq!(
+        app.handle_key(ch('-')),
+        Some(Action::Send(Command::SetRate { per_second: 0.1 }))
+    );
+    assert_eq!(app.handle_key(ch('-')), None, "already at the minimum");
+}
+
+#[test]
+fn filter_is_typed_then_applied() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    assert_eq!(app.handle_key(ch('/')), None);
+    for c in "555".chars() {
+        assert_eq!(app.handle_key(ch(c)), None, "typing reads nothing");
+    }
+    // `p` while typing is text, not pause.
+    assert_eq!(app.handle_key(ch('p')), None);
+    assert_eq!(app.handle_key(key(KeyCode::Backspace)), None);
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter applies the filter");
+    };
+    assert_eq!(query.text.as_deref(), Some("555"));
+    assert_eq!(query.offset, 0);
+
+    // Esc in the input clears it.
+    app.handle_key(ch('/'));
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Esc)) else {
+        panic!("Esc clears the filter");
+    };
+    assert_eq!(query.text, None);
+}
+
+#[test]
+fn moving_inside_the_window_reads_nothing_and_scrolling_reads_one_window() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    let rows_on_screen = app.visible_rows();
+    assert_eq!(rows_on_screen, 10);
+    for _ in 0..rows_on_screen - 1 {
+        assert_eq!(app.handle_key(ch('j')), None);
+    }
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('j')) else {
+        panic!("leaving the window reads the next one");
+    };
+    // The window read is the visible rows and a screenful either side.
+    assert_eq!((query.offset, query.limit), (0, 21));
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::PageDown)) else {
+        panic!("a page down reads a window");
+    };
+    assert_eq!((query.offset, query.limit), (1, 30));
+    assert!(matches!(app.handle_key(ch('g')), Some(Action::LoadPage(q)) if q.offset == 0));
+}
+
+#[test]
+fn sort_cycles_and_rereads_from_the_top() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('s')) else {
+        panic!("sort reads the list");
+    };
+    assert_eq!(query.sort, CallSort::Oldest);
+}
+
+#[test]
+fn frozen_display_ignores_snapshots_until_unfrozen() {
+    let mut app = app_with(ConsoleOptions::default(), 160, 48, snapshot());
+    app.handle_key(ch('f'));
+    assert!(screen(&app, 160, 48).contains("FROZEN"));
+    let mut newer = snapshot();
+    newer.rate_per_second = 7.5;
+    newer.dispatch_paused = Some("paused by operator".into());
+    assert_eq!(app.apply(Update::Snapshot(Box::new(newer))), None);
+    assert!(screen(&app, 160, 48).contains("rate 2.0/s"));
+    // Decisions use the newest snapshot even while frozen.
+    assert_eq!(
+        app.handle_key(ch('p')),
+        Some(Action::Send(Command::ResumeAll))
+    );
+    assert!(matches!(app.handle_key(ch('f')), Some(Action::LoadPage(_))));
+    assert!(screen(&app, 160, 48).contains("rate 7.5/s"));
+}
+
+#[test]
+fn retry_call_only_for_failed_calls() {
+    let mut app = failed_tab(80, 24);
+    let id = app.selected_row().expect("selected").id;
+    assert_eq!(
+        app.handle_key(ch('r')),
+        Some(Action::Send(Command::RetryCall { call_id: id }))
+    );
+    app.handle_key(ch('6'));
+    load_page(&mut app, rows(40), 418);
+    // The first row of the mixed list is QUEUED.
+    assert_eq!(app.handle_key(ch('r')), None);
+    let status = app.status().expect("a refusal").0.clone();
+    assert!(status.contains("only failed calls"), "{status}");
+}
+
+#[test]
+fn replies_land_on_the_status_line() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    app.apply(Update::Reply(Ok("rate 2.0 → 3.0/s".into())));
+    assert!(screen(&app, 80, 24).contains("rate 2.0 → 3.0/s"));
+    app.apply(Update::Reply(Err(
+        "campaign spring-promo is COMPLETED".into()
+    )));
+    assert!(screen(&app, 80, 24).contains("refused: campaign spring-promo is COMPLETED"));
+}
+
+#[test]
+fn stale_pages_of_another_list_are_dropped() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    app.handle_key(ch('4'));
+    let stale = CallQuery {
+        tab: CallTab::All,
+        ..app.current_query()
+    };
+    app.apply(Update::Page {
+        query: stale,
+        rows: rows(10),
+        total: 418,
+    });
+    assert_eq!(app.total, None, "still waiting for the failed list");
+}
+
+#[test]
+fn remapped_keys_drive_the_app_and_its_hints() {
+    let options = ConsoleOptions {
+        keys: [("pause_all".to_string(), "F2".to_string())].into(),
+        ..ConsoleOptions::default()
+    };
+    let mut app = app_with(options, 160, 48, snapshot());
+    assert_eq!(app.handle_key(ch('p')), None);
+    assert!(matches!(
+        app.handle_key(key(KeyCode::F(2))),
+        Some(Action::Send(Command::PauseAll { .. }))
+    ));
+    assert!(screen(&app, 160, 48).contains("F2 pause"));
+}
+
+#[test]
+fn log_pane_switches_to_the_tracing_log() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+    let subscriber = tracing_subscriber::registry().with(super::tracing_layer());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::warn!(target: "switchboard::retry", call_id = 7, "retrying after HTTP 429");
+    });
+    tui_logger::move_events();
+
+    let mut app = app_with(ConsoleOptions::default(), 160, 48, snapshot());
+    assert!(screen(&app, 160, 48).contains("Retry log · 10 events"));
+    assert_eq!(app.handle_key(ch('l')), None);
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("Log · tracing"), "{text}");
+    assert!(text.contains("retrying after HTTP 429"), "{text}");
+}
+
+#[test]
+fn tab_moves_focus_and_movement_keys_scroll_the_log() {
+    let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());
+    app.handle_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, super::Focus::Log);
+    // The newest event is at the bottom; k goes back in time and reads nothing.
+    assert!(screen(&app, 80, 24).contains("rate 1.5 → 2.0/s"));
+    assert_eq!(app.handle_key(ch('k')), None);
+    assert_eq!(app.handle_key(ch('k')), None);
+    let text = screen(&app, 80, 24);
+    assert!(!text.contains("rate 1.5 → 2.0/s"), "{text}");
+    assert!(text.contains("(↑2)"), "{text}");
+    app.handle_key(key(KeyCode::BackTab));
+    assert_eq!(app.focus, super::Focus::Calls);
+}
+
+// ---- issue 11 §2: a screen that tells the truth at a glance --------------------------------
+
+const THREE_SIZES: [(u16, u16); 3] = [(80, 24), (120, 34), (200, 50)];
+
+fn snap_three(name: &str, build: impl Fn(u16, u16) -> App) {
+    for (width, height) in THREE_SIZES {
+        let app = build(width, height);
+        insta::assert_snapshot!(
+            format!("{name}_{width}x{height}"),
+            screen(&app, width, height)
+        );
+    }
+}
+
+/// `rows(40)` with `n` newer calls on top, as a read after `n` creates returns it.
+fn rows_with_newer(n: i64) -> Vec<CallListRow> {
+    let mut all: Vec<CallListRow> = (1..=n)
+        .rev()
+        .map(|i| row(1100 + i, CallStatus::Ringing))
+        .collect();
+    all.extend(rows(40));
+    all
+}
+
+/// Selects the fourth row, then lets `arrived` newer calls come in (two reads: the first
+/// finds the call moved down, the second reads the window around it).
+fn selection_with_arrivals(w: u16, h: u16, arrived: i64) -> App {
+    let mut app = app_with(demo(), w, h, snapshot());
+    for _ in 0..3 {
+        app.handle_key(ch('j'));
+    }
+    let chosen = app.selected_row().expect("a selected row").id;
+    assert_eq!(chosen, 1097);
+    let on_screen = app.selected - app.scroll;
+    for _ in 0..2 {
+        load_page(&mut app, rows_with_newer(arrived), 418 + arrived);
+    }
+    let row = app.selected_row().expect("still a selected row");
+    assert_eq!(
+        row.id, chosen,
+        "the selection follows the call, not the row"
+    );
+    assert_eq!(app.selected, 3 + arrived);
+    assert_eq!(
+        app.selected - app.scroll,
+        on_screen,
+        "and stays where it was on screen"
+    );
+    app
+}
+
+#[test]
+fn screen_selection_held_while_rows_arrive() {
+    snap_three("selection_held", |w, h| selection_with_arrivals(w, h, 5));
+}
+
+#[test]
+fn selection_follows_its_call_through_bursts_and_top_jumps_to_the_newest() {
+    let mut app = selection_with_arrivals(80, 24, 8);
+    // Acting on the selection acts on that call.
+    let Some(Action::LoadAttempts(id)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter opens the details");
+    };
+    assert_eq!(id, 1097);
+    app.handle_key(key(KeyCode::Esc));
+    // `g` goes to the top: the newest call, which the selection then holds.
+    app.handle_key(ch('g'));
+    load_page(&mut app, rows_with_newer(8), 426);
+    assert_eq!(app.selected_row().map(|r| r.id), Some(1108));
+    load_page(&mut app, rows_with_newer(9), 427);
+    assert_eq!(app.selected_row().map(|r| r.id), Some(1108));
+    // Home is the same key.
+    app.handle_key(key(KeyCode::Home));
+    assert_eq!(app.selected, 0);
+}
+
+#[test]
+fn a_selected_call_that_leaves_the_list_leaves_the_cursor_on_its_neighbour() {
+    let mut app = app_with(demo(), 80, 24, snapshot());
+    app.handle_key(ch('j'));
+    let mut all = rows(40);
+    let gone = all.remove(1);
+    load_page(&mut app, all, 417);
+    assert_eq!(app.selected, 1);
+    let now = app.selected_row().expect("a row").id;
+    assert_ne!(now, gone.id);
+    assert_eq!(now, 1098);
+}
+
+/// Waiting contacts: due now, waiting for a redial (09:05 in Chicago, 14:05Z) or for the
+/// calling window (09:00 in Los Angeles, 16:00Z), in turn.
+fn pending_rows(n: i64) -> Vec<CallListRow> {
+    use crate::policy::{WaitReason, Waiting};
+    let now = parse_time(NOW).expect("fixed time parses");
+    (0..n)
+        .map(|i| CallListRow {
+            id: 2000 + i,
+            contact_id: 2000 + i,
+            status: CallStatus::Requeued,
+            // The contact waiting for a redial has had its first call.
+            attempt_count: i64::from(i % 3 == 1),
+            provider_call_id: None,
+            ended_reason: None,
+            cost_usd: None,
+            pending_contact: true,
+            sequence: i64::from(i % 3 == 1),
+            redials: i64::from(i % 3 == 1),
+            waiting: match i % 3 {
+                0 => None,
+                1 => Some(Waiting {
+                    until: now + chrono::Duration::minutes(125),
+                    zone: chrono_tz::America::Chicago,
+                    why: WaitReason::Deferred("redial 1 of 2 after customer-busy".into()),
+                }),
+                _ => Some(Waiting {
+                    until: now + chrono::Duration::hours(4),
+                    zone: chrono_tz::America::Los_Angeles,
+                    why: WaitReason::Window,
+                }),
+            },
+            ..row(1000 + i, CallStatus::Requeued)
+        })
+        .collect()
+}
+
+#[test]
+fn screen_pending_tab_lists_contacts_waiting() {
+    snap_three("pending_tab", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        let Some(Action::LoadPage(query)) = app.handle_key(ch('1')) else {
+            panic!("1 reads the Pending tab");
+        };
+        assert_eq!(query.tab, CallTab::Pending);
+        load_page(&mut app, pending_rows(30), 580);
+        let text = screen(&app, w, h);
+        // The tab counts are the campaign pane's numbers.
+        for tab in [
+            "Pending 580",
+            "Dialing 3",
+            "Active 9",
+            "Failed 18",
+            "Done 370",
+            "All 418",
+        ] {
+            assert!(text.contains(tab), "{tab} in\n{text}");
+        }
+        assert!(text.contains("PENDING") && text.contains("now"), "{text}");
+        // When each contact will be dialled, in its own zone, and why not sooner.
+        assert!(text.contains("09:05") && text.contains("09:00"), "{text}");
+        if w >= 200 {
+            assert!(
+                text.contains("redial 1 of 2 after customer-busy: due 09:05 America/Chicago"),
+                "{text}"
+            );
+            assert!(
+                text.contains("window opens 09:00 America/Los_Angeles"),
+                "{text}"
+            );
+        }
+        // A contact has no attempts to show nor a call to retry.
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+        assert_eq!(app.handle_key(ch('r')), None);
+        app.status = None;
+        app
+    });
+}
+
+#[test]
+fn screen_breaker_open_header_rings_once_until_acknowledged() {
+    let build = |w, h| {
+        let mut snap = snapshot();
+        snap.breaker.state = BreakerState::Open;
+        snap.breaker.consecutive_failures = 5;
+        snap.breaker.retry_in_ms = 12_500;
+        let mut app = app_with(demo(), w, h, snap.clone());
+        assert!(app.take_bell(), "a new state that needs the operator rings");
+        app.apply(Update::Snapshot(Box::new(snap)));
+        assert!(!app.take_bell(), "once");
+        assert!(app.alert_unacknowledged());
+        app
+    };
+    snap_three("breaker_open", build);
+    let mut app = build(120, 34);
+    assert!(screen(&app, 120, 34).contains("▶ BREAKER OPEN ◀"));
+    app.handle_key(ch('a'));
+    assert!(!app.alert_unacknowledged());
+    let text = screen(&app, 120, 34);
+    assert!(
+        !text.contains("▶ BREAKER OPEN ◀") && text.contains("BREAKER OPEN"),
+        "{text}"
+    );
+    // Closing and opening again is a new alert.
+    app.apply(Update::Snapshot(Box::new(snapshot())));
+    let mut open = snapshot();
+    open.breaker.state = BreakerState::Open;
+    app.apply(Update::Snapshot(Box::new(open)));
+    assert!(app.take_bell() && app.alert_unacknowledged());
+}
+
+#[test]
+fn screen_credits_blocked_header_says_what_to_do_next() {
+    snap_three("credits_blocked", |w, h| {
+        let mut snap = snapshot();
+        snap.campaigns[0].status = CampaignStatus::Paused;
+        snap.campaigns[0].pause_reason =
+            Some("Vapi: insufficient credits; add credits, then resume".into());
+        let mut app = app_with(demo(), w, h, snap);
+        assert!(app.take_bell());
+        let text = screen(&app, w, h);
+        assert!(text.contains("BLOCKED"), "{text}");
+        if w >= 120 {
+            assert!(text.contains("add credits"), "{text}");
+        }
+        app.handle_key(ch('a'));
+        app
+    });
+}
+
+fn three_campaigns() -> Snapshot {
+    let mut snap = snapshot();
+    let mut draft = campaign(3, "winter-follow-up", CampaignStatus::Draft);
+    draft.contacts_done = 0;
+    draft.started_at = None;
+    snap.campaigns.push(draft);
+    snap
+}
+
+#[test]
+fn screen_campaign_list() {
+    snap_three("campaign_list", |w, h| {
+        let mut app = app_with(demo(), w, h, three_campaigns());
+        assert_eq!(app.handle_key(ch('C')), None);
+        app.handle_key(ch('j'));
+        assert_eq!(app.popup(), Some(&Popup::Campaigns { selected: 1 }));
+        let text = screen(&app, w, h);
+        for name in ["spring-promo", "renewals-q2", "winter-follow-up", "DRAFT"] {
+            assert!(text.contains(name), "{name} in\n{text}");
+        }
+        app
+    });
+}
+
+#[test]
+fn the_campaign_list_starts_pauses_resumes_and_cancels_what_it_highlights() {
+    let mut app = app_with(ConsoleOptions::default(), 120, 34, three_campaigns());
+    app.handle_key(ch('C'));
+    // The shown campaign (dialling) is highlighted first: P pauses it.
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::PauseCampaign { campaign_id: 1 }))
+    );
+    app.handle_key(ch('j'));
+    assert_eq!(
+        app.handle_key(ch('P')),
+        Some(Action::Send(Command::ResumeCampaign { campaign_id: 2 }))
+    );
+    app.handle_key(ch('j'));
+    // A draft is started, not resumed.
+    assert_eq!(app.handle_key(ch('P')), None);
+    assert_eq!(
+        app.handle_key(ch('S')),
+        Some(Action::Send(Command::StartCampaign { campaign_id: 3 }))
+    );
+    // Cancel asks, saying what it does, and the safe button is the default.
+    assert_eq!(app.handle_key(ch('c')), None);
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("cancel asks first");
+    };
+    assert!(
+        confirm
+            .message
+            .starts_with("Cancel the campaign \"winter-follow-up\"?"),
+        "{}",
+        confirm.message
+    );
+    assert_eq!(
+        (confirm.keep_label.as_str(), confirm.act_label.as_str()),
+        ("Keep it", "Cancel campaign")
+    );
+    assert!(screen(&app, 120, 34).contains("[ Keep it ]"));
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert_eq!(app.popup(), None);
+    // Enter in the list shows the highlighted campaign.
+    app.handle_key(ch('C'));
+    app.handle_key(ch('j'));
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter shows the campaign");
+    };
+    assert_eq!(query.campaign_id, Some(2));
+    assert_eq!(app.popup(), None);
+    // Shown dialling campaign: "Keep running".
+    app.handle_key(ch('['));
+    app.handle_key(ch('c'));
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("cancel asks first");
+    };
+    assert_eq!(confirm.keep_label, "Keep running");
+    assert!(screen(&app, 120, 34).contains("[ Keep running ]"));
+}
+
+fn mouse(
+    kind: crossterm::event::MouseEventKind,
+    column: u16,
+    row: u16,
+) -> crossterm::event::MouseEvent {
+    crossterm::event::MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }
+}
+
+#[test]
+fn mouse_clicks_tabs_rows_and_campaigns_and_the_wheel_scrolls() {
+    use crossterm::event::{MouseButton, MouseEventKind as M};
+    let click = |x, y| mouse(M::Down(MouseButton::Left), x, y);
+    let mut app = app_with(demo(), 120, 34, three_campaigns());
+    let calls = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
+    // A click on "4 Failed" shows that tab.
+    let (_, from, _) =
+        super::panes::calls::tab_ranges(&super::panes::calls::CallsPane::of(&app), calls.width)
+            .0
+            .into_iter()
+            .find(|(tab, _, _)| *tab == CallTab::Failed)
+            .expect("a Failed tab");
+    let Some(Action::LoadPage(query)) = app.handle_mouse(click(calls.x + from + 1, calls.y)) else {
+        panic!("a click on a tab reads it");
+    };
+    assert_eq!(query.tab, CallTab::Failed);
+    load_page(&mut app, failed_rows(18), 18);
+    // A click on the third row selects its call.
+    app.handle_mouse(click(
+        calls.x + 5,
+        calls.y + super::panes::calls::FIRST_ROW + 2,
+    ));
+    assert_eq!(app.selected, 2);
+    assert_eq!(app.selected_row().map(|r| r.id), Some(1084));
+    // The wheel moves the selection.
+    app.handle_mouse(mouse(M::ScrollDown, calls.x + 5, calls.y + 5));
+    assert_eq!(app.selected, 3);
+    // In the campaign list: a click highlights, a second click shows.
+    app.handle_key(ch('C'));
+    let popup = super::panes::campaigns::popup_area(ratatui::layout::Rect::new(0, 0, 120, 34), 3);
+    assert_eq!(app.handle_mouse(click(popup.x + 4, popup.y + 3)), None);
+    assert_eq!(app.popup(), Some(&Popup::Campaigns { selected: 1 }));
+    let Some(Action::LoadPage(query)) = app.handle_mouse(click(popup.x + 4, popup.y + 3)) else {
+        panic!("a second click shows the campaign");
+    };
+    assert_eq!(query.campaign_id, Some(2));
+
+    // --no-mouse: nothing reacts.
+    let mut off = app_with(
+        ConsoleOptions {
+            mouse: false,
+            ..demo()
+        },
+        120,
+        34,
+        snapshot(),
+    );
+    assert_eq!(off.handle_mouse(click(calls.x + from + 1, calls.y)), None);
+    assert_eq!(off.tab, CallTab::All);
+}
+
+#[test]
+fn screen_sparklines_of_the_last_ten_minutes() {
+    snap_three("sparklines", |w, h| {
+        let mut app = app_with(demo(), w, h, snapshot());
+        let start = parse_time(NOW).expect("fixed time") - chrono::Duration::seconds(600);
+        for i in 0..=600i64 {
+            let mut snap = snapshot();
+            // Creates in bursts, 429s in minute 4, active calls climbing then easing.
+            for c in &mut snap.campaigns {
+                c.created += i * 2 + (i / 30) % 3;
+                c.contacts_done += i / 6;
+            }
+            snap.quota.rate_limited_total = if i < 240 {
+                0
+            } else {
+                ((i - 240) / 5).min(12) as u64
+            };
+            snap.active = (i / 20).min(20) - (i / 300) * 4;
+            snap.campaigns[0].active = snap.active;
+            app.apply(Update::Snapshot(Box::new(snap)));
+            app.apply(Update::Tick(start + chrono::Duration::seconds(i)));
+        }
+        let text = screen(&app, w, h);
+        if w >= 120 {
+            for name in [
+                "creates/s",
+                "429s/min",
+                "active",
+                "finish   in ~",
+                "ended reasons",
+            ] {
+                assert!(text.contains(name), "{name} in\n{text}");
+            }
+        }
+        app
+    });
+}
+
+#[test]
+fn details_wrap_long_errors_and_scroll_within_their_content() {
+    let mut app = failed_tab(80, 24);
+    let call_id = app.selected_row().expect("a selected row").id;
+    app.handle_key(key(KeyCode::Enter));
+    let long = "Vapi rejected the request: assistant.model.messages[0].content must be shorter \
+                than 10000 characters; the prompt of assistant a-123 has 12817 characters. \
+                Shorten the prompt, then retry the call. END-OF-ERROR";
+    let attempts = (1..=8)
+        .map(|n| Attempt {
+            id: n,
+            call_id,
+            attempt: n,
+            started_at: at(600 - n * 5),
+            finished_at: Some(at(599 - n * 5)),
+            http_status: Some(400),
+            outcome: AttemptOutcome::Rejected,
+            error: Some(long.to_string()),
+            retry_delay_ms: None,
+        })
+        .collect();
+    app.apply(Update::Attempts {
+        call_id,
+        rows: attempts,
+        analysis: None,
+    });
+    let text = screen(&app, 80, 24);
+    // Wrapped, not cut: the end of the first error is on screen.
+    assert!(text.contains("END-OF-ERROR"), "{text}");
+    assert!(text.contains("scroll (0/"), "{text}");
+    for _ in 0..500 {
+        app.handle_key(ch('j'));
+    }
+    let Some(Popup::Details(details)) = app.popup() else {
+        panic!("still open");
+    };
+    let max = details.scroll;
+    assert!(max > 0 && max < 100, "clamped to the content: {max}");
+    app.handle_key(ch('k'));
+    let Some(Popup::Details(details)) = app.popup() else {
+        panic!("still open");
+    };
+    assert_eq!(details.scroll, max - 1, "one k goes back one line");
+}
+
+#[test]
+fn the_filter_highlights_its_matches() {
+    let mut app = app_with(demo(), 120, 34, snapshot());
+    app.handle_key(ch('/'));
+    for c in "hopper".chars() {
+        app.handle_key(ch(c));
+    }
+    app.handle_key(key(KeyCode::Enter));
+    let hoppers: Vec<_> = rows(40)
+        .into_iter()
+        .filter(|r| r.contact_name.as_deref() == Some("Grace Hopper"))
+        .collect();
+    let n = hoppers.len() as i64;
+    load_page(&mut app, hoppers, n);
+    let mut terminal = Terminal::new(TestBackend::new(120, 34)).expect("test backend");
+    terminal
+        .draw(|frame| frame.render_widget(&app, frame.area()))
+        .expect("draw");
+    let buffer = terminal.backend().buffer();
+    // Find "Hopper" on the first row and check its cells are marked.
+    let area = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
+    let y = area.y + super::panes::calls::FIRST_ROW;
+    let line: String = (area.x..area.x + area.width)
+        .map(|x| buffer[(x, y)].symbol().to_string())
+        .collect();
+    let at = line.find("Hopper").expect("Hopper on the first row");
+    let x = area.x + u16::try_from(line[..at].chars().count()).expect("fits");
+    let cell = &buffer[(x, y)];
+    assert!(
+        cell.modifier.contains(ratatui::style::Modifier::UNDERLINED),
+        "{cell:?}"
+    );
+    let before = &buffer[(x - 2, y)];
+    assert!(
+        !before
+            .modifier
+            .contains(ratatui::style::Modifier::UNDERLINED)
+    );
+}
+
+#[test]
+fn help_lists_every_key_the_panes_and_popups_accept() {
+    let app = app_with(demo(), 120, 34, snapshot());
+    let text: String = super::panes::help::lines(&super::panes::help::HelpPane::of(&app, 0))
+        .iter()
+        .map(|l| l.to_string() + "\n")
+        .collect();
+    for spec in super::keys::ACTIONS {
+        assert!(text.contains(spec.description), "{} in\n{text}", spec.name);
+    }
+    for popup in [
+        "Campaign list (C)",
+        "Details (Enter)",
+        "In dialogs: y acts",
+        "Mouse:",
+    ] {
+        assert!(text.contains(popup), "{popup} in\n{text}");
+    }
+}
+
+#[test]
+fn windows_near_the_top_are_read_from_the_top_and_deep_ones_by_key() {
+    // Rows arriving above a held row would make its index stale: near the top the window
+    // is read by offset, always true.
+    let mut app = app_with(demo(), 80, 24, snapshot());
+    assert_eq!(app.current_query().anchor, None);
+    load_page(&mut app, rows(10), 1_000_000);
+    // Deep in the list (a page at a time from the middle), the held rows anchor the read.
+    app.scroll = 500_000;
+    app.selected = 500_000;
+    app.page_offset = 499_995;
+    app.page = rows(30);
+    let query = app.current_query();
+    let anchor = query.anchor.expect("a deep window is read by key");
+    assert_eq!(anchor.index, 500_000);
+    assert_eq!(anchor.id, 1095);
+}
+
+fn report_line<K>(key: K, calls: i64, talked: i64) -> crate::store::stats::ReportLine<K> {
+    crate::store::stats::ReportLine {
+        key,
+        calls,
+        talked,
+        cost_usd: calls as f64 * 0.11,
+    }
+}
+
+#[test]
+fn screen_campaign_report_by_reason_hour_and_dial() {
+    use crate::store::stats::CampaignReport;
+    let mut app = app_with(demo(), 120, 34, snapshot());
+    assert_eq!(app.handle_key(ch('o')), Some(Action::LoadReport(1)));
+    assert!(screen(&app, 120, 34).contains("reading the report…"));
+    let report = CampaignReport {
+        zone: "America/Chicago".into(),
+        // 210 + 61 conversations that ended normally, of 370 ended calls.
+        success: crate::store::analysis::SuccessTally {
+            judged: 370,
+            successes: 271,
+        },
+        by_reason: vec![
+            report_line("customer-ended-call".to_string(), 210, 210),
+            report_line("assistant-ended-call".to_string(), 61, 61),
+            report_line("customer-did-not-answer".to_string(), 52, 0),
+            report_line("customer-busy".to_string(), 31, 0),
+            report_line("voicemail".to_string(), 16, 0),
+        ],
+        by_hour: vec![
+            report_line(9, 96, 70),
+            report_line(10, 121, 88),
+            report_line(11, 104, 71),
+            report_line(12, 49, 42),
+        ],
+        by_dial: vec![
+            report_line(1, 301, 219),
+            report_line(2, 57, 43),
+            report_line(3, 12, 9),
+        ],
+    };
+    // A report of another campaign (the operator moved on) is dropped.
+    app.apply(Update::Report {
+        campaign_id: 2,
+        report: report.clone(),
+    });
+    assert!(matches!(
+        app.popup(),
+        Some(Popup::Report { report: None, .. })
+    ));
+    app.apply(Update::Report {
+        campaign_id: 1,
+        report,
+    });
+    let text = screen(&app, 120, 34);
+    assert!(text.contains("370 ended calls"), "{text}");
+    assert!(text.contains("271 with a conversation (73%)"), "{text}");
+    assert!(text.contains("By hour (America/Chicago)"), "{text}");
+    assert!(text.contains("10:00"), "{text}");
+    insta::assert_snapshot!("campaign_report_120x34", text);
+    // Esc (or o again) closes it.
+    assert_eq!(app.handle_key(key(KeyCode::Esc)), None);
+    assert_eq!(app.popup(), None);
+}
+
+/// The campaign's status line gives its start date where the pane has room, else the age
+/// alone; it is never cut mid-word (a COMPLETED campaign 45 minutes old overflowed a
+/// 120-column console's pane by two characters).
+#[test]
+fn the_status_line_keeps_the_age_when_the_date_does_not_fit() {
+    let mut snap = snapshot();
+    snap.campaigns[0].status = CampaignStatus::Completed;
+    snap.campaigns[0].started_at = Some(at(45 * 60));
+    let narrow = screen(&app_with(demo(), 120, 34, snap.clone()), 120, 34);
+    assert!(
+        narrow.contains("status   COMPLETED, started 45m ago"),
+        "{narrow}"
+    );
+    assert!(!narrow.contains("COMPLETED since"), "{narrow}");
+    let wide = screen(&app_with(demo(), 200, 50, snap), 200, 50);
+    assert!(
+        wide.contains("status   COMPLETED since 2025-05-01 11:15 (45m ago)"),
+        "{wide}"
+    );
+}

@@ -1,0 +1,674 @@
+//! The command line as a user meets it: clear one-line errors that change nothing, import
+//! reports, and `run --headless --until-done` against the simulator.
+
+use crate::common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use switchboard::simulator::{SimConfig, Simulator};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[database]\npath = \"{}\"\n{extra}",
+            dir.path().join("sb.db").display()
+        );
+        std::fs::write(dir.path().join("switchboard.toml"), config).unwrap();
+        Env { dir }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("switchboard").unwrap();
+        cmd.current_dir(self.dir.path())
+            .env_remove("VAPI_API_KEY")
+            .env_remove("RUST_LOG")
+            .env_remove("RUST_BACKTRACE");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = self.cmd().args(args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Env {
+    /// `campaign create NAME` with assistant "a" and number "p", calling at any hour with no
+    /// caps and no redials (dispatch tests; the policy has tests of its own).
+    fn create_any_hour(&self, name: &str) -> (bool, String, String) {
+        let mut args = vec![
+            "campaign",
+            "create",
+            name,
+            "--assistant-id",
+            "a",
+            "--phone-number-id",
+            "p",
+        ];
+        args.extend(common::process::ANY_HOUR);
+        self.run(&args)
+    }
+
+    /// A started campaign "c" with `n` generated contacts, made through the CLI.
+    fn started_campaign(&self, n: usize) {
+        self.create_any_hour("c");
+        let csv = self.write("c.csv", &switchboard::demo::generated_contacts(n));
+        self.run(&["contacts", "import", "c", &csv]);
+        self.run(&["campaign", "start", "c"]);
+    }
+
+    /// `run --headless --until-done` with `key`, off the async runtime's threads.
+    async fn run_until_done(&self, key: &'static str) -> std::process::Output {
+        let dir = self.dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            Command::cargo_bin("switchboard")
+                .unwrap()
+                .current_dir(&dir)
+                .env("VAPI_API_KEY", key)
+                .env_remove("RUST_BACKTRACE")
+                .args(["run", "--headless", "--until-done"])
+                .timeout(std::time::Duration::from_secs(60))
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one clear line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0]
+}
+
+#[test]
+fn import_reports_each_bad_row_and_reimport_adds_nothing() {
+    let env = Env::new("");
+    assert!(env.create_any_hour("spring").0);
+    let csv = env.write(
+        "c.csv",
+        "name,phone,extension,notes\nAda,+1 415 555 0100,,vip\nBob,555-0101,,\nCy,+14155550102,abc,\nDi,(415) 555-0103 ,,\n",
+    );
+    let (ok, out, _) = env.run(&["contacts", "import", "spring", &csv]);
+    assert!(ok);
+    assert!(
+        out.contains("line 3: phone \"555-0101\" has no country code"),
+        "{out}"
+    );
+    assert!(out.contains("line 4: extension \"abc\""), "{out}");
+    assert!(out.contains("line 5:"), "{out}");
+    assert!(
+        out.contains("imported 1 contacts into spring (3 rejected, 0 duplicates"),
+        "{out}"
+    );
+    let (ok, out, _) = env.run(&["contacts", "import", "spring", &csv]);
+    assert!(ok);
+    assert!(
+        out.contains("imported 0 contacts into spring (3 rejected, 1 duplicates"),
+        "{out}"
+    );
+    // With a default country code the national numbers import.
+    let env2 = Env::new("[import]\ndefault_country_code = \"1\"\n");
+    env2.create_any_hour("s");
+    let csv2 = env2.write("c.csv", "phone\n415-555-0101\n");
+    let (_, out, _) = env2.run(&["contacts", "import", "s", &csv2]);
+    assert!(out.contains("imported 1 contacts"), "{out}");
+}
+
+#[test]
+fn user_errors_are_one_line_and_change_nothing() {
+    let env = Env::new("");
+    let (ok, _, err) = env.run(&["contacts", "import", "nope", "missing.csv"]);
+    assert!(!ok);
+    assert_eq!(
+        one_error_line(&err),
+        "error: no campaign named \"nope\" (see `switchboard campaign list`)"
+    );
+
+    env.create_any_hour("c");
+    let (ok, _, err) = env.run(&["contacts", "import", "c", "missing.csv"]);
+    assert!(!ok);
+    assert!(
+        one_error_line(&err).contains("cannot read missing.csv"),
+        "{err}"
+    );
+
+    let (ok, _, err) = env.run(&["campaign", "start", "c"]);
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("has no contacts"), "{err}");
+
+    let (ok, _, err) = env.create_any_hour("c");
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("already exists"), "{err}");
+
+    let (ok, _, err) = env.run(&["calls", "--status", "DONE-ISH"]);
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("IN_PROGRESS"), "{err}");
+
+    let (ok, _, err) = env.run(&["run", "--headless", "--until-done"]);
+    assert!(!ok);
+    assert!(
+        one_error_line(&err).contains("set the environment variable VAPI_API_KEY"),
+        "{err}"
+    );
+
+    let (_, out, _) = env.run(&["campaign", "list"]);
+    assert!(out.contains("c    ") && out.contains("DRAFT"), "{out}");
+    assert_eq!(out.lines().count(), 2, "still exactly one campaign: {out}");
+}
+
+#[test]
+fn config_errors_name_the_key_and_the_file() {
+    let env = Env::new("[dispatch]\nrate_per_secnd = 3\n");
+    let (ok, _, err) = env.run(&["campaign", "list"]);
+    assert!(!ok);
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("switchboard.toml") && line.contains("rate_per_secnd"),
+        "{line}"
+    );
+    let env = Env::new("[dispatch]\nmax_concurrent_calls = 0\n");
+    let (_, _, err) = env.run(&["campaign", "list"]);
+    assert!(
+        one_error_line(&err).contains("dispatch.max_concurrent_calls"),
+        "{err}"
+    );
+    let (ok, _, err) = env.run(&["--config", "nowhere.toml", "campaign", "list"]);
+    assert!(!ok);
+    assert!(
+        one_error_line(&err).contains("nowhere.toml does not exist"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headless_run_until_done_completes_a_campaign_against_the_simulator() {
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 20,
+            talk_max_ms: 50,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\npoll_requests_per_second = 200.0\n",
+        sim.base_url()
+    ));
+    env.started_campaign(20);
+    let out = env.run_until_done("k").await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("done: c COMPLETED"), "{stdout}");
+    assert!(
+        !stdout.contains("\"k\"") && !stdout.contains("Bearer k"),
+        "the key never prints"
+    );
+    assert_eq!(sim.stats().calls_created, 20);
+    let (_, calls, _) = env.run(&["calls", "--campaign", "c", "--status", "ENDED"]);
+    assert!(calls.contains("20 of 20 calls"), "{calls}");
+    let first_row = calls.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        first_row.split_whitespace().nth(1),
+        Some("c"),
+        "the table names the campaign: {calls}"
+    );
+
+    // Scripting: one JSON object per line, campaigns named.
+    let (ok, json, err) = env.run(&["calls", "--json"]);
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert_eq!(rows.len(), 20, "{json}");
+    for row in &rows {
+        assert_eq!(row["campaign"], "c", "{row}");
+        assert_eq!(row["status"], "ENDED", "{row}");
+        assert!(row["id"].is_i64(), "{row}");
+    }
+    let (ok, json, err) = env.run(&["campaign", "list", "--json"]);
+    assert!(ok, "{err}");
+    let campaigns: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert_eq!(campaigns.len(), 1, "{json}");
+    assert_eq!(campaigns[0]["name"], "c");
+    assert_eq!(campaigns[0]["status"], "COMPLETED");
+    assert_eq!(campaigns[0]["contacts_done"], 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_key_stops_the_headless_run_with_a_non_zero_exit() {
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "right".into(),
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\ntick_ms = 50\n",
+        sim.base_url()
+    ));
+    env.started_campaign(3);
+    let out = env.run_until_done("wrong-key-123").await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Vapi rejected the API key"), "{stderr}");
+    let all = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !all.contains("wrong-key-123"),
+        "the key must never be printed"
+    );
+    let db = std::fs::read(Path::new(env.dir.path()).join("sb.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&db).contains("wrong-key-123"),
+        "nor stored"
+    );
+}
+
+/// No ANSI escape in what a script or a log file receives.
+fn assert_no_colour(text: &str) {
+    assert!(!text.contains('\u{1b}'), "colour codes in: {text:?}");
+}
+
+#[test]
+fn config_extremes_are_refused_with_one_line_naming_key_and_file() {
+    let cases = [
+        (
+            "[vapi]\nlookup_margin_ms = 9000000000000000000\n",
+            "vapi.lookup_skew_ms",
+        ),
+        (
+            "[tracking]\npoll_requests_per_second = 1e-20\n",
+            "tracking.poll_requests_per_second",
+        ),
+        (
+            "[dispatch]\nrate_per_second = 100000.0\n",
+            "dispatch.rate_per_second",
+        ),
+        (
+            "[dispatch]\nrate_per_second = nan\n",
+            "dispatch.rate_per_second",
+        ),
+        ("[dispatch]\nbudget_usd = inf\n", "dispatch.budget_usd"),
+        (
+            "[dispatch]\nmax_concurrent_calls = 0\n",
+            "dispatch.max_concurrent_calls",
+        ),
+        ("[dispatch]\nbackoff_ms = []\n", "dispatch.backoff_ms"),
+        (
+            "[dispatch]\nbackoff_ms = [1000, 999999999999]\n",
+            "dispatch.backoff_ms",
+        ),
+        ("[vapi]\nsettle_after_ms = 0\n", "vapi.settle_after_ms"),
+    ];
+    for (extra, key) in cases {
+        let env = Env::new(extra);
+        let (ok, _, err) = env.run(&["campaign", "list"]);
+        assert!(!ok, "{extra:?} accepted");
+        let line = one_error_line(&err);
+        assert!(
+            line.contains(key) && line.contains("switchboard.toml"),
+            "{extra:?}: {line}"
+        );
+        assert_no_colour(&err);
+    }
+}
+
+#[test]
+fn cli_rates_share_the_config_bound() {
+    let env = Env::new("");
+    for rate in ["100000", "0", "NaN", "inf", "-1e-20", "fast"] {
+        let out = env
+            .cmd()
+            .args(["dispatch", "rate", "--", rate])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "rate {rate} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = one_error_line(&err);
+        assert!(line.contains(rate), "{line}");
+        assert_no_colour(&err);
+    }
+    let (_, _, err) = env.run(&["dispatch", "rate", "1000.5"]);
+    assert!(
+        one_error_line(&err).contains("must be between 0.01 and 1000 calls/s"),
+        "{err}"
+    );
+    let (ok, out, err) = env.run(&["dispatch", "rate", "1000"]);
+    assert!(ok, "the maximum itself is allowed: {err}");
+    assert!(out.contains("→ 1000/s"), "{out}");
+}
+
+fn status(env: &Env) -> serde_json::Value {
+    let (ok, out, err) = env.run(&["dispatch", "status", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    serde_json::from_str(out.trim()).expect(&out)
+}
+
+#[test]
+fn dispatch_rate_overrides_until_reset_and_status_says_so() {
+    let env = Env::new("[dispatch]\nrate_per_second = 3.0\n");
+    let s = status(&env);
+    assert_eq!(s["paused"], false);
+    assert_eq!(s["rate_per_second"], 3.0);
+    assert_eq!(s["rate_is_override"], false);
+    assert_eq!(s["config_rate_per_second"], 3.0);
+
+    assert!(env.run(&["dispatch", "rate", "7.5"]).0);
+    let s = status(&env);
+    assert_eq!(s["rate_per_second"], 7.5);
+    assert_eq!(s["rate_is_override"], true);
+    assert_eq!(s["config_rate_per_second"], 3.0);
+    let (_, text, _) = env.run(&["dispatch", "status"]);
+    assert!(text.contains("7.5/s (override; config 3/s"), "{text}");
+
+    let (ok, out, _) = env.run(&["dispatch", "rate", "--reset"]);
+    assert!(ok);
+    assert!(out.contains("the config's 3/s is in force"), "{out}");
+    let s = status(&env);
+    assert_eq!(s["rate_per_second"], 3.0);
+    assert_eq!(s["rate_is_override"], false);
+
+    let (ok, _, err) = env.run(&["dispatch", "rate"]);
+    assert!(!ok, "a rate or --reset is required");
+    assert!(err.starts_with("error:"), "{err}");
+
+    assert!(env.run(&["dispatch", "pause", "--reason", "lunch"]).0);
+    let s = status(&env);
+    assert_eq!(s["paused"], true);
+    assert_eq!(s["pause_reason"], "lunch");
+    assert!(env.run(&["dispatch", "resume"]).0);
+    let s = status(&env);
+    assert_eq!(s["paused"], false);
+    assert!(s["pause_reason"].is_null());
+}
+
+#[test]
+fn a_corrupt_or_unreachable_database_is_one_line_without_colour() {
+    let env = Env::new("");
+    std::fs::write(
+        env.dir.path().join("sb.db"),
+        "this is not a database".repeat(200),
+    )
+    .unwrap();
+    let (ok, _, err) = env.run(&["campaign", "list"]);
+    assert!(!ok);
+    let line = one_error_line(&err);
+    assert!(line.contains("cannot open the database"), "{line}");
+    assert_no_colour(&err);
+
+    // -v (or RUST_BACKTRACE=1) gives the full report, still without colour off a terminal.
+    let (ok, _, err) = env.run(&["-v", "campaign", "list"]);
+    assert!(!ok);
+    assert!(err.lines().count() > 1, "{err}");
+    assert_no_colour(&err);
+    let out = env
+        .cmd()
+        .env("RUST_BACKTRACE", "1")
+        .args(["campaign", "list"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.lines().count() > 1, "{err}");
+    assert_no_colour(&err);
+
+    let config = env.write(
+        "elsewhere.toml",
+        &format!(
+            "[database]\npath = \"{}\"\n",
+            env.dir
+                .path()
+                .join("no-such-folder")
+                .join("sb.db")
+                .display()
+        ),
+    );
+    let (ok, _, err) = env.run(&["--config", &config, "campaign", "list"]);
+    assert!(!ok);
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("no-such-folder") && line.contains("does not exist"),
+        "{line}"
+    );
+    assert_no_colour(&err);
+}
+
+#[test]
+fn a_csv_with_a_huge_header_line_gets_a_short_message() {
+    let env = Env::new("");
+    env.create_any_hour("c");
+    let header = "x".repeat(10 * 1024 * 1024);
+    let csv = env.write("huge.csv", &format!("{header}\n+14155550100\n"));
+    let (ok, _, err) = env.run(&["contacts", "import", "c", &csv]);
+    assert!(!ok);
+    let line = one_error_line(&err);
+    assert!(line.len() < 1_000, "{} bytes", line.len());
+    assert!(line.contains('…'), "{line}");
+    assert!(line.contains("huge.csv"), "{line}");
+}
+
+#[test]
+fn webhook_problems_are_one_line_each() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    // The base URL is never reached: the engine stops before its first request.
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"http://127.0.0.1:9\"\n[webhook]\nlisten = \"{addr}\"\n"
+    ));
+    let run = |secret: Option<&str>| {
+        let mut cmd = env.cmd();
+        cmd.env("VAPI_API_KEY", "k")
+            .env_remove("VAPI_WEBHOOK_SECRET")
+            .args(["run", "--headless", "--until-done"])
+            .timeout(std::time::Duration::from_secs(30));
+        if let Some(secret) = secret {
+            cmd.env("VAPI_WEBHOOK_SECRET", secret);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(None);
+    let line = one_error_line(&err);
+    assert!(line.contains("VAPI_WEBHOOK_SECRET"), "{line}");
+    let err = run(Some("s3cret"));
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("cannot start the webhook listener") && line.contains(&addr.to_string()),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret"), "{line}");
+    assert_no_colour(&err);
+    drop(taken);
+}
+
+async fn fast_simulator() -> Simulator {
+    Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 20,
+            talk_max_ms: 50,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn until_done_waits_through_an_operators_pause_unless_told_not_to() {
+    let sim = fast_simulator().await;
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\npoll_requests_per_second = 200.0\n",
+        sim.base_url()
+    ));
+    env.started_campaign(5);
+    assert!(env.run(&["dispatch", "pause"]).0);
+
+    // --exit-on-pause: today's behaviour, exit 2 at once.
+    let dir = env.dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::cargo_bin("switchboard")
+            .unwrap()
+            .current_dir(&dir)
+            .env("VAPI_API_KEY", "k")
+            .env_remove("RUST_BACKTRACE")
+            .args(["run", "--headless", "--until-done", "--exit-on-pause"])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("paused by an operator"), "{stderr}");
+    assert_eq!(sim.stats().calls_created, 0);
+
+    // Default: the run is still going after it reported the pause; a resume lets it finish.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("switchboard"))
+        .current_dir(env.dir.path())
+        .env("VAPI_API_KEY", "k")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .args(["run", "--headless", "--until-done"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        // The second progress line comes two seconds after the first: past the point where
+        // the old decision exited.
+        let mut paused_lines = 0;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line.contains("PAUSED: paused by operator") {
+                paused_lines += 1;
+                if paused_lines == 2 {
+                    return (true, lines);
+                }
+            }
+        }
+        (false, lines)
+    })
+    .await
+    .unwrap();
+    let (saw_pause, rest) = seen;
+    assert!(saw_pause, "the run ended during the pause");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running while paused"
+    );
+    assert_eq!(sim.stats().calls_created, 0, "nothing dialled while paused");
+    assert!(env.run(&["dispatch", "resume"]).0);
+    let (status, tail) = tokio::task::spawn_blocking(move || {
+        let tail: Vec<String> = rest.map_while(Result::ok).collect();
+        (child.wait().unwrap(), tail)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{tail:?}");
+    assert!(
+        tail.iter().any(|l| l.contains("done: c COMPLETED")),
+        "{tail:?}"
+    );
+    assert_eq!(sim.stats().calls_created, 5);
+}
+
+#[test]
+fn campaign_rules_dnc_why_and_export_through_the_cli() {
+    let env = Env::new("");
+    let (ok, _, err) = env.run(&[
+        "campaign",
+        "create",
+        "c",
+        "--assistant-id",
+        "a",
+        "--phone-number-id",
+        "p",
+        "--window",
+        "09:00-20:00",
+        "--days",
+        "mon-fri",
+        "--timezone",
+        "America/Chicago",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = env.run(&["campaign", "show", "c"]);
+    assert!(ok);
+    assert!(out.contains("09:00-20:00 on mon-fri"), "{out}");
+    assert!(out.contains("≤3 per 24 h, ≤7 per 7 days"), "{out}");
+    assert!(out.contains("America/Chicago"), "{out}");
+    assert!(out.contains("customer-busy"), "{out}");
+    let (ok, _, err) = env.run(&["campaign", "edit", "c", "--window", "20:00-09:00"]);
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("HH:MM-HH:MM"), "{err}");
+    let (ok, _, err) = env.run(&["campaign", "edit", "c", "--timezone", "Mars/Base"]);
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("IANA"), "{err}");
+    let (ok, out, err) = env.run(&["dnc", "add", "+1 415 555 0100", "--reason", "asked"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("+14155550100 added"), "{out}");
+    let (_, out, _) = env.run(&["dnc", "list"]);
+    assert!(out.contains("+14155550100"), "{out}");
+    let (ok, out, _) = env.run(&["why", "+14155550100"]);
+    assert!(ok);
+    assert!(out.contains("on the do-not-call list since"), "{out}");
+    assert!(out.contains("DNC_ADD"), "{out}");
+    let csv = env.write("c.csv", "phone,timezone\n+14155550100,\n+18005550101,\n");
+    let (_, out, _) = env.run(&["contacts", "import", "c", &csv]);
+    assert!(out.contains("1 with no known zone"), "{out}");
+    let (ok, out, err) = env.run(&["export", "c", "--format", "jsonl"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (ok, out, _) = env.run(&["export", "c"]);
+    assert!(ok);
+    assert!(out.starts_with("contact_id,name,phone"), "{out}");
+    assert!(env.run(&["dnc", "remove", "+14155550100"]).0);
+    let (ok, _, err) = env.run(&["dnc", "remove", "+14155550100"]);
+    assert!(!ok);
+    assert!(
+        one_error_line(&err).contains("not on the do-not-call list"),
+        "{err}"
+    );
+}

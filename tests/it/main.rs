@@ -1,0 +1,18 @@
+//! The integration tests, one binary (a change links once). Each module is one suite, run
+//! alone with a filter: `cargo test --test it -- never_twice::`.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod console_tmux;
+mod core_story;
+mod crash;
+mod dispatcher;
+mod engines_pg;
+mod export;
+mod import;
+mod never_twice;
+mod nothing_lost;
+mod policy;
+mod webhook;
