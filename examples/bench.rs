@@ -615,6 +615,7 @@ async fn frame(n: usize) -> Result<()> {
             name: campaign.name.clone(),
             status: campaign.status,
             pause_reason: None,
+            pause_cause: None,
             started_at: None,
             completed_at: None,
             contacts_total: campaign.contacts_total,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::dispatch::{Command, EngineClient, Snapshot};
-use crate::model::CampaignStatus;
+use crate::model::{CampaignStatus, Pause};
 
 /// How a headless run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,14 +67,16 @@ pub fn decide(s: &Snapshot, mode: UntilDone) -> Option<Outcome> {
     if s.creating > 0 {
         return None;
     }
-    let stops = |reason: &str| match StopCause::of(reason) {
+    let stops = |pause: &Pause| match pause.cause {
         StopCause::Operator => mode == UntilDone::ExitOnPause,
-        _ => true,
+        StopCause::Credentials
+        | StopCause::Credits
+        | StopCause::Budget
+        | StopCause::DailyLimit
+        | StopCause::Engine => true,
     };
-    let describe = |scope: &str, reason: &str| {
-        let cause = StopCause::of(reason);
-        format!("{scope} paused ({}): {reason}", cause.label())
-    };
+    let describe =
+        |scope: &str, pause: &Pause| format!("{scope} paused ({}): {pause}", pause.cause.label());
     let mut unfinished = false;
     let mut stopped = Vec::new();
     let mut finished = Vec::new();
@@ -86,17 +88,17 @@ pub fn decide(s: &Snapshot, mode: UntilDone) -> Option<Outcome> {
             }
             CampaignStatus::Dialing => unfinished = true,
             CampaignStatus::Paused => {
-                let reason = c.pause_reason.as_deref().unwrap_or("paused by operator");
-                if c.active > 0 || !stops(reason) {
+                let pause = Pause::stored(c.pause_cause, c.pause_reason.as_deref());
+                if c.active > 0 || !stops(&pause) {
                     return None;
                 }
-                stopped.push(describe(&c.name, reason));
+                stopped.push(describe(&c.name, &pause));
             }
         }
     }
     if unfinished {
         // Dialling campaigns move on their own unless dispatch as a whole is stopped.
-        let global = s.dispatch_paused.as_deref()?;
+        let global = s.dispatch_paused.as_ref()?;
         if s.active > 0 || !stops(global) {
             return None;
         }
@@ -145,12 +147,13 @@ mod tests {
     use crate::dispatch::CampaignView;
     use UntilDone::{ExitOnPause, WaitThroughPauses};
 
-    fn campaign(name: &str, status: CampaignStatus, reason: Option<&str>) -> CampaignView {
+    fn campaign(name: &str, status: CampaignStatus, pause: Option<Stop>) -> CampaignView {
         CampaignView {
             id: 1,
             name: name.into(),
             status,
-            pause_reason: reason.map(Into::into),
+            pause_reason: pause.map(|(_, reason)| reason.into()),
+            pause_cause: pause.map(|(cause, _)| cause),
             started_at: None,
             completed_at: None,
             contacts_total: 10,
@@ -170,10 +173,10 @@ mod tests {
         }
     }
 
-    fn snapshot(campaigns: Vec<CampaignView>, dispatch_paused: Option<&str>) -> Snapshot {
+    fn snapshot(campaigns: Vec<CampaignView>, dispatch_paused: Option<Stop>) -> Snapshot {
         Snapshot {
             campaigns,
-            dispatch_paused: dispatch_paused.map(Into::into),
+            dispatch_paused: dispatch_paused.map(|(cause, reason)| Pause::new(cause, reason)),
             ..Snapshot::default()
         }
     }
@@ -188,21 +191,33 @@ mod tests {
 
     use CampaignStatus::{Cancelled, Completed, Dialing, Draft, Paused};
 
-    const OPERATOR: &str = "paused by operator (CLI)";
-    const KEY: &str = "Vapi rejected the API key (HTTP 401): every call would fail the same way";
-    const BUDGET: &str = "budget of $1.00 reached (spent $1.02, $0.00 committed)";
-    const DAILY: &str = "daily call limit of 5 reached";
-    const CREDITS: &str = "call.start.error-subscription-insufficient-credits";
+    /// A pause: its cause and its text.
+    type Stop = (StopCause, &'static str);
+
+    const OPERATOR: Stop = (StopCause::Operator, "paused by operator (CLI)");
+    const LUNCH: Stop = (StopCause::Operator, "lunch");
+    const KEY: Stop = (
+        StopCause::Credentials,
+        "Vapi rejected the API key (HTTP 401): every call would fail the same way",
+    );
+    const BUDGET: Stop = (
+        StopCause::Budget,
+        "budget of $1.00 reached (spent $1.02, $0.00 committed)",
+    );
+    const DAILY: Stop = (StopCause::DailyLimit, "daily call limit of 5 reached");
+    const CREDITS: Stop = (
+        StopCause::Credits,
+        "call.start.error-subscription-insufficient-credits",
+    );
+    const ENGINE: Stop = (
+        StopCause::Engine,
+        "3 calls in a row refused with the same message (HTTP 400: x): fix the campaign's settings, then resume it",
+    );
 
     #[test]
     fn until_done_decision_table() {
         // (campaigns, global pause, mode, expected exit: None = keep running)
-        type Row = (
-            Vec<CampaignView>,
-            Option<&'static str>,
-            UntilDone,
-            Option<u8>,
-        );
+        type Row = (Vec<CampaignView>, Option<Stop>, UntilDone, Option<u8>);
         let table: Vec<Row> = vec![
             (
                 vec![campaign("a", Completed, None)],
@@ -240,7 +255,7 @@ mod tests {
             ),
             (
                 vec![campaign("a", Dialing, None)],
-                Some("lunch"),
+                Some(LUNCH),
                 WaitThroughPauses,
                 None,
             ),
@@ -278,6 +293,12 @@ mod tests {
             ),
             (
                 vec![campaign("a", Paused, Some(CREDITS))],
+                None,
+                WaitThroughPauses,
+                Some(2),
+            ),
+            (
+                vec![campaign("a", Paused, Some(ENGINE))],
                 None,
                 WaitThroughPauses,
                 Some(2),
@@ -332,7 +353,7 @@ mod tests {
         let Some(Outcome::NeedsOperator(message)) = decide(&s, WaitThroughPauses) else {
             panic!("expected a stop");
         };
-        assert_eq!(message, format!("spring paused (budget): {BUDGET}"));
+        assert_eq!(message, format!("spring paused (budget): {}", BUDGET.1));
         let s = snapshot(vec![campaign("a", Dialing, None)], Some(KEY));
         let Some(Outcome::NeedsOperator(message)) = decide(&s, WaitThroughPauses) else {
             panic!("expected a stop");
@@ -341,27 +362,36 @@ mod tests {
             message.starts_with("dispatch paused (credentials)"),
             "{message}"
         );
-        assert_eq!(StopCause::of(DAILY), StopCause::DailyLimit);
-        assert_eq!(StopCause::of(CREDITS), StopCause::Credits);
-        assert_eq!(StopCause::of("paused by operator"), StopCause::Operator);
-        assert_eq!(
-            StopCause::of("Vapi: insufficient credits"),
-            StopCause::Credits
-        );
-        assert_eq!(
-            StopCause::of("Vapi: phoneNumberId not found"),
-            StopCause::Engine
-        );
-        assert_eq!(StopCause::of("lunch"), StopCause::Operator);
-        // Every pause the engine makes by itself needs a fix outside switchboard.
-        for reason in [
-            "3 calls in a row refused with the same message (HTTP 400: x): fix the campaign's settings, then resume it",
-            "the assistant failed 5 of the last 20 answered calls (pipeline errors or hang-ups within 3 s; latest: x): fix the assistant, then resume",
-            "Vapi refused the campaign's settings (HTTP 400: Couldn't Get Phone Number.): fix the campaign, then resume it",
-            "your server returned no assistant; fix the server, then resume",
-        ] {
-            let cause = StopCause::of(reason);
-            assert_eq!(cause, StopCause::Engine, "{reason}");
+    }
+
+    /// The exit code follows the cause, never the words: every pause reworded (to the words
+    /// of another cause, or to nonsense) ends the run the same way.
+    #[test]
+    fn rewording_a_pause_changes_no_exit_code() {
+        let stops = [OPERATOR, LUNCH, KEY, BUDGET, DAILY, CREDITS, ENGINE];
+        let texts: Vec<&str> = stops
+            .iter()
+            .map(|(_, text)| *text)
+            .chain(["", "zz"])
+            .collect();
+        for mode in [WaitThroughPauses, ExitOnPause] {
+            for (cause, text) in stops {
+                let campaign_paused =
+                    |text| snapshot(vec![campaign("a", Paused, Some((cause, text)))], None);
+                let dispatch_paused =
+                    |text| snapshot(vec![campaign("a", Dialing, None)], Some((cause, text)));
+                let expected = (
+                    exit_code(decide(&campaign_paused(text), mode)),
+                    exit_code(decide(&dispatch_paused(text), mode)),
+                );
+                for other in &texts {
+                    let got = (
+                        exit_code(decide(&campaign_paused(other), mode)),
+                        exit_code(decide(&dispatch_paused(other), mode)),
+                    );
+                    assert_eq!(got, expected, "{cause} worded {other:?}");
+                }
+            }
         }
     }
 }

@@ -300,7 +300,9 @@ async fn unauthorized_fails_the_call_and_pauses_all_dispatch() {
         s.dispatch_paused.is_some() && s.creating == 0
     })
     .await;
-    assert!(s.dispatch_paused.unwrap().contains("API key"));
+    let pause = s.dispatch_paused.unwrap();
+    assert!(pause.reason.contains("API key"), "{pause}");
+    assert_eq!(pause.cause, switchboard::model::StopCause::Credentials);
     tokio::time::sleep(Duration::from_millis(300)).await;
     engine.shutdown().await;
     // One request, one failed call; the other four contacts were never dialled.

@@ -137,7 +137,13 @@ async fn pause_stops_new_creates_within_a_tick_and_resume_continues() {
         after - at_pause
     );
     let s = engine.client().snapshot();
-    assert_eq!(s.dispatch_paused.as_deref(), Some("test"));
+    assert_eq!(
+        s.dispatch_paused,
+        Some(switchboard::model::Pause::new(
+            switchboard::model::StopCause::Operator,
+            "test"
+        ))
+    );
     engine.client().send(Command::ResumeAll).await.unwrap();
     // Dispatch goes on (at 50/s, 300 ms would do; a slow machine is given 10 s).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -676,7 +682,13 @@ async fn the_cli_controls_a_running_engine_through_the_database() {
         s.dispatch_paused.is_some()
     })
     .await;
-    assert_eq!(s.dispatch_paused.as_deref(), Some("from the CLI"));
+    assert_eq!(
+        s.dispatch_paused,
+        Some(switchboard::model::Pause::new(
+            switchboard::model::StopCause::Operator,
+            "from the CLI"
+        ))
+    );
     cli(&["dispatch", "rate", "7.5"]).await.unwrap();
     cli(&["dispatch", "resume"]).await.unwrap();
     let s = wait_for(&engine, Duration::from_secs(5), |s| {

@@ -156,6 +156,7 @@ mod tests {
             name: "c".into(),
             status: crate::model::CampaignStatus::Dialing,
             pause_reason: None,
+            pause_cause: None,
             started_at: None,
             completed_at: None,
             contacts_total: 1_000,

@@ -15,7 +15,7 @@ use crate::dispatch::command::Command;
 use crate::dispatch::snapshot::{
     BreakerState, BreakerView, CampaignView, EngineEvent, EventKind, QuotaView, Snapshot,
 };
-use crate::model::{AttemptOutcome, CallStatus, CampaignStatus};
+use crate::model::{AttemptOutcome, CallStatus, CampaignStatus, Pause, StopCause};
 use crate::store::attempts::Attempt;
 use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
 use crate::store::{format_time, parse_time};
@@ -33,6 +33,7 @@ fn campaign(id: i64, name: &str, status: CampaignStatus) -> CampaignView {
         name: name.into(),
         status,
         pause_reason: None,
+        pause_cause: None,
         started_at: Some(at(3 * 3600 + 120)),
         completed_at: None,
         contacts_total: 1_000,
@@ -88,6 +89,7 @@ fn switchboard_analysis() -> crate::store::analysis::CallAnalysis {
 fn snapshot() -> Snapshot {
     let mut renewals = campaign(2, "renewals-q2", CampaignStatus::Paused);
     renewals.pause_reason = Some("Vapi: insufficient credits".into());
+    renewals.pause_cause = Some(StopCause::Credits);
     Snapshot {
         version: 42,
         campaigns: vec![
@@ -332,9 +334,10 @@ fn screen_demo_running() {
 fn screen_paused() {
     snap_both("paused", |w, h| {
         let mut snap = snapshot();
-        snap.dispatch_paused = Some("paused by operator".into());
+        snap.dispatch_paused = Some(Pause::new(StopCause::Operator, "paused by operator"));
         snap.campaigns[0].status = CampaignStatus::Paused;
         snap.campaigns[0].pause_reason = Some("paused by operator".into());
+        snap.campaigns[0].pause_cause = Some(StopCause::Operator);
         snap.breaker.state = BreakerState::Open;
         snap.breaker.retry_in_ms = 12_500;
         snap.backoff_ms = 2_500;
@@ -470,7 +473,7 @@ fn p_pauses_when_running_and_resumes_when_paused() {
         }))
     );
     let mut paused = snapshot();
-    paused.dispatch_paused = Some("paused by operator".into());
+    paused.dispatch_paused = Some(Pause::new(StopCause::Operator, "paused by operator"));
     app.apply(Update::Snapshot(Box::new(paused)));
     assert_eq!(
         app.handle_key(ch('p')),
@@ -727,7 +730,7 @@ fn frozen_display_ignores_snapshots_until_unfrozen() {
     assert!(screen(&app, 160, 48).contains("FROZEN"));
     let mut newer = snapshot();
     newer.rate_per_second = 7.5;
-    newer.dispatch_paused = Some("paused by operator".into());
+    newer.dispatch_paused = Some(Pause::new(StopCause::Operator, "paused by operator"));
     assert_eq!(app.apply(Update::Snapshot(Box::new(newer))), None);
     assert!(screen(&app, 160, 48).contains("rate 2.0/s"));
     // Decisions use the newest snapshot even while frozen.
@@ -1038,6 +1041,7 @@ fn screen_credits_blocked_header_says_what_to_do_next() {
         snap.campaigns[0].status = CampaignStatus::Paused;
         snap.campaigns[0].pause_reason =
             Some("Vapi: insufficient credits; add credits, then resume".into());
+        snap.campaigns[0].pause_cause = Some(StopCause::Credits);
         let mut app = app_with(demo(), w, h, snap);
         assert!(app.take_bell());
         let text = screen(&app, w, h);

@@ -6,6 +6,7 @@
 
 use crate::config::Config;
 use crate::dispatch::Command;
+use crate::model::{Pause, StopCause};
 use crate::store::Store;
 use crate::store::calls::RetryOutcome;
 use crate::store::events::EventRow;
@@ -61,14 +62,12 @@ async fn carry_out(
     let err = |e: crate::store::StoreError| e.to_string();
     match command {
         Command::PauseAll { reason } => {
-            store
-                .set_dispatch_paused(true, Some(reason))
-                .await
-                .map_err(err)?;
+            let pause = Pause::new(StopCause::Operator, reason.as_str());
+            store.set_dispatch_paused(Some(&pause)).await.map_err(err)?;
             Ok(format!("dispatch paused ({reason})"))
         }
         Command::ResumeAll => {
-            store.set_dispatch_paused(false, None).await.map_err(err)?;
+            store.set_dispatch_paused(None).await.map_err(err)?;
             Ok("dispatch resumed".into())
         }
         Command::StartCampaign { campaign_id } => {
@@ -81,7 +80,10 @@ async fn carry_out(
         Command::PauseCampaign { campaign_id } => {
             let campaign = store.campaign(*campaign_id).await.map_err(err)?;
             if !store
-                .pause_campaign(*campaign_id, "paused by operator")
+                .pause_campaign(
+                    *campaign_id,
+                    &Pause::new(StopCause::Operator, "paused by operator"),
+                )
                 .await
                 .map_err(err)?
             {

@@ -1,55 +1,32 @@
-//! Why dispatch or a campaign stopped, as the engine and the console read it.
+//! Why dispatch or a campaign stopped: a cause stored beside the text the operator reads.
+//! Whatever decides on a stop (the `--until-done` exit code, the console's header, the new
+//! day's resume) reads the cause, never the wording of the text.
 
-/// Why dispatch or a campaign is paused, read from the pause reason the engine or an
-/// operator stored. The engine's stops are recognised by the words it uses for them; any
-/// other text is an operator's (`dispatch pause --reason "lunch"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopCause {
-    /// Paused from the console or the CLI: resumed the same way.
-    Operator,
-    /// Vapi rejected the API key.
-    Credentials,
-    /// The Vapi account is out of credits or frozen.
-    Credits,
-    /// `dispatch.budget_usd` reached.
-    Budget,
-    /// `dispatch.daily_call_limit` reached.
-    DailyLimit,
-    /// Another stop Vapi's answer caused (`Vapi: …`, e.g. a campaign's number refused).
-    Engine,
-}
+use std::fmt;
+use std::str::FromStr;
+
+use crate::UnknownStatus;
+
+text_enum!(
+    /// Why dispatch or a campaign is paused.
+    StopCause, "pause cause" {
+        // Paused from the console or the CLI: resumed the same way.
+        Operator => "OPERATOR",
+        // Vapi rejected the API key.
+        Credentials => "CREDENTIALS",
+        // The Vapi account is out of credits, or its billing stops calls.
+        Credits => "CREDITS",
+        // `dispatch.budget_usd` reached.
+        Budget => "BUDGET",
+        // `dispatch.daily_call_limit` reached: resumed by the next day.
+        DailyLimit => "DAILY_LIMIT",
+        // Another stop the engine made from Vapi's answers (a campaign's settings refused, its
+        // numbers all benched, its assistant failing, the pre-dial hook failing).
+        Engine => "ENGINE",
+    }
+);
 
 impl StopCause {
-    pub fn of(reason: &str) -> StopCause {
-        let r = reason.to_ascii_lowercase();
-        if r.starts_with("paused by operator") {
-            StopCause::Operator
-        } else if r.contains("rejected the api key") {
-            StopCause::Credentials
-        } else if r.contains("insufficient credits")
-            || r.contains("insufficient-credits")
-            || r.contains("subscription-frozen")
-        {
-            StopCause::Credits
-        } else if r.starts_with("budget of $") {
-            StopCause::Budget
-        } else if r.starts_with("daily call limit of") {
-            StopCause::DailyLimit
-        } else if r.starts_with("vapi")
-            || r.contains("then resume")
-            || r.contains("fix the")
-            || r.contains("in a row refused")
-            || r.contains("use another number")
-            || r.starts_with("every phone number")
-        {
-            // The engine's own pauses say what to fix (src/model.rs CAMPAIGN_STOPS, the
-            // worker's campaign-level refusals, the assistant's health).
-            StopCause::Engine
-        } else {
-            StopCause::Operator
-        }
-    }
-
     /// What to fix, for the exit message.
     pub fn label(self) -> &'static str {
         match self {
@@ -60,5 +37,41 @@ impl StopCause {
             StopCause::DailyLimit => "daily call limit",
             StopCause::Engine => "stopped by the engine",
         }
+    }
+
+    /// Whether an operator's resume is the way out (rather than a fix elsewhere first).
+    pub fn is_operator(self) -> bool {
+        self == StopCause::Operator
+    }
+}
+
+/// A stop: its cause, and the sentence the operator reads.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pause {
+    pub cause: StopCause,
+    pub reason: String,
+}
+
+impl Pause {
+    pub fn new(cause: StopCause, reason: impl Into<String>) -> Pause {
+        Pause {
+            cause,
+            reason: reason.into(),
+        }
+    }
+
+    /// A pause a stored row gives: a row from before causes were stored reads as the
+    /// operator's (the migration classified every row it found).
+    pub fn stored(cause: Option<StopCause>, reason: Option<&str>) -> Pause {
+        Pause {
+            cause: cause.unwrap_or(StopCause::Operator),
+            reason: reason.unwrap_or("paused").to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Pause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
     }
 }

@@ -5,13 +5,12 @@
 //! configuration with its bounds, the retry schedule and why things stop.
 
 pub mod backoff;
-pub mod cause;
 pub mod config;
 pub mod location;
 pub mod policy;
 pub mod text;
 
-pub use cause::StopCause;
+pub use cause::{Pause, StopCause};
 
 use std::fmt;
 use std::str::FromStr;
@@ -86,6 +85,9 @@ macro_rules! text_enum {
         }
     };
 }
+
+// After the macro, which it uses.
+pub mod cause;
 
 text_enum!(
     /// Campaign lifecycle: DRAFT → DIALING ⇄ PAUSED → COMPLETED, or CANCELLED from any
@@ -286,7 +288,7 @@ pub enum EndedClass {
     /// The account or the campaign's resources stop every call the same way (credits, a
     /// frozen subscription, the number's limits, a missing assistant): back to the queue, and
     /// the campaign pauses with this reason.
-    CampaignStop(&'static str),
+    CampaignStop { cause: StopCause, why: &'static str },
     /// The phone number the call was made from cannot call now (its daily limit, its set-up
     /// at Vapi): back to the queue, and that number is benched (until the next day when
     /// `next_day`, else for a cool-down); the campaign goes on with its pool's other numbers,
@@ -302,7 +304,7 @@ impl EndedClass {
         match self {
             EndedClass::NeverRang
             | EndedClass::Concurrency
-            | EndedClass::CampaignStop(_)
+            | EndedClass::CampaignStop { .. }
             | EndedClass::NumberStop { .. } => true,
             EndedClass::Outcome | EndedClass::AssistantFault | EndedClass::Unclassified => false,
         }
@@ -525,7 +527,13 @@ pub fn classify_ended_reason(reason: &str, started: bool) -> EndedClass {
         return EndedClass::Concurrency;
     }
     if let Some((_, why)) = CAMPAIGN_STOPS.iter().find(|(r, _)| *r == reason) {
-        return EndedClass::CampaignStop(why);
+        // Vapi's subscription reasons are the account's billing; the rest are the campaign's.
+        let cause = if reason.starts_with("call.start.error-subscription-") {
+            StopCause::Credits
+        } else {
+            StopCause::Engine
+        };
+        return EndedClass::CampaignStop { cause, why };
     }
     if let Some((_, why, next_day)) = NUMBER_STOPS.iter().find(|(r, _, _)| *r == reason) {
         return EndedClass::NumberStop {
@@ -665,7 +673,7 @@ mod tests {
         );
         assert!(matches!(
             classify_ended_reason("call.start.error-fraud-check-failed", false),
-            EndedClass::CampaignStop(_)
+            EndedClass::CampaignStop { .. }
         ));
         assert_eq!(
             classify_ended_reason(
@@ -716,15 +724,25 @@ mod tests {
     }
 
     #[test]
-    fn every_campaign_stop_says_what_to_fix() {
-        let numbers = NUMBER_STOPS.iter().map(|(r, why, _)| (*r, *why));
-        for (_, why) in CAMPAIGN_STOPS.iter().copied().chain(numbers) {
-            assert_ne!(
-                crate::StopCause::of(why),
-                crate::StopCause::Operator,
-                "{why} would read as an operator's pause"
-            );
+    fn every_campaign_stop_is_the_engine_s_or_the_account_s() {
+        for (reason, _) in CAMPAIGN_STOPS {
+            let EndedClass::CampaignStop { cause, .. } = classify_ended_reason(reason, false)
+            else {
+                panic!("{reason} is not a campaign stop");
+            };
+            let expected = if reason.contains("subscription") {
+                StopCause::Credits
+            } else {
+                StopCause::Engine
+            };
+            assert_eq!(cause, expected, "{reason}");
         }
+        let EndedClass::CampaignStop { cause, .. } =
+            classify_ended_reason("call.start.error-subscription-insufficient-credits", false)
+        else {
+            panic!("credits are a campaign stop");
+        };
+        assert_eq!(cause, StopCause::Credits);
     }
 
     #[test]

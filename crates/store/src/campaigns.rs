@@ -3,7 +3,7 @@
 use sqlx::{Any, Transaction};
 
 use super::{Result, Store, StoreError, now};
-use crate::model::{CampaignStatus, ContactStatus};
+use crate::model::{CampaignStatus, ContactStatus, Pause, StopCause};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
 pub struct Campaign {
@@ -13,6 +13,8 @@ pub struct Campaign {
     pub phone_number_id: String,
     pub status: CampaignStatus,
     pub pause_reason: Option<String>,
+    /// Why it is paused, for whatever decides on it (the text is for the operator).
+    pub pause_cause: Option<StopCause>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
@@ -27,7 +29,15 @@ pub struct Campaign {
     pub weight: i64,
 }
 
-const COLUMNS: &str = "id, name, assistant_id, phone_number_id, status, pause_reason, created_at, \
+impl Campaign {
+    /// The stored pause, when the campaign is paused.
+    pub fn pause(&self) -> Option<Pause> {
+        (self.status == CampaignStatus::Paused)
+            .then(|| Pause::stored(self.pause_cause, self.pause_reason.as_deref()))
+    }
+}
+
+const COLUMNS: &str = "id, name, assistant_id, phone_number_id, status, pause_reason, pause_cause, created_at, \
      started_at, completed_at, active_calls, total_calls_created, ended_calls, failed_calls, cost_usd, contacts_total, contacts_done, weight";
 
 impl Store {
@@ -144,13 +154,17 @@ impl Store {
     }
 
     /// DIALING → PAUSED with a reason (operator, budget, quota...). Other states unchanged.
-    pub async fn pause_campaign(&self, id: i64, reason: &str) -> Result<bool> {
+    pub async fn pause_campaign(&self, id: i64, pause: &Pause) -> Result<bool> {
         let mut tx = self.write().await?;
-        let changed = sqlx::query(
-            crate::q("UPDATE campaigns SET status = 'PAUSED', pause_reason = ? WHERE id = ? AND status = 'DIALING'"),
-        )
-        .bind(reason)
+        let changed = sqlx::query(crate::q(
+            "UPDATE campaigns SET status = ?, pause_reason = ?, pause_cause = ? \
+             WHERE id = ? AND status = ?",
+        ))
+        .bind(CampaignStatus::Paused)
+        .bind(&pause.reason)
+        .bind(pause.cause)
         .bind(id)
+        .bind(CampaignStatus::Dialing)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -209,7 +223,7 @@ impl Store {
             CampaignStatus::Draft | CampaignStatus::Dialing | CampaignStatus::Paused => None,
         };
         sqlx::query(crate::q(
-            "UPDATE campaigns SET status = ?, pause_reason = ?, \
+            "UPDATE campaigns SET status = ?, pause_reason = ?, pause_cause = NULL, \
              completed_at = coalesce(?, completed_at) WHERE id = ?",
         ))
         .bind(status)
@@ -226,7 +240,7 @@ impl Store {
 /// A DIALING campaign with no contact left PENDING or DIALING becomes COMPLETED.
 pub(crate) async fn complete_if_done(tx: &mut Transaction<'static, Any>, id: i64) -> Result<()> {
     let sql = crate::q(format!(
-        "UPDATE campaigns SET status = ?, completed_at = ?, pause_reason = NULL \
+        "UPDATE campaigns SET status = ?, completed_at = ?, pause_reason = NULL, pause_cause = NULL \
          WHERE id = ? AND status = ? AND NOT EXISTS \
          (SELECT 1 FROM contacts WHERE campaign_id = ? AND status IN {})",
         crate::model::sql_in(&[ContactStatus::Pending, ContactStatus::Dialing])

@@ -3,32 +3,44 @@
 //! it every tick, so both paths take effect the same way.
 
 use super::{Result, Store, now};
+use crate::model::{Pause, StopCause};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EngineControl {
     #[sqlx(try_from = "super::Flag")]
     pub dispatch_paused: bool,
     pub pause_reason: Option<String>,
+    pub pause_cause: Option<StopCause>,
     pub rate_per_second: Option<f64>,
+}
+
+impl EngineControl {
+    /// The stored pause, when dispatch is paused.
+    pub fn pause(&self) -> Option<Pause> {
+        self.dispatch_paused
+            .then(|| Pause::stored(self.pause_cause, self.pause_reason.as_deref()))
+    }
 }
 
 impl Store {
     pub async fn engine_control(&self) -> Result<EngineControl> {
         Ok(sqlx::query_as(
-            crate::q("SELECT dispatch_paused, pause_reason, rate_per_second FROM engine_control WHERE id = 1"),
+            crate::q("SELECT dispatch_paused, pause_reason, pause_cause, rate_per_second FROM engine_control WHERE id = 1"),
         )
         .fetch_one(self.reader())
         .await?)
     }
 
-    /// Pauses (with a reason) or resumes all dispatch.
-    pub async fn set_dispatch_paused(&self, paused: bool, reason: Option<&str>) -> Result<()> {
+    /// Pauses (`Some`, with its cause and reason) or resumes (`None`) all dispatch.
+    pub async fn set_dispatch_paused(&self, pause: Option<&Pause>) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            crate::q("UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, updated_at = ? WHERE id = 1"),
-        )
-        .bind(i64::from(paused))
-        .bind(if paused { reason } else { None })
+        sqlx::query(crate::q(
+            "UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, pause_cause = ?, \
+             updated_at = ? WHERE id = 1",
+        ))
+        .bind(i64::from(pause.is_some()))
+        .bind(pause.map(|p| p.reason.as_str()))
+        .bind(pause.map(|p| p.cause))
         .bind(now())
         .execute(&mut *tx)
         .await?;

@@ -27,6 +27,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("phone_number_id", Text),
             ("status", Text),
             ("pause_reason", Text),
+            ("pause_cause", Text),
             ("created_at", Text),
             ("started_at", Text),
             ("completed_at", Text),
@@ -221,17 +222,20 @@ impl Store {
             .bind(&instance)
             .execute(&mut *tx)
             .await?;
-        let control: (i64, Option<String>, Option<f64>) = sqlx::query_as(q(
-            "SELECT dispatch_paused, pause_reason, rate_per_second FROM engine_control WHERE id = 1",
+        let control: (i64, Option<String>, Option<String>, Option<f64>) = sqlx::query_as(q(
+            "SELECT dispatch_paused, pause_reason, pause_cause, rate_per_second \
+             FROM engine_control WHERE id = 1",
         ))
         .fetch_one(self.reader())
         .await?;
         sqlx::query(q(
-            "UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, rate_per_second = ? WHERE id = 1",
+            "UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, pause_cause = ?, \
+             rate_per_second = ? WHERE id = 1",
         ))
         .bind(control.0)
         .bind(control.1)
         .bind(control.2)
+        .bind(control.3)
         .execute(&mut *tx)
         .await?;
         for (table, columns) in TABLES {

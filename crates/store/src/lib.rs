@@ -395,4 +395,83 @@ mod tests {
         let again = Store::open_in(dir.path()).await.unwrap();
         assert_eq!(again.instance_id().await.unwrap(), id);
     }
+
+    /// Migration 0012 gave every pause stored before it a cause, by the words the engine
+    /// used for its stops until then. Its UPDATE statements run again here on rows with no
+    /// cause.
+    #[tokio::test]
+    async fn the_pause_cause_migration_classifies_the_old_reasons() {
+        use crate::model::StopCause;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let cases = [
+            ("paused by operator", StopCause::Operator),
+            ("paused by operator (CLI)", StopCause::Operator),
+            ("lunch", StopCause::Operator),
+            (
+                "daily call limit of 5 reached (resumes after midnight UTC)",
+                StopCause::DailyLimit,
+            ),
+            (
+                "budget of $1.00 reached (spent $1.02, $0.00 committed)",
+                StopCause::Budget,
+            ),
+            (
+                "call.start.error-subscription-insufficient-credits",
+                StopCause::Credits,
+            ),
+            ("Vapi: insufficient credits", StopCause::Credits),
+            ("Vapi: phoneNumberId not found", StopCause::Engine),
+            (
+                "Vapi rejected the API key (HTTP 401): every call would fail",
+                StopCause::Credentials,
+            ),
+            (
+                "3 calls in a row refused with the same message (HTTP 400: x): fix the campaign's settings, then resume it",
+                StopCause::Engine,
+            ),
+            (
+                "the assistant failed 5 of the last 20 answered calls (pipeline errors or hang-ups within 3 s; latest: x): fix the assistant, then resume",
+                StopCause::Engine,
+            ),
+            (
+                "Vapi refused the campaign's settings (HTTP 400: Couldn't Get Phone Number.): fix the campaign, then resume it",
+                StopCause::Engine,
+            ),
+            (
+                "your server returned no assistant; fix the server, then resume",
+                StopCause::Engine,
+            ),
+            (
+                "every phone number of the campaign is benched (latest: pn until 10:00)",
+                StopCause::Engine,
+            ),
+        ];
+        for (i, (reason, _)) in cases.iter().enumerate() {
+            let c = store
+                .create_campaign(&format!("c{i}"), "a", "p")
+                .await
+                .unwrap();
+            sqlx::query(q(
+                "UPDATE campaigns SET status = 'PAUSED', pause_reason = ? WHERE id = ?",
+            ))
+            .bind(*reason)
+            .bind(c.id)
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        }
+        let migration = include_str!("../migrations/0012_pause_cause.sql");
+        let updates = &migration[migration.find("UPDATE").unwrap()..];
+        for statement in updates.split(';').filter(|s| !s.trim().is_empty()) {
+            sqlx::query(statement).execute(&store.writer).await.unwrap();
+        }
+        let postgres = include_str!("../migrations/postgres/0012_pause_cause.sql");
+        assert_eq!(migration, postgres, "both backends classify alike");
+        let campaigns = store.campaigns().await.unwrap();
+        for ((reason, cause), c) in cases.iter().zip(&campaigns) {
+            assert_eq!(c.pause_cause, Some(*cause), "{reason}");
+            assert_eq!(c.pause().map(|p| p.cause), Some(*cause));
+        }
+    }
 }

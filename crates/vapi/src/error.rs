@@ -11,6 +11,8 @@ pub enum VapiError {
         status: u16,
         message: String,
         retry_after: Option<Duration>,
+        /// What the message names, read once where the answer is received.
+        subject: Subject,
     },
     #[error("could not connect to Vapi: {0}")]
     Connect(String),
@@ -22,6 +24,66 @@ pub enum VapiError {
     Decode { status: u16, detail: String },
     #[error("cannot build the HTTP client: {0}")]
     Setup(String),
+}
+
+/// What a refusal of Vapi's names, read from its message once, where the answer arrives: the
+/// engine decides on this (bench a number, pause a campaign, fail one contact), never on the
+/// message's wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The customer (the contact's number, name, extension): about this contact only.
+    Customer,
+    /// The phone number the call is made from.
+    PhoneNumber,
+    /// The campaign's assistant or what it needs (squad, workflow, credentials).
+    Assistant,
+    /// The account's money: credits, wallet, billing, subscription.
+    Credits,
+    /// The account otherwise: its organisation, limits, a fraud check.
+    Account,
+    /// Nothing the message names: about this request.
+    Request,
+}
+
+/// Words of Vapi's messages and what they name, checked in order (the customer first: "customer.number
+/// must be a valid phone number" is about the contact, not the campaign's number).
+const SUBJECT_WORDS: &[(&str, Subject)] = &[
+    ("customer", Subject::Customer),
+    ("phonenumberid", Subject::PhoneNumber),
+    ("phone number", Subject::PhoneNumber),
+    ("phonenumber", Subject::PhoneNumber),
+    ("assistant", Subject::Assistant),
+    ("squad", Subject::Assistant),
+    ("workflow", Subject::Assistant),
+    ("credential", Subject::Assistant),
+    ("credits", Subject::Credits),
+    ("wallet", Subject::Credits),
+    ("billing", Subject::Credits),
+    ("subscription", Subject::Credits),
+    ("organization", Subject::Account),
+    ("daily limit", Subject::Account),
+    ("concurrency", Subject::Account),
+    ("fraud", Subject::Account),
+];
+
+impl Subject {
+    /// Reads what a message of Vapi's names.
+    pub fn of(message: &str) -> Subject {
+        let m = message.to_ascii_lowercase();
+        SUBJECT_WORDS
+            .iter()
+            .find(|(word, _)| m.contains(word))
+            .map_or(Subject::Request, |(_, subject)| *subject)
+    }
+
+    /// Whether every contact of the campaign would be refused the same way (its resources or
+    /// the account), rather than this one.
+    pub fn is_the_campaign_s(self) -> bool {
+        match self {
+            Subject::PhoneNumber | Subject::Assistant | Subject::Credits | Subject::Account => true,
+            Subject::Customer | Subject::Request => false,
+        }
+    }
 }
 
 /// What a failed create request says about the call, whatever happens next.
@@ -40,6 +102,25 @@ pub enum ErrorClass {
 }
 
 impl VapiError {
+    /// An HTTP error answer, with what its message names.
+    pub fn status(status: u16, message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        let message = message.into();
+        VapiError::Status {
+            status,
+            subject: Subject::of(&message),
+            message,
+            retry_after,
+        }
+    }
+
+    /// What the refusal names (`Request` for anything that is not an HTTP answer).
+    pub fn subject(&self) -> Subject {
+        match self {
+            VapiError::Status { subject, .. } => *subject,
+            _ => Subject::Request,
+        }
+    }
+
     pub fn class(&self) -> ErrorClass {
         match self {
             VapiError::Status {
@@ -135,11 +216,30 @@ mod tests {
     use super::*;
 
     fn status(code: u16) -> VapiError {
-        VapiError::Status {
-            status: code,
-            message: String::new(),
-            retry_after: None,
+        VapiError::status(code, "", None)
+    }
+
+    #[test]
+    fn a_message_names_the_customer_before_the_campaign_s_resources() {
+        for (message, subject) in [
+            (
+                "customer.number must be a valid phone number",
+                Subject::Customer,
+            ),
+            ("Couldn't Get Phone Number.", Subject::PhoneNumber),
+            ("phoneNumberId must be a UUID", Subject::PhoneNumber),
+            ("Couldn't Get Assistant.", Subject::Assistant),
+            ("Wallet balance is too low", Subject::Credits),
+            ("Organization is suspended for fraud", Subject::Account),
+            ("Bad Request", Subject::Request),
+        ] {
+            assert_eq!(Subject::of(message), subject, "{message}");
+            assert_eq!(VapiError::status(400, message, None).subject(), subject);
         }
+        assert_eq!(
+            VapiError::Timeout(Duration::from_secs(1)).subject(),
+            Subject::Request
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
-pub use error::{ErrorClass, VapiError};
+pub use error::{ErrorClass, Subject, VapiError};
 pub use types::{
     CreateCallRequest, CreateCallResponse, ListCallsFilter, SubscriptionLimits, VapiCall,
 };
@@ -114,11 +114,11 @@ impl VapiClient {
                 detail: truncate(&e.to_string()),
             });
         }
-        Err(VapiError::Status {
-            status: status.as_u16(),
-            message: error_message(status, &body),
+        Err(VapiError::status(
+            status.as_u16(),
+            error_message(status, &body),
             retry_after,
-        })
+        ))
     }
 }
 

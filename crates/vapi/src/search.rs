@@ -19,7 +19,25 @@ pub enum SearchResult {
     /// Every call created in the window was listed, and none has that name.
     Absent,
     /// The window could not be listed completely: nothing can be concluded.
-    Incomplete(String),
+    Incomplete(Incomplete),
+}
+
+/// Why a walk could not list its window completely.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Incomplete {
+    #[error("listing failed: {0}")]
+    Listing(VapiError),
+    #[error("more than {page} calls share the millisecond {at}")]
+    TooDense { page: u32, at: String },
+    #[error("stopped after {0} requests with windows left to list")]
+    TooManyRequests(usize),
+}
+
+impl Incomplete {
+    /// Whether Vapi's rate limit stopped the walk (the engine backs off for every request).
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, Incomplete::Listing(e) if e.is_rate_limited())
+    }
 }
 
 /// A time window of one assistant/phone-number pair's calls, and how to list it.
@@ -66,7 +84,7 @@ pub async fn walk_window(
     lister: &impl CallLister,
     window: &Window<'_>,
     mut visit: impl FnMut(&[VapiCall]) -> bool,
-) -> (Result<(), String>, usize) {
+) -> (Result<(), Incomplete>, usize) {
     let (page, max_requests) = (window.page, window.max_requests);
     if window.to < window.from {
         return (Ok(()), 0);
@@ -75,12 +93,7 @@ pub async fn walk_window(
     let mut requests = 0usize;
     while let Some((from, to)) = windows.pop() {
         if requests >= max_requests {
-            return (
-                Err(format!(
-                    "stopped after {requests} requests with windows left to list"
-                )),
-                requests,
-            );
+            return (Err(Incomplete::TooManyRequests(requests)), requests);
         }
         requests += 1;
         let mut filter = ListCallsFilter {
@@ -101,7 +114,7 @@ pub async fn walk_window(
         }
         let calls = match lister.list(&filter).await {
             Ok(calls) => calls,
-            Err(e) => return (Err(format!("listing failed: {e}")), requests),
+            Err(e) => return (Err(Incomplete::Listing(e)), requests),
         };
         if visit(&calls) {
             return (Ok(()), requests);
@@ -112,13 +125,8 @@ pub async fn walk_window(
         // Full: there may be more. Split at the middle millisecond and list both halves.
         let width = (to - from).num_milliseconds();
         if width < 1 {
-            return (
-                Err(format!(
-                    "more than {page} calls share the millisecond {}",
-                    format_time(from)
-                )),
-                requests,
-            );
+            let at = format_time(from);
+            return (Err(Incomplete::TooDense { page, at }), requests);
         }
         let mid = from + TimeDelta::milliseconds(width / 2);
         windows.push((mid + TimeDelta::milliseconds(1), to));
@@ -146,7 +154,7 @@ pub async fn find_by_name(
     let result = match (found, walk) {
         (Some(call), _) => SearchResult::Found(Box::new(call)),
         (None, Ok(())) => SearchResult::Absent,
-        (None, Err(reason)) => SearchResult::Incomplete(format!("look-up {reason}")),
+        (None, Err(why)) => SearchResult::Incomplete(why),
     };
     (result, requests)
 }
@@ -181,11 +189,7 @@ mod tests {
                 *r
             };
             if self.fail_after.is_some_and(|limit| n > limit) {
-                return Err(VapiError::Status {
-                    status: 429,
-                    message: "Too Many Requests".into(),
-                    retry_after: None,
-                });
+                return Err(VapiError::status(429, "Too Many Requests", None));
             }
             let ge = f.created_at_ge.as_deref().and_then(parse_time);
             let le = f.created_at_le.as_deref().and_then(parse_time);
@@ -308,7 +312,10 @@ mod tests {
         calls.push(call("elsewhere", t0() + TimeDelta::seconds(1)));
         let s = search(t0() - TimeDelta::seconds(1), t0() + TimeDelta::seconds(2));
         let (result, _) = run(calls, Order::Shuffled(9), &s).await;
-        assert!(matches!(result, SearchResult::Incomplete(ref m) if m.contains("millisecond")));
+        assert!(matches!(
+            result,
+            SearchResult::Incomplete(Incomplete::TooDense { .. })
+        ));
     }
 
     #[tokio::test]
@@ -323,7 +330,7 @@ mod tests {
         };
         let s = search(t0() - TimeDelta::seconds(5), t0() + TimeDelta::minutes(11));
         let (result, _) = find_by_name(&fake, "ours", &s).await;
-        assert!(matches!(result, SearchResult::Incomplete(ref m) if m.contains("429")));
+        assert!(matches!(result, SearchResult::Incomplete(ref why) if why.is_rate_limited()));
     }
 
     #[tokio::test]

@@ -279,6 +279,7 @@ mod tests {
             name: "fl".into(),
             status: CampaignStatus::Dialing,
             pause_reason: None,
+            pause_cause: None,
             started_at: None,
             completed_at: None,
             contacts_total: 10,

@@ -10,6 +10,7 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::{campaign_status_style, duration_ms, label};
 use crate::app::App;
 use crate::dispatch::snapshot::BreakerState;
+use crate::model::StopCause;
 
 /// What dispatch is doing, in one word with its colour, and what the operator should do next
 /// when it needs them. Pure, so each state is tested on its own.
@@ -40,14 +41,12 @@ pub fn dispatch_state(
     if snap.stopped {
         return state("STOPPED", Color::Red, None);
     }
-    if let Some(reason) = &snap.dispatch_paused {
-        let next = if reason.contains("API key") {
-            "— fix the key in the environment, then press p".to_string()
-        } else {
-            format!("— {reason} · press p to resume")
+    if let Some(pause) = &snap.dispatch_paused {
+        let next = match pause.cause {
+            StopCause::Credentials => "— fix the key in the environment, then press p".to_string(),
+            _ => format!("— {pause} · press p to resume"),
         };
-        let by_operator = crate::model::StopCause::of(reason) == crate::model::StopCause::Operator;
-        if by_operator {
+        if pause.cause.is_operator() {
             return state("PAUSED", Color::Yellow, Some(next));
         }
         return alert("PAUSED", Color::Yellow, Some(next));
@@ -65,7 +64,7 @@ pub fn dispatch_state(
     if let Some(c) = campaign
         && c.status == crate::model::CampaignStatus::Paused
         && let Some(reason) = &c.pause_reason
-        && crate::model::StopCause::of(reason) != crate::model::StopCause::Operator
+        && c.pause_cause.is_some_and(|cause| !cause.is_operator())
     {
         return alert(
             "BLOCKED",
@@ -282,14 +281,15 @@ pub fn render(pane: &HeaderPane, area: Rect, buf: &mut Buffer) {
 mod tests {
     use super::*;
     use crate::dispatch::{CampaignView, Snapshot};
-    use crate::model::CampaignStatus;
+    use crate::model::{CampaignStatus, Pause};
 
-    fn campaign(status: CampaignStatus, reason: Option<&str>) -> CampaignView {
+    fn campaign(status: CampaignStatus, pause: Option<(StopCause, &str)>) -> CampaignView {
         CampaignView {
             id: 1,
             name: "c".into(),
             status,
-            pause_reason: reason.map(str::to_string),
+            pause_reason: pause.map(|(_, reason)| reason.to_string()),
+            pause_cause: pause.map(|(cause, _)| cause),
             started_at: None,
             completed_at: None,
             contacts_total: 0,
@@ -324,23 +324,49 @@ mod tests {
         s.breaker.state = BreakerState::Closed;
         let credits = campaign(
             CampaignStatus::Paused,
-            Some("Vapi: insufficient credits; add credits, then resume"),
+            Some((
+                StopCause::Credits,
+                "Vapi: insufficient credits; add credits, then resume",
+            )),
         );
         let blocked = dispatch_state(&s, Some(&credits));
         assert_eq!((blocked.word, blocked.colour), ("BLOCKED", Color::Red));
         assert!(blocked.needs_operator);
         assert!(blocked.next.unwrap().contains("add credits"));
         // An operator's pause of the campaign is not a block.
-        let operator = campaign(CampaignStatus::Paused, Some("paused by operator"));
+        let operator = campaign(
+            CampaignStatus::Paused,
+            Some((StopCause::Operator, "paused by operator")),
+        );
         assert_eq!(dispatch_state(&s, Some(&operator)).word, "RUNNING");
+        // The cause decides, whatever the words: an engine's stop worded like an operator's
+        // is a block, an operator's pause worded like an engine's is not.
+        let reworded = campaign(
+            CampaignStatus::Paused,
+            Some((StopCause::Engine, "paused by operator")),
+        );
+        assert_eq!(dispatch_state(&s, Some(&reworded)).word, "BLOCKED");
+        let reworded = campaign(
+            CampaignStatus::Paused,
+            Some((StopCause::Operator, "Vapi: fix the number, then resume")),
+        );
+        assert_eq!(dispatch_state(&s, Some(&reworded)).word, "RUNNING");
 
-        s.dispatch_paused = Some("Vapi rejected the API key (HTTP 401): fix it".into());
+        s.dispatch_paused = Some(Pause::new(
+            StopCause::Credentials,
+            "Vapi rejected the API key (HTTP 401): fix it",
+        ));
         let key = dispatch_state(&s, None);
         assert_eq!(key.word, "PAUSED");
         assert!(key.needs_operator, "a rejected key needs the operator");
         assert!(key.next.unwrap().contains("fix the key"));
 
-        s.dispatch_paused = Some("paused by operator".into());
+        s.dispatch_paused = Some(Pause::new(StopCause::Credentials, "zzz"));
+        let key = dispatch_state(&s, None);
+        assert!(key.needs_operator && key.next.unwrap().contains("fix the key"));
+        s.dispatch_paused = Some(Pause::new(StopCause::Operator, "paused by operator"));
+        assert!(!dispatch_state(&s, None).needs_operator);
+        s.dispatch_paused = Some(Pause::new(StopCause::Operator, "Vapi rejected the API key"));
         assert!(!dispatch_state(&s, None).needs_operator);
         s.dispatch_paused = None;
         s.backoff_ms = 4_000;

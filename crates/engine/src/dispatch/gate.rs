@@ -15,6 +15,7 @@ use super::pacer::Pacer;
 use super::quota::Quota;
 use super::snapshot::{BreakerState, EVENT_RING, EngineEvent, EventKind};
 use crate::config::Config;
+use crate::model::Pause;
 
 /// Why a request may not go, ever (as opposed to "not yet").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +39,7 @@ pub enum RequestKind {
 
 #[derive(Debug)]
 pub struct GateState {
-    pub paused: Option<String>,
+    pub paused: Option<Pause>,
     /// Campaigns in DIALING state (refreshed from the store every tick).
     pub dialing: HashSet<i64>,
     /// Campaigns CANCELLED: their waiting retries end.
@@ -566,7 +567,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pause_holds_requests_and_stop_or_cancel_refuses_them() {
         let g = gate(|c| c.dispatch.rate_per_second = 1000.0);
-        g.update(|s| s.paused = Some("operator".into()));
+        g.update(|s| s.paused = Some(Pause::new(crate::model::StopCause::Operator, "operator")));
         let held =
             tokio::time::timeout(Duration::from_secs(3600), g.admit(RequestKind::NewCall)).await;
         assert!(held.is_err(), "a paused gate admits nothing");

@@ -6,6 +6,7 @@
 //! snapshot), the claim loop (admission gate → claim → worker), one worker per call in
 //! flight, the poller, and optionally the webhook listener.
 
+pub mod attempt;
 pub mod breaker;
 pub mod budget;
 pub mod command;
@@ -14,11 +15,10 @@ pub mod pacer;
 mod pool;
 pub mod predial;
 pub mod quota;
+mod reactions;
 pub mod snapshot;
-pub mod steps;
 mod tracker;
 mod webhook;
-/// The HMAC the webhook listener checks (`x-signature`), for the simulator to sign with.
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -34,7 +34,7 @@ use gate::{Gate, Refusal, RequestKind};
 pub use snapshot::{CampaignView, EngineEvent, EventKind, NumberView, QuotaView, Snapshot};
 
 use crate::config::Config;
-use crate::model::CampaignStatus;
+use crate::model::{CampaignStatus, Pause, StopCause};
 use crate::store::calls::Claim;
 use crate::store::campaigns::Campaign;
 use crate::store::lease::{Acquired, EngineIdentity};
@@ -291,12 +291,7 @@ pub async fn start(
     gate.update(|s| {
         s.quota
             .set_calls_today(today.max(0) as u64, chrono::Utc::now());
-        s.paused = control.dispatch_paused.then(|| {
-            control
-                .pause_reason
-                .clone()
-                .unwrap_or_else(|| "paused".into())
-        });
+        s.paused = control.pause();
     });
     // A burst of 2: governor's GCRA puts the next slot at `max(tat, now) + T`, so at burst 1
     // every late wake-up (tokio's timer rounds up to the millisecond) stretched the period,
@@ -621,7 +616,9 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
                 }
                 Ok(Claim::Throttled(_)) => break,
                 Ok(Claim::NumbersBenched(why)) => {
-                    if let Err(e) = worker::pause_campaign(&ctx, campaign_id, None, &why).await {
+                    let pause = Pause::new(StopCause::Engine, why);
+                    if let Err(e) = reactions::pause_campaign(&ctx, campaign_id, None, &pause).await
+                    {
                         tracing::error!(target: "switchboard::engine", campaign_id, "cannot pause the campaign: {e}");
                     }
                 }
@@ -788,7 +785,9 @@ impl ControlLoop {
         )
         .await?;
         self.ctx.gate.update(|s| match &command {
-            Command::PauseAll { reason } => s.paused = Some(reason.clone()),
+            Command::PauseAll { reason } => {
+                s.paused = Some(Pause::new(StopCause::Operator, reason.as_str()))
+            }
             Command::ResumeAll => s.paused = None,
             Command::PauseCampaign { campaign_id } => {
                 s.dialing.remove(campaign_id);
@@ -840,12 +839,7 @@ impl ControlLoop {
         let in_flight = |c: &Campaign| c.active_calls + creating.get(&c.id).copied().unwrap_or(0);
         let stop = self.ctx.gate.update(|s| {
             if !s.stopping {
-                s.paused = control.dispatch_paused.then(|| {
-                    control
-                        .pause_reason
-                        .clone()
-                        .unwrap_or_else(|| "paused".into())
-                });
+                s.paused = control.pause();
             }
             s.pacer
                 .set_rate(control.rate_per_second.unwrap_or(config_rate));
@@ -891,13 +885,13 @@ impl ControlLoop {
         });
         // A quota stop pauses the campaigns that still have contacts waiting; nothing is
         // lost or failed for it, and active calls are still tracked.
-        if let Some(reason) = stop.filter(|_| self.attached_to.is_none()) {
+        if let Some(stop) = stop.filter(|_| self.attached_to.is_none()) {
             for c in campaigns
                 .iter()
                 .filter(|c| c.status == CampaignStatus::Dialing && pending(c, &creating) > 0)
             {
-                if store.pause_campaign(c.id, &reason).await? {
-                    let message = format!("campaign {} paused: {reason}", c.name);
+                if store.pause_campaign(c.id, &stop).await? {
+                    let message = format!("campaign {} paused: {stop}", c.name);
                     tracing::warn!(target: "switchboard::engine", "{message}");
                     self.ctx
                         .gate
@@ -1015,11 +1009,8 @@ impl ControlLoop {
                 .set_calls_today(today.max(0) as u64, chrono::Utc::now())
         });
         for c in store.campaigns().await? {
-            let daily = c
-                .pause_reason
-                .as_deref()
-                .is_some_and(quota::Quota::is_daily_limit_reason);
-            if c.status == CampaignStatus::Paused && daily {
+            let daily = c.pause().is_some_and(|p| p.cause == StopCause::DailyLimit);
+            if daily {
                 store.resume_campaign(c.id).await?;
                 let message = format!(
                     "campaign {} resumed: a new day for the daily call limit",
@@ -1188,6 +1179,7 @@ fn campaign_view(
         name: c.name,
         status: c.status,
         pause_reason: c.pause_reason,
+        pause_cause: c.pause_cause,
         started_at: c.started_at,
         completed_at: c.completed_at,
         contacts_total: c.contacts_total,

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::config::Config;
+use crate::model::{Pause, StopCause};
 use crate::vapi::SubscriptionLimits;
 
 /// How a daily-limit pause reason starts.
@@ -126,11 +127,6 @@ impl Quota {
             .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
     }
 
-    /// Whether a pause reason is the daily limit's (lifted by the next day).
-    pub fn is_daily_limit_reason(reason: &str) -> bool {
-        reason.starts_with(DAILY_LIMIT_REASON)
-    }
-
     /// Total spend and how many ended calls it covers (for the average).
     pub fn set_spend(&mut self, spend_usd: f64, ended_calls: u64) {
         self.spend_usd = spend_usd;
@@ -150,14 +146,15 @@ impl Quota {
     /// admitted: the daily limit counts them, so concurrent admissions cannot overshoot it.
     /// `in_flight` are calls created or being created whose cost is not known yet: the budget
     /// counts them at the average cost.
-    pub fn stop_reason_with(&self, creating: i64, in_flight: i64) -> Option<String> {
+    pub fn stop_reason_with(&self, creating: i64, in_flight: i64) -> Option<Pause> {
         if let Some(limit) = self.daily_limit
             && self.calls_today + creating.max(0) as u64 >= limit
         {
-            return Some(format!(
+            let reason = format!(
                 "{DAILY_LIMIT_REASON} of {limit} reached (resumes after midnight {})",
                 self.zone
-            ));
+            );
+            return Some(Pause::new(StopCause::DailyLimit, reason));
         }
         if let Some(budget) = self.budget_usd {
             let committed =
@@ -165,16 +162,17 @@ impl Quota {
             // One more call at the average must still fit.
             let next = self.cost_per_call().unwrap_or(0.0);
             if committed + next > budget || self.spend_usd >= budget {
-                return Some(format!(
+                let reason = format!(
                     "budget of ${budget:.2} reached (spent ${:.2}, ${committed:.2} committed)",
                     self.spend_usd
-                ));
+                );
+                return Some(Pause::new(StopCause::Budget, reason));
             }
         }
         None
     }
 
-    pub fn stop_reason(&self) -> Option<String> {
+    pub fn stop_reason(&self) -> Option<Pause> {
         self.stop_reason_with(0, 0)
     }
 }
@@ -247,8 +245,9 @@ mod tests {
             "one created and one being created reach a limit of 2"
         );
         q.on_created();
-        assert!(q.stop_reason().unwrap().contains("daily call limit of 2"));
-        assert!(Quota::is_daily_limit_reason(&q.stop_reason().unwrap()));
+        let stop = q.stop_reason().unwrap();
+        assert!(stop.reason.contains("daily call limit of 2"), "{stop}");
+        assert_eq!(stop.cause, StopCause::DailyLimit);
 
         let mut q = Quota::new(&config(|c| {
             c.dispatch.budget_usd = Some(1.0);
@@ -261,7 +260,9 @@ mod tests {
         );
         assert!(q.stop_reason_with(0, 3).is_some(), "0.9 + 0.3 does not");
         q.set_spend(1.0, 2);
-        assert!(q.stop_reason().unwrap().contains("budget of $1.00"));
+        let stop = q.stop_reason().unwrap();
+        assert!(stop.reason.contains("budget of $1.00"), "{stop}");
+        assert_eq!(stop.cause, StopCause::Budget);
     }
 
     /// The day ends at midnight in the configured zone, not UTC's: injected clock around

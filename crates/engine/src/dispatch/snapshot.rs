@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::model::CampaignStatus;
+use crate::model::{CampaignStatus, Pause, StopCause};
 
 /// How many engine events (retries, breaker moves, pauses) the snapshot keeps.
 pub const EVENT_RING: usize = 200;
@@ -23,7 +23,8 @@ pub struct Snapshot {
     /// Calls created at Vapi and not yet ended.
     pub active: i64,
     pub failed: i64,
-    pub dispatch_paused: Option<String>,
+    /// Why all dispatch is paused (its cause, and the sentence the operator reads).
+    pub dispatch_paused: Option<Pause>,
     /// Configured or throttled rate, calls created per second.
     pub rate_per_second: f64,
     pub burst: u32,
@@ -63,6 +64,7 @@ pub struct CampaignView {
     pub name: String,
     pub status: CampaignStatus,
     pub pause_reason: Option<String>,
+    pub pause_cause: Option<StopCause>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub contacts_total: i64,

@@ -19,12 +19,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
-use super::worker::{call_update, react_to_end};
+use super::reactions::{call_update, react_to_end};
 use crate::model::local_reason;
 use crate::store::calls::{Call, CallUpdate};
 use crate::store::parse_time;
 use crate::vapi::VapiError;
-use crate::vapi::search::{Field, Window, walk_window};
+use crate::vapi::search::{Field, Incomplete, Window, walk_window};
 
 /// The bulk-read interval while every slot is taken and contacts wait.
 const SATURATED_INTERVAL: Duration = Duration::from_millis(400);
@@ -104,7 +104,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
                     }
                 }
                 Err(e) => {
-                    rate_limited |= e.contains("HTTP 429");
+                    rate_limited |= e.is_rate_limited();
                     tracing::warn!(target: "switchboard::engine", "bulk read of calls failed (per-call reads take over until it works): {e}");
                 }
             }
@@ -191,7 +191,7 @@ async fn bulk_read(
     number: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<crate::vapi::VapiCall>, String> {
+) -> Result<Vec<crate::vapi::VapiCall>, Incomplete> {
     let window = Window {
         field: Field::UpdatedAt,
         assistant_id: assistant,

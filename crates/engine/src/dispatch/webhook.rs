@@ -18,7 +18,7 @@ use axum::routing::post;
 use serde::Deserialize;
 
 use super::Ctx;
-use super::worker::react_to_end;
+use super::reactions::react_to_end;
 use crate::config::{Secret, WebhookAuth, WebhookConfig};
 use crate::model::CallStatus;
 use crate::store::calls::CallUpdate;

@@ -1,25 +1,28 @@
-//! One call's attempt sequence, as steps: send; on failure [`steps::classify`] decides the
-//! next step (send again, settle, fail, pause) and the store records it before any wait.
+//! One call's attempt sequence, applied: send; on failure [`super::attempt::decide`] decides the
+//! next step (send again, settle, fail, pause) and this module records it before any wait,
+//! tells the gate, logs it and goes on. It decides nothing itself.
 //!
 //! An outcome that may have created a call is *settled* before anything is sent again: the
 //! call is UNKNOWN, looked up by its reference (adopted if found), and re-sent only once a
 //! complete look-up made `vapi.settle_after_ms` after the request was sent found nothing.
 //! The same code resumes a sequence after a restart or a store error, from what is stored.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
+use super::attempt::{Breaker, Decision, Event, Record, Rules, Tally, Then, decide};
 use super::gate::{Refusal, RequestKind};
+use super::reactions::{self, call_update, react_to_end};
 use super::snapshot::EventKind;
-use super::steps::{Step, classify, retry_delay};
-use crate::model::{AttemptOutcome, CallStatus, EndedClass};
+use crate::model::{AttemptOutcome, CallStatus, Pause, StopCause};
 use crate::store::attempts::AttemptResult;
-use crate::store::calls::{CallUpdate, DialJob, UpdateEffect};
+use crate::store::calls::DialJob;
 use crate::store::{StoreError, parse_time};
-use crate::vapi::search::{Field, SearchResult, Window, find_by_name};
+use crate::vapi::search::{Field, Incomplete, SearchResult, Window, find_by_name};
 use crate::vapi::types::{AssistantOverrides, CallMetadata, Customer};
 use crate::vapi::{CreateCallRequest, VapiCall, VapiError};
 
@@ -100,6 +103,9 @@ enum Next {
     Settle(Settling),
 }
 
+/// A step's result: go on to the next step, or end the sequence.
+type Step = ControlFlow<SequenceEnd, Next>;
+
 #[derive(Debug)]
 struct Settling {
     attempt_id: i64,
@@ -111,6 +117,22 @@ struct Settling {
     ambiguous: bool,
     /// Whether the call may be sent again once settled (its status is one to retry).
     resend: bool,
+}
+
+/// What a running sequence carries from step to step.
+struct Run {
+    tally: Tally,
+    last_error: String,
+    /// Whether the pre-dial hook has allowed this call (asked once, before the first send).
+    predial_done: bool,
+}
+
+/// An attempt that went out and failed.
+struct Sent<'a> {
+    attempt_id: i64,
+    number: i64,
+    sent_at: DateTime<Utc>,
+    error: &'a VapiError,
 }
 
 /// Runs a sequence to its end. `claimed` is the attempt the claim committed IN_FLIGHT;
@@ -159,24 +181,33 @@ pub(crate) async fn run_sequence(
     end
 }
 
+fn rules(ctx: &Ctx) -> Rules<'_> {
+    Rules {
+        backoff_ms: &ctx.config.dispatch.backoff_ms,
+        retry_on_status: &ctx.config.dispatch.retry_on_status,
+    }
+}
+
 async fn sequence(
     ctx: &Ctx,
     job: &DialJob,
     claimed: Option<i64>,
 ) -> Result<SequenceEnd, StoreError> {
-    let dispatch = &ctx.config.dispatch;
-    let max_attempts = 1 + i64::from(dispatch.max_retries);
-    let call_id = job.call_id;
-    let mut used = job.retries_used;
-    let mut last_error = job
-        .last_error
-        .clone()
-        .unwrap_or_else(|| "no attempt made".into());
-    // Whether the pre-dial hook has allowed this call (asked once, before the first send).
-    let mut predial_done = ctx.predial.is_none() || job.predial_at.is_some();
+    let mut run = Run {
+        tally: Tally {
+            spent: job.retries_used,
+            max_attempts: 1 + i64::from(ctx.config.dispatch.max_retries),
+        },
+        last_error: job
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "no attempt made".into()),
+        predial_done: ctx.predial.is_none() || job.predial_at.is_some(),
+    };
     let mut next = match claimed {
         Some(attempt_id) => {
-            used = used.max(1);
+            // The claimed attempt is in flight: what it meets decides whether it is spent.
+            run.tally.spent = (job.retries_used - 1).max(0);
             Next::Send {
                 attempt_id,
                 number: 1,
@@ -185,271 +216,302 @@ async fn sequence(
         None => resume(ctx, job).await?,
     };
     loop {
-        next = match next {
-            Next::Admit => {
-                if used >= max_attempts {
-                    let reason = format!("gave up after {used} attempts; last error: {last_error}");
-                    ctx.store.fail_call(call_id, None, &reason).await?;
-                    failed_event(ctx, job, used, &reason);
-                    return Ok(SequenceEnd::Failed);
-                }
-                let kind = RequestKind::Retry {
-                    campaign_id: job.campaign_id,
-                };
-                match ctx.gate.admit(kind).await {
-                    Ok(_) => {}
-                    Err(Refusal::Stopping) => return Ok(SequenceEnd::Stopped),
-                    Err(Refusal::CampaignCancelled) => {
-                        let reason = "campaign cancelled before the call was created";
-                        ctx.store.requeue_call(call_id, None, reason).await?;
-                        return Ok(SequenceEnd::Requeued);
-                    }
-                    Err(Refusal::Paused) => {
-                        let reason =
-                            "paused before the call was created: the contact waits in the queue";
-                        ctx.store.requeue_call(call_id, None, reason).await?;
-                        return Ok(SequenceEnd::Requeued);
-                    }
-                }
-                // The request budget before the commit: the attempt starts when it is sent.
-                ctx.budget.acquire().await;
-                // On PostgreSQL the create rate is the account's, shared with other engines.
-                let rate = ctx.gate.read(|s| s.pacer.rate());
-                ctx.store.take_create_slot(rate).await?;
-                let (attempt_id, number) = ctx.store.begin_attempt(call_id).await?;
-                used += 1;
-                Next::Send { attempt_id, number }
-            }
+        let step = match next {
+            Next::Admit => admit(ctx, job, &run).await?,
             Next::Send { attempt_id, number } => {
-                if !predial_done {
-                    if let Some(end) = ask_predial(ctx, job, attempt_id).await? {
-                        return Ok(end);
-                    }
-                    predial_done = true;
-                }
-                let sent_at = Utc::now();
-                let error = match ctx.create_call(&create_request(job)).await {
-                    Ok(response) => {
-                        let message =
-                            format!("call {call_id} created at Vapi ({})", response.call.id);
-                        tracing::info!(target: "switchboard::retry", call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
-                        return record(
-                            ctx,
-                            job,
-                            attempt_id,
-                            Some(number),
-                            &response.call,
-                            response.subscription_limits.as_ref(),
-                            message,
-                        )
-                        .await;
-                    }
-                    Err(error) => error,
-                };
-                last_error = error.to_string();
-                match classify(&error, &dispatch.retry_on_status) {
-                    Step::Resend {
-                        uses_retry,
-                        look_up_first,
-                    } => {
-                        let global = error
-                            .is_rate_limited()
-                            .then(|| ctx.gate.on_rate_limited(error.retry_after()));
-                        if !error.is_rate_limited() {
-                            ctx.gate.on_transient_failure();
-                        }
-                        if !uses_retry {
-                            // A 429 waits for the request budget; it spends no retry.
-                            used -= 1;
-                        }
-                        let more = !uses_retry || used < max_attempts;
-                        // The wait follows this call's failed sends (1 s, 4 s, 10 s…), 429s
-                        // included: sparing a retry does not restart the schedule.
-                        let delay = retry_delay(
-                            &dispatch.backoff_ms,
-                            wait_step(number),
-                            error.retry_after(),
-                            global,
-                        );
-                        let outcome = if uses_retry {
-                            AttemptOutcome::Refused
-                        } else {
-                            AttemptOutcome::RateLimited
-                        };
-                        let result = attempt_result(outcome, &error, more.then_some(delay));
-                        ctx.store
-                            .record_refused(call_id, attempt_id, &result)
-                            .await?;
-                        log_attempt(ctx, job, number, &error, more.then_some(delay));
-                        if !more {
-                            let reason =
-                                format!("gave up after {used} attempts; last error: {last_error}");
-                            ctx.store.fail_call(call_id, None, &reason).await?;
-                            failed_event(ctx, job, used, &reason);
-                            return Ok(SequenceEnd::Failed);
-                        }
-                        if !ctx.gate.sleep(delay).await {
-                            return Ok(SequenceEnd::Stopped);
-                        }
-                        if look_up_first {
-                            Next::Settle(Settling {
-                                attempt_id,
-                                sent_at,
-                                settle_at: sent_at,
-                                ambiguous: false,
-                                resend: true,
-                            })
-                        } else {
-                            Next::Admit
-                        }
-                    }
-                    Step::Settle { resend } => {
-                        ctx.gate.on_transient_failure();
-                        let delay = retry_delay(
-                            &dispatch.backoff_ms,
-                            wait_step(number),
-                            error.retry_after(),
-                            None,
-                        );
-                        let result = attempt_result(AttemptOutcome::Ambiguous, &error, Some(delay));
-                        ctx.store
-                            .record_ambiguous(call_id, attempt_id, &result)
-                            .await?;
-                        log_attempt(ctx, job, number, &error, Some(delay));
-                        let settle_at = sent_at + ctx.settle_after();
-                        ctx.gate.event(
-                            EventKind::Unknown,
-                            Some(call_id),
-                            Some(number),
-                            format!(
-                                "call {call_id} may exist at Vapi ({error}): UNKNOWN until found or settled (not re-sent before {})",
-                                settle_at.format("%H:%M:%S")
-                            ),
-                            None,
-                        );
-                        if !ctx.gate.sleep(delay).await {
-                            return Ok(SequenceEnd::Stopped);
-                        }
-                        Next::Settle(Settling {
-                            attempt_id,
-                            sent_at,
-                            settle_at,
-                            ambiguous: true,
-                            resend,
-                        })
-                    }
-                    Step::Fail => {
-                        ctx.gate.on_answer();
-                        let result = attempt_result(AttemptOutcome::Rejected, &error, None);
-                        ctx.store
-                            .fail_call(call_id, Some((attempt_id, &result)), &last_error)
-                            .await?;
-                        log_attempt(ctx, job, number, &error, None);
-                        failed_event(ctx, job, number, &last_error);
-                        // A refusal naming the customer is about this contact, whatever repeats.
-                        let about_contact = last_error.to_ascii_lowercase().contains("customer");
-                        let limit = if about_contact {
-                            0
-                        } else {
-                            dispatch.pause_after_identical_rejections
-                        };
-                        let streak = ctx.gate.update(|s| {
-                            s.note_rejection(job.campaign_id, &last_error, call_id, limit)
-                        });
-                        if let Some(calls) = streak {
-                            // The same refusal for every contact: the campaign's settings are
-                            // the likely cause. Pause it and give those contacts back.
-                            let reason = format!(
-                                "{} calls in a row refused with the same message ({last_error}): fix the campaign's settings, then resume it",
-                                calls.len()
-                            );
-                            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
-                            for id in calls {
-                                if let Err(e) = ctx.store.retry_call(id).await {
-                                    tracing::warn!(target: "switchboard::engine", call_id = id, "cannot give the contact back: {e}");
-                                }
-                            }
-                        }
-                        return Ok(SequenceEnd::Failed);
-                    }
-                    Step::FailAndPauseDispatch => {
-                        ctx.gate.on_answer();
-                        let reason = format!("{last_error} (Vapi rejected the API key)");
-                        let result = attempt_result(AttemptOutcome::AuthFailed, &error, None);
-                        ctx.store
-                            .fail_call(call_id, Some((attempt_id, &result)), &reason)
-                            .await?;
-                        log_attempt(ctx, job, number, &error, None);
-                        failed_event(ctx, job, number, &reason);
-                        let pause = format!(
-                            "Vapi rejected the API key ({last_error}): every call would fail the same way. Fix the key in the environment, then resume dispatch"
-                        );
-                        ctx.store.set_dispatch_paused(true, Some(&pause)).await?;
-                        ctx.gate.update(|s| s.paused = Some(pause.clone()));
-                        tracing::error!(target: "switchboard::engine", "{pause}");
-                        ctx.gate.event(EventKind::Pause, None, None, pause, None);
-                        return Ok(SequenceEnd::Failed);
-                    }
-                    Step::PauseCampaign => {
-                        ctx.gate.on_answer();
-                        let result = attempt_result(AttemptOutcome::Rejected, &error, None);
-                        ctx.store
-                            .requeue_call(call_id, Some((attempt_id, &result)), &last_error)
-                            .await?;
-                        log_attempt(ctx, job, number, &error, None);
-                        if names_phone_number(&last_error) {
-                            // About this call's number: bench it; the campaign goes on with
-                            // its pool's others (and pauses when none is left).
-                            let why = format!(
-                                "Vapi refused it ({last_error}): fix the phone number, then resume"
-                            );
-                            let until = super::pool::bench_until(ctx, Utc::now(), false);
-                            super::pool::bench(
-                                ctx,
-                                job.campaign_id,
-                                Some(call_id),
-                                &job.phone_number_id,
-                                until,
-                                &why,
-                            )
-                            .await?;
-                        } else {
-                            let reason = format!(
-                                "Vapi refused the campaign's settings ({last_error}): fix the campaign, then resume it"
-                            );
-                            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
-                        }
-                        return Ok(SequenceEnd::Requeued);
-                    }
-                }
+                send(ctx, job, &mut run, attempt_id, number).await?
             }
-            Next::Settle(settling) => match settle(ctx, job, &settling).await? {
-                Settled::Found(found) => return adopt(ctx, job, settling.attempt_id, &found).await,
-                Settled::Stopped => return Ok(SequenceEnd::Stopped),
-                Settled::NotCreated { retry_requested } => {
-                    if retry_requested {
-                        // The operator asked for a retry: one more attempt, whatever was used.
-                        used = used.min(max_attempts - 1);
-                    }
-                    if !settling.resend && !retry_requested {
-                        let reason =
-                            format!("not created (settled by look-up); not re-sent: {last_error}");
-                        ctx.store.fail_call(call_id, None, &reason).await?;
-                        failed_event(ctx, job, used, &reason);
-                        return Ok(SequenceEnd::Failed);
-                    }
-                    Next::Admit
-                }
-            },
+            Next::Settle(settling) => settle_step(ctx, job, &mut run, settling).await?,
+        };
+        next = match step {
+            ControlFlow::Continue(next) => next,
+            ControlFlow::Break(end) => return Ok(end),
         };
     }
 }
 
-/// Which entry of the backoff schedule follows the failure of attempt `number` (1-based):
-/// the call's own count of sends, which neither a spared retry nor another call's answer
-/// resets.
-fn wait_step(number: i64) -> u32 {
-    u32::try_from(number.max(1)).unwrap_or(u32::MAX)
+/// Admits a new attempt (the decision may give up first), waits for the gate, the request
+/// budget and the account's create rate, and commits the attempt.
+async fn admit(ctx: &Ctx, job: &DialJob, run: &Run) -> Result<Step, StoreError> {
+    let event = Event::Admitting {
+        last_error: &run.last_error,
+    };
+    let decision = decide(run.tally, event, rules(ctx));
+    if let Record::Failed { reason, .. } = &decision.record {
+        give_up(ctx, job, None, run.tally.spent, reason).await?;
+        return Ok(ControlFlow::Break(SequenceEnd::Failed));
+    }
+    let call_id = job.call_id;
+    let kind = RequestKind::Retry {
+        campaign_id: job.campaign_id,
+    };
+    let requeue = match ctx.gate.admit(kind).await {
+        Ok(_) => None,
+        Err(Refusal::Stopping) => return Ok(ControlFlow::Break(SequenceEnd::Stopped)),
+        Err(Refusal::CampaignCancelled) => Some("campaign cancelled before the call was created"),
+        Err(Refusal::Paused) => {
+            Some("paused before the call was created: the contact waits in the queue")
+        }
+    };
+    if let Some(reason) = requeue {
+        ctx.store.requeue_call(call_id, None, reason).await?;
+        return Ok(ControlFlow::Break(SequenceEnd::Requeued));
+    }
+    // The request budget before the commit: the attempt starts when it is sent.
+    ctx.budget.acquire().await;
+    // On PostgreSQL the create rate is the account's, shared with other engines.
+    let rate = ctx.gate.read(|s| s.pacer.rate());
+    ctx.store.take_create_slot(rate).await?;
+    let (attempt_id, number) = ctx.store.begin_attempt(call_id).await?;
+    Ok(ControlFlow::Continue(Next::Send { attempt_id, number }))
+}
+
+/// Sends an attempt (asking the pre-dial hook first, once): created → recorded; failed → the
+/// decision applied.
+async fn send(
+    ctx: &Ctx,
+    job: &DialJob,
+    run: &mut Run,
+    attempt_id: i64,
+    number: i64,
+) -> Result<Step, StoreError> {
+    if !run.predial_done {
+        if let Some(end) = ask_predial(ctx, job, attempt_id).await? {
+            return Ok(ControlFlow::Break(end));
+        }
+        run.predial_done = true;
+    }
+    let call_id = job.call_id;
+    let sent_at = Utc::now();
+    let error = match ctx.create_call(&create_request(job)).await {
+        Ok(response) => {
+            let message = format!("call {call_id} created at Vapi ({})", response.call.id);
+            tracing::info!(target: "switchboard::retry", call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
+            let limits = response.subscription_limits.as_ref();
+            let end = record(
+                ctx,
+                job,
+                attempt_id,
+                Some(number),
+                &response.call,
+                limits,
+                message,
+            );
+            return Ok(ControlFlow::Break(end.await?));
+        }
+        Err(error) => error,
+    };
+    run.last_error = error.to_string();
+    // A 429 lengthens every call's wait: the gate keeps that back-off, the decision reads it.
+    let engine_wait = error
+        .is_rate_limited()
+        .then(|| ctx.gate.on_rate_limited(error.retry_after()));
+    let event = Event::Failed {
+        error: &error,
+        number,
+        engine_wait,
+    };
+    let decision = decide(run.tally, event, rules(ctx));
+    let sent = Sent {
+        attempt_id,
+        number,
+        sent_at,
+        error: &error,
+    };
+    apply_failure(ctx, job, run, &sent, decision).await
+}
+
+/// Applies the decision about a failed attempt: records it, tells the breaker, logs it, waits,
+/// and goes where the decision says.
+async fn apply_failure(
+    ctx: &Ctx,
+    job: &DialJob,
+    run: &mut Run,
+    sent: &Sent<'_>,
+    decision: Decision,
+) -> Result<Step, StoreError> {
+    let call_id = job.call_id;
+    run.tally = decision.tally;
+    match decision.breaker {
+        Breaker::Answer => ctx.gate.on_answer(),
+        Breaker::Failure => ctx.gate.on_transient_failure(),
+        Breaker::Silent => {}
+    }
+    let result = |outcome| attempt_result(outcome, sent.error, decision.wait);
+    let attempt = sent.attempt_id;
+    match &decision.record {
+        Record::Nothing => {}
+        Record::Refused { outcome } => {
+            ctx.store
+                .record_refused(call_id, attempt, &result(*outcome))
+                .await?;
+        }
+        Record::Ambiguous => {
+            let r = result(AttemptOutcome::Ambiguous);
+            ctx.store.record_ambiguous(call_id, attempt, &r).await?;
+        }
+        Record::Failed { outcome, reason } => {
+            log_attempt(ctx, job, sent.number, sent.error, None);
+            let closed = outcome.map(result);
+            let closed = closed.as_ref().map(|r| (attempt, r));
+            give_up(ctx, job, closed, sent.number, reason).await?;
+        }
+        Record::Requeued => {
+            let r = result(AttemptOutcome::Rejected);
+            let last = &run.last_error;
+            ctx.store
+                .requeue_call(call_id, Some((attempt, &r)), last)
+                .await?;
+        }
+    }
+    if !matches!(decision.record, Record::Failed { .. }) {
+        log_attempt(ctx, job, sent.number, sent.error, decision.wait);
+    }
+    if decision.record == Record::Ambiguous {
+        unknown_event(ctx, job, sent);
+    }
+    if let Some(wait) = decision.wait
+        && !ctx.gate.sleep(wait).await
+    {
+        return Ok(ControlFlow::Break(SequenceEnd::Stopped));
+    }
+    then(ctx, job, run, sent, decision.then).await
+}
+
+/// Where a failed attempt's sequence goes.
+async fn then(
+    ctx: &Ctx,
+    job: &DialJob,
+    run: &Run,
+    sent: &Sent<'_>,
+    then: Then,
+) -> Result<Step, StoreError> {
+    let (campaign_id, call_id) = (job.campaign_id, Some(job.call_id));
+    let end = match then {
+        Then::Admit => return Ok(ControlFlow::Continue(Next::Admit)),
+        Then::LookUp { ambiguous, resend } => {
+            let settle_at = if ambiguous {
+                sent.sent_at + ctx.settle_after()
+            } else {
+                sent.sent_at
+            };
+            return Ok(ControlFlow::Continue(Next::Settle(Settling {
+                attempt_id: sent.attempt_id,
+                sent_at: sent.sent_at,
+                settle_at,
+                ambiguous,
+                resend,
+            })));
+        }
+        Then::Failed { rejection } => {
+            if rejection {
+                rejection_streak(ctx, job, &run.last_error).await?;
+            }
+            SequenceEnd::Failed
+        }
+        Then::PauseDispatch(pause) => {
+            reactions::pause_dispatch(ctx, pause).await?;
+            SequenceEnd::Failed
+        }
+        Then::PauseCampaign(pause) => {
+            reactions::pause_campaign(ctx, campaign_id, call_id, &pause).await?;
+            SequenceEnd::Requeued
+        }
+        Then::BenchNumber { why } => {
+            let until = reactions::bench_until(ctx, Utc::now(), false);
+            let number = &job.phone_number_id;
+            reactions::bench(ctx, campaign_id, call_id, number, until, &why).await?;
+            SequenceEnd::Requeued
+        }
+    };
+    Ok(ControlFlow::Break(end))
+}
+
+/// The one way a call gives up: FAILED with its reason (closing `attempt` if one is open), in
+/// the retry log.
+async fn give_up(
+    ctx: &Ctx,
+    job: &DialJob,
+    attempt: Option<(i64, &AttemptResult)>,
+    number: i64,
+    reason: &str,
+) -> Result<(), StoreError> {
+    ctx.store.fail_call(job.call_id, attempt, reason).await?;
+    failed_event(ctx, job, number, reason);
+    Ok(())
+}
+
+/// The same refusal for every contact: the campaign's settings are the likely cause. At
+/// `dispatch.pause_after_identical_rejections` in a row the campaign pauses and those
+/// contacts are given back.
+async fn rejection_streak(ctx: &Ctx, job: &DialJob, message: &str) -> Result<(), StoreError> {
+    let limit = ctx.config.dispatch.pause_after_identical_rejections;
+    let streak = ctx
+        .gate
+        .update(|s| s.note_rejection(job.campaign_id, message, job.call_id, limit));
+    let Some(calls) = streak else {
+        return Ok(());
+    };
+    let reason = format!(
+        "{} calls in a row refused with the same message ({message}): fix the campaign's settings, then resume it",
+        calls.len()
+    );
+    let pause = Pause::new(StopCause::Engine, reason);
+    reactions::pause_campaign(ctx, job.campaign_id, Some(job.call_id), &pause).await?;
+    for id in calls {
+        if let Err(e) = ctx.store.retry_call(id).await {
+            tracing::warn!(target: "switchboard::engine", call_id = id, "cannot give the contact back: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Settles an attempt by look-up: found → adopted; not created → the decision (send again or
+/// give up).
+async fn settle_step(
+    ctx: &Ctx,
+    job: &DialJob,
+    run: &mut Run,
+    settling: Settling,
+) -> Result<Step, StoreError> {
+    let retry_requested = match settle(ctx, job, &settling).await? {
+        Settled::Found(found) => {
+            let end = adopt(ctx, job, settling.attempt_id, &found).await?;
+            return Ok(ControlFlow::Break(end));
+        }
+        Settled::Stopped => return Ok(ControlFlow::Break(SequenceEnd::Stopped)),
+        Settled::NotCreated { retry_requested } => retry_requested,
+    };
+    let event = Event::NotCreated {
+        resend: settling.resend,
+        retry_requested,
+        last_error: &run.last_error,
+    };
+    let decision = decide(run.tally, event, rules(ctx));
+    run.tally = decision.tally;
+    match decision.record {
+        Record::Failed { reason, .. } => {
+            give_up(ctx, job, None, run.tally.spent, &reason).await?;
+            Ok(ControlFlow::Break(SequenceEnd::Failed))
+        }
+        _ => Ok(ControlFlow::Continue(Next::Admit)),
+    }
+}
+
+fn unknown_event(ctx: &Ctx, job: &DialJob, sent: &Sent<'_>) {
+    let call_id = job.call_id;
+    let settle_at = sent.sent_at + ctx.settle_after();
+    ctx.gate.event(
+        EventKind::Unknown,
+        Some(call_id),
+        Some(sent.number),
+        format!(
+            "call {call_id} may exist at Vapi ({}): UNKNOWN until found or settled (not re-sent before {})",
+            sent.error,
+            settle_at.format("%H:%M:%S")
+        ),
+        None,
+    );
 }
 
 /// Asks the pre-dial hook (when configured) about a call not sent yet: allowed → recorded on
@@ -489,7 +551,8 @@ async fn ask_predial(
             ctx.store
                 .requeue_call(call_id, Some((attempt_id, &result)), &reason)
                 .await?;
-            pause_campaign(ctx, job.campaign_id, Some(call_id), &reason).await?;
+            let pause = Pause::new(StopCause::Engine, reason);
+            reactions::pause_campaign(ctx, job.campaign_id, Some(call_id), &pause).await?;
             Ok(Some(SequenceEnd::Requeued))
         }
     }
@@ -555,23 +618,7 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
             }
             SearchResult::Absent if looked_at >= s.settle_at => {
                 ctx.gate.on_answer();
-                let retry_requested = if s.ambiguous {
-                    ctx.store.settle_not_created(job.call_id).await?
-                } else {
-                    false
-                };
-                tracing::info!(target: "switchboard::retry", call_id = job.call_id, requests, "settled: the call was not created at Vapi; safe to send again");
-                ctx.gate.event(
-                    EventKind::Settled,
-                    Some(job.call_id),
-                    None,
-                    format!(
-                        "call {} settled: not created at Vapi ({requests} look-up requests)",
-                        job.call_id
-                    ),
-                    None,
-                );
-                return Ok(Settled::NotCreated { retry_requested });
+                return not_created(ctx, job, s, requests).await;
             }
             SearchResult::Absent => {
                 ctx.gate.on_answer();
@@ -584,35 +631,68 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
                     .unwrap_or(Duration::ZERO)
                     .max(Duration::from_millis(10))
             }
-            SearchResult::Incomplete(reason) => {
+            SearchResult::Incomplete(why) => {
                 failures += 1;
-                if reason.contains("HTTP 429") {
-                    ctx.gate.on_rate_limited(None);
-                }
-                let delay = ctx
-                    .config
-                    .backoff(failures)
-                    .max(Duration::from_millis(100))
-                    .min(SETTLE_RETRY_MAX);
-                tracing::warn!(target: "switchboard::retry", call_id = job.call_id, next_delay_ms = delay.as_millis() as u64, "look-up incomplete, the outcome stays unknown: {reason}");
-                ctx.gate.event(
-                    EventKind::Unknown,
-                    Some(job.call_id),
-                    None,
-                    format!(
-                        "call {} still UNKNOWN: {reason}; looking again in {} ms",
-                        job.call_id,
-                        delay.as_millis()
-                    ),
-                    Some(delay.as_millis() as u64),
-                );
-                delay
+                still_unknown(ctx, job, &why, failures)
             }
         };
         if !ctx.gate.sleep(wait).await {
             return Ok(Settled::Stopped);
         }
     }
+}
+
+/// A complete look-up after the settle time found nothing: the attempt was not created.
+async fn not_created(
+    ctx: &Ctx,
+    job: &DialJob,
+    s: &Settling,
+    requests: usize,
+) -> Result<Settled, StoreError> {
+    let retry_requested = if s.ambiguous {
+        ctx.store.settle_not_created(job.call_id).await?
+    } else {
+        false
+    };
+    tracing::info!(target: "switchboard::retry", call_id = job.call_id, requests, "settled: the call was not created at Vapi; safe to send again");
+    ctx.gate.event(
+        EventKind::Settled,
+        Some(job.call_id),
+        None,
+        format!(
+            "call {} settled: not created at Vapi ({requests} look-up requests)",
+            job.call_id
+        ),
+        None,
+    );
+    Ok(Settled::NotCreated { retry_requested })
+}
+
+/// A look-up that could not finish proves nothing: the call stays UNKNOWN, looked up again
+/// after a growing wait (the `failures`-th).
+fn still_unknown(ctx: &Ctx, job: &DialJob, why: &Incomplete, failures: u32) -> Duration {
+    if why.is_rate_limited() {
+        ctx.gate.on_rate_limited(None);
+    }
+    let delay = ctx
+        .config
+        .backoff(failures)
+        .max(Duration::from_millis(100))
+        .min(SETTLE_RETRY_MAX);
+    let reason = format!("look-up {why}");
+    tracing::warn!(target: "switchboard::retry", call_id = job.call_id, next_delay_ms = delay.as_millis() as u64, "look-up incomplete, the outcome stays unknown: {reason}");
+    ctx.gate.event(
+        EventKind::Unknown,
+        Some(job.call_id),
+        None,
+        format!(
+            "call {} still UNKNOWN: {reason}; looking again in {} ms",
+            job.call_id,
+            delay.as_millis()
+        ),
+        Some(delay.as_millis() as u64),
+    );
+    delay
 }
 
 async fn adopt(
@@ -689,190 +769,6 @@ async fn record(
     })
 }
 
-/// What an ended call asks of the engine, by its ended reason's class.
-pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(), StoreError> {
-    if effect.ended {
-        ctx.gate.wake();
-    }
-    let Some(class) = effect.class else {
-        return Ok(());
-    };
-    let reason = effect.ended_reason.as_deref().unwrap_or("");
-    if effect.answered {
-        assistant_health(ctx, effect, class, reason).await?;
-    }
-    // The pool number the call was made from (calls from before pools: the campaign's).
-    let number = match &effect.phone_number_id {
-        Some(number) => number.clone(),
-        None => {
-            ctx.store
-                .campaign(effect.campaign_id)
-                .await?
-                .phone_number_id
-        }
-    };
-    match class {
-        EndedClass::Outcome | EndedClass::AssistantFault => {
-            // The number works: its failure streak restarts.
-            ctx.number_streaks
-                .note(effect.campaign_id, &number, false, 0);
-            Ok(())
-        }
-        EndedClass::NeverRang => {
-            let message = format!(
-                "call {} never rang ({reason}): its contact goes back to the queue",
-                effect.call_id
-            );
-            tracing::info!(target: "switchboard::engine", "{message}");
-            ctx.gate
-                .event(EventKind::Quota, Some(effect.call_id), None, message, None);
-            if crate::model::blames_the_number(reason) {
-                number_failed(
-                    ctx,
-                    effect.campaign_id,
-                    Some(effect.call_id),
-                    &number,
-                    reason,
-                )
-                .await?;
-            }
-            Ok(())
-        }
-        EndedClass::Unclassified => {
-            let first = ctx
-                .unclassified
-                .lock()
-                .map(|mut seen| seen.insert(reason.to_string()))
-                .unwrap_or(false);
-            if first {
-                tracing::warn!(target: "switchboard::engine", reason, "an ended reason not in switchboard's table: counted as an outcome");
-            }
-            Ok(())
-        }
-        EndedClass::Concurrency => {
-            ctx.gate.update(|s| {
-                let active = s.active;
-                s.quota.on_limits(
-                    &crate::vapi::SubscriptionLimits {
-                        concurrency_blocked: true,
-                        concurrency_limit: s.quota.vapi_limit().map(f64::from),
-                        remaining_concurrent_calls: Some(0.0),
-                    },
-                    active,
-                );
-            });
-            let message = format!(
-                "call {} blocked by Vapi's concurrency limit: contact re-queued, cap lowered",
-                effect.call_id
-            );
-            tracing::warn!(target: "switchboard::engine", "{message}");
-            ctx.gate
-                .event(EventKind::Quota, Some(effect.call_id), None, message, None);
-            Ok(())
-        }
-        EndedClass::CampaignStop(why) => {
-            pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), why).await
-        }
-        EndedClass::NumberStop { why, next_day } => {
-            let until = super::pool::bench_until(ctx, Utc::now(), next_day);
-            super::pool::bench(
-                ctx,
-                effect.campaign_id,
-                Some(effect.call_id),
-                &number,
-                until,
-                why,
-            )
-            .await
-        }
-    }
-}
-
-/// A call of `number` failed before ringing because of its carrier: at
-/// `dispatch.bench_number_after_failures` in a row the number is benched for its cool-down.
-async fn number_failed(
-    ctx: &Ctx,
-    campaign_id: i64,
-    call_id: Option<i64>,
-    number: &str,
-    reason: &str,
-) -> Result<(), StoreError> {
-    let limit = ctx.config.dispatch.bench_number_after_failures;
-    if !ctx.number_streaks.note(campaign_id, number, true, limit) {
-        return Ok(());
-    }
-    let why = format!("{limit} calls in a row failed to connect (latest: {reason})");
-    let until = super::pool::bench_until(ctx, Utc::now(), false);
-    super::pool::bench(ctx, campaign_id, call_id, number, until, &why).await
-}
-
-/// A call answered and then failed by the assistant (a pipeline error, or the person hanging
-/// up within seconds of the answer) counts against the campaign's assistant; too many in the
-/// last answered calls pause the campaign, like a dialer's abandoned-call limit.
-async fn assistant_health(
-    ctx: &Ctx,
-    effect: &UpdateEffect,
-    class: EndedClass,
-    reason: &str,
-) -> Result<(), StoreError> {
-    // A hang-up this soon after the answer means the assistant did not hold the person.
-    let quick = ctx.config.dispatch.quick_hangup_ms as i64;
-    let failed = match class {
-        EndedClass::AssistantFault => true,
-        EndedClass::Outcome => {
-            reason == "customer-ended-call" && effect.talk_ms.is_some_and(|t| t < quick)
-        }
-        EndedClass::NeverRang
-        | EndedClass::Concurrency
-        | EndedClass::CampaignStop(_)
-        | EndedClass::NumberStop { .. }
-        | EndedClass::Unclassified => return Ok(()),
-    };
-    let d = &ctx.config.dispatch;
-    let verdict = ctx.gate.update(|s| {
-        s.note_answered(
-            effect.campaign_id,
-            failed,
-            d.assistant_failure_window,
-            d.assistant_failure_share,
-        )
-    });
-    if let Some((failures, window)) = verdict {
-        let why = format!(
-            "the assistant failed {failures} of the last {window} answered calls (pipeline errors or hang-ups within {} s; latest: {reason}): fix the assistant, then resume",
-            quick as f64 / 1000.0
-        );
-        pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), &why).await?;
-    }
-    Ok(())
-}
-
-/// Whether a refusal names the phone number the call was made from (not the customer's).
-fn names_phone_number(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    !m.contains("customer") && (m.contains("phonenumber") || m.contains("phone number"))
-}
-
-/// Pauses a campaign with a reason (once), and stops admitting its calls at once.
-pub(crate) async fn pause_campaign(
-    ctx: &Ctx,
-    campaign_id: i64,
-    call_id: Option<i64>,
-    reason: &str,
-) -> Result<(), StoreError> {
-    ctx.gate.update(|s| {
-        s.dialing.remove(&campaign_id);
-        s.claimable.remove(&campaign_id);
-    });
-    if ctx.store.pause_campaign(campaign_id, reason).await? {
-        let message = format!("campaign #{campaign_id} paused: {reason}");
-        tracing::warn!(target: "switchboard::engine", "{message}");
-        ctx.gate
-            .event(EventKind::Quota, call_id, None, message, None);
-    }
-    Ok(())
-}
-
 fn create_request(job: &DialJob) -> CreateCallRequest {
     let variable_values =
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&job.variables)
@@ -897,17 +793,6 @@ fn create_request(job: &DialJob) -> CreateCallRequest {
             },
             variable_values,
         },
-    }
-}
-
-/// What a Call object says, as a store update.
-pub(crate) fn call_update(call: &VapiCall) -> CallUpdate {
-    CallUpdate {
-        status: call.status.as_deref().and_then(CallStatus::from_vapi),
-        ended_reason: call.ended_reason.clone(),
-        cost_usd: call.cost.filter(|c| c.is_finite() && *c >= 0.0),
-        started_at: call.started_at.clone(),
-        ended_at: call.ended_at.clone(),
     }
 }
 
