@@ -35,7 +35,11 @@ async fn op(store: &Store, config: &Config, command: Command) -> Result<String> 
 
 pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match action {
+    let command = |name: String, make: fn(i64) -> Command| async move {
+        let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
+        op(store, config, make(campaign_id)).await
+    };
+    let done = match action {
         CampaignAction::Create {
             name,
             assistant_id,
@@ -43,306 +47,330 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             weight,
             rules,
         } => {
-            let rules = apply_rules(CampaignRules::compliance_default("UTC"), &rules)?;
-            for (what, value) in [
-                ("name", &name),
-                ("--assistant-id", &assistant_id),
-                ("--phone-number-id", &phone_number_id),
-            ] {
-                if value.trim().is_empty() {
-                    return Err(UserError(format!("{what} must not be empty")).into());
-                }
-            }
-            let pool = crate::store::numbers::parse_pool(&phone_number_id)
-                .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
-            let first = pool.first().map(|(n, _)| n.clone()).unwrap_or_default();
-            let c = store
-                .create_campaign(name.trim(), assistant_id.trim(), &first)
-                .await
-                .map_err(user)?;
-            if pool.len() > 1 || pool.iter().any(|(_, w)| *w != 1) {
-                store
-                    .set_campaign_numbers(c.id, &pool)
-                    .await
-                    .map_err(user)?;
-            }
-            let c = if weight != 1 {
-                store
-                    .set_campaign_weight(c.id, weight)
-                    .await
-                    .map_err(user)?
-            } else {
-                c
-            };
-            store.set_campaign_rules(c.id, &rules).await.map_err(user)?;
-            writeln!(out, "created campaign {} (#{}, {})", c.name, c.id, c.status)?;
+            create(
+                store,
+                &name,
+                &assistant_id,
+                &phone_number_id,
+                weight,
+                &rules,
+            )
+            .await?
         }
         CampaignAction::Edit {
             name,
             phone_number_id,
             rules,
-        } => {
-            let c = store.campaign_by_name(&name).await.map_err(user)?;
-            if let Some(spec) = phone_number_id {
-                let pool = crate::store::numbers::parse_pool(&spec)
-                    .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
-                store
-                    .set_campaign_numbers(c.id, &pool)
-                    .await
-                    .map_err(user)?;
-                let names: Vec<String> = pool
-                    .iter()
-                    .map(|(n, w)| {
-                        if *w == 1 {
-                            n.clone()
-                        } else {
-                            format!("{n}:{w}")
-                        }
-                    })
-                    .collect();
-                writeln!(
-                    out,
-                    "campaign {}: phone numbers {}",
-                    c.name,
-                    names.join(", ")
-                )?;
-            }
-            let current = store.campaign_rules(c.id).await.map_err(user)?;
-            let new = apply_rules(current, &rules)?;
-            store.set_campaign_rules(c.id, &new).await.map_err(user)?;
-            writeln!(out, "campaign {}: {}", c.name, new.summary())?;
-        }
-        CampaignAction::Show { name } => {
-            let c = store.campaign_by_name(&name).await.map_err(user)?;
-            let rules = store.campaign_rules(c.id).await.map_err(user)?;
-            let skipped = store.skipped_count(c.id).await.map_err(user)?;
-            let zones = store.campaign_zones(c.id).await.map_err(user)?;
-            let state = store
-                .window_state(c.id, chrono::Utc::now())
-                .await
-                .map_err(user)?;
-            writeln!(out, "campaign {} (#{}) {}", c.name, c.id, c.status)?;
-            if let Some(reason) = &c.pause_reason {
-                writeln!(out, "  pause reason:   {reason}")?;
-            }
-            writeln!(out, "  assistant:      {}", c.assistant_id)?;
-            let now = chrono::Utc::now();
-            for (i, n) in store
-                .campaign_numbers(c.id)
-                .await
-                .map_err(user)?
-                .iter()
-                .enumerate()
-            {
-                writeln!(
-                    out,
-                    "  {:<16}{} (weight {}, {} call(s) today): {}",
-                    if i == 0 { "phone numbers:" } else { "" },
-                    n.phone_number_id,
-                    n.weight,
-                    n.calls_on(now),
-                    match (&n.benched_until, n.benched_at(now)) {
-                        (Some(until), true) => format!(
-                            "benched until {until} ({})",
-                            n.bench_reason.as_deref().unwrap_or("no reason")
-                        ),
-                        _ => "in use".to_string(),
-                    }
-                )?;
-            }
-            writeln!(
-                out,
-                "  contacts:       {} ({} done or skipped, {} skipped by policy)",
-                c.contacts_total, c.contacts_done, skipped
-            )?;
-            writeln!(
-                out,
-                "  calls:          {} created, {} active, {} ended, {} failed, ${:.4}",
-                c.total_calls_created, c.active_calls, c.ended_calls, c.failed_calls, c.cost_usd
-            )?;
-            writeln!(out, "rules")?;
-            writeln!(
-                out,
-                "  window:         {} on {} in the contact's local time",
-                rules.call_window, rules.call_days
-            )?;
-            if let Some(pack) = rules.pack() {
-                let w = rules.window();
-                writeln!(
-                    out,
-                    "  rule pack:      {} ({}); in force: {} on {}",
-                    pack.name,
-                    pack.law,
-                    w.hours(),
-                    w.days
-                )?;
-            }
-            writeln!(
-                out,
-                "  duplicates:     {}",
-                if rules.suppress_days > 0 {
-                    format!(
-                        "a number another campaign called in the last {} days is skipped",
-                        rules.suppress_days
-                    )
-                } else {
-                    "not suppressed across campaigns".to_string()
-                }
-            )?;
-            writeln!(
-                out,
-                "  default zone:   {} (contacts whose zone is unknown)",
-                rules.timezone
-            )?;
-            writeln!(
-                out,
-                "  contact zones:  {}",
-                if zones.is_empty() {
-                    "none from the import".to_string()
-                } else {
-                    zones.join(", ")
-                }
-            )?;
-            writeln!(
-                out,
-                "  now:            {}",
-                match state {
-                    crate::policy::WindowState::Open(open) => format!(
-                        "open in {}",
-                        open.iter().map(|z| z.name()).collect::<Vec<_>>().join(", ")
-                    ),
-                    crate::policy::WindowState::Closed { opens_at, zone } =>
-                        crate::policy::opens_text(opens_at, zone, chrono::Utc::now()),
-                }
-            )?;
-            writeln!(
-                out,
-                "  caps:           {} (a number's calls in every campaign)",
-                rules.rules().caps
-            )?;
-            writeln!(
-                out,
-                "  consent:        {}",
-                if rules.require_consent {
-                    "required (consent_source and consent_at)"
-                } else {
-                    "not required"
-                }
-            )?;
-            writeln!(
-                out,
-                "  do-not-call:    checked at every claim ({} numbers listed)",
-                store.dnc_list().await.map_err(user)?.len()
-            )?;
-            writeln!(
-                out,
-                "  redial:         {}",
-                if rules.redial_count == 0 {
-                    "off".to_string()
-                } else {
-                    format!(
-                        "{} after {} min, up to {} times (never after a conversation)",
-                        rules.redial_reasons,
-                        rules.redial_delay_s / 60,
-                        rules.redial_count
-                    )
-                }
-            )?;
-            writeln!(
-                out,
-                "  from analysis:  {}",
-                match &rules.dnc_field {
-                    Some(f) => format!("structured data {f} = true puts the number on the list"),
-                    None => "off".to_string(),
-                }
-            )?;
-        }
+        } => return edit(&mut out, store, &name, phone_number_id, &rules).await,
+        CampaignAction::Show { name } => return show(&mut out, store, &name).await,
         CampaignAction::Weight { name, weight } => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;
             let c = store
                 .set_campaign_weight(c.id, weight)
                 .await
                 .map_err(user)?;
-            writeln!(out, "campaign {} has weight {}", c.name, c.weight)?;
+            format!("campaign {} has weight {}", c.name, c.weight)
         }
         CampaignAction::List { json: true } => {
             for c in store.campaigns().await.map_err(user)? {
                 let line = json_line(&c, c.status.as_str(), None)?;
                 writeln!(out, "{line}")?;
             }
+            return Ok(());
         }
-        CampaignAction::List { json: false } => {
-            let campaigns = store.campaigns().await.map_err(user)?;
-            if campaigns.is_empty() {
-                writeln!(
-                    out,
-                    "no campaigns yet: switchboard campaign create NAME --assistant-id ID --phone-number-id ID"
-                )?;
-            }
-            writeln!(
-                out,
-                "{:<4} {:<20} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}  pause reason",
-                "id",
-                "name",
-                "status",
-                "contacts",
-                "done",
-                "created",
-                "active",
-                "ended",
-                "failed",
-                "cost"
-            )?;
-            for c in campaigns {
-                writeln!(
-                    out,
-                    "{:<4} {:<20} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9.4}  {}",
-                    c.id,
-                    c.name,
-                    c.status.as_str(),
-                    c.contacts_total,
-                    c.contacts_done,
-                    c.total_calls_created,
-                    c.active_calls,
-                    c.ended_calls,
-                    c.failed_calls,
-                    c.cost_usd,
-                    c.pause_reason.unwrap_or_default()
-                )?;
-            }
-        }
+        CampaignAction::List { json: false } => return list(&mut out, store).await,
         CampaignAction::Start { name } => {
-            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
-            writeln!(
-                out,
-                "{}",
-                op(store, config, Command::StartCampaign { campaign_id }).await?
-            )?;
+            command(name, |campaign_id| Command::StartCampaign { campaign_id }).await?
         }
         CampaignAction::Pause { name } => {
-            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
-            writeln!(
-                out,
-                "{}",
-                op(store, config, Command::PauseCampaign { campaign_id }).await?
-            )?;
+            command(name, |campaign_id| Command::PauseCampaign { campaign_id }).await?
         }
         CampaignAction::Resume { name } => {
-            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
-            writeln!(
-                out,
-                "{}",
-                op(store, config, Command::ResumeCampaign { campaign_id }).await?
-            )?;
+            command(name, |campaign_id| Command::ResumeCampaign { campaign_id }).await?
         }
         CampaignAction::Cancel { name } => {
-            let campaign_id = store.campaign_by_name(&name).await.map_err(user)?.id;
-            writeln!(
-                out,
-                "{}",
-                op(store, config, Command::CancelCampaign { campaign_id }).await?
-            )?;
+            command(name, |campaign_id| Command::CancelCampaign { campaign_id }).await?
         }
+    };
+    writeln!(out, "{done}")?;
+    Ok(())
+}
+
+/// `campaign create`: the campaign, its number pool, weight and rules.
+async fn create(
+    store: &Store,
+    name: &str,
+    assistant_id: &str,
+    phone_number_id: &str,
+    weight: i64,
+    rules: &RuleArgs,
+) -> Result<String> {
+    let rules = apply_rules(CampaignRules::compliance_default("UTC"), rules)?;
+    for (what, value) in [
+        ("name", name),
+        ("--assistant-id", assistant_id),
+        ("--phone-number-id", phone_number_id),
+    ] {
+        if value.trim().is_empty() {
+            return Err(UserError(format!("{what} must not be empty")).into());
+        }
+    }
+    let pool = crate::store::numbers::parse_pool(phone_number_id)
+        .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
+    let first = pool.first().map(|(n, _)| n.clone()).unwrap_or_default();
+    let c = store
+        .create_campaign(name.trim(), assistant_id.trim(), &first)
+        .await
+        .map_err(user)?;
+    if pool.len() > 1 || pool.iter().any(|(_, w)| *w != 1) {
+        store
+            .set_campaign_numbers(c.id, &pool)
+            .await
+            .map_err(user)?;
+    }
+    let c = if weight != 1 {
+        store
+            .set_campaign_weight(c.id, weight)
+            .await
+            .map_err(user)?
+    } else {
+        c
+    };
+    store.set_campaign_rules(c.id, &rules).await.map_err(user)?;
+    Ok(format!(
+        "created campaign {} (#{}, {})",
+        c.name, c.id, c.status
+    ))
+}
+
+/// `campaign edit`: its number pool and rules.
+async fn edit(
+    out: &mut impl Write,
+    store: &Store,
+    name: &str,
+    phone_number_id: Option<String>,
+    rules: &RuleArgs,
+) -> Result<()> {
+    let c = store.campaign_by_name(name).await.map_err(user)?;
+    if let Some(spec) = phone_number_id {
+        let pool = crate::store::numbers::parse_pool(&spec)
+            .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
+        store
+            .set_campaign_numbers(c.id, &pool)
+            .await
+            .map_err(user)?;
+        let names: Vec<String> = pool
+            .iter()
+            .map(|(n, w)| {
+                if *w == 1 {
+                    n.clone()
+                } else {
+                    format!("{n}:{w}")
+                }
+            })
+            .collect();
+        writeln!(
+            out,
+            "campaign {}: phone numbers {}",
+            c.name,
+            names.join(", ")
+        )?;
+    }
+    let current = store.campaign_rules(c.id).await.map_err(user)?;
+    let new = apply_rules(current, rules)?;
+    store.set_campaign_rules(c.id, &new).await.map_err(user)?;
+    writeln!(out, "campaign {}: {}", c.name, new.summary())?;
+    Ok(())
+}
+
+/// `campaign show`: its state, numbers and counts, then its rules.
+async fn show(out: &mut impl Write, store: &Store, name: &str) -> Result<()> {
+    let c = store.campaign_by_name(name).await.map_err(user)?;
+    let rules = store.campaign_rules(c.id).await.map_err(user)?;
+    let skipped = store.skipped_count(c.id).await.map_err(user)?;
+    let zones = store.campaign_zones(c.id).await.map_err(user)?;
+    let state = store
+        .window_state(c.id, chrono::Utc::now())
+        .await
+        .map_err(user)?;
+    writeln!(out, "campaign {} (#{}) {}", c.name, c.id, c.status)?;
+    if let Some(reason) = &c.pause_reason {
+        writeln!(out, "  pause reason:   {reason}")?;
+    }
+    writeln!(out, "  assistant:      {}", c.assistant_id)?;
+    let now = chrono::Utc::now();
+    for (i, n) in store
+        .campaign_numbers(c.id)
+        .await
+        .map_err(user)?
+        .iter()
+        .enumerate()
+    {
+        writeln!(
+            out,
+            "  {:<16}{} (weight {}, {} call(s) today): {}",
+            if i == 0 { "phone numbers:" } else { "" },
+            n.phone_number_id,
+            n.weight,
+            n.calls_on(now),
+            match (&n.benched_until, n.benched_at(now)) {
+                (Some(until), true) => format!(
+                    "benched until {until} ({})",
+                    n.bench_reason.as_deref().unwrap_or("no reason")
+                ),
+                _ => "in use".to_string(),
+            }
+        )?;
+    }
+    writeln!(
+        out,
+        "  contacts:       {} ({} done or skipped, {} skipped by policy)",
+        c.contacts_total, c.contacts_done, skipped
+    )?;
+    writeln!(
+        out,
+        "  calls:          {} created, {} active, {} ended, {} failed, ${:.4}",
+        c.total_calls_created, c.active_calls, c.ended_calls, c.failed_calls, c.cost_usd
+    )?;
+    show_rules(out, store, &rules, &zones, state).await
+}
+
+async fn show_rules(
+    out: &mut impl Write,
+    store: &Store,
+    rules: &CampaignRules,
+    zones: &[String],
+    state: crate::policy::WindowState,
+) -> Result<()> {
+    writeln!(out, "rules")?;
+    writeln!(
+        out,
+        "  window:         {} on {} in the contact's local time",
+        rules.call_window, rules.call_days
+    )?;
+    if let Some(pack) = rules.pack() {
+        let w = rules.window();
+        writeln!(
+            out,
+            "  rule pack:      {} ({}); in force: {} on {}",
+            pack.name,
+            pack.law,
+            w.hours(),
+            w.days
+        )?;
+    }
+    writeln!(
+        out,
+        "  duplicates:     {}",
+        if rules.suppress_days > 0 {
+            format!(
+                "a number another campaign called in the last {} days is skipped",
+                rules.suppress_days
+            )
+        } else {
+            "not suppressed across campaigns".to_string()
+        }
+    )?;
+    writeln!(
+        out,
+        "  default zone:   {} (contacts whose zone is unknown)",
+        rules.timezone
+    )?;
+    writeln!(
+        out,
+        "  contact zones:  {}",
+        if zones.is_empty() {
+            "none from the import".to_string()
+        } else {
+            zones.join(", ")
+        }
+    )?;
+    writeln!(
+        out,
+        "  now:            {}",
+        match state {
+            crate::policy::WindowState::Open(open) => format!(
+                "open in {}",
+                open.iter().map(|z| z.name()).collect::<Vec<_>>().join(", ")
+            ),
+            crate::policy::WindowState::Closed { opens_at, zone } =>
+                crate::policy::opens_text(opens_at, zone, chrono::Utc::now()),
+        }
+    )?;
+    writeln!(
+        out,
+        "  caps:           {} (a number's calls in every campaign)",
+        rules.rules().caps
+    )?;
+    writeln!(
+        out,
+        "  consent:        {}",
+        if rules.require_consent {
+            "required (consent_source and consent_at)"
+        } else {
+            "not required"
+        }
+    )?;
+    writeln!(
+        out,
+        "  do-not-call:    checked at every claim ({} numbers listed)",
+        store.dnc_list().await.map_err(user)?.len()
+    )?;
+    writeln!(
+        out,
+        "  redial:         {}",
+        if rules.redial_count == 0 {
+            "off".to_string()
+        } else {
+            format!(
+                "{} after {} min, up to {} times (never after a conversation)",
+                rules.redial_reasons,
+                rules.redial_delay_s / 60,
+                rules.redial_count
+            )
+        }
+    )?;
+    writeln!(
+        out,
+        "  from analysis:  {}",
+        match &rules.dnc_field {
+            Some(f) => format!("structured data {f} = true puts the number on the list"),
+            None => "off".to_string(),
+        }
+    )?;
+    Ok(())
+}
+
+/// `campaign list`: one line per campaign.
+async fn list(out: &mut impl Write, store: &Store) -> Result<()> {
+    let campaigns = store.campaigns().await.map_err(user)?;
+    if campaigns.is_empty() {
+        writeln!(
+            out,
+            "no campaigns yet: switchboard campaign create NAME --assistant-id ID --phone-number-id ID"
+        )?;
+    }
+    writeln!(
+        out,
+        "{:<4} {:<20} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9}  pause reason",
+        "id", "name", "status", "contacts", "done", "created", "active", "ended", "failed", "cost"
+    )?;
+    for c in campaigns {
+        writeln!(
+            out,
+            "{:<4} {:<20} {:<10} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>9.4}  {}",
+            c.id,
+            c.name,
+            c.status.as_str(),
+            c.contacts_total,
+            c.contacts_done,
+            c.total_calls_created,
+            c.active_calls,
+            c.ended_calls,
+            c.failed_calls,
+            c.cost_usd,
+            c.pause_reason.unwrap_or_default()
+        )?;
     }
     Ok(())
 }
