@@ -134,26 +134,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Demo {
             headless: true,
             contacts,
-        }) => {
-            init_stdout_logging(false);
-            let demo = demo::prepare(Path::new(DEMO_DB), contacts)
-                .await
-                .map_err(demo_error)?;
-            println!(
-                "DEMO: Vapi is simulated at {} · database {DEMO_DB}",
-                demo.simulator.base_url()
-            );
-            let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
-            let outcome = headless::run(engine.client(), Some(UntilDone::WaitThroughPauses)).await;
-            engine.join().await;
-            let stats = demo.simulator.stats();
-            println!(
-                "simulator: {} create requests, {} calls created, peak concurrency {}",
-                stats.create_requests, stats.calls_created, stats.peak_concurrency
-            );
-            demo.simulator.shutdown().await;
-            Ok(exit_code(outcome))
-        }
+        }) => demo_headless(contacts).await,
         Some(Commands::Demo {
             headless: false,
             contacts,
@@ -220,22 +201,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             until_done,
             exit_on_pause,
             json,
-        }) => {
-            let key = config.api_key()?;
-            init_stdout_logging(json);
-            let store = open_store(&config).await?;
-            log_rate_override(&store, &config).await?;
-            let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
-            let engine = start_engine(config, store, vapi).await?;
-            let mode = match (until_done, exit_on_pause) {
-                (false, _) => None,
-                (true, false) => Some(UntilDone::WaitThroughPauses),
-                (true, true) => Some(UntilDone::ExitOnPause),
-            };
-            let outcome = headless::run(engine.client(), mode).await;
-            engine.join().await;
-            Ok(exit_code(outcome))
-        }
+        }) => run_headless(config, until_done, exit_on_pause, json).await,
         Some(Commands::MigrateDb { from, to }) => migrate_db(&from, &to).await,
         Some(Commands::Simulate { port, config: sim }) => {
             init_stderr_logging();
@@ -250,6 +216,51 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `demo --headless`: the demo campaign against the simulator, until done.
+async fn demo_headless(contacts: Option<usize>) -> color_eyre::Result<ExitCode> {
+    init_stdout_logging(false);
+    let demo = demo::prepare(Path::new(DEMO_DB), contacts)
+        .await
+        .map_err(demo_error)?;
+    println!(
+        "DEMO: Vapi is simulated at {} · database {DEMO_DB}",
+        demo.simulator.base_url()
+    );
+    let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
+    let outcome = headless::run(engine.client(), Some(UntilDone::WaitThroughPauses)).await;
+    engine.join().await;
+    let stats = demo.simulator.stats();
+    println!(
+        "simulator: {} create requests, {} calls created, peak concurrency {}",
+        stats.create_requests, stats.calls_created, stats.peak_concurrency
+    );
+    demo.simulator.shutdown().await;
+    Ok(exit_code(outcome))
+}
+
+/// `run`: the engine against real Vapi, no console.
+async fn run_headless(
+    config: Config,
+    until_done: bool,
+    exit_on_pause: bool,
+    json: bool,
+) -> color_eyre::Result<ExitCode> {
+    let key = config.api_key()?;
+    init_stdout_logging(json);
+    let store = open_store(&config).await?;
+    log_rate_override(&store, &config).await?;
+    let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
+    let engine = start_engine(config, store, vapi).await?;
+    let mode = match (until_done, exit_on_pause) {
+        (false, _) => None,
+        (true, false) => Some(UntilDone::WaitThroughPauses),
+        (true, true) => Some(UntilDone::ExitOnPause),
+    };
+    let outcome = headless::run(engine.client(), mode).await;
+    engine.join().await;
+    Ok(exit_code(outcome))
 }
 
 /// `migrate-db`: opens both stores (creating and migrating the target) and copies.
