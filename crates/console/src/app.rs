@@ -467,15 +467,7 @@ impl App {
 
     fn run_action(&mut self, action: KeyAction) -> Option<Action> {
         match action {
-            KeyAction::PauseAll => {
-                let command = match self.latest().dispatch_paused {
-                    Some(_) => Command::ResumeAll,
-                    None => Command::PauseAll {
-                        reason: "paused by operator".into(),
-                    },
-                };
-                self.send(command)
-            }
+            KeyAction::PauseAll => self.pause_or_resume_all(),
             KeyAction::PauseCampaign => {
                 let Some(id) = self.campaign_id else {
                     return self.refuse("no campaign selected");
@@ -488,99 +480,11 @@ impl App {
                 };
                 self.start_campaign(id)
             }
-            KeyAction::CampaignList => {
-                let at = self
-                    .latest()
-                    .campaigns
-                    .iter()
-                    .position(|c| Some(c.id) == self.campaign_id)
-                    .unwrap_or(0);
-                self.popup = Some(Popup::Campaigns { selected: at });
-                None
-            }
-            KeyAction::RateUp | KeyAction::RateDown => {
-                let current = self.latest().rate_per_second;
-                let step = if action == KeyAction::RateUp {
-                    RATE_STEP
-                } else {
-                    -RATE_STEP
-                };
-                // Tenths, so that 0.1 + 0.5 shows as 0.6 and not 0.6000000000000001.
-                let wanted = (((current + step) * 10.0).round() / 10.0).max(RATE_MIN);
-                if (wanted - current).abs() < f64::EPSILON {
-                    return self.refuse(format!("rate is already at the minimum {RATE_MIN}/s"));
-                }
-                // Shown at once, so that `+ + +` climbs by three steps before the engine
-                // publishes; the next snapshot has the engine's word on it.
-                self.snapshot.rate_per_second = wanted;
-                if let Some(held) = &mut self.held {
-                    held.rate_per_second = wanted;
-                }
-                self.send(Command::SetRate { per_second: wanted })
-            }
-            KeyAction::RetryCall => {
-                let Some(row) = self.selected_row() else {
-                    return self.refuse("no call selected");
-                };
-                if row.pending_contact {
-                    return self.refuse("a pending contact has no call to retry yet");
-                }
-                if row.status != CallStatus::Failed {
-                    let text = format!(
-                        "call {} is {}: only failed calls can be retried",
-                        row.id, row.status
-                    );
-                    return self.refuse(text);
-                }
-                let call_id = row.id;
-                self.send(Command::RetryCall { call_id })
-            }
-            KeyAction::RetryFailed => {
-                let Some(campaign) = self.latest_campaign() else {
-                    return self.refuse("no campaign selected");
-                };
-                // FAILED calls only: a retried call is RETRIED and not counted again.
-                if campaign.failed == 0 {
-                    let text = format!("campaign \"{}\" has no failed calls", campaign.name);
-                    return self.refuse(text);
-                }
-                let (failed, name, id) = (campaign.failed, campaign.name.clone(), campaign.id);
-                let message = format!(
-                    "Retry the {failed} failed calls of \"{name}\"? Each contact is dialled again."
-                );
-                let action = Action::Send(Command::RetryFailed { campaign_id: id });
-                self.ask(
-                    "Retry failed calls",
-                    message,
-                    ("Leave them", &format!("Retry {failed} calls")),
-                    action,
-                )
-            }
-            KeyAction::DoNotCall => {
-                let Some(row) = self.selected_row() else {
-                    return self.refuse("no call or contact selected");
-                };
-                let phone = row.phone.clone();
-                let who = match &row.contact_name {
-                    Some(name) => format!("{phone} ({name})"),
-                    None => phone.clone(),
-                };
-                let message = format!(
-                    "Put {who} on the do-not-call list? No campaign will dial this number \
-                     again: its waiting contacts are skipped when their turn comes. A call \
-                     already at Vapi goes on."
-                );
-                let action = Action::Send(Command::AddToDnc {
-                    phone,
-                    reason: "added by an operator in the console".into(),
-                });
-                self.ask(
-                    "Do not call",
-                    message,
-                    ("Keep the number", "Never call it"),
-                    action,
-                )
-            }
+            KeyAction::CampaignList => self.open_campaign_list(),
+            KeyAction::RateUp | KeyAction::RateDown => self.step_rate(action),
+            KeyAction::RetryCall => self.retry_selected_call(),
+            KeyAction::RetryFailed => self.retry_failed_calls(),
+            KeyAction::DoNotCall => self.do_not_call_selected(),
             KeyAction::CancelCampaign => {
                 let Some(id) = self.campaign_id else {
                     return self.refuse("no campaign selected");
@@ -597,23 +501,7 @@ impl App {
                 });
                 Some(Action::LoadReport(id))
             }
-            KeyAction::NextCampaign | KeyAction::PrevCampaign => {
-                let campaigns = &self.latest().campaigns;
-                if campaigns.len() < 2 {
-                    return None;
-                }
-                let at = campaigns
-                    .iter()
-                    .position(|c| Some(c.id) == self.campaign_id)
-                    .unwrap_or(0);
-                let next = if action == KeyAction::NextCampaign {
-                    (at + 1) % campaigns.len()
-                } else {
-                    (at + campaigns.len() - 1) % campaigns.len()
-                };
-                self.campaign_id = Some(campaigns[next].id);
-                self.reset_list()
-            }
+            KeyAction::NextCampaign | KeyAction::PrevCampaign => self.step_campaign(action),
             KeyAction::FocusNext | KeyAction::FocusPrev => {
                 // Two focusable panes: both keys toggle.
                 self.focus = match self.focus {
@@ -640,40 +528,12 @@ impl App {
                     None
                 }
             },
-            KeyAction::Sort => {
-                self.sort = match self.sort {
-                    CallSort::Newest => CallSort::Oldest,
-                    CallSort::Oldest => CallSort::Status,
-                    CallSort::Status => CallSort::Attempts,
-                    CallSort::Attempts => CallSort::Newest,
-                };
-                self.set_status(
-                    format!("sorted by {}", sort_name(self.sort)),
-                    StatusKind::Info,
-                );
-                self.reset_list()
-            }
+            KeyAction::Sort => self.cycle_sort(),
             KeyAction::Filter => {
                 self.input = Some(self.filter.clone().unwrap_or_default());
                 None
             }
-            KeyAction::Details => {
-                let row = self.selected_row()?.clone();
-                if row.pending_contact {
-                    return self.refuse(format!(
-                        "contact {} is waiting for its first call of this round: no attempts yet",
-                        row.contact_id
-                    ));
-                }
-                let call_id = row.id;
-                self.popup = Some(Popup::Details(Details {
-                    call: row,
-                    attempts: None,
-                    analysis: None,
-                    scroll: 0,
-                }));
-                Some(Action::LoadAttempts(call_id))
-            }
+            KeyAction::Details => self.open_details(),
             KeyAction::LogSource => {
                 self.log_source = match self.log_source {
                     LogSource::Events => LogSource::Tracing,
@@ -682,19 +542,7 @@ impl App {
                 self.log_scroll = 0;
                 None
             }
-            KeyAction::Freeze => {
-                self.frozen = !self.frozen;
-                if self.frozen {
-                    self.set_status("display frozen: dispatch goes on", StatusKind::Info);
-                    None
-                } else {
-                    self.set_status("display live again", StatusKind::Info);
-                    match self.held.take() {
-                        Some(snapshot) => self.show_snapshot(snapshot),
-                        None => None,
-                    }
-                }
-            }
+            KeyAction::Freeze => self.toggle_freeze(),
             KeyAction::Help => {
                 self.popup = Some(Popup::Help { scroll: 0 });
                 None
@@ -716,6 +564,178 @@ impl App {
             }
             KeyAction::Quit => self.request_quit(),
         }
+    }
+
+    fn open_campaign_list(&mut self) -> Option<Action> {
+        let at = self
+            .latest()
+            .campaigns
+            .iter()
+            .position(|c| Some(c.id) == self.campaign_id)
+            .unwrap_or(0);
+        self.popup = Some(Popup::Campaigns { selected: at });
+        None
+    }
+
+    fn step_rate(&mut self, action: KeyAction) -> Option<Action> {
+        let current = self.latest().rate_per_second;
+        let step = if action == KeyAction::RateUp {
+            RATE_STEP
+        } else {
+            -RATE_STEP
+        };
+        // Tenths, so that 0.1 + 0.5 shows as 0.6 and not 0.6000000000000001.
+        let wanted = (((current + step) * 10.0).round() / 10.0).max(RATE_MIN);
+        if (wanted - current).abs() < f64::EPSILON {
+            return self.refuse(format!("rate is already at the minimum {RATE_MIN}/s"));
+        }
+        // Shown at once, so that `+ + +` climbs by three steps before the engine
+        // publishes; the next snapshot has the engine's word on it.
+        self.snapshot.rate_per_second = wanted;
+        if let Some(held) = &mut self.held {
+            held.rate_per_second = wanted;
+        }
+        self.send(Command::SetRate { per_second: wanted })
+    }
+
+    fn retry_selected_call(&mut self) -> Option<Action> {
+        let Some(row) = self.selected_row() else {
+            return self.refuse("no call selected");
+        };
+        if row.pending_contact {
+            return self.refuse("a pending contact has no call to retry yet");
+        }
+        if row.status != CallStatus::Failed {
+            let text = format!(
+                "call {} is {}: only failed calls can be retried",
+                row.id, row.status
+            );
+            return self.refuse(text);
+        }
+        let call_id = row.id;
+        self.send(Command::RetryCall { call_id })
+    }
+
+    fn retry_failed_calls(&mut self) -> Option<Action> {
+        let Some(campaign) = self.latest_campaign() else {
+            return self.refuse("no campaign selected");
+        };
+        // FAILED calls only: a retried call is RETRIED and not counted again.
+        if campaign.failed == 0 {
+            let text = format!("campaign \"{}\" has no failed calls", campaign.name);
+            return self.refuse(text);
+        }
+        let (failed, name, id) = (campaign.failed, campaign.name.clone(), campaign.id);
+        let message = format!(
+            "Retry the {failed} failed calls of \"{name}\"? Each contact is dialled again."
+        );
+        let action = Action::Send(Command::RetryFailed { campaign_id: id });
+        self.ask(
+            "Retry failed calls",
+            message,
+            ("Leave them", &format!("Retry {failed} calls")),
+            action,
+        )
+    }
+
+    fn do_not_call_selected(&mut self) -> Option<Action> {
+        let Some(row) = self.selected_row() else {
+            return self.refuse("no call or contact selected");
+        };
+        let phone = row.phone.clone();
+        let who = match &row.contact_name {
+            Some(name) => format!("{phone} ({name})"),
+            None => phone.clone(),
+        };
+        let message = format!(
+            "Put {who} on the do-not-call list? No campaign will dial this number \
+             again: its waiting contacts are skipped when their turn comes. A call \
+             already at Vapi goes on."
+        );
+        let action = Action::Send(Command::AddToDnc {
+            phone,
+            reason: "added by an operator in the console".into(),
+        });
+        self.ask(
+            "Do not call",
+            message,
+            ("Keep the number", "Never call it"),
+            action,
+        )
+    }
+
+    fn step_campaign(&mut self, action: KeyAction) -> Option<Action> {
+        let campaigns = &self.latest().campaigns;
+        if campaigns.len() < 2 {
+            return None;
+        }
+        let at = campaigns
+            .iter()
+            .position(|c| Some(c.id) == self.campaign_id)
+            .unwrap_or(0);
+        let next = if action == KeyAction::NextCampaign {
+            (at + 1) % campaigns.len()
+        } else {
+            (at + campaigns.len() - 1) % campaigns.len()
+        };
+        self.campaign_id = Some(campaigns[next].id);
+        self.reset_list()
+    }
+
+    fn cycle_sort(&mut self) -> Option<Action> {
+        self.sort = match self.sort {
+            CallSort::Newest => CallSort::Oldest,
+            CallSort::Oldest => CallSort::Status,
+            CallSort::Status => CallSort::Attempts,
+            CallSort::Attempts => CallSort::Newest,
+        };
+        self.set_status(
+            format!("sorted by {}", sort_name(self.sort)),
+            StatusKind::Info,
+        );
+        self.reset_list()
+    }
+
+    fn open_details(&mut self) -> Option<Action> {
+        let row = self.selected_row()?.clone();
+        if row.pending_contact {
+            return self.refuse(format!(
+                "contact {} is waiting for its first call of this round: no attempts yet",
+                row.contact_id
+            ));
+        }
+        let call_id = row.id;
+        self.popup = Some(Popup::Details(Details {
+            call: row,
+            attempts: None,
+            analysis: None,
+            scroll: 0,
+        }));
+        Some(Action::LoadAttempts(call_id))
+    }
+
+    fn toggle_freeze(&mut self) -> Option<Action> {
+        self.frozen = !self.frozen;
+        if self.frozen {
+            self.set_status("display frozen: dispatch goes on", StatusKind::Info);
+            None
+        } else {
+            self.set_status("display live again", StatusKind::Info);
+            match self.held.take() {
+                Some(snapshot) => self.show_snapshot(snapshot),
+                None => None,
+            }
+        }
+    }
+
+    fn pause_or_resume_all(&mut self) -> Option<Action> {
+        let command = match self.latest().dispatch_paused {
+            Some(_) => Command::ResumeAll,
+            None => Command::PauseAll {
+                reason: "paused by operator".into(),
+            },
+        };
+        self.send(command)
     }
 
     fn request_quit(&mut self) -> Option<Action> {
