@@ -136,43 +136,8 @@ pub fn tab_ranges(pane: &CallsPane, width: u16) -> (Vec<(CallTab, u16, u16)>, bo
 pub const FIRST_ROW: u16 = 2;
 
 pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
-    let (_, compact) = tab_ranges(pane, area.width);
-    let mut tabs = vec![Span::raw(" ")];
-    for (i, (tab, _)) in TABS.iter().enumerate() {
-        if i > 0 {
-            tabs.push(Span::styled(TAB_GAP, label()));
-        }
-        let style = if *tab == pane.tab {
-            Style::new()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD)
-        } else {
-            Style::new().fg(Color::Gray)
-        };
-        tabs.push(Span::styled(tab_label(pane, i, compact), style));
-    }
-    tabs.push(Span::raw(" "));
-
-    let mut info = vec![Span::styled(
-        format!(" sort {} ", sort_name(pane.sort)),
-        label(),
-    )];
-    if let Some(filter) = pane.filter {
-        info.push(Span::styled(
-            format!("filter \"{filter}\" "),
-            Style::new().fg(Color::Yellow),
-        ));
-    }
-    if let Some(total) = pane.total.filter(|t| *t > 0) {
-        info.push(Span::styled(
-            format!("{}/{} ", count(pane.selected + 1), count(total)),
-            label(),
-        ));
-    }
-
-    let block =
-        pane_block(Line::from(tabs), pane.focused).title_bottom(Line::from(info).right_aligned());
+    let (tabs, info) = titles(pane, area.width);
+    let block = pane_block(tabs, pane.focused).title_bottom(info.right_aligned());
     let inner = block.inner(area);
     block.render(area, buf);
     if inner.height == 0 {
@@ -282,20 +247,64 @@ pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
     StatefulWidget::render(table, inner, buf, &mut state);
 
     if total > height {
-        let mut scrollbar = ScrollbarState::new(usize::try_from(total).unwrap_or(usize::MAX))
-            .position(usize::try_from(pane.selected).unwrap_or(0));
-        Scrollbar::new(ScrollbarOrientation::VerticalRight)
-            .begin_symbol(None)
-            .end_symbol(None)
-            .render(
-                area.inner(Margin {
-                    horizontal: 0,
-                    vertical: 1,
-                }),
-                buf,
-                &mut scrollbar,
-            );
+        scrollbar(pane, total, area, buf);
     }
+}
+
+/// The pane's titles: the tabs with their counts (top), sort, filter and position (bottom).
+fn titles(pane: &CallsPane, width: u16) -> (Line<'static>, Line<'static>) {
+    let (_, compact) = tab_ranges(pane, width);
+    let mut tabs = vec![Span::raw(" ")];
+    for (i, (tab, _)) in TABS.iter().enumerate() {
+        if i > 0 {
+            tabs.push(Span::styled(TAB_GAP, label()));
+        }
+        let style = if *tab == pane.tab {
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().fg(Color::Gray)
+        };
+        tabs.push(Span::styled(tab_label(pane, i, compact), style));
+    }
+    tabs.push(Span::raw(" "));
+
+    let mut info = vec![Span::styled(
+        format!(" sort {} ", sort_name(pane.sort)),
+        label(),
+    )];
+    if let Some(filter) = pane.filter {
+        info.push(Span::styled(
+            format!("filter \"{filter}\" "),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
+    if let Some(total) = pane.total.filter(|t| *t > 0) {
+        info.push(Span::styled(
+            format!("{}/{} ", count(pane.selected + 1), count(total)),
+            label(),
+        ));
+    }
+
+    (Line::from(tabs), Line::from(info))
+}
+
+fn scrollbar(pane: &CallsPane, total: i64, area: Rect, buf: &mut Buffer) {
+    let mut scrollbar = ScrollbarState::new(usize::try_from(total).unwrap_or(usize::MAX))
+        .position(usize::try_from(pane.selected).unwrap_or(0));
+    Scrollbar::new(ScrollbarOrientation::VerticalRight)
+        .begin_symbol(None)
+        .end_symbol(None)
+        .render(
+            area.inner(Margin {
+                horizontal: 0,
+                vertical: 1,
+            }),
+            buf,
+            &mut scrollbar,
+        );
 }
 
 const HIGHLIGHT: &str = "▶ ";

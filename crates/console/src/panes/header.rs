@@ -168,7 +168,29 @@ pub fn render(pane: &HeaderPane, area: Rect, buf: &mut Buffer) {
     }
     Paragraph::new(Line::from(first)).render(Rect { height: 1, ..area }, buf);
 
-    // Badges, right-aligned over line 1: they matter more than a long campaign name.
+    let badges = badges(pane);
+    if !badges.is_empty() {
+        Paragraph::new(Line::from(badges))
+            .alignment(Alignment::Right)
+            .render(Rect { height: 1, ..area }, buf);
+    }
+
+    if area.height < 2 {
+        return;
+    }
+    let second = second_line(pane);
+    Paragraph::new(second).render(
+        Rect {
+            y: area.y + 1,
+            height: 1,
+            ..area
+        },
+        buf,
+    );
+}
+
+/// The badges, right-aligned over line 1: they matter more than a long campaign name.
+fn badges(pane: &HeaderPane) -> Vec<Span<'static>> {
     let mut badges = Vec::new();
     let badge = |text: &'static str, bg: Color| {
         Span::styled(
@@ -204,16 +226,13 @@ pub fn render(pane: &HeaderPane, area: Rect, buf: &mut Buffer) {
         badges.push(Span::raw(" "));
         badges.push(badge(" STOPPING ", Color::Yellow));
     }
-    if !badges.is_empty() {
-        Paragraph::new(Line::from(badges))
-            .alignment(Alignment::Right)
-            .render(Rect { height: 1, ..area }, buf);
-    }
+    badges
+}
 
-    if area.height < 2 {
-        return;
-    }
-    // Line 2: the dispatcher as a whole.
+/// Line 2: the dispatcher as a whole.
+fn second_line(pane: &HeaderPane) -> Line<'static> {
+    let snap = pane.snapshot;
+    let bold = Style::new().add_modifier(Modifier::BOLD);
     let mut second = vec![Span::styled(" dispatch ", label())];
     let state = dispatch_state(snap, pane.campaign);
     let word = bold.fg(Color::Black).bg(state.colour);
@@ -267,14 +286,7 @@ pub fn render(pane: &HeaderPane, area: Rect, buf: &mut Buffer) {
         ),
         label(),
     ));
-    Paragraph::new(Line::from(second)).render(
-        Rect {
-            y: area.y + 1,
-            height: 1,
-            ..area
-        },
-        buf,
-    );
+    Line::from(second)
 }
 
 #[cfg(test)]

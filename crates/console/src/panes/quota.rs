@@ -129,77 +129,10 @@ pub fn render_trends(trends: &Trends, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// What the quota pane needs: the engine's numbers (quota, breaker, back-off, webhook
-/// refusals) and the trends of the last ten minutes.
-pub struct QuotaPane<'a> {
-    pub snapshot: &'a crate::dispatch::Snapshot,
-    pub trends: Trends,
-}
-
-impl<'a> QuotaPane<'a> {
-    pub fn of(app: &'a App) -> QuotaPane<'a> {
-        QuotaPane {
-            snapshot: &app.snapshot,
-            trends: Trends::of(app),
-        }
-    }
-}
-
-pub fn render(pane: &QuotaPane, area: Rect, buf: &mut Buffer) {
-    let block = pane_block(" Quota · last 10 min ", false);
-    let inner = block.inner(area);
-    block.render(area, buf);
-    // The trends keep the bottom three lines whenever the pane has room for a meter too.
-    let inner = if inner.height >= 5 {
-        let [rest, trends] =
-            Layout::vertical([Constraint::Min(0), Constraint::Length(3)]).areas(inner);
-        render_trends(&pane.trends, trends, buf);
-        rest
-    } else {
-        inner
-    };
-    let snap = pane.snapshot;
+/// The lines under the meters: the number pool, then the request budget, webhooks, 429s,
+/// back-off, breaker and burst.
+fn limit_lines(snap: &crate::dispatch::Snapshot) -> Vec<Line<'static>> {
     let q = &snap.quota;
-    let mut y = inner.y;
-    let bottom = inner.y + inner.height;
-    for meter in meters(q) {
-        if y >= bottom {
-            return;
-        }
-        LineGauge::default()
-            .ratio(meter.ratio)
-            .label(Line::from(vec![
-                Span::styled(format!("{:<12}", meter.name), label()),
-                Span::raw(format!("{:<22}", meter.text)),
-            ]))
-            .filled_symbol("━")
-            .unfilled_symbol("─")
-            .filled_style(Style::new().fg(load_color(meter.ratio)))
-            .unfilled_style(Style::new().fg(Color::DarkGray))
-            .render(Rect::new(inner.x, y, inner.width, 1), buf);
-        y += 1;
-    }
-    if q.daily_limit.is_none() || q.budget_usd.is_none() {
-        let mut unset = Vec::new();
-        if q.daily_limit.is_none() {
-            unset.push("daily limit");
-        }
-        if q.budget_usd.is_none() {
-            unset.push("budget");
-        }
-        let mut line = vec![Span::styled(format!("{:<12}", "no limit"), label())];
-        line.push(Span::styled(unset.join(", "), label()));
-        if q.budget_usd.is_none() {
-            line.push(Span::styled(" · spend ", label()));
-            line.push(Span::raw(money(q.spend_usd)));
-        }
-        if q.daily_limit.is_none() {
-            line.push(Span::styled(" · today ", label()));
-            line.push(Span::raw(q.calls_today.to_string()));
-        }
-        Paragraph::new(Line::from(line)).render(Rect::new(inner.x, y, inner.width, 1), buf);
-        y += 1;
-    }
     let mut lines = number_lines(&snap.numbers);
     lines.push(Line::from(""));
     let budget = &q.budget;
@@ -286,6 +219,81 @@ pub fn render(pane: &QuotaPane, area: Rect, buf: &mut Buffer) {
         Span::styled(format!("{:<12}", "burst"), label()),
         Span::raw(snap.burst.to_string()),
     ]));
+    lines
+}
+
+/// What the quota pane needs: the engine's numbers (quota, breaker, back-off, webhook
+/// refusals) and the trends of the last ten minutes.
+pub struct QuotaPane<'a> {
+    pub snapshot: &'a crate::dispatch::Snapshot,
+    pub trends: Trends,
+}
+
+impl<'a> QuotaPane<'a> {
+    pub fn of(app: &'a App) -> QuotaPane<'a> {
+        QuotaPane {
+            snapshot: &app.snapshot,
+            trends: Trends::of(app),
+        }
+    }
+}
+
+pub fn render(pane: &QuotaPane, area: Rect, buf: &mut Buffer) {
+    let block = pane_block(" Quota · last 10 min ", false);
+    let inner = block.inner(area);
+    block.render(area, buf);
+    // The trends keep the bottom three lines whenever the pane has room for a meter too.
+    let inner = if inner.height >= 5 {
+        let [rest, trends] =
+            Layout::vertical([Constraint::Min(0), Constraint::Length(3)]).areas(inner);
+        render_trends(&pane.trends, trends, buf);
+        rest
+    } else {
+        inner
+    };
+    let snap = pane.snapshot;
+    let q = &snap.quota;
+    let mut y = inner.y;
+    let bottom = inner.y + inner.height;
+    for meter in meters(q) {
+        if y >= bottom {
+            return;
+        }
+        LineGauge::default()
+            .ratio(meter.ratio)
+            .label(Line::from(vec![
+                Span::styled(format!("{:<12}", meter.name), label()),
+                Span::raw(format!("{:<22}", meter.text)),
+            ]))
+            .filled_symbol("━")
+            .unfilled_symbol("─")
+            .filled_style(Style::new().fg(load_color(meter.ratio)))
+            .unfilled_style(Style::new().fg(Color::DarkGray))
+            .render(Rect::new(inner.x, y, inner.width, 1), buf);
+        y += 1;
+    }
+    if q.daily_limit.is_none() || q.budget_usd.is_none() {
+        let mut unset = Vec::new();
+        if q.daily_limit.is_none() {
+            unset.push("daily limit");
+        }
+        if q.budget_usd.is_none() {
+            unset.push("budget");
+        }
+        let mut line = vec![Span::styled(format!("{:<12}", "no limit"), label())];
+        line.push(Span::styled(unset.join(", "), label()));
+        if q.budget_usd.is_none() {
+            line.push(Span::styled(" · spend ", label()));
+            line.push(Span::raw(money(q.spend_usd)));
+        }
+        if q.daily_limit.is_none() {
+            line.push(Span::styled(" · today ", label()));
+            line.push(Span::raw(q.calls_today.to_string()));
+        }
+        Paragraph::new(Line::from(line)).render(Rect::new(inner.x, y, inner.width, 1), buf);
+        y += 1;
+    }
+    let lines = limit_lines(snap);
     if y < bottom {
         Paragraph::new(lines).render(Rect::new(inner.x, y, inner.width, bottom - y), buf);
     }
