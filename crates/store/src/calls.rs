@@ -25,6 +25,7 @@ use sqlx::{Any, Transaction};
 
 use super::attempts::{AttemptResult, close_attempt, insert_attempt};
 use super::campaigns::complete_if_done;
+use super::sql::Sql;
 use super::{Result, Store, StoreError, now};
 use crate::model::{
     AttemptOutcome, CallStatus, ContactStatus, EndedClass, classify_ended_reason, sql_in,
@@ -620,24 +621,11 @@ impl Store {
     /// On PostgreSQL only those `engine_id` owns (see [`Store::adopt_orphans`]); on SQLite
     /// every one (one engine owns the database).
     pub async fn unfinished_jobs(&self, engine_id: &str) -> Result<Vec<DialJob>> {
-        let sql = crate::q(format!(
-            "{} WHERE c.status IN {} AND {} ORDER BY c.id",
-            job_select(),
-            sql_in(CallStatus::IN_CREATION),
-            self.owned_by("c.")
-        ));
-        Ok(sqlx::query_as(sql)
-            .bind(engine_id)
-            .fetch_all(self.reader())
-            .await?)
-    }
-
-    /// The condition "owned by the engine bound here": always true on SQLite.
-    fn owned_by(&self, alias: &str) -> String {
-        match self.backend() {
-            super::Backend::Sqlite => "(? IS NOT NULL OR 1 = 1)".to_string(),
-            super::Backend::Postgres => format!("{alias}engine_id = ?"),
-        }
+        let mut sql = Sql::new(self.backend());
+        sql.push(&job_select()).push(" WHERE c.status IN ");
+        sql.push(&sql_in(CallStatus::IN_CREATION)).push(" AND ");
+        sql.owned_by("c.", engine_id).push(" ORDER BY c.id");
+        Ok(sql.query_as().fetch_all(self.reader()).await?)
     }
 
     /// One sequence's job, re-read (for a rescuer, or after a store error).
@@ -694,22 +682,14 @@ impl Store {
     /// Calls created at Vapi and not yet ended, least recently updated first (polling order).
     /// On PostgreSQL only those `engine_id` owns: each engine polls its own calls.
     pub async fn active_calls(&self, engine_id: &str, limit: i64) -> Result<Vec<Call>> {
-        let sql = crate::q(format!(
-            "SELECT {CALL_COLUMNS} FROM calls {} WHERE status IN {} AND {} \
-             ORDER BY updated_at LIMIT ?",
-            // SQLite's planner is told the partial index; PostgreSQL picks it by itself.
-            match self.backend() {
-                super::Backend::Sqlite => "INDEXED BY calls_active",
-                super::Backend::Postgres => "",
-            },
-            sql_in(CallStatus::AT_VAPI),
-            self.owned_by("")
-        ));
-        Ok(sqlx::query_as(sql)
-            .bind(engine_id)
-            .bind(limit)
-            .fetch_all(self.reader())
-            .await?)
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT ").push(CALL_COLUMNS).push(" FROM calls");
+        sql.indexed_by("calls_active").push(" WHERE status IN ");
+        sql.push(&sql_in(CallStatus::AT_VAPI)).push(" AND ");
+        sql.owned_by("", engine_id)
+            .push(" ORDER BY updated_at LIMIT ")
+            .bind(limit);
+        Ok(sql.query_as().fetch_all(self.reader()).await?)
     }
 }
 
@@ -784,7 +764,9 @@ async fn take_pacer_slot(
     Ok(None)
 }
 
-/// The claim's reads and writes, in the caller's transaction (committed by the caller).
+/// The claim's reads and writes, in the caller's transaction (committed by the caller): the
+/// zones whose window is open, the next candidate there, the campaign's policy on it (skip
+/// and defer are recorded and the next candidate read), a number from the pool, the call.
 async fn claim_in(
     tx: &mut Transaction<'static, Any>,
     campaign_id: i64,
@@ -798,116 +780,18 @@ async fn claim_in(
         benched: None,
     };
     let (rules, zones) = super::policy::rules_in(tx, campaign_id).await?;
-    let window = rules.window();
-    let default_open = zones.iter().any(String::is_empty) && window.is_open(rules.zone(), at);
-    let open: Vec<String> = zones
-        .into_iter()
-        .filter(|z| {
-            z.parse::<chrono_tz::Tz>()
-                .is_ok_and(|tz| window.is_open(tz, at))
-        })
-        .collect();
-    if open.is_empty() && !default_open {
+    let Some(open) = OpenZones::of(&rules, zones, at) else {
         return Ok(claimed);
-    }
-    let mut zone_sql = Vec::new();
-    if !open.is_empty() {
-        let marks = vec!["?"; open.len()];
-        zone_sql.push(format!("k.timezone IN ({})", marks.join(", ")));
-    }
-    if default_open {
-        zone_sql.push("k.timezone IS NULL".to_string());
-    }
-    let sql = format!(
-        "SELECT k.id, k.sequence, k.phone, k.timezone FROM contacts k JOIN campaigns g ON g.id = k.campaign_id \
-         WHERE k.campaign_id = ? AND k.status = ? AND g.status = ? AND {} \
-         AND (k.eligible_at IS NULL OR k.eligible_at <= ?) AND ({}) ORDER BY k.id LIMIT 1{}",
-        super::contacts::CLAIMABLE_IMPORT_SQL,
-        zone_sql.join(" OR "),
-        // Several engines claim at once on PostgreSQL: each takes a contact no other
-        // transaction holds (SQLite has one writer and needs no lock).
-        match super::backend_of(tx) {
-            super::Backend::Postgres => " FOR UPDATE OF k SKIP LOCKED",
-            super::Backend::Sqlite => "",
-        }
-    );
-    let at_text = super::format_time(at);
+    };
     let policy_rules = rules.rules();
     for _ in 0..MAX_DECISIONS_PER_CLAIM {
-        let mut query = sqlx::query_as(crate::q(&sql))
-            .bind(campaign_id)
-            .bind(ContactStatus::Pending)
-            .bind(crate::model::CampaignStatus::Dialing)
-            .bind(&at_text);
-        for zone in &open {
-            query = query.bind(zone);
-        }
-        let next: Option<(i64, i64, String, Option<String>)> =
-            query.fetch_optional(&mut **tx).await?;
-        let Some((contact_id, sequence, phone, zone)) = next else {
+        let Some(candidate) = next_candidate(tx, campaign_id, &open, at).await? else {
             break;
         };
-        let facts =
-            super::policy::facts_in(tx, campaign_id, contact_id, &phone, &policy_rules, at).await?;
-        let reason = match switchboard_model::policy::decide(&policy_rules, &facts, at) {
-            switchboard_model::policy::Decision::Dial => format!(
-                "dial: {} inside the window {} {}; not on the do-not-call list; {} call(s) to this number in 7 days",
-                zone.as_deref().unwrap_or(&rules.timezone),
-                rules.call_window,
-                rules.call_days,
-                facts.recent_calls.len()
-            ),
-            switchboard_model::policy::Decision::Skip(reason) => {
-                claimed.decided = true;
-                sqlx::query(crate::q(
-                    "UPDATE contacts SET status = ?, skip_reason = ? WHERE id = ?",
-                ))
-                .bind(ContactStatus::Skipped)
-                .bind(&reason)
-                .bind(contact_id)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(crate::q(
-                    "UPDATE campaigns SET contacts_done = contacts_done + 1 WHERE id = ?",
-                ))
-                .bind(campaign_id)
-                .execute(&mut **tx)
-                .await?;
-                super::policy::record_in(
-                    tx,
-                    &phone,
-                    Some(campaign_id),
-                    Some(contact_id),
-                    None,
-                    "SKIP",
-                    &reason,
-                )
-                .await?;
-                continue;
-            }
-            switchboard_model::policy::Decision::Defer { until, reason } => {
-                claimed.decided = true;
-                let until = super::format_time(until);
-                sqlx::query(crate::q(
-                    "UPDATE contacts SET eligible_at = ?, eligible_reason = ? WHERE id = ?",
-                ))
-                .bind(&until)
-                .bind(&reason)
-                .bind(contact_id)
-                .execute(&mut **tx)
-                .await?;
-                super::policy::record_in(
-                    tx,
-                    &phone,
-                    Some(campaign_id),
-                    Some(contact_id),
-                    None,
-                    "DEFER",
-                    &format!("{reason}: eligible again at {until}"),
-                )
-                .await?;
-                continue;
-            }
+        let Some(reason) = judge(tx, campaign_id, &candidate, &rules, &policy_rules, at).await?
+        else {
+            claimed.decided = true;
+            continue;
         };
         // The number this call is made from: the pool's next usable one. None usable: the
         // contact is left as it is and the engine pauses the campaign with the reason.
@@ -918,51 +802,16 @@ async fn claim_in(
                 break;
             }
         };
-        // A redial (or any later sequence) is linked to the contact's previous call.
-        let previous: Option<i64> =
-            sqlx::query_scalar(crate::q("SELECT max(id) FROM calls WHERE contact_id = ?"))
-                .bind(contact_id)
-                .fetch_one(&mut **tx)
-                .await?;
-        let sequence = sequence + 1;
-        // The claim's instant (the clock in production; a test's injected time).
-        let created = super::format_time(at);
-        set_contact(tx, contact_id, ContactStatus::Dialing).await?;
-        sqlx::query(crate::q("UPDATE contacts SET sequence = ? WHERE id = ?"))
-            .bind(sequence)
-            .bind(contact_id)
-            .execute(&mut **tx)
-            .await?;
-        let call_id: i64 = sqlx::query_scalar(crate::q(
-            "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
-             engine_id, created_at, updated_at, redial_of, phone_number_id) \
-             VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(campaign_id)
-        .bind(contact_id)
-        .bind(sequence)
-        .bind(call_reference(instance, contact_id, sequence))
-        .bind(CallStatus::Creating)
-        .bind(engine_id)
-        .bind(&created)
-        .bind(&created)
-        .bind(previous)
-        .bind(&number)
-        .fetch_one(&mut **tx)
-        .await?;
-        super::policy::record_in(
-            tx,
-            &phone,
-            Some(campaign_id),
-            Some(contact_id),
-            Some(call_id),
-            "DIAL",
-            &reason,
-        )
-        .await?;
-        let attempt_id = insert_attempt(tx, call_id, 1).await?;
-        let job = job_in(tx, call_id).await?;
-        claimed.job = Some((job, attempt_id));
+        let call = NewCall {
+            campaign_id,
+            candidate: &candidate,
+            instance,
+            engine_id,
+            number: &number,
+            reason: &reason,
+            at,
+        };
+        claimed.job = Some(insert_call(tx, call).await?);
         return Ok(claimed);
     }
     // Nothing to dial now: skips and deferrals are kept; a campaign whose every contact
@@ -971,6 +820,225 @@ async fn claim_in(
         complete_if_done(tx, campaign_id).await?;
     }
     Ok(claimed)
+}
+
+/// The zones whose calling window is open at the claim's instant: the contacts' own zones,
+/// and the campaign's for contacts without one.
+struct OpenZones {
+    zones: Vec<String>,
+    default_open: bool,
+}
+
+impl OpenZones {
+    /// `None` when no contact of the campaign may be called now.
+    fn of(
+        rules: &super::policy::CampaignRules,
+        zones: Vec<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<OpenZones> {
+        let window = rules.window();
+        let default_open = zones.iter().any(String::is_empty) && window.is_open(rules.zone(), at);
+        let zones: Vec<String> = zones
+            .into_iter()
+            .filter(|z| {
+                z.parse::<chrono_tz::Tz>()
+                    .is_ok_and(|tz| window.is_open(tz, at))
+            })
+            .collect();
+        (default_open || !zones.is_empty()).then_some(OpenZones {
+            zones,
+            default_open,
+        })
+    }
+}
+
+/// A contact the claim may dial, as read.
+struct Candidate {
+    contact_id: i64,
+    /// The sequences the contact has used so far.
+    sequence: i64,
+    phone: String,
+    zone: Option<String>,
+}
+
+/// The campaign's next waiting contact in an open zone, oldest first. Several engines claim
+/// at once on PostgreSQL: each takes a contact no other transaction holds.
+async fn next_candidate(
+    tx: &mut Transaction<'static, Any>,
+    campaign_id: i64,
+    open: &OpenZones,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Candidate>> {
+    let mut sql = Sql::new(super::backend_of(tx));
+    sql.push(
+        "SELECT k.id, k.sequence, k.phone, k.timezone FROM contacts k \
+         JOIN campaigns g ON g.id = k.campaign_id WHERE k.campaign_id = ",
+    );
+    sql.bind(campaign_id).push(" AND k.status = ");
+    sql.bind(ContactStatus::Pending.as_str())
+        .push(" AND g.status = ");
+    sql.bind(crate::model::CampaignStatus::Dialing.as_str());
+    sql.push(" AND ")
+        .push(super::contacts::CLAIMABLE_IMPORT_SQL);
+    sql.push(" AND (k.eligible_at IS NULL OR k.eligible_at <= ");
+    sql.bind(super::format_time(at)).push(") AND (");
+    if !open.zones.is_empty() {
+        sql.push("k.timezone IN ").bind_list(&open.zones);
+        if open.default_open {
+            sql.push(" OR ");
+        }
+    }
+    if open.default_open {
+        sql.push("k.timezone IS NULL");
+    }
+    sql.push(") ORDER BY k.id LIMIT 1")
+        .for_update_skip_locked("k");
+    let row: Option<(i64, i64, String, Option<String>)> =
+        sql.query_as().fetch_optional(&mut **tx).await?;
+    Ok(row.map(|(contact_id, sequence, phone, zone)| Candidate {
+        contact_id,
+        sequence,
+        phone,
+        zone,
+    }))
+}
+
+/// The campaign's policy on a candidate: `Some(why)` to dial it, `None` when it was skipped
+/// or deferred (recorded here, with the contact's new state).
+async fn judge(
+    tx: &mut Transaction<'static, Any>,
+    campaign_id: i64,
+    candidate: &Candidate,
+    rules: &super::policy::CampaignRules,
+    policy_rules: &switchboard_model::policy::Rules,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<String>> {
+    use switchboard_model::policy::Decision;
+    let Candidate {
+        contact_id,
+        phone,
+        zone,
+        ..
+    } = candidate;
+    let facts =
+        super::policy::facts_in(tx, campaign_id, *contact_id, phone, policy_rules, at).await?;
+    match switchboard_model::policy::decide(policy_rules, &facts, at) {
+        Decision::Dial => Ok(Some(format!(
+            "dial: {} inside the window {} {}; not on the do-not-call list; {} call(s) to this number in 7 days",
+            zone.as_deref().unwrap_or(&rules.timezone),
+            rules.call_window,
+            rules.call_days,
+            facts.recent_calls.len()
+        ))),
+        Decision::Skip(reason) => {
+            sqlx::query(crate::q(
+                "UPDATE contacts SET status = ?, skip_reason = ? WHERE id = ?",
+            ))
+            .bind(ContactStatus::Skipped)
+            .bind(&reason)
+            .bind(contact_id)
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(crate::q(
+                "UPDATE campaigns SET contacts_done = contacts_done + 1 WHERE id = ?",
+            ))
+            .bind(campaign_id)
+            .execute(&mut **tx)
+            .await?;
+            let (campaign, contact) = (Some(campaign_id), Some(*contact_id));
+            super::policy::record_in(tx, phone, campaign, contact, None, "SKIP", &reason).await?;
+            Ok(None)
+        }
+        Decision::Defer { until, reason } => {
+            let until = super::format_time(until);
+            sqlx::query(crate::q(
+                "UPDATE contacts SET eligible_at = ?, eligible_reason = ? WHERE id = ?",
+            ))
+            .bind(&until)
+            .bind(&reason)
+            .bind(contact_id)
+            .execute(&mut **tx)
+            .await?;
+            let why = format!("{reason}: eligible again at {until}");
+            let (campaign, contact) = (Some(campaign_id), Some(*contact_id));
+            super::policy::record_in(tx, phone, campaign, contact, None, "DEFER", &why).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// The call a claim writes: who, from which number, why, when.
+struct NewCall<'a> {
+    campaign_id: i64,
+    candidate: &'a Candidate,
+    instance: &'a str,
+    engine_id: &'a str,
+    number: &'a str,
+    reason: &'a str,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Writes the claimed call (CREATING, its first attempt, linked to the contact's previous
+/// call) before any request is sent; returns its job and attempt id.
+async fn insert_call(
+    tx: &mut Transaction<'static, Any>,
+    call: NewCall<'_>,
+) -> Result<(DialJob, i64)> {
+    let NewCall {
+        campaign_id,
+        candidate,
+        instance,
+        engine_id,
+        number,
+        reason,
+        at,
+    } = call;
+    let contact_id = candidate.contact_id;
+    // A redial (or any later sequence) is linked to the contact's previous call.
+    let previous: Option<i64> =
+        sqlx::query_scalar(crate::q("SELECT max(id) FROM calls WHERE contact_id = ?"))
+            .bind(contact_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let sequence = candidate.sequence + 1;
+    // The claim's instant (the clock in production; a test's injected time).
+    let created = super::format_time(at);
+    set_contact(tx, contact_id, ContactStatus::Dialing).await?;
+    sqlx::query(crate::q("UPDATE contacts SET sequence = ? WHERE id = ?"))
+        .bind(sequence)
+        .bind(contact_id)
+        .execute(&mut **tx)
+        .await?;
+    let call_id: i64 = sqlx::query_scalar(crate::q(
+        "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
+         engine_id, created_at, updated_at, redial_of, phone_number_id) \
+         VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id",
+    ))
+    .bind(campaign_id)
+    .bind(contact_id)
+    .bind(sequence)
+    .bind(call_reference(instance, contact_id, sequence))
+    .bind(CallStatus::Creating)
+    .bind(engine_id)
+    .bind(&created)
+    .bind(&created)
+    .bind(previous)
+    .bind(number)
+    .fetch_one(&mut **tx)
+    .await?;
+    let (campaign, contact) = (Some(campaign_id), Some(contact_id));
+    super::policy::record_in(
+        tx,
+        &candidate.phone,
+        campaign,
+        contact,
+        Some(call_id),
+        "DIAL",
+        reason,
+    )
+    .await?;
+    let attempt_id = insert_attempt(tx, call_id, 1).await?;
+    Ok((job_in(tx, call_id).await?, attempt_id))
 }
 
 /// What a claim did: the call it claimed, and whether it decided (skipped, deferred) other
@@ -1071,12 +1139,12 @@ async fn end_unfinished(
 }
 
 async fn call_in(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<Call> {
-    let sql = crate::q(format!(
-        "SELECT {CALL_COLUMNS} FROM calls WHERE id = ?{}",
-        super::for_update(tx)
-    ));
-    sqlx::query_as(sql)
-        .bind(call_id)
+    let mut sql = Sql::new(super::backend_of(tx));
+    sql.push("SELECT ")
+        .push(CALL_COLUMNS)
+        .push(" FROM calls WHERE id = ");
+    sql.bind(call_id).for_update();
+    sql.query_as()
         .fetch_optional(&mut **tx)
         .await?
         .ok_or(StoreError::UnknownCall(call_id))

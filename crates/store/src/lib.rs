@@ -13,6 +13,7 @@ pub mod events;
 pub mod lease;
 pub mod numbers;
 pub mod policy;
+mod sql;
 pub mod stats;
 
 use std::path::Path;
@@ -112,15 +113,6 @@ pub(crate) fn backend_of(tx: &Transaction<'static, Any>) -> Backend {
         Backend::Postgres
     } else {
         Backend::Sqlite
-    }
-}
-
-/// `FOR UPDATE` on PostgreSQL (a read that a transition then writes locks its row against
-/// other engines); nothing on SQLite, where the single writer already serialises.
-pub(crate) fn for_update(tx: &Transaction<'static, Any>) -> &'static str {
-    match backend_of(tx) {
-        Backend::Postgres => " FOR UPDATE",
-        Backend::Sqlite => "",
     }
 }
 

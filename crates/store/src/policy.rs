@@ -159,7 +159,10 @@ impl CampaignRules {
                 ));
             }
         }
-        if !(0..=3650).contains(&self.suppress_days) {
+        if switchboard_model::policy::limits::SUPPRESS_DAYS
+            .check(self.suppress_days as f64)
+            .is_err()
+        {
             return Err(switchboard_model::policy::PolicyError::SuppressDays(
                 self.suppress_days,
             ));

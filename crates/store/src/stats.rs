@@ -1,6 +1,7 @@
 //! Read-side queries: counter verification, histograms and the paged call lists the console
 //! and CLI show. All of them go to the reader pool.
 
+use super::sql::{Arg, Sql};
 use super::{Result, Store};
 use crate::model::{AttemptOutcome, CallStatus, ContactStatus, sql_in};
 
@@ -108,88 +109,65 @@ impl Anchor {
     }
 }
 
-/// One direction of a keyset read: the condition "comes after the anchor" in this
-/// direction, its order, and the values it binds (in order). Plain comparisons joined by
-/// OR, portable to any SQL database (no row values, whose directions could not differ).
-struct Keyset {
-    condition: String,
-    order: &'static str,
-    binds: Vec<KeyValue>,
-}
-
-enum KeyValue {
-    Int(i64),
-    Text(&'static str),
-}
-
-impl Keyset {
-    /// Rows after the anchor in the list's order (`forward`) or before it, nearest first;
-    /// `inclusive` takes the anchor's own row too (one read instead of two).
-    fn new(sort: CallSort, anchor: &Anchor, forward: bool, inclusive: bool) -> Keyset {
-        use KeyValue::{Int, Text};
-        let id = anchor.id;
-        let (condition, order, binds) = match (sort, forward) {
-            (CallSort::Newest, true) | (CallSort::Oldest, false) => {
-                ("c.id < ?", "c.id DESC", vec![Int(id)])
-            }
-            (CallSort::Newest, false) | (CallSort::Oldest, true) => {
-                ("c.id > ?", "c.id ASC", vec![Int(id)])
-            }
-            (CallSort::Status, true) => (
-                "(c.status > ? OR (c.status = ? AND c.id < ?))",
-                "c.status, c.id DESC",
-                vec![
-                    Text(anchor.status.as_str()),
-                    Text(anchor.status.as_str()),
-                    Int(id),
-                ],
-            ),
-            (CallSort::Status, false) => (
-                "(c.status < ? OR (c.status = ? AND c.id > ?))",
-                "c.status DESC, c.id ASC",
-                vec![
-                    Text(anchor.status.as_str()),
-                    Text(anchor.status.as_str()),
-                    Int(id),
-                ],
-            ),
-            (CallSort::Attempts, true) => (
-                "(c.attempt_count < ? OR (c.attempt_count = ? AND c.id < ?))",
-                "c.attempt_count DESC, c.id DESC",
-                vec![
-                    Int(anchor.attempt_count),
-                    Int(anchor.attempt_count),
-                    Int(id),
-                ],
-            ),
-            (CallSort::Attempts, false) => (
-                "(c.attempt_count > ? OR (c.attempt_count = ? AND c.id > ?))",
-                "c.attempt_count ASC, c.id ASC",
-                vec![
-                    Int(anchor.attempt_count),
-                    Int(anchor.attempt_count),
-                    Int(id),
-                ],
-            ),
-        };
-        let condition = if inclusive {
-            // The id comparison is the last one: with equality it takes the anchor's row.
-            match condition.rfind("c.id ") {
-                Some(at) => {
-                    let (head, tail) = condition.split_at(at);
-                    format!("{head}{}", tail.replacen(" ?", "= ?", 1))
-                }
-                None => condition.to_string(),
-            }
-        } else {
-            condition.to_string()
-        };
-        Keyset {
-            condition,
-            order,
-            binds,
+/// One direction of a keyset read: "comes after the anchor" in this direction (rows after
+/// it in the list's order when `forward`, else before it, nearest first; `inclusive` takes
+/// the anchor's own row too, one read instead of two), appended to `sql`, and the order that
+/// goes with it. Plain comparisons joined by OR, portable to any SQL database (no row values,
+/// whose directions could not differ).
+fn push_keyset(
+    sql: &mut Sql,
+    sort: CallSort,
+    anchor: &Anchor,
+    forward: bool,
+    inclusive: bool,
+) -> &'static str {
+    // (the sort key and its value, whether the key runs upwards, whether the id runs
+    // downwards, the ORDER BY)
+    let status = || ("c.status", Arg::from(anchor.status.as_str()));
+    let attempts = || ("c.attempt_count", Arg::from(anchor.attempt_count));
+    let (key, key_up, id_down, order) = match (sort, forward) {
+        (CallSort::Newest, true) | (CallSort::Oldest, false) => (None, true, true, "c.id DESC"),
+        (CallSort::Newest, false) | (CallSort::Oldest, true) => (None, true, false, "c.id ASC"),
+        (CallSort::Status, true) => (Some(status()), true, true, "c.status, c.id DESC"),
+        (CallSort::Status, false) => (Some(status()), false, false, "c.status DESC, c.id ASC"),
+        (CallSort::Attempts, true) => (
+            Some(attempts()),
+            false,
+            true,
+            "c.attempt_count DESC, c.id DESC",
+        ),
+        (CallSort::Attempts, false) => (
+            Some(attempts()),
+            true,
+            false,
+            "c.attempt_count ASC, c.id ASC",
+        ),
+    };
+    let id_op = match (id_down, inclusive) {
+        (true, false) => "c.id < ",
+        (true, true) => "c.id <= ",
+        (false, false) => "c.id > ",
+        (false, true) => "c.id >= ",
+    };
+    match key {
+        None => {
+            sql.push(id_op).bind(anchor.id);
+        }
+        Some((column, value)) => {
+            sql.push("(").push(column);
+            sql.push(if key_up { " > " } else { " < " });
+            sql.bind(value.clone())
+                .push(" OR (")
+                .push(column)
+                .push(" = ");
+            sql.bind(value)
+                .push(" AND ")
+                .push(id_op)
+                .bind(anchor.id)
+                .push("))");
         }
     }
+    order
 }
 
 /// One row of a call list, with its contact.
@@ -238,71 +216,47 @@ struct PendingRow {
 }
 
 impl CallQuery {
-    fn where_clause(&self) -> String {
-        let mut parts = vec!["1 = 1".to_string()];
-        if self.campaign_id.is_some() {
-            parts.push("c.campaign_id = ?".into());
+    /// The list's filter over `calls c` (with `contacts k` joined when it has text).
+    fn push_filter(&self, sql: &mut Sql) {
+        sql.push("1 = 1");
+        if let Some(id) = self.campaign_id {
+            sql.push(" AND c.campaign_id = ").bind(id);
         }
-        parts.push(match self.tab {
-            CallTab::Dialing => format!("c.status IN {}", sql_in(CallStatus::IN_CREATION)),
-            CallTab::Active => format!("c.status IN {}", sql_in(CallStatus::AT_VAPI)),
-            CallTab::Failed => format!("c.status IN {}", sql_in(&[CallStatus::Failed])),
-            CallTab::Done => format!("c.status IN {}", sql_in(&[CallStatus::Ended])),
-            // Pending lists contacts (`pending_where`); never reaches here.
-            CallTab::Pending | CallTab::All => "1 = 1".to_string(),
-        });
-        if self.status.is_some() {
-            parts.push("c.status = ?".into());
+        let tab = match self.tab {
+            CallTab::Dialing => Some(sql_in(CallStatus::IN_CREATION)),
+            CallTab::Active => Some(sql_in(CallStatus::AT_VAPI)),
+            CallTab::Failed => Some(sql_in(&[CallStatus::Failed])),
+            CallTab::Done => Some(sql_in(&[CallStatus::Ended])),
+            // Pending lists contacts (`push_pending_filter`); never reaches here.
+            CallTab::Pending | CallTab::All => None,
+        };
+        if let Some(statuses) = tab {
+            sql.push(" AND c.status IN ").push(&statuses);
         }
-        if self.text.is_some() {
-            parts.push(
-                "(k.phone LIKE ? OR k.name LIKE ? OR c.provider_call_id LIKE ? OR c.ended_reason LIKE ?)"
-                    .into(),
-            );
+        if let Some(status) = self.status {
+            sql.push(" AND c.status = ").bind(status.as_str());
         }
-        parts.join(" AND ")
+        if let Some(text) = &self.text {
+            sql.push(" AND (").contains("k.phone", text).push(" OR ");
+            sql.contains("k.name", text).push(" OR ");
+            sql.contains("c.provider_call_id", text).push(" OR ");
+            sql.contains("c.ended_reason", text).push(")");
+        }
     }
 
     /// The Pending tab's filter over `contacts k`: waiting contacts whose import is done.
-    fn pending_where(&self) -> String {
-        let mut parts = vec![
-            format!("k.status IN {}", sql_in(&[ContactStatus::Pending])),
-            super::contacts::CLAIMABLE_IMPORT_SQL.to_string(),
-        ];
-        if self.campaign_id.is_some() {
-            parts.push("k.campaign_id = ?".into());
-        }
-        if self.text.is_some() {
-            parts.push("(k.phone LIKE ? ESCAPE '\\' OR k.name LIKE ? ESCAPE '\\')".into());
-        }
-        parts.join(" AND ")
-    }
-
-    fn bind<'q, O>(
-        &'q self,
-        mut query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
-        pattern: &'q Option<String>,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    fn push_pending_filter(&self, sql: &mut Sql) {
+        sql.push("k.status IN ")
+            .push(&sql_in(&[ContactStatus::Pending]))
+            .push(" AND ")
+            .push(super::contacts::CLAIMABLE_IMPORT_SQL);
         if let Some(id) = self.campaign_id {
-            query = query.bind(id);
+            sql.push(" AND k.campaign_id = ").bind(id);
         }
-        if let Some(status) = self.status {
-            query = query.bind(status);
+        if let Some(text) = &self.text {
+            sql.push(" AND (").contains("k.phone", text).push(" OR ");
+            sql.contains("k.name", text).push(")");
         }
-        if let Some(p) = pattern {
-            query = query.bind(p).bind(p).bind(p).bind(p);
-        }
-        query
-    }
-
-    fn pattern(&self) -> Option<String> {
-        self.text.as_ref().map(|t| {
-            let escaped = t
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        })
     }
 }
 
@@ -312,22 +266,6 @@ const CALL_COLUMNS: &str = "c.id, c.campaign_id, c.contact_id, k.name AS contact
      c.sequence, k.redials";
 
 impl Store {
-    /// A case-insensitive LIKE with `\` as its escape (SQLite's LIKE ignores ASCII case;
-    /// PostgreSQL's needs ILIKE).
-    /// The Pending tab's filter with this backend's case-insensitive LIKE.
-    fn pending_where(&self, query: &CallQuery) -> String {
-        query
-            .pending_where()
-            .replace(" LIKE ? ESCAPE '\\'", self.like_escaped())
-    }
-
-    fn like_escaped(&self) -> &'static str {
-        match self.backend() {
-            super::Backend::Sqlite => " LIKE ? ESCAPE '\\'",
-            super::Backend::Postgres => " ILIKE ? ESCAPE '\\'",
-        }
-    }
-
     /// Campaigns whose counters disagree with their rows; empty when all is consistent.
     pub async fn verify_counters(&self) -> Result<Vec<CounterMismatch>> {
         let sql = crate::q(format!(
@@ -435,25 +373,31 @@ impl Store {
             (CallSort::Attempts, false) => "c.attempt_count DESC, c.id DESC",
             (CallSort::Attempts, true) => "c.attempt_count ASC, c.id ASC",
         };
-        let columns = CALL_COLUMNS;
-        let filter = query.where_clause().replace(" LIKE ?", self.like_escaped());
-        let sql = crate::q(if query.text.is_some() {
+        let mut sql = Sql::new(self.backend());
+        if query.text.is_some() {
             // The filter needs the contact, so rows are joined before they are skipped.
-            format!(
-                "SELECT {columns} FROM calls c JOIN contacts k ON k.id = c.contact_id \
-                 WHERE {filter} ORDER BY {order} LIMIT ? OFFSET ?"
-            )
+            sql.push("SELECT ").push(CALL_COLUMNS);
+            sql.push(" FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE ");
+            query.push_filter(&mut sql);
+            sql.push(" ORDER BY ")
+                .push(order)
+                .push(" LIMIT ")
+                .bind(limit);
+            sql.push(" OFFSET ").bind(offset);
         } else {
             // Skip over calls alone (an index walk), then join only the window's rows.
-            format!(
-                "SELECT {columns} FROM (SELECT * FROM calls c WHERE {filter} ORDER BY {order} \
-                 LIMIT ? OFFSET ?) c JOIN contacts k ON k.id = c.contact_id ORDER BY {order}"
-            )
-        });
-        let pattern = query.pattern();
-        let q = query.bind(sqlx::query_as(sql), &pattern);
-        let mut rows: Vec<CallListRow> =
-            q.bind(limit).bind(offset).fetch_all(self.reader()).await?;
+            sql.push("SELECT ").push(CALL_COLUMNS);
+            sql.push(" FROM (SELECT * FROM calls c WHERE ");
+            query.push_filter(&mut sql);
+            sql.push(" ORDER BY ")
+                .push(order)
+                .push(" LIMIT ")
+                .bind(limit);
+            sql.push(" OFFSET ").bind(offset);
+            sql.push(") c JOIN contacts k ON k.id = c.contact_id ORDER BY ")
+                .push(order);
+        }
+        let mut rows: Vec<CallListRow> = sql.query_as().fetch_all(self.reader()).await?;
         if reversed {
             rows.reverse();
         }
@@ -506,23 +450,18 @@ impl Store {
         if take <= 0 {
             return Ok(Vec::new());
         }
-        let keyset = Keyset::new(query.sort, anchor, forward, inclusive);
-        let filter = query.where_clause().replace(" LIKE ?", self.like_escaped());
-        // `?` → `$n` for PostgreSQL, as everywhere in the store.
-        let sql = crate::q(format!(
-            "SELECT {CALL_COLUMNS} FROM calls c JOIN contacts k ON k.id = c.contact_id \
-             WHERE {filter} AND {} ORDER BY {} LIMIT ? OFFSET ?",
-            keyset.condition, keyset.order
-        ));
-        let pattern = query.pattern();
-        let mut q = query.bind(sqlx::query_as(sql), &pattern);
-        for value in &keyset.binds {
-            q = match value {
-                KeyValue::Int(v) => q.bind(*v),
-                KeyValue::Text(v) => q.bind(*v),
-            };
-        }
-        Ok(q.bind(take).bind(skip).fetch_all(self.reader()).await?)
+        let mut sql = Sql::new(self.backend());
+        sql.push("SELECT ").push(CALL_COLUMNS);
+        sql.push(" FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE ");
+        query.push_filter(&mut sql);
+        sql.push(" AND ");
+        let order = push_keyset(&mut sql, query.sort, anchor, forward, inclusive);
+        sql.push(" ORDER BY ")
+            .push(order)
+            .push(" LIMIT ")
+            .bind(take);
+        sql.push(" OFFSET ").bind(skip);
+        Ok(sql.query_as().fetch_all(self.reader()).await?)
     }
 
     /// The Pending tab's window: waiting contacts in the order they are claimed (oldest
@@ -533,29 +472,21 @@ impl Store {
         query: &CallQuery,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<CallListRow>> {
-        let sql = crate::q(format!(
+        let mut sql = Sql::new(self.backend());
+        sql.push(
             "SELECT k.id AS id, k.campaign_id, k.id AS contact_id, k.name AS contact_name, \
-             k.phone, '{}' AS status, k.sequence AS attempt_count, \
+             k.phone, ",
+        );
+        sql.bind(CallStatus::Requeued.as_str()).push(
+            " AS status, k.sequence AS attempt_count, \
              NULL AS provider_call_id, NULL AS ended_reason, k.created_at, NULL AS cost_usd, \
              1 AS pending_contact, k.sequence, k.redials, \
-             k.eligible_at, k.eligible_reason, k.timezone \
-             FROM contacts k WHERE {} ORDER BY k.id LIMIT ? OFFSET ?",
-            CallStatus::Requeued.as_str(),
-            self.pending_where(query)
-        ));
-        let pattern = query.pattern();
-        let mut q = sqlx::query_as(sql);
-        if let Some(id) = query.campaign_id {
-            q = q.bind(id);
-        }
-        if let Some(p) = &pattern {
-            q = q.bind(p).bind(p);
-        }
-        let read: Vec<PendingRow> = q
-            .bind(query.limit.max(0))
-            .bind(query.offset.max(0))
-            .fetch_all(self.reader())
-            .await?;
+             k.eligible_at, k.eligible_reason, k.timezone FROM contacts k WHERE ",
+        );
+        query.push_pending_filter(&mut sql);
+        sql.push(" ORDER BY k.id LIMIT ").bind(query.limit.max(0));
+        sql.push(" OFFSET ").bind(query.offset.max(0));
+        let read: Vec<PendingRow> = sql.query_as().fetch_all(self.reader()).await?;
         // The rules of the window's campaigns (one, from the console), read once each.
         let mut rules: Vec<(i64, super::policy::CampaignRules)> = Vec::new();
         let mut rows = Vec::with_capacity(read.len());
@@ -589,35 +520,20 @@ impl Store {
 
     /// How many calls a list has in all (for the tab counts and the scroll bar).
     pub async fn call_count(&self, query: &CallQuery) -> Result<i64> {
+        let mut sql = Sql::new(self.backend());
         if query.tab == CallTab::Pending {
-            let sql = crate::q(format!(
-                "SELECT count(*) FROM contacts k WHERE {}",
-                self.pending_where(query)
-            ));
-            let pattern = query.pattern();
-            let mut q = sqlx::query_scalar(sql);
-            if let Some(id) = query.campaign_id {
-                q = q.bind(id);
-            }
-            if let Some(p) = &pattern {
-                q = q.bind(p).bind(p);
-            }
-            return Ok(q.fetch_one(self.reader()).await?);
-        }
-        // The contact is only needed to filter on its name or phone.
-        let join = if query.text.is_some() {
-            "JOIN contacts k ON k.id = c.contact_id"
+            sql.push("SELECT count(*) FROM contacts k WHERE ");
+            query.push_pending_filter(&mut sql);
         } else {
-            ""
-        };
-        let sql = crate::q(format!(
-            "SELECT count(*) FROM calls c {join} WHERE {}",
-            query.where_clause().replace(" LIKE ?", self.like_escaped())
-        ));
-        let pattern = query.pattern();
-        let q: sqlx::query::QueryAs<'_, sqlx::Any, (i64,), _> =
-            query.bind(sqlx::query_as(sql), &pattern);
-        Ok(q.fetch_one(self.reader()).await?.0)
+            sql.push("SELECT count(*) FROM calls c");
+            // The contact is only needed to filter on its name or phone.
+            if query.text.is_some() {
+                sql.push(" JOIN contacts k ON k.id = c.contact_id");
+            }
+            sql.push(" WHERE ");
+            query.push_filter(&mut sql);
+        }
+        Ok(sql.query_scalar().fetch_one(self.reader()).await?)
     }
 }
 
