@@ -155,7 +155,7 @@ async fn throughput(n: usize) -> Result<()> {
     config.vapi.max_requests_per_second = 1_000.0;
     let vapi = VapiClient::new(
         &config.vapi.base_url,
-        Secret::new("k"),
+        Secret::from("k"),
         config.request_timeout(),
     )?;
     let started = Instant::now();
@@ -216,7 +216,7 @@ async fn postgres_engines(n: usize) -> Result<()> {
             let store = Store::open_postgres(&url).await?;
             let vapi = VapiClient::new(
                 &config.vapi.base_url,
-                Secret::new("k"),
+                Secret::from("k"),
                 config.request_timeout(),
             )?;
             handles.push(dispatch::start(config.clone(), store, vapi).await?);
@@ -306,7 +306,7 @@ async fn slot_utilisation(n: usize) -> Result<()> {
     config.dispatch.quick_hangup_ms = 0;
     let vapi = VapiClient::new(
         &config.vapi.base_url,
-        Secret::new("k"),
+        Secret::from("k"),
         config.request_timeout(),
     )?;
     let started = Instant::now();
@@ -383,7 +383,7 @@ async fn rate_limit(n: usize) -> Result<()> {
     config.dispatch.quick_hangup_ms = 0;
     let vapi = VapiClient::new(
         &config.vapi.base_url,
-        Secret::new("k"),
+        Secret::from("k"),
         config.request_timeout(),
     )?;
     let started = Instant::now();
@@ -479,7 +479,7 @@ async fn rate_accuracy(secs: u64) -> Result<()> {
     config.tracking.poll_interval_ms = 3_600_000;
     let vapi = VapiClient::new(
         &config.vapi.base_url,
-        Secret::new("k"),
+        Secret::from("k"),
         config.request_timeout(),
     )?;
     let engine = dispatch::start(config, store.clone(), vapi).await?;

@@ -84,7 +84,7 @@ pub async fn prepare(db_path: &Path, contacts: Option<usize>) -> Result<Demo, De
         }
     }
     let sim_config = demo_simulator_config();
-    let key = Secret::new(sim_config.api_key.clone());
+    let key = Secret::from(sim_config.api_key.clone());
     let simulator = Simulator::start(sim_config, ([127, 0, 0, 1], 0).into())
         .await
         .map_err(DemoError::Simulator)?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::policy::limits;
 use crate::simulator::SimConfig;
 
 #[derive(Debug, Parser)]
@@ -224,17 +225,17 @@ pub struct RuleArgs {
     #[arg(long, value_name = "REASONS")]
     pub redial_reasons: Option<String>,
     /// Minutes before a redial (default 120).
-    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(i64).range(0..=43_200))]
+    #[arg(long, value_name = "MINUTES", value_parser = |s: &str| limits::REDIAL_DELAY_MIN.parse_whole(s))]
     pub redial_delay_min: Option<i64>,
     /// Redials per contact (default 2; 0 turns redials off).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=20))]
+    #[arg(long, value_name = "N", value_parser = |s: &str| limits::REDIAL_COUNT.parse_whole(s))]
     pub redial_count: Option<i64>,
     /// A state rule pack narrowing the window and caps: us-tcpa, us-fl, us-ok, us-md, us-tx
     /// (`off` for none).
     #[arg(long, value_name = "PACK")]
     pub pack: Option<String>,
     /// Skip a number another campaign called in the last N days (0 = off, the default).
-    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(i64).range(0..=3650))]
+    #[arg(long, value_name = "DAYS", value_parser = |s: &str| limits::SUPPRESS_DAYS.parse_whole(s))]
     pub suppress_days: Option<i64>,
 }
 

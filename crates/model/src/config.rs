@@ -1,9 +1,11 @@
 //! TOML configuration: every key has a default, unknown keys and bad values are errors that
-//! name the key and the file. The API key is never read from the file: only from the
-//! environment variable the file names, and it lives in a [`Secret`] that never prints.
+//! name the key and the file. Each key is declared once, in its section's [`section!`]: its
+//! field, default, range and unit, and its help (the doc comment). Durations are a number in
+//! the key's unit (`settle_after_ms = 120000`) or a humantime text (`settle_after_ms =
+//! "2m"`). The API key is never read from the file: only from the environment variable the
+//! file names, and it lives in a [`Secret`] that never prints.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,31 +34,160 @@ pub enum ConfigError {
     MissingApiKey { var: String },
 }
 
-/// A value that must never be printed: Debug and Display show `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A value that must never be printed (the API key, the webhook secret, a hook's token):
+/// `secrecy`'s string, whose Debug shows `[REDACTED]` and which has no Display.
+pub type Secret = secrecy::SecretString;
+pub use secrecy::ExposeSecret;
 
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    /// The only way to see the value: used when building the Authorization header.
-    pub fn expose(&self) -> &str {
-        &self.0
+/// Declares a config section once: for each key its field, its default, its range and unit
+/// when it has one, and its help (the doc comment). Makes the struct (serde reads it, unknown
+/// keys refused), its `Default`, one [`Bound`] per ranged key as an associated constant named
+/// like the key (`DispatchConfig::rate_per_second`, shared with the CLI's value parsers),
+/// `BOUNDS` listing them, and `check_ranges`.
+macro_rules! section {
+    (
+        $(#[$smeta:meta])*
+        pub struct $name:ident in $section:literal {
+            $(
+                $(#[$fmeta:meta])*
+                pub $field:ident: $ty:ty = $default:expr
+                    $(, range($min:expr, $max:expr, $unit:literal))?;
+            )*
+        }
+    ) => {
+        $(#[$smeta])*
+        #[derive(Debug, Clone, Deserialize, PartialEq)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $( $field: $default, )* }
+            }
+        }
+
+        #[allow(non_upper_case_globals)]
+        impl $name {
+            $($(
+                #[doc = concat!("The range of `", $section, ".", stringify!($field), "`.")]
+                pub const $field: Bound = Bound {
+                    key: concat!($section, ".", stringify!($field)),
+                    min: $min as f64,
+                    max: $max as f64,
+                    unit: $unit,
+                };
+            )?)*
+
+            /// Every ranged key of the section.
+            pub const BOUNDS: &'static [Bound] = &[ $($( { let _ = $min; Self::$field }, )?)* ];
+
+            /// The first value outside its key's range: the key and why.
+            fn check_ranges(&self) -> Result<(), (&'static str, String)> {
+                $($(
+                    let _ = $min;
+                    for value in Ranged::values(&self.$field) {
+                        Self::$field.check(value).map_err(|reason| (Self::$field.key, reason))?;
+                    }
+                )?)*
+                Ok(())
+            }
+        }
+    };
+}
+
+/// The numbers a setting holds, for its range check: none for an unset option, each entry
+/// of a list.
+trait Ranged {
+    fn values(&self) -> Vec<f64>;
+}
+
+macro_rules! ranged_number {
+    ($($t:ty),*) => {$(
+        impl Ranged for $t {
+            fn values(&self) -> Vec<f64> {
+                vec![*self as f64]
+            }
+        }
+    )*};
+}
+ranged_number!(f64, u32, u64, usize);
+
+impl<T: Ranged> Ranged for Option<T> {
+    fn values(&self) -> Vec<f64> {
+        self.as_ref().map(Ranged::values).unwrap_or_default()
     }
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
+impl<T: Ranged> Ranged for Vec<T> {
+    fn values(&self) -> Vec<f64> {
+        self.iter().flat_map(Ranged::values).collect()
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+/// Durations read as a number in the key's unit or as a humantime text ("120s", "2m").
+mod duration {
+    use serde::de::{self, Deserializer, Visitor};
+    use std::fmt;
+
+    struct Amount {
+        /// Milliseconds in the key's unit.
+        unit_ms: u64,
+    }
+
+    impl Visitor<'_> for Amount {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            let unit = if self.unit_ms == 1 { "ms" } else { "s" };
+            write!(
+                f,
+                "a whole number of {unit} or a duration such as \"90s\" or \"2m\""
+            )
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
+            let d = humantime_serde::re::humantime::parse_duration(v.trim())
+                .map_err(|_| E::invalid_value(de::Unexpected::Str(v), &self))?;
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            if ms % self.unit_ms != 0 {
+                return Err(E::invalid_value(de::Unexpected::Str(v), &self));
+            }
+            Ok(ms / self.unit_ms)
+        }
+    }
+
+    pub fn millis<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Amount { unit_ms: 1 })
+    }
+
+    pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Amount { unit_ms: 1000 })
+    }
+
+    /// A list of durations in milliseconds (the backoff schedule).
+    pub fn millis_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        struct Entry(u64);
+        impl<'de> serde::Deserialize<'de> for Entry {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entry, D::Error> {
+                millis(d).map(Entry)
+            }
+        }
+        let entries: Vec<Entry> = serde::Deserialize::deserialize(d)?;
+        Ok(entries.into_iter().map(|e| e.0).collect())
     }
 }
+
+const DAY_MS: f64 = 86_400_000.0;
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -72,21 +203,12 @@ pub struct Config {
     pub keys: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseConfig {
-    pub path: PathBuf,
-    /// `postgres://user:password@host:5432/db` selects PostgreSQL (several engines may share
-    /// it); a `sqlite:` URL or a path keeps SQLite. When set it wins over `path`.
-    pub url: Option<String>,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            path: PathBuf::from("switchboard.db"),
-            url: None,
-        }
+section! {
+    pub struct DatabaseConfig in "database" {
+        pub path: PathBuf = PathBuf::from("switchboard.db");
+        /// `postgres://user:password@host:5432/db` selects PostgreSQL (several engines may
+        /// share it); a `sqlite:` URL or a path keeps SQLite. When set it wins over `path`.
+        pub url: Option<String> = None;
     }
 }
 
@@ -100,41 +222,30 @@ impl DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct VapiConfig {
-    pub base_url: String,
-    /// Name of the environment variable holding the private API key.
-    pub api_key_env: String,
-    pub request_timeout_ms: u64,
-    /// Clock skew allowed between us and Vapi: a look-up searches createdAt from an attempt's
-    /// send time minus this, to its settle deadline plus this. (`lookup_margin_ms`, its old
-    /// name, is still read.)
-    #[serde(alias = "lookup_margin_ms")]
-    pub lookup_skew_ms: u64,
-    /// How long after an ambiguous request was sent Vapi may still create its call (longer
-    /// than Vapi's proxy keeps a request alive). An unknown outcome is re-sent only after a
-    /// complete look-up made after this found nothing.
-    pub settle_after_ms: u64,
-    /// An engine whose lease heartbeat is older than this is taken for dead and its lease
-    /// taken over (a process gone from this host is taken over at once).
-    pub lease_timeout_ms: u64,
-    /// Ceiling of the request budget shared by every request to Vapi (creates, reads,
-    /// look-ups). The engine learns the gateway's real limit below it from 429s.
-    pub max_requests_per_second: f64,
-}
-
-impl Default for VapiConfig {
-    fn default() -> Self {
-        VapiConfig {
-            base_url: "https://api.vapi.ai".into(),
-            api_key_env: "VAPI_API_KEY".into(),
-            request_timeout_ms: 10_000,
-            lookup_skew_ms: 10_000,
-            settle_after_ms: 120_000,
-            lease_timeout_ms: 15_000,
-            max_requests_per_second: 20.0,
-        }
+section! {
+    pub struct VapiConfig in "vapi" {
+        pub base_url: String = "https://api.vapi.ai".into();
+        /// Name of the environment variable holding the private API key.
+        pub api_key_env: String = "VAPI_API_KEY".into();
+        #[serde(deserialize_with = "duration::millis")]
+        pub request_timeout_ms: u64 = 10_000, range(10, 600_000, "ms");
+        /// Clock skew allowed between us and Vapi: a look-up searches createdAt from an
+        /// attempt's send time minus this, to its settle deadline plus this.
+        /// (`lookup_margin_ms`, its old name, is still read.)
+        #[serde(alias = "lookup_margin_ms", deserialize_with = "duration::millis")]
+        pub lookup_skew_ms: u64 = 10_000, range(0, 600_000, "ms");
+        /// How long after an ambiguous request was sent Vapi may still create its call
+        /// (longer than Vapi's proxy keeps a request alive). An unknown outcome is re-sent
+        /// only after a complete look-up made after this found nothing.
+        #[serde(deserialize_with = "duration::millis")]
+        pub settle_after_ms: u64 = 120_000, range(1000, 3_600_000, "ms");
+        /// An engine whose lease heartbeat is older than this is taken for dead and its
+        /// lease taken over (a process gone from this host is taken over at once).
+        #[serde(deserialize_with = "duration::millis")]
+        pub lease_timeout_ms: u64 = 15_000, range(1000, 3_600_000, "ms");
+        /// Ceiling of the request budget shared by every request to Vapi (creates, reads,
+        /// look-ups). The engine learns the gateway's real limit below it from 429s.
+        pub max_requests_per_second: f64 = 20.0, range(0.5, 1000.0, "requests/s");
     }
 }
 
@@ -143,116 +254,89 @@ impl Default for VapiConfig {
 pub const DEFAULT_RETRY_ON_STATUS: &[u16] =
     &[408, 429, 500, 502, 503, 504, 520, 521, 522, 523, 524];
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct DispatchConfig {
-    pub rate_per_second: f64,
-    /// GCRA burst: how many creates may go back to back; 1 = evenly spaced.
-    pub burst: u32,
-    pub max_concurrent_calls: u32,
-    pub max_retries: u32,
-    pub backoff_ms: Vec<u64>,
-    pub retry_on_status: Vec<u16>,
-    /// Consecutive transient failures that open the circuit breaker.
-    pub breaker_failures: u32,
-    pub breaker_cooldown_ms: u64,
-    /// Calls created per UTC day across all campaigns; none = no limit.
-    pub daily_call_limit: Option<u64>,
-    /// The time zone whose midnight starts a new day for the daily call limit (IANA name).
-    pub daily_limit_time_zone: String,
-    /// Vapi's concurrent call slots left free for inbound and other calls of the account.
-    pub reserved_slots: u32,
-    /// This many identical rejections in a row pause the campaign (its settings are the
-    /// likely cause) and give those contacts back; 0 turns it off.
-    pub pause_after_identical_rejections: u32,
-    /// A campaign whose assistant fails more than this share of the last
-    /// `assistant_failure_window` answered calls (pipeline errors, hang-ups within
-    /// `quick_hangup_ms` of answer) is paused: each such call burns a contact and a person's
-    /// patience.
-    pub assistant_failure_share: f64,
-    pub assistant_failure_window: u32,
-    /// An answered call the person hangs up within this many milliseconds counts as the
-    /// assistant failing them (0: only pipeline errors count).
-    pub quick_hangup_ms: u64,
-    /// Total spend (USD) across all campaigns; none = no limit.
-    pub budget_usd: Option<f64>,
-    /// Used for the budget estimate until real costs are known.
-    pub estimated_cost_per_call: Option<f64>,
-    /// How often the claim loop looks for work and publishes a snapshot.
-    pub tick_ms: u64,
-    /// A pool number whose calls fail this many times in a row before ringing (start
-    /// errors, refusals naming it) is benched for `number_cooldown_s`.
-    pub bench_number_after_failures: u32,
-    pub number_cooldown_s: u64,
-}
-
-impl Default for DispatchConfig {
-    fn default() -> Self {
-        DispatchConfig {
-            rate_per_second: 2.0,
-            burst: 1,
-            max_concurrent_calls: 10,
-            max_retries: 3,
-            backoff_ms: vec![1_000, 4_000, 10_000],
-            retry_on_status: DEFAULT_RETRY_ON_STATUS.to_vec(),
-            breaker_failures: 5,
-            breaker_cooldown_ms: 30_000,
-            daily_call_limit: None,
-            daily_limit_time_zone: "UTC".into(),
-            reserved_slots: 0,
-            pause_after_identical_rejections: 3,
-            assistant_failure_share: 0.2,
-            assistant_failure_window: 20,
-            quick_hangup_ms: 3_000,
-            budget_usd: None,
-            estimated_cost_per_call: None,
-            tick_ms: 200,
-            bench_number_after_failures: 3,
-            number_cooldown_s: 3_600,
-        }
+section! {
+    pub struct DispatchConfig in "dispatch" {
+        /// Call creations per second: config, `dispatch rate`, the console and `SetRate`.
+        pub rate_per_second: f64 = 2.0, range(0.01, 1000.0, "calls/s");
+        /// GCRA burst: how many creates may go back to back; 1 = evenly spaced.
+        pub burst: u32 = 1, range(1, 1000, "calls");
+        pub max_concurrent_calls: u32 = 10, range(1, 10_000, "calls");
+        pub max_retries: u32 = 3, range(0, 100, "retries");
+        /// The waits before each retry; the last one repeats.
+        #[serde(deserialize_with = "duration::millis_list")]
+        pub backoff_ms: Vec<u64> = vec![1_000, 4_000, 10_000], range(1, DAY_MS, "ms");
+        pub retry_on_status: Vec<u16> = DEFAULT_RETRY_ON_STATUS.to_vec();
+        /// Consecutive transient failures that open the circuit breaker.
+        pub breaker_failures: u32 = 5, range(1, 1_000_000, "failures");
+        #[serde(deserialize_with = "duration::millis")]
+        pub breaker_cooldown_ms: u64 = 30_000, range(10, DAY_MS, "ms");
+        /// Calls created per UTC day across all campaigns; none = no limit.
+        pub daily_call_limit: Option<u64> = None, range(1, 100_000_000, "calls");
+        /// The time zone whose midnight starts a new day for the daily call limit (IANA name).
+        pub daily_limit_time_zone: String = "UTC".into();
+        /// Vapi's concurrent call slots left free for inbound and other calls of the account.
+        pub reserved_slots: u32 = 0, range(0, 10_000, "slots");
+        /// This many identical rejections in a row pause the campaign (its settings are the
+        /// likely cause) and give those contacts back; 0 turns it off.
+        pub pause_after_identical_rejections: u32 = 3, range(0, 1000, "rejections");
+        /// A campaign whose assistant fails more than this share of the last
+        /// `assistant_failure_window` answered calls (pipeline errors, hang-ups within
+        /// `quick_hangup_ms` of answer) is paused: each such call burns a contact and a
+        /// person's patience.
+        pub assistant_failure_share: f64 = 0.2, range(0.0, 1.0, "(share)");
+        pub assistant_failure_window: u32 = 20, range(1, 10_000, "calls");
+        /// An answered call the person hangs up within this many milliseconds counts as the
+        /// assistant failing them (0: only pipeline errors count).
+        #[serde(deserialize_with = "duration::millis")]
+        pub quick_hangup_ms: u64 = 3_000, range(0, 600_000, "ms");
+        /// Total spend (USD) across all campaigns; none = no limit.
+        pub budget_usd: Option<f64> = None, range(0.0, 1e9, "USD");
+        /// Used for the budget estimate until real costs are known.
+        pub estimated_cost_per_call: Option<f64> = None, range(0.0, 1000.0, "USD");
+        /// How often the claim loop looks for work and publishes a snapshot.
+        #[serde(deserialize_with = "duration::millis")]
+        pub tick_ms: u64 = 200, range(1, 10_000, "ms");
+        /// A pool number whose calls fail this many times in a row before ringing (start
+        /// errors, refusals naming it) is benched for `number_cooldown_s`.
+        pub bench_number_after_failures: u32 = 3, range(1, 1000, "failures");
+        #[serde(deserialize_with = "duration::seconds")]
+        pub number_cooldown_s: u64 = 3_600, range(10, 604_800, "s");
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TrackingConfig {
-    /// How often the calls changed at Vapi are read in bulk (one `GET /call?updatedAtGe=…`
-    /// per assistant/phone-number pair with calls to follow).
-    pub poll_interval_ms: u64,
-    /// At most this many per-call `GET /call/{id}` a second (the fallback for a call the bulk
-    /// read has not returned for `fallback_after_ms`).
-    pub poll_requests_per_second: f64,
-    /// A call not seen changed for this long is read on its own.
-    pub fallback_after_ms: u64,
-    /// Longest a call can last (Vapi's maxDurationSeconds ceiling is 43200): a call still
-    /// active 10 minutes past it is closed as overdue and its slot freed.
-    pub max_call_duration_s: u64,
-}
-
-impl Default for TrackingConfig {
-    fn default() -> Self {
-        TrackingConfig {
-            poll_interval_ms: 1_000,
-            poll_requests_per_second: 5.0,
-            fallback_after_ms: 60_000,
-            max_call_duration_s: 43_200,
-        }
+section! {
+    pub struct TrackingConfig in "tracking" {
+        /// How often the calls changed at Vapi are read in bulk (one `GET
+        /// /call?updatedAtGe=…` per assistant/phone-number pair with calls to follow).
+        #[serde(deserialize_with = "duration::millis")]
+        pub poll_interval_ms: u64 = 1_000, range(10, DAY_MS, "ms");
+        /// At most this many per-call `GET /call/{id}` a second (the fallback for a call the
+        /// bulk read has not returned for `fallback_after_ms`).
+        pub poll_requests_per_second: f64 = 5.0, range(0.01, 1000.0, "requests/s");
+        /// A call not seen changed for this long is read on its own.
+        #[serde(deserialize_with = "duration::millis")]
+        pub fallback_after_ms: u64 = 60_000, range(100, DAY_MS, "ms");
+        /// Longest a call can last (Vapi's maxDurationSeconds ceiling is 43200): a call still
+        /// active 10 minutes past it is closed as overdue and its slot freed.
+        #[serde(deserialize_with = "duration::seconds")]
+        pub max_call_duration_s: u64 = 43_200, range(10, 43_200, "s");
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// Address for the webhook listener, e.g. "0.0.0.0:8090"; none = polling only.
-    pub listen: Option<String>,
-    /// Environment variable with the shared secret (never the file itself).
-    pub secret_env: String,
-    /// How Vapi proves a message is its own; `secret` (legacy `X-Vapi-Secret`) by default.
-    pub auth: WebhookAuth,
-    /// Header carrying the credential when `auth = "header"`, e.g. "x-my-token".
-    pub header_name: Option<String>,
-    /// HMAC only: a message whose `x-timestamp` is further than this from now is refused.
-    pub replay_window_s: u64,
+section! {
+    pub struct WebhookConfig in "webhook" {
+        /// Address for the webhook listener, e.g. "0.0.0.0:8090"; none = polling only.
+        pub listen: Option<String> = None;
+        /// Environment variable with the shared secret (never the file itself).
+        pub secret_env: String = "VAPI_WEBHOOK_SECRET".into();
+        /// How Vapi proves a message is its own; `secret` (legacy `X-Vapi-Secret`) by default.
+        pub auth: WebhookAuth = WebhookAuth::Secret;
+        /// Header carrying the credential when `auth = "header"`, e.g. "x-my-token".
+        pub header_name: Option<String> = None;
+        /// HMAC only: a message whose `x-timestamp` is further than this from now is refused.
+        #[serde(deserialize_with = "duration::seconds")]
+        pub replay_window_s: u64 = 300;
+    }
 }
 
 /// Webhook authentication modes, as configured in Vapi's server credentials.
@@ -270,51 +354,41 @@ pub enum WebhookAuth {
     Secret,
 }
 
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        WebhookConfig {
-            listen: None,
-            secret_env: "VAPI_WEBHOOK_SECRET".into(),
-            auth: WebhookAuth::Secret,
-            header_name: None,
-            replay_window_s: 300,
-        }
+section! {
+    pub struct ImportConfig in "import" {
+        /// Country calling code for numbers written without one, e.g. "1" or "44"; none =
+        /// such numbers are rejected.
+        pub default_country_code: Option<String> = None;
+        /// Reject numbers outside the numbering plan's known ranges (else imported and
+        /// counted as unverified).
+        pub strict: bool = false;
+        /// A CSV field longer than this (bytes) rejects its row: nothing that large is sent
+        /// to an assistant on every call.
+        pub max_field_bytes: usize = 4_096, range(1, 1_048_576, "bytes");
+        /// Rows per chunk of a long import: each is parsed while the last is written and
+        /// committed on its own, so this bounds how long the import holds the write lock
+        /// (~0.1-0.3 s at the default) and how much it holds in memory.
+        pub rows_per_commit: usize = 25_000, range(1, 200_000, "rows");
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ImportConfig {
-    /// Country calling code for numbers written without one, e.g. "1" or "44"; none = such
-    /// numbers are rejected.
-    pub default_country_code: Option<String>,
-    /// Reject numbers outside the numbering plan's known ranges (else imported and counted
-    /// as unverified).
-    pub strict: bool,
-    /// A CSV field longer than this (bytes) rejects its row: nothing that large is sent to an
-    /// assistant on every call.
-    pub max_field_bytes: usize,
-    /// Rows per chunk of a long import: each is parsed while the last is written and
-    /// committed on its own, so this bounds how long the import holds the write lock
-    /// (~0.1-0.3 s at the default) and how much it holds in memory.
-    pub rows_per_commit: usize,
-}
-
-/// The optional pre-dial hook: before a call is first sent, its contact is POSTed to `url`,
-/// which may answer `{"allow": false, "reason": "…"}` (the contact is then SKIPPED).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct PredialConfig {
-    /// None: no hook.
-    pub url: Option<String>,
-    pub timeout_ms: u64,
-    /// What a timeout, an error or an unreadable answer means.
-    pub on_error: PredialOnError,
-    /// Environment variable holding a bearer token sent to the hook (never the file).
-    pub token_env: Option<String>,
-    /// This many hook errors in a row pause the campaign instead of skipping more contacts
-    /// (a hook that is down must not burn the list); 0 turns it off.
-    pub pause_after_errors: u32,
+section! {
+    /// The optional pre-dial hook: before a call is first sent, its contact is POSTed to
+    /// `url`, which may answer `{"allow": false, "reason": "…"}` (the contact is then
+    /// SKIPPED).
+    pub struct PredialConfig in "predial" {
+        /// None: no hook.
+        pub url: Option<String> = None;
+        #[serde(deserialize_with = "duration::millis")]
+        pub timeout_ms: u64 = 2_000, range(10, 60_000, "ms");
+        /// What a timeout, an error or an unreadable answer means.
+        pub on_error: PredialOnError = PredialOnError::Skip;
+        /// Environment variable holding a bearer token sent to the hook (never the file).
+        pub token_env: Option<String> = None;
+        /// This many hook errors in a row pause the campaign instead of skipping more
+        /// contacts (a hook that is down must not burn the list); 0 turns it off.
+        pub pause_after_errors: u32 = 3, range(0, 1000, "errors");
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -327,30 +401,22 @@ pub enum PredialOnError {
     Allow,
 }
 
-impl Default for PredialConfig {
-    fn default() -> Self {
-        PredialConfig {
-            url: None,
-            timeout_ms: 2_000,
-            on_error: PredialOnError::Skip,
-            token_env: None,
-            pause_after_errors: 3,
-        }
-    }
-}
-
-impl Default for ImportConfig {
-    fn default() -> Self {
-        ImportConfig {
-            default_country_code: None,
-            strict: false,
-            max_field_bytes: 4_096,
-            rows_per_commit: 25_000,
-        }
-    }
-}
-
 impl Config {
+    /// Every ranged key of every section, for documentation and tests.
+    pub fn bounds() -> impl Iterator<Item = &'static Bound> {
+        [
+            DatabaseConfig::BOUNDS,
+            VapiConfig::BOUNDS,
+            DispatchConfig::BOUNDS,
+            TrackingConfig::BOUNDS,
+            WebhookConfig::BOUNDS,
+            ImportConfig::BOUNDS,
+            PredialConfig::BOUNDS,
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// Loads `path`, or the defaults when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
@@ -365,28 +431,15 @@ impl Config {
 
     /// Parses TOML text; `path` only names the file in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        // The message and line only: toml's Display quotes the source line, which could
-        // echo a secret someone pasted into the file.
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-            let mut message = match line {
-                Some(line) => match key_at_line(text, line) {
-                    Some(key) => format!("line {line}, key `{key}`: {}", e.message()),
-                    None => format!("line {line}: {}", e.message()),
-                },
-                None => e.message().to_string(),
-            };
-            if e.message().contains("`api_key`") {
-                message.push_str(
-                    " (the API key is never read from a file: set the variable named by vapi.api_key_env)",
-                );
-            }
-            ConfigError::Parse {
-                path: path.to_path_buf(),
-                message,
-            }
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let document =
+            toml::Deserializer::parse(text).map_err(|e| parse_error(describe(text, &e, None)))?;
+        let config: Config = serde_path_to_error::deserialize(document).map_err(|e| {
+            let key = e.path().to_string();
+            parse_error(describe(text, e.inner(), Some(&key)))
         })?;
         config.validate(path)?;
         Ok(config)
@@ -398,130 +451,34 @@ impl Config {
             key,
             reason,
         };
-        let in_range =
-            |bound: &Bound, value: f64| bound.check(value).map_err(|reason| bad(bound.key, reason));
-        let d = &self.dispatch;
-        let v = &self.vapi;
-        let t = &self.tracking;
-        for (bound, value) in [
-            (&bounds::RATE, d.rate_per_second),
-            (&bounds::BURST, f64::from(d.burst)),
-            (
-                &bounds::MAX_CONCURRENT_CALLS,
-                f64::from(d.max_concurrent_calls),
-            ),
-            (&bounds::MAX_RETRIES, f64::from(d.max_retries)),
-            (&bounds::BREAKER_FAILURES, f64::from(d.breaker_failures)),
-            (&bounds::BREAKER_COOLDOWN_MS, d.breaker_cooldown_ms as f64),
-            (&bounds::TICK_MS, d.tick_ms as f64),
-            (&bounds::REQUEST_TIMEOUT_MS, v.request_timeout_ms as f64),
-            (&bounds::LOOKUP_SKEW_MS, v.lookup_skew_ms as f64),
-            (&bounds::SETTLE_AFTER_MS, v.settle_after_ms as f64),
-            (&bounds::LEASE_TIMEOUT_MS, v.lease_timeout_ms as f64),
-            (&bounds::MAX_REQUESTS_PER_SECOND, v.max_requests_per_second),
-            (&bounds::FALLBACK_AFTER_MS, t.fallback_after_ms as f64),
-            (&bounds::MAX_CALL_DURATION_S, t.max_call_duration_s as f64),
-            (
-                &bounds::PAUSE_AFTER_IDENTICAL_REJECTIONS,
-                f64::from(d.pause_after_identical_rejections),
-            ),
-            (&bounds::ASSISTANT_FAILURE_SHARE, d.assistant_failure_share),
-            (
-                &bounds::ASSISTANT_FAILURE_WINDOW,
-                f64::from(d.assistant_failure_window),
-            ),
-            (&bounds::QUICK_HANGUP_MS, d.quick_hangup_ms as f64),
-            (&bounds::RESERVED_SLOTS, f64::from(d.reserved_slots)),
-            (
-                &bounds::BENCH_NUMBER_AFTER_FAILURES,
-                f64::from(d.bench_number_after_failures),
-            ),
-            (&bounds::NUMBER_COOLDOWN_S, d.number_cooldown_s as f64),
-            (&bounds::PREDIAL_TIMEOUT_MS, self.predial.timeout_ms as f64),
-            (
-                &bounds::PREDIAL_PAUSE_AFTER_ERRORS,
-                f64::from(self.predial.pause_after_errors),
-            ),
-            (&bounds::POLL_INTERVAL_MS, t.poll_interval_ms as f64),
-            (&bounds::MAX_FIELD_BYTES, self.import.max_field_bytes as f64),
-            (&bounds::ROWS_PER_COMMIT, self.import.rows_per_commit as f64),
-            (
-                &bounds::POLL_REQUESTS_PER_SECOND,
-                t.poll_requests_per_second,
-            ),
-        ] {
-            in_range(bound, value)?;
+        let ranges = [
+            self.database.check_ranges(),
+            self.vapi.check_ranges(),
+            self.dispatch.check_ranges(),
+            self.tracking.check_ranges(),
+            self.webhook.check_ranges(),
+            self.import.check_ranges(),
+            self.predial.check_ranges(),
+        ];
+        for checked in ranges {
+            checked.map_err(|(key, reason)| bad(key, reason))?;
         }
-        for (bound, value) in [
-            (
-                &bounds::DAILY_CALL_LIMIT,
-                d.daily_call_limit.map(|n| n as f64),
-            ),
-            (&bounds::BUDGET_USD, d.budget_usd),
-            (&bounds::ESTIMATED_COST_PER_CALL, d.estimated_cost_per_call),
-        ] {
-            if let Some(value) = value {
-                in_range(bound, value)?;
-            }
-        }
-        if d.max_retries > 0 && d.backoff_ms.is_empty() {
-            return Err(bad(
-                "dispatch.backoff_ms",
-                "must list at least one delay when max_retries > 0".into(),
-            ));
-        }
-        if d.backoff_ms.len() > MAX_BACKOFF_STEPS {
-            return Err(bad(
-                "dispatch.backoff_ms",
-                format!(
-                    "lists {} delays, at most {MAX_BACKOFF_STEPS} are allowed (the last one repeats)",
-                    d.backoff_ms.len()
-                ),
-            ));
-        }
-        for delay in &d.backoff_ms {
-            in_range(&bounds::BACKOFF_MS, *delay as f64)?;
-        }
-        if let Some(code) = d.retry_on_status.iter().find(|c| !(100..=599).contains(*c)) {
-            return Err(bad(
-                "dispatch.retry_on_status",
-                format!("{code} is not an HTTP status code"),
-            ));
-        }
-        if d.retry_on_status
-            .iter()
-            .any(|c| matches!(c, 400 | 401 | 403))
-        {
-            return Err(bad(
-                "dispatch.retry_on_status",
-                "400, 401 and 403 are never retried: the same request fails the same way".into(),
-            ));
-        }
-        if d.daily_limit_time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(bad(
-                "dispatch.daily_limit_time_zone",
-                format!(
-                    "{:?} is not an IANA time zone (e.g. \"UTC\", \"America/New_York\")",
-                    d.daily_limit_time_zone
-                ),
-            ));
-        }
-        if !(v.base_url.starts_with("http://") || v.base_url.starts_with("https://")) {
-            return Err(bad(
-                "vapi.base_url",
-                format!("must start with http:// or https://, got {:?}", v.base_url),
-            ));
-        }
-        if v.api_key_env.trim().is_empty() {
-            return Err(bad(
-                "vapi.api_key_env",
-                "must name an environment variable".into(),
-            ));
-        }
+        self.dispatch
+            .validate()
+            .map_err(|(key, reason)| bad(key, reason))?;
+        self.vapi
+            .validate()
+            .map_err(|(key, reason)| bad(key, reason))?;
+        self.check_addresses()
+            .map_err(|(key, reason)| bad(key, reason))
+    }
+
+    /// The listener, hook and country code, each a text that must say one thing.
+    fn check_addresses(&self) -> Result<(), (&'static str, String)> {
         if let Some(listen) = &self.webhook.listen
             && listen.parse::<std::net::SocketAddr>().is_err()
         {
-            return Err(bad(
+            return Err((
                 "webhook.listen",
                 format!("{listen:?} is not an address like 127.0.0.1:8090"),
             ));
@@ -531,19 +488,125 @@ impl Config {
                 .map(|u| !matches!(u.scheme(), "http" | "https"))
                 .unwrap_or(true)
         {
-            return Err(bad(
-                "predial.url",
-                "must be an http:// or https:// URL".into(),
-            ));
+            return Err(("predial.url", "must be an http:// or https:// URL".into()));
         }
         if let Some(cc) = &self.import.default_country_code {
             let digits_only = cc.bytes().all(|b| b.is_ascii_digit());
             if !((1..=3).contains(&cc.len()) && digits_only && !cc.starts_with('0')) {
-                return Err(bad(
+                return Err((
                     "import.default_country_code",
                     "must be 1 to 3 digits without + or leading 0, e.g. \"1\" or \"44\"".into(),
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+/// A TOML error in one line: where and (when known) which key, never the source line, which
+/// could echo a secret someone pasted into the file.
+fn describe(text: &str, e: &toml::de::Error, key: Option<&str>) -> String {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let key = key.filter(|k| !k.is_empty() && *k != ".");
+    let what = without_quoted_value(e.message());
+    let mut message = match (line, key) {
+        (Some(line), Some(key)) => format!("line {line}, key `{key}`: {what}"),
+        (Some(line), None) => format!("line {line}: {what}"),
+        (None, Some(key)) => format!("key `{key}`: {what}"),
+        (None, None) => what,
+    };
+    if e.message().contains("`api_key`") {
+        message.push_str(
+            " (the API key is never read from a file: set the variable named by vapi.api_key_env)",
+        );
+    }
+    message.replace('\n', " ")
+}
+
+/// serde's `invalid type: string "…", expected …` without the string, which may be a
+/// secret typed into the wrong key.
+fn without_quoted_value(message: &str) -> String {
+    match message.split_once("string \"") {
+        Some((head, rest)) => match rest.rsplit_once("\", expected") {
+            Some((_, tail)) => format!("{head}a string, expected{tail}"),
+            None => format!("{head}a string"),
+        },
+        None => message.to_string(),
+    }
+}
+
+impl DispatchConfig {
+    /// What a range cannot say: the schedule's length, the statuses, the zone.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.max_retries > 0 && self.backoff_ms.is_empty() {
+            return Err((
+                "dispatch.backoff_ms",
+                "must list at least one delay when max_retries > 0".into(),
+            ));
+        }
+        if self.backoff_ms.len() > MAX_BACKOFF_STEPS {
+            return Err((
+                "dispatch.backoff_ms",
+                format!(
+                    "lists {} delays, at most {MAX_BACKOFF_STEPS} are allowed (the last one repeats)",
+                    self.backoff_ms.len()
+                ),
+            ));
+        }
+        if let Some(code) = self
+            .retry_on_status
+            .iter()
+            .find(|c| !(100..=599).contains(*c))
+        {
+            return Err((
+                "dispatch.retry_on_status",
+                format!("{code} is not an HTTP status code"),
+            ));
+        }
+        if self
+            .retry_on_status
+            .iter()
+            .any(|c| matches!(c, 400 | 401 | 403))
+        {
+            return Err((
+                "dispatch.retry_on_status",
+                "400, 401 and 403 are never retried: the same request fails the same way".into(),
+            ));
+        }
+        if self.daily_limit_time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err((
+                "dispatch.daily_limit_time_zone",
+                format!(
+                    "{:?} is not an IANA time zone (e.g. \"UTC\", \"America/New_York\")",
+                    self.daily_limit_time_zone
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl VapiConfig {
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if url::Url::parse(&self.base_url)
+            .map(|u| !matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(true)
+        {
+            return Err((
+                "vapi.base_url",
+                format!(
+                    "must be an http:// or https:// URL, got {:?}",
+                    self.base_url
+                ),
+            ));
+        }
+        if self.api_key_env.trim().is_empty() {
+            return Err((
+                "vapi.api_key_env",
+                "must name an environment variable".into(),
+            ));
         }
         Ok(())
     }
@@ -583,159 +646,39 @@ impl Bound {
         self.check(value)?;
         Ok(value)
     }
-}
 
-/// Every numeric setting's range. Zero is allowed only where it means something (no retries,
-/// no look-up margin, a free budget).
-pub mod bounds {
-    use super::Bound;
-
-    const fn bound(key: &'static str, min: f64, max: f64, unit: &'static str) -> Bound {
-        Bound {
-            key,
-            min,
-            max,
-            unit,
-        }
+    /// Parses and checks a whole number (for clap's `value_parser`).
+    pub fn parse_whole(&self, text: &str) -> Result<i64, String> {
+        let value: i64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a whole number"))?;
+        self.check(value as f64)?;
+        Ok(value)
     }
-
-    const DAY_MS: f64 = 86_400_000.0;
-
-    /// Call creations per second: config, `dispatch rate`, the console and `SetRate`.
-    pub const RATE: Bound = bound("dispatch.rate_per_second", 0.01, 1000.0, "calls/s");
-    pub const BURST: Bound = bound("dispatch.burst", 1.0, 1000.0, "calls");
-    pub const MAX_CONCURRENT_CALLS: Bound =
-        bound("dispatch.max_concurrent_calls", 1.0, 10_000.0, "calls");
-    pub const MAX_RETRIES: Bound = bound("dispatch.max_retries", 0.0, 100.0, "retries");
-    /// Each entry of `dispatch.backoff_ms`.
-    pub const BACKOFF_MS: Bound = bound("dispatch.backoff_ms", 1.0, DAY_MS, "ms");
-    pub const BREAKER_FAILURES: Bound =
-        bound("dispatch.breaker_failures", 1.0, 1_000_000.0, "failures");
-    pub const BREAKER_COOLDOWN_MS: Bound =
-        bound("dispatch.breaker_cooldown_ms", 10.0, DAY_MS, "ms");
-    pub const DAILY_CALL_LIMIT: Bound =
-        bound("dispatch.daily_call_limit", 1.0, 100_000_000.0, "calls");
-    pub const BUDGET_USD: Bound = bound("dispatch.budget_usd", 0.0, 1e9, "USD");
-    pub const ESTIMATED_COST_PER_CALL: Bound =
-        bound("dispatch.estimated_cost_per_call", 0.0, 1000.0, "USD");
-    pub const TICK_MS: Bound = bound("dispatch.tick_ms", 1.0, 10_000.0, "ms");
-    pub const REQUEST_TIMEOUT_MS: Bound = bound("vapi.request_timeout_ms", 10.0, 600_000.0, "ms");
-    pub const LOOKUP_SKEW_MS: Bound = bound("vapi.lookup_skew_ms", 0.0, 600_000.0, "ms");
-    pub const SETTLE_AFTER_MS: Bound = bound("vapi.settle_after_ms", 1000.0, 3_600_000.0, "ms");
-    pub const LEASE_TIMEOUT_MS: Bound = bound("vapi.lease_timeout_ms", 1000.0, 3_600_000.0, "ms");
-    pub const MAX_REQUESTS_PER_SECOND: Bound =
-        bound("vapi.max_requests_per_second", 0.5, 1000.0, "requests/s");
-    pub const FALLBACK_AFTER_MS: Bound = bound("tracking.fallback_after_ms", 100.0, DAY_MS, "ms");
-    pub const MAX_CALL_DURATION_S: Bound =
-        bound("tracking.max_call_duration_s", 10.0, 43_200.0, "s");
-    pub const PAUSE_AFTER_IDENTICAL_REJECTIONS: Bound = bound(
-        "dispatch.pause_after_identical_rejections",
-        0.0,
-        1000.0,
-        "rejections",
-    );
-    pub const ASSISTANT_FAILURE_SHARE: Bound =
-        bound("dispatch.assistant_failure_share", 0.0, 1.0, "(share)");
-    pub const ASSISTANT_FAILURE_WINDOW: Bound =
-        bound("dispatch.assistant_failure_window", 1.0, 10_000.0, "calls");
-    pub const QUICK_HANGUP_MS: Bound = bound("dispatch.quick_hangup_ms", 0.0, 600_000.0, "ms");
-    pub const RESERVED_SLOTS: Bound = bound("dispatch.reserved_slots", 0.0, 10_000.0, "slots");
-    pub const POLL_INTERVAL_MS: Bound = bound("tracking.poll_interval_ms", 10.0, DAY_MS, "ms");
-    pub const MAX_FIELD_BYTES: Bound = bound("import.max_field_bytes", 1.0, 1_048_576.0, "bytes");
-    pub const ROWS_PER_COMMIT: Bound = bound("import.rows_per_commit", 1.0, 200_000.0, "rows");
-    pub const POLL_REQUESTS_PER_SECOND: Bound = bound(
-        "tracking.poll_requests_per_second",
-        0.01,
-        1000.0,
-        "requests/s",
-    );
-
-    pub const BENCH_NUMBER_AFTER_FAILURES: Bound = bound(
-        "dispatch.bench_number_after_failures",
-        1.0,
-        1000.0,
-        "failures",
-    );
-    pub const NUMBER_COOLDOWN_S: Bound = bound("dispatch.number_cooldown_s", 10.0, 604_800.0, "s");
-    pub const PREDIAL_TIMEOUT_MS: Bound = bound("predial.timeout_ms", 10.0, 60_000.0, "ms");
-    pub const PREDIAL_PAUSE_AFTER_ERRORS: Bound =
-        bound("predial.pause_after_errors", 0.0, 1000.0, "errors");
-
-    /// Every bound, for documentation and tests.
-    pub const ALL: [Bound; 31] = [
-        RATE,
-        BURST,
-        MAX_CONCURRENT_CALLS,
-        MAX_RETRIES,
-        BACKOFF_MS,
-        BREAKER_FAILURES,
-        BREAKER_COOLDOWN_MS,
-        DAILY_CALL_LIMIT,
-        BUDGET_USD,
-        ESTIMATED_COST_PER_CALL,
-        TICK_MS,
-        REQUEST_TIMEOUT_MS,
-        LOOKUP_SKEW_MS,
-        SETTLE_AFTER_MS,
-        LEASE_TIMEOUT_MS,
-        MAX_REQUESTS_PER_SECOND,
-        FALLBACK_AFTER_MS,
-        MAX_CALL_DURATION_S,
-        PAUSE_AFTER_IDENTICAL_REJECTIONS,
-        ASSISTANT_FAILURE_SHARE,
-        ASSISTANT_FAILURE_WINDOW,
-        QUICK_HANGUP_MS,
-        RESERVED_SLOTS,
-        POLL_INTERVAL_MS,
-        POLL_REQUESTS_PER_SECOND,
-        BENCH_NUMBER_AFTER_FAILURES,
-        NUMBER_COOLDOWN_S,
-        PREDIAL_TIMEOUT_MS,
-        PREDIAL_PAUSE_AFTER_ERRORS,
-        MAX_FIELD_BYTES,
-        ROWS_PER_COMMIT,
-    ];
 }
 
 /// The most delays `dispatch.backoff_ms` may list (the last one repeats anyway).
 pub const MAX_BACKOFF_STEPS: usize = 20;
 
 /// The highest create rate accepted anywhere (config, console, CLI), calls per second.
-pub const MAX_RATE: f64 = bounds::RATE.max;
+pub const MAX_RATE: f64 = DispatchConfig::rate_per_second.max;
 
 /// Checks a create rate (config key, throttle command or CLI).
 pub fn check_rate(per_second: f64) -> Result<(), String> {
-    bounds::RATE.check(per_second)
+    DispatchConfig::rate_per_second.check(per_second)
 }
 
 /// clap value parser for a create rate.
 pub fn parse_rate(text: &str) -> Result<f64, String> {
-    bounds::RATE.parse(text)
-}
-
-/// The dotted key defined on a 1-based line of a TOML text (`dispatch.max_retries`), so that
-/// a type error names the key without quoting the value.
-fn key_at_line(text: &str, line: usize) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let (key, _) = lines.get(line.checked_sub(1)?)?.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    let section = lines[..line - 1]
-        .iter()
-        .rev()
-        .map(|l| l.trim())
-        .find(|l| l.starts_with('[') && l.ends_with(']'))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
-    Some(match section {
-        Some(section) => format!("{section}.{key}"),
-        None => key.to_string(),
-    })
+    DispatchConfig::rate_per_second.parse(text)
 }
 
 impl Config {
     /// Reads the API key from the environment variable named by `vapi.api_key_env`.
     pub fn api_key(&self) -> Result<Secret, ConfigError> {
         match std::env::var(&self.vapi.api_key_env) {
-            Ok(value) if !value.trim().is_empty() => Ok(Secret::new(value.trim())),
+            Ok(value) if !value.trim().is_empty() => Ok(Secret::from(value.trim())),
             _ => Err(ConfigError::MissingApiKey {
                 var: self.vapi.api_key_env.clone(),
             }),
@@ -884,11 +827,14 @@ mod tests {
 
     #[test]
     fn defaults_lie_within_every_bound_and_the_cli_shares_the_rate_bound() {
-        for bound in bounds::ALL {
+        for bound in Config::bounds() {
             assert!(bound.min <= bound.max, "{bound:?}");
             assert!(bound.min >= 0.0, "{bound:?}");
         }
         let c = Config::default();
+        c.validate(Path::new("defaults"))
+            .expect("every default lies within its range");
+        assert_eq!(Config::bounds().count(), 31);
         assert_eq!(c.vapi.settle_after_ms, 120_000);
         assert_eq!(c.vapi.lookup_skew_ms, 10_000);
         assert!(parse("[dispatch]\nrate_per_second = 1000.0\n").is_ok());
@@ -902,6 +848,53 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_as_numbers_in_the_keys_unit_or_as_humantime_text() {
+        let c = parse(
+            "[vapi]\nsettle_after_ms = \"2m\"\nlookup_margin_ms = \"1500ms\"\n\
+             [dispatch]\nbackoff_ms = [\"1s\", 4000, \"10s\"]\nnumber_cooldown_s = \"1h\"\n\
+             [tracking]\nmax_call_duration_s = 600\n",
+        )
+        .unwrap();
+        assert_eq!(c.vapi.settle_after_ms, 120_000);
+        assert_eq!(c.vapi.lookup_skew_ms, 1_500);
+        assert_eq!(c.dispatch.backoff_ms, vec![1_000, 4_000, 10_000]);
+        assert_eq!(c.dispatch.number_cooldown_s, 3_600);
+        assert_eq!(c.tracking.max_call_duration_s, 600);
+        for (text, key) in [
+            (
+                "[vapi]\nsettle_after_ms = \"soon\"\n",
+                "vapi.settle_after_ms",
+            ),
+            ("[vapi]\nsettle_after_ms = -5\n", "vapi.settle_after_ms"),
+            // A second-keyed setting cannot hold a fraction of a second.
+            (
+                "[dispatch]\nnumber_cooldown_s = \"1500ms\"\n",
+                "dispatch.number_cooldown_s",
+            ),
+            (
+                "[dispatch]\nbackoff_ms = [1000, \"x\"]\n",
+                "dispatch.backoff_ms",
+            ),
+            // Out of range once read, in either spelling.
+            ("[vapi]\nsettle_after_ms = \"2h\"\n", "vapi.settle_after_ms"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_type_error_names_the_full_key_without_echoing_the_value() {
+        let err = parse("[dispatch]\nmax_retries = \"sk-live-123\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `dispatch.max_retries`"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        assert!(!err.contains("sk-live-123"), "{err}");
+    }
+
+    #[test]
     fn backoff_schedule_repeats_its_last_delay() {
         let c = Config::default();
         assert_eq!(c.backoff(1), Duration::from_secs(1));
@@ -912,9 +905,10 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s = Secret::new("sk-live-abc");
-        assert_eq!(format!("{s:?}"), "Secret([redacted])");
-        assert_eq!(format!("{s}"), "[redacted]");
-        assert_eq!(s.expose(), "sk-live-abc");
+        let s = Secret::from("sk-live-abc");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("sk-live"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        assert_eq!(s.expose_secret(), "sk-live-abc");
     }
 }

@@ -34,37 +34,74 @@ impl Location {
     }
 }
 
-/// A database URL fit to print: the password (if any) becomes `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+/// A database URL fit to print: the password (if any) becomes `***`, in the authority and in
+/// a `password=` query parameter. Text that is not a URL is cut at its `@`.
+pub fn redact_url(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        // Not a URL: whatever precedes an `@` may be credentials.
+        return match text.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => text.to_string(),
+        };
     };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_string();
-    };
-    let user = userinfo.split(':').next().unwrap_or("");
-    let tail = redact_query_password(tail);
-    if userinfo.contains(':') {
-        format!("{scheme}://{user}:***@{host}{tail}")
-    } else {
-        format!("{scheme}://{user}@{host}{tail}")
+    if url.password().is_some() {
+        // Fails only for URLs that cannot have credentials, which then have none.
+        let _ = url.set_password(Some("***"));
     }
+    let has_password = url
+        .query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"));
+    if has_password {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("password") {
+                    "***".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // `***` is percent-encoded in the authority; it is shown as written.
+    url.as_str().replace("%2A%2A%2A", "***")
 }
 
-fn redact_query_password(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
-        return tail.to_string();
-    };
-    let parts: Vec<String> = query
-        .split('&')
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", parts.join("&"))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_print() {
+        for (url, want) in [
+            (
+                "postgres://sb:hunter2@db.example:5432/switchboard",
+                "postgres://sb:***@db.example:5432/switchboard",
+            ),
+            (
+                "postgres://sb@db/x?sslmode=require&password=hunter2",
+                "postgres://sb@db/x?sslmode=require&password=***",
+            ),
+            ("postgres://db/x", "postgres://db/x"),
+            ("postgresql://u:p%40ss@h/d", "postgresql://u:***@h/d"),
+            ("not a url u:hunter2@host", "***@host"),
+        ] {
+            let shown = redact_url(url);
+            assert_eq!(shown, want, "{url}");
+            assert!(!shown.contains("hunter2") && !shown.contains("p%40ss"));
+        }
+    }
+
+    #[test]
+    fn a_location_prints_without_its_password() {
+        let l = Location::parse("postgres://a:secret@h/db");
+        assert_eq!(l, Location::Postgres("postgres://a:secret@h/db".into()));
+        assert_eq!(l.display(), "postgres://a:***@h/db");
+        assert_eq!(
+            Location::parse("sqlite:state.db?mode=rwc"),
+            Location::Sqlite("state.db".into())
+        );
+    }
 }

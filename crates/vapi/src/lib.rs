@@ -21,7 +21,7 @@ pub use types::{
     CreateCallRequest, CreateCallResponse, ListCallsFilter, SubscriptionLimits, VapiCall,
 };
 
-use crate::config::Secret;
+use crate::config::{ExposeSecret, Secret};
 
 /// Longest error text kept from a response body (it ends up in ended_reason and logs).
 const MAX_MESSAGE: usize = 300;
@@ -94,7 +94,7 @@ impl VapiClient {
         builder: reqwest::RequestBuilder,
     ) -> Result<T, VapiError> {
         let response = builder
-            .bearer_auth(self.api_key.expose())
+            .bearer_auth(self.api_key.expose_secret())
             .send()
             .await
             .map_err(|e| VapiError::from_transport(&e, self.timeout))?;

@@ -133,7 +133,7 @@ pub fn fast_retries(c: &mut Config) {
 pub fn client(config: &Config, key: &str) -> VapiClient {
     VapiClient::new(
         &config.vapi.base_url,
-        Secret::new(key),
+        Secret::from(key),
         config.request_timeout(),
     )
     .expect("client")

@@ -190,7 +190,7 @@ pub async fn attach(
     // No requests are ever sent from here: the client is never used.
     let vapi = VapiClient::new(
         &config.vapi.base_url,
-        crate::config::Secret::new(""),
+        crate::config::Secret::from(""),
         config.request_timeout(),
     )
     .map_err(|e| EngineError::Store(StoreError::Conflict(e.to_string())))?;
@@ -303,7 +303,7 @@ pub async fn start(
             std::env::var(&config.webhook.secret_env)
                 .ok()
                 .filter(|s| !s.is_empty())
-                .map(crate::config::Secret::new)
+                .map(crate::config::Secret::from)
                 .ok_or_else(|| EngineError::WebhookSecret(config.webhook.secret_env.clone()))?,
         ),
         None => None,

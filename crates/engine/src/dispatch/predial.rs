@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{PredialConfig, PredialOnError, Secret};
+use crate::config::{ExposeSecret, PredialConfig, PredialOnError, Secret};
 use crate::store::calls::DialJob;
 
 /// What the hook's answer means for the call.
@@ -69,7 +69,7 @@ impl PredialHook {
         let token = match &config.token_env {
             None => None,
             Some(var) => match std::env::var(var) {
-                Ok(value) if !value.is_empty() => Some(Secret::new(value)),
+                Ok(value) if !value.is_empty() => Some(Secret::from(value)),
                 _ => {
                     return Err(format!(
                         "predial.token_env names {var}, which is not set in the environment"
@@ -132,7 +132,7 @@ impl PredialHook {
         };
         let mut request = self.http.post(self.url.clone()).json(&ask);
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token.expose());
+            request = request.bearer_auth(token.expose_secret());
         }
         let response = request.send().await.map_err(|e| {
             if e.is_timeout() {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use super::Ctx;
 use super::reactions::react_to_end;
-use crate::config::{Secret, WebhookAuth, WebhookConfig};
+use crate::config::{ExposeSecret, Secret, WebhookAuth, WebhookConfig};
 use crate::model::CallStatus;
 use crate::store::calls::CallUpdate;
 
@@ -292,7 +292,13 @@ fn router(ctx: Arc<Ctx>, secret: Secret, check: AuthCheck, refusals: Arc<Refusal
 
 async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let now = chrono::Utc::now().timestamp();
-    if let Err(refusal) = authenticate(&state.check, state.secret.expose(), &headers, &body, now) {
+    if let Err(refusal) = authenticate(
+        &state.check,
+        state.secret.expose_secret(),
+        &headers,
+        &body,
+        now,
+    ) {
         state.refusals.record(refusal);
         return StatusCode::UNAUTHORIZED;
     }

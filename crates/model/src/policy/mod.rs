@@ -27,8 +27,33 @@ pub enum PolicyError {
     Pack(String),
     #[error("rule pack {0} leaves no calling hours with the window {1} on {2}")]
     PackLeavesNothing(String, String, String),
-    #[error("duplicate suppression of {0} days must be between 0 (off) and 3650")]
+    #[error("duplicate suppression of {0} days must be between 0 (off) and {max}", max = limits::SUPPRESS_DAYS.max)]
     SuppressDays(i64),
+}
+
+/// The ranges of a campaign's numeric rules: the one definition the CLI's value parsers and
+/// the store's check share.
+pub mod limits {
+    use crate::config::Bound;
+
+    pub const REDIAL_DELAY_MIN: Bound = Bound {
+        key: "redial_delay_min",
+        min: 0.0,
+        max: 43_200.0,
+        unit: "minutes",
+    };
+    pub const REDIAL_COUNT: Bound = Bound {
+        key: "redial_count",
+        min: 0.0,
+        max: 20.0,
+        unit: "redials",
+    };
+    pub const SUPPRESS_DAYS: Bound = Bound {
+        key: "suppress_days",
+        min: 0.0,
+        max: 3650.0,
+        unit: "days",
+    };
 }
 
 /// The days a campaign may call: bit 0 is Monday … bit 6 Sunday.
