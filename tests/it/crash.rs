@@ -178,7 +178,7 @@ async fn chaos(contacts: usize, kills: usize, seed: u64) {
                     store.attempts(id).await.unwrap()
                 );
             }
-            let listed: serde_json::Value = reqwest::Client::new()
+            let listed: serde_json::Value = switchboard::vapi::http::client()
                 .get(format!("{base}/call?limit=1000"))
                 .bearer_auth(KEY)
                 .send()

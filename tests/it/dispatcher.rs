@@ -246,7 +246,7 @@ async fn concurrency_blocked_calls_are_requeued_not_failed() {
     // when the engine runs (a test PostgreSQL server takes seconds to start).
     let base = sim.base_url();
     let others = tokio::spawn(async move {
-        let http = reqwest::Client::new();
+        let http = switchboard::vapi::http::client();
         for i in 0..8 {
             let _ = http
                 .post(format!("{base}/call"))
@@ -438,7 +438,7 @@ async fn an_attempt_cut_by_a_crash_is_looked_up_and_adopted_at_start() {
         .await
         .unwrap()
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = switchboard::vapi::http::client();
     let created: serde_json::Value = http
         .post(format!("{}/call", sim.base_url()))
         .bearer_auth(KEY)
@@ -506,7 +506,7 @@ async fn webhook_updates_calls_and_rejects_a_wrong_secret() {
     let engine = engine(cfg, &store, KEY).await;
     let url = format!("http://{}/webhook", engine.webhook_addr.unwrap());
     wait_for(&engine, Duration::from_secs(10), |s| s.active == 1).await;
-    let http = reqwest::Client::new();
+    let http = switchboard::vapi::http::client();
     let send = |secret: &'static str, body: serde_json::Value| {
         let http = http.clone();
         let url = url.clone();

@@ -34,7 +34,7 @@ async fn hmac_mode_accepts_signed_messages_and_refuses_forged_stale_and_unsigned
     let engine = engine(cfg, &store, KEY).await;
     let url = format!("http://{}/webhook", engine.webhook_addr.expect("listening"));
     wait_for(&engine, Duration::from_secs(10), |s| s.active == 1).await;
-    let http = reqwest::Client::new();
+    let http = switchboard::vapi::http::client();
     let post = |body: Vec<u8>, headers: Vec<(&'static str, String)>| {
         let http = http.clone();
         let url = url.clone();
@@ -218,7 +218,7 @@ async fn simulator_webhooks_alone_finish_a_campaign_in_every_auth_mode() {
                 }
                 // Before this test's own reads below.
                 let engine_reads = sim.stats().get_requests;
-                let http = reqwest::Client::new();
+                let http = switchboard::vapi::http::client();
                 for id in 1..=8 {
                     let call = store.call(id).await.expect("call");
                     assert_eq!(call.status, CallStatus::Ended, "{auth:?} call {id}");

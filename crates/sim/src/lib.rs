@@ -493,7 +493,7 @@ mod tests {
     }
 
     async fn post(sim: &Simulator, body: &Value) -> (StatusCode, Value) {
-        let response = reqwest::Client::new()
+        let response = switchboard_vapi::http::client()
             .post(format!("{}/call", sim.base_url()))
             .bearer_auth("sim-key")
             .json(body)
@@ -505,7 +505,7 @@ mod tests {
     }
 
     async fn get(sim: &Simulator, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
-        let response = reqwest::Client::new()
+        let response = switchboard_vapi::http::client()
             .get(format!("{}{path}", sim.base_url()))
             .bearer_auth("sim-key")
             .query(query)
@@ -576,7 +576,7 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(error["message"].is_string());
 
-        let response = reqwest::Client::new()
+        let response = switchboard_vapi::http::client()
             .post(format!("{}/call", sim.base_url()))
             .bearer_auth("wrong-key")
             .json(&body("ref-3"))
@@ -587,14 +587,14 @@ mod tests {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["statusCode"], 401);
 
-        let response = reqwest::Client::new()
+        let response = switchboard_vapi::http::client()
             .get(format!("{}/call", sim.base_url()))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
-        let response = reqwest::Client::new()
+        let response = switchboard_vapi::http::client()
             .post(format!("{}/call", sim.base_url()))
             .bearer_auth("sim-key")
             .body("{not json")
@@ -619,7 +619,7 @@ mod tests {
             ..fast()
         };
         let sim = start(config.clone()).await;
-        let response = reqwest::Client::new()
+        let response = switchboard_vapi::http::client()
             .post(format!("{}/call", sim.base_url()))
             .bearer_auth("sim-key")
             .json(&body("ref-1"))
@@ -679,7 +679,7 @@ mod tests {
         })
         .await;
         let before = state::iso(Utc::now() - chrono::TimeDelta::seconds(1));
-        let client = reqwest::Client::builder()
+        let client = switchboard_vapi::http::builder()
             .timeout(Duration::from_millis(200))
             .build()
             .unwrap();
@@ -892,7 +892,7 @@ mod tests {
             ..slow()
         })
         .await;
-        let gave_up = reqwest::Client::builder()
+        let gave_up = switchboard_vapi::http::builder()
             .timeout(Duration::from_millis(100))
             .build()
             .unwrap()
@@ -918,7 +918,7 @@ mod tests {
             ..slow()
         })
         .await;
-        let response = reqwest::Client::new()
+        let response = switchboard_vapi::http::client()
             .post(format!("{}/call", sim.base_url()))
             .bearer_auth("sim-key")
             .json(&body("x-1"))

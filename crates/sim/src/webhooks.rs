@@ -28,7 +28,7 @@ pub(super) async fn post_messages(
     mut created: UnboundedReceiver<String>,
     stop: watch::Receiver<bool>,
 ) {
-    let http = match reqwest::Client::builder()
+    let http = match switchboard_vapi::http::builder()
         .timeout(Duration::from_secs(10))
         .build()
     {

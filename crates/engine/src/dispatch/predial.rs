@@ -78,7 +78,7 @@ impl PredialHook {
             },
         };
         let timeout = Duration::from_millis(config.timeout_ms);
-        let http = reqwest::Client::builder()
+        let http = crate::vapi::http::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
