@@ -5,6 +5,7 @@
 //! configuration with its bounds, the retry schedule and why things stop.
 
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod location;
 pub mod policy;

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Result, Store, now};
+use super::{Result, Store};
 
 /// Longest stored summary and structured data (bytes); longer ones are cut.
 const MAX_SUMMARY: usize = 4_096;
@@ -83,7 +83,7 @@ impl Store {
         .bind(a.success_evaluation.as_deref())
         .bind(a.structured_data.as_deref())
         .bind(a.recording_url.as_deref())
-        .bind(now())
+        .bind(tx.now())
         .execute(&mut *tx)
         .await?;
         super::policy::dnc_from_analysis_in(&mut tx, call_id, a.structured_data.as_deref()).await?;

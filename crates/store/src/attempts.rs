@@ -1,9 +1,7 @@
 //! The `call_attempts` table: one row per HTTP attempt to create a call, written IN_FLIGHT
 //! before the request and closed with its outcome after. This is the persisted retry log.
 
-use sqlx::{Any, Transaction};
-
-use super::{Result, Store, now};
+use super::{Result, Store, Tx};
 use crate::model::AttemptOutcome;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
@@ -59,12 +57,8 @@ impl Store {
     }
 }
 
-pub(crate) async fn insert_attempt(
-    tx: &mut Transaction<'static, Any>,
-    call_id: i64,
-    attempt: i64,
-) -> Result<i64> {
-    let at = now();
+pub(crate) async fn insert_attempt(tx: &mut Tx, call_id: i64, attempt: i64) -> Result<i64> {
+    let at = tx.now();
     let id: i64 = sqlx::query_scalar(crate::q(
         "INSERT INTO call_attempts (call_id, attempt, started_at, outcome) VALUES (?, ?, ?, ?) \
          RETURNING id",
@@ -87,7 +81,7 @@ pub(crate) async fn insert_attempt(
 }
 
 pub(crate) async fn close_attempt(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     attempt_id: i64,
     result: &AttemptResult,
 ) -> Result<()> {
@@ -95,7 +89,7 @@ pub(crate) async fn close_attempt(
         "UPDATE call_attempts SET finished_at = ?, outcome = ?, http_status = ?, error = ?, \
          retry_delay_ms = ? WHERE id = ?",
     ))
-    .bind(now())
+    .bind(tx.now())
     .bind(result.outcome)
     .bind(result.http_status.map(i64::from))
     .bind(result.error.as_deref())

@@ -21,12 +21,10 @@
 //! The request is never sent inside a transaction: the intent (CREATING + attempt IN_FLIGHT)
 //! is committed before it, the outcome after it.
 
-use sqlx::{Any, Transaction};
-
 use super::attempts::{AttemptResult, close_attempt, insert_attempt};
 use super::campaigns::complete_if_done;
 use super::sql::Sql;
-use super::{Result, Store, StoreError, now};
+use super::{Result, Store, StoreError, Tx};
 use crate::model::{
     AttemptOutcome, CallStatus, ContactStatus, EndedClass, classify_ended_reason, sql_in,
 };
@@ -198,7 +196,7 @@ impl Store {
             campaign_id,
             instance,
             engine_id,
-            chrono::Utc::now(),
+            self.clock().now(),
         )
         .await?;
         // Nothing claimed and nothing decided: the pacer's slot is not used (rolled back).
@@ -239,7 +237,7 @@ impl Store {
         instance: &str,
         engine_id: &str,
     ) -> Result<Option<(DialJob, i64)>> {
-        self.claim_call_at(campaign_id, instance, engine_id, chrono::Utc::now())
+        self.claim_call_at(campaign_id, instance, engine_id, self.clock().now())
             .await
     }
 
@@ -350,7 +348,7 @@ impl Store {
             "UPDATE calls SET status = ?, retry_requested = 0, updated_at = ? WHERE id = ?",
         ))
         .bind(CallStatus::Creating)
-        .bind(now())
+        .bind(tx.now())
         .bind(call_id)
         .execute(&mut *tx)
         .await?;
@@ -394,7 +392,7 @@ impl Store {
         .bind(AttemptOutcome::Ambiguous)
         .execute(&mut *tx)
         .await?;
-        let at = now();
+        let at = tx.now();
         sqlx::query(
             crate::q("UPDATE calls SET provider_call_id = ?, status = ?, retry_requested = 0, updated_at = ? WHERE id = ?"),
         )
@@ -550,7 +548,7 @@ impl Store {
         let call = call_in(&mut tx, call_id).await?;
         expect(&call, &[CallStatus::Creating], "record the pre-dial answer")?;
         sqlx::query(crate::q("UPDATE calls SET predial_at = ? WHERE id = ?"))
-            .bind(now())
+            .bind(tx.now())
             .bind(call_id)
             .execute(&mut *tx)
             .await?;
@@ -574,7 +572,7 @@ impl Store {
                 sqlx::query(crate::q(
                     "UPDATE calls SET retry_requested = 1, updated_at = ? WHERE id = ?",
                 ))
-                .bind(now())
+                .bind(tx.now())
                 .bind(call_id)
                 .execute(&mut *tx)
                 .await?;
@@ -726,7 +724,7 @@ fn base36(n: i64) -> String {
 /// The shared pacer (PostgreSQL): locks its row; if the next slot is not due, how long until
 /// it is; otherwise (and unless `check_only`) takes it, spacing creates 1/rate apart.
 async fn take_pacer_slot(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     rate_per_second: f64,
     check_only: bool,
 ) -> Result<Option<std::time::Duration>> {
@@ -742,7 +740,7 @@ async fn take_pacer_slot(
             .fetch_one(&mut **tx)
             .await?;
     let next_at: i64 = next.parse().unwrap_or(0);
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = tx.clock().now_ms();
     if now_ms < next_at {
         return Ok(Some(std::time::Duration::from_millis(
             (next_at - now_ms) as u64,
@@ -768,7 +766,7 @@ async fn take_pacer_slot(
 /// zones whose window is open, the next candidate there, the campaign's policy on it (skip
 /// and defer are recorded and the next candidate read), a number from the pool, the call.
 async fn claim_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
     instance: &str,
     engine_id: &str,
@@ -864,7 +862,7 @@ struct Candidate {
 /// The campaign's next waiting contact in an open zone, oldest first. Several engines claim
 /// at once on PostgreSQL: each takes a contact no other transaction holds.
 async fn next_candidate(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
     open: &OpenZones,
     at: chrono::DateTime<chrono::Utc>,
@@ -906,7 +904,7 @@ async fn next_candidate(
 /// The campaign's policy on a candidate: `Some(why)` to dial it, `None` when it was skipped
 /// or deferred (recorded here, with the contact's new state).
 async fn judge(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
     candidate: &Candidate,
     rules: &super::policy::CampaignRules,
@@ -980,10 +978,7 @@ struct NewCall<'a> {
 
 /// Writes the claimed call (CREATING, its first attempt, linked to the contact's previous
 /// call) before any request is sent; returns its job and attempt id.
-async fn insert_call(
-    tx: &mut Transaction<'static, Any>,
-    call: NewCall<'_>,
-) -> Result<(DialJob, i64)> {
+async fn insert_call(tx: &mut Tx, call: NewCall<'_>) -> Result<(DialJob, i64)> {
     let NewCall {
         campaign_id,
         candidate,
@@ -1073,27 +1068,19 @@ fn expect(call: &Call, from: &[CallStatus], action: &str) -> Result<()> {
     }
 }
 
-async fn set_status(
-    tx: &mut Transaction<'static, Any>,
-    call_id: i64,
-    status: CallStatus,
-) -> Result<()> {
+async fn set_status(tx: &mut Tx, call_id: i64, status: CallStatus) -> Result<()> {
     sqlx::query(crate::q(
         "UPDATE calls SET status = ?, updated_at = ? WHERE id = ?",
     ))
     .bind(status)
-    .bind(now())
+    .bind(tx.now())
     .bind(call_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-async fn set_contact(
-    tx: &mut Transaction<'static, Any>,
-    contact_id: i64,
-    status: ContactStatus,
-) -> Result<()> {
+async fn set_contact(tx: &mut Tx, contact_id: i64, status: ContactStatus) -> Result<()> {
     sqlx::query(crate::q("UPDATE contacts SET status = ? WHERE id = ?"))
         .bind(status)
         .bind(contact_id)
@@ -1102,9 +1089,9 @@ async fn set_contact(
     Ok(())
 }
 
-async fn touch(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<()> {
+async fn touch(tx: &mut Tx, call_id: i64) -> Result<()> {
     sqlx::query(crate::q("UPDATE calls SET updated_at = ? WHERE id = ?"))
-        .bind(now())
+        .bind(tx.now())
         .bind(call_id)
         .execute(&mut **tx)
         .await?;
@@ -1114,7 +1101,7 @@ async fn touch(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<()> {
 /// Ends a sequence that never got a call at Vapi (CREATING → FAILED or REQUEUED): closes its
 /// last attempt and writes the reason.
 async fn end_unfinished(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     call_id: i64,
     attempt: Option<(i64, &AttemptResult)>,
     reason: &str,
@@ -1131,14 +1118,14 @@ async fn end_unfinished(
     ))
     .bind(to)
     .bind(reason)
-    .bind(now())
+    .bind(tx.now())
     .bind(call_id)
     .execute(&mut **tx)
     .await?;
     Ok(call)
 }
 
-async fn call_in(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<Call> {
+async fn call_in(tx: &mut Tx, call_id: i64) -> Result<Call> {
     let mut sql = Sql::new(super::backend_of(tx));
     sql.push("SELECT ")
         .push(CALL_COLUMNS)
@@ -1150,7 +1137,7 @@ async fn call_in(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<Cal
         .ok_or(StoreError::UnknownCall(call_id))
 }
 
-async fn job_in(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<DialJob> {
+async fn job_in(tx: &mut Tx, call_id: i64) -> Result<DialJob> {
     let sql = crate::q(format!("{} WHERE c.id = ?", job_select()));
     Ok(sqlx::query_as(sql)
         .bind(call_id)
@@ -1159,7 +1146,7 @@ async fn job_in(tx: &mut Transaction<'static, Any>, call_id: i64) -> Result<Dial
 }
 
 /// FAILED → RETRIED; the contact is PENDING again and a finished campaign has work again.
-async fn reopen_for_retry(tx: &mut Transaction<'static, Any>, call: &Call) -> Result<()> {
+async fn reopen_for_retry(tx: &mut Tx, call: &Call) -> Result<()> {
     let latest: i64 = sqlx::query_scalar(crate::q("SELECT sequence FROM contacts WHERE id = ?"))
         .bind(call.contact_id)
         .fetch_one(&mut **tx)
@@ -1190,11 +1177,7 @@ async fn reopen_for_retry(tx: &mut Transaction<'static, Any>, call: &Call) -> Re
     Ok(())
 }
 
-async fn bump_reason(
-    tx: &mut Transaction<'static, Any>,
-    campaign_id: i64,
-    reason: &str,
-) -> Result<()> {
+async fn bump_reason(tx: &mut Tx, campaign_id: i64, reason: &str) -> Result<()> {
     sqlx::query(crate::q(
         "INSERT INTO campaign_reasons (campaign_id, ended_reason, count) VALUES (?, ?, 1) \
          ON CONFLICT (campaign_id, ended_reason) DO UPDATE SET count = campaign_reasons.count + 1",
@@ -1209,11 +1192,7 @@ async fn bump_reason(
 /// The shared heart of create responses, polls and webhooks: monotonic status, and on the
 /// move to ENDED the counters, cost, histogram and the contact's fate, all in `tx`. After
 /// ENDED only the cost may still change (Vapi finalises it later: analysis is added).
-async fn apply_update_in(
-    tx: &mut Transaction<'static, Any>,
-    call_id: i64,
-    update: &CallUpdate,
-) -> Result<UpdateEffect> {
+async fn apply_update_in(tx: &mut Tx, call_id: i64, update: &CallUpdate) -> Result<UpdateEffect> {
     let call = call_in(tx, call_id).await?;
     let mut effect = UpdateEffect {
         call_id,
@@ -1225,29 +1204,8 @@ async fn apply_update_in(
         talk_ms: None,
         phone_number_id: call.phone_number_id.clone(),
     };
-    let at = now();
     if call.status.is_terminal() {
-        // The final cost arrives after `ended`: the call and the campaign's spend follow it.
-        if call.status == CallStatus::Ended
-            && let Some(cost) = update.cost_usd
-            && call.cost_usd.is_none_or(|old| (old - cost).abs() > 1e-9)
-        {
-            sqlx::query(crate::q(
-                "UPDATE calls SET cost_usd = ?, updated_at = ? WHERE id = ?",
-            ))
-            .bind(cost)
-            .bind(&at)
-            .bind(call_id)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(crate::q(
-                "UPDATE campaigns SET cost_usd = cost_usd + ? WHERE id = ?",
-            ))
-            .bind(cost - call.cost_usd.unwrap_or(0.0))
-            .bind(call.campaign_id)
-            .execute(&mut **tx)
-            .await?;
-        }
+        follow_final_cost(tx, &call, update).await?;
         return Ok(effect);
     }
     let new_status = match update.status {
@@ -1256,101 +1214,7 @@ async fn apply_update_in(
     };
     match new_status {
         CallStatus::Ended | CallStatus::Failed | CallStatus::Requeued | CallStatus::Retried => {
-            let reason = update
-                .ended_reason
-                .clone()
-                .unwrap_or_else(|| "unknown".to_string());
-            let answered = update.started_at.is_some()
-                || call.started_at.is_some()
-                || matches!(call.status, CallStatus::InProgress | CallStatus::Forwarding);
-            let class = classify_ended_reason(&reason, answered);
-            // A contact whose phone never rang comes back a bounded number of times; then the
-            // call is FAILED (an operator can retry it).
-            let never_rang = if class == EndedClass::NeverRang {
-                sqlx::query_scalar::<_, i64>(
-                    crate::q("UPDATE contacts SET never_rang = never_rang + 1 WHERE id = ? RETURNING never_rang"),
-                )
-                .bind(call.contact_id)
-                .fetch_one(&mut **tx)
-                .await?
-            } else {
-                0
-            };
-            let gave_up = never_rang > MAX_NEVER_RANG;
-            let mut requeue = class.requeues_contact() && !gave_up;
-            // The campaign's redial rules: busy, no answer… dialled again after a delay, as a
-            // new attempt sequence (never after a conversation).
-            if !requeue && !gave_up && new_status == CallStatus::Ended {
-                let ended_at = update
-                    .ended_at
-                    .as_deref()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .unwrap_or_else(chrono::Utc::now);
-                requeue = super::policy::redial_in(
-                    tx,
-                    call.campaign_id,
-                    call.contact_id,
-                    &reason,
-                    answered,
-                    ended_at,
-                )
-                .await?
-                .is_some();
-            }
-            let status = if gave_up {
-                CallStatus::Failed
-            } else {
-                CallStatus::Ended
-            };
-            let cost = update.cost_usd;
-            sqlx::query(
-                crate::q("UPDATE calls SET status = ?, ended_reason = ?, cost_usd = ?, \
-                 started_at = coalesce(?, started_at), ended_at = coalesce(?, ?), updated_at = ? WHERE id = ?"),
-            )
-            .bind(status)
-            .bind(&reason)
-            .bind(cost)
-            .bind(update.started_at.as_deref())
-            .bind(update.ended_at.as_deref())
-            .bind(&at)
-            .bind(&at)
-            .bind(call_id)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query(
-                crate::q("UPDATE campaigns SET active_calls = active_calls - 1, ended_calls = ended_calls + ?, \
-                 failed_calls = failed_calls + ?, cost_usd = cost_usd + ?, contacts_done = contacts_done + ? \
-                 WHERE id = ?"),
-            )
-            .bind(i64::from(!gave_up))
-            .bind(i64::from(gave_up))
-            .bind(cost.unwrap_or(0.0))
-            .bind(i64::from(!requeue))
-            .bind(call.campaign_id)
-            .execute(&mut **tx)
-            .await?;
-            bump_reason(tx, call.campaign_id, &reason).await?;
-            set_contact(
-                tx,
-                call.contact_id,
-                if requeue {
-                    ContactStatus::Pending
-                } else {
-                    ContactStatus::Done
-                },
-            )
-            .await?;
-            complete_if_done(tx, call.campaign_id).await?;
-            effect.ended = true;
-            effect.class = Some(class);
-            effect.ended_reason = Some(reason);
-            effect.answered = answered;
-            let started = update.started_at.as_deref().or(call.started_at.as_deref());
-            effect.talk_ms = started
-                .and_then(super::parse_time)
-                .zip(update.ended_at.as_deref().and_then(super::parse_time))
-                .map(|(s, e)| (e - s).num_milliseconds());
+            end_in(tx, &call, update, new_status, &mut effect).await?;
         }
         CallStatus::Creating
         | CallStatus::Unknown
@@ -1364,13 +1228,167 @@ async fn apply_update_in(
             )
             .bind(new_status)
             .bind(update.started_at.as_deref())
-            .bind(&at)
+            .bind(tx.now())
             .bind(call_id)
             .execute(&mut **tx)
             .await?;
         }
     }
     Ok(effect)
+}
+
+/// The final cost arrives after `ended`: the call and the campaign's spend follow it.
+async fn follow_final_cost(tx: &mut Tx, call: &Call, update: &CallUpdate) -> Result<()> {
+    let Some(cost) = update.cost_usd else {
+        return Ok(());
+    };
+    if call.status != CallStatus::Ended
+        || call.cost_usd.is_some_and(|old| (old - cost).abs() <= 1e-9)
+    {
+        return Ok(());
+    }
+    sqlx::query(crate::q(
+        "UPDATE calls SET cost_usd = ?, updated_at = ? WHERE id = ?",
+    ))
+    .bind(cost)
+    .bind(tx.now())
+    .bind(call.id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(crate::q(
+        "UPDATE campaigns SET cost_usd = cost_usd + ? WHERE id = ?",
+    ))
+    .bind(cost - call.cost_usd.unwrap_or(0.0))
+    .bind(call.campaign_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// What becomes of an ended call's contact.
+struct Fate {
+    /// The phone never rang once too often: the call is FAILED (an operator can retry it).
+    gave_up: bool,
+    /// The contact goes back in the queue (never rang, or a redial of the campaign's rules).
+    requeue: bool,
+}
+
+/// A contact whose phone never rang comes back a bounded number of times; the campaign's
+/// redial rules dial busy, no answer… again after a delay, as a new attempt sequence (never
+/// after a conversation).
+async fn fate_in(
+    tx: &mut Tx,
+    call: &Call,
+    update: &CallUpdate,
+    class: EndedClass,
+    reason: &str,
+    answered: bool,
+    new_status: CallStatus,
+) -> Result<Fate> {
+    let never_rang = if class == EndedClass::NeverRang {
+        sqlx::query_scalar::<_, i64>(crate::q(
+            "UPDATE contacts SET never_rang = never_rang + 1 WHERE id = ? RETURNING never_rang",
+        ))
+        .bind(call.contact_id)
+        .fetch_one(&mut **tx)
+        .await?
+    } else {
+        0
+    };
+    let gave_up = never_rang > MAX_NEVER_RANG;
+    let mut requeue = class.requeues_contact() && !gave_up;
+    if !requeue && !gave_up && new_status == CallStatus::Ended {
+        let ended_at = update
+            .ended_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|| tx.clock().now());
+        requeue = super::policy::redial_in(
+            tx,
+            call.campaign_id,
+            call.contact_id,
+            reason,
+            answered,
+            ended_at,
+        )
+        .await?
+        .is_some();
+    }
+    Ok(Fate { gave_up, requeue })
+}
+
+/// The move to ENDED (or FAILED after too many never-rang): the call, the campaign's
+/// counters and histogram, the contact's fate, the campaign's completion; `effect` says
+/// what happened.
+async fn end_in(
+    tx: &mut Tx,
+    call: &Call,
+    update: &CallUpdate,
+    new_status: CallStatus,
+    effect: &mut UpdateEffect,
+) -> Result<()> {
+    let reason = update
+        .ended_reason
+        .clone()
+        .unwrap_or_else(|| "unknown".to_string());
+    let answered = update.started_at.is_some()
+        || call.started_at.is_some()
+        || matches!(call.status, CallStatus::InProgress | CallStatus::Forwarding);
+    let class = classify_ended_reason(&reason, answered);
+    let Fate { gave_up, requeue } =
+        fate_in(tx, call, update, class, &reason, answered, new_status).await?;
+    let status = if gave_up {
+        CallStatus::Failed
+    } else {
+        CallStatus::Ended
+    };
+    let cost = update.cost_usd;
+    let at = tx.now();
+    sqlx::query(
+        crate::q("UPDATE calls SET status = ?, ended_reason = ?, cost_usd = ?, \
+         started_at = coalesce(?, started_at), ended_at = coalesce(?, ?), updated_at = ? WHERE id = ?"),
+    )
+    .bind(status)
+    .bind(&reason)
+    .bind(cost)
+    .bind(update.started_at.as_deref())
+    .bind(update.ended_at.as_deref())
+    .bind(&at)
+    .bind(&at)
+    .bind(call.id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        crate::q("UPDATE campaigns SET active_calls = active_calls - 1, ended_calls = ended_calls + ?, \
+         failed_calls = failed_calls + ?, cost_usd = cost_usd + ?, contacts_done = contacts_done + ? \
+         WHERE id = ?"),
+    )
+    .bind(i64::from(!gave_up))
+    .bind(i64::from(gave_up))
+    .bind(cost.unwrap_or(0.0))
+    .bind(i64::from(!requeue))
+    .bind(call.campaign_id)
+    .execute(&mut **tx)
+    .await?;
+    bump_reason(tx, call.campaign_id, &reason).await?;
+    let contact = if requeue {
+        ContactStatus::Pending
+    } else {
+        ContactStatus::Done
+    };
+    set_contact(tx, call.contact_id, contact).await?;
+    complete_if_done(tx, call.campaign_id).await?;
+    effect.ended = true;
+    effect.class = Some(class);
+    effect.ended_reason = Some(reason);
+    effect.answered = answered;
+    let started = update.started_at.as_deref().or(call.started_at.as_deref());
+    effect.talk_ms = started
+        .and_then(super::parse_time)
+        .zip(update.ended_at.as_deref().and_then(super::parse_time))
+        .map(|(s, e)| (e - s).num_milliseconds());
+    Ok(())
 }
 
 #[cfg(test)]

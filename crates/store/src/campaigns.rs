@@ -1,8 +1,6 @@
 //! The `campaigns` table: a campaign's identity, its status machine and its counters.
 
-use sqlx::{Any, Transaction};
-
-use super::{Result, Store, StoreError, now};
+use super::{Result, Store, StoreError, Tx};
 use crate::model::{CampaignStatus, ContactStatus, Pause, StopCause};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
@@ -55,7 +53,7 @@ impl Store {
         .bind(name)
         .bind(assistant_id)
         .bind(phone_number_id)
-        .bind(now())
+        .bind(tx.now())
         .execute(&mut *tx)
         .await;
         match result {
@@ -219,7 +217,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write().await?;
         let completed_at = match status {
-            CampaignStatus::Cancelled | CampaignStatus::Completed => Some(now()),
+            CampaignStatus::Cancelled | CampaignStatus::Completed => Some(tx.now()),
             CampaignStatus::Draft | CampaignStatus::Dialing | CampaignStatus::Paused => None,
         };
         sqlx::query(crate::q(
@@ -238,7 +236,7 @@ impl Store {
 }
 
 /// A DIALING campaign with no contact left PENDING or DIALING becomes COMPLETED.
-pub(crate) async fn complete_if_done(tx: &mut Transaction<'static, Any>, id: i64) -> Result<()> {
+pub(crate) async fn complete_if_done(tx: &mut Tx, id: i64) -> Result<()> {
     let sql = crate::q(format!(
         "UPDATE campaigns SET status = ?, completed_at = ?, pause_reason = NULL, pause_cause = NULL \
          WHERE id = ? AND status = ? AND NOT EXISTS \
@@ -247,7 +245,7 @@ pub(crate) async fn complete_if_done(tx: &mut Transaction<'static, Any>, id: i64
     ));
     sqlx::query(sql)
         .bind(CampaignStatus::Completed)
-        .bind(now())
+        .bind(tx.now())
         .bind(id)
         .bind(CampaignStatus::Dialing)
         .bind(id)

@@ -1,6 +1,6 @@
 //! The `contacts` table: who to call, and where each contact is in its dial sequence.
 
-use super::{Result, Store, now};
+use super::{Result, Store};
 use crate::model::{CampaignStatus, ContactStatus};
 
 /// A contact ready to insert (the importer has already normalised the phone to E.164).
@@ -138,8 +138,8 @@ impl Store {
         .bind(campaign_id)
         .bind(super::lease::host_name())
         .bind(i64::from(std::process::id()))
-        .bind(now())
-        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(tx.now())
+        .bind(tx.clock().now_ms())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -147,7 +147,7 @@ impl Store {
             store: self.clone(),
             import_id: id,
             campaign_id,
-            created_at: now(),
+            created_at: self.now(),
             inserted: 0,
             first_contact_id: None,
         })
@@ -162,7 +162,7 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         let here = super::lease::host_name();
-        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now_ms = self.clock().now_ms();
         let mut removed = 0;
         for (id, host, pid, heartbeat) in rows {
             let gone = (host == here && !super::lease::process_alive(pid))
@@ -337,7 +337,7 @@ impl ImportSession {
             "UPDATE imports SET heartbeat_ms = ?, first_contact_id = coalesce(first_contact_id, ?) \
              WHERE id = ?",
         ))
-        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(self.store.clock().now_ms())
         .bind(first)
         .bind(self.import_id)
         .execute(&mut *tx)

@@ -2,7 +2,7 @@
 //! write it (the CLI may run beside a headless engine on the same database); the engine reads
 //! it every tick, so both paths take effect the same way.
 
-use super::{Result, Store, now};
+use super::{Result, Store};
 use crate::model::{Pause, StopCause};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -41,7 +41,7 @@ impl Store {
         .bind(i64::from(pause.is_some()))
         .bind(pause.map(|p| p.reason.as_str()))
         .bind(pause.map(|p| p.cause))
-        .bind(now())
+        .bind(tx.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -55,7 +55,7 @@ impl Store {
             "UPDATE engine_control SET rate_per_second = ?, updated_at = ? WHERE id = 1",
         ))
         .bind(rate_per_second)
-        .bind(now())
+        .bind(tx.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -68,7 +68,7 @@ impl Store {
         sqlx::query(crate::q(
             "UPDATE engine_control SET rate_per_second = NULL, updated_at = ? WHERE id = 1",
         ))
-        .bind(now())
+        .bind(tx.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -2,7 +2,7 @@
 //! attached to an engine elsewhere, or opened after a restart, shows what happened. Bounded:
 //! only the newest [`KEPT_EVENTS`] rows are kept.
 
-use super::{Result, Store, now};
+use super::{Result, Store};
 
 /// How many event rows are kept.
 pub const KEPT_EVENTS: i64 = 10_000;
@@ -19,10 +19,10 @@ pub struct EventRow {
 }
 
 impl EventRow {
-    /// An operator's action (from the CLI or a console), stamped now.
-    pub fn action(message: String) -> EventRow {
+    /// An operator's action (from the CLI or a console), stamped `at` (as stored).
+    pub fn action(message: String, at: String) -> EventRow {
         EventRow {
-            at: now(),
+            at,
             kind: "Command".into(),
             call_id: None,
             attempt: None,
@@ -86,7 +86,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_in(dir.path()).await.unwrap();
         let batch: Vec<EventRow> = (0..KEPT_EVENTS + 5)
-            .map(|i| EventRow::action(format!("event {i}")))
+            .map(|i| EventRow::action(format!("event {i}"), store.now()))
             .collect();
         store.append_events(&batch).await.unwrap();
         let count: i64 = sqlx::query_scalar(crate::q("SELECT count(*) FROM engine_events"))

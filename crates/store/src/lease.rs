@@ -81,8 +81,8 @@ impl Store {
             .bind(&me.id)
             .bind(&me.host)
             .bind(me.pid)
-            .bind(super::now())
-            .bind(now_ms())
+            .bind(self.now())
+            .bind(self.clock().now_ms())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -96,7 +96,7 @@ impl Store {
         .bind(DISPATCH)
         .fetch_optional(&mut *tx)
         .await?;
-        let now = now_ms();
+        let now = self.clock().now_ms();
         if let Some(holder) = &current
             && holder.holder != me.id
             && now - holder.heartbeat_ms < timeout_ms
@@ -111,7 +111,7 @@ impl Store {
         .bind(&me.id)
         .bind(&me.host)
         .bind(me.pid)
-        .bind(super::now())
+        .bind(self.now())
         .bind(now)
         .bind(DISPATCH)
         .execute(&mut *tx)
@@ -130,7 +130,7 @@ impl Store {
             "UPDATE engine_lease SET heartbeat_ms = ?, status = coalesce(?, status) \
              WHERE name = ? AND holder = ?",
         ))
-        .bind(now_ms())
+        .bind(self.clock().now_ms())
         .bind(status)
         .bind(self.lease_row(me))
         .bind(&me.id)
@@ -180,7 +180,7 @@ impl Store {
         .bind(&me.id)
         .fetch_all(&mut *tx)
         .await?;
-        let now = now_ms();
+        let now = self.clock().now_ms();
         let dead: Vec<LeaseHolder> = holders
             .into_iter()
             .filter(|h| {
@@ -244,7 +244,7 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         let me = host_name();
-        let now = now_ms();
+        let now = self.clock().now_ms();
         Ok(holders
             .into_iter()
             .filter(|h| now - h.heartbeat_ms < timeout_ms && is_live_elsewhere_or_here(h, &me))
@@ -256,10 +256,6 @@ impl Store {
 /// whether its process still exists.
 fn is_live_elsewhere_or_here(holder: &LeaseHolder, this_host: &str) -> bool {
     holder.host != this_host || process_alive(holder.pid)
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// This machine's name (for operators; the pid check only applies on the same host).

@@ -19,6 +19,7 @@ pub mod stats;
 use std::path::Path;
 use std::time::Duration;
 use switchboard_model as model;
+use switchboard_model::clock::Clock;
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -107,13 +108,46 @@ pub fn q(sql: impl AsRef<str>) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(out)
 }
 
-/// Which backend a transaction runs on (for the fragments that differ).
-pub(crate) fn backend_of(tx: &Transaction<'static, Any>) -> Backend {
-    if tx.backend_name().eq_ignore_ascii_case("PostgreSQL") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
+/// A write transaction with the store's clock, so that every timestamp one operation writes
+/// is read from the clock the store was given. Derefs to the connection, as sqlx's
+/// `Transaction` does.
+pub(crate) struct Tx {
+    inner: Transaction<'static, Any>,
+    backend: Backend,
+    clock: Clock,
+}
+
+impl Tx {
+    /// Now, as stored (see [`format_time`]).
+    pub fn now(&self) -> String {
+        format_time(self.clock.now())
     }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.inner.commit().await?)
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// Which backend a transaction runs on (for the fragments that differ).
+pub(crate) fn backend_of(tx: &Tx) -> Backend {
+    tx.backend
 }
 
 /// Handle to the database; cheap to clone.
@@ -122,6 +156,7 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     backend: Backend,
+    clock: Clock,
 }
 
 fn install_drivers() {
@@ -198,6 +233,7 @@ impl Store {
 
     async fn finish_open(writer: AnyPool, reader: AnyPool, backend: Backend) -> Result<Store> {
         let store = Store {
+            clock: Clock::system(),
             writer,
             reader,
             backend,
@@ -226,11 +262,32 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so two writers never deadlock upgrading read locks; on PostgreSQL rows are
     /// locked as they are read for update.
-    pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>> {
-        Ok(match self.backend {
+    pub(crate) async fn write(&self) -> Result<Tx> {
+        let inner = match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer.begin().await?,
+        };
+        Ok(Tx {
+            inner,
+            backend: self.backend,
+            clock: self.clock.clone(),
         })
+    }
+
+    /// The same store reading wall time from `clock` (a test's; the system's by default).
+    pub fn with_clock(mut self, clock: Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the store reads wall time from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now by the store's clock, as stored.
+    pub fn now(&self) -> String {
+        format_time(self.clock.now())
     }
 
     async fn ensure_rows(&self) -> Result<()> {
@@ -246,7 +303,7 @@ impl Store {
             "INSERT INTO engine_control (id, dispatch_paused, updated_at) VALUES (1, 0, ?) \
              ON CONFLICT DO NOTHING",
         ))
-        .bind(now())
+        .bind(tx.now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -344,11 +401,6 @@ impl From<Flag> for bool {
     fn from(f: Flag) -> bool {
         f.0
     }
-}
-
-/// Now, as stored: ISO-8601 UTC with milliseconds (sorts as text).
-pub fn now() -> String {
-    format_time(chrono::Utc::now())
 }
 
 pub use switchboard_model::text::{format_time, parse_time};

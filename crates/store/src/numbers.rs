@@ -9,9 +9,8 @@
 //! reason.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, Transaction};
 
-use super::{Result, Store, StoreError, format_time};
+use super::{Result, Store, StoreError, Tx, format_time};
 
 /// One number of a campaign's pool, as the quota pane and `campaign show` list it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
@@ -230,7 +229,7 @@ impl Store {
 }
 
 pub(super) async fn insert_number_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
     number: &str,
     weight: i64,
@@ -246,11 +245,7 @@ pub(super) async fn insert_number_in(
     Ok(())
 }
 
-async fn usable_in(
-    tx: &mut Transaction<'static, Any>,
-    campaign_id: i64,
-    at: DateTime<Utc>,
-) -> Result<i64> {
+async fn usable_in(tx: &mut Tx, campaign_id: i64, at: DateTime<Utc>) -> Result<i64> {
     Ok(sqlx::query_scalar(super::q(
         "SELECT count(*) FROM campaign_numbers WHERE campaign_id = ? \
          AND (benched_until IS NULL OR benched_until <= ?)",
@@ -265,7 +260,7 @@ async fn usable_in(
 /// (ties by id), counted as used today. `Err` carries why none is usable (every number
 /// benched, with until when), for the campaign's pause reason.
 pub(super) async fn pick_number_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
     at: DateTime<Utc>,
 ) -> Result<std::result::Result<String, String>> {

@@ -4,9 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sqlx::{Any, Transaction};
 
-use super::{Result, Store, StoreError, format_time, now};
+use super::{Result, Store, StoreError, Tx, format_time};
 use switchboard_model::policy::{Caps, Facts, Rules, Window, WindowState};
 
 /// A campaign's rules as stored.
@@ -361,7 +360,7 @@ pub(crate) fn window_of(rules: &CampaignRules, zones: &[String], at: DateTime<Ut
 /// analysis says it is true, the number goes on the do-not-call list (same transaction as
 /// the analysis). Returns whether it was added.
 pub(crate) async fn dnc_from_analysis_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     call_id: i64,
     structured_data: Option<&str>,
 ) -> Result<bool> {
@@ -385,12 +384,7 @@ pub(crate) async fn dnc_from_analysis_in(
     dnc_add_in(tx, &phone, &reason, "call analysis").await
 }
 
-async fn dnc_add_in(
-    tx: &mut Transaction<'static, Any>,
-    phone: &str,
-    reason: &str,
-    source: &str,
-) -> Result<bool> {
+async fn dnc_add_in(tx: &mut Tx, phone: &str, reason: &str, source: &str) -> Result<bool> {
     let added = sqlx::query(
         "INSERT INTO dnc (phone, reason, source, added_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (phone) DO NOTHING",
@@ -398,7 +392,7 @@ async fn dnc_add_in(
     .bind(phone)
     .bind(reason)
     .bind(source)
-    .bind(now())
+    .bind(tx.now())
     .execute(&mut **tx)
     .await?
     .rows_affected()
@@ -420,7 +414,7 @@ async fn dnc_add_in(
 
 /// Appends one decision to the log.
 pub(crate) async fn record_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     phone: &str,
     campaign_id: Option<i64>,
     contact_id: Option<i64>,
@@ -432,7 +426,7 @@ pub(crate) async fn record_in(
         "INSERT INTO policy_decisions (at, phone, campaign_id, contact_id, call_id, decision, reason) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(now())
+    .bind(tx.now())
     .bind(phone)
     .bind(campaign_id)
     .bind(contact_id)
@@ -446,7 +440,7 @@ pub(crate) async fn record_in(
 
 /// The facts about one contact the decision needs, read inside the claim's transaction.
 pub(crate) async fn facts_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
     contact_id: i64,
     phone: &str,
@@ -520,7 +514,7 @@ pub(crate) async fn facts_in(
 /// campaign redials this reason and the contact has redials left, the contact goes back to
 /// PENDING, eligible at the returned time, with one more redial counted.
 pub(crate) async fn redial_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
     contact_id: i64,
     reason: &str,
@@ -561,7 +555,7 @@ pub(crate) async fn redial_in(
 
 /// The rules and zones of a campaign inside a transaction.
 pub(crate) async fn rules_in(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Tx,
     campaign_id: i64,
 ) -> Result<(CampaignRules, Vec<String>)> {
     let sql = sqlx::AssertSqlSafe(format!(

@@ -351,7 +351,7 @@ impl Store {
         total: Option<i64>,
     ) -> Result<Vec<CallListRow>> {
         if query.tab == CallTab::Pending {
-            return self.pending_page_at(query, chrono::Utc::now()).await;
+            return self.pending_page_at(query, self.clock().now()).await;
         }
         if let Some(anchor) = &query.anchor {
             return self.call_page_keyset(query, anchor).await;

@@ -195,14 +195,15 @@ impl VapiError {
     }
 }
 
-/// Reads a Retry-After header: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
+/// Reads a Retry-After header: delay-seconds, or an HTTP date taken against `now` (the
+/// response's own `Date`, so that our clock's skew does not count).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds.min(3600)));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    let delta = when.with_timezone(&chrono::Utc) - now;
     Some(
         delta
             .to_std()
@@ -273,9 +274,16 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("soon"), None);
-        let past = "Wed, 21 Oct 2015 07:28:00 GMT";
-        assert_eq!(parse_retry_after(past), Some(Duration::ZERO));
+        let now = chrono::DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon", now), None);
+        let past = "Wed, 21 Oct 2015 07:27:00 GMT";
+        assert_eq!(parse_retry_after(past, now), Some(Duration::ZERO));
+        let later = "Wed, 21 Oct 2015 07:28:30 GMT";
+        assert_eq!(parse_retry_after(later, now), Some(Duration::from_secs(30)));
+        let far = "Thu, 22 Oct 2015 07:28:00 GMT";
+        assert_eq!(parse_retry_after(far, now), Some(Duration::from_secs(3600)));
     }
 }

@@ -4,6 +4,7 @@
 //! which the simulator shares.
 
 pub mod error;
+pub mod http;
 pub mod search;
 mod signature;
 pub mod types;
@@ -32,11 +33,12 @@ pub struct VapiClient {
     base_url: String,
     api_key: Secret,
     timeout: Duration,
+    clock: switchboard_model::clock::Clock,
 }
 
 impl VapiClient {
     pub fn new(base_url: &str, api_key: Secret, timeout: Duration) -> Result<Self, VapiError> {
-        let http = reqwest::Client::builder()
+        let http = http::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
@@ -47,7 +49,15 @@ impl VapiClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             timeout,
+            clock: switchboard_model::clock::Clock::system(),
         })
+    }
+
+    /// The same client reading wall time from `clock` (for a Retry-After date without a
+    /// `Date` header).
+    pub fn with_clock(mut self, clock: switchboard_model::clock::Clock) -> VapiClient {
+        self.clock = clock;
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -99,11 +109,14 @@ impl VapiClient {
             .await
             .map_err(|e| VapiError::from_transport(&e, self.timeout))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(error::parse_retry_after);
+        let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok());
+        // An HTTP date is read against the response's own Date (no skew), else our clock.
+        let now = header(reqwest::header::DATE)
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|| self.clock.now());
+        let retry_after =
+            header(reqwest::header::RETRY_AFTER).and_then(|v| error::parse_retry_after(v, now));
         let body = response
             .bytes()
             .await

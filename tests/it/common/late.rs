@@ -154,7 +154,7 @@ fn as_of_now(call: &Value) -> Value {
         .map(|a| [a[0].clone(), a[1].clone()])
         && at
             .as_str()
-            .is_some_and(|t| t <= switchboard::store::now().as_str())
+            .is_some_and(|t| t <= switchboard::store::format_time(chrono::Utc::now()).as_str())
     {
         call["cost"] = cost;
         call["updatedAt"] = at;

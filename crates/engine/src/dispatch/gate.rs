@@ -11,11 +11,15 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::breaker::{Admission, Breaker};
+use super::concurrency::Concurrency;
+use super::fair_share::FairShare;
 use super::pacer::Pacer;
 use super::quota::Quota;
 use super::snapshot::{BreakerState, EVENT_RING, EngineEvent, EventKind};
+use super::streaks::{AnsweredHealth, Rejections};
 use crate::config::Config;
 use crate::model::Pause;
+use switchboard_model::clock::Clock;
 
 /// Why a request may not go, ever (as opposed to "not yet").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +43,8 @@ pub enum RequestKind {
 
 #[derive(Debug)]
 pub struct GateState {
+    /// Wall time for the retry log's stamps and the day's quota.
+    pub clock: Clock,
     pub paused: Option<Pause>,
     /// Campaigns in DIALING state (refreshed from the store every tick).
     pub dialing: HashSet<i64>,
@@ -48,32 +54,22 @@ pub struct GateState {
     pub claimable: HashSet<i64>,
     pub pacer: Pacer,
     pub breaker: Breaker,
-    pub backoff_until: Option<Instant>,
-    pub consecutive_429: u32,
+    /// The engine-wide back-off after 429s.
+    pub rate_limited: RateLimited,
     pub quota: Quota,
-    /// Sequences in flight (claimed, not yet created or failed).
-    pub creating: i64,
-    /// Calls active at Vapi (from the store, adjusted as creates and ends happen).
-    pub active: i64,
-    /// Bumped by every in-memory change of `active`, so that a refresh whose store read
-    /// started before the change does not overwrite it with a stale count.
-    pub active_epoch: u64,
+    /// Slots held: calls being created and active at Vapi, with their reconciliation.
+    pub concurrency: Concurrency,
     pub stopping: bool,
     /// The lease was taken over by another engine: this one must not dispatch.
     pub lease_lost: bool,
-    /// Per dialing campaign: calls in flight (being created or at Vapi) and its weight; the
-    /// claim goes to the campaign furthest below its weighted share.
-    pub load: HashMap<i64, (i64, i64)>,
-    /// Bumped when a claim starts and when it lands in `load`; with `claiming`, lets a refresh
-    /// whose store read overlapped a claim leave `load` alone (it would lose or double it).
-    pub load_epoch: u64,
-    pub claiming: bool,
+    /// Which dialing campaign the next claim goes to.
+    pub fair_share: FairShare,
     /// Calls with a live worker (the rescuer starts one for any unfinished call not here).
     pub working: HashSet<i64>,
-    /// Per campaign: the last rejection's message and the calls rejected with it in a row.
-    pub rejections: HashMap<i64, (String, Vec<i64>)>,
-    /// Per campaign: the last answered calls, true where the assistant failed the person.
-    pub answered: HashMap<i64, VecDeque<bool>>,
+    /// Runs of identical rejections per campaign.
+    pub rejections: Rejections,
+    /// The assistant's failures among each campaign's last answered calls.
+    pub health: AnsweredHealth,
     /// Assistant/phone-number pairs with a call created since the tracker last looked, and
     /// the earliest such creation: the tracker follows them (a call may end at once, and its
     /// final cost still comes later).
@@ -91,10 +87,11 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn new(config: &Config, rate: f64) -> Gate {
+    pub fn new(config: &Config, rate: f64, clock: Clock) -> Gate {
         let d = &config.dispatch;
         Gate {
             state: Mutex::new(GateState {
+                clock,
                 paused: None,
                 dialing: HashSet::new(),
                 cancelled: HashSet::new(),
@@ -104,20 +101,15 @@ impl Gate {
                     d.breaker_failures,
                     Duration::from_millis(d.breaker_cooldown_ms),
                 ),
-                backoff_until: None,
-                consecutive_429: 0,
+                rate_limited: RateLimited::default(),
                 quota: Quota::new(config),
-                creating: 0,
-                active: 0,
-                active_epoch: 0,
-                load_epoch: 0,
-                claiming: false,
+                concurrency: Concurrency::default(),
                 stopping: false,
                 lease_lost: false,
+                fair_share: FairShare::default(),
                 working: HashSet::new(),
-                load: HashMap::new(),
-                rejections: HashMap::new(),
-                answered: HashMap::new(),
+                rejections: Rejections::default(),
+                health: AnsweredHealth::default(),
                 new_pairs: HashMap::new(),
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,
@@ -200,18 +192,12 @@ impl Gate {
 
     /// A call became active at Vapi (counted against the concurrency cap at once).
     pub fn call_started(&self) {
-        self.update(|s| {
-            s.active += 1;
-            s.active_epoch += 1;
-        });
+        self.update(|s| s.concurrency.started());
     }
 
     /// A call at Vapi ended: its slot is free.
     pub fn call_ended(&self) {
-        self.update(|s| {
-            s.active = (s.active - 1).max(0);
-            s.active_epoch += 1;
-        });
+        self.update(|s| s.concurrency.ended());
     }
 
     /// Waits for any change (or `timeout`).
@@ -227,23 +213,16 @@ impl Gate {
     /// backoff schedule by consecutive 429s.
     pub fn on_rate_limited(&self, retry_after: Option<Duration>) -> Duration {
         self.update(|s| {
-            s.consecutive_429 = s.consecutive_429.saturating_add(1);
             s.quota.rate_limited_total += 1;
-            let index = (s.consecutive_429 as usize - 1).min(self.backoff.len().saturating_sub(1));
-            let schedule = Duration::from_millis(self.backoff.get(index).copied().unwrap_or(1_000));
-            let delay = retry_after.map_or(schedule, |r| r.max(schedule));
-            let until = Instant::now() + delay;
-            if s.backoff_until.is_none_or(|u| u < until) {
-                s.backoff_until = Some(until);
-            }
-            delay
+            s.rate_limited
+                .on_429(&self.backoff, retry_after, Instant::now())
         })
     }
 
     /// Vapi answered: the breaker closes (or stays closed) and the 429 streak ends.
     pub fn on_answer(&self) {
         let moved = self.update(|s| {
-            s.consecutive_429 = 0;
+            s.rate_limited.answered();
             s.breaker.on_success()
         });
         if let Some(state) = moved {
@@ -293,61 +272,57 @@ enum Check {
     Refuse(Refusal),
 }
 
+/// The engine-wide back-off after 429s: the schedule's step by consecutive 429s (a longer
+/// Retry-After wins), ended by any answer.
+#[derive(Debug, Default)]
+pub struct RateLimited {
+    until: Option<Instant>,
+    consecutive: u32,
+}
+
+impl RateLimited {
+    /// A 429 at `now`: backs off until the later of what was set and now plus the wait
+    /// (the schedule's step for this many 429s in a row, or a longer Retry-After).
+    pub fn on_429(
+        &mut self,
+        schedule: &[u64],
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) -> Duration {
+        self.consecutive = self.consecutive.saturating_add(1);
+        let index = (self.consecutive as usize - 1).min(schedule.len().saturating_sub(1));
+        let step = Duration::from_millis(schedule.get(index).copied().unwrap_or(1_000));
+        let delay = retry_after.map_or(step, |r| r.max(step));
+        let until = now + delay;
+        if self.until.is_none_or(|u| u < until) {
+            self.until = Some(until);
+        }
+        delay
+    }
+
+    /// Vapi answered: the run of 429s ends (a back-off already set still runs out).
+    pub fn answered(&mut self) {
+        self.consecutive = 0;
+    }
+
+    /// How long admission still waits at `now`; clears a back-off that ran out.
+    pub fn wait(&mut self, now: Instant) -> Option<Duration> {
+        match self.until {
+            Some(until) if now < until => Some(until - now),
+            _ => {
+                self.until = None;
+                None
+            }
+        }
+    }
+
+    /// When the back-off ends, if one is running.
+    pub fn until(&self) -> Option<Instant> {
+        self.until
+    }
+}
+
 impl GateState {
-    /// Notes a rejection of `call_id` with `message`. When `limit` calls of the campaign in a
-    /// row were rejected with the same message, returns them (the streak starts over).
-    pub fn note_rejection(
-        &mut self,
-        campaign_id: i64,
-        message: &str,
-        call_id: i64,
-        limit: u32,
-    ) -> Option<Vec<i64>> {
-        if limit == 0 {
-            return None;
-        }
-        let streak = self
-            .rejections
-            .entry(campaign_id)
-            .or_insert_with(|| (message.to_string(), Vec::new()));
-        if streak.0 != message {
-            *streak = (message.to_string(), Vec::new());
-        }
-        streak.1.push(call_id);
-        if streak.1.len() < limit as usize {
-            return None;
-        }
-        self.rejections.remove(&campaign_id).map(|(_, calls)| calls)
-    }
-
-    /// A call of the campaign was created: a rejection streak is broken.
-    pub fn note_created(&mut self, campaign_id: i64) {
-        self.rejections.remove(&campaign_id);
-    }
-
-    /// Notes an answered call's health; returns `(failed, window)` when the share of failures
-    /// among the last `window` answered calls is above `share` (the ring starts over then).
-    pub fn note_answered(
-        &mut self,
-        campaign_id: i64,
-        failed: bool,
-        window: u32,
-        share: f64,
-    ) -> Option<(usize, usize)> {
-        let ring = self.answered.entry(campaign_id).or_default();
-        ring.push_back(failed);
-        while ring.len() > window as usize {
-            ring.pop_front();
-        }
-        let failures = ring.iter().filter(|f| **f).count();
-        if ring.len() == window as usize && failures as f64 > share * window as f64 {
-            let len = ring.len();
-            ring.clear();
-            return Some((failures, len));
-        }
-        None
-    }
-
     /// Appends to the retry log ring buffer, dropping the oldest entry when full.
     pub fn push_event(
         &mut self,
@@ -361,7 +336,7 @@ impl GateState {
             self.events.pop_front();
         }
         self.events.push_back(EngineEvent {
-            at: crate::store::now(),
+            at: crate::store::format_time(self.clock.now()),
             kind,
             call_id,
             attempt,
@@ -392,10 +367,11 @@ impl GateState {
                 if self.claimable.is_empty() {
                     return Check::Wait(Some(Duration::from_millis(500)));
                 }
-                if self.active + self.creating >= i64::from(self.quota.concurrency_cap())
+                let in_use = self.concurrency.in_use();
+                if in_use >= i64::from(self.quota.concurrency_cap())
                     || self
                         .quota
-                        .stop_reason_with(self.creating, self.active + self.creating)
+                        .stop_reason_with(self.concurrency.creating(), in_use)
                         .is_some()
                 {
                     return Check::Wait(Some(Duration::from_millis(500)));
@@ -408,11 +384,8 @@ impl GateState {
             }
         }
         let now = Instant::now();
-        if let Some(until) = self.backoff_until {
-            if now < until {
-                return Check::Wait(Some(until - now));
-            }
-            self.backoff_until = None;
+        if let Some(wait) = self.rate_limited.wait(now) {
+            return Check::Wait(Some(wait));
         }
         let (admission, moved) = self.breaker.admit(now);
         if let Some(state) = moved {
@@ -429,7 +402,7 @@ impl GateState {
             Ok(()) => {
                 if let RequestKind::NewCall = kind {
                     // Counted before the claim so concurrent claims cannot overshoot the cap.
-                    self.creating += 1;
+                    self.concurrency.reserve();
                 }
                 Check::Go { probe }
             }
@@ -451,7 +424,7 @@ mod tests {
     fn gate(f: impl FnOnce(&mut Config)) -> Gate {
         let mut config = Config::default();
         f(&mut config);
-        let gate = Gate::new(&config, config.dispatch.rate_per_second);
+        let gate = Gate::new(&config, config.dispatch.rate_per_second, Clock::system());
         gate.update(|s| {
             s.dialing.insert(1);
             s.claimable.insert(1);
@@ -463,7 +436,7 @@ mod tests {
     async fn admit_new(gate: &Gate) -> Duration {
         let start = Instant::now();
         gate.admit(RequestKind::NewCall).await.unwrap();
-        gate.update(|s| s.creating -= 1);
+        gate.update(|s| s.concurrency.release());
         start.elapsed()
     }
 

@@ -10,6 +10,8 @@ pub mod attempt;
 pub mod breaker;
 pub mod budget;
 pub mod command;
+pub mod concurrency;
+pub mod fair_share;
 pub mod gate;
 pub mod pacer;
 mod pool;
@@ -17,6 +19,7 @@ pub mod predial;
 pub mod quota;
 mod reactions;
 pub mod snapshot;
+pub mod streaks;
 mod tracker;
 mod webhook;
 pub mod worker;
@@ -81,6 +84,13 @@ pub(crate) struct Ctx {
     pub budget: budget::RequestBudget,
     /// Webhook messages refused for their credentials, shown in the snapshot.
     pub webhook_refusals: Arc<webhook::Refusals>,
+}
+
+impl Ctx {
+    /// Wall time by the store's clock (the one clock the engine reads).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.store.clock().now()
+    }
 }
 
 /// `GET /call` through the request budget (used by look-ups and bulk reads).
@@ -182,11 +192,7 @@ pub async fn attach(
     holder: String,
 ) -> Result<EngineHandle, EngineError> {
     let instance = store.instance_id().await?;
-    let control = store.engine_control().await?;
-    let rate = control
-        .rate_per_second
-        .unwrap_or(config.dispatch.rate_per_second);
-    let gate = Gate::new(&config, rate);
+    let gate = gate_from_store(&config, &store).await?;
     // No requests are ever sent from here: the client is never used.
     let vapi = VapiClient::new(
         &config.vapi.base_url,
@@ -194,6 +200,7 @@ pub async fn attach(
         config.request_timeout(),
     )
     .map_err(|e| EngineError::Store(StoreError::Conflict(e.to_string())))?;
+    let vapi = vapi.with_clock(store.clock().clone());
     let ctx = Arc::new(Ctx {
         store,
         vapi,
@@ -209,22 +216,7 @@ pub async fn attach(
     });
     let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
-    let mut control_loop = ControlLoop {
-        ctx: ctx.clone(),
-        snapshot: snapshot_tx,
-        reasons: HashMap::new(),
-        numbers: Vec::new(),
-        rules: HashMap::new(),
-        success: HashMap::new(),
-        ticks: 0,
-        load_skips: 0,
-        version: 0,
-        pending_snapshot: None,
-        idle_ticks: 0,
-        attached_to: Some(holder),
-        events: Default::default(),
-        windows: HashMap::new(),
-    };
+    let mut control_loop = ControlLoop::new(ctx.clone(), snapshot_tx, Some(holder));
     control_loop.refresh().await;
     control_loop.publish(false);
     let task = tokio::spawn(async move {
@@ -239,6 +231,97 @@ pub async fn attach(
     })
 }
 
+/// Takes the database's dispatch lease, or says who holds it.
+async fn take_lease(
+    store: &Store,
+    engine: &EngineIdentity,
+    config: &Config,
+) -> Result<(), EngineError> {
+    match store
+        .acquire_lease(engine, ctx_lease_timeout(config))
+        .await?
+    {
+        Acquired::HeldBy(holder) => Err(EngineError::LeaseHeld {
+            age_s: (store.clock().now_ms() - holder.heartbeat_ms) / 1000,
+            holder: holder.name(),
+        }),
+        Acquired::Taken {
+            previous: Some(previous),
+        } => {
+            tracing::warn!(
+                target: "switchboard::engine",
+                "took over the dispatch lease from {} (its heartbeat stopped): its requests in flight are settled by look-up, never re-sent blindly",
+                previous.name()
+            );
+            Ok(())
+        }
+        Acquired::Taken { previous: None } => Ok(()),
+    }
+}
+
+/// The gate as the store left it: the operator's rate and pause, the calls created today.
+async fn gate_from_store(config: &Config, store: &Store) -> Result<Gate, EngineError> {
+    let control = store.engine_control().await?;
+    let rate = control
+        .rate_per_second
+        .unwrap_or(config.dispatch.rate_per_second);
+    let gate = Gate::new(config, rate, store.clock().clone());
+    let day_start = gate.update(|s| {
+        let now = s.clock.now();
+        s.quota.roll(now);
+        s.quota.day_start()
+    });
+    let today = store
+        .created_since(&crate::store::format_time(day_start))
+        .await?;
+    gate.update(|s| {
+        let now = s.clock.now();
+        s.quota.set_calls_today(today.max(0) as u64, now);
+        s.paused = control.pause();
+    });
+    Ok(gate)
+}
+
+/// The webhook secret from the variable the config names, when a listener is configured.
+fn webhook_secret(config: &Config) -> Result<Option<crate::config::Secret>, EngineError> {
+    if config.webhook.listen.is_none() {
+        return Ok(None);
+    }
+    std::env::var(&config.webhook.secret_env)
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| Some(crate::config::Secret::from(s)))
+        .ok_or_else(|| EngineError::WebhookSecret(config.webhook.secret_env.clone()))
+}
+
+/// Starts the webhook listener on the configured address; returns where it listens.
+async fn start_webhook(
+    ctx: &Arc<Ctx>,
+    secret: crate::config::Secret,
+) -> Result<Option<SocketAddr>, EngineError> {
+    let Some(listen) = &ctx.config.webhook.listen else {
+        return Ok(None);
+    };
+    let bad = |source| EngineError::Webhook {
+        addr: listen.clone(),
+        source,
+    };
+    let addr: SocketAddr = listen.parse().map_err(|e: std::net::AddrParseError| {
+        bad(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    })?;
+    let check = webhook::AuthCheck::from_config(&ctx.config.webhook);
+    let served = webhook::serve(
+        ctx.clone(),
+        addr,
+        secret,
+        check,
+        ctx.webhook_refusals.clone(),
+    )
+    .await
+    .map_err(bad)?;
+    Ok(Some(served))
+}
+
 /// Recovers the store's state (counters, unfinished sequences) and starts the engine.
 pub async fn start(
     config: Config,
@@ -248,25 +331,7 @@ pub async fn start(
     let instance = store.instance_id().await?;
     // One engine per database: take the lease first, before anything is read or sent.
     let engine = EngineIdentity::of_this_process();
-    let lease_timeout = ctx_lease_timeout(&config);
-    match store.acquire_lease(&engine, lease_timeout).await? {
-        Acquired::HeldBy(holder) => {
-            return Err(EngineError::LeaseHeld {
-                age_s: (chrono::Utc::now().timestamp_millis() - holder.heartbeat_ms) / 1000,
-                holder: holder.name(),
-            });
-        }
-        Acquired::Taken {
-            previous: Some(previous),
-        } => {
-            tracing::warn!(
-                target: "switchboard::engine",
-                "took over the dispatch lease from {} (its heartbeat stopped): its requests in flight are settled by look-up, never re-sent blindly",
-                previous.name()
-            );
-        }
-        Acquired::Taken { previous: None } => {}
-    }
+    take_lease(&store, &engine, &config).await?;
     for fixed in store.recompute_counters().await? {
         tracing::warn!(
             target: "switchboard::engine",
@@ -276,40 +341,16 @@ pub async fn start(
             fixed.recomputed
         );
     }
-    let control = store.engine_control().await?;
-    let rate = control
-        .rate_per_second
-        .unwrap_or(config.dispatch.rate_per_second);
-    let gate = Gate::new(&config, rate);
-    let day_start = gate.update(|s| {
-        s.quota.roll(chrono::Utc::now());
-        s.quota.day_start()
-    });
-    let today = store
-        .created_since(&crate::store::format_time(day_start))
-        .await?;
-    gate.update(|s| {
-        s.quota
-            .set_calls_today(today.max(0) as u64, chrono::Utc::now());
-        s.paused = control.pause();
-    });
+    let gate = gate_from_store(&config, &store).await?;
     // A burst of 2: governor's GCRA puts the next slot at `max(tat, now) + T`, so at burst 1
     // every late wake-up (tokio's timer rounds up to the millisecond) stretched the period,
     // and creates paced at the budget's own rate ran 2.2 % slow. One spare slot absorbs that
     // lateness; creates stay spaced by the pacer.
     let budget = budget::RequestBudget::new(config.vapi.max_requests_per_second, 2);
-    let webhook_secret = match &config.webhook.listen {
-        Some(_) => Some(
-            std::env::var(&config.webhook.secret_env)
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(crate::config::Secret::from)
-                .ok_or_else(|| EngineError::WebhookSecret(config.webhook.secret_env.clone()))?,
-        ),
-        None => None,
-    };
+    let webhook_secret = webhook_secret(&config)?;
     let predial =
         predial::PredialHook::from_config(&config.predial).map_err(EngineError::Predial)?;
+    let vapi = vapi.with_clock(store.clock().clone());
     let ctx = Arc::new(Ctx {
         store,
         vapi,
@@ -323,30 +364,10 @@ pub async fn start(
         budget,
         webhook_refusals: Arc::new(webhook::Refusals::default()),
     });
-    let mut webhook_addr = None;
-    if let (Some(listen), Some(secret)) = (&ctx.config.webhook.listen, webhook_secret) {
-        let addr: SocketAddr =
-            listen
-                .parse()
-                .map_err(|e: std::net::AddrParseError| EngineError::Webhook {
-                    addr: listen.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                })?;
-        webhook_addr = Some(
-            webhook::serve(
-                ctx.clone(),
-                addr,
-                secret,
-                webhook::AuthCheck::from_config(&ctx.config.webhook),
-                ctx.webhook_refusals.clone(),
-            )
-            .await
-            .map_err(|source| EngineError::Webhook {
-                addr: listen.clone(),
-                source,
-            })?,
-        );
-    }
+    let webhook_addr = match webhook_secret {
+        Some(secret) => start_webhook(&ctx, secret).await?,
+        None => None,
+    };
     adopt_orphans(&ctx).await?;
     let unfinished = ctx.store.unfinished_jobs(&ctx.engine.id).await?;
     if !unfinished.is_empty() {
@@ -354,22 +375,7 @@ pub async fn start(
     }
     let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
-    let mut control_loop = ControlLoop {
-        ctx: ctx.clone(),
-        snapshot: snapshot_tx,
-        reasons: HashMap::new(),
-        numbers: Vec::new(),
-        rules: HashMap::new(),
-        success: HashMap::new(),
-        ticks: 0,
-        load_skips: 0,
-        version: 0,
-        pending_snapshot: None,
-        idle_ticks: 0,
-        attached_to: None,
-        events: Default::default(),
-        windows: HashMap::new(),
-    };
+    let mut control_loop = ControlLoop::new(ctx.clone(), snapshot_tx, None);
     control_loop.refresh().await;
     control_loop.publish(false);
     share_request_budget(&ctx).await;
@@ -415,8 +421,8 @@ fn engine_status(ctx: &Ctx) -> String {
     let status = ctx.gate.update(|s| EngineStatus {
         breaker: format!("{:?}", s.breaker.view(tokio::time::Instant::now()).state),
         concurrency_cap: s.quota.concurrency_cap(),
-        creating: s.creating,
-        active: s.active,
+        creating: s.concurrency.creating(),
+        active: s.concurrency.active(),
         create_rate_per_second: s.pacer.rate(),
         learnt_requests_per_second: budget.learnt_per_second,
         max_requests_per_second: budget.configured_per_second,
@@ -427,8 +433,6 @@ fn engine_status(ctx: &Ctx) -> String {
 
 /// How often the rescuer looks for unfinished calls without a worker.
 const RESCUE_EVERY: Duration = Duration::from_secs(10);
-/// Refreshes that may leave the fair-share load alone in a row (see `try_refresh`).
-const MAX_LOAD_SKIPS: u32 = 3;
 
 async fn rescue(ctx: &Arc<Ctx>, workers: &mut JoinSet<worker::SequenceEnd>) {
     if let Err(e) = adopt_orphans(ctx).await {
@@ -574,28 +578,10 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
         ctx.budget.acquire().await;
         // Weighted fair share: the campaign with the fewest calls in flight for its weight
         // first (ties in turn), so one big campaign cannot starve the others.
-        let mut candidates: Vec<(i64, f64)> = ctx.gate.read(|s| {
-            s.claimable
-                .iter()
-                .map(|id| {
-                    let (in_flight, weight) = s.load.get(id).copied().unwrap_or((0, 1));
-                    (*id, in_flight as f64 / weight.max(1) as f64)
-                })
-                .collect()
-        });
-        candidates.sort_unstable_by_key(|(id, _)| *id);
-        if !candidates.is_empty() {
-            let start = turn % candidates.len();
-            candidates.rotate_left(start);
-        }
-        candidates.sort_by(|a, b| a.1.total_cmp(&b.1));
-        let candidates: Vec<i64> = candidates.into_iter().map(|(id, _)| id).collect();
+        let candidates = ctx.gate.read(|s| s.fair_share.order(&s.claimable, turn));
         turn = turn.wrapping_add(1);
         let mut claimed = None;
-        ctx.gate.update(|s| {
-            s.claiming = true;
-            s.load_epoch += 1;
-        });
+        ctx.gate.update(|s| s.fair_share.claim_started());
         // On PostgreSQL the account's rate and concurrency cap are shared with the other
         // engines: taken in the claim's transaction.
         let limits = (ctx.store.backend() == crate::store::Backend::Postgres).then(|| {
@@ -631,13 +617,7 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
             }
         }
         let landed = claimed.as_ref().map(|(job, _)| job.campaign_id);
-        ctx.gate.update(|s| {
-            if let Some(load) = landed.and_then(|id| s.load.get_mut(&id)) {
-                load.0 += 1;
-            }
-            s.claiming = false;
-            s.load_epoch += 1;
-        });
+        ctx.gate.update(|s| s.fair_share.claim_finished(landed));
         match claimed {
             Some((job, attempt_id)) => {
                 tracing::debug!(target: "switchboard::engine", call_id = job.call_id, "claimed");
@@ -698,8 +678,6 @@ struct ControlLoop {
     /// Every campaign's phone-number pool, refreshed every few ticks.
     numbers: Vec<crate::store::numbers::PoolNumber>,
     ticks: u64,
-    /// Refreshes in a row that left the fair-share load alone because a claim overlapped them.
-    load_skips: u32,
     version: u64,
     /// Built by the last refresh, sent by `publish`.
     pending_snapshot: Option<Snapshot>,
@@ -715,6 +693,26 @@ struct ControlLoop {
     /// sleeps on the gate instead of trying it, and the window is re-read when it opens
     /// (or within a minute, should an operator edit the rules).
     windows: HashMap<i64, (chrono::DateTime<chrono::Utc>, Option<String>)>,
+}
+
+impl ControlLoop {
+    fn new(ctx: Arc<Ctx>, snapshot: watch::Sender<Snapshot>, attached_to: Option<String>) -> Self {
+        ControlLoop {
+            ctx,
+            snapshot,
+            reasons: HashMap::new(),
+            numbers: Vec::new(),
+            rules: HashMap::new(),
+            success: HashMap::new(),
+            ticks: 0,
+            version: 0,
+            pending_snapshot: None,
+            idle_ticks: 0,
+            attached_to,
+            events: Default::default(),
+            windows: HashMap::new(),
+        }
+    }
 }
 
 impl ControlLoop {
@@ -750,7 +748,7 @@ impl ControlLoop {
                     }
                     // An idle engine (nothing in flight, nothing to claim) re-reads the store
                     // five times less often: the CLI's changes still land within a second.
-                    let idle = self.ctx.gate.read(|s| s.creating == 0 && s.active == 0 && s.claimable.is_empty());
+                    let idle = self.ctx.gate.read(|s| s.concurrency.is_idle() && s.claimable.is_empty());
                     self.idle_ticks = if idle { self.idle_ticks + 1 } else { 0 };
                     if idle && !self.idle_ticks.is_multiple_of(5) {
                         continue;
@@ -771,7 +769,7 @@ impl ControlLoop {
     /// holds the database picks the change up within a tick).
     async fn handle(&mut self, command: Command) -> CommandReply {
         if let Command::Quit = command {
-            let in_flight = self.ctx.gate.read(|s| s.creating);
+            let in_flight = self.ctx.gate.read(|s| s.concurrency.creating());
             self.stop();
             return Ok(format!(
                 "stopping: waiting for {in_flight} call(s) being created"
@@ -823,14 +821,13 @@ impl ControlLoop {
         }
         self.sync_events().await;
         // Creates and ends counted in memory after this point are newer than what we read.
-        let epoch = self.ctx.gate.read(|s| s.active_epoch);
-        let load_epoch = self
+        let (epoch, load_seen) = self
             .ctx
             .gate
-            .read(|s| (!s.claiming).then_some(s.load_epoch));
+            .read(|s| (s.concurrency.epoch(), s.fair_share.seen()));
         let control = self.ctx.store.engine_control().await?;
         let campaigns = self.ctx.store.campaigns().await?;
-        let waiting = self.windows_at(&campaigns, chrono::Utc::now()).await?;
+        let waiting = self.windows_at(&campaigns, self.ctx.now()).await?;
         let store = &self.ctx.store;
         let creating: HashMap<i64, i64> = store.creating_counts().await?.into_iter().collect();
         let config_rate = self.ctx.config.dispatch.rate_per_second;
@@ -854,34 +851,22 @@ impl ControlLoop {
                 })
                 .map(|c| c.id)
                 .collect();
-            // A claim that overlapped the store read is either in what was read or not: the
-            // claim's own increment keeps `load` right until a refresh that no claim overlapped
-            // (or, under a steady stream of claims, every few ticks, one claim off at most).
-            let quiet = load_epoch == Some(s.load_epoch) && s.active_epoch == epoch;
-            if quiet || self.load_skips >= MAX_LOAD_SKIPS {
-                self.load_skips = 0;
-                s.load = campaigns
-                    .iter()
-                    .filter(|c| c.status == CampaignStatus::Dialing)
-                    .map(|c| (c.id, (in_flight(c), c.weight)))
-                    .collect();
-            } else {
-                self.load_skips += 1;
-                // Campaigns that stopped dialing leave; new ones join with what was read.
-                s.load.retain(|id, _| s.dialing.contains(id));
-                for c in campaigns
-                    .iter()
-                    .filter(|c| c.status == CampaignStatus::Dialing)
-                {
-                    s.load.entry(c.id).or_insert((in_flight(c), c.weight)).1 = c.weight;
-                }
-            }
-            if s.active_epoch == epoch {
-                s.active = campaigns.iter().map(|c| c.active_calls).sum();
-            }
+            let dialing: Vec<fair_share::Load> = campaigns
+                .iter()
+                .filter(|c| c.status == CampaignStatus::Dialing)
+                .map(|c| fair_share::Load {
+                    campaign_id: c.id,
+                    in_flight: in_flight(c),
+                    weight: c.weight,
+                })
+                .collect();
+            let active_quiet = s.concurrency.unchanged_since(epoch);
+            s.fair_share.reconcile(load_seen, active_quiet, &dialing);
+            s.concurrency
+                .reconcile(epoch, campaigns.iter().map(|c| c.active_calls).sum());
             s.quota.set_spend(spend, ended.max(0) as u64);
             // Pauses follow what is settled: creates still in flight may yet fail.
-            s.quota.stop_reason_with(0, s.active + s.creating)
+            s.quota.stop_reason_with(0, s.concurrency.in_use())
         });
         // A quota stop pauses the campaigns that still have contacts waiting; nothing is
         // lost or failed for it, and active calls are still tracked.
@@ -994,9 +979,8 @@ impl ControlLoop {
     /// counted afresh and the campaigns the old day's limit paused are resumed.
     async fn roll_day(&self) -> Result<(), StoreError> {
         let Some(day_start) = self.ctx.gate.update(|s| {
-            s.quota
-                .roll(chrono::Utc::now())
-                .then(|| s.quota.day_start())
+            let now = s.clock.now();
+            s.quota.roll(now).then(|| s.quota.day_start())
         }) else {
             return Ok(());
         };
@@ -1005,8 +989,8 @@ impl ControlLoop {
             .created_since(&crate::store::format_time(day_start))
             .await?;
         self.ctx.gate.update(|s| {
-            s.quota
-                .set_calls_today(today.max(0) as u64, chrono::Utc::now())
+            let now = s.clock.now();
+            s.quota.set_calls_today(today.max(0) as u64, now)
         });
         for c in store.campaigns().await? {
             let daily = c.pause().is_some_and(|p| p.cause == StopCause::DailyLimit);
@@ -1048,7 +1032,7 @@ impl ControlLoop {
             })
             .collect();
         let budget = self.ctx.budget.view();
-        let wall = chrono::Utc::now();
+        let wall = self.ctx.now();
         let numbers: Vec<NumberView> = self
             .numbers
             .iter()
@@ -1091,7 +1075,7 @@ impl ControlLoop {
             quota: QuotaView {
                 requests_last_minute: s.pacer.last_minute(),
                 requests_per_minute_limit: (s.pacer.rate() * 60.0).round() as u64,
-                concurrency_used: s.active + s.creating,
+                concurrency_used: s.concurrency.in_use(),
                 concurrency_cap: s.quota.concurrency_cap(),
                 vapi_concurrency_limit: s.quota.vapi_limit(),
                 vapi_remaining: s.quota.vapi_remaining(),
@@ -1103,7 +1087,8 @@ impl ControlLoop {
                 budget_usd: s.quota.budget_usd(),
             },
             backoff_ms: s
-                .backoff_until
+                .rate_limited
+                .until()
                 .map(|u| u.saturating_duration_since(now).as_millis() as u64)
                 .unwrap_or(0),
             events: self.events.clone(),

@@ -94,8 +94,9 @@ impl Quota {
         }
     }
 
-    pub fn on_created(&mut self) {
-        self.roll(Utc::now());
+    /// A call was created at `now`.
+    pub fn on_created(&mut self, now: DateTime<Utc>) {
+        self.roll(now);
         self.calls_today += 1;
     }
 
@@ -238,13 +239,13 @@ mod tests {
     fn daily_limit_and_budget_stop_dispatch() {
         let mut q = Quota::new(&config(|c| c.dispatch.daily_call_limit = Some(2)));
         assert_eq!(q.stop_reason(), None);
-        q.on_created();
+        q.on_created(Utc::now());
         assert_eq!(q.stop_reason(), None);
         assert!(
             q.stop_reason_with(1, 1).is_some(),
             "one created and one being created reach a limit of 2"
         );
-        q.on_created();
+        q.on_created(Utc::now());
         let stop = q.stop_reason().unwrap();
         assert!(stop.reason.contains("daily call limit of 2"), "{stop}");
         assert_eq!(stop.cause, StopCause::DailyLimit);

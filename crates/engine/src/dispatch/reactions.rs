@@ -74,7 +74,7 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
         }
         EndedClass::Concurrency => {
             ctx.gate.update(|s| {
-                let active = s.active;
+                let active = s.concurrency.active();
                 s.quota.on_limits(
                     &crate::vapi::SubscriptionLimits {
                         concurrency_blocked: true,
@@ -98,7 +98,7 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
             pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), &pause).await
         }
         EndedClass::NumberStop { why, next_day } => {
-            let until = bench_until(ctx, Utc::now(), next_day);
+            let until = bench_until(ctx, ctx.now(), next_day);
             bench(
                 ctx,
                 effect.campaign_id,
@@ -126,7 +126,7 @@ async fn number_failed(
         return Ok(());
     }
     let why = format!("{limit} calls in a row failed to connect (latest: {reason})");
-    let until = bench_until(ctx, Utc::now(), false);
+    let until = bench_until(ctx, ctx.now(), false);
     bench(ctx, campaign_id, call_id, number, until, &why).await
 }
 
@@ -154,7 +154,7 @@ async fn assistant_health(
     };
     let d = &ctx.config.dispatch;
     let verdict = ctx.gate.update(|s| {
-        s.note_answered(
+        s.health.note(
             effect.campaign_id,
             failed,
             d.assistant_failure_window,
@@ -197,7 +197,7 @@ pub(crate) async fn bench(
     until: DateTime<Utc>,
     why: &str,
 ) -> Result<(), StoreError> {
-    let now = Utc::now();
+    let now = ctx.now();
     let usable = ctx
         .store
         .bench_number(campaign_id, number, until, why, now)

@@ -74,8 +74,8 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             }
         };
         // Pairs with active calls are followed; so is a pair whose calls ended recently.
-        let now_wall = Utc::now();
-        let mut followed = pairs_with_calls(&active, &pairs);
+        let now_wall = ctx.now();
+        let mut followed = pairs_with_calls(&active, &pairs, now_wall);
         for (pair, created) in ctx.gate.update(|s| std::mem::take(&mut s.new_pairs)) {
             followed
                 .entry(pair)
@@ -94,7 +94,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
         let mut seen: HashMap<String, ()> = HashMap::new();
         let mut rate_limited = false;
         for ((assistant, number), cursor) in cursors.iter_mut() {
-            let read_at = Utc::now();
+            let read_at = ctx.now();
             match bulk_read(&ctx, assistant, number, cursor.since - OVERLAP, read_at).await {
                 Ok(calls) => {
                     cursor.since = read_at;
@@ -138,7 +138,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
         }
 
         let idle = active.is_empty() && cursors.is_empty();
-        if idle && ctx.gate.read(|s| s.active == 0 && s.creating == 0) {
+        if idle && ctx.gate.read(|s| s.concurrency.is_idle()) {
             // Nothing at Vapi: sleep until something changes (a call is created).
             ctx.gate.changed(Duration::from_secs(2)).await;
             continue;
@@ -146,7 +146,8 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
         // When every slot is taken and contacts wait, the end of a call is what frees the next
         // one: read more often then (a slot idles half an interval on average).
         let saturated = ctx.gate.read(|s| {
-            !s.claimable.is_empty() && s.active + s.creating >= i64::from(s.quota.concurrency_cap())
+            !s.claimable.is_empty()
+                && s.concurrency.in_use() >= i64::from(s.quota.concurrency_cap())
         });
         let interval = if saturated {
             interval.min(SATURATED_INTERVAL)
@@ -161,9 +162,12 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
 }
 
 /// For each pair with active calls, the oldest call's creation (where its cursor starts).
+/// The pairs `active` calls were made with, each with its earliest creation (`now` for a
+/// call whose creation time cannot be read).
 fn pairs_with_calls(
     active: &[Call],
     pairs: &HashMap<i64, (String, String)>,
+    now: DateTime<Utc>,
 ) -> HashMap<(String, String), DateTime<Utc>> {
     let mut out: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
     for call in active {
@@ -177,7 +181,7 @@ fn pairs_with_calls(
                 .clone()
                 .unwrap_or_else(|| number.clone()),
         );
-        let created = parse_time(&call.created_at).unwrap_or_else(Utc::now);
+        let created = parse_time(&call.created_at).unwrap_or(now);
         out.entry(pair)
             .and_modify(|t| *t = (*t).min(created))
             .or_insert(created);

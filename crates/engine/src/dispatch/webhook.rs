@@ -291,7 +291,7 @@ fn router(ctx: Arc<Ctx>, secret: Secret, check: AuthCheck, refusals: Arc<Refusal
 }
 
 async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let now = chrono::Utc::now().timestamp();
+    let now = state.ctx.now().timestamp();
     if let Err(refusal) = authenticate(
         &state.check,
         state.secret.expose_secret(),

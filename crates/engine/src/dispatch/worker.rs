@@ -56,7 +56,7 @@ impl CreatingSlot {
     /// Takes a new place for a call resumed from the store.
     pub(crate) fn take(ctx: &Arc<Ctx>, call_id: i64) -> CreatingSlot {
         ctx.gate.update(|s| {
-            s.creating += 1;
+            s.concurrency.reserve();
             s.working.insert(call_id);
         });
         CreatingSlot {
@@ -84,7 +84,7 @@ impl Drop for CreatingSlot {
     fn drop(&mut self) {
         let call_id = self.call_id;
         self.ctx.gate.update(|s| {
-            s.creating = (s.creating - 1).max(0);
+            s.concurrency.release();
             if let Some(id) = call_id {
                 s.working.remove(&id);
             }
@@ -282,7 +282,7 @@ async fn send(
         run.predial_done = true;
     }
     let call_id = job.call_id;
-    let sent_at = Utc::now();
+    let sent_at = ctx.now();
     let error = match ctx.create_call(&create_request(job)).await {
         Ok(response) => {
             let message = format!("call {call_id} created at Vapi ({})", response.call.id);
@@ -418,7 +418,7 @@ async fn then(
             SequenceEnd::Requeued
         }
         Then::BenchNumber { why } => {
-            let until = reactions::bench_until(ctx, Utc::now(), false);
+            let until = reactions::bench_until(ctx, ctx.now(), false);
             let number = &job.phone_number_id;
             reactions::bench(ctx, campaign_id, call_id, number, until, &why).await?;
             SequenceEnd::Requeued
@@ -446,9 +446,10 @@ async fn give_up(
 /// contacts are given back.
 async fn rejection_streak(ctx: &Ctx, job: &DialJob, message: &str) -> Result<(), StoreError> {
     let limit = ctx.config.dispatch.pause_after_identical_rejections;
-    let streak = ctx
-        .gate
-        .update(|s| s.note_rejection(job.campaign_id, message, job.call_id, limit));
+    let streak = ctx.gate.update(|s| {
+        s.rejections
+            .note(job.campaign_id, message, job.call_id, limit)
+    });
     let Some(calls) = streak else {
         return Ok(());
     };
@@ -565,7 +566,7 @@ async fn resume(ctx: &Ctx, job: &DialJob) -> Result<Next, StoreError> {
         .last_started_at
         .as_deref()
         .and_then(parse_time)
-        .unwrap_or_else(Utc::now);
+        .unwrap_or_else(|| ctx.now());
     let settling = |attempt_id| {
         Next::Settle(Settling {
             attempt_id,
@@ -600,7 +601,7 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
     let mut failures = 0u32;
     let mut said_waiting = false;
     loop {
-        let looked_at = Utc::now();
+        let looked_at = ctx.now();
         let window = Window {
             field: Field::CreatedAt,
             assistant_id: &job.assistant_id,
@@ -742,16 +743,17 @@ async fn record(
         .created_at
         .as_deref()
         .and_then(parse_time)
-        .unwrap_or_else(Utc::now);
+        .unwrap_or_else(|| ctx.now());
     ctx.gate.update(|s| {
-        s.note_created(job.campaign_id);
+        s.rejections.broken(job.campaign_id);
         s.new_pairs
             .entry((job.assistant_id.clone(), job.phone_number_id.clone()))
             .and_modify(|t| *t = (*t).min(created_at))
             .or_insert(created_at);
-        s.quota.on_created();
+        let now = s.clock.now();
+        s.quota.on_created(now);
         if let Some(limits) = limits {
-            let active = s.active + s.creating;
+            let active = s.concurrency.in_use();
             s.quota.on_limits(limits, active);
         }
     });
