@@ -4,14 +4,12 @@
 //! console with keys and fabricated updates, no terminal and no engine needed.
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{
-    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
-};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_logger::TuiWidgetState;
 
 use super::ConsoleOptions;
 use super::keys::{KeyAction, KeyRegistry};
-use super::view;
+use super::layout;
 use crate::dispatch::command::{Command, CommandReply};
 use crate::dispatch::snapshot::{CampaignView, Snapshot};
 use crate::model::{CallStatus, CampaignStatus};
@@ -271,8 +269,8 @@ impl App {
     /// How many table rows the calls pane shows at the current terminal size.
     pub fn visible_rows(&self) -> i64 {
         let (width, height) = self.size;
-        let areas = view::layout(ratatui::layout::Rect::new(0, 0, width, height));
-        i64::from(view::calls_table_rows(areas.calls)).max(1)
+        let areas = layout::layout(ratatui::layout::Rect::new(0, 0, width, height));
+        i64::from(layout::calls_table_rows(areas.calls)).max(1)
     }
 
     /// The window of the list on screen, as a store query: the visible rows and a screenful
@@ -319,106 +317,9 @@ impl App {
     }
 
     /// The loaded row at an absolute index of the list.
-    fn row_at(&self, index: i64) -> Option<&CallListRow> {
+    pub(crate) fn row_at(&self, index: i64) -> Option<&CallListRow> {
         let at = usize::try_from(index - self.page_offset).ok()?;
         self.page.get(at)
-    }
-
-    // ---- mouse ------------------------------------------------------------------------
-
-    /// A click on a tab shows it, on a row selects it, on a campaign of the list highlights
-    /// it (a second click shows it); the wheel scrolls the pane under the pointer.
-    pub fn handle_mouse(&mut self, event: MouseEvent) -> Option<Action> {
-        if !self.options.mouse || self.input.is_some() {
-            return None;
-        }
-        let (x, y) = (event.column, event.row);
-        let screen = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
-        let inside = |r: ratatui::layout::Rect| {
-            x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height
-        };
-        let click = matches!(event.kind, MouseEventKind::Down(MouseButton::Left));
-        let wheel = match event.kind {
-            MouseEventKind::ScrollDown => Some(KeyAction::Down),
-            MouseEventKind::ScrollUp => Some(KeyAction::Up),
-            _ => None,
-        };
-        match &self.popup {
-            Some(Popup::Campaigns { selected }) => {
-                let selected = *selected;
-                let n = self.snapshot.campaigns.len();
-                let area = super::panes::campaigns::popup_area(screen, n);
-                if let Some(step) = wheel {
-                    return self
-                        .campaigns_key(KeyEvent::from(self.keys.keys_for(step).first()?.code));
-                }
-                if !click || !inside(area) || y < area.y + 2 {
-                    return None;
-                }
-                let row = usize::from(y - area.y - 2);
-                if row >= n {
-                    return None;
-                }
-                if row == selected {
-                    let enter = self.keys.keys_for(KeyAction::Details).first()?.code;
-                    return self.campaigns_key(KeyEvent::from(enter));
-                }
-                self.popup = Some(Popup::Campaigns { selected: row });
-                return None;
-            }
-            Some(_) => {
-                // Other popups: the wheel scrolls them like the movement keys.
-                let step = wheel?;
-                let code = self.keys.keys_for(step).first()?.code;
-                return self.handle_key(KeyEvent::from(code));
-            }
-            None => {}
-        }
-        let areas = view::layout(screen);
-        if inside(areas.log) {
-            if let Some(step) = wheel {
-                self.scroll_log(step);
-            } else if click {
-                self.focus = Focus::Log;
-            }
-            return None;
-        }
-        if !inside(areas.calls) {
-            return None;
-        }
-        if let Some(step) = wheel {
-            self.focus = Focus::Calls;
-            return self.move_selection(step);
-        }
-        if !click {
-            return None;
-        }
-        self.focus = Focus::Calls;
-        if y == areas.calls.y {
-            let dx = x - areas.calls.x;
-            let tab = super::panes::calls::tab_ranges(
-                &super::panes::calls::CallsPane::of(self),
-                areas.calls.width,
-            )
-            .0
-            .into_iter()
-            .find(|(_, from, to)| dx >= *from && dx < *to)?
-            .0;
-            return self.set_tab(tab);
-        }
-        let first = areas.calls.y + super::panes::calls::FIRST_ROW;
-        let bottom = areas.calls.y + areas.calls.height.saturating_sub(1);
-        if y < first || y >= bottom {
-            return None;
-        }
-        let index = self.scroll + i64::from(y - first);
-        if index >= self.total.unwrap_or(0) {
-            return None;
-        }
-        self.selected = index;
-        self.clamp_window();
-        self.selected_id = self.row_at(self.selected).map(|r| r.id);
-        self.request_window(false)
     }
 
     // ---- keys -------------------------------------------------------------------------
@@ -882,16 +783,7 @@ impl App {
                 _ => {}
             }
         }
-        if let Some(Popup::Details(details)) = &self.popup {
-            let screen = ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1);
-            let max = super::panes::details::max_scroll(
-                &super::panes::details::DetailsPane::of(self, details),
-                screen,
-            );
-            if let Some(Popup::Details(details)) = &mut self.popup {
-                details.scroll = details.scroll.min(max);
-            }
-        }
+        self.clamp_details_scroll();
         match action {
             Some(KeyAction::Close | KeyAction::Details | KeyAction::Quit) => {
                 self.popup = None;
@@ -1004,7 +896,7 @@ impl App {
         )
     }
 
-    fn campaigns_key(&mut self, key: KeyEvent) -> Option<Action> {
+    pub(crate) fn campaigns_key(&mut self, key: KeyEvent) -> Option<Action> {
         let action = self.keys.action_for(&key);
         let Some(Popup::Campaigns { selected }) = &mut self.popup else {
             return None;
@@ -1067,7 +959,7 @@ impl App {
 
     // ---- the call list window ---------------------------------------------------------
 
-    fn set_tab(&mut self, tab: CallTab) -> Option<Action> {
+    pub(crate) fn set_tab(&mut self, tab: CallTab) -> Option<Action> {
         if self.tab == tab {
             return None;
         }
@@ -1086,7 +978,7 @@ impl App {
         self.request_window(true)
     }
 
-    fn move_selection(&mut self, action: KeyAction) -> Option<Action> {
+    pub(crate) fn move_selection(&mut self, action: KeyAction) -> Option<Action> {
         let page = self.visible_rows();
         let target = match action {
             KeyAction::Down => self.selected + 1,
@@ -1122,7 +1014,7 @@ impl App {
     }
 
     /// Keeps the selection inside the list and the window around the selection.
-    fn clamp_window(&mut self) {
+    pub(crate) fn clamp_window(&mut self) {
         let rows = self.visible_rows();
         let total = self.total.unwrap_or(0);
         self.selected = self.selected.clamp(0, (total - 1).max(0));
@@ -1136,7 +1028,7 @@ impl App {
 
     /// Asks for the visible window unless it was asked for already (`force` after the data
     /// changed).
-    fn request_window(&mut self, force: bool) -> Option<Action> {
+    pub(crate) fn request_window(&mut self, force: bool) -> Option<Action> {
         let query = self.current_query();
         // The anchor says how to read the window, not which: it does not make a new one.
         let same = |asked: &CallQuery| {
@@ -1155,7 +1047,7 @@ impl App {
         Some(Action::LoadPage(query))
     }
 
-    fn scroll_log(&mut self, action: KeyAction) {
+    pub(crate) fn scroll_log(&mut self, action: KeyAction) {
         if self.log_source == LogSource::Tracing {
             use tui_logger::TuiWidgetEvent as E;
             let event = match action {
@@ -1170,7 +1062,7 @@ impl App {
         }
         // Scrolled up at most until the oldest event is on the pane's top line.
         let (width, height) = self.size;
-        let log = view::layout(ratatui::layout::Rect::new(0, 0, width, height)).log;
+        let log = layout::layout(ratatui::layout::Rect::new(0, 0, width, height)).log;
         let newest = self
             .snapshot
             .events
@@ -1311,7 +1203,7 @@ impl App {
     /// A new state that needs the operator rings once and is highlighted until seen; a
     /// state that clears and comes back is new again.
     fn watch_alert(&mut self) {
-        let state = super::panes::header::dispatch_state(&self.snapshot, self.campaign());
+        let state = super::dispatch_state::dispatch_state(&self.snapshot, self.campaign());
         let now = state.needs_operator.then_some(state.word);
         if now.is_some() && now != self.alert {
             self.bell = true;

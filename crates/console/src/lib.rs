@@ -12,9 +12,12 @@
 //! - `panes/`: one file per pane and popup.
 
 pub mod app;
+pub mod dispatch_state;
 pub mod eta;
 pub mod history;
+mod hit;
 pub mod keys;
+pub mod layout;
 pub mod pager;
 pub mod panes;
 pub mod terminal;

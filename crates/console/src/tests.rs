@@ -1154,7 +1154,7 @@ fn mouse_clicks_tabs_rows_and_campaigns_and_the_wheel_scrolls() {
     use crossterm::event::{MouseButton, MouseEventKind as M};
     let click = |x, y| mouse(M::Down(MouseButton::Left), x, y);
     let mut app = app_with(demo(), 120, 34, three_campaigns());
-    let calls = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
+    let calls = super::layout::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
     // A click on "4 Failed" shows that tab.
     let (_, from, _) =
         super::panes::calls::tab_ranges(&super::panes::calls::CallsPane::of(&app), calls.width)
@@ -1304,7 +1304,7 @@ fn the_filter_highlights_its_matches() {
         .expect("draw");
     let buffer = terminal.backend().buffer();
     // Find "Hopper" on the first row and check its cells are marked.
-    let area = super::view::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
+    let area = super::layout::layout(ratatui::layout::Rect::new(0, 0, 120, 34)).calls;
     let y = area.y + super::panes::calls::FIRST_ROW;
     let line: String = (area.x..area.x + area.width)
         .map(|x| buffer[(x, y)].symbol().to_string())

@@ -5,7 +5,6 @@
 //! In-memory effects on a running engine (its gate) are the engine's own business.
 
 use crate::config::Config;
-use crate::dispatch::Command;
 use crate::model::{Pause, StopCause};
 use crate::store::Store;
 use crate::store::calls::RetryOutcome;
@@ -37,6 +36,55 @@ impl Actor {
     }
 }
 
+/// What an operator (the console, headless mode, the CLI) asks of the engine. Each gets a
+/// one-line answer to show the operator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Stop all new call creation (active calls are still tracked).
+    PauseAll {
+        reason: String,
+    },
+    ResumeAll,
+    /// DRAFT or PAUSED → DIALING.
+    StartCampaign {
+        campaign_id: i64,
+    },
+    PauseCampaign {
+        campaign_id: i64,
+    },
+    ResumeCampaign {
+        campaign_id: i64,
+    },
+    CancelCampaign {
+        campaign_id: i64,
+    },
+    /// New create rate in calls per second; takes effect at once.
+    SetRate {
+        per_second: f64,
+    },
+    /// Back to the config's rate (drops the runtime override).
+    ResetRate,
+    /// Dial the contact of a FAILED call again, as a new attempt sequence.
+    RetryCall {
+        call_id: i64,
+    },
+    /// Retry every FAILED call of a campaign.
+    RetryFailed {
+        campaign_id: i64,
+    },
+    /// Put a number (E.164) on the do-not-call list: no campaign dials it again (its
+    /// contacts not yet claimed are skipped at their claim).
+    AddToDnc {
+        phone: String,
+        reason: String,
+    },
+    /// Stop new dispatch, let in-flight requests finish and be recorded, then stop.
+    Quit,
+}
+
+/// The answer to a command: a short line for the status bar, or why it was refused.
+pub type CommandReply = Result<String, String>;
+
 /// Carries out `command` on the store and logs it. Returns the one-line answer, or why it
 /// was refused (nothing changed then). `Quit` is the engine's alone and is refused here.
 pub async fn apply(
@@ -47,7 +95,10 @@ pub async fn apply(
 ) -> Result<String, String> {
     let line = carry_out(store, config, command, actor).await?;
     let logged = format!("{}{line}", actor.prefix());
-    if let Err(e) = store.append_events(&[EventRow::action(logged)]).await {
+    if let Err(e) = store
+        .append_events(&[EventRow::action(logged, store.now())])
+        .await
+    {
         tracing::warn!(target: "switchboard::engine", "cannot log the operation: {e}");
     }
     Ok(line)

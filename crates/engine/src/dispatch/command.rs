@@ -1,54 +1,9 @@
-//! Commands the engine takes on its channel. The console, headless mode and the CLI send
-//! the same commands; each gets a one-line answer to show the operator.
+//! The engine's command channel: the operations layer's [`Command`]s, each with the
+//! channel its one-line answer goes back on.
 
 use tokio::sync::oneshot;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    /// Stop all new call creation (active calls are still tracked).
-    PauseAll {
-        reason: String,
-    },
-    ResumeAll,
-    /// DRAFT or PAUSED → DIALING.
-    StartCampaign {
-        campaign_id: i64,
-    },
-    PauseCampaign {
-        campaign_id: i64,
-    },
-    ResumeCampaign {
-        campaign_id: i64,
-    },
-    CancelCampaign {
-        campaign_id: i64,
-    },
-    /// New create rate in calls per second; takes effect at once.
-    SetRate {
-        per_second: f64,
-    },
-    /// Back to the config's rate (drops the runtime override).
-    ResetRate,
-    /// Dial the contact of a FAILED call again, as a new attempt sequence.
-    RetryCall {
-        call_id: i64,
-    },
-    /// Retry every FAILED call of a campaign.
-    RetryFailed {
-        campaign_id: i64,
-    },
-    /// Put a number (E.164) on the do-not-call list: no campaign dials it again (its
-    /// contacts not yet claimed are skipped at their claim).
-    AddToDnc {
-        phone: String,
-        reason: String,
-    },
-    /// Stop new dispatch, let in-flight requests finish and be recorded, then stop.
-    Quit,
-}
-
-/// The answer to a command: a short line for the status bar, or why it was refused.
-pub type CommandReply = Result<String, String>;
+pub use crate::ops::{Command, CommandReply};
 
 pub type CommandEnvelope = (Command, oneshot::Sender<CommandReply>);
 
