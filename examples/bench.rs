@@ -1,6 +1,6 @@
 //! switchboard benchmark: prints one `name: value` line per figure, each measured in the same
 //! run as its baseline. `cargo build --release && cargo run --release --example bench`
-//! (add `-- --quick` for a CI smoke run under a minute).
+//! (add `-- --quick` for a shorter run of every figure, `-- --smoke` for CI's small one).
 //!
 //! Figures: create_calls_per_s vs sqlite_bound_calls_per_s (ratio goal ≥ 0.7), rate_error_pct
 //! and max_per_second_window at 20/s, import_rows_per_s and import_peak_rss_mb for a generated
@@ -44,7 +44,10 @@ fn main() -> Result<()> {
     if args.get(1).map(String::as_str) == Some("--child-import") {
         return child_import(Path::new(&args[2]), Path::new(&args[3]));
     }
-    let quick = args.iter().any(|a| a == "--quick");
+    // `--smoke`: every figure once at a small size, for CI (keeps the figures' code running;
+    // its figures are not the goals' measurements).
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let quick = smoke || args.iter().any(|a| a == "--quick");
     // `--only NAME` runs one part: throughput, rate, import, frame, idle.
     let only = args
         .iter()
@@ -52,7 +55,15 @@ fn main() -> Result<()> {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let run = |part: &str| only.as_deref().is_none_or(|o| o == part);
-    let sizes = if quick {
+    let sizes = if smoke {
+        Sizes {
+            calls: 500,
+            rate_secs: 2,
+            import_rows: 100_000,
+            frame_calls: 100_000,
+            idle_secs: 3,
+        }
+    } else if quick {
         Sizes {
             calls: 3_000,
             rate_secs: 3,
@@ -76,12 +87,19 @@ fn main() -> Result<()> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     println!("machine: {}", machine());
-    println!("mode: {}", if quick { "quick" } else { "full" });
+    let mode = match (smoke, quick) {
+        (true, _) => "smoke",
+        (false, true) => "quick",
+        (false, false) => "full",
+    };
+    println!("mode: {mode}");
     if run("throughput") {
         runtime.block_on(throughput(sizes.calls))?;
     }
     if run("postgres") {
-        runtime.block_on(postgres_engines(if quick {
+        runtime.block_on(postgres_engines(if smoke {
+            300
+        } else if quick {
             1_000
         } else {
             sizes.calls / 2
@@ -91,8 +109,13 @@ fn main() -> Result<()> {
         runtime.block_on(rate_accuracy(sizes.rate_secs))?;
     }
     if run("limits") {
-        runtime.block_on(slot_utilisation(if quick { 200 } else { 400 }))?;
-        runtime.block_on(rate_limit(if quick { 150 } else { 300 }))?;
+        let (slots, gateway) = match (smoke, quick) {
+            (true, _) => (100, 60),
+            (false, true) => (200, 150),
+            (false, false) => (400, 300),
+        };
+        runtime.block_on(slot_utilisation(slots))?;
+        runtime.block_on(rate_limit(gateway))?;
     }
     if run("import") {
         import(sizes.import_rows)?;
