@@ -303,7 +303,7 @@ async fn unauthorized_fails_the_call_and_pauses_all_dispatch() {
     let pause = s.dispatch_paused.unwrap();
     assert!(pause.reason.contains("API key"), "{pause}");
     assert_eq!(pause.cause, switchboard::model::StopCause::Credentials);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_held(&engine, 5).await;
     engine.shutdown().await;
     // One request, one failed call; the other four contacts were never dialled.
     assert_eq!(server.received_requests().await.unwrap().len(), 1);

@@ -129,7 +129,8 @@ async fn pause_stops_new_creates_within_a_tick_and_resume_continues() {
     assert!(reply.contains("dispatch paused"), "{reply}");
     let at_pause = sim.stats().create_requests;
     let in_flight = engine.client().snapshot().creating as u64;
-    tokio::time::sleep(Duration::from_millis(500)).await; // ten ticks
+    // The engine asks ten times and is held each time.
+    wait_held(&engine, 10).await;
     let after = sim.stats().create_requests;
     assert!(
         after - at_pause <= in_flight.max(1),
@@ -340,7 +341,7 @@ async fn cancel_stops_a_campaign_and_leaves_its_contacts_undialled() {
         .await
         .unwrap();
     let at_cancel = sim.stats().create_requests;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_held(&engine, 3).await;
     assert!(sim.stats().create_requests <= at_cancel + 1);
     wait_for(&engine, Duration::from_secs(10), |s| {
         s.active == 0 && s.creating == 0
@@ -702,7 +703,7 @@ async fn the_cli_controls_a_running_engine_through_the_database() {
     })
     .await;
     let posts = vapi.posts();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_held(&engine, 3).await;
     assert!(
         vapi.posts() <= posts + 1,
         "a campaign paused from the CLI stops dialling"

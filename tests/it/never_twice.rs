@@ -140,9 +140,22 @@ async fn a_lookup_that_cannot_finish_keeps_the_call_unknown() {
     let mut cfg = settle_config(&vapi.base_url, 500);
     cfg.dispatch.max_retries = 1;
     let engine = engine(cfg, &store, KEY).await;
-    // Well past the settle time and more failed look-ups than retries: still unknown.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert!(vapi.state.lock().unwrap().lists >= 3, "looked up again");
+    // Past the settle time and more failed look-ups than retries: still unknown. (Both are
+    // waited for: the look-ups counted by the server, the deadline from the request's send.)
+    until(
+        Duration::from_secs(15),
+        "three failed look-ups past the settle time",
+        || {
+            let state = vapi.state.lock().unwrap();
+            let past_settle = state
+                .posts
+                .first()
+                .is_some_and(|(sent, _)| sent.elapsed() >= Duration::from_millis(1_000));
+            let ready = state.lists >= 3 && past_settle;
+            async move { ready }
+        },
+    )
+    .await;
     assert_eq!(the_call(&store).await.status, CallStatus::Unknown);
     assert_eq!(vapi.posts().len(), 1);
     vapi.set_lists_fail(false);
@@ -168,7 +181,12 @@ async fn an_operators_retry_of_an_unknown_call_waits_for_the_settle() {
     cfg.dispatch.max_retries = 0; // without the operator, it would fail once settled
     let engine = engine(cfg, &store, KEY).await;
     wait_for(&engine, Duration::from_secs(5), |s| s.creating == 1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The 504 answered: the call is UNKNOWN (not yet settled) when the operator retries it.
+    until(Duration::from_secs(5), "the call UNKNOWN", || {
+        let store = store.clone();
+        async move { store.call(1).await.unwrap().status == CallStatus::Unknown }
+    })
+    .await;
     assert_eq!(
         store.retry_call(1).await.unwrap(),
         RetryOutcome::AfterSettling

@@ -172,6 +172,35 @@ pub async fn wait_for(
     }
 }
 
+/// Polls `condition` until it holds: a wait for evidence, never a guess at how long
+/// something takes. Panics naming `what` after `limit`.
+pub async fn until<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not seen in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the engine's gate has held `n` more requests back than it had: the engine
+/// asked to dial `n` times and was refused each time (the evidence that a pause, a cancel or
+/// a refusal is what stops it, not that it had no chance to ask).
+pub async fn wait_held(engine: &EngineHandle, n: u64) {
+    let from = engine.admissions_held();
+    until(Duration::from_secs(15), "the gate holding requests", || {
+        let held = engine.admissions_held();
+        async move { held >= from + n }
+    })
+    .await;
+}
+
 /// The first campaign has `n` calls created at Vapi.
 pub fn created(n: i64) -> impl Fn(&Snapshot) -> bool {
     move |s| s.campaigns.first().is_some_and(|c| c.created == n)

@@ -77,6 +77,8 @@ pub struct GateState {
     pub events: VecDeque<EngineEvent>,
     /// Bumped on every change worth publishing.
     pub changes: u64,
+    /// Admission checks that did not admit (see `EngineHandle::admissions_held`).
+    pub held: u64,
 }
 
 #[derive(Debug)]
@@ -113,6 +115,7 @@ impl Gate {
                 new_pairs: HashMap::new(),
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,
+                held: 0,
             }),
             wake: Notify::new(),
             backoff: d.backoff_ms.clone(),
@@ -153,12 +156,18 @@ impl Gate {
             let wait = {
                 let mut s = self.lock();
                 match s.check(kind) {
-                    Check::Refuse(r) => return Err(r),
+                    Check::Refuse(r) => {
+                        s.held += 1;
+                        return Err(r);
+                    }
                     Check::Go { probe } => {
                         s.changes += 1;
                         return Ok(probe);
                     }
-                    Check::Wait(d) => d,
+                    Check::Wait(d) => {
+                        s.held += 1;
+                        d
+                    }
                 }
             };
             match wait {

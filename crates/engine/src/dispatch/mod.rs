@@ -162,6 +162,7 @@ pub struct EngineHandle {
     task: tokio::task::JoinHandle<()>,
     /// Where the webhook listener is bound, when enabled.
     pub webhook_addr: Option<SocketAddr>,
+    ctx: Arc<Ctx>,
 }
 
 impl EngineHandle {
@@ -174,6 +175,13 @@ impl EngineHandle {
         if let Err(e) = self.task.await {
             tracing::error!(target: "switchboard::engine", "engine task ended abnormally: {e}");
         }
+    }
+
+    /// How many times the gate has held a request back (a pause, the cap, the rate, a
+    /// back-off, a refusal): a test waits for it to grow to see the engine ask and be held,
+    /// instead of sleeping and hoping it asked.
+    pub fn admissions_held(&self) -> u64 {
+        self.ctx.gate.read(|s| s.held)
     }
 
     /// Sends `Quit` and waits for the engine to finish.
@@ -217,6 +225,7 @@ pub async fn attach(
     let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
     let mut control_loop = ControlLoop::new(ctx.clone(), snapshot_tx, Some(holder));
+    let handle_ctx = ctx.clone();
     control_loop.refresh().await;
     control_loop.publish(false);
     let task = tokio::spawn(async move {
@@ -228,6 +237,7 @@ pub async fn attach(
         client: EngineClient::new(command_tx, snapshot_rx),
         task,
         webhook_addr: None,
+        ctx: handle_ctx,
     })
 }
 
@@ -376,6 +386,7 @@ pub async fn start(
     let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
     let mut control_loop = ControlLoop::new(ctx.clone(), snapshot_tx, None);
+    let handle_ctx = ctx.clone();
     control_loop.refresh().await;
     control_loop.publish(false);
     share_request_budget(&ctx).await;
@@ -400,6 +411,7 @@ pub async fn start(
         client: EngineClient::new(command_tx, snapshot_rx),
         task,
         webhook_addr,
+        ctx: handle_ctx,
     })
 }
 
