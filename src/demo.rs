@@ -124,7 +124,8 @@ pub async fn prepare(db_path: &Path, contacts: Option<usize>) -> Result<Demo, De
         }
     }
     store.start_campaign(campaign.id).await?;
-    let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
+    let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?
+        .with_monitor_key(config.public_key());
     Ok(Demo {
         config,
         store,

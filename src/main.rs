@@ -196,6 +196,27 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             commands::dispatch(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Commands::Call { action }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            switchboard::cli::live::call(&store, &config, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Listen {
+            call_id,
+            out,
+            sample_rate,
+            channels,
+        }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            let format = switchboard::listen::Format {
+                sample_rate,
+                channels,
+            };
+            switchboard::cli::live::listen(&store, &config, call_id, out, format).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Commands::Run {
             headless: _,
             until_done,
@@ -251,7 +272,8 @@ async fn run_headless(
     init_stdout_logging(json);
     let store = open_store(&config).await?;
     log_rate_override(&store, &config).await?;
-    let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
+    let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?
+        .with_monitor_key(config.public_key());
     let engine = start_engine(config, store, vapi).await?;
     let mode = match (until_done, exit_on_pause) {
         (false, _) => None,
@@ -399,6 +421,13 @@ async fn console(
     console::KeyRegistry::new(&config.keys).map_err(|e| UserError(format!("[keys]: {e}")))?;
     let store = open_store(&config).await?;
     let keys = config.keys.clone();
+    let listen_command = config.console.listen_command.clone();
+    // Listening needs the key; an attached console without one says so when asked.
+    let listen_vapi = config.api_key().ok().and_then(|key| {
+        VapiClient::new(&config.vapi.base_url, key, config.request_timeout())
+            .ok()
+            .map(|v| v.with_monitor_key(config.public_key()))
+    });
     // An engine already dispatching from this database: attach to it, never start a second.
     let holder = store
         .lease_holder(config.vapi.lease_timeout_ms as i64)
@@ -410,7 +439,8 @@ async fn console(
         }
         None => {
             let key = config.api_key()?;
-            let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?;
+            let vapi = VapiClient::new(&config.vapi.base_url, key, config.request_timeout())?
+                .with_monitor_key(config.public_key());
             console::init_logging("info")?;
             start_engine(config, store.clone(), vapi).await?
         }
@@ -421,8 +451,9 @@ async fn console(
         keys,
         title: "switchboard".into(),
         mouse,
+        listen_command,
     };
-    let result = console::run(engine.client(), store, options).await;
+    let result = console::run(engine.client(), store, options, listen_vapi).await;
     finish(engine).await;
     result.map(|()| ExitCode::SUCCESS)
 }
@@ -438,6 +469,8 @@ async fn demo_console(
     let demo = demo::prepare(Path::new(DEMO_DB), contacts)
         .await
         .map_err(demo_error)?;
+    let listen_command = demo.config.console.listen_command.clone();
+    let listen_vapi = Some(demo.vapi.clone());
     let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
     let options = console::ConsoleOptions {
         demo: true,
@@ -445,8 +478,9 @@ async fn demo_console(
         keys,
         title: "switchboard".into(),
         mouse,
+        listen_command,
     };
-    let result = console::run(engine.client(), demo.store.clone(), options).await;
+    let result = console::run(engine.client(), demo.store.clone(), options, listen_vapi).await;
     finish(engine).await;
     demo.simulator.shutdown().await;
     result.map(|()| ExitCode::SUCCESS)

@@ -104,6 +104,27 @@ pub enum Commands {
         #[arg(long)]
         campaign: Option<String>,
     },
+    /// Act on a live call (CALL: the call id `calls` shows): say a line, whisper to the
+    /// assistant, mute it, transfer the call to a person, end it. Carried out by the engine
+    /// holding the call (or by this command when no engine runs); prints Vapi's answer.
+    Call {
+        #[command(subcommand)]
+        action: CallAction,
+    },
+    /// Listen to a live call: its audio as WAV (16-bit PCM) on stdout, for `aplay` or
+    /// `ffplay -`, or into a file. Ends with the call or Ctrl-C.
+    Listen {
+        call_id: i64,
+        /// Write here instead of stdout (the WAV header is completed at the end).
+        #[arg(long, value_name = "FILE.wav")]
+        out: Option<PathBuf>,
+        /// Samples per second of the stream (Vapi sends 16 kHz).
+        #[arg(long, default_value_t = 16_000)]
+        sample_rate: u32,
+        /// Channels of the stream (Vapi sends 2: one per side of the call).
+        #[arg(long, default_value_t = 2)]
+        channels: u16,
+    },
     /// Engine-wide controls, picked up by a running engine within a tick.
     Dispatch {
         #[command(subcommand)]
@@ -237,6 +258,55 @@ pub struct RuleArgs {
     /// Skip a number another campaign called in the last N days (0 = off, the default).
     #[arg(long, value_name = "DAYS", value_parser = |s: &str| limits::SUPPRESS_DAYS.parse_whole(s))]
     pub suppress_days: Option<i64>,
+    /// Runaway guard: end a live call after this many seconds (0 = off, the default).
+    #[arg(long, value_name = "SECONDS", value_parser = |s: &str| limits::MAX_CALL_S.parse_whole(s))]
+    pub max_call_duration: Option<i64>,
+    /// Runaway guard: end a live call whose cost so far passes this many dollars (0 = off).
+    #[arg(long, value_name = "USD", value_parser = |s: &str| limits::MAX_CALL_COST.parse(s))]
+    pub max_call_cost: Option<f64>,
+    /// Runaway guard: end a call whose assistant says the same line N times in a row (0 = off).
+    #[arg(long, value_name = "N", value_parser = |s: &str| limits::END_ON_REPEATS.parse_whole(s))]
+    pub end_on_repeats: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallAction {
+    /// The assistant says TEXT now.
+    Say {
+        call_id: i64,
+        text: String,
+        /// End the call once it is said.
+        #[arg(long)]
+        end: bool,
+        #[command(flatten)]
+        then: ThenArgs,
+    },
+    /// TEXT joins the assistant's context without a spoken reply.
+    Whisper { call_id: i64, text: String },
+    /// The assistant stops speaking.
+    Mute { call_id: i64 },
+    /// The assistant speaks again.
+    Unmute { call_id: i64 },
+    /// The call goes to a person: a number in E.164 form or a SIP URI.
+    Transfer {
+        call_id: i64,
+        #[arg(value_name = "NUMBER|SIP-URI")]
+        to: String,
+    },
+    /// End the call now.
+    End {
+        call_id: i64,
+        #[command(flatten)]
+        then: ThenArgs,
+    },
+}
+
+/// What becomes of the contact of a call switchboard ends.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct ThenArgs {
+    /// Put the contact back in the queue for a later attempt (default: the contact is done).
+    #[arg(long)]
+    pub requeue: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -283,6 +353,20 @@ pub enum DispatchAction {
         /// Drop the override: the config's rate is in force again.
         #[arg(long)]
         reset: bool,
+    },
+    /// The kill switch: pause dispatch and, with --end-calls, end every live call.
+    Stop {
+        /// End every live call too (of --campaign only, when given).
+        #[arg(long)]
+        end_calls: bool,
+        /// Only this campaign: it is paused, the others go on.
+        #[arg(long)]
+        campaign: Option<String>,
+        #[command(flatten)]
+        then: ThenArgs,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Whether dispatch is paused and why, and the rate in force.
     Status {

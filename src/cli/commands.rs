@@ -428,6 +428,15 @@ fn apply_rules(mut rules: CampaignRules, args: &RuleArgs) -> Result<CampaignRule
     if let Some(d) = args.suppress_days {
         rules.suppress_days = d;
     }
+    if let Some(s) = args.max_call_duration {
+        rules.max_call_s = s;
+    }
+    if let Some(c) = args.max_call_cost {
+        rules.max_call_cost = c;
+    }
+    if let Some(n) = args.end_on_repeats {
+        rules.end_on_repeats = n;
+    }
     rules.validate().map_err(bad)?;
     if let Some(f) = &args.dnc_field {
         let f = f.trim();
@@ -804,6 +813,12 @@ pub async fn dispatch(store: &Store, config: &Config, action: DispatchAction) ->
             println!("{}", op(store, config, Command::PauseAll { reason }).await?);
         }
         DispatchAction::Resume => println!("{}", op(store, config, Command::ResumeAll).await?),
+        DispatchAction::Stop {
+            end_calls,
+            campaign,
+            then,
+            yes,
+        } => super::live::stop(store, config, end_calls, campaign, then, yes).await?,
         DispatchAction::Rate {
             per_second: Some(per_second),
             reset: _,

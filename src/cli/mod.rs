@@ -4,6 +4,7 @@
 pub mod args;
 pub mod commands;
 pub mod headless;
+pub mod live;
 pub mod status;
 
 pub use args::{Cli, Commands};

@@ -46,6 +46,9 @@ fn rules(window: &str, days: &str, caps: (i64, i64)) -> CampaignRules {
         redial_count: 0,
         rule_pack: None,
         suppress_days: 0,
+        max_call_s: 0,
+        max_call_cost: 0.0,
+        end_on_repeats: 0,
     }
 }
 

@@ -12,6 +12,7 @@ use super::keys::{KeyAction, KeyRegistry};
 use super::layout;
 use crate::dispatch::command::{Command, CommandReply};
 use crate::dispatch::snapshot::{CampaignView, Snapshot};
+use crate::model::live::TranscriptLine;
 use crate::model::{CallStatus, CampaignStatus};
 use crate::store::attempts::Attempt;
 use crate::store::stats::{Anchor, CallListRow, CallQuery, CallSort, CallTab, CampaignReport};
@@ -37,6 +38,11 @@ pub enum Action {
     LoadAttempts(i64),
     /// Read a campaign's report; it comes back as [`Update::Report`].
     LoadReport(i64),
+    /// A live call is shown: read its attempts and transcript again, and tell the engine a
+    /// console watches it (without webhooks it then reads the call from Vapi).
+    RefreshLive(i64),
+    /// Play a live call's audio through `console.listen_command`; again: stop.
+    Listen(i64),
     /// Stop the engine and leave. A second `Quit` while stopping means "leave now".
     Quit,
 }
@@ -54,6 +60,9 @@ pub enum Update {
         call_id: i64,
         rows: Vec<Attempt>,
         analysis: Option<crate::store::analysis::CallAnalysis>,
+        transcript: Vec<TranscriptLine>,
+        /// The call's status as read with them (the popup follows a live call's end).
+        status: Option<CallStatus>,
     },
     Report {
         campaign_id: i64,
@@ -105,6 +114,8 @@ pub struct Confirm {
     /// The buttons say what they do: the safe one (default) and the one that acts.
     pub keep_label: String,
     pub act_label: String,
+    /// Other answers, by key, that the message names (`r`: end and re-queue…).
+    pub extra: Vec<(char, Action)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +125,8 @@ pub struct Details {
     pub attempts: Option<Vec<Attempt>>,
     /// What the end-of-call report said (summary, evaluation, recording), if anything.
     pub analysis: Option<crate::store::analysis::CallAnalysis>,
+    /// What was said so far (live) or in the end.
+    pub transcript: Vec<TranscriptLine>,
     /// Lines scrolled (the pane clamps it to its content).
     pub scroll: u16,
 }
@@ -128,6 +141,8 @@ pub enum Popup {
         selected: usize,
     },
     Confirm(Confirm),
+    /// A line typed for a live call (say, whisper, transfer).
+    Prompt(super::live::Prompt),
     Details(Details),
     /// The campaign report (`o`); `None` while it is read.
     Report {
@@ -252,7 +267,7 @@ impl App {
         self.snapshot.campaigns.iter().find(|c| c.id == id)
     }
 
-    fn latest_campaign(&self) -> Option<&CampaignView> {
+    pub(crate) fn latest_campaign(&self) -> Option<&CampaignView> {
         let id = self.campaign_id?;
         self.latest().campaigns.iter().find(|c| c.id == id)
     }
@@ -346,6 +361,7 @@ impl App {
         }
         match &self.popup {
             Some(Popup::Confirm(_)) => return self.confirm_key(key),
+            Some(Popup::Prompt(_)) => return self.prompt_key(key),
             Some(Popup::Help { .. }) => return self.help_key(key),
             Some(Popup::Details(_)) => return self.details_key(key),
             Some(Popup::Campaigns { .. }) => return self.campaigns_key(key),
@@ -463,6 +479,14 @@ impl App {
                 }
                 None
             }
+            KeyAction::Say
+            | KeyAction::Whisper
+            | KeyAction::Mute
+            | KeyAction::Unmute
+            | KeyAction::Transfer
+            | KeyAction::EndCall
+            | KeyAction::Listen
+            | KeyAction::KillSwitch => self.run_live_action(action),
             KeyAction::Quit => self.request_quit(),
         }
     }
@@ -610,6 +634,7 @@ impl App {
             call: row,
             attempts: None,
             analysis: None,
+            transcript: Vec::new(),
             scroll: 0,
         }));
         Some(Action::LoadAttempts(call_id))
@@ -701,6 +726,16 @@ impl App {
         let Some(Popup::Confirm(confirm)) = &mut self.popup else {
             return None;
         };
+        if let KeyCode::Char(c) = key.code
+            && let Some(at) = confirm.extra.iter().position(|(k, _)| *k == c)
+        {
+            let action = confirm.extra.swap_remove(at).1;
+            self.popup = None;
+            return match action {
+                Action::Send(command) => self.send(command),
+                other => Some(other),
+            };
+        }
         match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => self.confirm(),
             KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => self.cancel_confirm(),
@@ -785,6 +820,21 @@ impl App {
         }
         self.clamp_details_scroll();
         match action {
+            // On the call shown: mute and listen keep the popup; the others open their dialog.
+            Some(live @ (KeyAction::Mute | KeyAction::Unmute | KeyAction::Listen))
+                if !self.options.read_only =>
+            {
+                self.run_live_action(live)
+            }
+            Some(
+                live @ (KeyAction::Say
+                | KeyAction::Whisper
+                | KeyAction::Transfer
+                | KeyAction::EndCall),
+            ) if !self.options.read_only => {
+                self.popup = None;
+                self.run_live_action(live)
+            }
             Some(KeyAction::Close | KeyAction::Details | KeyAction::Quit) => {
                 self.popup = None;
                 None
@@ -824,6 +874,7 @@ impl App {
             confirm_selected: false,
             keep_label: labels.0.to_string(),
             act_label: labels.1.to_string(),
+            extra: Vec::new(),
         }));
         None
     }
@@ -943,17 +994,17 @@ impl App {
         None
     }
 
-    fn send(&mut self, command: Command) -> Option<Action> {
+    pub(crate) fn send(&mut self, command: Command) -> Option<Action> {
         self.set_status(format!("{}…", describe(&command)), StatusKind::Pending);
         Some(Action::Send(command))
     }
 
-    fn refuse(&mut self, text: impl Into<String>) -> Option<Action> {
+    pub(crate) fn refuse(&mut self, text: impl Into<String>) -> Option<Action> {
         self.set_status(text, StatusKind::Error);
         None
     }
 
-    fn set_status(&mut self, text: impl Into<String>, kind: StatusKind) {
+    pub(crate) fn set_status(&mut self, text: impl Into<String>, kind: StatusKind) {
         self.status = Some((text.into(), kind));
     }
 
@@ -1114,13 +1165,20 @@ impl App {
                 call_id,
                 rows,
                 analysis,
+                transcript,
+                status,
             } => {
                 if let Some(Popup::Details(details)) = &mut self.popup
                     && details.call.id == call_id
                 {
                     details.attempts = Some(rows);
                     details.analysis = analysis;
+                    details.transcript = transcript;
+                    if let Some(status) = status {
+                        details.call.status = status;
+                    }
                 }
+                self.clamp_details_scroll();
                 None
             }
             Update::Report {
@@ -1156,7 +1214,15 @@ impl App {
                     self.campaign_id,
                 );
                 self.history.record(now, snapshot, campaign);
-                None
+                // A live call's details follow the conversation, every other second.
+                match &self.popup {
+                    Some(Popup::Details(details))
+                        if details.call.status.is_at_vapi() && now.timestamp() % 2 == 0 =>
+                    {
+                        Some(Action::RefreshLive(details.call.id))
+                    }
+                    _ => None,
+                }
             }
             Update::Resize { width, height } => {
                 self.size = (width, height);
@@ -1249,6 +1315,19 @@ pub fn describe(command: &Command) -> String {
         Command::AddToDnc { phone, .. } => {
             format!("putting {phone} on the do-not-call list")
         }
+        Command::Live {
+            call_id, action, ..
+        } => {
+            format!("asking: {} on call {call_id}", action.describe())
+        }
+        Command::EndLiveCalls {
+            campaign_id: Some(id),
+            ..
+        } => format!("ending the live calls of campaign {id}"),
+        Command::EndLiveCalls {
+            campaign_id: None, ..
+        } => "kill switch: ending every live call".into(),
+        Command::WatchCall { call_id } => format!("watching call {call_id}"),
         Command::Quit => "stopping".into(),
     }
 }

@@ -46,6 +46,14 @@ pub enum KeyAction {
     Help,
     Acknowledge,
     Close,
+    Say,
+    Whisper,
+    Mute,
+    Unmute,
+    Transfer,
+    EndCall,
+    Listen,
+    KillSwitch,
     Quit,
 }
 
@@ -122,6 +130,14 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec(A::Help, "help", &["?"], Some("help"), "show this help", false),
     spec(A::Acknowledge, "acknowledge", &["a"], None, "acknowledge the alert: stop highlighting a state that needs you", false),
     spec(A::Close, "close", &["esc"], None, "close a popup, or clear the filter", false),
+    spec(A::Say, "say", &["e"], None, "live call: the assistant says a line you type (Tab: then end the call)", true),
+    spec(A::Whisper, "whisper", &["w"], None, "live call: add a line to the assistant's context, no reply spoken", true),
+    spec(A::Mute, "mute", &["m"], None, "live call: mute the assistant", true),
+    spec(A::Unmute, "unmute", &["M"], None, "live call: unmute the assistant", true),
+    spec(A::Transfer, "transfer", &["t"], None, "live call: transfer it to a number or SIP URI (a person)", true),
+    spec(A::EndCall, "end_call", &["E"], None, "live call: end it now (asks first; r: contact back in the queue)", true),
+    spec(A::Listen, "listen", &["L"], None, "live call: play its audio through console.listen_command (again: stop)", false),
+    spec(A::KillSwitch, "kill_switch", &["K"], Some("kill"), "kill switch: pause all dispatch and end every live call (asks first)", true),
     spec(A::Quit, "quit", &["q"], Some("quit"), "quit (stops the engine; asks while calls are in flight)", false),
 ];
 

@@ -18,6 +18,8 @@ pub mod history;
 mod hit;
 pub mod keys;
 pub mod layout;
+mod listening;
+pub mod live;
 pub mod pager;
 pub mod panes;
 pub mod terminal;
@@ -28,10 +30,11 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use switchboard_engine::{dispatch, shutdown};
+use switchboard_engine::{dispatch, listen, shutdown};
 use switchboard_model as model;
 use switchboard_model::policy;
 use switchboard_store as store;
+use switchboard_vapi as vapi;
 
 use chrono::Utc;
 use crossterm::event::{Event, EventStream};
@@ -60,6 +63,8 @@ pub struct ConsoleOptions {
     pub title: String,
     /// Clicks and the wheel act on tabs, rows and campaigns (`--no-mouse` turns it off).
     pub mouse: bool,
+    /// The player the listen key pipes a call's audio into (`console.listen_command`).
+    pub listen_command: Option<String>,
 }
 
 impl Default for ConsoleOptions {
@@ -70,6 +75,7 @@ impl Default for ConsoleOptions {
             keys: BTreeMap::new(),
             title: "switchboard".into(),
             mouse: true,
+            listen_command: None,
         }
     }
 }
@@ -123,13 +129,16 @@ pub async fn run(
     engine: EngineClient,
     store: Store,
     options: ConsoleOptions,
+    vapi: Option<crate::vapi::VapiClient>,
 ) -> color_eyre::Result<()> {
     // Before the screen is taken, so that a bad [keys] table prints like any config error.
     let keys = KeyRegistry::new(&options.keys)?;
     let mouse = options.mouse;
+    let options_listen = options.listen_command.clone();
     let app = App::new(options, keys);
     let mut terminal = terminal::take(mouse)?;
-    let result = event_loop(&mut terminal, app, engine, store).await;
+    let listen = listening::Listening::new(options_listen, vapi);
+    let result = event_loop(&mut terminal, app, engine, store, listen).await;
     terminal::give_back();
     result
 }
@@ -155,6 +164,7 @@ struct Runner {
     pager: pager::Pager,
     quit_deadline: Option<tokio::time::Instant>,
     leave_now: bool,
+    listen: listening::Listening,
 }
 
 impl Runner {
@@ -172,16 +182,32 @@ impl Runner {
                 });
             }
             Some(Action::LoadPage(query)) => self.pager.want(query),
+            Some(Action::RefreshLive(call_id)) => {
+                let engine = self.engine.clone();
+                tokio::spawn(async move {
+                    // Not an operator's action: its answer is not shown.
+                    let _ = engine.send(Command::WatchCall { call_id }).await;
+                });
+                self.exec(Some(Action::LoadAttempts(call_id)));
+            }
+            Some(Action::Listen(call_id)) => {
+                let line = self.listen.toggle(call_id, &self.store, self.done.clone());
+                let _ = self.done.send(Done::Update(Update::Reply(line)));
+            }
             Some(Action::LoadAttempts(call_id)) => {
                 let store = self.store.clone();
                 let done = self.done.clone();
                 tokio::spawn(async move {
                     let analysis = store.call_analysis(call_id).await.ok().flatten();
+                    let transcript = store.transcript(call_id).await.unwrap_or_default();
+                    let status = store.call(call_id).await.ok().map(|c| c.status);
                     let update = match store.attempts(call_id).await {
                         Ok(rows) => Update::Attempts {
                             call_id,
                             rows,
                             analysis,
+                            transcript,
+                            status,
                         },
                         Err(e) => Update::LoadFailed(format!(
                             "cannot read attempts of call {call_id}: {e}"
@@ -254,6 +280,7 @@ async fn event_loop(
     mut app: App,
     engine: EngineClient,
     store: Store,
+    listen: listening::Listening,
 ) -> color_eyre::Result<()> {
     let mut events = EventStream::new();
     let mut snapshots = engine.snapshots();
@@ -265,6 +292,7 @@ async fn event_loop(
         pager: pager::Pager::default(),
         quit_deadline: None,
         leave_now: false,
+        listen,
     };
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -360,7 +388,7 @@ async fn event_loop(
                 dirty = true;
             }
             _ = ticker.tick() => {
-                app.apply(Update::Tick(Utc::now()));
+                runner.exec(app.apply(Update::Tick(Utc::now())));
                 dirty = true;
             }
             _ = sleep_until(draw_at.unwrap_or(now)), if draw_at.is_some() => {}

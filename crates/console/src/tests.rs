@@ -407,6 +407,8 @@ fn screen_details_popup() {
         };
         app.apply(Update::Attempts {
             call_id,
+            transcript: Vec::new(),
+            status: None,
             analysis: Some(switchboard_analysis()),
             rows: vec![
                 attempt(
@@ -1264,6 +1266,8 @@ fn details_wrap_long_errors_and_scroll_within_their_content() {
         call_id,
         rows: attempts,
         analysis: None,
+        transcript: Vec::new(),
+        status: None,
     });
     let text = screen(&app, 80, 24);
     // Wrapped, not cut: the end of the first error is on screen.

@@ -41,6 +41,7 @@ impl Widget for &App {
                 buf,
             ),
             Some(Popup::Confirm(confirm)) => panes::confirm::render(confirm, area, buf),
+            Some(Popup::Prompt(prompt)) => panes::prompt::render(prompt, area, buf),
             Some(Popup::Details(details)) => {
                 panes::details::render(&panes::details::DetailsPane::of(self, details), area, buf)
             }

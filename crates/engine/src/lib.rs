@@ -6,6 +6,7 @@
 pub mod dispatch;
 pub mod export;
 pub mod import;
+pub mod listen;
 pub mod ops;
 pub mod shutdown;
 

@@ -1,14 +1,16 @@
 //! The operations an operator asks for — pause, resume, throttle, start, cancel, retry, put a
-//! number on the do-not-call list — in one place. The engine's command loop (console keys), a console attached to an engine
+//! number on the do-not-call list, act on a live call, the kill switch — in one place. The engine's command loop (console keys), a console attached to an engine
 //! elsewhere and the CLI all go through [`apply`]: it writes the store, which every engine
 //! re-reads within a tick, and one line in the event log, which every console shows.
 //! In-memory effects on a running engine (its gate) are the engine's own business.
 
 use crate::config::Config;
+use crate::model::live::{AfterEnd, EndCause, LiveAction};
 use crate::model::{Pause, StopCause};
 use crate::store::Store;
 use crate::store::calls::RetryOutcome;
 use crate::store::events::EventRow;
+use crate::store::live::LiveRequest;
 
 /// Who asked, for the log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +29,8 @@ impl Actor {
         }
     }
 
-    /// The do-not-call list's `source` column.
-    fn source(self) -> &'static str {
+    /// The do-not-call list's `source` column, a live request's `actor`.
+    pub fn source(self) -> &'static str {
         match self {
             Actor::Console => "console",
             Actor::Cli => "cli",
@@ -78,9 +80,29 @@ pub enum Command {
         phone: String,
         reason: String,
     },
+    /// Ask the engine holding a live call to say, whisper, mute, transfer or end it; an end
+    /// leaves its contact as `then` says.
+    Live {
+        call_id: i64,
+        action: LiveAction,
+        then: AfterEnd,
+    },
+    /// The kill switch: pause dispatch (of one campaign, or all) and end every live call.
+    EndLiveCalls {
+        campaign_id: Option<i64>,
+        then: AfterEnd,
+    },
+    /// A console shows this call's transcript: keep it fresh for a few seconds (not logged).
+    WatchCall {
+        call_id: i64,
+    },
     /// Stop new dispatch, let in-flight requests finish and be recorded, then stop.
     Quit,
 }
+
+/// How long a watch lasts without being renewed (a console renews it while the call is
+/// selected).
+pub const WATCH_FOR: chrono::Duration = chrono::Duration::seconds(10);
 
 /// The answer to a command: a short line for the status bar, or why it was refused.
 pub type CommandReply = Result<String, String>;
@@ -94,6 +116,15 @@ pub async fn apply(
     actor: Actor,
 ) -> Result<String, String> {
     let line = carry_out(store, config, command, actor).await?;
+    if let Command::WatchCall { .. } = command {
+        return Ok(line);
+    }
+    log(store, actor, &line).await;
+    Ok(line)
+}
+
+/// One operator's action in the event log every console shows.
+pub async fn log(store: &Store, actor: Actor, line: &str) {
     let logged = format!("{}{line}", actor.prefix());
     if let Err(e) = store
         .append_events(&[EventRow::action(logged, store.now())])
@@ -101,7 +132,35 @@ pub async fn apply(
     {
         tracing::warn!(target: "switchboard::engine", "cannot log the operation: {e}");
     }
-    Ok(line)
+}
+
+/// Files a request for a live call, checked first (not logged: [`Command::Live`] through
+/// [`apply`] is; the CLI, which waits on the request's answer, logs [`asked`] itself).
+pub async fn request_live(
+    store: &Store,
+    call_id: i64,
+    action: &LiveAction,
+    then: AfterEnd,
+    actor: Actor,
+) -> Result<LiveRequest, String> {
+    let call = store.call(call_id).await.map_err(|e| e.to_string())?;
+    if let Some(why) = crate::dispatch::live::refuse_early(call.status, action) {
+        return Err(format!("call {call_id}: {why}"));
+    }
+    store
+        .request_live(call_id, action, actor.source(), then)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The line that says a request was filed.
+pub fn asked(action: &LiveAction, request: &LiveRequest) -> String {
+    format!(
+        "asked: {} on {} (request {})",
+        action.describe(),
+        request.who(),
+        request.id
+    )
 }
 
 async fn carry_out(
@@ -201,6 +260,54 @@ async fn carry_out(
             } else {
                 format!("{phone} was already on the do-not-call list")
             })
+        }
+        Command::Live {
+            call_id,
+            action,
+            then,
+        } => {
+            let request = request_live(store, *call_id, action, *then, actor).await?;
+            Ok(asked(action, &request))
+        }
+        Command::EndLiveCalls { campaign_id, then } => {
+            let scope = match campaign_id {
+                Some(id) => {
+                    let campaign = store.campaign(*id).await.map_err(err)?;
+                    let pause = Pause::new(StopCause::Operator, "kill switch: live calls ended");
+                    store.pause_campaign(*id, &pause).await.map_err(err)?;
+                    format!("campaign {} paused", campaign.name)
+                }
+                None => {
+                    let pause = Pause::new(StopCause::Operator, "kill switch: live calls ended");
+                    store.set_dispatch_paused(Some(&pause)).await.map_err(err)?;
+                    "dispatch paused".to_string()
+                }
+            };
+            let report = store
+                .end_live_calls(*campaign_id, EndCause::KillSwitch, *then, actor.source())
+                .await
+                .map_err(err)?;
+            let contacts = match then {
+                AfterEnd::Done => "their contacts are done",
+                AfterEnd::Requeue => "their contacts go back to the queue",
+            };
+            Ok(format!(
+                "kill switch: {scope}; ending {} live call(s){}; {contacts}",
+                report.live,
+                if report.creating > 0 {
+                    format!(
+                        " and {} being created, as soon as Vapi shows them",
+                        report.creating
+                    )
+                } else {
+                    String::new()
+                }
+            ))
+        }
+        Command::WatchCall { call_id } => {
+            let until = crate::model::text::format_time(store.clock().now() + WATCH_FOR);
+            store.watch_call(*call_id, &until).await.map_err(err)?;
+            Ok(format!("watching call {call_id}"))
         }
         Command::Quit => Err("quit is the engine's own command".into()),
     }

@@ -199,8 +199,17 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub import: ImportConfig,
     pub predial: PredialConfig,
+    pub console: ConsoleConfig,
     /// Console key remapping: action name → key (see `switchboard console --help`).
     pub keys: BTreeMap<String, String>,
+}
+
+section! {
+    pub struct ConsoleConfig in "console" {
+        /// The player the console's listen key pipes a call's audio into (WAV on its
+        /// stdin), e.g. "ffplay -nodisp -autoexit -" or "aplay -q"; none: the key says so.
+        pub listen_command: Option<String> = None;
+    }
 }
 
 section! {
@@ -227,6 +236,9 @@ section! {
         pub base_url: String = "https://api.vapi.ai".into();
         /// Name of the environment variable holding the private API key.
         pub api_key_env: String = "VAPI_API_KEY".into();
+        /// Environment variable with the public key, sent to a call's control and listen
+        /// URLs when the assistant turns their authentication on; unset: sent without.
+        pub public_key_env: String = "VAPI_PUBLIC_KEY".into();
         #[serde(deserialize_with = "duration::millis")]
         pub request_timeout_ms: u64 = 10_000, range(10, 600_000, "ms");
         /// Clock skew allowed between us and Vapi: a look-up searches createdAt from an
@@ -412,6 +424,7 @@ impl Config {
             WebhookConfig::BOUNDS,
             ImportConfig::BOUNDS,
             PredialConfig::BOUNDS,
+            ConsoleConfig::BOUNDS,
         ]
         .into_iter()
         .flatten()
@@ -459,6 +472,7 @@ impl Config {
             self.webhook.check_ranges(),
             self.import.check_ranges(),
             self.predial.check_ranges(),
+            self.console.check_ranges(),
         ];
         for checked in ranges {
             checked.map_err(|(key, reason)| bad(key, reason))?;
@@ -683,6 +697,15 @@ impl Config {
                 var: self.vapi.api_key_env.clone(),
             }),
         }
+    }
+
+    /// The public key for monitor URLs, when its variable is set.
+    pub fn public_key(&self) -> Option<Secret> {
+        std::env::var(&self.vapi.public_key_env)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(Secret::from)
     }
 
     pub fn request_timeout(&self) -> Duration {

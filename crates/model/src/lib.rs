@@ -87,8 +87,9 @@ macro_rules! text_enum {
     };
 }
 
-// After the macro, which it uses.
+// After the macro, which they use.
 pub mod cause;
+pub mod live;
 
 text_enum!(
     /// Campaign lifecycle: DRAFT → DIALING ⇄ PAUSED → COMPLETED, or CANCELLED from any
@@ -297,6 +298,10 @@ pub enum EndedClass {
     NumberStop { why: &'static str, next_day: bool },
     /// A value not in the table (Vapi adds some): treated as an outcome, logged once.
     Unclassified,
+    /// switchboard ended the call (an operator, the kill switch, the runaway guard):
+    /// counted apart from the customer's outcomes and the assistant's health; the contact
+    /// follows the rule chosen when the end was asked for.
+    EndedBySwitchboard,
 }
 
 impl EndedClass {
@@ -307,7 +312,10 @@ impl EndedClass {
             | EndedClass::Concurrency
             | EndedClass::CampaignStop { .. }
             | EndedClass::NumberStop { .. } => true,
-            EndedClass::Outcome | EndedClass::AssistantFault | EndedClass::Unclassified => false,
+            EndedClass::Outcome
+            | EndedClass::AssistantFault
+            | EndedClass::Unclassified
+            | EndedClass::EndedBySwitchboard => false,
         }
     }
 }

@@ -90,6 +90,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/call", post(create_call).get(list_calls))
         .route("/call/{id}", get(get_call))
         .route("/_sim/stats", get(sim_stats))
+        .route(
+            "/monitor/{id}/{token}/control",
+            post(super::monitor::control),
+        )
+        .route("/monitor/{id}/{token}/listen", get(super::monitor::listen))
         .fallback(not_found)
         .with_state(shared)
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod faults;
+mod monitor;
 mod query;
 mod state;
 mod validate;
@@ -155,6 +156,12 @@ pub struct SimConfig {
     /// close changes then arrive out of order.
     #[arg(long, default_value_t = 0)]
     pub webhook_late_ms: u64,
+    /// Probability that a request to a call's control URL fails with 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_control: f64,
+    /// Share of calls whose assistant loops: it says the same line on every turn.
+    #[arg(long, default_value_t = 0.0)]
+    pub assistant_loops: f64,
     /// Probability that a message is posted twice.
     #[arg(long, default_value_t = 0.0)]
     pub webhook_duplicate: f64,
@@ -216,6 +223,7 @@ impl SimConfig {
         set(&mut self.fault_start_error, d.fault_start_error, 0.01);
         set(&mut self.fault_pipeline, d.fault_pipeline, 0.005);
         set(&mut self.fault_vanish, d.fault_vanish, 0.005);
+        set(&mut self.fault_control, d.fault_control, 0.02);
         if self.list_order == d.list_order {
             self.list_order = ListOrder::Random;
         }
@@ -281,6 +289,8 @@ impl Default for SimConfig {
             webhook_late_ms: 0,
             webhook_duplicate: 0.0,
             cost_final_ms: 0,
+            fault_control: 0.0,
+            assistant_loops: 0.0,
         }
     }
 }
@@ -343,6 +353,12 @@ pub struct SimStats {
     /// Server messages given up after retries (5xx, no connection).
     #[serde(default)]
     pub webhooks_failed: u64,
+    /// Control messages received, in order: `{"callId", "body"}` (valid bodies only).
+    #[serde(default)]
+    pub control_messages: Vec<serde_json::Value>,
+    /// Control requests answered 500 (injected).
+    #[serde(default)]
+    pub faults_control: u64,
 }
 
 /// A running simulator; serves until `shutdown` (or until dropped).
@@ -360,6 +376,7 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared::new(config, stop_rx.clone()));
+        shared.with_state(|state| state.set_monitor_base(format!("http://{addr}/monitor")));
         let (created, created_rx) = tokio::sync::mpsc::unbounded_channel();
         shared.with_state(|state| state.post_webhooks_to(created));
         tokio::spawn(webhooks::post_messages(

@@ -69,6 +69,10 @@ pub enum Outcome {
 pub enum MessageKind {
     Status,
     EndOfCallReport,
+    /// `conversation-update`: the conversation so far (in Vapi's default set).
+    Conversation,
+    /// A final `transcript` of the newest line (when the call asked for them).
+    Transcript,
 }
 
 /// Where a call stands at some instant; all offsets are ms since creation.
@@ -218,11 +222,82 @@ struct CallRecord {
     request: CallRequest,
     plan: Plan,
     provider_id: Option<String>,
+    /// The capability in the call's monitor URLs.
+    token: String,
+    /// Ended through its control URL: (offset, endedReason), overriding the plan from then.
+    cut: Option<(u64, &'static str)>,
+    /// The assistant repeats its first line all call long (a looping prompt).
+    loops: bool,
+    /// Lines spoken into the call through `say` (offset, text).
+    said: Vec<(u64, String)>,
+    /// Where its monitor URLs point (the simulator's own address), once it serves.
+    monitor_base: Option<String>,
 }
 
 impl CallRecord {
     fn phase(&self, now: Instant) -> Phase {
-        self.plan.phase_at(ms_between(self.created_instant, now))
+        let elapsed = ms_between(self.created_instant, now);
+        match self.cut {
+            Some((at, reason)) if elapsed >= at => {
+                let before = self.plan.phase_at(at);
+                if before.ended.is_some() {
+                    return self.plan.phase_at(elapsed);
+                }
+                let talk = before.started_ms.map_or(0, |s| at.saturating_sub(s));
+                Phase {
+                    status: "ended",
+                    updated_ms: at,
+                    started_ms: before.started_ms,
+                    ended: Some((reason, at, talk)),
+                }
+            }
+            _ => self.plan.phase_at(elapsed),
+        }
+    }
+
+    /// Whether the call asked for `transcript` messages (`assistantOverrides.serverMessages`).
+    fn asked_for_transcripts(&self) -> bool {
+        self.request
+            .body
+            .get("assistantOverrides")
+            .and_then(|o| o.get("serverMessages"))
+            .and_then(Value::as_array)
+            .is_some_and(|m| {
+                m.iter().any(|v| {
+                    matches!(
+                        v.as_str(),
+                        Some("transcript") | Some("transcript[transcriptType=\"final\"]")
+                    )
+                })
+            })
+    }
+
+    /// What was said by `now`: the script's turns since the answer, and operators' lines.
+    fn messages(&self, now: Instant) -> Vec<Value> {
+        let phase = self.phase(now);
+        let Some(started) = phase.started_ms else {
+            return Vec::new();
+        };
+        let until = phase
+            .ended
+            .map_or(ms_between(self.created_instant, now), |(_, at, _)| at);
+        let mut lines = super::monitor::script(started, until, self.loops);
+        for (at, text) in &self.said {
+            lines.push((*at, "bot", text.clone()));
+        }
+        lines.sort_by_key(|(at, _, _)| *at);
+        lines
+            .into_iter()
+            .map(|(at, role, text)| {
+                json!({
+                    "role": role,
+                    "message": text,
+                    "time": self.wall(at).timestamp_millis(),
+                    "endTime": self.wall(at + 1_500).timestamp_millis(),
+                    "secondsFromStart": (at.saturating_sub(started)) as f64 / 1000.0,
+                })
+            })
+            .collect()
     }
 
     fn wall(&self, offset_ms: u64) -> DateTime<Utc> {
@@ -276,6 +351,21 @@ impl CallRecord {
         }
         if let Some(started_ms) = phase.started_ms {
             put("startedAt", json!(iso(self.wall(started_ms))));
+            if phase.ended.is_none() {
+                // Vapi's cost grows while the call talks.
+                let talked = ms_between(self.created_instant, now).saturating_sub(started_ms);
+                put("cost", json!(cost_usd(talked)));
+            }
+            put("messages", Value::Array(self.messages(now)));
+        }
+        if let Some(base) = &self.monitor_base {
+            put(
+                "monitor",
+                json!({
+                    "listenUrl": format!("{}/{}/{}/listen", base.replacen("http", "ws", 1), self.id, self.token),
+                    "controlUrl": format!("{base}/{}/{}/control", self.id, self.token),
+                }),
+            );
         }
         if let Some((reason, ended_ms, talk_ms)) = phase.ended {
             put("endedReason", json!(reason));
@@ -314,6 +404,11 @@ pub struct SimState {
     stats: SimStats,
     /// Where created calls are announced for their server messages (when posting them).
     webhooks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// `http://host:port/monitor`: the base of every call's monitor URLs.
+    monitor_base: Option<String>,
+    /// Planned ends of calls ended early through their control URL, still in the future:
+    /// `active_ends` counts them until then, so they are taken off its count.
+    cut_ends: BinaryHeap<Reverse<Instant>>,
 }
 
 impl SimState {
@@ -329,6 +424,8 @@ impl SimState {
             placed_by_number: HashMap::new(),
             webhooks: None,
             stats: SimStats::default(),
+            monitor_base: None,
+            cut_ends: BinaryHeap::new(),
         }
     }
 
@@ -450,7 +547,17 @@ impl SimState {
         if let Some(name) = &request.name {
             *self.stats.created_per_name.entry(name.clone()).or_default() += 1;
         }
+        let token = uuid::Builder::from_random_bytes(self.rng.random())
+            .into_uuid()
+            .simple()
+            .to_string();
+        let loops = self.rng.random::<f64>() < config.assistant_loops;
         let record = CallRecord {
+            token,
+            cut: None,
+            loops,
+            said: Vec::new(),
+            monitor_base: self.monitor_base.clone(),
             id: id.to_string(),
             vanishes_at,
             cost_final_ms: config.cost_final_ms,
@@ -498,7 +605,24 @@ impl SimState {
         };
         let at = |ms: u64| record.created_instant + Duration::from_millis(ms);
         let mut schedule = Vec::new();
+        if let Some((cut_ms, _)) = record.cut {
+            // Ended through the control URL: what is left to say is the end.
+            let talked = record.phase(at(cut_ms)).started_ms.is_some();
+            schedule.push((at(cut_ms), MessageKind::Status));
+            let report = cut_ms + if talked { record.cost_final_ms } else { 0 };
+            schedule.push((at(report), MessageKind::EndOfCallReport));
+            return schedule;
+        }
         let end_ms = record.plan.end_ms();
+        if let Some(started) = record.phase(at(end_ms)).started_ms {
+            let transcripts = record.asked_for_transcripts();
+            for turn in super::monitor::turns(started, end_ms) {
+                schedule.push((at(turn), MessageKind::Conversation));
+                if transcripts {
+                    schedule.push((at(turn), MessageKind::Transcript));
+                }
+            }
+        }
         if let Plan::Dialled {
             queue_ms,
             ring_ms,
@@ -547,6 +671,24 @@ impl SimState {
                     message.insert("endedReason".into(), json!(reason));
                 }
             }
+            MessageKind::Conversation => {
+                message.insert("type".into(), json!("conversation-update"));
+                message.insert("messages".into(), Value::Array(record.messages(at)));
+            }
+            MessageKind::Transcript => {
+                let newest = record.messages(at).pop()?;
+                let role = match newest.get("role").and_then(Value::as_str) {
+                    Some("user") => "user",
+                    _ => "assistant",
+                };
+                message.insert("type".into(), json!("transcript"));
+                message.insert("role".into(), json!(role));
+                message.insert("transcriptType".into(), json!("final"));
+                message.insert(
+                    "transcript".into(),
+                    newest.get("message").cloned().unwrap_or(Value::Null),
+                );
+            }
             MessageKind::EndOfCallReport => {
                 let (reason, _, talk_ms) = phase.ended?;
                 message.insert("type".into(), json!("end-of-call-report"));
@@ -558,14 +700,7 @@ impl SimState {
                 }
                 let talked = talk_ms > 0;
                 let recording = talked.then(|| format!("https://storage.vapi.ai/{id}-mono.wav"));
-                // A transcript in proportion to the talk, as real reports carry.
-                let turns = (talk_ms / 4_000).clamp(u64::from(talked), 400);
-                let messages: Vec<Value> = (0..turns)
-                    .map(|i| {
-                        let role = if i % 2 == 0 { "bot" } else { "user" };
-                        json!({"role": role, "message": format!("turn {i} of the conversation"), "secondsFromStart": i * 4})
-                    })
-                    .collect();
+                let messages = record.messages(at);
                 message.insert(
                     "analysis".into(),
                     json!({
@@ -640,14 +775,73 @@ impl SimState {
 
     /// Calls not ended at `now` (drops the ones that ended since the last look).
     fn active(&mut self, now: Instant) -> u64 {
-        while self
-            .active_ends
-            .peek()
-            .is_some_and(|Reverse(end)| *end <= now)
-        {
-            self.active_ends.pop();
+        for heap in [&mut self.active_ends, &mut self.cut_ends] {
+            while heap.peek().is_some_and(|Reverse(end)| *end <= now) {
+                heap.pop();
+            }
         }
-        self.active_ends.len() as u64
+        self.active_ends.len().saturating_sub(self.cut_ends.len()) as u64
+    }
+
+    /// Where monitor URLs point from now on.
+    pub fn set_monitor_base(&mut self, base: String) {
+        self.monitor_base = Some(base);
+    }
+
+    /// Whether `token` opens call `id`'s monitor, and the call is live at `now`:
+    /// None for a wrong id or token (404), Some(false) once it ended.
+    pub fn monitor_live(&self, id: &str, token: &str, now: Instant) -> Option<bool> {
+        let record = self.records.get(*self.calls.get(id)?)?;
+        (record.token == token).then(|| record.phase(now).ended.is_none())
+    }
+
+    /// A control message for call `id` (already validated): its effect and the record.
+    /// Err(()) when the call has ended.
+    pub fn control(&mut self, id: &str, body: &Value, now: Instant) -> Result<(), ()> {
+        let Some(index) = self.calls.get(id).copied() else {
+            return Err(());
+        };
+        self.stats
+            .control_messages
+            .push(json!({"callId": id, "body": body}));
+        let record = &mut self.records[index];
+        if record.phase(now).ended.is_some() {
+            return Err(());
+        }
+        let elapsed = ms_between(record.created_instant, now);
+        let end_at = |delay: u64, reason: &'static str| (elapsed + delay, reason);
+        let cut = match body.get("type").and_then(Value::as_str) {
+            Some("end-call") => Some(end_at(0, "manually-canceled")),
+            Some("say") => {
+                let text = body.get("content").and_then(Value::as_str).unwrap_or("");
+                record.said.push((elapsed, text.to_string()));
+                body.get("endCallAfterSpoken")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                    .then(|| end_at(1_500, "assistant-ended-call-after-message-spoken"))
+            }
+            Some("transfer") => Some(end_at(500, "assistant-forwarded-call")),
+            _ => None,
+        };
+        if let Some(cut) = cut {
+            let planned = record.created_instant + Duration::from_millis(record.plan.end_ms());
+            let first = record.cut.is_none();
+            record.cut = Some(
+                record
+                    .cut
+                    .map_or(cut, |old| if old.0 <= cut.0 { old } else { cut }),
+            );
+            if first && planned > now {
+                self.cut_ends.push(Reverse(planned));
+                self.active_ends.push(Reverse(
+                    record.created_instant + Duration::from_millis(cut.0),
+                ));
+            }
+            if let Some(webhooks) = &self.webhooks {
+                let _ = webhooks.send(id.to_string());
+            }
+        }
+        Ok(())
     }
 }
 

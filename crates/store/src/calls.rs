@@ -59,11 +59,14 @@ pub struct Call {
     pub updated_at: String,
     /// The pool number it was made from (NULL for calls made before pools: the campaign's).
     pub phone_number_id: Option<String>,
+    /// Why switchboard is ending it (model::live::EndCause), and what becomes of its contact.
+    pub end_cause: Option<String>,
+    pub end_then: Option<String>,
 }
 
 const CALL_COLUMNS: &str = "id, campaign_id, contact_id, sequence, reference, status, provider_call_id, \
      attempt_count, ended_reason, retry_requested, engine_id, cost_usd, started_at, ended_at, created_at, updated_at, \
-     phone_number_id";
+     phone_number_id, end_cause, end_then";
 
 /// Everything a worker needs to (re)send the create request of a call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -1328,16 +1331,30 @@ async fn end_in(
     new_status: CallStatus,
     effect: &mut UpdateEffect,
 ) -> Result<()> {
-    let reason = update
-        .ended_reason
-        .clone()
-        .unwrap_or_else(|| "unknown".to_string());
     let answered = update.started_at.is_some()
         || call.started_at.is_some()
         || matches!(call.status, CallStatus::InProgress | CallStatus::Forwarding);
-    let class = classify_ended_reason(&reason, answered);
-    let Fate { gave_up, requeue } =
-        fate_in(tx, call, update, class, &reason, answered, new_status).await?;
+    let ours = super::live::end_cause_of(call.end_cause.as_deref(), call.end_then.as_deref());
+    let (reason, class, Fate { gave_up, requeue }) = match ours {
+        // switchboard ended it: its reason, counted apart; the contact as the operator chose.
+        Some((cause, then)) => (
+            cause.ended_reason().to_string(),
+            EndedClass::EndedBySwitchboard,
+            Fate {
+                gave_up: false,
+                requeue: then == crate::model::live::AfterEnd::Requeue,
+            },
+        ),
+        None => {
+            let reason = update
+                .ended_reason
+                .clone()
+                .unwrap_or_else(|| "unknown".to_string());
+            let class = classify_ended_reason(&reason, answered);
+            let fate = fate_in(tx, call, update, class, &reason, answered, new_status).await?;
+            (reason, class, fate)
+        }
+    };
     let status = if gave_up {
         CallStatus::Failed
     } else {

@@ -51,6 +51,9 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("redial_count", Int),
             ("rule_pack", Text),
             ("suppress_days", Int),
+            ("max_call_s", Int),
+            ("max_call_cost", Real),
+            ("end_on_repeats", Int),
         ],
     ),
     (
@@ -110,6 +113,9 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("redial_of", Int),
             ("phone_number_id", Text),
             ("predial_at", Text),
+            ("end_cause", Text),
+            ("end_then", Text),
+            ("watch_until", Text),
         ],
     ),
     (
@@ -190,6 +196,30 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("attempt", Int),
             ("message", Text),
             ("next_delay_ms", Int),
+        ],
+    ),
+    (
+        "live_requests",
+        &[
+            ("id", Int),
+            ("call_id", Int),
+            ("action", Text),
+            ("actor", Text),
+            ("status", Text),
+            ("taken_by", Text),
+            ("answer", Text),
+            ("created_at", Text),
+            ("done_at", Text),
+        ],
+    ),
+    (
+        "call_transcripts",
+        &[
+            ("call_id", Int),
+            ("line", Int),
+            ("speaker", Text),
+            ("at_s", Real),
+            ("text", Text),
         ],
     ),
 ];

@@ -11,6 +11,7 @@ pub mod control;
 pub mod copy;
 pub mod events;
 pub mod lease;
+pub mod live;
 pub mod numbers;
 pub mod policy;
 mod sql;

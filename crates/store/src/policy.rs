@@ -30,6 +30,12 @@ pub struct CampaignRules {
     pub rule_pack: Option<String>,
     /// A number another campaign called in the last this-many days is skipped (0: off).
     pub suppress_days: i64,
+    /// The runaway guard: a live call longer than this many seconds is ended (0: off).
+    pub max_call_s: i64,
+    /// … or one whose cost so far passes this many dollars (0: off).
+    pub max_call_cost: f64,
+    /// … or whose assistant says the same line this many times in a row (0: off).
+    pub end_on_repeats: i64,
 }
 
 impl CampaignRules {
@@ -55,6 +61,9 @@ impl CampaignRules {
             redial_count: switchboard_model::policy::Redial::default().count.into(),
             rule_pack: None,
             suppress_days: 0,
+            max_call_s: 0,
+            max_call_cost: 0.0,
+            end_on_repeats: 0,
         }
     }
 
@@ -139,7 +148,39 @@ impl CampaignRules {
             } else {
                 String::new()
             }
-        )
+        ) + &self.guard_summary()
+    }
+
+    /// The runaway guard's limits in force (empty when off).
+    fn guard_summary(&self) -> String {
+        let mut parts = Vec::new();
+        if self.max_call_s > 0 {
+            parts.push(format!("longer than {} s", self.max_call_s));
+        }
+        if self.max_call_cost > 0.0 {
+            parts.push(format!("costing over ${:.2}", self.max_call_cost));
+        }
+        if self.end_on_repeats > 0 {
+            parts.push(format!("a line repeated {}x", self.end_on_repeats));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" · ends calls {}", parts.join(", "))
+        }
+    }
+
+    /// The runaway guard in force, for the engine.
+    pub fn guard(&self) -> switchboard_model::live::Guard {
+        switchboard_model::live::Guard {
+            max_call_s: u64::try_from(self.max_call_s).unwrap_or(0),
+            max_call_cost: if self.max_call_cost.is_finite() {
+                self.max_call_cost.max(0.0)
+            } else {
+                0.0
+            },
+            end_on_repeats: u32::try_from(self.end_on_repeats).unwrap_or(0),
+        }
     }
 
     /// Checks every rule parses (one-line error naming the bad value).
@@ -191,7 +232,8 @@ pub struct DecisionRow {
 }
 
 const RULE_COLUMNS: &str = "call_window, call_days, timezone, cap_per_day, cap_per_week, require_consent, dnc_field, \
-     redial_reasons, redial_delay_s, redial_count, rule_pack, suppress_days";
+     redial_reasons, redial_delay_s, redial_count, rule_pack, suppress_days, max_call_s, max_call_cost, \
+     end_on_repeats";
 
 impl Store {
     pub async fn campaign_rules(&self, campaign_id: i64) -> Result<CampaignRules> {
@@ -214,7 +256,8 @@ impl Store {
             "UPDATE campaigns SET call_window = $1, call_days = $2, timezone = $3, \
              cap_per_day = $4, cap_per_week = $5, require_consent = $6, dnc_field = $7, \
              redial_reasons = $8, redial_delay_s = $9, redial_count = $10, rule_pack = $11, \
-             suppress_days = $12 WHERE id = $13",
+             suppress_days = $12, max_call_s = $13, max_call_cost = $14, end_on_repeats = $15 \
+             WHERE id = $16",
         )
         .bind(&rules.call_window)
         .bind(&rules.call_days)
@@ -228,6 +271,9 @@ impl Store {
         .bind(rules.redial_count)
         .bind(rules.rule_pack.as_deref())
         .bind(rules.suppress_days)
+        .bind(rules.max_call_s)
+        .bind(rules.max_call_cost)
+        .bind(rules.end_on_repeats)
         .bind(campaign_id)
         .execute(&mut *tx)
         .await?;

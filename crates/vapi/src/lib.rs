@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod search;
 mod signature;
 pub mod types;
@@ -34,6 +35,9 @@ pub struct VapiClient {
     api_key: Secret,
     timeout: Duration,
     clock: switchboard_model::clock::Clock,
+    /// The public key sent to a call's control and listen URLs when the assistant asks for
+    /// their authentication (`monitorPlan.*AuthenticationEnabled`).
+    monitor_key: Option<Secret>,
 }
 
 impl VapiClient {
@@ -50,7 +54,14 @@ impl VapiClient {
             api_key,
             timeout,
             clock: switchboard_model::clock::Clock::system(),
+            monitor_key: None,
         })
+    }
+
+    /// The same client authenticating to monitor URLs with Vapi's public key.
+    pub fn with_monitor_key(mut self, key: Option<Secret>) -> VapiClient {
+        self.monitor_key = key;
+        self
     }
 
     /// The same client reading wall time from `clock` (for a Retry-After date without a

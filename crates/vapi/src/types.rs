@@ -35,6 +35,10 @@ pub struct AssistantOverrides {
     pub metadata: CallMetadata,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub variable_values: serde_json::Map<String, serde_json::Value>,
+    /// The server messages this call sends to the assistant's server URL (none: the
+    /// assistant's own set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_messages: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,6 +74,13 @@ pub struct VapiCall {
     pub assistant_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub phone_number_id: Option<String>,
+    /// The call's listen and control URLs: capabilities, kept as secrets and never written
+    /// back out (not serialized, redacted in Debug).
+    #[serde(default, deserialize_with = "lenient::monitor", skip_serializing)]
+    pub monitor: Option<crate::live::Monitor>,
+    /// What was said so far (`messages`), when the call object carries it.
+    #[serde(default, deserialize_with = "lenient::transcript", skip_serializing)]
+    pub messages: Option<Vec<switchboard_model::live::TranscriptLine>>,
 }
 
 /// Deserializers that read a value of the wrong type as `None`.
@@ -87,6 +98,22 @@ mod lenient {
         Ok(serde_json::Value::deserialize(d)?
             .as_f64()
             .filter(|f| f.is_finite()))
+    }
+
+    pub fn monitor<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<crate::live::Monitor>, D::Error> {
+        Ok(crate::live::Monitor::from_value(
+            &serde_json::Value::deserialize(d)?,
+        ))
+    }
+
+    pub fn transcript<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<switchboard_model::live::TranscriptLine>>, D::Error> {
+        Ok(crate::live::transcript_of(&serde_json::Value::deserialize(
+            d,
+        )?))
     }
 
     pub fn limits<'de, D: Deserializer<'de>>(
@@ -201,6 +228,7 @@ mod tests {
                     call_id: 3,
                 },
                 variable_values: serde_json::Map::new(),
+                server_messages: Vec::new(),
             },
         };
         let json = serde_json::to_value(&req).unwrap();

@@ -90,6 +90,7 @@ fn lines(pane: &DetailsPane) -> Vec<Line<'static>> {
             Span::raw(call.ended_reason.clone().unwrap_or_else(|| "—".into())),
         ]),
     ];
+    transcript(details, &mut lines);
     // The end-of-call report's analysis (when a report brought one), in full.
     if let Some(a) = &details.analysis {
         for (key, value) in [
@@ -156,6 +157,42 @@ fn lines(pane: &DetailsPane) -> Vec<Line<'static>> {
     lines
 }
 
+/// What was said, a line per utterance with its time from the call's start; a live call's
+/// follows the conversation.
+fn transcript(details: &Details, lines: &mut Vec<Line<'static>>) {
+    use crate::model::live::Speaker;
+    let live = details.call.status.is_at_vapi();
+    if details.transcript.is_empty() && !live {
+        return;
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        if live {
+            "transcript (live)"
+        } else {
+            "transcript"
+        },
+        Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+    )));
+    if details.transcript.is_empty() {
+        lines.push(Line::from(Span::styled("nothing said yet…", label())));
+    }
+    for line in &details.transcript {
+        let style = match line.speaker {
+            Speaker::Assistant => Style::new().fg(Color::Cyan),
+            Speaker::Customer => Style::new().fg(Color::Yellow),
+            Speaker::Operator => Style::new().fg(Color::Magenta),
+            Speaker::Tool => Style::new().fg(Color::Gray),
+        };
+        let at = line.at_s.max(0.0) as u64;
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:>2}:{:02} ", at / 60, at % 60), label()),
+            Span::styled(format!("{:<10}", line.speaker.label()), style),
+            Span::raw(line.text.replace(['\n', '\r'], " ")),
+        ]));
+    }
+}
+
 /// Lines once wrapped at `width` (roughly: words may wrap a little earlier).
 fn wrapped_height(lines: &[Line], width: u16) -> usize {
     let width = usize::from(width.max(1));
@@ -197,6 +234,17 @@ pub fn render(pane: &DetailsPane, area: Rect, buf: &mut Buffer) {
     }
     if !pane.read_only && call.status == CallStatus::Failed {
         hint.push_str(&format!("{} retries · ", key(KeyAction::RetryCall)));
+    }
+    if !pane.read_only && call.status.is_at_vapi() {
+        hint.push_str(&format!(
+            "{} say · {} whisper · {} mute · {} transfer · {} end · {} listen · ",
+            key(KeyAction::Say),
+            key(KeyAction::Whisper),
+            key(KeyAction::Mute),
+            key(KeyAction::Transfer),
+            key(KeyAction::EndCall),
+            key(KeyAction::Listen),
+        ));
     }
     hint.push_str(&format!("{} closes ", key(KeyAction::Close)));
     let block = pane_block(format!(" Call {} ", call.id), true)

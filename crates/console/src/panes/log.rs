@@ -103,6 +103,7 @@ fn kind_style(kind: EventKind) -> (&'static str, Style) {
         ),
         EventKind::Quota => ("quota", Style::new().fg(Color::Yellow)),
         EventKind::Command => ("command", Style::new().fg(Color::Blue)),
+        EventKind::Live => ("live", Style::new().fg(Color::Magenta)),
     }
 }
 

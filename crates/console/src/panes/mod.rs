@@ -13,6 +13,7 @@ pub mod footer;
 pub mod header;
 pub mod help;
 pub mod log;
+pub mod prompt;
 pub mod quota;
 pub mod report;
 

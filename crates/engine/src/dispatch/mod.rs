@@ -13,6 +13,7 @@ pub mod command;
 pub mod concurrency;
 pub mod fair_share;
 pub mod gate;
+pub mod live;
 pub mod pacer;
 mod pool;
 pub mod predial;
@@ -34,6 +35,7 @@ use tokio::task::JoinSet;
 
 pub use command::{Command, CommandEnvelope, CommandReply, EngineClient};
 use gate::{Gate, Refusal, RequestKind};
+pub use reactions::call_update;
 pub use snapshot::{CampaignView, EngineEvent, EventKind, NumberView, QuotaView, Snapshot};
 
 use crate::config::Config;
@@ -84,6 +86,10 @@ pub(crate) struct Ctx {
     pub budget: budget::RequestBudget,
     /// Webhook messages refused for their credentials, shown in the snapshot.
     pub webhook_refusals: Arc<webhook::Refusals>,
+    /// The live calls' monitor URLs (memory only: never stored, logged or shown).
+    pub monitors: live::Monitors,
+    /// The live calls' cost so far, for the runaway guard.
+    pub live_costs: live::LiveCosts,
 }
 
 impl Ctx {
@@ -221,6 +227,8 @@ pub async fn attach(
         predial: None,
         budget: budget::RequestBudget::new(1.0, 1),
         webhook_refusals: Arc::new(webhook::Refusals::default()),
+        monitors: live::Monitors::default(),
+        live_costs: live::LiveCosts::default(),
     });
     let (command_tx, command_rx) = mpsc::channel::<CommandEnvelope>(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
@@ -373,6 +381,8 @@ pub async fn start(
         predial,
         budget,
         webhook_refusals: Arc::new(webhook::Refusals::default()),
+        monitors: live::Monitors::default(),
+        live_costs: live::LiveCosts::default(),
     });
     let webhook_addr = match webhook_secret {
         Some(secret) => start_webhook(&ctx, secret).await?,
@@ -390,11 +400,14 @@ pub async fn start(
     control_loop.refresh().await;
     control_loop.publish(false);
     share_request_budget(&ctx).await;
+    recover_live_requests(&ctx).await;
     let task = tokio::spawn(async move {
         let claim = tokio::spawn(claim_loop(ctx.clone(), unfinished));
         let poller = tokio::spawn(tracker::run_poller(ctx.clone()));
         let heartbeat = tokio::spawn(keep_lease(ctx.clone()));
+        let supervisor = tokio::spawn(live::supervise(ctx.clone()));
         control_loop.run(command_rx).await;
+        supervisor.abort();
         if let Err(e) = claim.await {
             tracing::error!(target: "switchboard::engine", "claim loop ended abnormally: {e}");
         }
@@ -472,6 +485,29 @@ async fn rescue(ctx: &Arc<Ctx>, workers: &mut JoinSet<worker::SequenceEnd>) {
 
 /// PostgreSQL: the calls of engines whose heartbeat stopped become this engine's, to be
 /// settled by look-up from their stored state (a no-op on SQLite).
+/// Requests for live calls that a stopped engine took and never answered (see
+/// `Store::recover_live_requests`).
+async fn recover_live_requests(ctx: &Arc<Ctx>) {
+    let timeout = ctx_lease_timeout(&ctx.config);
+    let mut live: Vec<String> = match ctx.store.live_engines(timeout).await {
+        Ok(engines) => engines.into_iter().map(|e| e.holder).collect(),
+        Err(e) => {
+            tracing::warn!(target: "switchboard::engine", "cannot list the engines: {e}");
+            return;
+        }
+    };
+    live.push(ctx.engine.id.clone());
+    match ctx.store.recover_live_requests(&live).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(target: "switchboard::engine", "{n} request(s) for live calls left by a stopped engine recovered")
+        }
+        Err(e) => {
+            tracing::warn!(target: "switchboard::engine", "cannot recover requests for live calls: {e}")
+        }
+    }
+}
+
 async fn adopt_orphans(ctx: &Arc<Ctx>) -> Result<(), crate::store::StoreError> {
     let (dead, adopted) = ctx
         .store
@@ -808,6 +844,21 @@ impl ControlLoop {
                 s.claimable.remove(campaign_id);
                 s.cancelled.insert(*campaign_id);
             }
+            Command::EndLiveCalls {
+                campaign_id: None, ..
+            } => {
+                s.paused = Some(Pause::new(
+                    StopCause::Operator,
+                    "kill switch: live calls ended",
+                ))
+            }
+            Command::EndLiveCalls {
+                campaign_id: Some(campaign_id),
+                ..
+            } => {
+                s.dialing.remove(campaign_id);
+                s.claimable.remove(campaign_id);
+            }
             Command::SetRate { per_second } => s.pacer.set_rate(*per_second),
             Command::ResetRate => s.pacer.set_rate(self.ctx.config.dispatch.rate_per_second),
             Command::StartCampaign { .. }
@@ -815,6 +866,8 @@ impl ControlLoop {
             | Command::RetryCall { .. }
             | Command::RetryFailed { .. }
             | Command::AddToDnc { .. }
+            | Command::Live { .. }
+            | Command::WatchCall { .. }
             | Command::Quit => {}
         });
         Ok(line)

@@ -16,6 +16,8 @@ use crate::vapi::VapiCall;
 pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(), StoreError> {
     if effect.ended {
         ctx.gate.wake();
+        ctx.monitors.forget(effect.call_id);
+        ctx.live_costs.forget(effect.call_id);
     }
     let Some(class) = effect.class else {
         return Ok(());
@@ -35,7 +37,7 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
         }
     };
     match class {
-        EndedClass::Outcome | EndedClass::AssistantFault => {
+        EndedClass::Outcome | EndedClass::AssistantFault | EndedClass::EndedBySwitchboard => {
             // The number works: its failure streak restarts.
             ctx.number_streaks
                 .note(effect.campaign_id, &number, false, 0);
@@ -150,7 +152,8 @@ async fn assistant_health(
         | EndedClass::Concurrency
         | EndedClass::CampaignStop { .. }
         | EndedClass::NumberStop { .. }
-        | EndedClass::Unclassified => return Ok(()),
+        | EndedClass::Unclassified
+        | EndedClass::EndedBySwitchboard => return Ok(()),
     };
     let d = &ctx.config.dispatch;
     let verdict = ctx.gate.update(|s| {
@@ -250,7 +253,7 @@ pub(crate) async fn pause_dispatch(ctx: &Ctx, pause: Pause) -> Result<(), StoreE
 }
 
 /// What a Call object says, as a store update.
-pub(crate) fn call_update(call: &VapiCall) -> CallUpdate {
+pub fn call_update(call: &VapiCall) -> CallUpdate {
     CallUpdate {
         status: call.status.as_deref().and_then(CallStatus::from_vapi),
         ended_reason: call.ended_reason.clone(),

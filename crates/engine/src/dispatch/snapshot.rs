@@ -154,6 +154,8 @@ pub enum EventKind {
     Pause,
     Quota,
     Command,
+    /// A live call: an operator's request answered, the runaway guard ending a call.
+    Live,
 }
 
 impl EventKind {
@@ -169,6 +171,7 @@ impl EventKind {
         EventKind::Pause,
         EventKind::Quota,
         EventKind::Command,
+        EventKind::Live,
     ];
 
     /// As stored in `engine_events.kind`.
@@ -185,6 +188,7 @@ impl EventKind {
             EventKind::Pause => "Pause",
             EventKind::Quota => "Quota",
             EventKind::Command => "Command",
+            EventKind::Live => "Live",
         }
     }
 

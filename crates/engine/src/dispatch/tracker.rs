@@ -249,6 +249,9 @@ async fn apply(ctx: &Ctx, provider_id: &str, update: &CallUpdate, status: Option
     }
     match ctx.store.apply_call_update(provider_id, update).await {
         Ok(Some(effect)) => {
+            if let Some(cost) = update.cost_usd.filter(|_| !effect.ended) {
+                ctx.live_costs.note(effect.call_id, cost);
+            }
             if effect.ended {
                 ctx.gate.call_ended();
                 tracing::info!(target: "switchboard::engine", call_id = effect.call_id, reason = effect.ended_reason.as_deref().unwrap_or(""), "call ended");

@@ -1,5 +1,5 @@
 //! Optional webhook listener for Vapi server messages (`status-update`,
-//! `end-of-call-report`). The shared secret comes from an environment variable and is checked
+//! `end-of-call-report`, and what was said: `conversation-update`, final `transcript`s). The shared secret comes from an environment variable and is checked
 //! the way `[webhook] auth` says (bearer, custom header, HMAC signature, legacy
 //! `X-Vapi-Secret`); a message that fails gets 401 and changes nothing. Duplicated and
 //! out-of-order messages are harmless: the store never moves a call backwards.
@@ -207,6 +207,16 @@ struct Message {
     started_at: Option<String>,
     #[serde(default)]
     ended_at: Option<String>,
+    /// `conversation-update`: the conversation so far.
+    #[serde(default)]
+    messages: Option<serde_json::Value>,
+    /// `transcript`: one utterance.
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    transcript_type: Option<String>,
+    #[serde(default)]
+    transcript: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,9 +325,12 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
         tracing::error!(target: "switchboard::engine", "analysis not recorded: {e}");
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
-    let Some(call) = message.call else {
+    let Some(call) = message.call.as_ref() else {
         return StatusCode::OK;
     };
+    if let Some(answer) = transcript(&state.ctx, &message, &call.id).await {
+        return answer;
+    }
     let update = match message.kind.as_str() {
         "status-update" => CallUpdate {
             status: message.status.as_deref().and_then(CallStatus::from_vapi),
@@ -353,6 +366,43 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
+}
+
+/// Keeps what a `conversation-update` or a final `transcript` says was said; None for the
+/// other messages.
+async fn transcript(ctx: &Ctx, message: &Message, provider_id: &str) -> Option<StatusCode> {
+    use crate::model::live::{Speaker, TranscriptLine};
+    let kept = match message.kind.as_str() {
+        "conversation-update" => {
+            let lines = message
+                .messages
+                .as_ref()
+                .and_then(crate::vapi::live::transcript_of)?;
+            ctx.store.set_transcript(provider_id, &lines).await
+        }
+        "transcript" | "transcript[transcriptType=\"final\"]" => {
+            if message.transcript_type.as_deref() != Some("final") {
+                return Some(StatusCode::OK);
+            }
+            let speaker = message.role.as_deref().and_then(Speaker::from_vapi_role);
+            let (Some(speaker), Some(text)) = (speaker, message.transcript.as_deref()) else {
+                return Some(StatusCode::OK);
+            };
+            if text.trim().is_empty() {
+                return Some(StatusCode::OK);
+            }
+            let line = TranscriptLine::new(speaker, 0.0, text);
+            ctx.store.append_transcript(provider_id, &line).await
+        }
+        _ => return None,
+    };
+    Some(match kept {
+        Ok(_) => StatusCode::OK,
+        Err(e) => {
+            tracing::error!(target: "switchboard::engine", "transcript not kept: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

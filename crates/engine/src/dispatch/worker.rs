@@ -283,7 +283,10 @@ async fn send(
     }
     let call_id = job.call_id;
     let sent_at = ctx.now();
-    let error = match ctx.create_call(&create_request(job)).await {
+    let error = match ctx
+        .create_call(&create_request(job, ctx.config.webhook.listen.is_some()))
+        .await
+    {
         Ok(response) => {
             let message = format!("call {call_id} created at Vapi ({})", response.call.id);
             tracing::info!(target: "switchboard::retry", call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
@@ -722,6 +725,7 @@ async fn record(
     message: String,
 ) -> Result<SequenceEnd, StoreError> {
     ctx.gate.on_answer();
+    ctx.monitors.keep(job.call_id, call.monitor.as_ref());
     let outcome = match attempt {
         Some(_) => AttemptOutcome::Created,
         None => AttemptOutcome::Adopted,
@@ -771,7 +775,16 @@ async fn record(
     })
 }
 
-fn create_request(job: &DialJob) -> CreateCallRequest {
+/// Server messages asked for per call when a webhook listener runs: the status and report
+/// the tracker would otherwise read, and what was said, for the live transcript.
+const SERVER_MESSAGES: &[&str] = &[
+    "status-update",
+    "end-of-call-report",
+    "conversation-update",
+    "transcript[transcriptType=\"final\"]",
+];
+
+fn create_request(job: &DialJob, webhooks: bool) -> CreateCallRequest {
     let variable_values =
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&job.variables)
             .unwrap_or_default();
@@ -794,6 +807,11 @@ fn create_request(job: &DialJob) -> CreateCallRequest {
                 call_id: job.call_id,
             },
             variable_values,
+            server_messages: if webhooks {
+                SERVER_MESSAGES.iter().map(|m| m.to_string()).collect()
+            } else {
+                Vec::new()
+            },
         },
     }
 }

@@ -54,6 +54,25 @@ pub mod limits {
         max: 3650.0,
         unit: "days",
     };
+    /// The runaway guard (`campaign create|edit`); 0 switches each off.
+    pub const MAX_CALL_S: Bound = Bound {
+        key: "max_call_duration",
+        min: 0.0,
+        max: 43_200.0,
+        unit: "s",
+    };
+    pub const MAX_CALL_COST: Bound = Bound {
+        key: "max_call_cost",
+        min: 0.0,
+        max: 1000.0,
+        unit: "USD",
+    };
+    pub const END_ON_REPEATS: Bound = Bound {
+        key: "end_on_repeats",
+        min: 0.0,
+        max: 50.0,
+        unit: "times",
+    };
 }
 
 /// The days a campaign may call: bit 0 is Monday … bit 6 Sunday.
