@@ -12,6 +12,7 @@ mod dispatcher;
 mod engines_pg;
 mod export;
 mod import;
+mod live;
 mod never_twice;
 mod nothing_lost;
 mod policy;

@@ -15,6 +15,7 @@ use crate::dispatch::command::Command;
 use crate::dispatch::snapshot::{
     BreakerState, BreakerView, CampaignView, EngineEvent, EventKind, QuotaView, Snapshot,
 };
+use crate::model::live::{AfterEnd, LiveAction};
 use crate::model::{AttemptOutcome, CallStatus, CampaignStatus, Pause, StopCause};
 use crate::store::attempts::Attempt;
 use crate::store::stats::{CallListRow, CallQuery, CallSort, CallTab};
@@ -1450,4 +1451,178 @@ fn the_status_line_keeps_the_age_when_the_date_does_not_fit() {
         wide.contains("status   COMPLETED since 2025-05-01 11:15 (45m ago)"),
         "{wide}"
     );
+}
+
+// ---- live calls -----------------------------------------------------------------------
+
+/// A console on one live call (IN_PROGRESS), its details open.
+fn live_details(width: u16, height: u16) -> (App, i64) {
+    let mut app = app_with(demo(), width, height, snapshot());
+    let live = vec![
+        row(1100, CallStatus::InProgress),
+        row(1099, CallStatus::Ended),
+    ];
+    load_page(&mut app, live, 2);
+    let call_id = app.selected_row().expect("a selected row").id;
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        Some(Action::LoadAttempts(call_id))
+    );
+    (app, call_id)
+}
+
+fn said(
+    lines: &[(crate::model::live::Speaker, f64, &str)],
+) -> Vec<crate::model::live::TranscriptLine> {
+    lines
+        .iter()
+        .map(|(s, at, t)| crate::model::live::TranscriptLine::new(*s, *at, t))
+        .collect()
+}
+
+#[test]
+fn screen_live_transcript_follows_the_conversation_and_stays_after_the_end() {
+    use crate::model::live::Speaker::{Assistant, Customer};
+    let (mut app, call_id) = live_details(120, 34);
+    let conversation = [
+        (
+            Assistant,
+            0.5,
+            "Hi, this is Ava from Northwind Dental. Am I speaking with the patient?",
+        ),
+        (Customer, 3.5, "Yes, speaking. What is this about?"),
+        (
+            Assistant,
+            6.5,
+            "You are due for your check-up. Would Tuesday at 10 work for you?",
+        ),
+        (
+            Customer,
+            9.5,
+            "Tuesday is hard. Do you have anything on Thursday?",
+        ),
+    ];
+    let update = |lines, status| Update::Attempts {
+        call_id,
+        rows: Vec::new(),
+        analysis: None,
+        transcript: said(lines),
+        status,
+    };
+    app.apply(update(&conversation[..2], None));
+    let early = screen(&app, 120, 34);
+    assert!(early.contains("transcript (live)"), "{early}");
+    assert!(!early.contains("Tuesday is hard"), "{early}");
+    // Every other second the open popup reads the call again.
+    let tick = app.apply(Update::Tick(
+        parse_time("2026-11-24T12:00:02Z").expect("time"),
+    ));
+    assert_eq!(tick, Some(Action::RefreshLive(call_id)));
+    app.apply(update(&conversation, None));
+    insta::assert_snapshot!("live_transcript_120x34", screen(&app, 120, 34));
+    // The call ended: the transcript stays, no longer live, and nothing more is read.
+    app.apply(update(&conversation, Some(CallStatus::Ended)));
+    let after = screen(&app, 120, 34);
+    assert!(
+        after.contains("Tuesday is hard") && !after.contains("(live)"),
+        "{after}"
+    );
+    let tick = app.apply(Update::Tick(
+        parse_time("2026-11-24T12:00:04Z").expect("time"),
+    ));
+    assert_eq!(tick, None);
+}
+
+#[test]
+fn live_keys_name_the_call_and_send_through_the_operations_layer() {
+    let (mut app, call_id) = live_details(160, 48);
+    // Mute from the details popup: sent at once.
+    let sent = app.handle_key(ch('m'));
+    assert!(
+        matches!(&sent, Some(Action::Send(Command::Live { call_id: c, action: LiveAction::Mute { mute: true }, .. })) if *c == call_id),
+        "{sent:?}"
+    );
+    // Say: a prompt naming the call and the person; Tab: then end the call.
+    assert_eq!(app.handle_key(ch('e')), None);
+    let Some(Popup::Prompt(prompt)) = app.popup() else {
+        panic!("say opens a prompt");
+    };
+    assert!(
+        prompt.who.starts_with(&format!("call {call_id} (")),
+        "{}",
+        prompt.who
+    );
+    for c in "One moment".chars() {
+        app.handle_key(ch(c));
+    }
+    app.handle_key(key(KeyCode::Tab));
+    let sent = app.handle_key(key(KeyCode::Enter));
+    assert_eq!(
+        sent,
+        Some(Action::Send(Command::Live {
+            call_id,
+            action: LiveAction::Say {
+                text: "One moment".into(),
+                end_after: true
+            },
+            then: AfterEnd::Done,
+        }))
+    );
+    // Transfer to something that is no destination: refused, the prompt stays.
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(ch('t'));
+    for c in "desk".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert!(matches!(app.popup(), Some(Popup::Prompt(_))));
+    app.handle_key(key(KeyCode::Esc));
+    // End: asks first; r ends and re-queues the contact.
+    app.handle_key(ch('E'));
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("end asks first");
+    };
+    assert!(
+        confirm.message.contains(&format!("call {call_id} (")),
+        "{}",
+        confirm.message
+    );
+    let sent = app.handle_key(ch('r'));
+    assert_eq!(
+        sent,
+        Some(Action::Send(Command::Live {
+            call_id,
+            action: LiveAction::End,
+            then: AfterEnd::Requeue
+        }))
+    );
+    // The kill switch says how many calls it ends; the safe button is the default.
+    app.handle_key(ch('K'));
+    let Some(Popup::Confirm(confirm)) = app.popup() else {
+        panic!("the kill switch asks first");
+    };
+    assert!(
+        confirm.message.contains("live call(s)"),
+        "{}",
+        confirm.message
+    );
+    assert!(!confirm.confirm_selected);
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        None,
+        "Enter keeps calling"
+    );
+    app.handle_key(ch('K'));
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Send(Command::EndLiveCalls {
+            campaign_id: None,
+            then: AfterEnd::Done
+        }))
+    );
+    // On a call that is not live, the keys say why.
+    let mut app = app_with(demo(), 160, 48, snapshot());
+    load_page(&mut app, vec![row(1099, CallStatus::Ended)], 1);
+    assert_eq!(app.handle_key(ch('e')), None);
+    assert!(app.popup().is_none());
 }

@@ -3,7 +3,7 @@
 //! the end's transition in calls.rs), which calls a console watches, and what was said
 //! (`call_transcripts`). No monitor URL is ever written here.
 
-use super::policy::record_in;
+use super::policy::DecisionRow;
 use super::{Result, Store, StoreError, Tx, q};
 use crate::model::live::{
     AfterEnd, EndCause, LiveAction, MAX_TRANSCRIPT_LINES, RequestStatus, Speaker, TranscriptLine,
@@ -50,6 +50,18 @@ impl LiveRequest {
 
 const REQUEST_COLUMNS: &str = "r.id, r.call_id, c.campaign_id, c.contact_id, r.action, r.actor, r.status, \
      r.answer, c.status AS call_status, c.provider_call_id, c.ended_reason, k.phone, k.name";
+
+/// An answered request as `why` reads it.
+#[derive(sqlx::FromRow)]
+struct AnsweredRequest {
+    done_at: String,
+    phone: String,
+    campaign: Option<String>,
+    call_id: i64,
+    action: String,
+    actor: String,
+    answer: Option<String>,
+}
 
 /// What the kill switch marked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -185,7 +197,7 @@ impl Store {
         )
     }
 
-    /// Records the answer to a request, and the action in the number's history (`why`).
+    /// Records the answer to a request; `why` shows it in the number's history.
     pub async fn finish_live_request(
         &self,
         request: &LiveRequest,
@@ -207,19 +219,39 @@ impl Store {
         .bind(request.id)
         .execute(&mut *tx)
         .await?;
-        let what = request.action().map(|a| a.describe()).unwrap_or_else(|e| e);
-        record_in(
-            &mut tx,
-            &request.phone,
-            Some(request.campaign_id),
-            Some(request.contact_id),
-            Some(request.call_id),
-            "LIVE",
-            &format!("{} ({}): {answer}", what, request.actor),
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The answered requests about calls to `phone`, as lines of its history (`why`).
+    pub(crate) async fn live_history(&self, phone: &str) -> Result<Vec<DecisionRow>> {
+        let rows: Vec<AnsweredRequest> = sqlx::query_as(
+            "SELECT r.done_at, k.phone, g.name AS campaign, r.call_id, r.action, r.actor, r.answer \
+             FROM live_requests r JOIN calls c ON c.id = r.call_id \
+             JOIN contacts k ON k.id = c.contact_id LEFT JOIN campaigns g ON g.id = c.campaign_id \
+             WHERE k.phone = $1 AND r.done_at IS NOT NULL ORDER BY r.id",
+        )
+        .bind(phone)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let what = r
+                    .action
+                    .parse::<LiveAction>()
+                    .map(|a| a.describe())
+                    .unwrap_or_else(|e| format!("unreadable action: {e}"));
+                DecisionRow {
+                    at: r.done_at,
+                    phone: r.phone,
+                    campaign: r.campaign,
+                    call_id: Some(r.call_id),
+                    decision: "LIVE".into(),
+                    reason: format!("{what} ({}): {}", r.actor, r.answer.unwrap_or_default()),
+                }
+            })
+            .collect())
     }
 
     /// Requests taken by an engine that stopped before answering (none of `live_engines`):

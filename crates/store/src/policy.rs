@@ -360,14 +360,20 @@ impl Store {
 
     /// A number's history across campaigns: every decision recorded about it, oldest first.
     pub async fn why(&self, phone: &str) -> Result<Vec<DecisionRow>> {
-        Ok(sqlx::query_as(
+        let decisions: Vec<DecisionRow> = sqlx::query_as(
             "SELECT d.at, d.phone, g.name AS campaign, d.call_id, d.decision, d.reason \
              FROM policy_decisions d LEFT JOIN campaigns g ON g.id = d.campaign_id \
              WHERE d.phone = $1 ORDER BY d.id",
         )
         .bind(phone)
         .fetch_all(self.reader())
-        .await?)
+        .await?;
+        // What operators did to its live calls, in time order among the claim's decisions
+        // (a stable sort keeps the decisions' own order where the times are equal).
+        let mut all = decisions;
+        all.extend(self.live_history(phone).await?);
+        all.sort_by(|a, b| a.at.cmp(&b.at));
+        Ok(all)
     }
 
     /// A campaign's calls with the call each follows (`redial_of`), oldest first.

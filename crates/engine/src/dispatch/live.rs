@@ -19,6 +19,12 @@ use crate::store::{Store, StoreError};
 use crate::vapi::live::{ControlMessage, Monitor};
 use crate::vapi::{VapiCall, VapiClient, VapiError};
 
+/// Waits before an end is sent again after a fault.
+const END_RETRIES: &[std::time::Duration] = &[
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(1),
+];
+
 /// Requests carried out per tick (each is one or two requests to Vapi).
 const REQUESTS_PER_TICK: i64 = 50;
 
@@ -101,19 +107,33 @@ impl Reach for Direct<'_> {
     }
 }
 
-/// Carries out one request and records its answer (and the line in `why`). Returns the
-/// answer, and Vapi's view of the call when it was read (its end is then applied).
+/// Carries out one request and records its answer (`why` shows it). Returns the answer,
+/// and Vapi's view of the call when it was read (its end is then applied). The action is
+/// never sent twice: a store that cannot record the answer is asked again, not Vapi.
 pub async fn carry_out(
     store: &Store,
     reach: &impl Reach,
     request: &LiveRequest,
 ) -> Result<(Answer, Option<VapiCall>), StoreError> {
     let (answer, seen) = answer(reach, request).await;
-    store
-        .finish_live_request(request, answer.ok, &answer.line)
-        .await?;
-    Ok((answer, seen))
+    let mut tries = 0;
+    loop {
+        match store
+            .finish_live_request(request, answer.ok, &answer.line)
+            .await
+        {
+            Ok(()) => return Ok((answer, seen)),
+            Err(e) if tries >= FINISH_RETRIES => return Err(e),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250 * tries)).await;
+            }
+        }
+    }
 }
+
+/// How often recording an answer is tried again before the request is left to recovery.
+const FINISH_RETRIES: u64 = 4;
 
 async fn answer(reach: &impl Reach, request: &LiveRequest) -> (Answer, Option<VapiCall>) {
     let who = request.who();
@@ -152,11 +172,22 @@ async fn answer(reach: &impl Reach, request: &LiveRequest) -> (Answer, Option<Va
             None,
         );
     };
-    match reach
-        .vapi()
-        .control(&url, &ControlMessage::from(&action))
-        .await
-    {
+    let message = ControlMessage::from(&action);
+    let mut sent = reach.vapi().control(&url, &message).await;
+    // Ending twice is harmless, a call left running by the kill switch is not: an end
+    // refused by a fault is sent again, twice at most.
+    for delay in END_RETRIES {
+        match &sent {
+            Err(e)
+                if action == LiveAction::End && e.class() != crate::vapi::ErrorClass::Rejected =>
+            {
+                tokio::time::sleep(*delay).await;
+                sent = reach.vapi().control(&url, &message).await;
+            }
+            _ => break,
+        }
+    }
+    match sent {
         Ok(_) => {
             let seen = if action.ends_call() {
                 reach.get_call(provider_id).await.ok()

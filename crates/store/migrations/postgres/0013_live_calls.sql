@@ -11,7 +11,7 @@ ALTER TABLE calls ADD COLUMN watch_until TEXT;
 
 -- The runaway guard per campaign (0: off).
 ALTER TABLE campaigns ADD COLUMN max_call_s BIGINT NOT NULL DEFAULT 0;
-ALTER TABLE campaigns ADD COLUMN max_call_cost REAL NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN max_call_cost DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE campaigns ADD COLUMN end_on_repeats BIGINT NOT NULL DEFAULT 0;
 
 -- What operators asked of live calls (say, whisper, mute, transfer, end), carried out by
@@ -34,7 +34,7 @@ CREATE TABLE call_transcripts (
     call_id BIGINT NOT NULL REFERENCES calls(id),
     line    BIGINT NOT NULL,
     speaker TEXT NOT NULL,             -- model::live::Speaker
-    at_s    REAL NOT NULL,             -- seconds from the call's start
+    at_s    DOUBLE PRECISION NOT NULL,             -- seconds from the call's start
     text    TEXT NOT NULL,
     PRIMARY KEY (call_id, line)
 );
