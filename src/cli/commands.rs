@@ -751,6 +751,19 @@ pub async fn calls(
             {
                 fields.insert("analysis".into(), serde_json::to_value(analysis)?);
             }
+            let transcript = store.transcript(r.id).await.map_err(user)?;
+            if !transcript.is_empty()
+                && let Some(fields) = line.as_object_mut()
+            {
+                // Speakers as stored (like `status`), seconds from the call's start.
+                let lines: Vec<serde_json::Value> = transcript
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({"speaker": l.speaker.as_str(), "at_s": l.at_s, "text": l.text})
+                    })
+                    .collect();
+                fields.insert("transcript".into(), lines.into());
+            }
             writeln!(out, "{line}")?;
         }
         return Ok(());

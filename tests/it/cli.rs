@@ -672,3 +672,165 @@ fn campaign_rules_dnc_why_and_export_through_the_cli() {
         "{err}"
     );
 }
+
+/// `switchboard call …` next to an engine running headless: each action goes through the
+/// database to the engine that holds the call, reaches the simulator with the spec's body,
+/// and its answer prints in one line. After the end, `calls --json` and the export carry
+/// what was said.
+#[tokio::test(flavor = "multi_thread")]
+async fn call_actions_from_the_cli_reach_a_call_held_by_a_headless_engine() {
+    use serde_json::json;
+    let sim = crate::live::sim(|c| {
+        c.fault_control = 0.0;
+        c.api_key = "k".into();
+    })
+    .await;
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 20.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 200\npoll_requests_per_second = 50.0\n",
+        sim.base_url()
+    ));
+    env.started_campaign(2);
+    let _engine = common::process::Killed(
+        std::process::Command::new(common::process::BIN)
+            .current_dir(env.dir.path())
+            .env("VAPI_API_KEY", "k")
+            .env("RUST_LOG", "warn")
+            .args(["run", "--headless"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("engine"),
+    );
+    // Both calls at Vapi and in progress (the CLI reads them from the database).
+    let in_progress = || {
+        let (_, out, _) = env.run(&["calls", "--json", "--status", "IN_PROGRESS"]);
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let rows = loop {
+        let rows = tokio::task::block_in_place(in_progress);
+        if rows.len() == 2 {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two calls in progress: {rows:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let id = |r: &serde_json::Value| r["id"].as_i64().expect("id").to_string();
+    let provider =
+        |r: &serde_json::Value| r["provider_call_id"].as_str().expect("at Vapi").to_owned();
+    let (a, b) = (id(&rows[0]), id(&rows[1]));
+    let (pa, pb) = (provider(&rows[0]), provider(&rows[1]));
+    let act = |args: &[&str]| {
+        let (ok, out, err) = tokio::task::block_in_place(|| env.run(args));
+        assert!(ok, "{args:?}: {err}");
+        let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line of answer: {out}");
+        lines[0].to_owned()
+    };
+    let said = act(&["call", "say", &a, "One moment please"]);
+    assert!(
+        said.contains(&format!("call {a}")),
+        "names the call: {said}"
+    );
+    act(&["call", "whisper", &a, "offer Thursday"]);
+    act(&["call", "mute", &a]);
+    act(&["call", "unmute", &a]);
+    act(&["call", "transfer", &b, "+14155550123"]);
+    let bodies = |pid: &str| -> Vec<serde_json::Value> {
+        sim.stats()
+            .control_messages
+            .into_iter()
+            .filter(|m| m["callId"] == pid)
+            .map(|m| m["body"].clone())
+            .collect()
+    };
+    assert_eq!(
+        bodies(&pa),
+        vec![
+            json!({"type": "say", "content": "One moment please", "endCallAfterSpoken": false}),
+            json!({"type": "add-message", "message": {"role": "system", "content": "offer Thursday"}, "triggerResponseEnabled": false}),
+            json!({"type": "control", "control": "mute-assistant"}),
+            json!({"type": "control", "control": "unmute-assistant"}),
+        ]
+    );
+    assert_eq!(
+        bodies(&pb),
+        vec![
+            json!({"type": "transfer", "destination": {"type": "number", "number": "+14155550123"}})
+        ]
+    );
+    // A few turns of the scripted conversation said, then the call is ended from the CLI.
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let call: serde_json::Value = http
+            .get(format!("{}/call/{pa}", sim.base_url()))
+            .bearer_auth("k")
+            .send()
+            .await
+            .expect("sim")
+            .json()
+            .await
+            .expect("call json");
+        if call["messages"].as_array().is_some_and(|m| m.len() >= 2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no turns said: {call}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    act(&["call", "end", &a]);
+    assert_eq!(bodies(&pa).last(), Some(&json!({"type": "end-call"})));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ended = loop {
+        let (_, out, _) = tokio::task::block_in_place(|| env.run(&["calls", "--json"]));
+        let row = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| id(r) == a && r["status"] == "ENDED");
+        if let Some(row) = row {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "call {a} ended: {out}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(ended["ended_reason"], "ended by operator", "{ended}");
+    let transcript = ended["transcript"]
+        .as_array()
+        .expect("the final transcript");
+    assert!(transcript.len() >= 2, "{ended}");
+    assert_eq!(transcript[0]["speaker"], "ASSISTANT", "{ended}");
+    assert!(
+        transcript[0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{ended}"
+    );
+    let first_line = transcript[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (ok, export, err) =
+        tokio::task::block_in_place(|| env.run(&["export", "c", "--format", "jsonl"]));
+    assert!(ok, "{err}");
+    assert!(
+        export.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|r| r["transcript"].as_str().map(str::to_owned))
+                .is_some_and(|t| t.starts_with(&format!("ASSISTANT: {first_line}")))
+        }),
+        "the export carries the transcript: {export}"
+    );
+    sim.shutdown().await;
+}

@@ -1,7 +1,7 @@
 //! Supervising live calls against the simulator (realism profile): every control message
 //! reaches it with the spec's body, the kill switch ends every live call and dispatches
 //! nothing more, the runaway guard ends calls past their campaign's limits, `listen` writes
-//! a WAV, and no monitor URL is found in logs, the database, exports or `--json` rows.
+//! a WAV, and no monitor URL is found in logs, screens, the database, exports or `--json` rows.
 
 use crate::common;
 
@@ -19,7 +19,7 @@ use switchboard::store::Store;
 use switchboard::store::stats::{CallQuery, CallTab};
 
 /// The realism profile with long calls (they stay live while the test acts on them).
-async fn sim(f: impl FnOnce(&mut SimConfig)) -> Simulator {
+pub(crate) async fn sim(f: impl FnOnce(&mut SimConfig)) -> Simulator {
     let mut c = SimConfig {
         api_key: KEY.into(),
         queue_ms: 5,
@@ -402,8 +402,59 @@ impl std::io::Write for Captured {
     }
 }
 
+/// The console's screens as an operator sees them now: the call list, then each call's
+/// details popup (with its transcript), rendered from the store and the engine's snapshot.
+async fn screens(store: &Store, engine: &switchboard::dispatch::EngineHandle) -> Vec<String> {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use switchboard::console::{Action, App, CallNow, ConsoleOptions, KeyRegistry, Update};
+    let options = ConsoleOptions::default();
+    let keys = KeyRegistry::new(&options.keys).expect("default keys");
+    let mut app = App::new(options, keys);
+    let (width, height) = (160, 48);
+    app.apply(Update::Resize { width, height });
+    app.apply(Update::Tick(chrono::Utc::now()));
+    app.apply(Update::Snapshot(Box::new(engine.client().snapshot())));
+    let query = app.current_query();
+    let rows = store.call_page(&query).await.expect("page");
+    let total = store.call_count(&query).await.expect("count");
+    let n = rows.len();
+    app.apply(Update::Page { query, rows, total });
+    let render = |app: &App| {
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+                .expect("test backend");
+        terminal
+            .draw(|frame| frame.render_widget(app, frame.area()))
+            .expect("draw");
+        terminal.backend().to_string()
+    };
+    let key = |code| KeyEvent::new(code, KeyModifiers::NONE);
+    let mut out = vec![render(&app)];
+    for _ in 0..n {
+        if let Some(Action::LoadAttempts(call_id)) = app.handle_key(key(KeyCode::Enter)) {
+            let now = store.call(call_id).await.ok().map(|c| CallNow {
+                status: c.status,
+                ended_reason: c.ended_reason,
+                cost_usd: c.cost_usd,
+            });
+            app.apply(Update::Attempts {
+                call_id,
+                rows: store.attempts(call_id).await.expect("attempts"),
+                analysis: store.call_analysis(call_id).await.expect("analysis"),
+                transcript: store.transcript(call_id).await.expect("transcript"),
+                now,
+            });
+            out.push(render(&app));
+        }
+        app.handle_key(key(KeyCode::Esc));
+        app.handle_key(key(KeyCode::Down));
+    }
+    assert!(out.len() > 1, "details popups rendered");
+    out
+}
+
 #[tokio::test]
-async fn monitor_urls_are_found_nowhere_in_logs_the_database_exports_or_json() {
+async fn monitor_urls_are_found_nowhere_in_logs_screens_the_database_exports_or_json() {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -447,9 +498,16 @@ async fn monitor_urls_are_found_nowhere_in_logs_the_database_exports_or_json() {
         assert!(token.len() >= 16, "{token}");
         tokens.push(token);
     }
-    wait_for(&engine, Duration::from_secs(30), all_completed).await;
-    engine.shutdown().await;
     let mut places: Vec<(String, String)> = Vec::new();
+    // Screens while the calls are live, and again once they are over.
+    for screen in screens(&store, &engine).await {
+        places.push(("a live screen".into(), screen));
+    }
+    wait_for(&engine, Duration::from_secs(30), all_completed).await;
+    for screen in screens(&store, &engine).await {
+        places.push(("a screen after the end".into(), screen));
+    }
+    engine.shutdown().await;
     let logs = String::from_utf8_lossy(&logs.0.lock().expect("logs")).to_string();
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG") || logs.contains("INFO"),

@@ -61,8 +61,8 @@ pub enum Update {
         rows: Vec<Attempt>,
         analysis: Option<crate::store::analysis::CallAnalysis>,
         transcript: Vec<TranscriptLine>,
-        /// The call's status as read with them (the popup follows a live call's end).
-        status: Option<CallStatus>,
+        /// The call as read with them (the popup follows a live call to its end).
+        now: Option<CallNow>,
     },
     Report {
         campaign_id: i64,
@@ -78,6 +78,14 @@ pub enum Update {
         width: u16,
         height: u16,
     },
+}
+
+/// A call's state read with its details: the popup's header follows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallNow {
+    pub status: CallStatus,
+    pub ended_reason: Option<String>,
+    pub cost_usd: Option<f64>,
 }
 
 /// Panes that take the movement keys.
@@ -1166,7 +1174,7 @@ impl App {
                 rows,
                 analysis,
                 transcript,
-                status,
+                now,
             } => {
                 if let Some(Popup::Details(details)) = &mut self.popup
                     && details.call.id == call_id
@@ -1174,8 +1182,10 @@ impl App {
                     details.attempts = Some(rows);
                     details.analysis = analysis;
                     details.transcript = transcript;
-                    if let Some(status) = status {
-                        details.call.status = status;
+                    if let Some(now) = now {
+                        details.call.status = now.status;
+                        details.call.ended_reason = now.ended_reason;
+                        details.call.cost_usd = now.cost_usd;
                     }
                 }
                 self.clamp_details_scroll();

@@ -43,7 +43,7 @@ use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
 use tokio::time::{MissedTickBehavior, sleep_until};
 
-pub use app::{Action, App, Focus, Update};
+pub use app::{Action, App, CallNow, Focus, Update};
 pub use keys::{KeyAction, KeyError, KeyRegistry};
 
 use crate::dispatch::command::{Command, EngineClient};
@@ -200,14 +200,18 @@ impl Runner {
                 tokio::spawn(async move {
                     let analysis = store.call_analysis(call_id).await.ok().flatten();
                     let transcript = store.transcript(call_id).await.unwrap_or_default();
-                    let status = store.call(call_id).await.ok().map(|c| c.status);
+                    let now = store.call(call_id).await.ok().map(|c| CallNow {
+                        status: c.status,
+                        ended_reason: c.ended_reason,
+                        cost_usd: c.cost_usd,
+                    });
                     let update = match store.attempts(call_id).await {
                         Ok(rows) => Update::Attempts {
                             call_id,
                             rows,
                             analysis,
                             transcript,
-                            status,
+                            now,
                         },
                         Err(e) => Update::LoadFailed(format!(
                             "cannot read attempts of call {call_id}: {e}"

@@ -9,7 +9,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::ConsoleOptions;
-use super::app::{Action, App, Popup, Update};
+use super::app::{Action, App, CallNow, Popup, Update};
 use super::keys::KeyRegistry;
 use crate::dispatch::command::Command;
 use crate::dispatch::snapshot::{
@@ -409,7 +409,7 @@ fn screen_details_popup() {
         app.apply(Update::Attempts {
             call_id,
             transcript: Vec::new(),
-            status: None,
+            now: None,
             analysis: Some(switchboard_analysis()),
             rows: vec![
                 attempt(
@@ -1268,7 +1268,7 @@ fn details_wrap_long_errors_and_scroll_within_their_content() {
         rows: attempts,
         analysis: None,
         transcript: Vec::new(),
-        status: None,
+        now: None,
     });
     let text = screen(&app, 80, 24);
     // Wrapped, not cut: the end of the first error is on screen.
@@ -1502,12 +1502,12 @@ fn screen_live_transcript_follows_the_conversation_and_stays_after_the_end() {
             "Tuesday is hard. Do you have anything on Thursday?",
         ),
     ];
-    let update = |lines, status| Update::Attempts {
+    let update = |lines, now| Update::Attempts {
         call_id,
         rows: Vec::new(),
         analysis: None,
         transcript: said(lines),
-        status,
+        now,
     };
     app.apply(update(&conversation[..2], None));
     let early = screen(&app, 120, 34);
@@ -1520,11 +1520,23 @@ fn screen_live_transcript_follows_the_conversation_and_stays_after_the_end() {
     assert_eq!(tick, Some(Action::RefreshLive(call_id)));
     app.apply(update(&conversation, None));
     insta::assert_snapshot!("live_transcript_120x34", screen(&app, 120, 34));
-    // The call ended: the transcript stays, no longer live, and nothing more is read.
-    app.apply(update(&conversation, Some(CallStatus::Ended)));
+    // The call ended: the transcript stays, no longer live, the header shows how it ended,
+    // and nothing more is read.
+    let ended = CallNow {
+        status: CallStatus::Ended,
+        ended_reason: Some("customer-ended-call".into()),
+        cost_usd: Some(0.42),
+    };
+    app.apply(update(&conversation, Some(ended)));
     let after = screen(&app, 120, 34);
     assert!(
         after.contains("Tuesday is hard") && !after.contains("(live)"),
+        "{after}"
+    );
+    assert!(
+        after.contains("status ENDED")
+            && after.contains("ended reason customer-ended-call")
+            && after.contains("$0.42"),
         "{after}"
     );
     let tick = app.apply(Update::Tick(

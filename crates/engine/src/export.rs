@@ -8,7 +8,7 @@ use std::io::Write;
 
 use futures::TryStreamExt;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -49,6 +49,8 @@ pub struct ExportRow {
     pub success_evaluation: Option<String>,
     pub structured_data: Option<String>,
     pub recording_url: Option<String>,
+    /// What was said on the last call, one `speaker: text` line each.
+    pub transcript: Option<String>,
 }
 
 impl ExportRow {
@@ -80,17 +82,30 @@ const FIXED: &[&str] = &[
     "summary",
     "success_evaluation",
     "recording_url",
+    "transcript",
 ];
 
-const ROWS_SQL: &str = "SELECT k.id AS contact_id, k.name, k.phone, k.extension, k.status, \
-     k.skip_reason, k.sequence AS attempts, c.status AS call_status, c.ended_reason, \
-     c.started_at, c.ended_at, \
-     (SELECT sum(x.cost_usd) FROM calls x WHERE x.contact_id = k.id) AS cost_usd, \
-     a.summary, a.success_evaluation, a.structured_data, a.recording_url \
-     FROM contacts k \
-     LEFT JOIN calls c ON c.contact_id = k.id AND c.sequence = k.sequence \
-     LEFT JOIN call_analysis a ON a.call_id = c.id \
-     WHERE k.campaign_id = $1 ORDER BY k.id";
+/// The contacts' rows; the transcript is aggregated in the query (one query streams the
+/// whole campaign), with each backend's spelling of a newline.
+fn rows_sql(backend: Backend) -> String {
+    let newline = match backend {
+        Backend::Sqlite => "char(10)",
+        Backend::Postgres => "chr(10)",
+    };
+    format!(
+        "SELECT k.id AS contact_id, k.name, k.phone, k.extension, k.status, \
+         k.skip_reason, k.sequence AS attempts, c.status AS call_status, c.ended_reason, \
+         c.started_at, c.ended_at, \
+         (SELECT sum(x.cost_usd) FROM calls x WHERE x.contact_id = k.id) AS cost_usd, \
+         a.summary, a.success_evaluation, a.structured_data, a.recording_url, \
+         (SELECT string_agg(t.speaker || ': ' || t.text, {newline} ORDER BY t.line) \
+            FROM call_transcripts t WHERE t.call_id = c.id) AS transcript \
+         FROM contacts k \
+         LEFT JOIN calls c ON c.contact_id = k.id AND c.sequence = k.sequence \
+         LEFT JOIN call_analysis a ON a.call_id = c.id \
+         WHERE k.campaign_id = $1 ORDER BY k.id"
+    )
+}
 
 /// Writes every contact of the campaign; `progress` gets the rows written so far every
 /// 10,000 rows. Returns the rows written.
@@ -102,7 +117,8 @@ pub async fn export(
     mut progress: impl FnMut(u64),
 ) -> Result<u64, ExportError> {
     let out = std::io::BufWriter::with_capacity(1 << 16, out);
-    let mut rows = sqlx::query_as::<_, ExportRow>(ROWS_SQL)
+    let sql = rows_sql(store.backend());
+    let mut rows = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(sql))
         .bind(campaign_id)
         .fetch(store.reader());
     let mut n = 0u64;
@@ -171,6 +187,7 @@ pub fn csv_record(row: &ExportRow, fields: &[String]) -> Vec<String> {
         opt(&row.summary),
         opt(&row.success_evaluation),
         opt(&row.recording_url),
+        opt(&row.transcript),
     ];
     for f in fields {
         record.push(match data.as_ref().and_then(|d| d.get(f)) {
