@@ -292,15 +292,24 @@ section! {
         /// likely cause) and give those contacts back; 0 turns it off.
         pub pause_after_identical_rejections: u32 = 3, range(0, 1000, "rejections");
         /// A campaign whose assistant fails more than this share of the last
-        /// `assistant_failure_window` answered calls (pipeline errors, hang-ups within
-        /// `quick_hangup_ms` of answer) is paused: each such call burns a contact and a
-        /// person's patience.
+        /// `assistant_failure_window` answered calls (pipeline and provider errors after the
+        /// answer: the ended-reason table's assistant faults) is paused: each such call burns
+        /// a contact and a person's patience. A person hanging up is never counted here.
         pub assistant_failure_share: f64 = 0.2, range(0.0, 1.0, "(share)");
         pub assistant_failure_window: u32 = 20, range(1, 10_000, "calls");
-        /// An answered call the person hangs up within this many milliseconds counts as the
-        /// assistant failing them (0: only pipeline errors count).
+        /// An answered call the person ends within this many milliseconds is a quick hang-up,
+        /// a signal of its own (0 turns it off).
         #[serde(deserialize_with = "duration::millis")]
         pub quick_hangup_ms: u64 = 3_000, range(0, 600_000, "ms");
+        /// The campaign's first this-many answered calls set its baseline share of quick
+        /// hang-ups (what is normal for its list).
+        pub quick_hangup_baseline_calls: u32 = 20, range(1, 10_000, "calls");
+        /// The campaign pauses when quick hang-ups in the last `quick_hangup_window` answered
+        /// calls rise above its baseline share by more than this (share points)…
+        pub quick_hangup_rise: f64 = 0.3, range(0.0, 1.0, "(share)");
+        /// …or, when set, above this share whatever the baseline.
+        pub quick_hangup_ceiling: Option<f64> = None, range(0.0, 1.0, "(share)");
+        pub quick_hangup_window: u32 = 20, range(1, 10_000, "calls");
         /// Total spend (USD) across all campaigns; none = no limit.
         pub budget_usd: Option<f64> = None, range(0.0, 1e9, "USD");
         /// Used for the budget estimate until real costs are known.

@@ -305,6 +305,36 @@ impl Store {
         Ok(mismatches)
     }
 
+    /// A campaign's first `limit` calls that were answered and have ended, oldest first: their
+    /// ended reason and how long they lasted once answered (ms). The engine learns the
+    /// campaign's baseline of quick hang-ups from them, the same on every engine and after a
+    /// restart.
+    pub async fn first_answered_calls(
+        &self,
+        campaign_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, Option<i64>)>> {
+        let ended = sql_in(&[CallStatus::Ended]);
+        let rows: Vec<(String, String, String)> = sqlx::query_as(crate::q(format!(
+            "SELECT ended_reason, started_at, ended_at FROM calls \
+             WHERE campaign_id = ? AND status IN {ended} AND started_at IS NOT NULL \
+             AND ended_at IS NOT NULL AND ended_reason IS NOT NULL ORDER BY id LIMIT ?"
+        )))
+        .bind(campaign_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(reason, started, ended)| {
+                let talk = super::parse_time(&started)
+                    .zip(super::parse_time(&ended))
+                    .map(|(s, e)| (e - s).num_milliseconds());
+                (reason, talk)
+            })
+            .collect())
+    }
+
     /// Ended-reason histogram of a campaign, most frequent first.
     pub async fn reason_histogram(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
         Ok(sqlx::query_as(crate::q(

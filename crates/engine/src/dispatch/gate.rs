@@ -16,7 +16,7 @@ use super::fair_share::FairShare;
 use super::pacer::Pacer;
 use super::quota::Quota;
 use super::snapshot::{BreakerState, EVENT_RING, EngineEvent, EventKind};
-use super::streaks::{AnsweredHealth, Rejections};
+use super::streaks::{AnsweredHealth, QuickHangups, Rejections};
 use crate::config::Config;
 use crate::model::Pause;
 use switchboard_model::clock::Clock;
@@ -70,6 +70,8 @@ pub struct GateState {
     pub rejections: Rejections,
     /// The assistant's failures among each campaign's last answered calls.
     pub health: AnsweredHealth,
+    /// Quick hang-ups among each campaign's last answered calls, and its baseline.
+    pub quick_hangups: QuickHangups,
     /// Assistant/phone-number pairs with a call created since the tracker last looked, and
     /// the earliest such creation: the tracker follows them (a call may end at once, and its
     /// final cost still comes later).
@@ -112,6 +114,7 @@ impl Gate {
                 working: HashSet::new(),
                 rejections: Rejections::default(),
                 health: AnsweredHealth::default(),
+                quick_hangups: QuickHangups::default(),
                 new_pairs: HashMap::new(),
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use super::snapshot::EventKind;
+use super::streaks::{Baseline, QuickHangupRule};
 use crate::model::{CallStatus, EndedClass, Pause, StopCause};
 use crate::store::StoreError;
 use crate::store::calls::{CallUpdate, UpdateEffect};
@@ -132,22 +133,20 @@ async fn number_failed(
     bench(ctx, campaign_id, call_id, number, until, &why).await
 }
 
-/// A call answered and then failed by the assistant (a pipeline error, or the person hanging
-/// up within seconds of the answer) counts against the campaign's assistant; too many in the
-/// last answered calls pause the campaign, like a dialer's abandoned-call limit.
+/// An answered call, for the campaign's two health signals, never mixed: an assistant fault
+/// (a pipeline or provider error after the answer) counts against the assistant at
+/// `assistant_failure_share`; the person hanging up within `quick_hangup_ms` is measured
+/// against the campaign's own baseline of quick hang-ups. Either pauses the campaign.
 async fn assistant_health(
     ctx: &Ctx,
     effect: &UpdateEffect,
     class: EndedClass,
     reason: &str,
 ) -> Result<(), StoreError> {
-    // A hang-up this soon after the answer means the assistant did not hold the person.
-    let quick = ctx.config.dispatch.quick_hangup_ms as i64;
-    let failed = match class {
+    let d = &ctx.config.dispatch;
+    let fault = match class {
         EndedClass::AssistantFault => true,
-        EndedClass::Outcome => {
-            reason == "customer-ended-call" && effect.talk_ms.is_some_and(|t| t < quick)
-        }
+        EndedClass::Outcome => false,
         EndedClass::NeverRang
         | EndedClass::Concurrency
         | EndedClass::CampaignStop { .. }
@@ -155,24 +154,94 @@ async fn assistant_health(
         | EndedClass::Unclassified
         | EndedClass::EndedBySwitchboard => return Ok(()),
     };
-    let d = &ctx.config.dispatch;
     let verdict = ctx.gate.update(|s| {
         s.health.note(
             effect.campaign_id,
-            failed,
+            fault,
             d.assistant_failure_window,
             d.assistant_failure_share,
         )
     });
     if let Some((failures, window)) = verdict {
         let why = format!(
-            "the assistant failed {failures} of the last {window} answered calls (pipeline errors or hang-ups within {} s; latest: {reason}): fix the assistant, then resume",
-            quick as f64 / 1000.0
+            "assistant faults: the assistant failed {failures} of the last {window} answered calls, above the limit of {:.0} % (pipeline or provider errors after the answer; latest: {reason}): fix the assistant, then resume",
+            d.assistant_failure_share * 100.0
+        );
+        let pause = Pause::new(StopCause::Engine, why);
+        return pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), &pause).await;
+    }
+    if d.quick_hangup_ms == 0 || fault {
+        return Ok(());
+    }
+    let quick = is_quick_hangup(reason, effect.talk_ms, d.quick_hangup_ms);
+    if ctx
+        .gate
+        .update(|s| s.quick_hangups.needs_baseline(effect.campaign_id))
+    {
+        let first = ctx
+            .store
+            .first_answered_calls(effect.campaign_id, d.quick_hangup_baseline_calls * 2)
+            .await?;
+        if let Some(baseline) =
+            baseline_of(&first, d.quick_hangup_baseline_calls, d.quick_hangup_ms)
+        {
+            ctx.gate
+                .update(|s| s.quick_hangups.set_baseline(effect.campaign_id, baseline));
+        }
+    }
+    let rule = QuickHangupRule {
+        window: d.quick_hangup_window,
+        rise: d.quick_hangup_rise,
+        ceiling: d.quick_hangup_ceiling,
+    };
+    let tripped = ctx
+        .gate
+        .update(|s| s.quick_hangups.note(effect.campaign_id, quick, rule));
+    if let Some(t) = tripped {
+        let against = match t.baseline {
+            Some(b) if d.quick_hangup_ceiling.is_none() => format!(
+                "its baseline of {:.0} % ({} of its first {} answered calls) plus {:.0} points",
+                b.share() * 100.0,
+                b.quick,
+                b.of,
+                d.quick_hangup_rise * 100.0
+            ),
+            _ => "the configured ceiling".to_string(),
+        };
+        let why = format!(
+            "quick hang-ups: people ended {} of the last {} answered calls within {} s ({:.0} %), above {:.0} %, {against}: check the assistant's first message and voice, then resume",
+            t.quick,
+            t.window,
+            d.quick_hangup_ms as f64 / 1000.0,
+            t.quick as f64 * 100.0 / t.window as f64,
+            t.limit * 100.0,
         );
         let pause = Pause::new(StopCause::Engine, why);
         pause_campaign(ctx, effect.campaign_id, Some(effect.call_id), &pause).await?;
     }
     Ok(())
+}
+
+/// The person ended the call within `quick_ms` of the answer.
+fn is_quick_hangup(reason: &str, talk_ms: Option<i64>, quick_ms: u64) -> bool {
+    reason == "customer-ended-call" && talk_ms.is_some_and(|t| t < quick_ms as i64)
+}
+
+/// The baseline from a campaign's first answered calls (oldest first): the share of quick
+/// hang-ups among its first `calls` conversations, once it has had that many.
+fn baseline_of(first: &[(String, Option<i64>)], calls: u32, quick_ms: u64) -> Option<Baseline> {
+    let answered: Vec<bool> = first
+        .iter()
+        .filter(|(reason, _)| {
+            crate::model::classify_ended_reason(reason, true) == EndedClass::Outcome
+        })
+        .map(|(reason, talk)| is_quick_hangup(reason, *talk, quick_ms))
+        .take(calls as usize)
+        .collect();
+    (answered.len() == calls as usize).then(|| Baseline {
+        quick: answered.iter().filter(|q| **q).count(),
+        of: answered.len(),
+    })
 }
 
 /// When a bench ends: the next midnight in the daily limit's zone, or after the cool-down.
