@@ -184,6 +184,17 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             commands::dnc(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Commands::Callback {
+            number,
+            at,
+            campaign,
+        }) => {
+            init_stderr_logging();
+            let store = open_store(&config).await?;
+            let line = commands::callback(&store, &config, &number, &at, campaign.as_deref()).await?;
+            println!("{line}");
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Commands::Why { number }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;

@@ -148,6 +148,20 @@ pub enum Commands {
     /// A number's history across campaigns: every dial, skip and deferral with its reason,
     /// and its do-not-call entry.
     Why { number: String },
+    /// Book a callback by hand: the contact is dialled at TIME in its own zone (moved to the
+    /// window's next opening when TIME is outside it), before fresh contacts. A finished
+    /// campaign re-opens. Not held to the campaign's attempt cap; the claim still checks
+    /// window, do-not-call, caps and consent.
+    Callback {
+        number: String,
+        /// RFC 3339 (2026-12-04T15:00:00-06:00), a local date and time (2026-12-04 15:00)
+        /// or HH:MM, both in the contact's zone.
+        #[arg(long, value_name = "TIME")]
+        at: String,
+        /// The campaign, when several have the number.
+        #[arg(long)]
+        campaign: Option<String>,
+    },
     /// Serve the embedded Vapi simulator on 127.0.0.1.
     Simulate {
         #[arg(long, default_value_t = 8089)]
@@ -183,6 +197,8 @@ pub enum CampaignAction {
         weight: i64,
         #[command(flatten)]
         rules: RuleArgs,
+        #[command(flatten)]
+        follow_up: FollowUpArgs,
     },
     /// Change a campaign's compliance rules (only the options given).
     Edit {
@@ -192,6 +208,8 @@ pub enum CampaignAction {
         phone_number_id: Option<String>,
         #[command(flatten)]
         rules: RuleArgs,
+        #[command(flatten)]
+        follow_up: FollowUpArgs,
     },
     /// A campaign's counts and every rule in force.
     Show { name: String },
@@ -267,6 +285,44 @@ pub struct RuleArgs {
     /// Runaway guard: end a call whose assistant says the same line N times in a row (0 = off).
     #[arg(long, value_name = "N", value_parser = |s: &str| limits::END_ON_REPEATS.parse_whole(s))]
     pub end_on_repeats: Option<i64>,
+}
+
+/// What follows a campaign's conversations (`campaign create` defaults: callbacks from the
+/// analysis field callback_at, 3 attempts per contact in all, no outcome rules).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FollowUpArgs {
+    /// The order the claim takes its lanes in (default callback,fresh,redial).
+    #[arg(long, value_name = "LANES")]
+    pub lane_order: Option<String>,
+    /// Dials of one contact in all, shared by status redials, outcome follow-ups and
+    /// callbacks from calls (default 3; 0 = no shared cap).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=100))]
+    pub max_attempts: Option<i64>,
+    /// Structured-data field of the analysis with a callback time (default callback_at;
+    /// `off` for none).
+    #[arg(long, value_name = "FIELD")]
+    pub callback_field: Option<String>,
+    /// A tool the assistant calls to book a callback; its argument `at` (or the callback
+    /// field) holds the time (`off` for none).
+    #[arg(long, value_name = "TOOL")]
+    pub callback_tool: Option<String>,
+    /// Outcome rules: follow up until `success` (Vapi's success evaluation) or FIELD=VALUE
+    /// of the structured data (`off` turns outcome rules off).
+    #[arg(long, value_name = "success|FIELD=VALUE")]
+    pub done_when: Option<String>,
+    /// The delay after each outcome: `not-interested=never,call-back-later=1d,*=2d`.
+    #[arg(long, value_name = "OUTCOME=DELAY,…")]
+    pub follow_up: Option<String>,
+    /// Structured-data field naming the outcome (default outcome).
+    #[arg(long, value_name = "FIELD")]
+    pub outcome_field: Option<String>,
+    /// The voicemail ladder: the message the assistant leaves on a voicemail, on the last
+    /// attempt only (earlier ones hang up); `off` for none.
+    #[arg(long, value_name = "TEXT")]
+    pub voicemail_message: Option<String>,
+    /// Leave the message on this attempt instead of the last (0 = the last).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..=100))]
+    pub voicemail_on_attempt: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,13 +5,16 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::args::{CampaignAction, ContactsAction, DispatchAction, DncAction, RuleArgs};
+use super::args::{
+    CampaignAction, ContactsAction, DispatchAction, DncAction, FollowUpArgs, RuleArgs,
+};
 use super::status::DispatchStatus;
 use super::{MAX_PRINTED, UserError, bounded};
 use crate::config::Config;
 use crate::dispatch::Command;
 use crate::import::import_contacts;
 use crate::model::CallStatus;
+use crate::store::follow_up::FollowUpSettings;
 use crate::store::policy::CampaignRules;
 use crate::store::stats::{CallQuery, CallSort, CallTab};
 use crate::store::{Store, StoreError};
@@ -46,6 +49,7 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             phone_number_id,
             weight,
             rules,
+            follow_up,
         } => {
             create(
                 store,
@@ -53,7 +57,7 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 &assistant_id,
                 &phone_number_id,
                 weight,
-                &rules,
+                (&rules, &follow_up),
             )
             .await?
         }
@@ -61,7 +65,8 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             name,
             phone_number_id,
             rules,
-        } => return edit(&mut out, store, &name, phone_number_id, &rules).await,
+            follow_up,
+        } => return edit(&mut out, store, &name, phone_number_id, (&rules, &follow_up)).await,
         CampaignAction::Show { name } => return show(&mut out, store, &name).await,
         CampaignAction::Weight { name, weight } => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;
@@ -103,9 +108,10 @@ async fn create(
     assistant_id: &str,
     phone_number_id: &str,
     weight: i64,
-    rules: &RuleArgs,
+    (rules, follow_up): (&RuleArgs, &FollowUpArgs),
 ) -> Result<String> {
     let rules = apply_rules(CampaignRules::compliance_default("UTC"), rules)?;
+    let follow_up = apply_follow_up(FollowUpSettings::default(), follow_up)?;
     for (what, value) in [
         ("name", name),
         ("--assistant-id", assistant_id),
@@ -137,6 +143,10 @@ async fn create(
         c
     };
     store.set_campaign_rules(c.id, &rules).await.map_err(user)?;
+    store
+        .set_follow_up_settings(c.id, &follow_up)
+        .await
+        .map_err(user)?;
     Ok(format!(
         "created campaign {} (#{}, {})",
         c.name, c.id, c.status
@@ -149,9 +159,12 @@ async fn edit(
     store: &Store,
     name: &str,
     phone_number_id: Option<String>,
-    rules: &RuleArgs,
+    (rules, follow_up): (&RuleArgs, &FollowUpArgs),
 ) -> Result<()> {
     let c = store.campaign_by_name(name).await.map_err(user)?;
+    // Both parsed before anything is written: a bad value changes nothing.
+    let current = store.follow_up_settings(c.id).await.map_err(user)?;
+    let follow_up = apply_follow_up(current, follow_up)?;
     if let Some(spec) = phone_number_id {
         let pool = crate::store::numbers::parse_pool(&spec)
             .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
@@ -179,7 +192,12 @@ async fn edit(
     let current = store.campaign_rules(c.id).await.map_err(user)?;
     let new = apply_rules(current, rules)?;
     store.set_campaign_rules(c.id, &new).await.map_err(user)?;
+    store
+        .set_follow_up_settings(c.id, &follow_up)
+        .await
+        .map_err(user)?;
     writeln!(out, "campaign {}: {}", c.name, new.summary())?;
+    writeln!(out, "campaign {}: {}", c.name, follow_up.summary())?;
     Ok(())
 }
 
@@ -232,6 +250,8 @@ async fn show(out: &mut impl Write, store: &Store, name: &str) -> Result<()> {
         "  calls:          {} created, {} active, {} ended, {} failed, ${:.4}",
         c.total_calls_created, c.active_calls, c.ended_calls, c.failed_calls, c.cost_usd
     )?;
+    let follow_up = store.follow_up_settings(c.id).await.map_err(user)?;
+    writeln!(out, "  follow-ups:     {}", follow_up.summary())?;
     show_rules(out, store, &rules, &zones, state).await
 }
 
@@ -443,6 +463,75 @@ fn apply_rules(mut rules: CampaignRules, args: &RuleArgs) -> Result<CampaignRule
         rules.dnc_field = (!f.is_empty() && !f.eq_ignore_ascii_case("off")).then(|| f.to_string());
     }
     Ok(rules)
+}
+
+/// The follow-up settings with the options given applied; one-line errors for bad values.
+fn apply_follow_up(mut s: FollowUpSettings, args: &FollowUpArgs) -> Result<FollowUpSettings> {
+    use crate::model::policy::follow_up::{DoneWhen, FollowUps, LaneOrder};
+    let bad = |flag: &str, e: &dyn std::fmt::Display| -> color_eyre::Report {
+        UserError(format!("{flag}: {e}")).into()
+    };
+    let off = |v: &str| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("off");
+    if let Some(l) = &args.lane_order {
+        s.lane_order = LaneOrder::parse(l)
+            .map_err(|e| bad("--lane-order", &e))?
+            .to_string();
+    }
+    if let Some(n) = args.max_attempts {
+        s.max_attempts = n;
+    }
+    if let Some(f) = &args.callback_field {
+        s.callback_field = (!off(f)).then(|| f.trim().to_string());
+    }
+    if let Some(t) = &args.callback_tool {
+        s.callback_tool = (!off(t)).then(|| t.trim().to_string());
+    }
+    if let Some(d) = &args.done_when {
+        s.done_when = if off(d) {
+            None
+        } else {
+            Some(
+                DoneWhen::parse(d)
+                    .map_err(|e| bad("--done-when", &e))?
+                    .to_string(),
+            )
+        };
+    }
+    if let Some(f) = &args.follow_up {
+        s.follow_ups = FollowUps::parse(f)
+            .map_err(|e| bad("--follow-up", &e))?
+            .to_string();
+    }
+    if let Some(f) = &args.outcome_field {
+        s.outcome_field = f.trim().to_string();
+    }
+    if let Some(m) = &args.voicemail_message {
+        s.voicemail_message = (!off(m)).then(|| m.trim().to_string());
+    }
+    if let Some(n) = args.voicemail_on_attempt {
+        s.voicemail_on_attempt = n;
+    }
+    s.validate().map_err(|e| UserError(e.to_string()))?;
+    Ok(s)
+}
+
+/// `switchboard callback NUMBER --at TIME [--campaign NAME]`.
+pub async fn callback(
+    store: &Store,
+    config: &Config,
+    raw: &str,
+    at: &str,
+    campaign: Option<&str>,
+) -> Result<String> {
+    let phone = number(raw, config)?;
+    let booked = store
+        .book_callback(&phone, campaign, at)
+        .await
+        .map_err(user)?;
+    Ok(format!(
+        "{phone} in campaign {}: {}",
+        booked.campaign, booked.why
+    ))
 }
 
 /// A number as the user typed it, in E.164 (the import's rules).

@@ -68,6 +68,7 @@ async fn an_export_of_100000_contacts_matches_the_database() {
                     n % 4 == 0
                 )),
                 recording_url: Some(format!("https://r.example/{n}.wav")),
+                tool_calls: None,
             };
             assert!(store.record_analysis(&id, &analysis).await.unwrap());
         }

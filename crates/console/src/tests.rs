@@ -84,6 +84,7 @@ fn switchboard_analysis() -> crate::store::analysis::CallAnalysis {
         success_evaluation: Some("true".into()),
         structured_data: Some("{\"follow_up\":\"tuesday\"}".into()),
         recording_url: Some("https://storage.vapi.ai/rec-42.wav".into()),
+        tool_calls: None,
     }
 }
 

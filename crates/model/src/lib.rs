@@ -114,6 +114,19 @@ impl CampaignStatus {
 }
 
 text_enum!(
+    /// Which queue a waiting contact is in: the claim takes them in the campaign's lane
+    /// order (`policy::follow_up`), so a long list never delays a promised call.
+    Lane, "lane" {
+        // A callback the person asked for (or an operator booked), due at its time.
+        Callback => "CALLBACK",
+        // Not yet dialled.
+        Fresh => "FRESH",
+        // Dialled again: a status redial (busy, no answer, voicemail) or an outcome follow-up.
+        Redial => "REDIAL",
+    }
+);
+
+text_enum!(
     /// Where a contact is in its dial sequence. PENDING waits for the dispatcher; DIALING has
     /// a live call row (being created, being settled, or active at Vapi); DONE has a call in a
     /// final state; SKIPPED was never dialled for a policy reason (do-not-call, consent).

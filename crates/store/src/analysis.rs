@@ -20,6 +20,10 @@ pub struct CallAnalysis {
     /// `analysis.structuredData` as JSON text.
     pub structured_data: Option<String>,
     pub recording_url: Option<String>,
+    /// The assistant's tool calls in the report (`[{name, arguments}]` as JSON text): a
+    /// campaign's callback tool is read from them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<String>,
 }
 
 impl CallAnalysis {
@@ -40,9 +44,32 @@ impl CallAnalysis {
             recording_url: text(&message["artifact"]["recordingUrl"])
                 .or_else(|| text(&message["recordingUrl"]))
                 .map(|s| cut(&s, MAX_URL)),
+            tool_calls: tool_calls(message),
         };
         (found != CallAnalysis::default()).then_some(found)
     }
+}
+
+/// The tool calls of a report's messages (`artifact.messages`, else `messages`), as
+/// `[{name, arguments}]`; `None` when there are none or they would not fit.
+fn tool_calls(message: &serde_json::Value) -> Option<String> {
+    let messages = message["artifact"]["messages"]
+        .as_array()
+        .or_else(|| message["messages"].as_array())?;
+    let calls: Vec<serde_json::Value> = messages
+        .iter()
+        .filter_map(|m| m["toolCalls"].as_array())
+        .flatten()
+        .filter_map(|call| {
+            let function = &call["function"];
+            Some(serde_json::json!({
+                "name": function["name"].as_str()?,
+                "arguments": function["arguments"],
+            }))
+        })
+        .collect();
+    let text = serde_json::Value::Array(calls).to_string();
+    (text != "[]" && text.len() <= MAX_STRUCTURED).then_some(text)
 }
 
 fn cut(text: &str, max: usize) -> String {
@@ -71,11 +98,12 @@ impl Store {
         };
         sqlx::query(
             crate::q("INSERT INTO call_analysis (call_id, summary, success_evaluation, structured_data, \
-             recording_url, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+             recording_url, tool_calls, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (call_id) DO UPDATE SET summary = coalesce(excluded.summary, call_analysis.summary), \
              success_evaluation = coalesce(excluded.success_evaluation, call_analysis.success_evaluation), \
              structured_data = coalesce(excluded.structured_data, call_analysis.structured_data), \
              recording_url = coalesce(excluded.recording_url, call_analysis.recording_url), \
+             tool_calls = coalesce(excluded.tool_calls, call_analysis.tool_calls), \
              updated_at = excluded.updated_at"),
         )
         .bind(call_id)
@@ -83,10 +111,13 @@ impl Store {
         .bind(a.success_evaluation.as_deref())
         .bind(a.structured_data.as_deref())
         .bind(a.recording_url.as_deref())
+        .bind(a.tool_calls.as_deref())
         .bind(tx.now())
         .execute(&mut *tx)
         .await?;
         super::policy::dnc_from_analysis_in(&mut tx, call_id, a.structured_data.as_deref()).await?;
+        // The end may have come first: what follows the conversation is decided now.
+        super::follow_up::follow_up_in(&mut tx, call_id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -94,7 +125,7 @@ impl Store {
     /// A call's analysis, if a report brought one.
     pub async fn call_analysis(&self, call_id: i64) -> Result<Option<CallAnalysis>> {
         Ok(sqlx::query_as(crate::q(
-            "SELECT summary, success_evaluation, structured_data, recording_url \
+            "SELECT summary, success_evaluation, structured_data, recording_url, tool_calls \
              FROM call_analysis WHERE call_id = ?",
         ))
         .bind(call_id)

@@ -24,9 +24,10 @@
 use super::attempts::{AttemptResult, close_attempt, insert_attempt};
 use super::campaigns::complete_if_done;
 use super::sql::Sql;
+use switchboard_model::policy::follow_up::LaneOrder;
 use super::{Result, Store, StoreError, Tx};
 use crate::model::{
-    AttemptOutcome, CallStatus, ContactStatus, EndedClass, classify_ended_reason, sql_in,
+    AttemptOutcome, CallStatus, ContactStatus, EndedClass, Lane, classify_ended_reason, sql_in,
 };
 
 /// Histogram bucket for calls that were never created at Vapi.
@@ -88,6 +89,9 @@ pub struct DialJob {
     pub variables: String,
     /// When the pre-dial hook allowed the call (None: not asked yet).
     pub predial_at: Option<String>,
+    /// The campaign's voicemail message, on the ladder's rung only (`assistantOverrides.
+    /// voicemailMessage`); earlier attempts hang up on a voicemail.
+    pub voicemail_message: Option<String>,
     /// The last attempt's row, outcome and start, when resuming a sequence after a restart.
     pub last_attempt_id: Option<i64>,
     pub last_outcome: Option<AttemptOutcome>,
@@ -99,7 +103,8 @@ fn job_select() -> String {
     format!(
         "SELECT c.id AS call_id, c.campaign_id, c.contact_id, c.status, c.reference, c.attempt_count, \
          (SELECT count(*) FROM call_attempts r WHERE r.call_id = c.id AND r.outcome NOT IN {}) AS retries_used, \
-         g.assistant_id, coalesce(c.phone_number_id, g.phone_number_id) AS phone_number_id, k.phone, k.name AS contact_name, k.extension, k.variables, c.predial_at, \
+         coalesce(c.assistant_id, g.assistant_id) AS assistant_id, coalesce(c.phone_number_id, g.phone_number_id) AS phone_number_id, k.phone, k.name AS contact_name, k.extension, k.variables, c.predial_at, \
+         CASE WHEN c.voicemail_message = 1 THEN g.voicemail_message END AS voicemail_message, \
          a.id AS last_attempt_id, a.outcome AS last_outcome, a.started_at AS last_started_at, a.error AS last_error \
          FROM calls c JOIN campaigns g ON g.id = c.campaign_id JOIN contacts k ON k.id = c.contact_id \
          LEFT JOIN call_attempts a ON a.call_id = c.id AND a.attempt = c.attempt_count",
@@ -785,8 +790,10 @@ async fn claim_in(
         return Ok(claimed);
     };
     let policy_rules = rules.rules();
+    let follow = super::follow_up::settings_in(tx, campaign_id).await?;
     for _ in 0..MAX_DECISIONS_PER_CLAIM {
-        let Some(candidate) = next_candidate(tx, campaign_id, &open, at).await? else {
+        let Some(candidate) = next_candidate(tx, campaign_id, &open, follow.lanes(), at).await?
+        else {
             break;
         };
         let Some(reason) = judge(tx, campaign_id, &candidate, &rules, &policy_rules, at).await?
@@ -811,6 +818,10 @@ async fn claim_in(
             number: &number,
             reason: &reason,
             at,
+            voicemail: follow
+                .voicemail_for(candidate.attempt, rules.redial_count)
+                .is_some(),
+            arm: None,
         };
         claimed.job = Some(insert_call(tx, call).await?);
         return Ok(claimed);
@@ -860,19 +871,41 @@ struct Candidate {
     sequence: i64,
     phone: String,
     zone: Option<String>,
+    /// Which dial of the contact this is (1: the first; each follow-up adds one).
+    attempt: u32,
+    /// The arm it was assigned (None: not yet, or the campaign has no arms).
+    arm: Option<i64>,
 }
 
-/// The campaign's next waiting contact in an open zone, oldest first. Several engines claim
-/// at once on PostgreSQL: each takes a contact no other transaction holds.
+/// The campaign's next waiting contact in an open zone, taking its lanes in order: due
+/// callbacks (the most overdue first), fresh contacts (oldest first), redials (the longest
+/// due first), or as the campaign orders them. Several engines claim at once on PostgreSQL:
+/// each takes a contact no other transaction holds.
 async fn next_candidate(
     tx: &mut Tx,
     campaign_id: i64,
     open: &OpenZones,
+    lanes: LaneOrder,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Candidate>> {
+    for lane in lanes.0 {
+        if let Some(candidate) = next_in_lane(tx, campaign_id, open, lane, at).await? {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
+async fn next_in_lane(
+    tx: &mut Tx,
+    campaign_id: i64,
+    open: &OpenZones,
+    lane: Lane,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Candidate>> {
     let mut sql = Sql::new(super::backend_of(tx));
     sql.push(
-        "SELECT k.id, k.sequence, k.phone, k.timezone FROM contacts k \
+        "SELECT k.id, k.sequence, k.phone, k.timezone, k.redials, k.arm FROM contacts k \
          JOIN campaigns g ON g.id = k.campaign_id WHERE k.campaign_id = ",
     );
     sql.bind(campaign_id).push(" AND k.status = ");
@@ -881,7 +914,13 @@ async fn next_candidate(
     sql.bind(crate::model::CampaignStatus::Dialing.as_str());
     sql.push(" AND ")
         .push(super::contacts::CLAIMABLE_IMPORT_SQL);
-    sql.push(" AND (k.eligible_at IS NULL OR k.eligible_at <= ");
+    sql.push(" AND k.lane = ").bind(lane.as_str());
+    // Fresh contacts have no due time unless a cap deferred them; the other lanes always
+    // have one (their partial index holds only contacts with a due time).
+    match lane {
+        Lane::Fresh => sql.push(" AND (k.eligible_at IS NULL OR k.eligible_at <= "),
+        Lane::Callback | Lane::Redial => sql.push(" AND (k.eligible_at <= "),
+    };
     sql.bind(super::format_time(at)).push(") AND (");
     if !open.zones.is_empty() {
         sql.push("k.timezone IN ").bind_list(&open.zones);
@@ -892,15 +931,20 @@ async fn next_candidate(
     if open.default_open {
         sql.push("k.timezone IS NULL");
     }
-    sql.push(") ORDER BY k.id LIMIT 1")
-        .for_update_skip_locked("k");
-    let row: Option<(i64, i64, String, Option<String>)> =
-        sql.query_as().fetch_optional(&mut **tx).await?;
-    Ok(row.map(|(contact_id, sequence, phone, zone)| Candidate {
+    match lane {
+        Lane::Fresh => sql.push(") ORDER BY k.id LIMIT 1"),
+        Lane::Callback | Lane::Redial => sql.push(") ORDER BY k.eligible_at, k.id LIMIT 1"),
+    };
+    sql.for_update_skip_locked("k");
+    type Row = (i64, i64, String, Option<String>, i64, Option<i64>);
+    let row: Option<Row> = sql.query_as().fetch_optional(&mut **tx).await?;
+    Ok(row.map(|(contact_id, sequence, phone, zone, redials, arm)| Candidate {
         contact_id,
         sequence,
         phone,
         zone,
+        attempt: u32::try_from(redials.max(0) + 1).unwrap_or(u32::MAX),
+        arm,
     }))
 }
 
@@ -977,6 +1021,10 @@ struct NewCall<'a> {
     number: &'a str,
     reason: &'a str,
     at: chrono::DateTime<chrono::Utc>,
+    /// The voicemail ladder's rung: this attempt leaves the campaign's message.
+    voicemail: bool,
+    /// The arm and its assistant (None: the campaign has no arms).
+    arm: Option<(i64, String)>,
 }
 
 /// Writes the claimed call (CREATING, its first attempt, linked to the contact's previous
@@ -990,6 +1038,8 @@ async fn insert_call(tx: &mut Tx, call: NewCall<'_>) -> Result<(DialJob, i64)> {
         number,
         reason,
         at,
+        voicemail,
+        arm,
     } = call;
     let contact_id = candidate.contact_id;
     // A redial (or any later sequence) is linked to the contact's previous call.
@@ -1009,8 +1059,8 @@ async fn insert_call(tx: &mut Tx, call: NewCall<'_>) -> Result<(DialJob, i64)> {
         .await?;
     let call_id: i64 = sqlx::query_scalar(crate::q(
         "INSERT INTO calls (campaign_id, contact_id, sequence, reference, status, attempt_count, \
-         engine_id, created_at, updated_at, redial_of, phone_number_id) \
-         VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id",
+         engine_id, created_at, updated_at, redial_of, phone_number_id, voicemail_message, arm, \
+         assistant_id) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     ))
     .bind(campaign_id)
     .bind(contact_id)
@@ -1022,6 +1072,9 @@ async fn insert_call(tx: &mut Tx, call: NewCall<'_>) -> Result<(DialJob, i64)> {
     .bind(&created)
     .bind(previous)
     .bind(number)
+    .bind(i64::from(voicemail))
+    .bind(arm.as_ref().map(|(position, _)| *position))
+    .bind(arm.as_ref().map(|(_, assistant)| assistant.as_str()))
     .fetch_one(&mut **tx)
     .await?;
     let (campaign, contact) = (Some(campaign_id), Some(contact_id));
@@ -1405,6 +1458,10 @@ async fn end_in(
         .and_then(super::parse_time)
         .zip(update.ended_at.as_deref().and_then(super::parse_time))
         .map(|(s, e)| (e - s).num_milliseconds());
+    // The analysis may have come first (an end-of-call report): what follows is decided now.
+    if new_status == CallStatus::Ended {
+        super::follow_up::follow_up_in(tx, call.id).await?;
+    }
     Ok(())
 }
 

@@ -253,3 +253,17 @@ pub(crate) async fn complete_if_done(tx: &mut Tx, id: i64) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// A completed campaign with a contact waiting again (a callback, a follow-up) goes back to
+/// DIALING; a cancelled one stays cancelled.
+pub(crate) async fn reopen_in(tx: &mut Tx, id: i64) -> Result<()> {
+    sqlx::query(crate::q(
+        "UPDATE campaigns SET status = ?, completed_at = NULL WHERE id = ? AND status = ?",
+    ))
+    .bind(CampaignStatus::Dialing)
+    .bind(id)
+    .bind(CampaignStatus::Completed)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

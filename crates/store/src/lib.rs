@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod control;
 pub mod copy;
 pub mod events;
+pub mod follow_up;
 pub mod lease;
 pub mod live;
 pub mod numbers;

@@ -578,13 +578,11 @@ pub(crate) async fn redial_in(
         .bind(contact_id)
         .fetch_one(&mut **tx)
         .await?;
-    let at = switchboard_model::policy::redial_at(
-        &rules.redial(),
-        reason,
-        talked,
-        u32::try_from(done).unwrap_or(u32::MAX),
-        ended_at,
-    );
+    let done = u32::try_from(done).unwrap_or(u32::MAX);
+    // The status rule's own count, under the one cap every rule shares.
+    let shared = super::follow_up::settings_in(tx, campaign_id).await?.rules();
+    let at = switchboard_model::policy::redial_at(&rules.redial(), reason, talked, done, ended_at)
+        .filter(|_| shared.allows_another(done.saturating_add(1)));
     if let Some(at) = at {
         // Said in the Pending tab: which redial of how many, after what.
         let why = format!(
@@ -593,11 +591,12 @@ pub(crate) async fn redial_in(
             rules.redial_count
         );
         sqlx::query(
-            "UPDATE contacts SET redials = redials + 1, eligible_at = $1, eligible_reason = $2 \
-             WHERE id = $3",
+            "UPDATE contacts SET redials = redials + 1, eligible_at = $1, eligible_reason = $2, \
+             lane = $3 WHERE id = $4",
         )
         .bind(format_time(at))
         .bind(why)
+        .bind(crate::model::Lane::Redial)
         .bind(contact_id)
         .execute(&mut **tx)
         .await?;

@@ -39,6 +39,10 @@ pub struct AssistantOverrides {
     /// assistant's own set).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server_messages: Vec<String>,
+    /// What the assistant says to a voicemail box (≤ 1000 chars); unset, Vapi hangs up on
+    /// one (when the assistant detects voicemail).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voicemail_message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -229,6 +233,7 @@ mod tests {
                 },
                 variable_values: serde_json::Map::new(),
                 server_messages: Vec::new(),
+                voicemail_message: None,
             },
         };
         let json = serde_json::to_value(&req).unwrap();

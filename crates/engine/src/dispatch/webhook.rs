@@ -224,8 +224,8 @@ struct CallRef {
     id: String,
 }
 
-/// Only the report's `analysis`, `artifact.recordingUrl` and `recordingUrl`, read from the
-/// body without keeping transcripts and messages.
+/// Only the report's `analysis`, `artifact.recordingUrl`, `recordingUrl` and the tool calls
+/// of its messages, read from the body without keeping transcripts and message texts.
 fn report_fields(body: &[u8]) -> serde_json::Value {
     #[derive(Deserialize)]
     struct Report {
@@ -240,19 +240,38 @@ fn report_fields(body: &[u8]) -> serde_json::Value {
         artifact: Option<ArtifactUrl>,
         #[serde(default)]
         recording_url: Option<String>,
+        #[serde(default)]
+        messages: serde_json::Value,
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct ArtifactUrl {
         #[serde(default)]
         recording_url: Option<String>,
+        #[serde(default)]
+        messages: serde_json::Value,
     }
     match serde_json::from_slice::<Report>(body) {
-        Ok(r) => serde_json::json!({
-            "analysis": r.message.analysis,
-            "artifact": {"recordingUrl": r.message.artifact.and_then(|a| a.recording_url)},
-            "recordingUrl": r.message.recording_url,
-        }),
+        Ok(r) => {
+            let (recording, artifact_messages) = match r.message.artifact {
+                Some(a) => (a.recording_url, a.messages),
+                None => (None, serde_json::Value::Null),
+            };
+            // Only the messages' tool calls are kept (never what was said).
+            let messages: Vec<serde_json::Value> = artifact_messages
+                .as_array()
+                .or_else(|| r.message.messages.as_array())
+                .into_iter()
+                .flatten()
+                .filter(|m| m["toolCalls"].as_array().is_some_and(|a| !a.is_empty()))
+                .map(|m| serde_json::json!({"toolCalls": m["toolCalls"]}))
+                .collect();
+            serde_json::json!({
+                "analysis": r.message.analysis,
+                "artifact": {"recordingUrl": recording, "messages": messages},
+                "recordingUrl": r.message.recording_url,
+            })
+        }
         Err(_) => serde_json::Value::Null,
     }
 }

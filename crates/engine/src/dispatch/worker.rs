@@ -812,6 +812,7 @@ fn create_request(job: &DialJob, webhooks: bool) -> CreateCallRequest {
             } else {
                 Vec::new()
             },
+            voicemail_message: job.voicemail_message.clone(),
         },
     }
 }

@@ -3,6 +3,7 @@
 //! caps are tested with any instant. The store (`store::policy`) gathers the facts at claim
 //! time, asks here, and records the answer with its reason.
 
+pub mod follow_up;
 pub mod packs;
 pub mod zones;
 
