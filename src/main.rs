@@ -191,7 +191,8 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         }) => {
             init_stderr_logging();
             let store = open_store(&config).await?;
-            let line = commands::callback(&store, &config, &number, &at, campaign.as_deref()).await?;
+            let line =
+                commands::callback(&store, &config, &number, &at, campaign.as_deref()).await?;
             println!("{line}");
             Ok(ExitCode::SUCCESS)
         }

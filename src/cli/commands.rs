@@ -66,7 +66,16 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             phone_number_id,
             rules,
             follow_up,
-        } => return edit(&mut out, store, &name, phone_number_id, (&rules, &follow_up)).await,
+        } => {
+            return edit(
+                &mut out,
+                store,
+                &name,
+                phone_number_id,
+                (&rules, &follow_up),
+            )
+            .await;
+        }
         CampaignAction::Show { name } => return show(&mut out, store, &name).await,
         CampaignAction::Weight { name, weight } => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;

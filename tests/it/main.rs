@@ -11,6 +11,7 @@ mod crash;
 mod dispatcher;
 mod engines_pg;
 mod export;
+mod follow_up;
 mod import;
 mod live;
 mod never_twice;

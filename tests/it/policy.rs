@@ -12,11 +12,16 @@ use switchboard::model::CampaignStatus;
 use switchboard::store::Store;
 use switchboard::store::policy::CampaignRules;
 
-fn utc(s: &str) -> DateTime<Utc> {
+pub(crate) fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-async fn campaign_with(store: &Store, name: &str, csv: &str, rules: CampaignRules) -> i64 {
+pub(crate) async fn campaign_with(
+    store: &Store,
+    name: &str,
+    csv: &str,
+    rules: CampaignRules,
+) -> i64 {
     let c = store.create_campaign(name, "a", "p").await.unwrap();
     store.set_campaign_rules(c.id, &rules).await.unwrap();
     import_contacts(
@@ -32,7 +37,7 @@ async fn campaign_with(store: &Store, name: &str, csv: &str, rules: CampaignRule
     c.id
 }
 
-fn rules(window: &str, days: &str, caps: (i64, i64)) -> CampaignRules {
+pub(crate) fn rules(window: &str, days: &str, caps: (i64, i64)) -> CampaignRules {
     CampaignRules {
         call_window: window.into(),
         call_days: days.into(),
@@ -54,7 +59,7 @@ fn rules(window: &str, days: &str, caps: (i64, i64)) -> CampaignRules {
 
 /// Ends a claimed call as if Vapi had created it and it had ended (so the contact is DONE
 /// and the call counts for the caps).
-async fn claim(store: &Store, id: i64, at: DateTime<Utc>) -> Option<i64> {
+pub(crate) async fn claim(store: &Store, id: i64, at: DateTime<Utc>) -> Option<i64> {
     let (job, _) = store.claim_call_at(id, "i", "e", at).await.unwrap()?;
     Some(job.contact_id)
 }

@@ -241,6 +241,7 @@ fn row(id: i64, status: CallStatus) -> CallListRow {
         // Every third contact is on its second dial (a redial).
         sequence: 1 + i64::from(id % 3 == 0),
         redials: i64::from(id % 3 == 0),
+        lane: None,
         waiting: None,
     }
 }
@@ -946,6 +947,10 @@ fn pending_rows(n: i64) -> Vec<CallListRow> {
             pending_contact: true,
             sequence: i64::from(i % 3 == 1),
             redials: i64::from(i % 3 == 1),
+            lane: Some(match i % 3 {
+                1 => crate::model::Lane::Redial,
+                _ => crate::model::Lane::Fresh,
+            }),
             waiting: match i % 3 {
                 0 => None,
                 1 => Some(Waiting {

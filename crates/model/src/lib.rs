@@ -4,6 +4,7 @@
 //! everywhere it matters), the one table of Vapi's ended reasons, pure calling policy, the
 //! configuration with its bounds, the retry schedule and why things stop.
 
+pub mod arms;
 pub mod backoff;
 pub mod clock;
 pub mod config;
@@ -123,6 +124,16 @@ text_enum!(
         Fresh => "FRESH",
         // Dialled again: a status redial (busy, no answer, voicemail) or an outcome follow-up.
         Redial => "REDIAL",
+    }
+);
+
+text_enum!(
+    /// Whether an arm of a campaign (`arms`) takes contacts: a paused one takes none until
+    /// resumed, a stopped one never again; the contacts waiting for either move to the others.
+    ArmStatus, "arm" {
+        Active => "ACTIVE",
+        Paused => "PAUSED",
+        Stopped => "STOPPED",
     }
 );
 

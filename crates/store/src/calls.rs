@@ -24,11 +24,11 @@
 use super::attempts::{AttemptResult, close_attempt, insert_attempt};
 use super::campaigns::complete_if_done;
 use super::sql::Sql;
-use switchboard_model::policy::follow_up::LaneOrder;
 use super::{Result, Store, StoreError, Tx};
 use crate::model::{
     AttemptOutcome, CallStatus, ContactStatus, EndedClass, Lane, classify_ended_reason, sql_in,
 };
+use switchboard_model::policy::follow_up::LaneOrder;
 
 /// Histogram bucket for calls that were never created at Vapi.
 pub const FAILED_BUCKET: &str = "failed-to-create";
@@ -63,11 +63,13 @@ pub struct Call {
     /// Why switchboard is ending it (model::live::EndCause), and what becomes of its contact.
     pub end_cause: Option<String>,
     pub end_then: Option<String>,
+    /// Its arm's assistant (None: the campaign's).
+    pub assistant_id: Option<String>,
 }
 
 const CALL_COLUMNS: &str = "id, campaign_id, contact_id, sequence, reference, status, provider_call_id, \
      attempt_count, ended_reason, retry_requested, engine_id, cost_usd, started_at, ended_at, created_at, updated_at, \
-     phone_number_id, end_cause, end_then";
+     phone_number_id, end_cause, end_then, assistant_id";
 
 /// Everything a worker needs to (re)send the create request of a call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -821,7 +823,8 @@ async fn claim_in(
             voicemail: follow
                 .voicemail_for(candidate.attempt, rules.redial_count)
                 .is_some(),
-            arm: None,
+            arm: super::arms::arm_for_in(tx, campaign_id, candidate.contact_id, candidate.arm)
+                .await?,
         };
         claimed.job = Some(insert_call(tx, call).await?);
         return Ok(claimed);
@@ -938,14 +941,16 @@ async fn next_in_lane(
     sql.for_update_skip_locked("k");
     type Row = (i64, i64, String, Option<String>, i64, Option<i64>);
     let row: Option<Row> = sql.query_as().fetch_optional(&mut **tx).await?;
-    Ok(row.map(|(contact_id, sequence, phone, zone, redials, arm)| Candidate {
-        contact_id,
-        sequence,
-        phone,
-        zone,
-        attempt: u32::try_from(redials.max(0) + 1).unwrap_or(u32::MAX),
-        arm,
-    }))
+    Ok(row.map(
+        |(contact_id, sequence, phone, zone, redials, arm)| Candidate {
+            contact_id,
+            sequence,
+            phone,
+            zone,
+            attempt: u32::try_from(redials.max(0) + 1).unwrap_or(u32::MAX),
+            arm,
+        },
+    ))
 }
 
 /// The campaign's policy on a candidate: `Some(why)` to dial it, `None` when it was skipped

@@ -76,9 +76,12 @@ impl FollowUpSettings {
         {
             return Err(FollowUpError::Voicemail(m.chars().count()));
         }
-        if !(0..=100).contains(&self.max_attempts) || !(0..=100).contains(&self.voicemail_on_attempt)
+        if !(0..=100).contains(&self.max_attempts)
+            || !(0..=100).contains(&self.voicemail_on_attempt)
         {
-            return Err(FollowUpError::Attempts(self.max_attempts.max(self.voicemail_on_attempt)));
+            return Err(FollowUpError::Attempts(
+                self.max_attempts.max(self.voicemail_on_attempt),
+            ));
         }
         Ok(())
     }
@@ -229,8 +232,19 @@ impl Store {
         campaign: Option<&str>,
         at: &str,
     ) -> Result<Booked> {
+        self.book_callback_at(phone, campaign, at, self.clock().now())
+            .await
+    }
+
+    /// [`Store::book_callback`] as of `now` (tests inject the clock).
+    pub async fn book_callback_at(
+        &self,
+        phone: &str,
+        campaign: Option<&str>,
+        at: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Booked> {
         let mut tx = self.write().await?;
-        let now = tx.clock().now();
         let rows: Vec<(i64, i64, String, String, String, Option<String>)> = sqlx::query_as(
             "SELECT k.id, g.id, g.name, g.status, k.status, k.timezone FROM contacts k \
              JOIN campaigns g ON g.id = k.campaign_id WHERE k.phone = $1 ORDER BY g.id",
@@ -289,8 +303,18 @@ impl Store {
             .unwrap_or_else(|| rules.zone());
         let asked = follow_up::parse_callback_time(at, zone, now)
             .ok_or_else(|| StoreError::Conflict(FollowUpError::Time(at.to_string()).to_string()))?;
-        let (due, why) = follow_up::callback_due(asked, zone, &rules.window(), now, "booked by an operator");
-        requeue_in(&mut tx, campaign_id, contact_id, Lane::Callback, due, &why, true).await?;
+        let (due, why) =
+            follow_up::callback_due(asked, zone, &rules.window(), now, "booked by an operator");
+        requeue_in(
+            &mut tx,
+            campaign_id,
+            contact_id,
+            Lane::Callback,
+            due,
+            &why,
+            true,
+        )
+        .await?;
         super::policy::record_in(
             &mut tx,
             phone,
@@ -323,10 +347,11 @@ async fn requeue_in(
     why: &str,
     any_state: bool,
 ) -> Result<bool> {
-    let was: Option<String> = sqlx::query_scalar(crate::q("SELECT status FROM contacts WHERE id = ?"))
-        .bind(contact_id)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let was: Option<String> =
+        sqlx::query_scalar(crate::q("SELECT status FROM contacts WHERE id = ?"))
+            .bind(contact_id)
+            .fetch_optional(&mut **tx)
+            .await?;
     let was = was.and_then(|s| s.parse::<ContactStatus>().ok());
     let finished = matches!(was, Some(ContactStatus::Done | ContactStatus::Skipped));
     let movable = finished || (any_state && was == Some(ContactStatus::Pending));
@@ -386,9 +411,14 @@ pub(crate) async fn follow_up_in(tx: &mut Tx, call_id: i64) -> Result<Option<Fol
         return Ok(None);
     };
     let answered = started.is_some();
-    let conversation = crate::model::is_conversation(&reason) || (answered && reason != "voicemail");
+    let conversation =
+        crate::model::is_conversation(&reason) || (answered && reason != "voicemail");
     let outcome = crate::model::classify_ended_reason(&reason, answered) == EndedClass::Outcome;
-    if status != CallStatus::Ended || decided.is_some() || ours.is_some() || !conversation || !outcome
+    if status != CallStatus::Ended
+        || decided.is_some()
+        || ours.is_some()
+        || !conversation
+        || !outcome
     {
         return Ok(None);
     }

@@ -3,6 +3,7 @@
 //! "sent" row would mean a re-dial. One module per table.
 
 pub mod analysis;
+pub mod arms;
 pub mod attempts;
 pub mod calls;
 pub mod campaigns;

@@ -580,7 +580,9 @@ pub(crate) async fn redial_in(
         .await?;
     let done = u32::try_from(done).unwrap_or(u32::MAX);
     // The status rule's own count, under the one cap every rule shares.
-    let shared = super::follow_up::settings_in(tx, campaign_id).await?.rules();
+    let shared = super::follow_up::settings_in(tx, campaign_id)
+        .await?
+        .rules();
     let at = switchboard_model::policy::redial_at(&rules.redial(), reason, talked, done, ended_at)
         .filter(|_| shared.allows_another(done.saturating_add(1)));
     if let Some(at) = at {

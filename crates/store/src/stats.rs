@@ -199,6 +199,10 @@ pub struct CallListRow {
     #[sqlx(default)]
     #[serde(skip)]
     pub redials: i64,
+    /// A Pending row: the lane it waits in (callback, fresh, redial).
+    #[sqlx(default)]
+    #[serde(skip)]
+    pub lane: Option<crate::model::Lane>,
     /// A Pending row: when the contact will be dialled and why not sooner; `None`: now.
     #[sqlx(skip)]
     #[serde(skip)]
@@ -494,9 +498,10 @@ impl Store {
         Ok(sql.query_as().fetch_all(self.reader()).await?)
     }
 
-    /// The Pending tab's window: waiting contacts in the order they are claimed (oldest
-    /// first, whatever the sort), each with its sequences used and, as of `now`, when it
-    /// will be dialled (its deferral and its calling window, `policy::next_eligible`).
+    /// The Pending tab's window: waiting contacts in the order they are claimed (by lane in
+    /// the campaign's lane order, then oldest first, whatever the sort), each with its lane,
+    /// its sequences used and, as of `now`, when it will be dialled (its deferral and its
+    /// calling window, `policy::next_eligible`).
     pub async fn pending_page_at(
         &self,
         query: &CallQuery,
@@ -510,11 +515,19 @@ impl Store {
         sql.bind(CallStatus::Requeued.as_str()).push(
             " AS status, k.sequence AS attempt_count, \
              NULL AS provider_call_id, NULL AS ended_reason, k.created_at, NULL AS cost_usd, \
-             1 AS pending_contact, k.sequence, k.redials, \
+             1 AS pending_contact, k.sequence, k.redials, k.lane, \
              k.eligible_at, k.eligible_reason, k.timezone FROM contacts k WHERE ",
         );
         query.push_pending_filter(&mut sql);
-        sql.push(" ORDER BY k.id LIMIT ").bind(query.limit.max(0));
+        let lanes = match query.campaign_id {
+            Some(id) => self.follow_up_settings(id).await?.lanes(),
+            None => Default::default(),
+        };
+        sql.push(" ORDER BY CASE k.lane WHEN ")
+            .bind(lanes.0[0].as_str());
+        sql.push(" THEN 0 WHEN ").bind(lanes.0[1].as_str());
+        sql.push(" THEN 1 ELSE 2 END, k.id LIMIT ")
+            .bind(query.limit.max(0));
         sql.push(" OFFSET ").bind(query.offset.max(0));
         let read: Vec<PendingRow> = sql.query_as().fetch_all(self.reader()).await?;
         // The rules of the window's campaigns (one, from the console), read once each.

@@ -35,6 +35,8 @@ pub struct LateState {
     pub script: VecDeque<Post>,
     pub calls: Vec<Value>,
     pub posts: Vec<(tokio::time::Instant, String)>,
+    /// Every POST /call body, in order.
+    pub bodies: Vec<Value>,
     pub lists: usize,
     /// Answer GET /call with 500 while true (a look-up that cannot finish).
     pub lists_fail: bool,
@@ -112,6 +114,10 @@ impl Late {
         m
     }
 
+    pub fn bodies(&self) -> Vec<Value> {
+        self.state.lock().unwrap().bodies.clone()
+    }
+
     pub fn posts(&self) -> Vec<(tokio::time::Instant, String)> {
         self.state.lock().unwrap().posts.clone()
     }
@@ -170,6 +176,7 @@ async fn late_create(
     let step = {
         let mut s = state.lock().unwrap();
         s.posts.push((tokio::time::Instant::now(), name.clone()));
+        s.bodies.push(body.0.clone());
         s.script.pop_front().unwrap_or(Post::Create)
     };
     match step {

@@ -172,6 +172,7 @@ pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
         .map(|i| match i {
             // Pending rows are contacts: when they will be dialled and why not sooner, the
             // sequences used and the dial they wait for.
+            STATUS if pending => "lane",
             AGE if pending => "next",
             ATTEMPTS if pending => "seq",
             REASON if pending => "waiting for",
@@ -394,7 +395,8 @@ fn cells(pane: &CallsPane, row: &CallListRow) -> [String; COLUMNS.len()] {
             "—".into(),
             row.contact_name.clone().unwrap_or_else(|| "—".into()),
             row.phone.clone(),
-            "PENDING".into(),
+            // The lane it waits in: callbacks go first, then fresh contacts, then redials.
+            row.lane.map_or("PENDING", |lane| lane.as_str()).to_string(),
             row.attempt_count.to_string(),
             // The dial it waits for.
             (row.sequence + 1).to_string(),

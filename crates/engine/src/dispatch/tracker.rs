@@ -176,7 +176,9 @@ fn pairs_with_calls(
         };
         // A call is listed under the pool number it was made from.
         let pair = (
-            assistant.clone(),
+            call.assistant_id
+                .clone()
+                .unwrap_or_else(|| assistant.clone()),
             call.phone_number_id
                 .clone()
                 .unwrap_or_else(|| number.clone()),

@@ -13,7 +13,9 @@ pub use crate::Lane;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FollowUpError {
-    #[error("lane order {0:?} must name callback, fresh and redial once each (e.g. callback,fresh,redial)")]
+    #[error(
+        "lane order {0:?} must name callback, fresh and redial once each (e.g. callback,fresh,redial)"
+    )]
     LaneOrder(String),
     #[error("done-when {0:?} must be success or FIELD=VALUE (e.g. appointment_booked=true)")]
     DoneWhen(String),
@@ -48,7 +50,12 @@ impl LaneOrder {
         let bad = || FollowUpError::LaneOrder(text.to_string());
         let lanes: Vec<Lane> = text
             .split(',')
-            .map(|l| l.trim().to_ascii_uppercase().parse::<Lane>().map_err(|_| bad()))
+            .map(|l| {
+                l.trim()
+                    .to_ascii_uppercase()
+                    .parse::<Lane>()
+                    .map_err(|_| bad())
+            })
             .collect::<Result<_, _>>()?;
         let [a, b, c] = lanes.as_slice() else {
             return Err(bad());
@@ -169,9 +176,7 @@ impl std::fmt::Display for FollowUps {
                 None => format!("{o}=never"),
                 Some(d) => format!(
                     "{o}={}",
-                    humantime_serde::re::humantime::format_duration(
-                        d.to_std().unwrap_or_default()
-                    )
+                    humantime_serde::re::humantime::format_duration(d.to_std().unwrap_or_default())
                 ),
             })
             .collect();
@@ -354,7 +359,9 @@ fn requested_callback(tool: Option<&str>, field: &str, report: &Report) -> Optio
                 Value::String(s) => serde_json::from_str::<Value>(s).ok()?,
                 other => other.clone(),
             };
-            args.get(field).or_else(|| args.get("at")).and_then(value_text)
+            args.get(field)
+                .or_else(|| args.get("at"))
+                .and_then(value_text)
         })
     });
     from_tool.or_else(|| report.structured?.get(field).and_then(value_text))
@@ -367,7 +374,12 @@ pub fn parse_callback_time(text: &str, zone: Tz, now: DateTime<Utc>) -> Option<D
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(local) = NaiveDateTime::parse_from_str(text, format) {
             return local_instant(zone, local);
         }
@@ -423,7 +435,10 @@ pub fn callback_due(
             ),
         )
     } else {
-        (from, format!("callback {source} for {} {zone}", local(asked)))
+        (
+            from,
+            format!("callback {source} for {} {zone}", local(asked)),
+        )
     }
 }
 
@@ -445,7 +460,13 @@ mod tests {
             [Lane::Redial, Lane::Fresh, Lane::Callback]
         );
         assert_eq!(LaneOrder::default().to_string(), "callback,fresh,redial");
-        for bad in ["", "callback,fresh", "callback,fresh,fresh", "a,b,c", "callback,fresh,redial,x"] {
+        for bad in [
+            "",
+            "callback,fresh",
+            "callback,fresh,fresh",
+            "a,b,c",
+            "callback,fresh,redial,x",
+        ] {
             assert!(LaneOrder::parse(bad).is_err(), "{bad}");
         }
     }
@@ -454,9 +475,18 @@ mod tests {
     fn follow_up_rules_parse_and_match_outcomes() {
         let f = FollowUps::parse("not-interested=never, call-back-later=1d,*=2h").unwrap();
         assert_eq!(f.for_outcome("Not-Interested"), Some(None));
-        assert_eq!(f.for_outcome("call-back-later"), Some(Some(Duration::days(1))));
-        assert_eq!(f.for_outcome("voicemail-full"), Some(Some(Duration::hours(2))));
-        assert_eq!(f.to_string(), "not-interested=never,call-back-later=1day,*=2h");
+        assert_eq!(
+            f.for_outcome("call-back-later"),
+            Some(Some(Duration::days(1)))
+        );
+        assert_eq!(
+            f.for_outcome("voicemail-full"),
+            Some(Some(Duration::hours(2)))
+        );
+        assert_eq!(
+            f.to_string(),
+            "not-interested=never,call-back-later=1day,*=2h"
+        );
         assert_eq!(FollowUps::parse("x=1d").unwrap().for_outcome("y"), None);
         for bad in ["x", "=1d", "x=soon", "x=0s", "x=400days"] {
             assert!(FollowUps::parse(bad).is_err(), "{bad}");
@@ -491,7 +521,11 @@ mod tests {
             ("", None),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_callback_time(text, CHICAGO, now), want.map(utc), "{text}");
+            assert_eq!(
+                parse_callback_time(text, CHICAGO, now),
+                want.map(utc),
+                "{text}"
+            );
         }
         // A local time in the spring-forward gap is the hour after.
         let gap = parse_callback_time("2026-03-08 02:30", CHICAGO, now).unwrap();
@@ -509,7 +543,10 @@ mod tests {
         // Thursday 21:00 Chicago: closed; Friday 09:00 Chicago.
         let (at, why) = callback_due(utc("2026-12-04T03:00:00Z"), CHICAGO, &window, now, "asked");
         assert_eq!(at, utc("2026-12-04T15:00:00Z"));
-        assert!(why.contains("moved to its next opening 2026-12-04 09:00"), "{why}");
+        assert!(
+            why.contains("moved to its next opening 2026-12-04 09:00"),
+            "{why}"
+        );
         // Saturday: Monday 09:00.
         let (at, _) = callback_due(utc("2026-12-05T18:00:00Z"), CHICAGO, &window, now, "asked");
         assert_eq!(at, utc("2026-12-07T15:00:00Z"));
@@ -590,7 +627,11 @@ mod tests {
             ),
         ];
         for (name, rules, report, attempts, want) in cases {
-            assert_eq!(follow_up(rules, &report, attempts, ended, CHICAGO, &window), want, "{name}");
+            assert_eq!(
+                follow_up(rules, &report, attempts, ended, CHICAGO, &window),
+                want,
+                "{name}"
+            );
         }
     }
 }

@@ -1,0 +1,562 @@
+//! Following the conversation, at the store with an injected clock: callbacks asked for in
+//! a call or booked by hand, dialled at their time in the contact's zone, moved into the
+//! window, never on do-not-call; the claim's lanes; outcome rules under one attempt cap;
+//! the voicemail ladder.
+
+use crate::common;
+use crate::policy::{campaign_with, claim, rules, utc};
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use switchboard::model::{CallStatus, CampaignStatus, ContactStatus, Lane};
+use switchboard::store::Store;
+use switchboard::store::analysis::CallAnalysis;
+use switchboard::store::calls::CallUpdate;
+use switchboard::store::follow_up::FollowUpSettings;
+use switchboard::store::stats::{CallQuery, CallTab};
+
+/// A Chicago number (the zone comes from the area code).
+const CHICAGO: &str = "+13125550100";
+
+/// Claims the campaign's next contact at `at` and creates its call at Vapi as `vapi-{n}`;
+/// returns the call and contact ids.
+async fn dial(store: &Store, id: i64, at: DateTime<Utc>, n: usize) -> Option<(i64, i64)> {
+    let (job, attempt) = store.claim_call_at(id, "i", "e", at).await.unwrap()?;
+    store
+        .record_created(
+            job.call_id,
+            attempt,
+            switchboard::model::AttemptOutcome::Created,
+            &format!("vapi-{n}"),
+            &CallUpdate::default(),
+        )
+        .await
+        .unwrap();
+    Some((job.call_id, job.contact_id))
+}
+
+/// Vapi reports call `vapi-{n}` ended with `reason` at `at`, answered when `talked`.
+async fn ends(store: &Store, n: usize, at: DateTime<Utc>, reason: &str, talked: bool) {
+    let end = CallUpdate {
+        status: Some(CallStatus::Ended),
+        ended_reason: Some(reason.into()),
+        started_at: talked.then(|| switchboard::store::format_time(at - Duration::minutes(2))),
+        ended_at: Some(switchboard::store::format_time(at)),
+        ..Default::default()
+    };
+    store
+        .apply_call_update(&format!("vapi-{n}"), &end)
+        .await
+        .unwrap();
+}
+
+/// The end-of-call report of `vapi-{n}`: its success evaluation and structured data.
+async fn report(store: &Store, n: usize, success: Option<&str>, structured: &str) {
+    let analysis = CallAnalysis {
+        success_evaluation: success.map(String::from),
+        structured_data: Some(structured.into()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .record_analysis(&format!("vapi-{n}"), &analysis)
+            .await
+            .unwrap()
+    );
+}
+
+async fn settings(store: &Store, id: i64, f: impl FnOnce(&mut FollowUpSettings)) {
+    let mut s = FollowUpSettings::default();
+    f(&mut s);
+    store.set_follow_up_settings(id, &s).await.unwrap();
+}
+
+/// The Pending tab's rows of a campaign: (phone, lane), in claim order.
+async fn pending(store: &Store, id: i64, now: DateTime<Utc>) -> Vec<(String, Option<Lane>)> {
+    let query = CallQuery {
+        campaign_id: Some(id),
+        tab: CallTab::Pending,
+        limit: 100,
+        ..Default::default()
+    };
+    store
+        .pending_page_at(&query, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.phone, r.lane))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_callback_asked_for_at_15_00_is_dialled_at_15_00_in_the_contacts_zone() {
+    let (store, _db) = store().await;
+    let mut r = rules("09:00-20:00", "all", (0, 0));
+    r.timezone = "America/New_York".into();
+    let id = campaign_with(&store, "cb", &format!("phone\n{CHICAGO}\n"), r).await;
+    settings(&store, id, |_| {}).await;
+    // Thursday 10:00 in Chicago.
+    let t0 = utc("2026-12-03T16:00:00Z");
+    let (first, contact) = dial(&store, id, t0, 1).await.unwrap();
+    // The end first, then the report (the usual order of status-update and report).
+    ends(
+        &store,
+        1,
+        t0 + Duration::minutes(3),
+        "customer-ended-call",
+        true,
+    )
+    .await;
+    assert_eq!(
+        store.campaign(id).await.unwrap().status,
+        CampaignStatus::Completed
+    );
+    report(&store, 1, Some("false"), r#"{"callback_at": "15:00"}"#).await;
+    // The campaign re-opens with the contact in the callback lane.
+    let c = store.campaign(id).await.unwrap();
+    assert_eq!((c.status, c.contacts_done), (CampaignStatus::Dialing, 0));
+    assert_eq!(
+        pending(&store, id, t0).await,
+        vec![(CHICAGO.to_string(), Some(Lane::Callback))]
+    );
+    // 14:59 in Chicago (15:59 in the campaign's New York): not yet.
+    assert_eq!(claim(&store, id, utc("2026-12-03T20:59:00Z")).await, None);
+    let (second, again) = dial(&store, id, utc("2026-12-03T21:00:00Z"), 2)
+        .await
+        .expect("dialled at 15:00 Chicago");
+    assert_eq!(again, contact);
+    assert!(second > first);
+    let why = store.why(CHICAGO).await.unwrap();
+    assert!(
+        why.iter()
+            .any(|d| d.reason == "callback asked in the call for 2026-12-03 15:00 America/Chicago"),
+        "{why:?}"
+    );
+    assert!(store.verify_counters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_report_before_the_end_asks_for_the_callback_all_the_same() {
+    let (store, _db) = store().await;
+    let id = campaign_with(
+        &store,
+        "early",
+        &format!("phone\n{CHICAGO}\n"),
+        rules("09:00-20:00", "all", (0, 0)),
+    )
+    .await;
+    settings(&store, id, |_| {}).await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    dial(&store, id, t0, 1).await.unwrap();
+    report(
+        &store,
+        1,
+        None,
+        r#"{"callback_at": "2026-12-03T15:00:00-06:00"}"#,
+    )
+    .await;
+    ends(
+        &store,
+        1,
+        t0 + Duration::minutes(3),
+        "customer-ended-call",
+        true,
+    )
+    .await;
+    // A second report (webhooks are delivered again) decides nothing twice.
+    report(
+        &store,
+        1,
+        None,
+        r#"{"callback_at": "2026-12-03T16:00:00-06:00"}"#,
+    )
+    .await;
+    assert_eq!(claim(&store, id, utc("2026-12-03T20:59:00Z")).await, None);
+    assert!(
+        claim(&store, id, utc("2026-12-03T21:00:00Z"))
+            .await
+            .is_some()
+    );
+    assert!(store.verify_counters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_callback_outside_the_window_moves_to_its_next_opening_and_says_so() {
+    let (store, _db) = store().await;
+    let id = campaign_with(
+        &store,
+        "late",
+        &format!("phone\n{CHICAGO}\n"),
+        rules("09:00-20:00", "mon-fri", (0, 0)),
+    )
+    .await;
+    settings(&store, id, |_| {}).await;
+    let t0 = utc("2026-12-04T16:00:00Z"); // Friday 10:00 Chicago
+    dial(&store, id, t0, 1).await.unwrap();
+    ends(
+        &store,
+        1,
+        t0 + Duration::minutes(3),
+        "customer-ended-call",
+        true,
+    )
+    .await;
+    // 21:30 is outside 09:00-20:00; Saturday and Sunday are closed: Monday 09:00.
+    report(&store, 1, None, r#"{"callback_at": "21:30"}"#).await;
+    let monday = utc("2026-12-07T15:00:00Z");
+    assert_eq!(claim(&store, id, utc("2026-12-05T03:30:00Z")).await, None);
+    assert_eq!(claim(&store, id, monday - Duration::minutes(1)).await, None);
+    assert!(claim(&store, id, monday).await.is_some());
+    let why = store.why(CHICAGO).await.unwrap();
+    assert!(
+        why.iter().any(|d| d.reason
+            == "callback asked in the call for 2026-12-04 21:30 America/Chicago, outside the window 09:00-20:00 mon-fri: moved to its next opening 2026-12-07 09:00"),
+        "{why:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_callback_is_never_dialled_while_the_number_is_on_the_do_not_call_list() {
+    let (store, _db) = store().await;
+    let id = campaign_with(
+        &store,
+        "dnc",
+        &format!("phone\n{CHICAGO}\n+13125550101\n"),
+        rules("all", "all", (0, 0)),
+    )
+    .await;
+    settings(&store, id, |_| {}).await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    dial(&store, id, t0, 1).await.unwrap();
+    ends(
+        &store,
+        1,
+        t0 + Duration::minutes(3),
+        "customer-ended-call",
+        true,
+    )
+    .await;
+    report(&store, 1, None, r#"{"callback_at": "15:00"}"#).await;
+    // The number asks to be left alone before the callback is due.
+    store
+        .dnc_add(CHICAGO, "asked by phone", "operator")
+        .await
+        .unwrap();
+    let due = utc("2026-12-03T21:00:00Z");
+    let other = dial(&store, id, due, 2).await.map(|(_, contact)| contact);
+    let second = store.contact(other.unwrap()).await.unwrap();
+    assert_eq!(second.phone, "+13125550101", "only the other contact");
+    assert_eq!(claim(&store, id, due + Duration::hours(1)).await, None);
+    assert_eq!(store.skipped_count(id).await.unwrap(), 1);
+    // Nor can one be booked by hand.
+    let refused = store
+        .book_callback(CHICAGO, None, "16:00")
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("is on the do-not-call list"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_books_a_callback_that_reopens_a_finished_campaign() {
+    let (store, _db) = store().await;
+    let id = campaign_with(
+        &store,
+        "hand",
+        &format!("phone\n{CHICAGO}\n"),
+        rules("09:00-20:00", "all", (0, 0)),
+    )
+    .await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    dial(&store, id, t0, 1).await.unwrap();
+    ends(
+        &store,
+        1,
+        t0 + Duration::minutes(3),
+        "customer-ended-call",
+        true,
+    )
+    .await;
+    assert_eq!(
+        store.campaign(id).await.unwrap().status,
+        CampaignStatus::Completed
+    );
+    let now = t0 + Duration::minutes(5);
+    let booked = store
+        .book_callback_at(CHICAGO, Some("hand"), "15:00", now)
+        .await
+        .unwrap();
+    assert_eq!(booked.due, utc("2026-12-03T21:00:00Z"));
+    assert_eq!(
+        booked.why,
+        "callback booked by an operator for 2026-12-03 15:00 America/Chicago"
+    );
+    assert_eq!(
+        store.campaign(id).await.unwrap().status,
+        CampaignStatus::Dialing
+    );
+    // One-line refusals: an unknown number, campaign, or time.
+    for (phone, campaign, at, says) in [
+        (
+            "+13125559999",
+            None,
+            "15:00",
+            "no campaign has a contact +13125559999",
+        ),
+        (
+            CHICAGO,
+            Some("nope"),
+            "15:00",
+            "campaign nope has no contact",
+        ),
+        (CHICAGO, None, "soon", "callback time \"soon\" must be"),
+    ] {
+        let e = store
+            .book_callback_at(phone, campaign, at, now)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    assert_eq!(
+        claim(&store, id, booked.due - Duration::seconds(1)).await,
+        None
+    );
+    assert!(claim(&store, id, booked.due).await.is_some());
+}
+
+#[tokio::test]
+async fn callbacks_go_before_fresh_contacts_and_fresh_before_redials() {
+    let (store, _db) = store().await;
+    let mut r = rules("all", "all", (0, 0));
+    r.redial_count = 2;
+    r.redial_delay_s = 60;
+    let csv = "phone\n+14155550001\n+14155550002\n+14155550003\n+14155550004\n";
+    let id = campaign_with(&store, "lanes", csv, r).await;
+    settings(&store, id, |_| {}).await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    // 0001 is busy (a redial due at once), 0002 asks for a callback (due at once).
+    dial(&store, id, t0, 1).await.unwrap();
+    ends(&store, 1, t0, "customer-busy", false).await;
+    dial(&store, id, t0, 2).await.unwrap();
+    ends(&store, 2, t0, "customer-ended-call", true).await;
+    report(
+        &store,
+        2,
+        None,
+        r#"{"callback_at": "2026-12-03T16:05:00Z"}"#,
+    )
+    .await;
+    let later = t0 + Duration::minutes(10);
+    assert_eq!(
+        pending(&store, id, later).await,
+        vec![
+            ("+14155550002".to_string(), Some(Lane::Callback)),
+            ("+14155550003".to_string(), Some(Lane::Fresh)),
+            ("+14155550004".to_string(), Some(Lane::Fresh)),
+            ("+14155550001".to_string(), Some(Lane::Redial)),
+        ]
+    );
+    let mut order = Vec::new();
+    for n in 3..7 {
+        let (_, contact) = dial(&store, id, later, n).await.unwrap();
+        order.push(store.contact(contact).await.unwrap().phone);
+    }
+    assert_eq!(
+        order,
+        [
+            "+14155550002",
+            "+14155550003",
+            "+14155550004",
+            "+14155550001"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_campaign_may_order_its_lanes_otherwise() {
+    let (store, _db) = store().await;
+    let mut r = rules("all", "all", (0, 0));
+    r.redial_count = 2;
+    r.redial_delay_s = 60;
+    let id = campaign_with(
+        &store,
+        "redials-first",
+        "phone\n+14155550001\n+14155550002\n",
+        r,
+    )
+    .await;
+    settings(&store, id, |s| {
+        s.lane_order = "redial,fresh,callback".into()
+    })
+    .await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    dial(&store, id, t0, 1).await.unwrap();
+    ends(&store, 1, t0, "customer-did-not-answer", false).await;
+    let (_, contact) = dial(&store, id, t0 + Duration::minutes(5), 2)
+        .await
+        .unwrap();
+    assert_eq!(store.contact(contact).await.unwrap().phone, "+14155550001");
+}
+
+#[tokio::test]
+async fn outcome_rules_stop_at_the_first_success_and_one_cap_holds_across_every_rule() {
+    let (store, _db) = store().await;
+    let mut r = rules("all", "all", (0, 0));
+    r.redial_count = 5;
+    r.redial_delay_s = 60;
+    let id = campaign_with(&store, "outcomes", "phone\n+14155550001\n+14155550002\n", r).await;
+    settings(&store, id, |s| {
+        s.done_when = Some("success".into());
+        s.follow_ups = "not-interested=never,*=1h".into();
+        s.max_attempts = 3;
+    })
+    .await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    // 0001: answered, not a success → follow-up in 1 h; then a success: done.
+    dial(&store, id, t0, 1).await.unwrap();
+    ends(&store, 1, t0, "customer-ended-call", true).await;
+    report(&store, 1, Some("false"), "{}").await;
+    // 0002: busy (status redial), then a conversation that fails (outcome follow-up), then
+    // one asking for a callback: the cap of 3 dials is reached, whatever the rule.
+    dial(&store, id, t0, 2).await.unwrap();
+    ends(&store, 2, t0, "customer-busy", false).await;
+    let mut n = 3;
+    let mut at = t0 + Duration::minutes(1);
+    let mut calls_of = std::collections::HashMap::<String, usize>::new();
+    while let Some((_, contact)) = dial(&store, id, at, n).await {
+        let phone = store.contact(contact).await.unwrap().phone;
+        *calls_of.entry(phone.clone()).or_default() += 1;
+        ends(&store, n, at, "customer-ended-call", true).await;
+        match (phone.as_str(), calls_of[&phone]) {
+            ("+14155550001", _) => report(&store, n, Some("true"), "{}").await,
+            (_, 1) => report(&store, n, Some("false"), r#"{"outcome": "maybe"}"#).await,
+            _ => {
+                report(
+                    &store,
+                    n,
+                    Some("false"),
+                    r#"{"callback_at": "2026-12-03T20:00:00Z"}"#,
+                )
+                .await
+            }
+        }
+        n += 1;
+        at += Duration::hours(2);
+        assert!(n < 20, "the rules never stop");
+    }
+    // After the first round: 0001 once more (a success), 0002 twice more (3 dials in all).
+    assert_eq!(calls_of.get("+14155550001"), Some(&1), "{calls_of:?}");
+    assert_eq!(calls_of.get("+14155550002"), Some(&2), "{calls_of:?}");
+    let c = store.campaign(id).await.unwrap();
+    assert_eq!(c.status, CampaignStatus::Completed);
+    assert_eq!(c.total_calls_created, 5);
+    let why = store.why("+14155550002").await.unwrap();
+    assert!(
+        why.iter().filter(|d| d.decision == "DIAL").count() == 3,
+        "{why:?}"
+    );
+    assert_eq!(
+        store.count_contacts(id, ContactStatus::Done).await.unwrap(),
+        2
+    );
+    assert!(store.verify_counters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_voicemail_message_is_left_on_the_last_attempt_only() {
+    let (store, _db) = store().await;
+    let mut r = rules("all", "all", (0, 0));
+    r.redial_count = 5;
+    r.redial_delay_s = 0;
+    let id = campaign_with(&store, "vm", "phone\n+14155550001\n", r).await;
+    settings(&store, id, |s| {
+        s.max_attempts = 3;
+        s.voicemail_message = Some("Hi, this is Acme about your renewal.".into());
+    })
+    .await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    let mut messages = Vec::new();
+    for n in 1..10 {
+        let Some((job, attempt)) = store.claim_call_at(id, "i", "e", t0).await.unwrap() else {
+            break;
+        };
+        messages.push(job.voicemail_message.clone());
+        store
+            .record_created(
+                job.call_id,
+                attempt,
+                switchboard::model::AttemptOutcome::Created,
+                &format!("vapi-{n}"),
+                &CallUpdate::default(),
+            )
+            .await
+            .unwrap();
+        ends(&store, n, t0, "voicemail", true).await;
+    }
+    assert_eq!(
+        messages,
+        vec![
+            None,
+            None,
+            Some("Hi, this is Acme about your renewal.".to_string())
+        ]
+    );
+    // A job read again (an engine restarted) keeps the decision.
+    let last = store.call(3).await.unwrap();
+    assert_eq!(last.status, CallStatus::Ended);
+}
+
+/// The engine sends the message in `assistantOverrides.voicemailMessage` on the last attempt
+/// only (earlier ones omit it, so Vapi hangs up on the voicemail), and the campaign report
+/// counts the messages left.
+#[tokio::test]
+async fn the_engine_leaves_the_voicemail_message_on_the_last_attempt_only() {
+    use common::late::{End, Late};
+    let voicemail = End {
+        reason: "voicemail",
+        talk_ms: Some(500),
+        ..End::default()
+    };
+    let vapi = Late::with_ends(vec![], vec![voicemail; 5]).await;
+    let Some((store, _db)) =
+        test_store("the_engine_leaves_the_voicemail_message_on_the_last_attempt_only").await
+    else {
+        return;
+    };
+    let id = campaign(&store, "vm", 1).await;
+    let mut r = store.campaign_rules(id).await.unwrap();
+    r.redial_count = 5;
+    r.redial_delay_s = 0;
+    r.redial_reasons = "voicemail".into();
+    store.set_campaign_rules(id, &r).await.unwrap();
+    settings(&store, id, |s| {
+        s.max_attempts = 3;
+        s.voicemail_message = Some("Hi, Acme here; call us back at 555-0100.".into());
+    })
+    .await;
+    let engine = engine(config(&vapi.base_url), &store, KEY).await;
+    wait_for(&engine, std::time::Duration::from_secs(15), all_completed).await;
+    engine.shutdown().await;
+    let left: Vec<Option<String>> = vapi
+        .bodies()
+        .iter()
+        .map(|b| {
+            b["assistantOverrides"]["voicemailMessage"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            None,
+            None,
+            Some("Hi, Acme here; call us back at 555-0100.".to_string())
+        ]
+    );
+    let report = store.arm_report(id).await.unwrap();
+    assert_eq!(report.total.voicemail_messages_left, 1);
+    assert_invariants(&store).await;
+}
