@@ -187,7 +187,9 @@ pub enum CampaignAction {
     /// Create a campaign (status DRAFT).
     Create {
         name: String,
-        #[arg(long)]
+        /// Vapi assistantId, or arms tested side by side: `asst-a,asst-b:2` (a weight after
+        /// a colon); each contact keeps its arm for its follow-ups.
+        #[arg(long, value_name = "ID[,ID[:WEIGHT]…]")]
         assistant_id: String,
         /// Vapi phoneNumberId, or a pool used in turn: `pn-1,pn-2:3` (a weight after a colon).
         #[arg(long, value_name = "ID[,ID[:WEIGHT]…]")]
@@ -206,10 +208,30 @@ pub enum CampaignAction {
         /// Replace the phone-number pool: `pn-1,pn-2:3` (numbers kept keep their counts).
         #[arg(long, value_name = "ID[,ID[:WEIGHT]…]")]
         phone_number_id: Option<String>,
+        /// Replace the assistant or the arms: `asst-a,asst-b:2` (an arm left out is stopped,
+        /// its waiting contacts move to the others).
+        #[arg(long, value_name = "ID[,ID[:WEIGHT]…]")]
+        assistant_id: Option<String>,
         #[command(flatten)]
         rules: RuleArgs,
         #[command(flatten)]
         follow_up: FollowUpArgs,
+    },
+    /// Calls, answered, conversations, successes with a 95 % interval, cost per success and
+    /// voicemail messages left, in all and per arm, each arm against the best.
+    Report {
+        name: String,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause, resume or stop one arm (by its assistant id): its waiting contacts move to the
+    /// other arms.
+    Arm {
+        name: String,
+        assistant_id: String,
+        #[arg(value_enum)]
+        action: ArmAction,
     },
     /// A campaign's counts and every rule in force.
     Show { name: String },
@@ -285,6 +307,13 @@ pub struct RuleArgs {
     /// Runaway guard: end a call whose assistant says the same line N times in a row (0 = off).
     #[arg(long, value_name = "N", value_parser = |s: &str| limits::END_ON_REPEATS.parse_whole(s))]
     pub end_on_repeats: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArmAction {
+    Pause,
+    Resume,
+    Stop,
 }
 
 /// What follows a campaign's conversations (`campaign create` defaults: callbacks from the

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::args::{
-    CampaignAction, ContactsAction, DispatchAction, DncAction, FollowUpArgs, RuleArgs,
+    ArmAction, CampaignAction, ContactsAction, DispatchAction, DncAction, FollowUpArgs, RuleArgs,
 };
 use super::status::DispatchStatus;
 use super::{MAX_PRINTED, UserError, bounded};
@@ -64,6 +64,7 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
         CampaignAction::Edit {
             name,
             phone_number_id,
+            assistant_id,
             rules,
             follow_up,
         } => {
@@ -71,10 +72,38 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 &mut out,
                 store,
                 &name,
-                phone_number_id,
+                (phone_number_id, assistant_id),
                 (&rules, &follow_up),
             )
             .await;
+        }
+        CampaignAction::Report { name, json } => return report(&mut out, store, &name, json).await,
+        CampaignAction::Arm {
+            name,
+            assistant_id,
+            action,
+        } => {
+            let c = store.campaign_by_name(&name).await.map_err(user)?;
+            let status = match action {
+                ArmAction::Pause => crate::model::ArmStatus::Paused,
+                ArmAction::Resume => crate::model::ArmStatus::Active,
+                ArmAction::Stop => crate::model::ArmStatus::Stopped,
+            };
+            let arm = store
+                .set_arm_status(c.id, assistant_id.trim(), status)
+                .await
+                .map_err(user)?;
+            format!(
+                "campaign {}: arm {} is {}{}",
+                c.name,
+                arm.assistant_id,
+                arm.status.as_str().to_lowercase(),
+                if status == crate::model::ArmStatus::Active {
+                    ""
+                } else {
+                    "; its waiting contacts move to the other arms"
+                }
+            )
         }
         CampaignAction::Show { name } => return show(&mut out, store, &name).await,
         CampaignAction::Weight { name, weight } => {
@@ -119,6 +148,8 @@ async fn create(
     weight: i64,
     (rules, follow_up): (&RuleArgs, &FollowUpArgs),
 ) -> Result<String> {
+    let arms = crate::model::arms::parse_arms(assistant_id)
+        .map_err(|e| UserError(format!("--assistant-id: {e}")))?;
     let rules = apply_rules(CampaignRules::compliance_default("UTC"), rules)?;
     let follow_up = apply_follow_up(FollowUpSettings::default(), follow_up)?;
     for (what, value) in [
@@ -134,9 +165,10 @@ async fn create(
         .map_err(|e| UserError(format!("--phone-number-id: {e}")))?;
     let first = pool.first().map(|(n, _)| n.clone()).unwrap_or_default();
     let c = store
-        .create_campaign(name.trim(), assistant_id.trim(), &first)
+        .create_campaign(name.trim(), &arms[0].0, &first)
         .await
         .map_err(user)?;
+    store.set_campaign_arms(c.id, &arms).await.map_err(user)?;
     if pool.len() > 1 || pool.iter().any(|(_, w)| *w != 1) {
         store
             .set_campaign_numbers(c.id, &pool)
@@ -167,10 +199,16 @@ async fn edit(
     out: &mut impl Write,
     store: &Store,
     name: &str,
-    phone_number_id: Option<String>,
+    (phone_number_id, assistant_id): (Option<String>, Option<String>),
     (rules, follow_up): (&RuleArgs, &FollowUpArgs),
 ) -> Result<()> {
     let c = store.campaign_by_name(name).await.map_err(user)?;
+    let arms = assistant_id
+        .map(|spec| {
+            crate::model::arms::parse_arms(&spec)
+                .map_err(|e| UserError(format!("--assistant-id: {e}")))
+        })
+        .transpose()?;
     // Both parsed before anything is written: a bad value changes nothing.
     let current = store.follow_up_settings(c.id).await.map_err(user)?;
     let follow_up = apply_follow_up(current, follow_up)?;
@@ -200,6 +238,33 @@ async fn edit(
     }
     let current = store.campaign_rules(c.id).await.map_err(user)?;
     let new = apply_rules(current, rules)?;
+    if let Some(arms) = arms {
+        store.set_campaign_arms(c.id, &arms).await.map_err(user)?;
+        let names: Vec<String> = store
+            .campaign_arms(c.id)
+            .await
+            .map_err(user)?
+            .iter()
+            .map(|a| {
+                format!(
+                    "{}:{} {}",
+                    a.assistant_id,
+                    a.weight,
+                    a.status.as_str().to_lowercase()
+                )
+            })
+            .collect();
+        if names.is_empty() {
+            writeln!(
+                out,
+                "campaign {}: assistant {}",
+                c.name,
+                store.campaign(c.id).await.map_err(user)?.assistant_id
+            )?;
+        } else {
+            writeln!(out, "campaign {}: arms {}", c.name, names.join(", "))?;
+        }
+    }
     store.set_campaign_rules(c.id, &new).await.map_err(user)?;
     store
         .set_follow_up_settings(c.id, &follow_up)
@@ -522,6 +587,22 @@ fn apply_follow_up(mut s: FollowUpSettings, args: &FollowUpArgs) -> Result<Follo
     }
     s.validate().map_err(|e| UserError(e.to_string()))?;
     Ok(s)
+}
+
+/// `campaign report`: the campaign in all and per arm, as a table or one JSON object.
+async fn report(out: &mut impl Write, store: &Store, name: &str, json: bool) -> Result<()> {
+    let c = store.campaign_by_name(name).await.map_err(user)?;
+    let report = store.arm_report(c.id).await.map_err(user)?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        return Ok(());
+    }
+    writeln!(out, "campaign {}", report.campaign)?;
+    writeln!(out, "{}", crate::store::arms::REPORT_HEADER)?;
+    for line in report.arms.iter().chain([&report.total]) {
+        writeln!(out, "{}", line.row())?;
+    }
+    Ok(())
 }
 
 /// `switchboard callback NUMBER --at TIME [--campaign NAME]`.

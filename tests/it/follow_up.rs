@@ -8,7 +8,7 @@ use crate::policy::{campaign_with, claim, rules, utc};
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;
-use switchboard::model::{CallStatus, CampaignStatus, ContactStatus, Lane};
+use switchboard::model::{ArmStatus, CallStatus, CampaignStatus, ContactStatus, Lane};
 use switchboard::store::Store;
 use switchboard::store::analysis::CallAnalysis;
 use switchboard::store::calls::CallUpdate;
@@ -559,4 +559,201 @@ async fn the_engine_leaves_the_voicemail_message_on_the_last_attempt_only() {
     let report = store.arm_report(id).await.unwrap();
     assert_eq!(report.total.voicemail_messages_left, 1);
     assert_invariants(&store).await;
+}
+
+// --- Assistants side by side ---
+
+fn numbers_csv(n: usize) -> String {
+    std::iter::once("phone".to_string())
+        .chain((0..n).map(|i| format!("+1415{:07}", 3_000_000 + i)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn arms(spec: &[(&str, i64)]) -> Vec<(String, i64)> {
+    spec.iter().map(|(a, w)| (a.to_string(), *w)).collect()
+}
+
+#[tokio::test]
+async fn two_arms_split_2000_contacts_evenly_and_keep_their_arm_on_follow_ups() {
+    let (store, _db) = store().await;
+    let mut r = rules("all", "all", (0, 0));
+    r.redial_count = 2;
+    r.redial_delay_s = 60;
+    let id = campaign_with(&store, "ab", &numbers_csv(2000), r).await;
+    store
+        .set_campaign_arms(id, &arms(&[("asst-a", 1), ("asst-b", 1)]))
+        .await
+        .unwrap();
+    let t0 = utc("2026-12-03T16:00:00Z");
+    let mut by_arm = std::collections::HashMap::<String, usize>::new();
+    let mut first_arm = std::collections::HashMap::<i64, String>::new();
+    let mut busy = Vec::new();
+    for n in 0..2000 {
+        let (job, attempt) = store
+            .claim_call_at(id, "i", "e", t0)
+            .await
+            .unwrap()
+            .expect("a contact for each claim");
+        *by_arm.entry(job.assistant_id.clone()).or_default() += 1;
+        first_arm.insert(job.contact_id, job.assistant_id.clone());
+        // Every 50th contact is busy: redialled, on the same arm.
+        if n % 50 == 0 {
+            store
+                .record_created(
+                    job.call_id,
+                    attempt,
+                    switchboard::model::AttemptOutcome::Created,
+                    &format!("vapi-{n}"),
+                    &CallUpdate::default(),
+                )
+                .await
+                .unwrap();
+            ends(&store, n, t0, "customer-busy", false).await;
+            busy.push(job.contact_id);
+        }
+    }
+    let a = by_arm.get("asst-a").copied().unwrap_or(0);
+    assert_eq!(a + by_arm.get("asst-b").copied().unwrap_or(0), 2000);
+    assert!((900..=1100).contains(&a), "50/50 ± 5 %: {by_arm:?}");
+    for _ in &busy {
+        let (job, _) = store
+            .claim_call_at(id, "i", "e", t0 + Duration::minutes(5))
+            .await
+            .unwrap()
+            .expect("the redial");
+        assert!(busy.contains(&job.contact_id));
+        assert_eq!(job.assistant_id, first_arm[&job.contact_id], "kept its arm");
+    }
+}
+
+#[tokio::test]
+async fn a_paused_or_stopped_arm_hands_its_waiting_contacts_to_the_others() {
+    let (store, _db) = store().await;
+    let id = campaign_with(
+        &store,
+        "pause-arm",
+        &numbers_csv(40),
+        rules("all", "all", (0, 0)),
+    )
+    .await;
+    store
+        .set_campaign_arms(id, &arms(&[("asst-a", 1), ("asst-b", 1), ("asst-c", 1)]))
+        .await
+        .unwrap();
+    store
+        .set_arm_status(id, "asst-a", ArmStatus::Paused)
+        .await
+        .unwrap();
+    store
+        .set_arm_status(id, "asst-b", ArmStatus::Stopped)
+        .await
+        .unwrap();
+    // The last arm taking contacts cannot go; a stopped one stays stopped.
+    let e = store
+        .set_arm_status(id, "asst-c", ArmStatus::Paused)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("pause the campaign instead"), "{e}");
+    let e = store
+        .set_arm_status(id, "asst-b", ArmStatus::Active)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("is stopped"), "{e}");
+    let t0 = utc("2026-12-03T16:00:00Z");
+    for _ in 0..20 {
+        let (job, _) = store
+            .claim_call_at(id, "i", "e", t0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(job.assistant_id, "asst-c");
+    }
+    store
+        .set_arm_status(id, "asst-a", ArmStatus::Active)
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    while let Some((job, _)) = store.claim_call_at(id, "i", "e", t0).await.unwrap() {
+        seen.insert(job.assistant_id);
+    }
+    assert!(
+        seen.contains("asst-a") && !seen.contains("asst-b"),
+        "{seen:?}"
+    );
+}
+
+/// The report's figures per arm against values computed apart (Python, the closed forms):
+/// Wilson 12/20 → [38.66 %, 78.12 %], 4/20 → [8.07 %, 41.60 %]; z = 2.58, significant.
+#[tokio::test]
+async fn the_arm_report_matches_a_reference_computation() {
+    let (store, _db) = store().await;
+    let id = campaign_with(
+        &store,
+        "report",
+        &numbers_csv(40),
+        rules("all", "all", (0, 0)),
+    )
+    .await;
+    store
+        .set_campaign_arms(id, &arms(&[("asst-a", 1), ("asst-b", 1)]))
+        .await
+        .unwrap();
+    let t0 = utc("2026-12-03T16:00:00Z");
+    let mut n = 0;
+    // 20 conversations on each arm (the other paused meanwhile): 12 and 4 successes.
+    for (arm, other, successes) in [("asst-a", "asst-b", 12), ("asst-b", "asst-a", 4)] {
+        store
+            .set_arm_status(id, arm, ArmStatus::Active)
+            .await
+            .unwrap();
+        store
+            .set_arm_status(id, other, ArmStatus::Paused)
+            .await
+            .unwrap();
+        for i in 0..20 {
+            n += 1;
+            dial(&store, id, t0, n).await.unwrap();
+            store
+                .apply_call_update(
+                    &format!("vapi-{n}"),
+                    &CallUpdate {
+                        status: Some(CallStatus::Ended),
+                        ended_reason: Some("customer-ended-call".into()),
+                        cost_usd: Some(0.25),
+                        started_at: Some(switchboard::store::format_time(t0)),
+                        ended_at: Some(switchboard::store::format_time(t0 + Duration::minutes(1))),
+                    },
+                )
+                .await
+                .unwrap();
+            let verdict = if i < successes { "true" } else { "false" };
+            report(&store, n, Some(verdict), "{}").await;
+        }
+    }
+    let r = store.arm_report(id).await.unwrap();
+    let close = |got: Option<(f64, f64)>, lo: f64, hi: f64| {
+        let (l, h) = got.expect("an interval");
+        (l - lo).abs() < 1e-4 && (h - hi).abs() < 1e-4
+    };
+    let (a, b) = (&r.arms[0], &r.arms[1]);
+    assert_eq!(
+        (a.calls, a.answered, a.conversations, a.successes),
+        (20, 20, 20, 12)
+    );
+    assert_eq!((b.calls, b.conversations, b.successes), (20, 20, 4));
+    assert!(close(a.interval, 0.386_58, 0.781_19), "{:?}", a.interval);
+    assert!(close(b.interval, 0.080_66, 0.416_02), "{:?}", b.interval);
+    assert!(
+        close(r.total.interval, 0.263_48, 0.554_04),
+        "{:?}",
+        r.total.interval
+    );
+    assert!((a.cost_per_success.unwrap() - 5.0 / 12.0).abs() < 1e-9);
+    assert!((b.cost_per_success.unwrap() - 5.0 / 4.0).abs() < 1e-9);
+    assert_eq!(
+        (a.differs_from_best, b.differs_from_best),
+        (None, Some(true))
+    );
+    assert_eq!(r.total.calls, 40);
 }

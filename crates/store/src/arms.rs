@@ -290,6 +290,46 @@ impl ArmLine {
     }
 }
 
+/// The columns of [`ArmLine::row`].
+pub const REPORT_HEADER: &str = "arm                      status   calls answered  talked success  rate (95 % interval)      $/success  voicemails  vs best";
+
+impl ArmLine {
+    /// One line of the report's table (`campaign report`, the console's report).
+    pub fn row(&self) -> String {
+        let name = match self.position {
+            Some(p) => format!("{p}. {}", self.assistant_id),
+            None => "all".to_string(),
+        };
+        let rate = match (self.success_rate, self.interval) {
+            (Some(r), Some((lo, hi))) => {
+                format!("{:.1} % ({:.1}-{:.1} %)", r * 100.0, lo * 100.0, hi * 100.0)
+            }
+            _ => "—".into(),
+        };
+        let per = self
+            .cost_per_success
+            .map_or("—".to_string(), |c| format!("${c:.2}"));
+        let best = match (self.position, self.differs_from_best) {
+            (None, _) => "",
+            (Some(_), None) => "best",
+            (Some(_), Some(true)) => "significant",
+            (Some(_), Some(false)) => "not significant",
+        };
+        format!(
+            "{:<24} {:<8} {:>5} {:>8} {:>7} {:>7}  {:<24}  {:>9}  {:>10}  {best}",
+            name.chars().take(24).collect::<String>(),
+            self.status.map_or("", |s| s.as_str()),
+            self.calls,
+            self.answered,
+            self.conversations,
+            self.successes,
+            rate,
+            per,
+            self.voicemail_messages_left,
+        )
+    }
+}
+
 /// `campaign report` and the console's report: the campaign in all and each arm.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArmReport {
