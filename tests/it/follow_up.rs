@@ -757,3 +757,136 @@ async fn the_arm_report_matches_a_reference_computation() {
     );
     assert_eq!(r.total.calls, 40);
 }
+
+/// End to end through the simulator's server messages: a callback asked for in a call is
+/// dialled at its time, a voicemail is redialled and its second call books the appointment
+/// (done), "not interested" is never called again.
+#[tokio::test]
+async fn the_engine_follows_what_people_said_through_webhooks() {
+    use serde_json::json;
+    use switchboard::simulator::{NumberScript, SimConfig, Simulator, WebhookSigning};
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        listener.local_addr().expect("addr").port()
+    };
+    let (callback, voicemail, not_interested) = ("+14153010000", "+14153010001", "+14153010002");
+    let soon = Utc::now() + Duration::seconds(2);
+    let scripts = [
+        (
+            callback,
+            NumberScript {
+                voicemail_first: 0,
+                talk_ms: 400,
+                conversations: vec![
+                    (Some(false), json!({"callback_at": soon.to_rfc3339()})),
+                    (Some(true), json!({"appointment_booked": true})),
+                ],
+            },
+        ),
+        (
+            voicemail,
+            NumberScript {
+                voicemail_first: 1,
+                talk_ms: 400,
+                conversations: vec![(Some(true), json!({"appointment_booked": true}))],
+            },
+        ),
+        (
+            not_interested,
+            NumberScript {
+                voicemail_first: 0,
+                talk_ms: 400,
+                conversations: vec![(Some(false), json!({"outcome": "not-interested"}))],
+            },
+        ),
+    ];
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: KEY.into(),
+            queue_ms: 30,
+            ring_ms: 60,
+            seed: Some(11),
+            webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
+            webhook_auth: WebhookSigning::Secret,
+            webhook_secret: "wh-follow".into(),
+            scripts: scripts
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.clone()))
+                .collect(),
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("simulator");
+    let Some((store, _db)) =
+        test_store("the_engine_follows_what_people_said_through_webhooks").await
+    else {
+        return;
+    };
+    let id = campaign(&store, "follow", 3).await;
+    let mut r = store.campaign_rules(id).await.unwrap();
+    r.redial_reasons = "voicemail".into();
+    r.redial_count = 2;
+    r.redial_delay_s = 0;
+    store.set_campaign_rules(id, &r).await.unwrap();
+    settings(&store, id, |s| {
+        s.done_when = Some("appointment_booked=true".into());
+        s.follow_ups = "not-interested=never,*=1h".into();
+        s.voicemail_message = Some("Acme calling back soon.".into());
+    })
+    .await;
+    let mut cfg = config(&sim.base_url());
+    cfg.webhook.listen = Some(format!("127.0.0.1:{port}"));
+    cfg.webhook.secret_env = "SWITCHBOARD_TEST_FOLLOW_WEBHOOK_SECRET".into();
+    // SAFETY: read by this test only.
+    unsafe { std::env::set_var("SWITCHBOARD_TEST_FOLLOW_WEBHOOK_SECRET", "wh-follow") };
+    let engine = engine(cfg, &store, KEY).await;
+    // Five calls in all, and every report in: the campaign may complete before a report
+    // re-opens it, so the count of calls is waited for too.
+    let mut done = false;
+    for _ in 0..400 {
+        let c = store.campaign(id).await.unwrap();
+        if c.status == CampaignStatus::Completed && c.total_calls_created == 5 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    engine.shutdown().await;
+    assert!(done, "{:?}", store.campaign(id).await.unwrap());
+    let dials = |phone: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .why(phone)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|d| d.decision == "DIAL")
+                .count()
+        }
+    };
+    assert_eq!(dials(callback).await, 2);
+    assert_eq!(dials(voicemail).await, 2);
+    assert_eq!(dials(not_interested).await, 1);
+    // The callback was not dialled before its time.
+    let mut second = None;
+    for n in 1..=5 {
+        let call = store.call(n).await.unwrap();
+        if store.contact(call.contact_id).await.unwrap().phone == callback && call.sequence == 2 {
+            second = Some(call);
+        }
+    }
+    let second = second.expect("the callback's call");
+    let placed = switchboard::store::parse_time(&second.created_at).unwrap();
+    assert!(
+        placed >= soon - Duration::milliseconds(50),
+        "{placed} < {soon}"
+    );
+    // The voicemail ladder: 3 attempts allowed, the message only on the last: none left here
+    // (the second call was answered), one voicemail hung up on.
+    assert_eq!(sim.stats().voicemail_hang_ups, 1);
+    assert_eq!(sim.stats().voicemail_messages_left, 0);
+    assert_invariants(&store).await;
+}

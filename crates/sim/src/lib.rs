@@ -162,6 +162,14 @@ pub struct SimConfig {
     /// Share of calls whose assistant loops: it says the same line on every turn.
     #[arg(long, default_value_t = 0.0)]
     pub assistant_loops: f64,
+    /// Scripted outcomes per customer number (tests): how its calls go, whatever the
+    /// draw. Not a command-line option.
+    #[arg(skip)]
+    pub scripts: std::collections::HashMap<String, NumberScript>,
+    /// Success rate per assistant id: the share of its conversations whose success
+    /// evaluation is true (others: by talk time). Not a command-line option.
+    #[arg(skip)]
+    pub assistant_success: std::collections::HashMap<String, f64>,
     /// Probability that a message is posted twice.
     #[arg(long, default_value_t = 0.0)]
     pub webhook_duplicate: f64,
@@ -291,8 +299,22 @@ impl Default for SimConfig {
             cost_final_ms: 0,
             fault_control: 0.0,
             assistant_loops: 0.0,
+            scripts: std::collections::HashMap::new(),
+            assistant_success: std::collections::HashMap::new(),
         }
     }
+}
+
+/// How the calls to one number go (`SimConfig::scripts`): a voicemail box answers the first
+/// `voicemail_first`, then the person talks for `talk_ms` and the end-of-call report says
+/// `success` and `structured` (e.g. `{"callback_at": "15:00"}`, `{"appointment_booked":
+/// true}`). A later attempt past the list repeats its last entry.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NumberScript {
+    pub voicemail_first: u32,
+    pub talk_ms: u64,
+    /// Per conversation, in order: its success evaluation and structured data.
+    pub conversations: Vec<(Option<bool>, serde_json::Value)>,
 }
 
 /// The simulator's own record of what it was asked and what it did.
@@ -353,6 +375,13 @@ pub struct SimStats {
     /// Server messages given up after retries (5xx, no connection).
     #[serde(default)]
     pub webhooks_failed: u64,
+    /// Voicemails reached by a call carrying `assistantOverrides.voicemailMessage` (the
+    /// message was left).
+    #[serde(default)]
+    pub voicemail_messages_left: u64,
+    /// Voicemails reached without one (hung up).
+    #[serde(default)]
+    pub voicemail_hang_ups: u64,
     /// Control messages received, in order: `{"callId", "body"}` (valid bodies only).
     #[serde(default)]
     pub control_messages: Vec<serde_json::Value>,

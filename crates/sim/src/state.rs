@@ -85,6 +85,42 @@ pub struct Phase {
     pub ended: Option<(&'static str, u64, u64)>,
 }
 
+impl crate::NumberScript {
+    /// The plan of the `attempt`-th call to the number: a voicemail box, or the person
+    /// talking; the drawn plan's queue and ring times are kept.
+    fn plan(&self, drawn: Plan, attempt: u32) -> Plan {
+        let Plan::Dialled {
+            queue_ms, ring_ms, ..
+        } = drawn
+        else {
+            return drawn;
+        };
+        let outcome = if attempt <= self.voicemail_first {
+            Outcome::Answered {
+                talk_ms: 2_500,
+                reason: "voicemail",
+            }
+        } else {
+            Outcome::Answered {
+                talk_ms: self.talk_ms.clamp(1, MAX_PHASE_MS),
+                reason: "customer-ended-call",
+            }
+        };
+        Plan::Dialled {
+            queue_ms,
+            ring_ms,
+            outcome,
+        }
+    }
+
+    /// What the `attempt`-th call's report says (None: a voicemail).
+    fn conversation(&self, attempt: u32) -> Option<(Option<bool>, Value)> {
+        let n = attempt.checked_sub(self.voicemail_first + 1)? as usize;
+        let last = self.conversations.len().checked_sub(1)?;
+        self.conversations.get(n.min(last)).cloned()
+    }
+}
+
 impl Plan {
     /// Draw a realistic outcome mix: ~45% customer hangs up, ~25% assistant hangs up,
     /// ~10% voicemail, ~12% no answer, ~8% busy.
@@ -232,6 +268,9 @@ struct CallRecord {
     said: Vec<(u64, String)>,
     /// Where its monitor URLs point (the simulator's own address), once it serves.
     monitor_base: Option<String>,
+    /// What its end-of-call report says, when scripted or drawn per assistant: the success
+    /// evaluation and the structured data (None: by talk time).
+    analysis: Option<(Option<bool>, Value)>,
 }
 
 impl CallRecord {
@@ -401,6 +440,8 @@ pub struct SimState {
     placed: u64,
     /// Calls placed per phone number (what `number_daily_limit` is measured against).
     placed_by_number: HashMap<String, u64>,
+    /// Calls placed per customer number (what `scripts` follow).
+    placed_to: HashMap<String, u32>,
     stats: SimStats,
     /// Where created calls are announced for their server messages (when posting them).
     webhooks: Option<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -422,6 +463,7 @@ impl SimState {
             active_ends: BinaryHeap::new(),
             placed: 0,
             placed_by_number: HashMap::new(),
+            placed_to: HashMap::new(),
             webhooks: None,
             stats: SimStats::default(),
             monitor_base: None,
@@ -480,6 +522,8 @@ impl SimState {
                 .placed_by_number
                 .get(&request.phone_number_id)
                 .is_some_and(|n| *n >= config.number_daily_limit);
+        // A scripted number's end-of-call report (None inside: a voicemail, nothing said).
+        let mut scripted: Option<Option<(Option<bool>, Value)>> = None;
         let plan = if number_limited {
             Plan::Refused {
                 reason: NUMBER_LIMIT_REASON,
@@ -504,7 +548,19 @@ impl SimState {
                 .entry(request.phone_number_id.clone())
                 .or_insert(0) += 1;
             let plan = Plan::draw(&mut self.rng, config);
-            if self.rng.random::<f64>() < config.fault_pipeline {
+            let customer = request.body["customer"]["number"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let attempt = {
+                let n = self.placed_to.entry(customer.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if let Some(script) = config.scripts.get(&customer) {
+                scripted = Some(script.conversation(attempt));
+                script.plan(plan, attempt)
+            } else if self.rng.random::<f64>() < config.fault_pipeline {
                 self.stats.pipeline_errors += 1;
                 let reason = PIPELINE_ERRORS[self.rng.random_range(0..PIPELINE_ERRORS.len())];
                 plan.failing_early(reason, self.rng.random_range(300..2_500))
@@ -512,6 +568,29 @@ impl SimState {
                 plan
             }
         };
+        let analysis = match scripted {
+            Some(said) => said,
+            None => config
+                .assistant_success
+                .get(&request.assistant_id)
+                .map(|rate| (Some(self.rng.random::<f64>() < *rate), json!({}))),
+        };
+        if let Plan::Dialled {
+            outcome:
+                Outcome::Answered {
+                    reason: "voicemail",
+                    ..
+                },
+            ..
+        } = plan
+        {
+            let message = request.body["assistantOverrides"]["voicemailMessage"].as_str();
+            if message.is_some_and(|m| !m.is_empty()) {
+                self.stats.voicemail_messages_left += 1;
+            } else {
+                self.stats.voicemail_hang_ups += 1;
+            }
+        }
         let vanishes_at = (self.rng.random::<f64>() < config.fault_vanish).then(|| {
             self.stats.vanished += 1;
             now + Duration::from_millis(config.vanish_after_ms)
@@ -566,6 +645,7 @@ impl SimState {
             request,
             plan,
             provider_id,
+            analysis,
         };
         let mut body = record.to_json(now);
         if config.webhook_url.is_some()
@@ -701,12 +781,19 @@ impl SimState {
                 let talked = talk_ms > 0;
                 let recording = talked.then(|| format!("https://storage.vapi.ai/{id}-mono.wav"));
                 let messages = record.messages(at);
+                let (success, structured) = match &record.analysis {
+                    Some((success, structured)) => (*success, structured.clone()),
+                    None => (
+                        Some(talk_ms >= 10_000),
+                        json!({"interested": talk_ms >= 10_000, "do_not_call": false}),
+                    ),
+                };
                 message.insert(
                     "analysis".into(),
                     json!({
                         "summary": talked.then(|| format!("The customer talked for {} s ({reason}).", talk_ms / 1000)),
-                        "successEvaluation": talked.then(|| (talk_ms >= 10_000).to_string()),
-                        "structuredData": talked.then(|| json!({"interested": talk_ms >= 10_000, "do_not_call": false})),
+                        "successEvaluation": talked.then(|| success.map(|s| s.to_string())).flatten(),
+                        "structuredData": talked.then_some(structured),
                     }),
                 );
                 message.insert(
