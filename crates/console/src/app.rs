@@ -495,6 +495,8 @@ impl App {
             | KeyAction::EndCall
             | KeyAction::Listen
             | KeyAction::KillSwitch => self.run_live_action(action),
+            KeyAction::BookCallback => self.book_callback(),
+            KeyAction::Arm => self.arm_prompt(),
             KeyAction::Quit => self.request_quit(),
         }
     }
@@ -1338,6 +1340,15 @@ pub fn describe(command: &Command) -> String {
             campaign_id: None, ..
         } => "kill switch: ending every live call".into(),
         Command::WatchCall { call_id } => format!("watching call {call_id}"),
+        Command::BookCallback { phone, at, .. } => format!("booking a callback to {phone} at {at}"),
+        Command::SetArm {
+            assistant_id,
+            status,
+            ..
+        } => format!(
+            "setting arm {assistant_id} {}",
+            status.as_str().to_lowercase()
+        ),
         Command::Quit => "stopping".into(),
     }
 }

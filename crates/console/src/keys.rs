@@ -54,6 +54,8 @@ pub enum KeyAction {
     EndCall,
     Listen,
     KillSwitch,
+    BookCallback,
+    Arm,
     Quit,
 }
 
@@ -138,6 +140,8 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec(A::EndCall, "end_call", &["E"], None, "live call: end it now (asks first; r: contact back in the queue)", true),
     spec(A::Listen, "listen", &["L"], None, "live call: play its audio through console.listen_command (again: stop)", false),
     spec(A::KillSwitch, "kill_switch", &["K"], Some("kill"), "kill switch: pause all dispatch and end every live call (asks first)", true),
+    spec(A::BookCallback, "book_callback", &["b"], None, "book a callback for the selected contact at a time in its zone (HH:MM…)", true),
+    spec(A::Arm, "arm", &["A"], None, "pause, resume or stop an arm of the campaign (ASSISTANT pause|resume|stop)", true),
     spec(A::Quit, "quit", &["q"], Some("quit"), "quit (stops the engine; asks while calls are in flight)", false),
 ];
 

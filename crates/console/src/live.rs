@@ -7,8 +7,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::app::{Action, App, Confirm, Popup, StatusKind};
 use crate::dispatch::Command;
 use crate::keys::KeyAction;
-use crate::model::CallStatus;
 use crate::model::live::{AfterEnd, Destination, LiveAction, MAX_SPOKEN, spoken};
+use crate::model::{ArmStatus, CallStatus};
 use crate::store::stats::CallListRow;
 
 /// What a text prompt asks for.
@@ -17,13 +17,20 @@ pub enum PromptKind {
     Say,
     Whisper,
     Transfer,
+    /// A callback for the selected contact (`call_id` holds the campaign's id).
+    Callback,
+    /// An arm of the campaign to pause, resume or stop (`call_id` holds the campaign's id).
+    Arm,
 }
 
 /// A line typed for a live call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
     pub kind: PromptKind,
+    /// The call it acts on (a callback or an arm: the campaign).
     pub call_id: i64,
+    /// A callback: the contact's number.
+    pub phone: Option<String>,
     /// `call 12 (Ada Lovelace, +14155550100)`.
     pub who: String,
     pub input: String,
@@ -37,6 +44,8 @@ impl Prompt {
             PromptKind::Say => "Say into the call",
             PromptKind::Whisper => "Whisper to the assistant",
             PromptKind::Transfer => "Transfer to a person",
+            PromptKind::Callback => "Book a callback",
+            PromptKind::Arm => "Arms of the campaign",
         }
     }
 
@@ -52,6 +61,10 @@ impl Prompt {
             PromptKind::Transfer => {
                 "a number (+14155550100) or a SIP URI (sip:desk@example.com) · Enter · Esc".into()
             }
+            PromptKind::Callback => {
+                "HH:MM or 2026-12-04 15:00 in the contact's zone, or RFC 3339 · Enter · Esc".into()
+            }
+            PromptKind::Arm => "ASSISTANT pause | resume | stop · Enter · Esc".into(),
         }
     }
 }
@@ -98,6 +111,7 @@ impl App {
             Popup::Prompt(Prompt {
                 kind,
                 call_id: row.id,
+                phone: None,
                 who: who(&row),
                 input: String::new(),
                 end_after: false,
@@ -198,6 +212,31 @@ impl App {
                 prompt.input.pop();
                 None
             }
+            KeyCode::Enter if matches!(prompt.kind, PromptKind::Callback | PromptKind::Arm) => {
+                let prompt = prompt.clone();
+                let command = match prompt.kind {
+                    PromptKind::Callback => {
+                        prompt.phone.clone().map(|phone| Command::BookCallback {
+                            campaign_id: prompt.call_id,
+                            phone,
+                            at: prompt.input.trim().to_string(),
+                        })
+                    }
+                    _ => arm_command(prompt.call_id, &prompt.input),
+                };
+                match command {
+                    Some(command) => {
+                        self.popup = None;
+                        self.send(command)
+                    }
+                    None => self.refuse(match prompt.kind {
+                        PromptKind::Arm => {
+                            "type an assistant id, then pause, resume or stop".to_string()
+                        }
+                        _ => "no contact to call back".to_string(),
+                    }),
+                }
+            }
             KeyCode::Enter => {
                 let prompt = prompt.clone();
                 let action = match prompt.kind {
@@ -211,6 +250,8 @@ impl App {
                     PromptKind::Transfer => {
                         Destination::parse(&prompt.input).map(|to| LiveAction::Transfer { to })
                     }
+                    // Handled above.
+                    PromptKind::Callback | PromptKind::Arm => return None,
                 };
                 match action {
                     // The prompt stays open to be corrected.
@@ -229,5 +270,63 @@ impl App {
             }
             _ => None,
         }
+    }
+}
+
+/// `asst-b pause` as the command for the campaign's arm (None: not that shape).
+fn arm_command(campaign_id: i64, input: &str) -> Option<Command> {
+    let mut words = input.split_whitespace();
+    let (assistant, verb) = (words.next()?, words.next()?);
+    if words.next().is_some() {
+        return None;
+    }
+    let status = match verb.to_ascii_lowercase().as_str() {
+        "pause" => ArmStatus::Paused,
+        "resume" => ArmStatus::Active,
+        "stop" => ArmStatus::Stopped,
+        _ => return None,
+    };
+    Some(Command::SetArm {
+        campaign_id,
+        assistant_id: assistant.to_string(),
+        status,
+    })
+}
+
+impl App {
+    /// `b`: a callback for the selected row's contact, at a time typed in its zone.
+    pub(crate) fn book_callback(&mut self) -> Option<Action> {
+        let Some(row) = self.selected_row().cloned() else {
+            return self.refuse("no contact selected");
+        };
+        let who = match &row.contact_name {
+            Some(name) if !name.is_empty() => format!("{name}, {}", row.phone),
+            _ => row.phone.clone(),
+        };
+        self.popup = Some(Popup::Prompt(Prompt {
+            kind: PromptKind::Callback,
+            call_id: row.campaign_id,
+            phone: Some(row.phone.clone()),
+            who,
+            input: String::new(),
+            end_after: false,
+        }));
+        None
+    }
+
+    /// `A`: pause, resume or stop an arm of the campaign shown.
+    pub(crate) fn arm_prompt(&mut self) -> Option<Action> {
+        let Some((id, name)) = self.latest_campaign().map(|c| (c.id, c.name.clone())) else {
+            return self.refuse("no campaign selected");
+        };
+        self.popup = Some(Popup::Prompt(Prompt {
+            kind: PromptKind::Arm,
+            call_id: id,
+            phone: None,
+            who: format!("campaign {name}"),
+            input: String::new(),
+            end_after: false,
+        }));
+        None
     }
 }

@@ -990,7 +990,10 @@ fn screen_pending_tab_lists_contacts_waiting() {
         ] {
             assert!(text.contains(tab), "{tab} in\n{text}");
         }
-        assert!(text.contains("PENDING") && text.contains("now"), "{text}");
+        assert!(
+            text.contains("FRESH") && text.contains("REDIAL") && text.contains("now"),
+            "{text}"
+        );
         // When each contact will be dialled, in its own zone, and why not sooner.
         assert!(text.contains("09:05") && text.contains("09:00"), "{text}");
         if w >= 200 {
@@ -1382,6 +1385,32 @@ fn report_line<K>(key: K, calls: i64, talked: i64) -> crate::store::stats::Repor
     }
 }
 
+fn arm_line(
+    position: i64,
+    assistant: &str,
+    calls: u64,
+    talked: u64,
+    successes: u64,
+) -> crate::store::arms::ArmLine {
+    let interval = crate::model::arms::wilson(successes, talked);
+    crate::store::arms::ArmLine {
+        position: Some(position),
+        assistant_id: assistant.into(),
+        status: Some(crate::model::ArmStatus::Active),
+        calls,
+        answered: talked,
+        conversations: talked,
+        successes,
+        success_rate: Some(successes as f64 / talked as f64),
+        interval,
+        cost_usd: calls as f64 * 0.11,
+        cost_per_success: Some(calls as f64 * 0.11 / successes as f64),
+        voicemail_messages_left: 2,
+        differs_from_best: (position != 1)
+            .then(|| crate::model::arms::significant(98, 140, successes, talked)),
+    }
+}
+
 #[test]
 fn screen_campaign_report_by_reason_hour_and_dial() {
     use crate::store::stats::CampaignReport;
@@ -1413,6 +1442,11 @@ fn screen_campaign_report_by_reason_hour_and_dial() {
             report_line(2, 57, 43),
             report_line(3, 12, 9),
         ],
+        arms: vec![
+            arm_line(1, "asst-warm-intro", 190, 140, 98),
+            arm_line(2, "asst-direct", 180, 131, 61),
+        ],
+        voicemail_messages_left: 4,
     };
     // A report of another campaign (the operator moved on) is dropped.
     app.apply(Update::Report {
@@ -1432,6 +1466,9 @@ fn screen_campaign_report_by_reason_hour_and_dial() {
     assert!(text.contains("271 with a conversation (73%)"), "{text}");
     assert!(text.contains("By hour (America/Chicago)"), "{text}");
     assert!(text.contains("10:00"), "{text}");
+    assert!(text.contains("4 voicemail messages left"), "{text}");
+    assert!(text.contains("asst-direct"), "{text}");
+    assert!(text.contains("significant"), "{text}");
     insta::assert_snapshot!("campaign_report_120x34", text);
     // Esc (or o again) closes it.
     assert_eq!(app.handle_key(key(KeyCode::Esc)), None);
@@ -1643,4 +1680,46 @@ fn live_keys_name_the_call_and_send_through_the_operations_layer() {
     load_page(&mut app, vec![row(1099, CallStatus::Ended)], 1);
     assert_eq!(app.handle_key(ch('e')), None);
     assert!(app.popup().is_none());
+}
+
+#[test]
+fn callback_and_arm_keys_send_through_the_operations_layer() {
+    let mut app = app_with(demo(), 120, 34, snapshot());
+    // b on the selected row: a prompt naming the person; Enter books it.
+    assert_eq!(app.handle_key(ch('b')), None);
+    let Some(Popup::Prompt(prompt)) = app.popup() else {
+        panic!("b opens a prompt");
+    };
+    let phone = prompt.phone.clone().expect("the selected contact's number");
+    assert!(prompt.who.contains(&phone), "{}", prompt.who);
+    for c in "15:00".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        Some(Action::Send(Command::BookCallback {
+            campaign_id: 1,
+            phone,
+            at: "15:00".into(),
+        }))
+    );
+    // A: an arm and what to do with it; anything else is refused and the prompt stays.
+    assert_eq!(app.handle_key(ch('A')), None);
+    for c in "asst-b".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert!(matches!(app.popup(), Some(Popup::Prompt(_))));
+    for c in " stop".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        Some(Action::Send(Command::SetArm {
+            campaign_id: 1,
+            assistant_id: "asst-b".into(),
+            status: crate::model::ArmStatus::Stopped,
+        }))
+    );
+    assert_eq!(app.popup(), None);
 }

@@ -92,6 +92,19 @@ pub enum Command {
         campaign_id: Option<i64>,
         then: AfterEnd,
     },
+    /// Book a callback to `phone` in the campaign at `at` (a time in the contact's zone or
+    /// RFC 3339): dialled before fresh contacts; a finished campaign re-opens.
+    BookCallback {
+        campaign_id: i64,
+        phone: String,
+        at: String,
+    },
+    /// Pause, resume or stop one arm of a campaign: its waiting contacts move to the others.
+    SetArm {
+        campaign_id: i64,
+        assistant_id: String,
+        status: crate::model::ArmStatus,
+    },
     /// A console shows this call's transcript: keep it fresh for a few seconds (not logged).
     WatchCall {
         call_id: i64,
@@ -260,6 +273,38 @@ async fn carry_out(
             } else {
                 format!("{phone} was already on the do-not-call list")
             })
+        }
+        Command::BookCallback {
+            campaign_id,
+            phone,
+            at,
+        } => {
+            let campaign = store.campaign(*campaign_id).await.map_err(err)?;
+            let booked = store
+                .book_callback(phone, Some(&campaign.name), at)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "{phone} in campaign {}: {}",
+                booked.campaign, booked.why
+            ))
+        }
+        Command::SetArm {
+            campaign_id,
+            assistant_id,
+            status,
+        } => {
+            let campaign = store.campaign(*campaign_id).await.map_err(err)?;
+            let arm = store
+                .set_arm_status(*campaign_id, assistant_id, *status)
+                .await
+                .map_err(err)?;
+            Ok(format!(
+                "campaign {}: arm {} is {}",
+                campaign.name,
+                arm.assistant_id,
+                arm.status.as_str().to_lowercase()
+            ))
         }
         Command::Live {
             call_id,

@@ -273,13 +273,10 @@ impl Store {
                     )));
                 }
             };
-        match campaign_status.parse::<CampaignStatus>() {
-            Ok(CampaignStatus::Cancelled) => {
-                return Err(StoreError::Conflict(format!(
-                    "campaign {name} is cancelled: no callback can be booked on it"
-                )));
-            }
-            Ok(_) | Err(_) => {}
+        if campaign_status.parse::<CampaignStatus>() == Ok(CampaignStatus::Cancelled) {
+            return Err(StoreError::Conflict(format!(
+                "campaign {name} is cancelled: no callback can be booked on it"
+            )));
         }
         let listed: Option<String> =
             sqlx::query_scalar(crate::q("SELECT reason FROM dnc WHERE phone = ?"))

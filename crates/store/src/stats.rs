@@ -602,6 +602,10 @@ pub struct CampaignReport {
     pub by_dial: Vec<ReportLine<i64>>,
     /// The calls judged a success, by the same rule as the campaign pane's rate.
     pub success: super::analysis::SuccessTally,
+    /// Assistants side by side: one line per arm (empty: one assistant).
+    pub arms: Vec<super::arms::ArmLine>,
+    /// Voicemails on which the campaign's message was left (the ladder's last rung).
+    pub voicemail_messages_left: u64,
 }
 
 /// Adds a group of calls to the line of `key`, making it if needed.
@@ -638,9 +642,12 @@ impl Store {
         .bind(CallStatus::Ended)
         .fetch_all(self.reader())
         .await?;
+        let arms = self.arm_report(campaign_id).await?;
         let mut report = CampaignReport {
             zone: zone.name().to_string(),
             success: self.success_tally(campaign_id).await?,
+            voicemail_messages_left: arms.total.voicemail_messages_left,
+            arms: arms.arms,
             ..CampaignReport::default()
         };
         for (reason, utc_hour, dial, calls, cost) in groups {

@@ -118,17 +118,19 @@ pub fn render(pane: &ReportPane, area: Rect, buf: &mut Buffer) {
     let dials = section("By dial".into(), "dial", 4, &report.by_dial, |d: &i64| {
         d.to_string()
     });
-    let rows = reasons.len().max(hours.len()).max(dials.len());
+    let arms = arm_lines(report);
+    let rows = reasons.len().max(hours.len()).max(dials.len()) + arms.len();
     let height = u16::try_from(rows + 4).unwrap_or(u16::MAX);
-    let width = area.width.saturating_sub(4).min(110);
+    let width = area.width.saturating_sub(4).min(116);
     let popup = centered(area, width, height.min(area.height.saturating_sub(2)));
     Clear.render(popup, buf);
     let inner = block.inner(popup);
     block.render(popup, buf);
-    let [summary, _, body] = Layout::vertical([
+    let [summary, _, body, arms_area] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(0),
+        Constraint::Length(u16::try_from(arms.len()).unwrap_or(u16::MAX)),
     ])
     .areas(inner);
     Paragraph::new(Line::from(vec![
@@ -147,6 +149,11 @@ pub fn render(pane: &ReportPane, area: Rect, buf: &mut Buffer) {
         )),
         Span::styled(" · ", label()),
         Span::raw(format!("{} spent", money(cost))),
+        Span::styled(" · ", label()),
+        Span::raw(format!(
+            "{} voicemail messages left",
+            count(i64::try_from(report.voicemail_messages_left).unwrap_or(i64::MAX))
+        )),
     ]))
     .render(summary, buf);
     let reason_columns = u16::try_from(reason_width + 21).unwrap_or(u16::MAX);
@@ -159,4 +166,49 @@ pub fn render(pane: &ReportPane, area: Rect, buf: &mut Buffer) {
     Paragraph::new(reasons).render(left, buf);
     Paragraph::new(hours).render(middle, buf);
     Paragraph::new(dials).render(right, buf);
+    Paragraph::new(arms).render(arms_area, buf);
+}
+
+/// The arms section: per arm its calls, conversations, success rate with its 95 % interval,
+/// cost per success and whether it differs from the best (empty without arms).
+fn arm_lines(report: &CampaignReport) -> Vec<Line<'static>> {
+    if report.arms.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![
+        heading("Arms (A: pause, resume or stop one)".into()),
+        Line::from(Span::styled(
+            format!(
+                "{:<22} {:<8} {:>6} {:>6} {:>6} {:<22} {:>9}  vs best",
+                "assistant", "status", "calls", "talked", "ok", "rate (95 % interval)", "$/ok"
+            ),
+            label(),
+        )),
+    ];
+    for arm in &report.arms {
+        let rate = match (arm.success_rate, arm.interval) {
+            (Some(r), Some((lo, hi))) => {
+                format!("{:.0}% ({:.0}-{:.0}%)", r * 100.0, lo * 100.0, hi * 100.0)
+            }
+            _ => "—".into(),
+        };
+        let versus = match arm.differs_from_best {
+            None if arm.conversations > 0 => "best",
+            None => "—",
+            Some(true) => "significant",
+            Some(false) => "not significant",
+        };
+        let n = |v: u64| count(i64::try_from(v).unwrap_or(i64::MAX));
+        out.push(Line::from(format!(
+            "{:<22} {:<8} {:>6} {:>6} {:>6} {:<22} {:>9}  {versus}",
+            super::columns::ellipsis(&arm.assistant_id, 22),
+            arm.status.map_or("", |s| s.as_str()),
+            n(arm.calls),
+            n(arm.conversations),
+            n(arm.successes),
+            rate,
+            arm.cost_per_success.map_or("—".to_string(), money),
+        )));
+    }
+    out
 }

@@ -866,6 +866,8 @@ impl ControlLoop {
             | Command::RetryCall { .. }
             | Command::RetryFailed { .. }
             | Command::AddToDnc { .. }
+            | Command::BookCallback { .. }
+            | Command::SetArm { .. }
             | Command::Live { .. }
             | Command::WatchCall { .. }
             | Command::Quit => {}
