@@ -834,3 +834,85 @@ async fn call_actions_from_the_cli_reach_a_call_held_by_a_headless_engine() {
     );
     sim.shutdown().await;
 }
+
+/// Follow-ups, arms, callbacks and the report through the CLI: each setting shown back,
+/// bad values refused in one line that changes nothing.
+#[test]
+fn follow_ups_arms_callbacks_and_the_report_through_the_cli() {
+    let env = Env::new("");
+    let (ok, _, err) = env.run(&[
+        "campaign",
+        "create",
+        "ab",
+        "--assistant-id",
+        "asst-a,asst-b:2",
+        "--phone-number-id",
+        "p",
+        "--done-when",
+        "appointment_booked=true",
+        "--follow-up",
+        "not-interested=never,call-back-later=1d",
+        "--voicemail-message",
+        "Hi from Acme.",
+        "--timezone",
+        "America/Chicago",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = env.run(&["campaign", "show", "ab"]);
+    assert!(ok);
+    assert!(
+        out.contains("lanes callback,fresh,redial · 3 attempts at most · callbacks from callback_at · done when appointment_booked=true, not-interested=never,call-back-later=1day by outcome · voicemail message on the last attempt"),
+        "{out}"
+    );
+    for (args, says) in [
+        (vec!["--lane-order", "fresh,fresh,redial"], "lane order"),
+        (vec!["--done-when", "booked"], "done-when"),
+        (vec!["--follow-up", "later=soon"], "follow-up"),
+        (vec!["--max-attempts", "500"], "500"),
+        (vec!["--assistant-id", "a,a"], "given twice"),
+    ] {
+        let mut all = vec!["campaign", "edit", "ab"];
+        all.extend(args);
+        let (ok, _, err) = env.run(&all);
+        assert!(!ok, "{all:?}");
+        assert!(one_error_line(&err).contains(says), "{all:?}: {err}");
+    }
+    let (ok, out, err) = env.run(&["campaign", "arm", "ab", "asst-a", "pause"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("arm asst-a is paused; its waiting contacts move to the other arms"),
+        "{out}"
+    );
+    let (ok, _, err) = env.run(&["campaign", "arm", "ab", "asst-b", "stop"]);
+    assert!(!ok);
+    assert!(
+        one_error_line(&err).contains("pause the campaign instead"),
+        "{err}"
+    );
+    let (ok, out, _) = env.run(&["campaign", "report", "ab"]);
+    assert!(ok);
+    assert!(out.contains("1. asst-a") && out.contains("PAUSED"), "{out}");
+    assert!(out.contains("2. asst-b") && out.contains("ACTIVE"), "{out}");
+    let (ok, out, _) = env.run(&["campaign", "report", "ab", "--json"]);
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(json["arms"].as_array().map(Vec::len), Some(2), "{json}");
+    // A callback by hand: the contact's zone, one line.
+    let csv = env.write("ab.csv", "phone\n+13125550100\n");
+    env.run(&["contacts", "import", "ab", &csv]);
+    let (ok, out, err) = env.run(&["callback", "+1 312 555 0100", "--at", "2030-01-07 15:00"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("+13125550100 in campaign ab: callback booked by an operator for 2030-01-07 15:00 America/Chicago"),
+        "{out}"
+    );
+    let (ok, _, err) = env.run(&["callback", "+13125550100", "--at", "whenever"]);
+    assert!(!ok);
+    assert!(one_error_line(&err).contains("callback time"), "{err}");
+    let (ok, _, err) = env.run(&["callback", "+13125550199", "--at", "15:00"]);
+    assert!(!ok);
+    assert!(
+        one_error_line(&err).contains("no campaign has a contact"),
+        "{err}"
+    );
+}

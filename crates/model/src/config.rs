@@ -866,7 +866,7 @@ mod tests {
         let c = Config::default();
         c.validate(Path::new("defaults"))
             .expect("every default lies within its range");
-        assert_eq!(Config::bounds().count(), 31);
+        assert_eq!(Config::bounds().count(), 35);
         assert_eq!(c.vapi.settle_after_ms, 120_000);
         assert_eq!(c.vapi.lookup_skew_ms, 10_000);
         assert!(parse("[dispatch]\nrate_per_second = 1000.0\n").is_ok());

@@ -548,8 +548,11 @@ impl SimState {
                 .entry(request.phone_number_id.clone())
                 .or_insert(0) += 1;
             let plan = Plan::draw(&mut self.rng, config);
-            let customer = request.body["customer"]["number"]
-                .as_str()
+            let customer = request
+                .body
+                .get("customer")
+                .and_then(|c| c.get("number"))
+                .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
             let attempt = {
@@ -584,7 +587,11 @@ impl SimState {
             ..
         } = plan
         {
-            let message = request.body["assistantOverrides"]["voicemailMessage"].as_str();
+            let message = request
+                .body
+                .get("assistantOverrides")
+                .and_then(|o| o.get("voicemailMessage"))
+                .and_then(Value::as_str);
             if message.is_some_and(|m| !m.is_empty()) {
                 self.stats.voicemail_messages_left += 1;
             } else {

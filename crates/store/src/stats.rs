@@ -863,13 +863,13 @@ mod tests {
                     .unwrap();
             }
         };
-        // The claim takes the lowest waiting contact whose redial is due.
+        // The claim takes fresh contacts before redials (lanes), redials by due time.
         call("2025-05-01T14:10:00Z", "customer-ended-call", 0.5).await; // 09:10 local
         call("2025-05-01T14:20:00Z", "customer-busy", 0.1).await; // redialled
-        call("2025-05-01T15:05:00Z", "customer-did-not-answer", 0.0).await; // 10:05, dial 2
-        call("2025-05-01T15:10:00Z", "voicemail", 0.2).await; // redialled
+        call("2025-05-01T15:05:00Z", "customer-did-not-answer", 0.0).await; // 10:05, fresh
+        call("2025-05-01T15:10:00Z", "voicemail", 0.2).await; // fresh
         call("2025-05-01T16:00:00Z", "assistant-ended-call", 0.3).await; // 11:00, dial 2
-        call("2025-05-01T16:01:00Z", "customer-ended-call", 0.4).await;
+        call("2025-05-01T16:01:00Z", "customer-ended-call", 0.4).await; // dial 2
         let report = store.campaign_report(c.id).await.unwrap();
         assert_eq!(report.zone, "America/Chicago");
         let lines = |l: &[ReportLine<String>]| {
@@ -898,7 +898,7 @@ mod tests {
             .iter()
             .map(|l| (l.key, l.calls, l.talked))
             .collect();
-        assert_eq!(dials, vec![(1, 4, 2), (2, 2, 1)]);
+        assert_eq!(dials, vec![(1, 4, 1), (2, 2, 2)]);
         let cost: f64 = report.by_dial.iter().map(|l| l.cost_usd).sum();
         assert!((cost - 1.5).abs() < 1e-9, "{cost}");
     }
