@@ -62,9 +62,11 @@ pub async fn run(client: EngineClient, until_done: Option<UntilDone>) -> Outcome
 /// The `--until-done` decision, `None` = keep running. Exits 0 when every started campaign is
 /// finished; 2 when nothing can move without a fix outside switchboard (saying which); an
 /// operator's pause is waited through unless `ExitOnPause`. Nothing exits while a call is
-/// being created or, for a paused scope, still active.
+/// being created or, for a paused scope, still active, nor while an ended conversation's
+/// end-of-call report is awaited (it may book a callback).
 pub fn decide(s: &Snapshot, mode: UntilDone) -> Option<Outcome> {
-    if s.creating > 0 {
+    // A conversation's report may still ask for a callback that re-opens its campaign.
+    if s.creating > 0 || s.awaiting_reports > 0 {
         return None;
     }
     let stops = |pause: &Pause| match pause.cause {
@@ -345,6 +347,13 @@ mod tests {
         let mut s = snapshot(vec![campaign("a", Dialing, None)], Some(KEY));
         s.active = 1;
         assert_eq!(decide(&s, WaitThroughPauses), None);
+        // A finished campaign whose last conversation's report is still to come (it may
+        // book a callback): wait for it; once it is in, exit.
+        let mut s = snapshot(vec![campaign("a", Completed, None)], None);
+        s.awaiting_reports = 1;
+        assert_eq!(decide(&s, WaitThroughPauses), None);
+        s.awaiting_reports = 0;
+        assert_eq!(exit_code(decide(&s, WaitThroughPauses)), Some(0));
     }
 
     #[test]

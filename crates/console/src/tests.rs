@@ -204,6 +204,7 @@ fn snapshot() -> Snapshot {
         stopped: false,
         attached_to: None,
         webhook_refused: 0,
+        awaiting_reports: 0,
         webhook_last_refusal: None,
         numbers: Vec::new(),
     }

@@ -122,6 +122,17 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether a report brought the call an analysis.
+    pub async fn has_analysis(&self, call_id: i64) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(crate::q(
+            "SELECT call_id FROM call_analysis WHERE call_id = ?",
+        ))
+        .bind(call_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// A call's analysis, if a report brought one.
     pub async fn call_analysis(&self, call_id: i64) -> Result<Option<CallAnalysis>> {
         Ok(sqlx::query_as(crate::q(

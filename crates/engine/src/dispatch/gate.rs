@@ -72,6 +72,9 @@ pub struct GateState {
     pub health: AnsweredHealth,
     /// Quick hang-ups among each campaign's last answered calls, and its baseline.
     pub quick_hangups: QuickHangups,
+    /// Conversations that ended while a webhook listener runs, whose end-of-call report (and
+    /// with it any callback or follow-up) has not come yet: `--until-done` waits for them.
+    pub awaiting_reports: HashMap<i64, tokio::time::Instant>,
     /// Assistant/phone-number pairs with a call created since the tracker last looked, and
     /// the earliest such creation: the tracker follows them (a call may end at once, and its
     /// final cost still comes later).
@@ -115,6 +118,7 @@ impl Gate {
                 rejections: Rejections::default(),
                 health: AnsweredHealth::default(),
                 quick_hangups: QuickHangups::default(),
+                awaiting_reports: HashMap::new(),
                 new_pairs: HashMap::new(),
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,

@@ -1123,6 +1123,13 @@ impl ControlLoop {
             })
             .collect();
         let snapshot = self.ctx.gate.update(|s| Snapshot {
+            awaiting_reports: {
+                let now = tokio::time::Instant::now();
+                s.awaiting_reports.retain(|_, ended| {
+                    now.saturating_duration_since(*ended) < reactions::REPORT_WAIT
+                });
+                s.awaiting_reports.len()
+            },
             numbers,
             version: 0,
             // Contacts of DRAFT, COMPLETED or CANCELLED campaigns wait for nothing.

@@ -13,6 +13,10 @@ use crate::store::StoreError;
 use crate::store::calls::{CallUpdate, UpdateEffect};
 use crate::vapi::VapiCall;
 
+/// How long an ended conversation's end-of-call report is waited for (Vapi sends it seconds
+/// after the end): `--until-done` does not exit meanwhile, since it may ask for a callback.
+pub(crate) const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What an ended call asks of the engine, by its ended reason's class.
 pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(), StoreError> {
     if effect.ended {
@@ -24,6 +28,18 @@ pub(crate) async fn react_to_end(ctx: &Ctx, effect: &UpdateEffect) -> Result<(),
         return Ok(());
     };
     let reason = effect.ended_reason.as_deref().unwrap_or("");
+    let conversation =
+        crate::model::is_conversation(reason) || (effect.answered && reason != "voicemail");
+    if effect.ended
+        && class == EndedClass::Outcome
+        && conversation
+        && ctx.config.webhook.listen.is_some()
+        && !ctx.store.has_analysis(effect.call_id).await?
+    {
+        let now = tokio::time::Instant::now();
+        ctx.gate
+            .update(|s| s.awaiting_reports.insert(effect.call_id, now));
+    }
     if effect.answered {
         assistant_health(ctx, effect, class, reason).await?;
     }

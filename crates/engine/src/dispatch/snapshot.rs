@@ -40,6 +40,9 @@ pub struct Snapshot {
     pub attached_to: Option<String>,
     /// Webhook messages refused (bad or missing credentials) since the engine started.
     pub webhook_refused: u64,
+    /// Conversations ended in the last `REPORT_WAIT` whose end-of-call report has not come
+    /// (it may ask for a callback): `--until-done` does not exit while there are any.
+    pub awaiting_reports: usize,
     /// Why the latest one was refused.
     pub webhook_last_refusal: Option<String>,
     /// The phone numbers of unfinished campaigns: calls today and whether benched.

@@ -338,11 +338,20 @@ async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: By
     let message = envelope.message;
     if message.kind == "end-of-call-report"
         && let Some(call) = &message.call
-        && let Some(analysis) = CallAnalysis::from_report(&report_fields(&body))
-        && let Err(e) = state.ctx.store.record_analysis(&call.id, &analysis).await
     {
-        tracing::error!(target: "switchboard::engine", "analysis not recorded: {e}");
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        if let Some(analysis) = CallAnalysis::from_report(&report_fields(&body))
+            && let Err(e) = state.ctx.store.record_analysis(&call.id, &analysis).await
+        {
+            tracing::error!(target: "switchboard::engine", "analysis not recorded: {e}");
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        // The report is in (with an analysis or none): nothing more to wait for.
+        if let Ok(Some(ours)) = state.ctx.store.call_by_provider_id(&call.id).await {
+            state
+                .ctx
+                .gate
+                .update(|s| s.awaiting_reports.remove(&ours.id));
+        }
     }
     let Some(call) = message.call.as_ref() else {
         return StatusCode::OK;
