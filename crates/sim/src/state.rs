@@ -1037,6 +1037,85 @@ mod tests {
     }
 
     #[test]
+    fn scripted_numbers_and_assistants_say_what_they_are_told() {
+        let mut cfg = config();
+        cfg.scripts.insert(
+            "+14155550123".into(),
+            crate::NumberScript {
+                voicemail_first: 1,
+                talk_ms: 4_000,
+                conversations: vec![
+                    (Some(false), json!({"callback_at": "15:00"})),
+                    (Some(true), json!({"appointment_booked": true})),
+                ],
+            },
+        );
+        cfg.assistant_success.insert("a2".into(), 1.0);
+        let mut state = SimState::new(Some(5));
+        let t0 = Instant::now();
+        let wall = Utc::now();
+        let report = |state: &SimState, id: &Value| {
+            let id = id.as_str().unwrap();
+            state
+                .message(
+                    id,
+                    t0 + Duration::from_secs(30),
+                    MessageKind::EndOfCallReport,
+                )
+                .unwrap()["message"]
+                .clone()
+        };
+        // 1: a voicemail box (no message asked for: hung up); 2 and 3: the script's
+        // conversations; 4: the last one again.
+        let ids: Vec<Value> = (0..4)
+            .map(|i| state.create(request(&format!("s{i}")), &cfg, t0, wall)["id"].clone())
+            .collect();
+        assert_eq!(report(&state, &ids[0])["endedReason"], "voicemail");
+        let second = report(&state, &ids[1]);
+        assert_eq!(second["endedReason"], "customer-ended-call");
+        assert_eq!(second["analysis"]["successEvaluation"], "false");
+        assert_eq!(second["analysis"]["structuredData"]["callback_at"], "15:00");
+        let third = report(&state, &ids[2]);
+        assert_eq!(third["analysis"]["successEvaluation"], "true");
+        assert_eq!(
+            third["analysis"]["structuredData"]["appointment_booked"],
+            true
+        );
+        assert_eq!(report(&state, &ids[3])["analysis"], third["analysis"]);
+        assert_eq!(state.snapshot(t0).voicemail_hang_ups, 1);
+        // Another number with assistant a2 (success rate 1): every conversation succeeds.
+        let body = json!({
+            "assistantId": "a2",
+            "phoneNumberId": "p1",
+            "name": "x",
+            "customer": {"number": "+14155550999"},
+            "assistantOverrides": {"voicemailMessage": "hello"}
+        });
+        let mut judged = 0;
+        for i in 0..30 {
+            let req = parse_create(body.to_string().as_bytes()).unwrap();
+            // One at a time, each after the last ended (the account's concurrency).
+            let at = t0 + Duration::from_secs(60 * (i + 1));
+            let id = state.create(req, &cfg, at, wall)["id"].clone();
+            let r = state
+                .message(
+                    id.as_str().unwrap(),
+                    at + Duration::from_secs(30),
+                    MessageKind::EndOfCallReport,
+                )
+                .unwrap()["message"]
+                .clone();
+            if r["endedReason"] == "voicemail" || r["analysis"]["summary"].is_null() {
+                continue;
+            }
+            judged += 1;
+            assert_eq!(r["analysis"]["successEvaluation"], "true", "{r}");
+        }
+        assert!(judged > 10, "{judged}");
+        assert!(state.snapshot(t0).voicemail_messages_left > 0);
+    }
+
+    #[test]
     fn seeded_runs_are_reproducible() {
         let now = Instant::now();
         let wall = Utc::now();
