@@ -22,9 +22,15 @@ const CHICAGO: &str = "+13125550100";
 /// returns the call and contact ids.
 async fn dial(store: &Store, id: i64, at: DateTime<Utc>, n: usize) -> Option<(i64, i64)> {
     let (job, attempt) = store.claim_call_at(id, "i", "e", at).await.unwrap()?;
+    created(&store, job.call_id, attempt, n).await;
+    Some((job.call_id, job.contact_id))
+}
+
+/// Vapi created the claimed call `call_id` (attempt `attempt`) as `vapi-{n}`.
+async fn created(store: &Store, call_id: i64, attempt: i64, n: usize) {
     store
         .record_created(
-            job.call_id,
+            call_id,
             attempt,
             switchboard::model::AttemptOutcome::Created,
             &format!("vapi-{n}"),
@@ -32,7 +38,6 @@ async fn dial(store: &Store, id: i64, at: DateTime<Utc>, n: usize) -> Option<(i6
         )
         .await
         .unwrap();
-    Some((job.call_id, job.contact_id))
 }
 
 /// Vapi reports call `vapi-{n}` ended with `reason` at `at`, answered when `talked`.
@@ -48,6 +53,11 @@ async fn ends(store: &Store, n: usize, at: DateTime<Utc>, reason: &str, talked: 
         .apply_call_update(&format!("vapi-{n}"), &end)
         .await
         .unwrap();
+}
+
+/// Call `vapi-{n}` had a conversation that the person ended at `at`.
+async fn talked(store: &Store, n: usize, at: DateTime<Utc>) {
+    ends(store, n, at, "customer-ended-call", true).await;
 }
 
 /// The end-of-call report of `vapi-{n}`: its success evaluation and structured data.
@@ -69,6 +79,25 @@ async fn settings(store: &Store, id: i64, f: impl FnOnce(&mut FollowUpSettings))
     let mut s = FollowUpSettings::default();
     f(&mut s);
     store.set_follow_up_settings(id, &s).await.unwrap();
+}
+
+/// A started campaign calling `CHICAGO` (and `more` numbers) in `window` on `days`, with the
+/// follow-up settings `campaign create` writes.
+async fn chicago_campaign(
+    store: &Store,
+    name: &str,
+    window: &str,
+    days: &str,
+    more: &[&str],
+) -> i64 {
+    let csv = std::iter::once("phone")
+        .chain([CHICAGO])
+        .chain(more.iter().copied())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let id = campaign_with(store, name, &csv, rules(window, days, (0, 0))).await;
+    settings(store, id, |_| {}).await;
+    id
 }
 
 /// The Pending tab's rows of a campaign: (phone, lane), in claim order.
@@ -99,14 +128,7 @@ async fn a_callback_asked_for_at_15_00_is_dialled_at_15_00_in_the_contacts_zone(
     let t0 = utc("2026-12-03T16:00:00Z");
     let (first, contact) = dial(&store, id, t0, 1).await.unwrap();
     // The end first, then the report (the usual order of status-update and report).
-    ends(
-        &store,
-        1,
-        t0 + Duration::minutes(3),
-        "customer-ended-call",
-        true,
-    )
-    .await;
+    talked(&store, 1, t0 + Duration::minutes(3)).await;
     assert_eq!(
         store.campaign(id).await.unwrap().status,
         CampaignStatus::Completed
@@ -138,14 +160,7 @@ async fn a_callback_asked_for_at_15_00_is_dialled_at_15_00_in_the_contacts_zone(
 #[tokio::test]
 async fn a_report_before_the_end_asks_for_the_callback_all_the_same() {
     let (store, _db) = store().await;
-    let id = campaign_with(
-        &store,
-        "early",
-        &format!("phone\n{CHICAGO}\n"),
-        rules("09:00-20:00", "all", (0, 0)),
-    )
-    .await;
-    settings(&store, id, |_| {}).await;
+    let id = chicago_campaign(&store, "early", "09:00-20:00", "all", &[]).await;
     let t0 = utc("2026-12-03T16:00:00Z");
     dial(&store, id, t0, 1).await.unwrap();
     report(
@@ -155,14 +170,7 @@ async fn a_report_before_the_end_asks_for_the_callback_all_the_same() {
         r#"{"callback_at": "2026-12-03T15:00:00-06:00"}"#,
     )
     .await;
-    ends(
-        &store,
-        1,
-        t0 + Duration::minutes(3),
-        "customer-ended-call",
-        true,
-    )
-    .await;
+    talked(&store, 1, t0 + Duration::minutes(3)).await;
     // A second report (webhooks are delivered again) decides nothing twice.
     report(
         &store,
@@ -183,24 +191,10 @@ async fn a_report_before_the_end_asks_for_the_callback_all_the_same() {
 #[tokio::test]
 async fn a_callback_outside_the_window_moves_to_its_next_opening_and_says_so() {
     let (store, _db) = store().await;
-    let id = campaign_with(
-        &store,
-        "late",
-        &format!("phone\n{CHICAGO}\n"),
-        rules("09:00-20:00", "mon-fri", (0, 0)),
-    )
-    .await;
-    settings(&store, id, |_| {}).await;
+    let id = chicago_campaign(&store, "late", "09:00-20:00", "mon-fri", &[]).await;
     let t0 = utc("2026-12-04T16:00:00Z"); // Friday 10:00 Chicago
     dial(&store, id, t0, 1).await.unwrap();
-    ends(
-        &store,
-        1,
-        t0 + Duration::minutes(3),
-        "customer-ended-call",
-        true,
-    )
-    .await;
+    talked(&store, 1, t0 + Duration::minutes(3)).await;
     // 21:30 is outside 09:00-20:00; Saturday and Sunday are closed: Monday 09:00.
     report(&store, 1, None, r#"{"callback_at": "21:30"}"#).await;
     let monday = utc("2026-12-07T15:00:00Z");
@@ -218,24 +212,10 @@ async fn a_callback_outside_the_window_moves_to_its_next_opening_and_says_so() {
 #[tokio::test]
 async fn a_callback_is_never_dialled_while_the_number_is_on_the_do_not_call_list() {
     let (store, _db) = store().await;
-    let id = campaign_with(
-        &store,
-        "dnc",
-        &format!("phone\n{CHICAGO}\n+13125550101\n"),
-        rules("all", "all", (0, 0)),
-    )
-    .await;
-    settings(&store, id, |_| {}).await;
+    let id = chicago_campaign(&store, "dnc", "all", "all", &["+13125550101"]).await;
     let t0 = utc("2026-12-03T16:00:00Z");
     dial(&store, id, t0, 1).await.unwrap();
-    ends(
-        &store,
-        1,
-        t0 + Duration::minutes(3),
-        "customer-ended-call",
-        true,
-    )
-    .await;
+    talked(&store, 1, t0 + Duration::minutes(3)).await;
     report(&store, 1, None, r#"{"callback_at": "15:00"}"#).await;
     // The number asks to be left alone before the callback is due.
     store
@@ -271,14 +251,7 @@ async fn an_operator_books_a_callback_that_reopens_a_finished_campaign() {
     .await;
     let t0 = utc("2026-12-03T16:00:00Z");
     dial(&store, id, t0, 1).await.unwrap();
-    ends(
-        &store,
-        1,
-        t0 + Duration::minutes(3),
-        "customer-ended-call",
-        true,
-    )
-    .await;
+    talked(&store, 1, t0 + Duration::minutes(3)).await;
     assert_eq!(
         store.campaign(id).await.unwrap().status,
         CampaignStatus::Completed
@@ -340,7 +313,7 @@ async fn callbacks_go_before_fresh_contacts_and_fresh_before_redials() {
     dial(&store, id, t0, 1).await.unwrap();
     ends(&store, 1, t0, "customer-busy", false).await;
     dial(&store, id, t0, 2).await.unwrap();
-    ends(&store, 2, t0, "customer-ended-call", true).await;
+    talked(&store, 2, t0).await;
     report(
         &store,
         2,
@@ -416,7 +389,7 @@ async fn outcome_rules_stop_at_the_first_success_and_one_cap_holds_across_every_
     let t0 = utc("2026-12-03T16:00:00Z");
     // 0001: answered, not a success → follow-up in 1 h; then a success: done.
     dial(&store, id, t0, 1).await.unwrap();
-    ends(&store, 1, t0, "customer-ended-call", true).await;
+    talked(&store, 1, t0).await;
     report(&store, 1, Some("false"), "{}").await;
     // 0002: busy (status redial), then a conversation that fails (outcome follow-up), then
     // one asking for a callback: the cap of 3 dials is reached, whatever the rule.
@@ -428,7 +401,7 @@ async fn outcome_rules_stop_at_the_first_success_and_one_cap_holds_across_every_
     while let Some((_, contact)) = dial(&store, id, at, n).await {
         let phone = store.contact(contact).await.unwrap().phone;
         *calls_of.entry(phone.clone()).or_default() += 1;
-        ends(&store, n, at, "customer-ended-call", true).await;
+        talked(&store, n, at).await;
         match (phone.as_str(), calls_of[&phone]) {
             ("+14155550001", _) => report(&store, n, Some("true"), "{}").await,
             (_, 1) => report(&store, n, Some("false"), r#"{"outcome": "maybe"}"#).await,
@@ -483,16 +456,7 @@ async fn the_voicemail_message_is_left_on_the_last_attempt_only() {
             break;
         };
         messages.push(job.voicemail_message.clone());
-        store
-            .record_created(
-                job.call_id,
-                attempt,
-                switchboard::model::AttemptOutcome::Created,
-                &format!("vapi-{n}"),
-                &CallUpdate::default(),
-            )
-            .await
-            .unwrap();
+        created(&store, job.call_id, attempt, n).await;
         ends(&store, n, t0, "voicemail", true).await;
     }
     assert_eq!(
@@ -599,16 +563,7 @@ async fn two_arms_split_2000_contacts_evenly_and_keep_their_arm_on_follow_ups() 
         first_arm.insert(job.contact_id, job.assistant_id.clone());
         // Every 50th contact is busy: redialled, on the same arm.
         if n % 50 == 0 {
-            store
-                .record_created(
-                    job.call_id,
-                    attempt,
-                    switchboard::model::AttemptOutcome::Created,
-                    &format!("vapi-{n}"),
-                    &CallUpdate::default(),
-                )
-                .await
-                .unwrap();
+            created(&store, job.call_id, attempt, n).await;
             ends(&store, n, t0, "customer-busy", false).await;
             busy.push(job.contact_id);
         }
