@@ -22,7 +22,7 @@ const CHICAGO: &str = "+13125550100";
 /// returns the call and contact ids.
 async fn dial(store: &Store, id: i64, at: DateTime<Utc>, n: usize) -> Option<(i64, i64)> {
     let (job, attempt) = store.claim_call_at(id, "i", "e", at).await.unwrap()?;
-    created(&store, job.call_id, attempt, n).await;
+    created(store, job.call_id, attempt, n).await;
     Some((job.call_id, job.contact_id))
 }
 
