@@ -847,3 +847,44 @@ async fn the_engine_follows_what_people_said_through_webhooks() {
     assert_eq!(sim.stats().voicemail_messages_left, 0);
     assert_invariants(&store).await;
 }
+
+/// An arm may name an assistant version (`asst-1@3`): its calls carry `assistantVersion`,
+/// are listed and looked up under the bare assistant id, and every call ends.
+#[tokio::test]
+async fn an_arm_with_an_assistant_version_sends_it_and_its_calls_are_followed() {
+    use common::late::Late;
+    let vapi = Late::with_ends(vec![], vec![]).await;
+    let Some((store, _db)) =
+        test_store("an_arm_with_an_assistant_version_sends_it_and_its_calls_are_followed").await
+    else {
+        return;
+    };
+    let id = campaign(&store, "versions", 20).await;
+    store
+        .set_campaign_arms(id, &arms(&[("asst-1@3", 1), ("asst-2", 1)]))
+        .await
+        .unwrap();
+    let engine = engine(config(&vapi.base_url), &store, KEY).await;
+    wait_for(&engine, std::time::Duration::from_secs(15), all_completed).await;
+    engine.shutdown().await;
+    let bodies = vapi.bodies();
+    assert_eq!(bodies.len(), 20);
+    let mut per_arm = std::collections::HashMap::<String, usize>::new();
+    for b in &bodies {
+        let assistant = b["assistantId"].as_str().unwrap_or_default().to_string();
+        match assistant.as_str() {
+            "asst-1" => assert_eq!(b["assistantVersion"], "3", "{b}"),
+            "asst-2" => assert!(b.get("assistantVersion").is_none(), "{b}"),
+            other => panic!("assistant {other}"),
+        }
+        *per_arm.entry(assistant).or_default() += 1;
+    }
+    assert_eq!(per_arm.len(), 2, "{per_arm:?}");
+    let report = store.arm_report(id).await.unwrap();
+    assert_eq!(
+        report.arms.iter().map(|a| a.calls).sum::<u64>(),
+        20,
+        "{report:?}"
+    );
+    assert_invariants(&store).await;
+}

@@ -37,6 +37,15 @@ pub fn assign(campaign_id: i64, contact_id: i64, arms: &[Arm]) -> Option<i64> {
     None
 }
 
+/// An arm's assistant as given, `asst-a` or `asst-a@VERSION`: the assistant id Vapi lists
+/// calls by, and the `assistantVersion` to call with (None: the latest).
+pub fn assistant_and_version(arm: &str) -> (&str, Option<&str>) {
+    match arm.rsplit_once('@') {
+        Some((id, version)) if !id.is_empty() && !version.is_empty() => (id, Some(version)),
+        _ => (arm, None),
+    }
+}
+
 /// splitmix64 of the pair: a fixed, well-spread hash (std's hashers may change between
 /// releases, and the assignment must not).
 fn mix(a: u64, b: u64) -> u64 {
@@ -188,6 +197,14 @@ mod tests {
         assert!(!significant(6, 10, 4, 10));
         assert_eq!(z_statistic(0, 10, 0, 10), None);
         assert_eq!(z_statistic(1, 0, 0, 10), None);
+    }
+
+    #[test]
+    fn an_arm_may_name_an_assistant_version() {
+        assert_eq!(assistant_and_version("asst-a"), ("asst-a", None));
+        assert_eq!(assistant_and_version("asst-a@7"), ("asst-a", Some("7")));
+        assert_eq!(assistant_and_version("asst-a@"), ("asst-a@", None));
+        assert_eq!(assistant_and_version("@7"), ("@7", None));
     }
 
     #[test]

@@ -114,6 +114,18 @@ fn job_select() -> String {
     )
 }
 
+impl DialJob {
+    /// The assistant id Vapi lists the call under (an arm's version cut off).
+    pub fn assistant_id(&self) -> &str {
+        switchboard_model::arms::assistant_and_version(&self.assistant_id).0
+    }
+
+    /// The arm's assistant version, when it names one.
+    pub fn assistant_version(&self) -> Option<&str> {
+        switchboard_model::arms::assistant_and_version(&self.assistant_id).1
+    }
+}
+
 /// What Vapi said about a call (from the create response, a poll or a webhook).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CallUpdate {

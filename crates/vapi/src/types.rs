@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct CreateCallRequest {
     pub assistant_id: String,
+    /// An arm's assistant version (`asst-a@VERSION`); none: the latest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assistant_version: Option<String>,
     pub phone_number_id: String,
     pub customer: Customer,
     /// The local call reference (≤ 40 chars), found again by `GET /call` after a timeout.
@@ -218,6 +221,7 @@ mod tests {
     fn create_request_uses_vapis_field_names_and_no_top_level_metadata() {
         let req = CreateCallRequest {
             assistant_id: "asst".into(),
+            assistant_version: None,
             phone_number_id: "pn".into(),
             customer: Customer {
                 number: "+14155550100".into(),

@@ -607,7 +607,7 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
         let looked_at = ctx.now();
         let window = Window {
             field: Field::CreatedAt,
-            assistant_id: &job.assistant_id,
+            assistant_id: job.assistant_id(),
             phone_number_id: &job.phone_number_id,
             from: s.sent_at - skew,
             to: looked_at.min(s.settle_at + skew),
@@ -751,7 +751,7 @@ async fn record(
     ctx.gate.update(|s| {
         s.rejections.broken(job.campaign_id);
         s.new_pairs
-            .entry((job.assistant_id.clone(), job.phone_number_id.clone()))
+            .entry((job.assistant_id().to_string(), job.phone_number_id.clone()))
             .and_modify(|t| *t = (*t).min(created_at))
             .or_insert(created_at);
         let now = s.clock.now();
@@ -789,7 +789,8 @@ fn create_request(job: &DialJob, webhooks: bool) -> CreateCallRequest {
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&job.variables)
             .unwrap_or_default();
     CreateCallRequest {
-        assistant_id: job.assistant_id.clone(),
+        assistant_id: job.assistant_id().to_string(),
+        assistant_version: job.assistant_version().map(String::from),
         phone_number_id: job.phone_number_id.clone(),
         customer: Customer {
             number: job.phone.clone(),
