@@ -888,3 +888,28 @@ async fn an_arm_with_an_assistant_version_sends_it_and_its_calls_are_followed() 
     );
     assert_invariants(&store).await;
 }
+
+/// The campaign's callback tool: the assistant called `book_callback` with the time.
+#[tokio::test]
+async fn a_callback_booked_by_the_assistants_tool_is_dialled_at_its_time() {
+    let (store, _db) = store().await;
+    let id = chicago_campaign(&store, "tool", "09:00-20:00", "all", &[]).await;
+    settings(&store, id, |s| {
+        s.callback_tool = Some("book_callback".into())
+    })
+    .await;
+    let t0 = utc("2026-12-03T16:00:00Z");
+    dial(&store, id, t0, 1).await.unwrap();
+    talked(&store, 1, t0 + Duration::minutes(3)).await;
+    let analysis = CallAnalysis {
+        structured_data: Some("{}".into()),
+        tool_calls: Some(
+            r#"[{"name": "book_callback", "arguments": "{\"at\": \"2026-12-04 11:30\"}"}]"#.into(),
+        ),
+        ..Default::default()
+    };
+    assert!(store.record_analysis("vapi-1", &analysis).await.unwrap());
+    let due = utc("2026-12-04T17:30:00Z"); // 11:30 in Chicago
+    assert_eq!(claim(&store, id, due - Duration::minutes(1)).await, None);
+    assert!(claim(&store, id, due).await.is_some());
+}

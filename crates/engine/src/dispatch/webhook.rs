@@ -465,6 +465,38 @@ mod tests {
     }
 
     #[test]
+    fn a_report_keeps_its_analysis_and_tool_calls_and_drops_what_was_said() {
+        let body = serde_json::json!({"message": {
+            "type": "end-of-call-report",
+            "analysis": {"summary": "s", "structuredData": {"callback_at": "15:00"}},
+            "artifact": {
+                "recordingUrl": "https://r/1.wav",
+                "messages": [
+                    {"role": "user", "message": "call me back at three"},
+                    {"role": "tool_calls", "toolCalls": [{"id": "t1", "type": "function",
+                        "function": {"name": "book_callback", "arguments": "{\"at\": \"15:00\"}"}}]},
+                    {"role": "bot", "toolCalls": "not a list"},
+                    "not an object"
+                ]
+            }
+        }});
+        let reduced = report_fields(body.to_string().as_bytes());
+        assert!(!reduced.to_string().contains("call me back"), "{reduced}");
+        let analysis = CallAnalysis::from_report(&reduced).expect("an analysis");
+        assert_eq!(analysis.recording_url.as_deref(), Some("https://r/1.wav"));
+        let tools: serde_json::Value =
+            serde_json::from_str(analysis.tool_calls.as_deref().expect("tool calls")).unwrap();
+        assert_eq!(
+            tools,
+            serde_json::json!([{"name": "book_callback", "arguments": "{\"at\": \"15:00\"}"}])
+        );
+        // A report without messages still keeps its analysis.
+        let bare = serde_json::json!({"message": {"analysis": {"summary": "s"}}});
+        let analysis = CallAnalysis::from_report(&report_fields(bare.to_string().as_bytes()));
+        assert_eq!(analysis.and_then(|a| a.summary).as_deref(), Some("s"));
+    }
+
+    #[test]
     fn secret_mode_accepts_the_secret_and_refuses_forged_or_missing() {
         let c = check(WebhookAuth::Secret);
         let good = headers(&[("x-vapi-secret", SECRET)]);
