@@ -60,6 +60,36 @@ async fn a_call_created_late_by_a_hung_request_is_adopted_not_redialled() {
     assert_invariants(&store).await;
 }
 
+/// A call Vapi creates a moment after the first look-up found nothing is adopted at a
+/// later look-up on the backoff schedule, long before the settle deadline (60 s here), and
+/// nothing is sent again.
+#[tokio::test]
+async fn a_call_created_after_the_first_look_up_is_adopted_long_before_the_settle_deadline() {
+    let vapi = Late::start(vec![Post::HangThenCreateLate {
+        after: Duration::from_millis(900),
+    }])
+    .await;
+    let Some((store, _dir)) = test_store(
+        "a_call_created_after_the_first_look_up_is_adopted_long_before_the_settle_deadline",
+    )
+    .await
+    else {
+        return;
+    };
+    campaign(&store, "c", 1).await;
+    let mut cfg = settle_config(&vapi.base_url, 60_000);
+    cfg.dispatch.backoff_ms = vec![250, 500, 1_000];
+    let engine = engine(cfg, &store, KEY).await;
+    wait_for(&engine, Duration::from_secs(10), all_completed).await;
+    engine.shutdown().await;
+    assert_eq!(vapi.posts().len(), 1, "sent once");
+    let call = the_call(&store).await;
+    assert_eq!(call.provider_call_id.as_deref(), Some("late-0"));
+    let attempts = store.attempts(call.id).await.unwrap();
+    assert_eq!(outcomes(&attempts), vec![AttemptOutcome::Adopted]);
+    assert_invariants(&store).await;
+}
+
 /// A 500 (HTML page) after Vapi created the call: looked up and adopted.
 #[tokio::test]
 async fn a_500_after_the_create_is_adopted() {

@@ -597,11 +597,14 @@ enum Settled {
 }
 
 /// Looks the call up until it is found, or settled as not created by a complete look-up made
-/// after the settle time. An incomplete look-up (errors, rate limits, too dense) proves
-/// nothing: the call stays UNKNOWN and is looked up again at a low rate.
+/// after the settle time. Until then a complete look-up that finds nothing is made again on
+/// the backoff schedule (1 s, 4 s, 10 s…), so a call created late is adopted as soon as it
+/// shows. An incomplete look-up (errors, rate limits, too dense) proves nothing: the call
+/// stays UNKNOWN and is looked up again at a low rate.
 async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, StoreError> {
     let skew = chrono::Duration::milliseconds(ctx.config.vapi.lookup_skew_ms as i64);
     let mut failures = 0u32;
+    let mut absent = 0u32;
     let mut said_waiting = false;
     loop {
         let looked_at = ctx.now();
@@ -626,14 +629,18 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
             }
             SearchResult::Absent => {
                 ctx.gate.on_answer();
+                absent += 1;
                 if !said_waiting {
                     said_waiting = true;
-                    tracing::info!(target: "switchboard::retry", call_id = job.call_id, settle_at = %s.settle_at, "not found yet; Vapi may still create it: looking again once the settle time has passed");
+                    tracing::info!(target: "switchboard::retry", call_id = job.call_id, settle_at = %s.settle_at, "not found yet; Vapi may still create it: looking again on the backoff schedule, and re-sending only once the settle time has passed");
                 }
-                (s.settle_at - looked_at)
+                // Looked up again on the backoff schedule (a call Vapi creates late is
+                // adopted as soon as it shows), never past the settle deadline.
+                let to_deadline = (s.settle_at - looked_at)
                     .to_std()
                     .unwrap_or(Duration::ZERO)
-                    .max(Duration::from_millis(10))
+                    .max(Duration::from_millis(10));
+                ctx.config.backoff(absent).min(to_deadline)
             }
             SearchResult::Incomplete(why) => {
                 failures += 1;
