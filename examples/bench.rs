@@ -376,6 +376,40 @@ async fn slot_utilisation(n: usize) -> Result<()> {
         stats.get_requests,
         stats.concurrency_blocked
     );
+    end_detection(&store, "no webhooks").await?;
+    Ok(())
+}
+
+/// The time from a call's end at Vapi (its `endedAt`) to the engine's record of the end
+/// (the row's `updated_at` as the end was written; the final cost came with the end here),
+/// which is when its slot is free again: p50 and p99 over the run's ended calls.
+async fn end_detection(store: &Store, how: &str) -> Result<()> {
+    let rows: Vec<(Option<String>, String)> = sqlx::query_as(
+        "SELECT ended_at, updated_at FROM calls WHERE status = $1 AND ended_at IS NOT NULL",
+    )
+    .bind(switchboard::model::CallStatus::Ended)
+    .fetch_all(store.reader())
+    .await?;
+    let mut ms: Vec<i64> = rows
+        .iter()
+        .filter_map(|(ended, recorded)| {
+            let ended = switchboard::store::parse_time(ended.as_deref()?)?;
+            let recorded = switchboard::store::parse_time(recorded)?;
+            Some((recorded - ended).num_milliseconds().max(0))
+        })
+        .collect();
+    ms.sort_unstable();
+    let at = |q: f64| {
+        ms.get(((ms.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    match (at(0.5), at(0.99)) {
+        (Some(p50), Some(p99)) => println!(
+            "end_detect_ms ({how}): p50 {p50}, p99 {p99} ({} calls; the bulk-read interval while saturated is 400 ms)",
+            ms.len()
+        ),
+        _ => println!("end_detect_ms ({how}): no ended calls"),
+    }
     Ok(())
 }
 
