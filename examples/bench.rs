@@ -376,6 +376,26 @@ async fn slot_utilisation(n: usize) -> Result<()> {
         stats.get_requests,
         stats.concurrency_blocked
     );
+    // The bound from the calls as they went (busy and unanswered calls end after the ring):
+    // the sum of their durations at Vapi over the slots.
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT created_at, ended_at FROM calls WHERE status = $1")
+            .bind(switchboard::model::CallStatus::Ended)
+            .fetch_all(store.reader())
+            .await?;
+    let busy_s: f64 = rows
+        .iter()
+        .filter_map(|(created, ended)| {
+            let created = switchboard::store::parse_time(created)?;
+            let ended = switchboard::store::parse_time(ended.as_deref()?)?;
+            Some((ended - created).num_milliseconds() as f64 / 1000.0)
+        })
+        .sum();
+    let exact = busy_s / f64::from(SLOTS);
+    println!(
+        "slot_utilisation_of_calls_made: {:.2} (bound {exact:.1} s from the calls' own durations)",
+        exact / makespan
+    );
     end_detection(&store, "no webhooks").await?;
     Ok(())
 }
