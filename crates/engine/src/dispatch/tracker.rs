@@ -143,11 +143,13 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             ctx.gate.changed(Duration::from_secs(2)).await;
             continue;
         }
-        // When every slot is taken and contacts wait, the end of a call is what frees the next
-        // one: read more often then (a slot idles half an interval on average).
+        // When the slots are (nearly) all taken and contacts wait, the end of a call is what
+        // frees the next one: read more often then (a slot idles half an interval on
+        // average). "Nearly": once the first ends of a wave are read and their slots refilled,
+        // the rest of the wave is still ending.
         let saturated = ctx.gate.read(|s| {
-            !s.claimable.is_empty()
-                && s.concurrency.in_use() >= i64::from(s.quota.concurrency_cap())
+            let cap = i64::from(s.quota.concurrency_cap());
+            !s.claimable.is_empty() && s.concurrency.in_use() * 5 >= cap * 4
         });
         let interval = if saturated {
             interval.min(SATURATED_INTERVAL)
