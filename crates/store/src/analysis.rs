@@ -88,11 +88,19 @@ impl Store {
     /// has that provider id.
     pub async fn record_analysis(&self, provider_call_id: &str, a: &CallAnalysis) -> Result<bool> {
         let mut tx = self.write().await?;
-        let id: Option<i64> =
-            sqlx::query_scalar(crate::q("SELECT id FROM calls WHERE provider_call_id = ?"))
-                .bind(provider_call_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        // On PostgreSQL the call's row is locked first, as its end's transaction does: the
+        // end and the report then never both miss each other (each deciding nothing because
+        // the other was not yet committed), whichever commits second decides what follows.
+        let lock = match super::backend_of(&tx) {
+            super::Backend::Sqlite => "",
+            super::Backend::Postgres => " FOR UPDATE",
+        };
+        let id: Option<i64> = sqlx::query_scalar(crate::q(format!(
+            "SELECT id FROM calls WHERE provider_call_id = ?{lock}"
+        )))
+        .bind(provider_call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(call_id) = id else {
             return Ok(false);
         };
