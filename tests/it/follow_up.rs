@@ -913,3 +913,76 @@ async fn a_callback_booked_by_the_assistants_tool_is_dialled_at_its_time() {
     assert_eq!(claim(&store, id, due - Duration::minutes(1)).await, None);
     assert!(claim(&store, id, due).await.is_some());
 }
+
+/// Without a webhook listener the analysis is read with the call (Vapi's Call carries it
+/// once final): a callback asked for in the call is dialled at its time all the same.
+#[tokio::test]
+async fn without_webhooks_the_analysis_read_with_the_call_books_its_callback() {
+    use serde_json::json;
+    use switchboard::simulator::{NumberScript, SimConfig, Simulator};
+    let soon = Utc::now() + Duration::seconds(2);
+    let number = "+14153010000";
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: KEY.into(),
+            queue_ms: 30,
+            ring_ms: 60,
+            seed: Some(13),
+            cost_final_ms: 300,
+            scripts: [(
+                number.to_string(),
+                NumberScript {
+                    voicemail_first: 0,
+                    talk_ms: 400,
+                    conversations: vec![
+                        (Some(false), json!({"callback_at": soon.to_rfc3339()})),
+                        (Some(true), json!({})),
+                    ],
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..SimConfig::default()
+        },
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("simulator");
+    let Some((store, _db)) =
+        test_store("without_webhooks_the_analysis_read_with_the_call_books_its_callback").await
+    else {
+        return;
+    };
+    let id = campaign(&store, "polled", 1).await;
+    let engine = engine(config(&sim.base_url()), &store, KEY).await;
+    let mut dialled_twice = false;
+    for _ in 0..300 {
+        let c = store.campaign(id).await.unwrap();
+        if c.status == CampaignStatus::Completed && c.total_calls_created == 2 {
+            dialled_twice = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    engine.shutdown().await;
+    assert!(dialled_twice, "{:?}", store.campaign(id).await.unwrap());
+    let second = store.call(2).await.unwrap();
+    let placed = switchboard::store::parse_time(&second.created_at).unwrap();
+    assert!(
+        placed >= soon - Duration::milliseconds(50),
+        "{placed} < {soon}"
+    );
+    let analysis = store
+        .call_analysis(1)
+        .await
+        .unwrap()
+        .expect("kept from the read");
+    assert!(
+        analysis
+            .structured_data
+            .as_deref()
+            .is_some_and(|d| d.contains("callback_at")),
+        "{analysis:?}"
+    );
+    assert_invariants(&store).await;
+}

@@ -419,8 +419,30 @@ impl CallRecord {
                 (final_cost * 0.7 * 10_000.0).round() / 10_000.0
             };
             put("cost", json!(cost));
+            // Vapi's analysis comes with the final cost (it is what is billed last).
+            if is_final && talk_ms > 0 {
+                put("analysis", self.analysis_json(reason, talk_ms));
+            }
         }
         call
+    }
+
+    /// The call's analysis (summary, success evaluation, structured data), as its
+    /// end-of-call report and, once final, the Call object carry it.
+    fn analysis_json(&self, reason: &str, talk_ms: u64) -> Value {
+        let talked = talk_ms > 0;
+        let (success, structured) = match &self.analysis {
+            Some((success, structured)) => (*success, structured.clone()),
+            None => (
+                Some(talk_ms >= 10_000),
+                json!({"interested": talk_ms >= 10_000, "do_not_call": false}),
+            ),
+        };
+        json!({
+            "summary": talked.then(|| format!("The customer talked for {} s ({reason}).", talk_ms / 1000)),
+            "successEvaluation": talked.then(|| success.map(|s| s.to_string())).flatten(),
+            "structuredData": talked.then_some(structured),
+        })
     }
 }
 
@@ -788,21 +810,7 @@ impl SimState {
                 let talked = talk_ms > 0;
                 let recording = talked.then(|| format!("https://storage.vapi.ai/{id}-mono.wav"));
                 let messages = record.messages(at);
-                let (success, structured) = match &record.analysis {
-                    Some((success, structured)) => (*success, structured.clone()),
-                    None => (
-                        Some(talk_ms >= 10_000),
-                        json!({"interested": talk_ms >= 10_000, "do_not_call": false}),
-                    ),
-                };
-                message.insert(
-                    "analysis".into(),
-                    json!({
-                        "summary": talked.then(|| format!("The customer talked for {} s ({reason}).", talk_ms / 1000)),
-                        "successEvaluation": talked.then(|| success.map(|s| s.to_string())).flatten(),
-                        "structuredData": talked.then_some(structured),
-                    }),
-                );
+                message.insert("analysis".into(), record.analysis_json(reason, talk_ms));
                 message.insert(
                     "artifact".into(),
                     json!({"recordingUrl": recording, "messages": messages, "transcript": ""}),

@@ -130,6 +130,20 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether an analysis read with the call `provider_call_id` is still to be kept: the
+    /// call is ours, has ended and has none yet (bulk reads return a call many times).
+    pub async fn analysis_wanted(&self, provider_call_id: &str) -> Result<bool> {
+        let wanted: Option<i64> = sqlx::query_scalar(crate::q(
+            "SELECT c.id FROM calls c WHERE c.provider_call_id = ? AND c.status = ? \
+             AND NOT EXISTS (SELECT 1 FROM call_analysis a WHERE a.call_id = c.id)",
+        ))
+        .bind(provider_call_id)
+        .bind(crate::model::CallStatus::Ended)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(wanted.is_some())
+    }
+
     /// Whether a report brought the call an analysis.
     pub async fn has_analysis(&self, call_id: i64) -> Result<bool> {
         let found: Option<i64> = sqlx::query_scalar(crate::q(

@@ -85,6 +85,10 @@ pub struct VapiCall {
     /// back out (not serialized, redacted in Debug).
     #[serde(default, deserialize_with = "lenient::monitor", skip_serializing)]
     pub monitor: Option<crate::live::Monitor>,
+    /// Vapi's analysis of the call (summary, success evaluation, structured data), once it
+    /// is done: any JSON, read by the store (never written back out).
+    #[serde(default, skip_serializing)]
+    pub analysis: Option<serde_json::Value>,
     /// What was said so far (`messages`), when the call object carries it.
     #[serde(default, deserialize_with = "lenient::transcript", skip_serializing)]
     pub messages: Option<Vec<switchboard_model::live::TranscriptLine>>,

@@ -21,10 +21,11 @@ use chrono::{DateTime, Utc};
 use super::Ctx;
 use super::reactions::{call_update, react_to_end};
 use crate::model::local_reason;
+use crate::store::analysis::CallAnalysis;
 use crate::store::calls::{Call, CallUpdate};
 use crate::store::parse_time;
-use crate::vapi::VapiError;
 use crate::vapi::search::{Field, Incomplete, Window, walk_window};
+use crate::vapi::{VapiCall, VapiError};
 
 /// The bulk-read interval while every slot is taken and contacts wait.
 const SATURATED_INTERVAL: Duration = Duration::from_millis(400);
@@ -101,6 +102,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
                     for call in calls {
                         seen.insert(call.id.clone(), ());
                         apply(&ctx, &call.id, &call_update(&call), call.status.as_deref()).await;
+                        keep_analysis(&ctx, &call).await;
                     }
                 }
                 Err(e) => {
@@ -228,7 +230,8 @@ async fn read_one(ctx: &Ctx, call: &Call, provider_id: &str) {
                 &call_update(&remote),
                 remote.status.as_deref(),
             )
-            .await
+            .await;
+            keep_analysis(ctx, &remote).await;
         }
         // Read only after `fallback_after_ms` without news: a call Vapi no longer knows by
         // then has vanished (it is not being created any more).
@@ -238,6 +241,26 @@ async fn read_one(ctx: &Ctx, call: &Call, provider_id: &str) {
         Err(e) => {
             tracing::warn!(target: "switchboard::engine", call_id = call.id, "poll failed: {e}");
         }
+    }
+}
+
+/// Keeps the analysis an ended call carries when read (without webhooks this is the only
+/// way it arrives): what follows the conversation (a callback, a follow-up) is decided then.
+async fn keep_analysis(ctx: &Ctx, call: &VapiCall) {
+    let Some(analysis) = call.analysis.as_ref().filter(|a| a.is_object()) else {
+        return;
+    };
+    let Some(found) = CallAnalysis::from_report(&serde_json::json!({ "analysis": analysis }))
+    else {
+        return;
+    };
+    let kept = match ctx.store.analysis_wanted(&call.id).await {
+        Ok(false) => return,
+        Ok(true) => ctx.store.record_analysis(&call.id, &found).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = kept {
+        tracing::warn!(target: "switchboard::engine", "analysis of a call read not kept (read again next round): {e}");
     }
 }
 
