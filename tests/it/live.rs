@@ -244,11 +244,25 @@ async fn the_kill_switch_ends_every_live_call_within_2_s_and_dispatches_nothing_
     )
     .await;
     let took = started.elapsed();
-    until(Duration::from_secs(10), "every end recorded", || async {
-        live_calls(&store).await.is_empty()
-            && store.live_call_count(None).await.expect("count") == 0
+    let recorded = tokio::time::timeout(Duration::from_secs(10), async {
+        while !(live_calls(&store).await.is_empty()
+            && store.live_call_count(None).await.expect("count") == 0)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     })
     .await;
+    if recorded.is_err() {
+        let mut left = Vec::new();
+        for id in 1..=sim.stats().calls_created as i64 + 5 {
+            if let Ok(c) = store.call(id).await
+                && (c.status.is_at_vapi() || CallStatus::IN_CREATION.contains(&c.status))
+            {
+                left.push((c.id, c.status, c.attempt_count, c.provider_call_id));
+            }
+        }
+        panic!("every end recorded: not seen in 10 s; left: {left:?}");
+    }
     let created = sim.stats().calls_created;
     // Paused: a second of ticks and nothing more is created.
     wait_held(&engine, 3).await;
