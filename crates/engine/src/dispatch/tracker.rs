@@ -250,6 +250,18 @@ async fn keep_analysis(ctx: &Ctx, call: &VapiCall) {
     let Some(analysis) = call.analysis.as_ref().filter(|a| a.is_object()) else {
         return;
     };
+    // With a webhook listener the end-of-call report is the source (it also carries the tool
+    // calls a callback tool books through): a read only stands in for a report that has not
+    // come within the wait.
+    if ctx.config.webhook.listen.is_some() {
+        let ended = call.ended_at.as_deref().and_then(parse_time);
+        let waited = ended.is_some_and(|e| {
+            (ctx.now() - e).to_std().unwrap_or_default() >= super::reactions::REPORT_WAIT
+        });
+        if !waited {
+            return;
+        }
+    }
     let Some(found) = CallAnalysis::from_report(&serde_json::json!({ "analysis": analysis }))
     else {
         return;
