@@ -89,21 +89,9 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 ArmAction::Resume => crate::model::ArmStatus::Active,
                 ArmAction::Stop => crate::model::ArmStatus::Stopped,
             };
-            let arm = store
-                .set_arm_status(c.id, assistant_id.trim(), status)
+            crate::ops::set_arm(store, c.id, &assistant_id, status)
                 .await
-                .map_err(user)?;
-            format!(
-                "campaign {}: arm {} is {}{}",
-                c.name,
-                arm.assistant_id,
-                arm.status.as_str().to_lowercase(),
-                if status == crate::model::ArmStatus::Active {
-                    ""
-                } else {
-                    "; its waiting contacts move to the other arms"
-                }
-            )
+                .map_err(user)?
         }
         CampaignAction::Show { name } => return show(&mut out, store, &name).await,
         CampaignAction::Weight { name, weight } => {
@@ -614,14 +602,9 @@ pub async fn callback(
     campaign: Option<&str>,
 ) -> Result<String> {
     let phone = number(raw, config)?;
-    let booked = store
-        .book_callback(&phone, campaign, at)
+    crate::ops::book_callback(store, &phone, campaign, at)
         .await
-        .map_err(user)?;
-    Ok(format!(
-        "{phone} in campaign {}: {}",
-        booked.campaign, booked.why
-    ))
+        .map_err(user)
 }
 
 /// A number as the user typed it, in E.164 (the import's rules).

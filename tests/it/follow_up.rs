@@ -100,6 +100,24 @@ async fn chicago_campaign(
     id
 }
 
+/// A fast simulator whose numbers follow `scripts`, with `f`'s changes.
+async fn scripted_sim(
+    scripts: std::collections::HashMap<String, switchboard::simulator::NumberScript>,
+    f: impl FnOnce(&mut switchboard::simulator::SimConfig),
+) -> switchboard::simulator::Simulator {
+    let mut c = switchboard::simulator::SimConfig {
+        api_key: KEY.into(),
+        queue_ms: 30,
+        ring_ms: 60,
+        scripts,
+        ..Default::default()
+    };
+    f(&mut c);
+    switchboard::simulator::Simulator::start(c, "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("simulator")
+}
+
 /// The Pending tab's rows of a campaign: (phone, lane), in claim order.
 async fn pending(store: &Store, id: i64, now: DateTime<Utc>) -> Vec<(String, Option<Lane>)> {
     let query = CallQuery {
@@ -719,7 +737,7 @@ async fn the_arm_report_matches_a_reference_computation() {
 #[tokio::test]
 async fn the_engine_follows_what_people_said_through_webhooks() {
     use serde_json::json;
-    use switchboard::simulator::{NumberScript, SimConfig, Simulator, WebhookSigning};
+    use switchboard::simulator::{NumberScript, WebhookSigning};
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         listener.local_addr().expect("addr").port()
@@ -755,26 +773,20 @@ async fn the_engine_follows_what_people_said_through_webhooks() {
             },
         ),
     ];
-    let sim = Simulator::start(
-        SimConfig {
-            api_key: KEY.into(),
-            queue_ms: 30,
-            ring_ms: 60,
-            seed: Some(11),
-            webhook_url: Some(format!("http://127.0.0.1:{port}/webhook")),
-            webhook_auth: WebhookSigning::Secret,
-            webhook_secret: "wh-follow".into(),
-            webhook_late_ms: 800,
-            scripts: scripts
-                .iter()
-                .map(|(n, s)| (n.to_string(), s.clone()))
-                .collect(),
-            ..SimConfig::default()
+    let sim = scripted_sim(
+        scripts
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.clone()))
+            .collect(),
+        |c| {
+            c.seed = Some(11);
+            c.webhook_url = Some(format!("http://127.0.0.1:{port}/webhook"));
+            c.webhook_auth = WebhookSigning::Secret;
+            c.webhook_secret = "wh-follow".into();
+            c.webhook_late_ms = 800;
         },
-        "127.0.0.1:0".parse().expect("addr"),
     )
-    .await
-    .expect("simulator");
+    .await;
     let Some((store, _db)) =
         test_store("the_engine_follows_what_people_said_through_webhooks").await
     else {
@@ -919,35 +931,22 @@ async fn a_callback_booked_by_the_assistants_tool_is_dialled_at_its_time() {
 #[tokio::test]
 async fn without_webhooks_the_analysis_read_with_the_call_books_its_callback() {
     use serde_json::json;
-    use switchboard::simulator::{NumberScript, SimConfig, Simulator};
+    use switchboard::simulator::NumberScript;
     let soon = Utc::now() + Duration::seconds(2);
     let number = "+14153010000";
-    let sim = Simulator::start(
-        SimConfig {
-            api_key: KEY.into(),
-            queue_ms: 30,
-            ring_ms: 60,
-            seed: Some(13),
-            cost_final_ms: 300,
-            scripts: [(
-                number.to_string(),
-                NumberScript {
-                    voicemail_first: 0,
-                    talk_ms: 400,
-                    conversations: vec![
-                        (Some(false), json!({"callback_at": soon.to_rfc3339()})),
-                        (Some(true), json!({})),
-                    ],
-                },
-            )]
-            .into_iter()
-            .collect(),
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("simulator");
+    let script = NumberScript {
+        voicemail_first: 0,
+        talk_ms: 400,
+        conversations: vec![
+            (Some(false), json!({"callback_at": soon.to_rfc3339()})),
+            (Some(true), json!({})),
+        ],
+    };
+    let sim = scripted_sim([(number.to_string(), script)].into(), |c| {
+        c.seed = Some(13);
+        c.cost_final_ms = 300;
+    })
+    .await;
     let Some((store, _db)) =
         test_store("without_webhooks_the_analysis_read_with_the_call_books_its_callback").await
     else {

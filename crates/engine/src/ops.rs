@@ -176,6 +176,44 @@ pub fn asked(action: &LiveAction, request: &LiveRequest) -> String {
     )
 }
 
+/// Books a callback by hand (`switchboard callback`, the console's `b`): the one-line answer.
+pub async fn book_callback(
+    store: &Store,
+    phone: &str,
+    campaign: Option<&str>,
+    at: &str,
+) -> Result<String, crate::store::StoreError> {
+    let booked = store.book_callback(phone, campaign, at).await?;
+    Ok(format!(
+        "{phone} in campaign {}: {}",
+        booked.campaign, booked.why
+    ))
+}
+
+/// Pauses, resumes or stops an arm (`campaign arm`, the console's `A`): the one-line answer.
+pub async fn set_arm(
+    store: &Store,
+    campaign_id: i64,
+    assistant_id: &str,
+    status: crate::model::ArmStatus,
+) -> Result<String, crate::store::StoreError> {
+    let campaign = store.campaign(campaign_id).await?;
+    let arm = store
+        .set_arm_status(campaign_id, assistant_id.trim(), status)
+        .await?;
+    let moved = if status == crate::model::ArmStatus::Active {
+        ""
+    } else {
+        "; its waiting contacts move to the other arms"
+    };
+    Ok(format!(
+        "campaign {}: arm {} is {}{moved}",
+        campaign.name,
+        arm.assistant_id,
+        arm.status.as_str().to_lowercase()
+    ))
+}
+
 async fn carry_out(
     store: &Store,
     config: &Config,
@@ -280,32 +318,17 @@ async fn carry_out(
             at,
         } => {
             let campaign = store.campaign(*campaign_id).await.map_err(err)?;
-            let booked = store
-                .book_callback(phone, Some(&campaign.name), at)
+            book_callback(store, phone, Some(&campaign.name), at)
                 .await
-                .map_err(err)?;
-            Ok(format!(
-                "{phone} in campaign {}: {}",
-                booked.campaign, booked.why
-            ))
+                .map_err(err)
         }
         Command::SetArm {
             campaign_id,
             assistant_id,
             status,
-        } => {
-            let campaign = store.campaign(*campaign_id).await.map_err(err)?;
-            let arm = store
-                .set_arm_status(*campaign_id, assistant_id, *status)
-                .await
-                .map_err(err)?;
-            Ok(format!(
-                "campaign {}: arm {} is {}",
-                campaign.name,
-                arm.assistant_id,
-                arm.status.as_str().to_lowercase()
-            ))
-        }
+        } => set_arm(store, *campaign_id, assistant_id, *status)
+            .await
+            .map_err(err),
         Command::Live {
             call_id,
             action,

@@ -475,6 +475,45 @@ pub struct SimState {
 }
 
 impl SimState {
+    /// The customer number of a placed call and which call to it this is (1: the first).
+    fn next_attempt_to(&mut self, request: &CallRequest) -> (String, u32) {
+        let customer = request
+            .body
+            .get("customer")
+            .and_then(|c| c.get("number"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let n = self.placed_to.entry(customer.clone()).or_insert(0);
+        *n += 1;
+        (customer, *n)
+    }
+
+    /// A planned voicemail: the message left (the request carried one) or hung up on.
+    fn count_voicemail(&mut self, plan: &Plan, request: &CallRequest) {
+        let Plan::Dialled {
+            outcome:
+                Outcome::Answered {
+                    reason: "voicemail",
+                    ..
+                },
+            ..
+        } = plan
+        else {
+            return;
+        };
+        let message = request
+            .body
+            .get("assistantOverrides")
+            .and_then(|o| o.get("voicemailMessage"))
+            .and_then(Value::as_str);
+        if message.is_some_and(|m| !m.is_empty()) {
+            self.stats.voicemail_messages_left += 1;
+        } else {
+            self.stats.voicemail_hang_ups += 1;
+        }
+    }
+
     pub fn new(seed: Option<u64>) -> SimState {
         SimState {
             rng: rng_for(seed),
@@ -570,18 +609,7 @@ impl SimState {
                 .entry(request.phone_number_id.clone())
                 .or_insert(0) += 1;
             let plan = Plan::draw(&mut self.rng, config);
-            let customer = request
-                .body
-                .get("customer")
-                .and_then(|c| c.get("number"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let attempt = {
-                let n = self.placed_to.entry(customer.clone()).or_insert(0);
-                *n += 1;
-                *n
-            };
+            let (customer, attempt) = self.next_attempt_to(&request);
             if let Some(script) = config.scripts.get(&customer) {
                 scripted = Some(script.conversation(attempt));
                 script.plan(plan, attempt)
@@ -600,26 +628,7 @@ impl SimState {
                 .get(&request.assistant_id)
                 .map(|rate| (Some(self.rng.random::<f64>() < *rate), json!({}))),
         };
-        if let Plan::Dialled {
-            outcome:
-                Outcome::Answered {
-                    reason: "voicemail",
-                    ..
-                },
-            ..
-        } = plan
-        {
-            let message = request
-                .body
-                .get("assistantOverrides")
-                .and_then(|o| o.get("voicemailMessage"))
-                .and_then(Value::as_str);
-            if message.is_some_and(|m| !m.is_empty()) {
-                self.stats.voicemail_messages_left += 1;
-            } else {
-                self.stats.voicemail_hang_ups += 1;
-            }
-        }
+        self.count_voicemail(&plan, &request);
         let vanishes_at = (self.rng.random::<f64>() < config.fault_vanish).then(|| {
             self.stats.vanished += 1;
             now + Duration::from_millis(config.vanish_after_ms)
