@@ -49,7 +49,8 @@ fn main() -> Result<()> {
     // its figures are not the goals' measurements).
     let smoke = args.iter().any(|a| a == "--smoke");
     let quick = smoke || args.iter().any(|a| a == "--quick");
-    // `--only NAME` runs one part: throughput, rate, import, frame, idle.
+    // `--only NAME` runs one part: throughput, postgres, rate, slots, gateway, import, frame,
+    // idle.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -109,13 +110,16 @@ fn main() -> Result<()> {
     if run("rate") {
         runtime.block_on(rate_accuracy(sizes.rate_secs))?;
     }
-    if run("limits") {
-        let (slots, gateway) = match (smoke, quick) {
-            (true, _) => (100, 60),
-            (false, true) => (200, 150),
-            (false, false) => (400, 300),
-        };
-        runtime.block_on(slot_utilisation(slots))?;
+    let (slots, gateway) = match (smoke, quick) {
+        (true, _) => (100, 60),
+        (false, true) => (200, 150),
+        (false, false) => (400, 300),
+    };
+    if run("slots") {
+        runtime.block_on(slot_utilisation(slots, true))?;
+        runtime.block_on(slot_utilisation(slots, false))?;
+    }
+    if run("gateway") {
         runtime.block_on(rate_limit(gateway))?;
     }
     if run("import") {
@@ -301,15 +305,24 @@ async fn pg_bound(url: &str, n: usize) -> Result<f64> {
     Ok(rate)
 }
 
-/// How close a campaign comes to the account's concurrency bound: 50 slots at the simulator,
-/// calls of 5 s, the operator's cap set higher than the account's, no webhooks (ends are
-/// learnt by bulk reads). Bound = N·D/C; `slot_utilisation` = bound / makespan (goal ≥ 0.90);
-/// `requests_per_call` counts every request the simulator saw (goal ≤ 1.5).
-async fn slot_utilisation(n: usize) -> Result<()> {
+/// How close a campaign comes to the account's concurrency bound: 50 slots at the simulator
+/// that the engine learns from `subscriptionLimits` (the operator's cap is set higher), calls
+/// of 5 s (a fifth end unanswered after 0.1 s), with webhooks or without (then ends are learnt
+/// by bulk reads). Bound = N·D/C with D an answered call's length; `slot_utilisation` = bound
+/// / makespan (goal ≥ 0.95 with webhooks, ≥ 0.90 without); `requests_per_call` counts every
+/// request the simulator saw (goal ≤ 1.5). Beside it, the stricter bound of the calls as they
+/// went: the same calls dispatched in the same order at the same rate with no latency at all.
+async fn slot_utilisation(n: usize, webhooks: bool) -> Result<()> {
     const SLOTS: u32 = 50;
     const QUEUE_MS: u64 = 50;
     const RING_MS: u64 = 50;
     const TALK_MS: u64 = 5_000;
+    const RATE: f64 = 100.0;
+    let how = if webhooks { "webhooks" } else { "no webhooks" };
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.local_addr()?.port()
+    };
     let sim = Simulator::start(
         SimConfig {
             api_key: "k".into(),
@@ -319,6 +332,8 @@ async fn slot_utilisation(n: usize) -> Result<()> {
             talk_min_ms: TALK_MS,
             talk_max_ms: TALK_MS,
             seed: Some(1),
+            webhook_url: webhooks.then(|| format!("http://127.0.0.1:{port}/webhook")),
+            webhook_secret: "bench-secret".into(),
             ..SimConfig::default()
         },
         ([127, 0, 0, 1], 0).into(),
@@ -329,10 +344,16 @@ async fn slot_utilisation(n: usize) -> Result<()> {
     contacts_campaign(&store, n).await?;
     let mut config = Config::default();
     config.vapi.base_url = sim.base_url();
-    config.dispatch.rate_per_second = 100.0;
+    config.dispatch.rate_per_second = RATE;
     config.dispatch.max_concurrent_calls = 200; // the account's 50 is the real limit
     config.vapi.max_requests_per_second = 100.0;
     config.dispatch.quick_hangup_ms = 0;
+    if webhooks {
+        config.webhook.listen = Some(format!("127.0.0.1:{port}"));
+        config.webhook.secret_env = "SWITCHBOARD_BENCH_WEBHOOK_SECRET".into();
+        // SAFETY: set before the engine starts, read by it only; the bench is one thread here.
+        unsafe { std::env::set_var("SWITCHBOARD_BENCH_WEBHOOK_SECRET", "bench-secret") };
+    }
     let vapi = VapiClient::new(
         &config.vapi.base_url,
         Secret::from("k"),
@@ -357,47 +378,65 @@ async fn slot_utilisation(n: usize) -> Result<()> {
     let stats = sim.stats();
     sim.shutdown().await;
     // Calls that answer (most) last queue + ring + talk; the rest end sooner, so this bound
-    // is generous to the engine's opponent: the real floor is a little lower.
+    // is generous to the engine's opponent: the real floor is lower (the line below).
     let duration = (QUEUE_MS + RING_MS + TALK_MS) as f64 / 1000.0;
     let bound = n as f64 * duration / f64::from(SLOTS);
     let requests = stats.create_requests + stats.get_requests;
-    println!("slot_contacts: {n} (50 slots, {duration:.1} s calls)");
-    println!("slot_bound_s: {bound:.1}");
-    println!("slot_makespan_s: {makespan:.1}");
-    println!("slot_utilisation: {:.2} (goal >= 0.90)", bound / makespan);
+    println!("slot_contacts ({how}): {n} (50 slots learnt, {duration:.1} s calls)");
+    println!("slot_makespan_s ({how}): {makespan:.1} (bound N·D/C {bound:.1})");
+    let goal = if webhooks { 0.95 } else { 0.90 };
     println!(
-        "slot_peak_concurrency: {} (account limit {SLOTS})",
+        "slot_utilisation ({how}): {:.2} (goal >= {goal:.2})",
+        bound / makespan
+    );
+    println!(
+        "slot_peak_concurrency ({how}): {} (account limit {SLOTS})",
         stats.peak_concurrency
     );
     println!(
-        "requests_per_call: {:.2} (goal <= 1.5; {} creates, {} reads, {} blocked)",
+        "requests_per_call ({how}): {:.2} (goal <= 1.5; {} creates, {} reads, {} blocked)",
         requests as f64 / n as f64,
         stats.create_requests,
         stats.get_requests,
         stats.concurrency_blocked
     );
-    // The bound from the calls as they went (busy and unanswered calls end after the ring):
-    // the sum of their durations at Vapi over the slots.
+    let replay = replay_makespan(&store, SLOTS, RATE).await?;
+    println!(
+        "slot_utilisation_of_calls_made ({how}): {:.2} (bound {replay:.1} s: these calls, in this order, at {RATE}/s, with no latency)",
+        replay / makespan
+    );
+    end_detection(&store, how).await?;
+    Ok(())
+}
+
+/// The makespan of the run's calls (their durations at Vapi, in creation order) dispatched
+/// greedily into `slots` at `rate` with no latency at all: no dispatcher does better without
+/// knowing durations in advance.
+async fn replay_makespan(store: &Store, slots: u32, rate: f64) -> Result<f64> {
     let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT created_at, ended_at FROM calls WHERE status = $1")
+        sqlx::query_as("SELECT created_at, ended_at FROM calls WHERE status = $1 ORDER BY id")
             .bind(switchboard::model::CallStatus::Ended)
             .fetch_all(store.reader())
             .await?;
-    let busy_s: f64 = rows
-        .iter()
-        .filter_map(|(created, ended)| {
-            let created = switchboard::store::parse_time(created)?;
-            let ended = switchboard::store::parse_time(ended.as_deref()?)?;
-            Some((ended - created).num_milliseconds() as f64 / 1000.0)
-        })
-        .sum();
-    let exact = busy_s / f64::from(SLOTS);
-    println!(
-        "slot_utilisation_of_calls_made: {:.2} (bound {exact:.1} s from the calls' own durations)",
-        exact / makespan
-    );
-    end_detection(&store, "no webhooks").await?;
-    Ok(())
+    let mut free_at: std::collections::BinaryHeap<std::cmp::Reverse<u64>> =
+        (0..slots).map(|_| std::cmp::Reverse(0)).collect();
+    let spacing_us = (1e6 / rate) as u64;
+    let (mut last, mut end) = (0u64, 0u64);
+    for (created, ended) in &rows {
+        let (Some(created), Some(ended)) = (
+            switchboard::store::parse_time(created),
+            ended.as_deref().and_then(switchboard::store::parse_time),
+        ) else {
+            continue;
+        };
+        let us = (ended - created).num_microseconds().unwrap_or(0).max(0) as u64;
+        let std::cmp::Reverse(free) = free_at.pop().unwrap_or(std::cmp::Reverse(0));
+        let start = free.max(last + spacing_us);
+        last = start;
+        end = end.max(start + us);
+        free_at.push(std::cmp::Reverse(start + us));
+    }
+    Ok(end as f64 / 1e6)
 }
 
 /// The time from a call's end at Vapi (its `endedAt`) to the engine's record of the end
@@ -425,7 +464,7 @@ async fn end_detection(store: &Store, how: &str) -> Result<()> {
     };
     match (at(0.5), at(0.99)) {
         (Some(p50), Some(p99)) => println!(
-            "end_detect_ms ({how}): p50 {p50}, p99 {p99} ({} calls; the bulk-read interval while saturated is 400 ms)",
+            "end_detect_ms ({how}): p50 {p50}, p99 {p99} ({} calls)",
             ms.len()
         ),
         _ => println!("end_detect_ms ({how}): no ended calls"),
@@ -435,8 +474,9 @@ async fn end_detection(store: &Store, how: &str) -> Result<()> {
 
 /// How close a campaign comes to a gateway limit it is not told: the simulator admits 12
 /// requests a second (a token bucket over every request), the operator configures 50/s.
-/// Bound = 2N/R (at least one create and one read per call); `rate_limit_ratio` = bound /
-/// makespan (goal ≥ 0.8) and `share_429` = 429s / requests (goal < 5 %).
+/// Bound = N/R (one create per call is the least; its end can come in a bulk read with many
+/// others); `rate_limit_ratio` = bound / makespan (goal ≥ 0.85) and `share_429` = 429s /
+/// requests (goal < 5 %).
 async fn rate_limit(n: usize) -> Result<()> {
     const GATEWAY_RPS: f64 = 12.0;
     let sim = Simulator::start(
@@ -489,13 +529,13 @@ async fn rate_limit(n: usize) -> Result<()> {
     let stats = sim.stats();
     sim.shutdown().await;
     let requests = stats.create_requests + stats.get_requests;
-    let bound = 2.0 * n as f64 / GATEWAY_RPS;
+    let bound = n as f64 / GATEWAY_RPS;
     println!(
         "gateway_contacts: {n} (gateway {GATEWAY_RPS}/s unknown to the engine, configured 50/s)"
     );
     println!("gateway_bound_s: {bound:.1}");
     println!("gateway_makespan_s: {makespan:.1}");
-    println!("rate_limit_ratio: {:.2} (goal >= 0.8)", bound / makespan);
+    println!("rate_limit_ratio: {:.2} (goal >= 0.85)", bound / makespan);
     println!(
         "share_429: {:.1} % (goal < 5 %; {} of {requests} requests)",
         stats.gateway_rejected as f64 / requests as f64 * 100.0,

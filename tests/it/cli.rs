@@ -765,7 +765,7 @@ async fn call_actions_from_the_cli_reach_a_call_held_by_a_headless_engine() {
         ]
     );
     // A few turns of the scripted conversation said, then the call is ended from the CLI.
-    let http = reqwest::Client::new();
+    let http = switchboard::vapi::http::client();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let call: serde_json::Value = http

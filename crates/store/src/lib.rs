@@ -160,7 +160,13 @@ pub struct Store {
     reader: AnyPool,
     backend: Backend,
     clock: Clock,
+    /// The SQLite file (None on PostgreSQL): its size and times tell a commit from anyone.
+    file: Option<std::sync::Arc<std::path::PathBuf>>,
 }
+
+/// What the database files looked like (see [`Store::change_mark`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeMark(Vec<(u64, Option<std::time::SystemTime>)>);
 
 fn install_drivers() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -200,7 +206,9 @@ impl Store {
         let busy_ms = busy_timeout.as_millis();
         let writer = sqlite_pool(1, &url, busy_ms, false).await?;
         let reader = sqlite_pool(4, &url, busy_ms, true).await?;
-        Store::finish_open(writer, reader, Backend::Sqlite).await
+        let mut store = Store::finish_open(writer, reader, Backend::Sqlite).await?;
+        store.file = Some(std::sync::Arc::new(path.to_path_buf()));
+        Ok(store)
     }
 
     /// Opens a PostgreSQL database (`postgres://user:password@host:port/db`), applying the
@@ -240,6 +248,7 @@ impl Store {
             writer,
             reader,
             backend,
+            file: None,
         };
         store.ensure_rows().await?;
         // Rows of an import that died (crash, kill) never become visible: remove them.
@@ -254,6 +263,19 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A mark that differs after any process committed to the SQLite file (the write-ahead
+    /// log grows or is checkpointed into the file): one `stat` each, far cheaper than the
+    /// queries it saves a watcher. None on PostgreSQL (no file to look at).
+    pub fn change_mark(&self) -> Option<ChangeMark> {
+        let file = self.file.as_deref()?;
+        let mut wal = file.as_os_str().to_owned();
+        wal.push("-wal");
+        let look = |path: &Path| {
+            std::fs::metadata(path).map_or((0, None), |m| (m.len(), m.modified().ok()))
+        };
+        Some(ChangeMark(vec![look(file), look(Path::new(&wal))]))
     }
 
     /// The reader pool, for read-only queries: the store's own and the export's streaming

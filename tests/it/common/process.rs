@@ -57,7 +57,9 @@ pub fn ok(cmd: &mut Command) {
 
 /// The simulator's record, from its `/_sim/stats`.
 pub async fn stats(base: &str) -> SimStats {
-    reqwest::get(format!("{base}/_sim/stats"))
+    switchboard::vapi::http::client()
+        .get(format!("{base}/_sim/stats"))
+        .send()
         .await
         .expect("simulator stats")
         .json()

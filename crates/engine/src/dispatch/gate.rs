@@ -79,6 +79,10 @@ pub struct GateState {
     /// the earliest such creation: the tracker follows them (a call may end at once, and its
     /// final cost still comes later).
     pub new_pairs: HashMap<(String, String), chrono::DateTime<chrono::Utc>>,
+    /// When each call created since the tracker last looked was claimed (our clock, as the
+    /// call rows' `created_at`): the read plan counts their ages (bounded: the tracker takes
+    /// them every round).
+    pub created_since_read: Vec<chrono::DateTime<chrono::Utc>>,
     pub events: VecDeque<EngineEvent>,
     /// Bumped on every change worth publishing.
     pub changes: u64,
@@ -120,6 +124,7 @@ impl Gate {
                 quick_hangups: QuickHangups::default(),
                 awaiting_reports: HashMap::new(),
                 new_pairs: HashMap::new(),
+                created_since_read: Vec::new(),
                 events: VecDeque::with_capacity(EVENT_RING),
                 changes: 0,
                 held: 0,

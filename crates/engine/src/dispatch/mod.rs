@@ -19,6 +19,7 @@ mod pool;
 pub mod predial;
 pub mod quota;
 mod reactions;
+mod read_plan;
 pub mod snapshot;
 pub mod streaks;
 mod tracker;
@@ -731,6 +732,8 @@ struct ControlLoop {
     pending_snapshot: Option<Snapshot>,
     /// Consecutive ticks with nothing to do.
     idle_ticks: u64,
+    /// Attached: the store's change mark at the last re-read, and when it was.
+    attached_read: Option<(Option<crate::store::ChangeMark>, tokio::time::Instant)>,
     /// Set when this is a console attached to another engine (`host:pid`): it only reads
     /// the database and writes commands to it.
     attached_to: Option<String>,
@@ -756,12 +759,16 @@ impl ControlLoop {
             version: 0,
             pending_snapshot: None,
             idle_ticks: 0,
+            attached_read: None,
             attached_to,
             events: Default::default(),
             windows: HashMap::new(),
         }
     }
 }
+
+/// An attached control loop re-reads an unchanged store this often.
+const ATTACHED_REREAD: Duration = Duration::from_secs(5);
 
 impl ControlLoop {
     async fn run(&mut self, mut commands: mpsc::Receiver<CommandEnvelope>) {
@@ -790,15 +797,26 @@ impl ControlLoop {
                 }
                 _ = tick.tick() => {
                     if self.attached_to.is_some() {
-                        self.refresh().await;
-                        self.publish(false);
+                        // A console attached to another engine (or to none) re-reads the
+                        // store only when a commit changed the file, or every few seconds
+                        // (calling windows open and close by the clock alone).
+                        let mark = self.ctx.store.change_mark();
+                        let stale = self.attached_read.as_ref().is_none_or(|(seen, at)| {
+                            mark.is_none() || mark != *seen || at.elapsed() >= ATTACHED_REREAD
+                        });
+                        if stale {
+                            self.attached_read = Some((mark, tokio::time::Instant::now()));
+                            self.refresh().await;
+                            self.publish(false);
+                        }
                         continue;
                     }
                     // An idle engine (nothing in flight, nothing to claim) re-reads the store
                     // five times less often: the CLI's changes still land within a second.
+                    // Not on its first idle tick: the last end just completed a campaign.
                     let idle = self.ctx.gate.read(|s| s.concurrency.is_idle() && s.claimable.is_empty());
                     self.idle_ticks = if idle { self.idle_ticks + 1 } else { 0 };
-                    if idle && !self.idle_ticks.is_multiple_of(5) {
+                    if idle && self.idle_ticks > 1 && !self.idle_ticks.is_multiple_of(5) {
                         continue;
                     }
                     self.refresh().await;

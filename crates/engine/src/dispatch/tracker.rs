@@ -12,7 +12,7 @@
 //!
 //! Webhooks, when configured, bring the same updates sooner; every path is idempotent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,15 +20,17 @@ use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use super::reactions::{call_update, react_to_end};
-use crate::model::local_reason;
+use super::read_plan::{Durations, Situation, next_read_after};
+use crate::model::{CallStatus, local_reason};
 use crate::store::analysis::CallAnalysis;
 use crate::store::calls::{Call, CallUpdate};
 use crate::store::parse_time;
 use crate::vapi::search::{Field, Incomplete, Window, walk_window};
 use crate::vapi::{VapiCall, VapiError};
 
-/// The bulk-read interval while every slot is taken and contacts wait.
-const SATURATED_INTERVAL: Duration = Duration::from_millis(400);
+/// While waiting for the next read, the plan is made again this often (calls created
+/// meanwhile may end soon).
+const REPLAN_EVERY: Duration = Duration::from_millis(50);
 /// Re-read a little before the last read's start: Vapi's clock and ours differ, and a call
 /// may change while a read is under way.
 const OVERLAP: chrono::Duration = chrono::Duration::seconds(3);
@@ -55,11 +57,20 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
     let spacing = Duration::from_secs_f64(1.0 / tracking.poll_requests_per_second);
     let fallback_after = chrono::Duration::milliseconds(tracking.fallback_after_ms as i64);
     let mut cursors: HashMap<(String, String), Cursor> = HashMap::new();
+    // What each call read lately was last recorded as, and the calls whose analysis is
+    // settled: a bulk read returns a call again for as long as its update is inside the
+    // overlap, and re-recording it would cost a write each time (and delay the ends behind).
+    let mut recorded: HashMap<String, CallUpdate> = HashMap::new();
+    let mut analysed: HashSet<String> = HashSet::new();
+    let mut durations = Durations::default();
+    let webhooks = ctx.config.webhook.listen.is_some();
     loop {
         if ctx.gate.read(|s| s.stopping) {
             return;
         }
         let round = tokio::time::Instant::now();
+        // Calls created from here on are in the store's list below.
+        ctx.gate.update(|s| s.created_since_read.clear());
         let active = match ctx.store.active_calls(&ctx.engine.id, 10_000).await {
             Ok(calls) => calls,
             Err(e) => {
@@ -92,17 +103,36 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
         }
         cursors.retain(|_, c| round.saturating_duration_since(c.last_active) < FOLLOW_AFTER_END);
 
-        let mut seen: HashMap<String, ()> = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut ended: HashSet<String> = HashSet::new();
         let mut rate_limited = false;
         for ((assistant, number), cursor) in cursors.iter_mut() {
             let read_at = ctx.now();
             match bulk_read(&ctx, assistant, number, cursor.since - OVERLAP, read_at).await {
-                Ok(calls) => {
+                Ok(mut calls) => {
                     cursor.since = read_at;
+                    // Ends first: each frees a slot a contact may be waiting for.
+                    calls.sort_by_key(|c| c.status.as_deref() != Some("ended"));
                     for call in calls {
-                        seen.insert(call.id.clone(), ());
-                        apply(&ctx, &call.id, &call_update(&call), call.status.as_deref()).await;
-                        keep_analysis(&ctx, &call).await;
+                        seen.insert(call.id.clone());
+                        let update = call_update(&call);
+                        if update.status == Some(CallStatus::Ended) {
+                            let known = recorded.get(&call.id).and_then(|u| u.status);
+                            if known != Some(CallStatus::Ended)
+                                && let Some(secs) = duration_at_vapi(&call)
+                            {
+                                durations.observe(secs);
+                            }
+                            ended.insert(call.id.clone());
+                        }
+                        if recorded.get(&call.id) != Some(&update)
+                            && apply(&ctx, &call.id, &update, call.status.as_deref()).await
+                        {
+                            recorded.insert(call.id.clone(), update);
+                        }
+                        if !analysed.contains(&call.id) && keep_analysis(&ctx, &call).await {
+                            analysed.insert(call.id.clone());
+                        }
                     }
                 }
                 Err(e) => {
@@ -119,7 +149,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             let Some(provider_id) = call.provider_call_id.as_deref() else {
                 continue;
             };
-            if seen.contains_key(provider_id) {
+            if seen.contains(provider_id) {
                 continue;
             }
             if parse_time(&call.created_at).is_some_and(|t| now_wall - t > longest) {
@@ -139,30 +169,66 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             }
         }
 
+        // A call no read returned any more is not read again unless it changes.
+        recorded.retain(|id, _| seen.contains(id));
+        analysed.retain(|id| seen.contains(id));
+
         let idle = active.is_empty() && cursors.is_empty();
         if idle && ctx.gate.read(|s| s.concurrency.is_idle()) {
             // Nothing at Vapi: sleep until something changes (a call is created).
             ctx.gate.changed(Duration::from_secs(2)).await;
             continue;
         }
-        // When the slots are (nearly) all taken and contacts wait, the end of a call is what
-        // frees the next one: read more often then (a slot idles half an interval on
-        // average). "Nearly": once the first ends of a wave are read and their slots refilled,
-        // the rest of the wave is still ending.
-        let saturated = ctx.gate.read(|s| {
-            let cap = i64::from(s.quota.concurrency_cap());
-            !s.claimable.is_empty() && s.concurrency.in_use() * 5 >= cap * 4
-        });
-        let interval = if saturated {
-            interval.min(SATURATED_INTERVAL)
-        } else {
-            interval
-        };
-        let left = interval.saturating_sub(round.elapsed());
-        if !ctx.gate.sleep(left.max(Duration::from_millis(10))).await {
-            return;
+        // The next read when ends are likely (read_plan), planned again as calls are created.
+        let mut born: Vec<DateTime<Utc>> = active
+            .iter()
+            .filter(|c| {
+                c.provider_call_id
+                    .as_ref()
+                    .is_none_or(|id| !ended.contains(id))
+            })
+            .map(|c| parse_time(&c.created_at).unwrap_or(now_wall))
+            .collect();
+        loop {
+            born.extend(
+                ctx.gate
+                    .update(|s| std::mem::take(&mut s.created_since_read)),
+            );
+            let now = ctx.now();
+            let ages: Vec<f64> = born
+                .iter()
+                .map(|b| (now - *b).num_milliseconds().max(0) as f64 / 1000.0)
+                .collect();
+            let situation = ctx.gate.read(|s| {
+                let cap = i64::from(s.quota.concurrency_cap());
+                Situation {
+                    interval,
+                    live: ages.len(),
+                    // Contacts wait for a slot ("nearly" all taken: once the first ends of
+                    // a wave are read and their slots refilled, the rest is still ending),
+                    // or none wait and the ends are what completes the campaigns. Otherwise
+                    // the dispatcher has free slots: reads would only spend its requests.
+                    ends_matter: s.claimable.is_empty() || s.concurrency.in_use() * 5 >= cap * 4,
+                    webhooks,
+                }
+            });
+            let left =
+                next_read_after(&situation, &durations, &ages).saturating_sub(round.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            if !ctx.gate.sleep(left.min(REPLAN_EVERY)).await {
+                return;
+            }
         }
     }
+}
+
+/// How long a call lasted at Vapi (its own `createdAt` to `endedAt`), in seconds.
+fn duration_at_vapi(call: &VapiCall) -> Option<f64> {
+    let created = parse_time(call.created_at.as_deref()?)?;
+    let ended = parse_time(call.ended_at.as_deref()?)?;
+    Some((ended - created).num_milliseconds() as f64 / 1000.0)
 }
 
 /// For each pair with active calls, the oldest call's creation (where its cursor starts).
@@ -246,9 +312,10 @@ async fn read_one(ctx: &Ctx, call: &Call, provider_id: &str) {
 
 /// Keeps the analysis an ended call carries when read (without webhooks this is the only
 /// way it arrives): what follows the conversation (a callback, a follow-up) is decided then.
-async fn keep_analysis(ctx: &Ctx, call: &VapiCall) {
+/// True once nothing more is to be kept from this call (kept, or not wanted).
+async fn keep_analysis(ctx: &Ctx, call: &VapiCall) -> bool {
     let Some(analysis) = call.analysis.as_ref().filter(|a| a.is_object()) else {
-        return;
+        return false;
     };
     // With a webhook listener the end-of-call report is the source (it also carries the tool
     // calls a callback tool books through): a read only stands in for a report that has not
@@ -259,32 +326,38 @@ async fn keep_analysis(ctx: &Ctx, call: &VapiCall) {
             (ctx.now() - e).to_std().unwrap_or_default() >= super::reactions::REPORT_WAIT
         });
         if !waited {
-            return;
+            return false;
         }
     }
     let Some(found) = CallAnalysis::from_report(&serde_json::json!({ "analysis": analysis }))
     else {
-        return;
+        return false;
     };
     let kept = match ctx.store.analysis_wanted(&call.id).await {
-        Ok(false) => return,
+        Ok(false) => return true,
         Ok(true) => ctx.store.record_analysis(&call.id, &found).await,
         Err(e) => Err(e),
     };
-    if let Err(e) = kept {
-        tracing::warn!(target: "switchboard::engine", "analysis of a call read not kept (read again next round): {e}");
+    match kept {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(target: "switchboard::engine", "analysis of a call read not kept (read again next round): {e}");
+            false
+        }
     }
 }
 
 /// Applies what Vapi said about a call we know (other calls of the pair are ignored).
-async fn apply(ctx: &Ctx, provider_id: &str, update: &CallUpdate, status: Option<&str>) {
+/// True once it is recorded against one of our calls (the same update need not be applied
+/// again).
+async fn apply(ctx: &Ctx, provider_id: &str, update: &CallUpdate, status: Option<&str>) -> bool {
     if status == Some("not-found") {
         if let Ok(Some(call)) = ctx.store.call_by_provider_id(provider_id).await
             && call.status.is_at_vapi()
         {
             close(ctx, &call, local_reason::VANISHED).await;
         }
-        return;
+        return false;
     }
     match ctx.store.apply_call_update(provider_id, update).await {
         Ok(Some(effect)) => {
@@ -295,13 +368,20 @@ async fn apply(ctx: &Ctx, provider_id: &str, update: &CallUpdate, status: Option
                 ctx.gate.call_ended();
                 tracing::info!(target: "switchboard::engine", call_id = effect.call_id, reason = effect.ended_reason.as_deref().unwrap_or(""), "call ended");
             }
-            if let Err(e) = react_to_end(ctx, &effect).await {
-                tracing::error!(target: "switchboard::engine", "cannot react to a call's end: {e}");
+            match react_to_end(ctx, &effect).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(target: "switchboard::engine", "cannot react to a call's end: {e}");
+                    false
+                }
             }
         }
-        Ok(None) => {}
+        // Not ours, or not linked to its row yet (a late-created call a look-up will adopt):
+        // applied again when read again.
+        Ok(None) => false,
         Err(e) => {
             tracing::error!(target: "switchboard::engine", provider_id, "cannot record a call update (read again next round): {e}");
+            false
         }
     }
 }

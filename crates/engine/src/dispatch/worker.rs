@@ -720,6 +720,9 @@ async fn adopt(
     record(ctx, job, attempt_id, None, found, None, message).await
 }
 
+/// Most creations kept for the tracker's read plan between two of its rounds.
+const CREATED_SINCE_READ_MAX: usize = 100_000;
+
 /// Records a call that exists at Vapi, created by `attempt` (numbered when it was this
 /// request's answer, `None` when found by look-up): store, quota view, retry log, quota ends.
 async fn record(
@@ -762,6 +765,9 @@ async fn record(
             .and_modify(|t| *t = (*t).min(created_at))
             .or_insert(created_at);
         let now = s.clock.now();
+        if s.created_since_read.len() < CREATED_SINCE_READ_MAX {
+            s.created_since_read.push(now);
+        }
         s.quota.on_created(now);
         if let Some(limits) = limits {
             let active = s.concurrency.in_use();
