@@ -268,11 +268,23 @@ pub(crate) async fn supervise(ctx: std::sync::Arc<Ctx>) {
     let tick = std::time::Duration::from_millis(ctx.config.dispatch.tick_ms.max(50));
     let mut last_read = HashMap::new();
     let mut guarded_at = tokio::time::Instant::now();
+    // A request is a committed row: with nothing committed since the last look (the SQLite
+    // file unchanged) there is none new; looked for at least every second all the same.
+    let mut served: Option<(Option<crate::store::ChangeMark>, tokio::time::Instant)> = None;
     while !ctx.gate.read(|s| s.stopping) {
-        if let Err(e) = serve_requests(&ctx).await {
-            tracing::warn!(target: "switchboard::engine", "cannot read requests for live calls: {e}");
+        let mark = ctx.store.change_mark();
+        let look = served.as_ref().is_none_or(|(seen, at)| {
+            mark.is_none() || mark != *seen || at.elapsed() >= std::time::Duration::from_secs(1)
+        });
+        if look {
+            served = Some((mark, tokio::time::Instant::now()));
+            if let Err(e) = serve_requests(&ctx).await {
+                tracing::warn!(target: "switchboard::engine", "cannot read requests for live calls: {e}");
+            }
         }
-        if ctx.config.webhook.listen.is_none()
+        // Watching is a committed row too (and each watched call is read every 2 s at most).
+        if look
+            && ctx.config.webhook.listen.is_none()
             && let Err(e) = read_watched(&ctx, &mut last_read, WATCH_EVERY).await
         {
             tracing::warn!(target: "switchboard::engine", "cannot read watched calls: {e}");
@@ -283,9 +295,14 @@ pub(crate) async fn supervise(ctx: std::sync::Arc<Ctx>) {
                 tracing::warn!(target: "switchboard::engine", "runaway guard: {e}");
             }
         }
-        tokio::time::sleep(tick).await;
+        // Nothing in flight: nothing to supervise soon (a request still gets its answer).
+        let idle = ctx.gate.read(|s| s.concurrency.is_idle());
+        tokio::time::sleep(if idle { IDLE_TICK.max(tick) } else { tick }).await;
     }
 }
+
+/// The supervisor's pace while no call is in flight.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A watched call is read from Vapi at most this often (without webhooks).
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);

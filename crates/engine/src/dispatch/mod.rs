@@ -734,6 +734,8 @@ struct ControlLoop {
     idle_ticks: u64,
     /// Attached: the store's change mark at the last re-read, and when it was.
     attached_read: Option<(Option<crate::store::ChangeMark>, tokio::time::Instant)>,
+    /// Idle: the same, for the once-a-second re-read.
+    idle_read: Option<(Option<crate::store::ChangeMark>, tokio::time::Instant)>,
     /// Set when this is a console attached to another engine (`host:pid`): it only reads
     /// the database and writes commands to it.
     attached_to: Option<String>,
@@ -760,6 +762,7 @@ impl ControlLoop {
             pending_snapshot: None,
             idle_ticks: 0,
             attached_read: None,
+            idle_read: None,
             attached_to,
             events: Default::default(),
             windows: HashMap::new(),
@@ -767,7 +770,7 @@ impl ControlLoop {
     }
 }
 
-/// An attached control loop re-reads an unchanged store this often.
+/// An attached (or idle) control loop re-reads an unchanged store this often.
 const ATTACHED_REREAD: Duration = Duration::from_secs(5);
 
 impl ControlLoop {
@@ -819,6 +822,19 @@ impl ControlLoop {
                     if idle && self.idle_ticks > 1 && !self.idle_ticks.is_multiple_of(5) {
                         continue;
                     }
+                    // Idle, and nothing committed since the last re-read: nothing to see
+                    // (re-read every 5 s all the same: windows open by the clock alone).
+                    let mark = self.ctx.store.change_mark();
+                    if idle
+                        && self.idle_ticks > 1
+                        && mark.is_some()
+                        && self.idle_read.as_ref().is_some_and(|(seen, at)| {
+                            *seen == mark && at.elapsed() < ATTACHED_REREAD
+                        })
+                    {
+                        continue;
+                    }
+                    self.idle_read = Some((mark, tokio::time::Instant::now()));
                     self.refresh().await;
                     self.publish(false);
                 }
