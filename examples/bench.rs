@@ -50,7 +50,7 @@ fn main() -> Result<()> {
     let smoke = args.iter().any(|a| a == "--smoke");
     let quick = smoke || args.iter().any(|a| a == "--quick");
     // `--only NAME` runs one part: throughput, postgres, rate, slots, gateway, import, frame,
-    // idle.
+    // idle, scale.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -135,6 +135,13 @@ fn main() -> Result<()> {
     }
     if run("idle") {
         idle_cpu(sizes.idle_secs)?;
+    }
+    if run("scale") {
+        let (contacts, live) = match (smoke, quick) {
+            (true, _) => (20_000, 300),
+            _ => (1_000_000, 10_000),
+        };
+        scale(&runtime, contacts, live)?;
     }
     Ok(())
 }
@@ -902,6 +909,131 @@ fn idle_cpu(secs: u64) -> Result<()> {
     println!(
         "console_idle_cpu_pct: {:.2} ({used} ticks of 10 ms in {elapsed:.1} s; goal < 0.5 %)",
         used as f64 / 100.0 / elapsed * 100.0
+    );
+    Ok(())
+}
+
+/// The `switchboard` binary of the benchmark's own profile (`cargo build --release` for
+/// figures), if built.
+fn built_binary() -> Option<PathBuf> {
+    let binary = std::env::current_exe()
+        .ok()?
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("switchboard"))?;
+    binary.exists().then_some(binary)
+}
+
+/// CPU ticks (1/100 s) a process used so far, and its resident memory in MB.
+fn process_use(pid: u32) -> Result<(u64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Ok((field(11) + field(12), rss_kb / 1024.0))
+}
+
+/// The engine at scale: `switchboard run --headless` (a child process, so its memory is its
+/// own) on a campaign of `contacts` with `live` calls of ten minutes at the simulator, no
+/// webhooks. Its RSS once they are all live, and its CPU over 10 s while it follows them.
+fn scale(runtime: &tokio::runtime::Runtime, contacts: usize, live: u32) -> Result<()> {
+    let Some(binary) = built_binary() else {
+        println!("scale: skipped (needs `cargo build --release`)");
+        return Ok(());
+    };
+    let sim = runtime.block_on(Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            concurrency_limit: 0,
+            queue_ms: 50,
+            ring_ms: 50,
+            talk_min_ms: 600_000,
+            talk_max_ms: 600_000,
+            seed: Some(3),
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    ))?;
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("scale.db");
+    runtime.block_on(async {
+        let store = Store::open(&db).await?;
+        let c = store.create_campaign("scale", "asst", "pn").await?;
+        let csv = switchboard::demo::generated_contacts(contacts);
+        switchboard::import::import_contacts(
+            &store,
+            c.id,
+            csv.as_bytes(),
+            &Default::default(),
+            |_| {},
+        )
+        .await?;
+        store.start_campaign(c.id).await?;
+        store.close().await;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        format!(
+            "[database]\npath = \"scale.db\"\n[vapi]\nbase_url = \"{}\"\nmax_requests_per_second = 1000.0\n\
+             [dispatch]\nrate_per_second = 500.0\nmax_concurrent_calls = {live}\n",
+            sim.base_url()
+        ),
+    )?;
+    let mut child = Command::new(binary)
+        .current_dir(dir.path())
+        .env("VAPI_API_KEY", "k")
+        .args(["run", "--headless"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(180);
+    while sim.stats().active_now < u64::from(live) && Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Err("the engine exited early".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let reached = sim.stats().active_now;
+    let ramp = started.elapsed().as_secs_f64();
+    // Settle a moment, then follow them for 10 s.
+    std::thread::sleep(Duration::from_secs(2));
+    let (before, _) = process_use(child.id())?;
+    let window = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let (after, rss_mb) = process_use(child.id())?;
+    let secs = window.elapsed().as_secs_f64();
+    let requests = sim.stats();
+    let _ = child.kill();
+    let _ = child.wait();
+    runtime.block_on(sim.shutdown());
+    let cpu_pct = (after - before) as f64 / secs;
+    println!(
+        "scale_live_calls: {reached} of {live} ({contacts} contacts; all live after {ramp:.1} s)"
+    );
+    println!("scale_engine_rss_mb: {rss_mb:.1}");
+    println!("scale_engine_cpu_pct: {cpu_pct:.2} (following {reached} live calls, no webhooks)");
+    println!(
+        "scale_cpu_us_per_live_call_per_s: {:.2} ({} reads in all)",
+        cpu_pct / 100.0 * 1e6 / reached.max(1) as f64,
+        requests.get_requests
     );
     Ok(())
 }
