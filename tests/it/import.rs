@@ -386,3 +386,51 @@ async fn a_pipelined_import_on_one_thread_keeps_lines_and_duplicates() {
 async fn a_pipelined_import_on_two_threads_keeps_lines_and_duplicates() {
     pipelined_import_keeps_lines_and_duplicates().await;
 }
+
+/// An import's transaction spans batches up to `rows_per_commit` rows (fewer commits write
+/// each index page fewer times), but is committed when it is flushed (the writer waits for
+/// input) or has been open for half a second: other writers are not held off for long.
+#[tokio::test]
+async fn an_import_s_open_transaction_is_let_go_when_flushed_or_old() {
+    let (store, _dir) = store().await;
+    let c = store.create_campaign("c", "a", "p").await.unwrap();
+    let d = store.create_campaign("d", "a", "p").await.unwrap();
+    let numbers = |from: u64, n: u64| -> Vec<NewContact> {
+        (from..from + n)
+            .map(|i| contact(&format!("+1415{i:07}")))
+            .collect()
+    };
+    let mut session = store.import_session(c.id).await.unwrap();
+    session.commit_every(1_000_000);
+    session.add(&numbers(0, 10)).await.unwrap();
+    // The session holds the write lock: another write waits...
+    let other = store.clone();
+    let waiting = tokio::spawn(async move { other.insert_contacts(d.id, &numbers(500, 1)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the open transaction holds the lock"
+    );
+    // ...until the session lets go.
+    session.flush().await.unwrap();
+    let inserted = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the other write goes through once flushed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(inserted, 1);
+    // Half a second open: the next batch commits however few rows it holds.
+    session.add(&numbers(10, 10)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    session.add(&numbers(20, 10)).await.unwrap();
+    let other = store.clone();
+    let quick = tokio::time::timeout(std::time::Duration::from_secs(2), async move {
+        other.insert_contacts(d.id, &numbers(501, 1)).await
+    })
+    .await
+    .expect("not held past half a second");
+    assert_eq!(quick.unwrap(), 1);
+    let (inserted, _) = session.commit().await.unwrap();
+    assert_eq!(inserted, 30);
+    assert_eq!(store.contact_count(c.id).await.unwrap(), 30);
+}

@@ -213,7 +213,7 @@ fn region_of(calling_code: &str) -> Option<phonenumber::country::Id> {
 }
 
 /// Imports contacts from `reader` into a campaign. `progress` is called with the rows read
-/// so far every `import.rows_per_commit` rows, for long imports.
+/// so far after every batch (25,000 rows at most), for long imports.
 pub async fn import_contacts(
     store: &Store,
     campaign_id: i64,
@@ -238,7 +238,8 @@ pub async fn import_contacts(
         return Err(ImportError::Cancelled(campaign.name));
     }
     let mut report = ImportReport::default();
-    let session = store.import_session(campaign_id).await?;
+    let mut session = store.import_session(campaign_id).await?;
+    session.commit_every(rules.rows_per_commit);
     let (session, result) = read_rows(
         &mut csv,
         &headers,
@@ -266,6 +267,12 @@ pub async fn import_contacts(
     }
 }
 
+/// The writer commits what it holds when no batch came for this long.
+const WAIT_BEFORE_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Rows per batch handed from the parser to the writer.
+const ROWS_PER_BATCH: usize = 25_000;
+
 /// Rows parsed between two yields to the runtime: on a single-threaded runtime the writer
 /// task runs only when the parser yields.
 const ROWS_PER_YIELD: u64 = 256;
@@ -277,7 +284,18 @@ async fn write_batches(
     mut batches: tokio::sync::mpsc::Receiver<Vec<NewContact>>,
 ) -> (ImportSession, u64, u64, Result<(), ImportError>) {
     let (mut imported, mut duplicates) = (0, 0);
-    while let Some(batch) = batches.recv().await {
+    loop {
+        // Input that is slow to come (a pipe) does not hold the write lock meanwhile.
+        let next = match tokio::time::timeout(WAIT_BEFORE_FLUSH, batches.recv()).await {
+            Ok(next) => next,
+            Err(_) => {
+                if let Err(e) = session.flush().await {
+                    return (session, imported, duplicates, Err(e.into()));
+                }
+                batches.recv().await
+            }
+        };
+        let Some(batch) = next else { break };
         match session.add(&batch).await {
             Ok(inserted) => {
                 imported += inserted;
@@ -325,7 +343,10 @@ async fn parse_rows(
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ImportError> {
     let parser = RowParser::new(headers, rules)?;
-    let mut batch: Vec<NewContact> = Vec::with_capacity(rules.rows_per_commit);
+    // Batches to the writer stay small (memory: at most three are held); the writer commits
+    // once its transaction holds `rows_per_commit` rows.
+    let batch_rows = rules.rows_per_commit.min(ROWS_PER_BATCH);
+    let mut batch: Vec<NewContact> = Vec::with_capacity(batch_rows);
     let mut record = csv::StringRecord::new();
     loop {
         match csv.read_record(&mut record) {
@@ -368,8 +389,8 @@ async fn parse_rows(
                 reason: crate::model::text::bounded(&reason, 200),
             }),
         }
-        if batch.len() >= rules.rows_per_commit {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(rules.rows_per_commit));
+        if batch.len() >= batch_rows {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_rows));
             if batches.send(full).await.is_err() {
                 return Ok(());
             }

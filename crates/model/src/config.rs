@@ -386,10 +386,11 @@ section! {
         /// A CSV field longer than this (bytes) rejects its row: nothing that large is sent
         /// to an assistant on every call.
         pub max_field_bytes: usize = 4_096, range(1, 1_048_576, "bytes");
-        /// Rows per chunk of a long import: each is parsed while the last is written and
-        /// committed on its own, so this bounds how long the import holds the write lock
-        /// (~0.1-0.3 s at the default) and how much it holds in memory.
-        pub rows_per_commit: usize = 25_000, range(1, 200_000, "rows");
+        /// Rows per commit of a long import (parsed in batches of at most 25,000 while the
+        /// last is written): this bounds how long the import holds the write lock (~0.3-0.5 s
+        /// at the default). Fewer, larger commits write each page of the phone index fewer
+        /// times: input in no particular order imports ~1.6x as fast as at 25,000.
+        pub rows_per_commit: usize = 100_000, range(1, 200_000, "rows");
     }
 }
 

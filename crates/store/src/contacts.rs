@@ -150,6 +150,10 @@ impl Store {
             created_at: self.now(),
             inserted: 0,
             first_contact_id: None,
+            open: None,
+            rows_in_open: 0,
+            opened_at: None,
+            rows_per_commit: 1,
         })
     }
 
@@ -277,13 +281,38 @@ pub struct ImportSession {
     inserted: u64,
     /// The smallest id any of its rows can have, known once a batch wrote a row.
     first_contact_id: Option<i64>,
+    /// The transaction batches are added in until it holds `rows_per_commit` rows: rows in
+    /// no particular order land all over the phone index, and each commit writes every page
+    /// it touched, so fewer, larger commits write each page fewer times.
+    open: Option<crate::Tx>,
+    rows_in_open: usize,
+    opened_at: Option<std::time::Instant>,
+    rows_per_commit: usize,
 }
 
+/// An import's open transaction is committed at least this soon after it began, however few
+/// rows it holds: it holds the write lock (dispatch waits on it) and the input may be slow.
+const MAX_OPEN: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl ImportSession {
-    /// Adds a batch in a short transaction of its own; duplicates are skipped. Returns how
-    /// many rows were new. The rows stay invisible to the claim until `commit`.
+    /// Commits once a transaction holds this many rows (batches are added to the open one
+    /// until then; 1, the default, commits every batch).
+    pub fn commit_every(&mut self, rows: usize) {
+        self.rows_per_commit = rows.max(1);
+    }
+
+    /// Adds a batch (to the open transaction, committed once it holds `rows_per_commit`
+    /// rows); duplicates are skipped. Returns how many rows were new. The rows stay invisible
+    /// to the claim until `commit`.
     pub async fn add(&mut self, contacts: &[NewContact]) -> Result<u64> {
-        let mut tx = self.store.write().await?;
+        let mut tx = match self.open.take() {
+            Some(tx) => tx,
+            None => {
+                let tx = self.store.write().await?;
+                self.opened_at = Some(std::time::Instant::now());
+                tx
+            }
+        };
         // Every row written from here on gets a larger id (SQLite takes the largest plus one,
         // PostgreSQL's sequence only grows): the import's rows are found from here.
         let floor = match self.first_contact_id {
@@ -342,16 +371,36 @@ impl ImportSession {
         .bind(self.import_id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.rows_in_open += contacts.len();
+        let long_open = self.opened_at.is_none_or(|at| at.elapsed() >= MAX_OPEN);
+        if self.rows_in_open >= self.rows_per_commit || self.rows_per_commit <= 1 || long_open {
+            tx.commit().await?;
+            self.rows_in_open = 0;
+        } else {
+            self.open = Some(tx);
+        }
         self.first_contact_id = self.first_contact_id.or(first);
         self.inserted += inserted;
         Ok(inserted)
     }
 
+    /// Commits the open transaction, if any (the writer waits for input: the write lock is
+    /// not held meanwhile). The rows stay invisible until `commit`.
+    pub async fn flush(&mut self) -> Result<()> {
+        if let Some(tx) = self.open.take() {
+            tx.commit().await?;
+            self.rows_in_open = 0;
+        }
+        Ok(())
+    }
+
     /// Makes every batch visible at once, with the campaign's contact count. A COMPLETED
     /// campaign that gained contacts is DIALING again (returned as true).
-    pub async fn commit(self) -> Result<(u64, bool)> {
-        let mut tx = self.store.write().await?;
+    pub async fn commit(mut self) -> Result<(u64, bool)> {
+        let mut tx = match self.open.take() {
+            Some(tx) => tx,
+            None => self.store.write().await?,
+        };
         sqlx::query(crate::q(
             "UPDATE imports SET status = 'COMPLETE' WHERE id = ?",
         ))
@@ -381,7 +430,11 @@ impl ImportSession {
     }
 
     /// Gives the import up: its rows are removed (in chunks).
-    pub async fn abort(self) -> Result<()> {
+    pub async fn abort(mut self) -> Result<()> {
+        if let Some(tx) = self.open.take() {
+            // What the open transaction added goes with it.
+            let _ = tx.rollback().await;
+        }
         self.store.delete_import(self.import_id).await?;
         Ok(())
     }

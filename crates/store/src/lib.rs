@@ -133,6 +133,10 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         Ok(self.inner.commit().await?)
     }
+
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.inner.rollback().await?)
+    }
 }
 
 impl std::ops::Deref for Tx {
