@@ -838,15 +838,13 @@ async fn frame(n: usize) -> Result<()> {
 
 /// CPU used by an idle console (nothing dispatching) over `secs`, under tmux.
 fn idle_cpu(secs: u64) -> Result<()> {
-    let binary = std::env::current_exe()?
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("switchboard"))
-        .unwrap_or_else(|| PathBuf::from("switchboard"));
-    if !binary.exists() || Command::new("tmux").arg("-V").output().is_err() {
-        println!("console_idle_cpu_pct: skipped (needs tmux and `cargo build --release`)");
-        return Ok(());
-    }
+    let binary = match built_binary() {
+        Some(binary) if Command::new("tmux").arg("-V").output().is_ok() => binary,
+        _ => {
+            println!("console_idle_cpu_pct: skipped (needs tmux and `cargo build --release`)");
+            return Ok(());
+        }
+    };
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("switchboard.toml"),
@@ -879,24 +877,8 @@ fn idle_cpu(secs: u64) -> Result<()> {
             .output()?
             .stdout,
     )?;
-    let pid = pid.trim().to_string();
-    let ticks = || -> Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        Ok(fields
-            .get(11)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            + fields
-                .get(12)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0))
-    };
+    let pid: u32 = pid.trim().parse()?;
+    let ticks = || -> Result<u64> { Ok(process_use(pid)?.0) };
     let before = ticks()?;
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));

@@ -216,11 +216,6 @@ async fn an_aborted_import_removes_its_rows_only() {
     let (store, _dir) = store().await;
     let c = store.create_campaign("c", "a", "p").await.unwrap();
     let d = store.create_campaign("d", "a", "p").await.unwrap();
-    let numbers = |from: u64, n: u64| -> Vec<NewContact> {
-        (from..from + n)
-            .map(|i| contact(&format!("+1415{i:07}")))
-            .collect()
-    };
     store.insert_contacts(d.id, &numbers(0, 3)).await.unwrap();
     let mut kept = store.import_session(d.id).await.unwrap();
     let mut aborted = store.import_session(c.id).await.unwrap();
@@ -395,11 +390,6 @@ async fn an_import_s_open_transaction_is_let_go_when_flushed_or_old() {
     let (store, _dir) = store().await;
     let c = store.create_campaign("c", "a", "p").await.unwrap();
     let d = store.create_campaign("d", "a", "p").await.unwrap();
-    let numbers = |from: u64, n: u64| -> Vec<NewContact> {
-        (from..from + n)
-            .map(|i| contact(&format!("+1415{i:07}")))
-            .collect()
-    };
     let mut session = store.import_session(c.id).await.unwrap();
     session.commit_every(1_000_000);
     session.add(&numbers(0, 10)).await.unwrap();
@@ -433,4 +423,11 @@ async fn an_import_s_open_transaction_is_let_go_when_flushed_or_old() {
     let (inserted, _) = session.commit().await.unwrap();
     assert_eq!(inserted, 30);
     assert_eq!(store.contact_count(c.id).await.unwrap(), 30);
+}
+
+/// `n` contacts numbered from `from` (+1415 numbers).
+fn numbers(from: u64, n: u64) -> Vec<NewContact> {
+    (from..from + n)
+        .map(|i| contact(&format!("+1415{i:07}")))
+        .collect()
 }

@@ -1,9 +1,10 @@
 //! Follows calls at Vapi to their end with few requests, whatever their number:
 //!
-//! - **Bulk reads**: every `poll_interval_ms`, one `GET /call?assistantId&phoneNumberId&
-//!   updatedAtGe=<cursor − overlap>` per assistant/phone-number pair with calls to follow
-//!   returns every call that changed since the last read (a full page splits the window, like
-//!   the look-up). A pair stays followed for a while after its last call ended, so the final
+//! - **Bulk reads**: when the read plan (read_plan.rs) says one is worth its request, one
+//!   `GET /call?assistantId&phoneNumberId&updatedAtGe=<cursor − overlap>` per assistant/
+//!   phone-number pair with calls to follow returns every call that changed since the last
+//!   read; a full page splits the window, like the look-up, and a call read again unchanged
+//!   is not written again. A pair stays followed for a while after its last call ended, so the final
 //!   cost (Vapi adds analysis costs after `ended`, and `updatedAt` moves) is read too.
 //! - **Fallback**: a call the bulk reads have not returned for `fallback_after_ms` is read on
 //!   its own with `GET /call/{id}` (within `poll_requests_per_second`).
@@ -53,17 +54,10 @@ struct Cursor {
 
 pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
     let tracking = &ctx.config.tracking;
-    let interval = Duration::from_millis(tracking.poll_interval_ms);
     let spacing = Duration::from_secs_f64(1.0 / tracking.poll_requests_per_second);
     let fallback_after = chrono::Duration::milliseconds(tracking.fallback_after_ms as i64);
     let mut cursors: HashMap<(String, String), Cursor> = HashMap::new();
-    // What each call read lately was last recorded as, and the calls whose analysis is
-    // settled: a bulk read returns a call again for as long as its update is inside the
-    // overlap, and re-recording it would cost a write each time (and delay the ends behind).
-    let mut recorded: HashMap<String, CallUpdate> = HashMap::new();
-    let mut analysed: HashSet<String> = HashSet::new();
-    let mut durations = Durations::default();
-    let webhooks = ctx.config.webhook.listen.is_some();
+    let mut memory = Memory::default();
     loop {
         if ctx.gate.read(|s| s.stopping) {
             return;
@@ -103,44 +97,11 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
         }
         cursors.retain(|_, c| round.saturating_duration_since(c.last_active) < FOLLOW_AFTER_END);
 
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut ended: HashSet<String> = HashSet::new();
-        let mut rate_limited = false;
-        for ((assistant, number), cursor) in cursors.iter_mut() {
-            let read_at = ctx.now();
-            match bulk_read(&ctx, assistant, number, cursor.since - OVERLAP, read_at).await {
-                Ok(mut calls) => {
-                    cursor.since = read_at;
-                    // Ends first: each frees a slot a contact may be waiting for.
-                    calls.sort_by_key(|c| c.status.as_deref() != Some("ended"));
-                    for call in calls {
-                        seen.insert(call.id.clone());
-                        let update = call_update(&call);
-                        if update.status == Some(CallStatus::Ended) {
-                            let known = recorded.get(&call.id).and_then(|u| u.status);
-                            if known != Some(CallStatus::Ended)
-                                && let Some(secs) = duration_at_vapi(&call)
-                            {
-                                durations.observe(secs);
-                            }
-                            ended.insert(call.id.clone());
-                        }
-                        if recorded.get(&call.id) != Some(&update)
-                            && apply(&ctx, &call.id, &update, call.status.as_deref()).await
-                        {
-                            recorded.insert(call.id.clone(), update);
-                        }
-                        if !analysed.contains(&call.id) && keep_analysis(&ctx, &call).await {
-                            analysed.insert(call.id.clone());
-                        }
-                    }
-                }
-                Err(e) => {
-                    rate_limited |= e.is_rate_limited();
-                    tracing::warn!(target: "switchboard::engine", "bulk read of calls failed (per-call reads take over until it works): {e}");
-                }
-            }
-        }
+        let Pass {
+            seen,
+            ended,
+            rate_limited,
+        } = read_pairs(&ctx, &mut cursors, &mut memory).await;
 
         // Per-call fallback, overdue closing.
         let longest = chrono::Duration::seconds(ctx.config.tracking.max_call_duration_s as i64)
@@ -169,10 +130,6 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             }
         }
 
-        // A call no read returned any more is not read again unless it changes.
-        recorded.retain(|id, _| seen.contains(id));
-        analysed.retain(|id| seen.contains(id));
-
         let idle = active.is_empty() && cursors.is_empty();
         if idle && ctx.gate.read(|s| s.concurrency.is_idle()) {
             // Nothing at Vapi: sleep until something changes (a call is created).
@@ -180,7 +137,7 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             continue;
         }
         // The next read when ends are likely (read_plan), planned again as calls are created.
-        let mut born: Vec<DateTime<Utc>> = active
+        let born: Vec<DateTime<Utc>> = active
             .iter()
             .filter(|c| {
                 c.provider_call_id
@@ -189,37 +146,126 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             })
             .map(|c| parse_time(&c.created_at).unwrap_or(now_wall))
             .collect();
-        loop {
-            born.extend(
-                ctx.gate
-                    .update(|s| std::mem::take(&mut s.created_since_read)),
-            );
-            let now = ctx.now();
-            let ages: Vec<f64> = born
-                .iter()
-                .map(|b| (now - *b).num_milliseconds().max(0) as f64 / 1000.0)
-                .collect();
-            let situation = ctx.gate.read(|s| {
-                let cap = i64::from(s.quota.concurrency_cap());
-                Situation {
-                    interval,
-                    live: ages.len(),
-                    // Contacts wait for a slot ("nearly" all taken: once the first ends of
-                    // a wave are read and their slots refilled, the rest is still ending),
-                    // or none wait and the ends are what completes the campaigns. Otherwise
-                    // the dispatcher has free slots: reads would only spend its requests.
-                    ends_matter: s.claimable.is_empty() || s.concurrency.in_use() * 5 >= cap * 4,
-                    webhooks,
+        if !wait_for_next_read(&ctx, round, born, &memory.durations).await {
+            return;
+        }
+    }
+}
+
+/// What the tracker's reads taught it, kept across rounds.
+#[derive(Default)]
+struct Memory {
+    /// What each call read lately was last recorded as, and the calls whose analysis is
+    /// settled: a bulk read returns a call again for as long as its update is inside the
+    /// overlap, and re-recording it would cost a write each time (and delay the ends behind).
+    recorded: HashMap<String, CallUpdate>,
+    analysed: HashSet<String>,
+    durations: Durations,
+}
+
+/// What one round's bulk reads saw.
+struct Pass {
+    seen: HashSet<String>,
+    ended: HashSet<String>,
+    rate_limited: bool,
+}
+
+/// One bulk read per followed pair; what changed is recorded (ends first).
+async fn read_pairs(
+    ctx: &Ctx,
+    cursors: &mut HashMap<(String, String), Cursor>,
+    memory: &mut Memory,
+) -> Pass {
+    let mut pass = Pass {
+        seen: HashSet::new(),
+        ended: HashSet::new(),
+        rate_limited: false,
+    };
+    for ((assistant, number), cursor) in cursors.iter_mut() {
+        let read_at = ctx.now();
+        match bulk_read(ctx, assistant, number, cursor.since - OVERLAP, read_at).await {
+            Ok(mut calls) => {
+                cursor.since = read_at;
+                // Ends first: each frees a slot a contact may be waiting for.
+                calls.sort_by_key(|c| c.status.as_deref() != Some("ended"));
+                for call in calls {
+                    record_read(ctx, &call, memory, &mut pass).await;
                 }
-            });
-            let left =
-                next_read_after(&situation, &durations, &ages).saturating_sub(round.elapsed());
-            if left.is_zero() {
-                break;
             }
-            if !ctx.gate.sleep(left.min(REPLAN_EVERY)).await {
-                return;
+            Err(e) => {
+                pass.rate_limited |= e.is_rate_limited();
+                tracing::warn!(target: "switchboard::engine", "bulk read of calls failed (per-call reads take over until it works): {e}");
             }
+        }
+    }
+    // A call no read returned any more is not read again unless it changes.
+    memory.recorded.retain(|id, _| pass.seen.contains(id));
+    memory.analysed.retain(|id| pass.seen.contains(id));
+    pass
+}
+
+/// Records what a bulk read said of one call, unless it said the same last time.
+async fn record_read(ctx: &Ctx, call: &VapiCall, memory: &mut Memory, pass: &mut Pass) {
+    pass.seen.insert(call.id.clone());
+    let update = call_update(call);
+    if update.status == Some(CallStatus::Ended) {
+        let known = memory.recorded.get(&call.id).and_then(|u| u.status);
+        if known != Some(CallStatus::Ended)
+            && let Some(secs) = duration_at_vapi(call)
+        {
+            memory.durations.observe(secs);
+        }
+        pass.ended.insert(call.id.clone());
+    }
+    if memory.recorded.get(&call.id) != Some(&update)
+        && apply(ctx, &call.id, &update, call.status.as_deref()).await
+    {
+        memory.recorded.insert(call.id.clone(), update);
+    }
+    if !memory.analysed.contains(&call.id) && keep_analysis(ctx, call).await {
+        memory.analysed.insert(call.id.clone());
+    }
+}
+
+/// Waits until the read plan says the next round is due (`born`: when each live call was
+/// created; calls created meanwhile are added as they come). False when stopping.
+async fn wait_for_next_read(
+    ctx: &Ctx,
+    round: tokio::time::Instant,
+    mut born: Vec<DateTime<Utc>>,
+    durations: &Durations,
+) -> bool {
+    let interval = Duration::from_millis(ctx.config.tracking.poll_interval_ms);
+    let webhooks = ctx.config.webhook.listen.is_some();
+    loop {
+        born.extend(
+            ctx.gate
+                .update(|s| std::mem::take(&mut s.created_since_read)),
+        );
+        let now = ctx.now();
+        let ages: Vec<f64> = born
+            .iter()
+            .map(|b| (now - *b).num_milliseconds().max(0) as f64 / 1000.0)
+            .collect();
+        let situation = ctx.gate.read(|s| {
+            let cap = i64::from(s.quota.concurrency_cap());
+            Situation {
+                interval,
+                live: ages.len(),
+                // Contacts wait for a slot ("nearly" all taken: once the first ends of a
+                // wave are read and their slots refilled, the rest is still ending), or none
+                // wait and the ends are what completes the campaigns. Otherwise the
+                // dispatcher has free slots: reads would only spend its requests.
+                ends_matter: s.claimable.is_empty() || s.concurrency.in_use() * 5 >= cap * 4,
+                webhooks,
+            }
+        });
+        let left = next_read_after(&situation, durations, &ages).saturating_sub(round.elapsed());
+        if left.is_zero() {
+            return true;
+        }
+        if !ctx.gate.sleep(left.min(REPLAN_EVERY)).await {
+            return false;
         }
     }
 }
