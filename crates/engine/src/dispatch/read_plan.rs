@@ -73,7 +73,8 @@ impl Durations {
             let done = self.at_most(*age);
             let alive = n - done;
             expected += if alive == 0 {
-                (horizon / 1.0).min(1.0)
+                // As if it ends within the next second.
+                horizon.min(1.0)
             } else {
                 (self.at_most(age + horizon) - done) as f64 / alive as f64
             };
