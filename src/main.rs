@@ -140,14 +140,12 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             contacts,
         }) => demo_console(contacts, false, config.keys, mouse).await,
         Some(Commands::Campaign { action }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::campaign(&store, &config, *action).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Contacts { action }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::contacts(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -157,14 +155,12 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             limit,
             json,
         }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::calls(&store, campaign, status, limit, json).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Retry { call_id, campaign }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::retry(&store, &config, call_id, campaign).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -173,14 +169,12 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             format,
             out,
         }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::export(&store, &campaign, format, out.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Dnc { action }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::dnc(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -189,28 +183,24 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             at,
             campaign,
         }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             let line =
                 commands::callback(&store, &config, &number, &at, campaign.as_deref()).await?;
             println!("{line}");
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Why { number }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::why(&store, &config, &number).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Dispatch { action }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             commands::dispatch(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Call { action }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             switchboard::cli::live::call(&store, &config, action).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -220,8 +210,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             sample_rate,
             channels,
         }) => {
-            init_stderr_logging();
-            let store = open_store(&config).await?;
+            let store = store_for(&config).await?;
             let format = switchboard::listen::Format {
                 sample_rate,
                 channels,
@@ -249,6 +238,12 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A command of the store's: its log on stderr, the store opened.
+async fn store_for(config: &Config) -> color_eyre::Result<Store> {
+    init_stderr_logging();
+    open_store(config).await
 }
 
 /// `demo --headless`: the demo campaign against the simulator, until done.

@@ -214,6 +214,83 @@ pub async fn set_arm(
     ))
 }
 
+/// Pauses a dialling campaign for the operator.
+async fn pause_campaign(store: &Store, campaign_id: i64) -> Result<String, String> {
+    let err = |e: crate::store::StoreError| e.to_string();
+    let campaign = store.campaign(campaign_id).await.map_err(err)?;
+    if !store
+        .pause_campaign(
+            campaign_id,
+            &Pause::new(StopCause::Operator, "paused by operator"),
+        )
+        .await
+        .map_err(err)?
+    {
+        return Err(format!(
+            "campaign {} is {}, not dialling",
+            campaign.name, campaign.status
+        ));
+    }
+    Ok(format!("campaign {} paused", campaign.name))
+}
+
+/// Overrides the create rate (checked against the config's bounds).
+async fn set_rate(store: &Store, config: &Config, per_second: f64) -> Result<String, String> {
+    let err = |e: crate::store::StoreError| e.to_string();
+    crate::config::check_rate(per_second).map_err(|e| format!("rate {e}"))?;
+    let before = store
+        .engine_control()
+        .await
+        .map_err(err)?
+        .rate_per_second
+        .unwrap_or(config.dispatch.rate_per_second);
+    store.set_rate(per_second).await.map_err(err)?;
+    Ok(format!("rate {before} → {per_second}/s"))
+}
+
+/// The kill switch: the campaign (or all dispatch) paused, then every live call of it ended.
+async fn kill_switch(
+    store: &Store,
+    campaign_id: Option<i64>,
+    then: AfterEnd,
+    actor: Actor,
+) -> Result<String, String> {
+    let err = |e: crate::store::StoreError| e.to_string();
+    let scope = match campaign_id {
+        Some(id) => {
+            let campaign = store.campaign(id).await.map_err(err)?;
+            let pause = Pause::new(StopCause::Operator, "kill switch: live calls ended");
+            store.pause_campaign(id, &pause).await.map_err(err)?;
+            format!("campaign {} paused", campaign.name)
+        }
+        None => {
+            let pause = Pause::new(StopCause::Operator, "kill switch: live calls ended");
+            store.set_dispatch_paused(Some(&pause)).await.map_err(err)?;
+            "dispatch paused".to_string()
+        }
+    };
+    let report = store
+        .end_live_calls(campaign_id, EndCause::KillSwitch, then, actor.source())
+        .await
+        .map_err(err)?;
+    let contacts = match then {
+        AfterEnd::Done => "their contacts are done",
+        AfterEnd::Requeue => "their contacts go back to the queue",
+    };
+    Ok(format!(
+        "kill switch: {scope}; ending {} live call(s){}; {contacts}",
+        report.live,
+        if report.creating > 0 {
+            format!(
+                " and {} being created, as soon as Vapi shows them",
+                report.creating
+            )
+        } else {
+            String::new()
+        }
+    ))
+}
+
 async fn carry_out(
     store: &Store,
     config: &Config,
@@ -238,23 +315,7 @@ async fn carry_out(
                 campaign.name, campaign.status
             ))
         }
-        Command::PauseCampaign { campaign_id } => {
-            let campaign = store.campaign(*campaign_id).await.map_err(err)?;
-            if !store
-                .pause_campaign(
-                    *campaign_id,
-                    &Pause::new(StopCause::Operator, "paused by operator"),
-                )
-                .await
-                .map_err(err)?
-            {
-                return Err(format!(
-                    "campaign {} is {}, not dialling",
-                    campaign.name, campaign.status
-                ));
-            }
-            Ok(format!("campaign {} paused", campaign.name))
-        }
+        Command::PauseCampaign { campaign_id } => pause_campaign(store, *campaign_id).await,
         Command::ResumeCampaign { campaign_id } => {
             let campaign = store.resume_campaign(*campaign_id).await.map_err(err)?;
             Ok(format!(
@@ -266,17 +327,7 @@ async fn carry_out(
             let campaign = store.cancel_campaign(*campaign_id).await.map_err(err)?;
             Ok(format!("campaign {} cancelled", campaign.name))
         }
-        Command::SetRate { per_second } => {
-            crate::config::check_rate(*per_second).map_err(|e| format!("rate {e}"))?;
-            let before = store
-                .engine_control()
-                .await
-                .map_err(err)?
-                .rate_per_second
-                .unwrap_or(config.dispatch.rate_per_second);
-            store.set_rate(*per_second).await.map_err(err)?;
-            Ok(format!("rate {before} → {per_second}/s"))
-        }
+        Command::SetRate { per_second } => set_rate(store, config, *per_second).await,
         Command::ResetRate => {
             store.reset_rate().await.map_err(err)?;
             Ok(format!(
@@ -338,39 +389,7 @@ async fn carry_out(
             Ok(asked(action, &request))
         }
         Command::EndLiveCalls { campaign_id, then } => {
-            let scope = match campaign_id {
-                Some(id) => {
-                    let campaign = store.campaign(*id).await.map_err(err)?;
-                    let pause = Pause::new(StopCause::Operator, "kill switch: live calls ended");
-                    store.pause_campaign(*id, &pause).await.map_err(err)?;
-                    format!("campaign {} paused", campaign.name)
-                }
-                None => {
-                    let pause = Pause::new(StopCause::Operator, "kill switch: live calls ended");
-                    store.set_dispatch_paused(Some(&pause)).await.map_err(err)?;
-                    "dispatch paused".to_string()
-                }
-            };
-            let report = store
-                .end_live_calls(*campaign_id, EndCause::KillSwitch, *then, actor.source())
-                .await
-                .map_err(err)?;
-            let contacts = match then {
-                AfterEnd::Done => "their contacts are done",
-                AfterEnd::Requeue => "their contacts go back to the queue",
-            };
-            Ok(format!(
-                "kill switch: {scope}; ending {} live call(s){}; {contacts}",
-                report.live,
-                if report.creating > 0 {
-                    format!(
-                        " and {} being created, as soon as Vapi shows them",
-                        report.creating
-                    )
-                } else {
-                    String::new()
-                }
-            ))
+            kill_switch(store, *campaign_id, *then, actor).await
         }
         Command::WatchCall { call_id } => {
             let until = crate::model::text::format_time(store.clock().now() + WATCH_FOR);

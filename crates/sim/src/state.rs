@@ -633,19 +633,7 @@ impl SimState {
             self.stats.vanished += 1;
             now + Duration::from_millis(config.vanish_after_ms)
         });
-        // The most creates in any one-second window.
-        self.recent_creates.push_back(now);
-        while self
-            .recent_creates
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
-        {
-            self.recent_creates.pop_front();
-        }
-        self.stats.max_creates_per_second = self
-            .stats
-            .max_creates_per_second
-            .max(self.recent_creates.len() as u64);
+        self.count_create_rate(now);
         let end_ms = plan.end_ms();
         if end_ms > 0 {
             self.active_ends
@@ -654,20 +642,11 @@ impl SimState {
         let active_after = self.active_ends.len() as u64;
         self.stats.peak_concurrency = self.stats.peak_concurrency.max(active_after);
 
-        // Ids come from the seeded RNG, so a seeded run is reproducible end to end.
-        let id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
-        let provider_id = matches!(plan, Plan::Dialled { .. }).then(|| {
-            let sid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
-            format!("CA{}", sid.simple())
-        });
+        let (id, provider_id, token) = self.draw_ids(matches!(plan, Plan::Dialled { .. }));
         self.stats.calls_created += 1;
         if let Some(name) = &request.name {
             *self.stats.created_per_name.entry(name.clone()).or_default() += 1;
         }
-        let token = uuid::Builder::from_random_bytes(self.rng.random())
-            .into_uuid()
-            .simple()
-            .to_string();
         let loops = self.rng.random::<f64>() < config.assistant_loops;
         let record = CallRecord {
             token,
@@ -695,18 +674,42 @@ impl SimState {
         self.calls.insert(record.id.clone(), self.records.len());
         self.records.push(record);
 
-        // Vapi's remainingConcurrentCalls: what is left of the quota counting this call.
-        let mut limits = Map::new();
-        limits.insert("concurrencyBlocked".into(), json!(blocked));
-        if limit > 0 {
-            limits.insert("concurrencyLimit".into(), json!(limit));
-            limits.insert(
-                "remainingConcurrentCalls".into(),
-                json!(limit.saturating_sub(active_after)),
-            );
-        }
-        body.insert("subscriptionLimits".into(), Value::Object(limits));
+        body.insert(
+            "subscriptionLimits".into(),
+            subscription_limits(blocked, limit, active_after),
+        );
         Value::Object(body)
+    }
+
+    /// A call's id, its carrier id (when it is dialled) and its monitor token. They come
+    /// from the seeded RNG, in this order, so a seeded run is reproducible end to end.
+    fn draw_ids(&mut self, dialled: bool) -> (uuid::Uuid, Option<String>, String) {
+        let id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
+        let provider_id = dialled.then(|| {
+            let sid = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
+            format!("CA{}", sid.simple())
+        });
+        let token = uuid::Builder::from_random_bytes(self.rng.random())
+            .into_uuid()
+            .simple()
+            .to_string();
+        (id, provider_id, token)
+    }
+
+    /// The most creates in any one-second window.
+    fn count_create_rate(&mut self, now: Instant) {
+        self.recent_creates.push_back(now);
+        while self
+            .recent_creates
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= Duration::from_secs(1))
+        {
+            self.recent_creates.pop_front();
+        }
+        self.stats.max_creates_per_second = self
+            .stats
+            .max_creates_per_second
+            .max(self.recent_creates.len() as u64);
     }
 
     /// Announce created calls on `sender` so their server messages get posted.
@@ -972,6 +975,20 @@ pub fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A create's `subscriptionLimits`: Vapi's remainingConcurrentCalls is what is left of the
+/// quota counting this call (`active_after`).
+fn subscription_limits(blocked: bool, limit: u64, active_after: u64) -> Value {
+    let mut limits = Map::new();
+    limits.insert("concurrencyBlocked".into(), json!(blocked));
+    if limit > 0 {
+        limits.insert("concurrencyLimit".into(), json!(limit));
+        limits.insert(
+            "remainingConcurrentCalls".into(),
+            json!(limit.saturating_sub(active_after)),
+        );
+    }
+    Value::Object(limits)
+}
 #[cfg(test)]
 mod tests {
     use serde_json::json;
