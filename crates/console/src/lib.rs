@@ -94,6 +94,11 @@ pub fn tracing_layer() -> tui_logger::TuiTracingSubscriberLayer {
     tui_logger::TuiTracingSubscriberLayer
 }
 
+/// How often new log lines are moved into the log pane's buffer.
+const LOG_MOVE: Duration = Duration::from_millis(250);
+/// Lines a LOG_MOVE may bring before the oldest are dropped (and counted as lost).
+const HOT_LINES: usize = 20_000;
+
 /// Sends all `tracing` output to the console's log pane, and nowhere else: nothing may
 /// write to stdout or stderr while the console owns the screen. `directives` is an
 /// `EnvFilter` string such as `"info,switchboard=debug"`. Call once, before the engine
@@ -104,9 +109,20 @@ pub fn init_logging(directives: &str) -> Result<(), ConsoleError> {
 
     let filter = tracing_subscriber::EnvFilter::try_new(directives)
         .map_err(|e| ConsoleError::Logging(format!("log filter {directives:?}: {e}")))?;
-    tui_logger::init_logger(tui_logger::LevelFilter::Trace)
-        .map_err(|e| ConsoleError::Logging(e.to_string()))?;
+    // tui-logger's own `init_logger` starts a thread that wakes every 10 ms to move lines
+    // into the pane's buffer: most of an idle console's CPU. This one wakes every
+    // LOG_MOVE, with a hot buffer deep enough for LOG_MOVE of a busy engine's lines.
     tui_logger::set_default_level(tui_logger::LevelFilter::Trace);
+    tui_logger::set_hot_buffer_depth(HOT_LINES);
+    std::thread::Builder::new()
+        .name("log-pane".into())
+        .spawn(|| {
+            loop {
+                std::thread::park_timeout(LOG_MOVE);
+                tui_logger::move_events();
+            }
+        })
+        .map_err(|e| ConsoleError::Logging(e.to_string()))?;
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_layer())
