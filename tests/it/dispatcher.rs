@@ -710,3 +710,71 @@ async fn the_cli_controls_a_running_engine_through_the_database() {
     );
     engine.shutdown().await;
 }
+
+/// The tracker's store reads: the whole live set, the calls updated since its last read
+/// (new or moved on), and those unchanged for a while (its per-call fallback); ended calls
+/// are in none of them.
+#[tokio::test]
+async fn the_tracker_reads_new_moved_and_unchanged_live_calls() {
+    use switchboard::store::calls::CallUpdate;
+    let Some((store, _db)) =
+        test_store("the_tracker_reads_new_moved_and_unchanged_live_calls").await
+    else {
+        return;
+    };
+    let id = campaign(&store, "c", 3).await;
+    let mut calls = Vec::new();
+    for n in 0..3 {
+        let (job, attempt) = store.claim_call(id, "i", "e").await.unwrap().unwrap();
+        store
+            .record_created(
+                job.call_id,
+                attempt,
+                AttemptOutcome::Created,
+                &format!("vapi-{n}"),
+                &CallUpdate::default(),
+            )
+            .await
+            .unwrap();
+        calls.push(job.call_id);
+    }
+    let ids = |found: Vec<switchboard::store::calls::LiveCall>| {
+        let mut ids: Vec<i64> = found.into_iter().map(|c| c.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(store.live_calls("e", None, 100).await.unwrap()), calls);
+
+    // Timestamps are kept to the millisecond: the next writes are later than `mark`.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mark = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let moved = CallUpdate {
+        status: Some(CallStatus::InProgress),
+        ..CallUpdate::default()
+    };
+    store.apply_call_update("vapi-1", &moved).await.unwrap();
+    let ended = CallUpdate {
+        status: Some(CallStatus::Ended),
+        ended_reason: Some("customer-ended-call".into()),
+        ..CallUpdate::default()
+    };
+    store.apply_call_update("vapi-2", &ended).await.unwrap();
+
+    assert_eq!(
+        ids(store.live_calls("e", Some(mark), 100).await.unwrap()),
+        vec![calls[1]],
+        "updated since the mark: the call that moved on, not the one that ended"
+    );
+    assert_eq!(
+        ids(store.unchanged_calls("e", mark, 100).await.unwrap()),
+        vec![calls[0]],
+        "unchanged since the mark"
+    );
+    assert_eq!(
+        ids(store.live_calls("e", None, 100).await.unwrap()),
+        vec![calls[0], calls[1]]
+    );
+    let pairs = store.campaign_pairs().await.unwrap();
+    assert_eq!(pairs.get(&id), Some(&("asst-1".into(), "pn-1".into())));
+}

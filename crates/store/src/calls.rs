@@ -28,7 +28,9 @@ use super::{Result, Store, StoreError, Tx};
 use crate::model::{
     AttemptOutcome, CallStatus, ContactStatus, EndedClass, Lane, classify_ended_reason, sql_in,
 };
+use chrono::{DateTime, Utc};
 use switchboard_model::policy::follow_up::LaneOrder;
+use switchboard_model::text::format_time;
 
 /// Histogram bucket for calls that were never created at Vapi.
 pub const FAILED_BUCKET: &str = "failed-to-create";
@@ -70,6 +72,21 @@ pub struct Call {
 const CALL_COLUMNS: &str = "id, campaign_id, contact_id, sequence, reference, status, provider_call_id, \
      attempt_count, ended_reason, retry_requested, engine_id, cost_usd, started_at, ended_at, created_at, updated_at, \
      phone_number_id, end_cause, end_then, assistant_id";
+
+/// A call at Vapi as the tracker follows it: what it reads it by and plans its reads from.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LiveCall {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub provider_call_id: Option<String>,
+    /// Its arm's assistant and its pool number (None: the campaign's).
+    pub assistant_id: Option<String>,
+    pub phone_number_id: Option<String>,
+    pub created_at: String,
+}
+
+const LIVE_CALL_COLUMNS: &str =
+    "id, campaign_id, provider_call_id, assistant_id, phone_number_id, created_at";
 
 /// Everything a worker needs to (re)send the create request of a call.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -677,39 +694,59 @@ impl Store {
             .await?)
     }
 
-    /// The assistant and phone number of each campaign of `calls` (what bulk reads filter on).
-    pub async fn call_pairs(
-        &self,
-        calls: &[Call],
-    ) -> Result<std::collections::HashMap<i64, (String, String)>> {
-        let mut out = std::collections::HashMap::new();
-        if calls.is_empty() {
-            return Ok(out);
-        }
+    /// Each campaign's assistant and phone number (what bulk reads filter on).
+    pub async fn campaign_pairs(&self) -> Result<std::collections::HashMap<i64, (String, String)>> {
         let rows: Vec<(i64, String, String)> = sqlx::query_as(crate::q(
             "SELECT id, assistant_id, phone_number_id FROM campaigns",
         ))
         .fetch_all(self.reader())
         .await?;
-        for (id, assistant, number) in rows {
-            if calls.iter().any(|c| c.campaign_id == id) {
-                out.insert(id, (assistant, number));
-            }
-        }
-        Ok(out)
+        Ok(rows
+            .into_iter()
+            .map(|(id, assistant, number)| (id, (assistant, number)))
+            .collect())
     }
 
-    /// Calls created at Vapi and not yet ended, least recently updated first (polling order).
-    /// On PostgreSQL only those `engine_id` owns: each engine polls its own calls.
-    pub async fn active_calls(&self, engine_id: &str, limit: i64) -> Result<Vec<Call>> {
+    /// Calls created at Vapi and not yet ended, least recently updated first; with `since`,
+    /// only those updated at or after it (what the tracker adds to the calls it follows).
+    /// On PostgreSQL only those `engine_id` owns: each engine follows its own calls.
+    pub async fn live_calls(
+        &self,
+        engine_id: &str,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<LiveCall>> {
+        let mut sql = self.live_calls_sql(engine_id);
+        if let Some(since) = since {
+            sql.push(" AND updated_at >= ").bind(format_time(since));
+        }
+        sql.push(" ORDER BY updated_at LIMIT ").bind(limit);
+        Ok(sql.query_as().fetch_all(self.reader()).await?)
+    }
+
+    /// Calls at Vapi not updated since `before`, least recently updated first: those the
+    /// tracker reads on their own (a read of one that is still live updates it).
+    pub async fn unchanged_calls(
+        &self,
+        engine_id: &str,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<LiveCall>> {
+        let mut sql = self.live_calls_sql(engine_id);
+        sql.push(" AND updated_at < ").bind(format_time(before));
+        sql.push(" ORDER BY updated_at LIMIT ").bind(limit);
+        Ok(sql.query_as().fetch_all(self.reader()).await?)
+    }
+
+    fn live_calls_sql(&self, engine_id: &str) -> Sql {
         let mut sql = Sql::new(self.backend());
-        sql.push("SELECT ").push(CALL_COLUMNS).push(" FROM calls");
+        sql.push("SELECT ")
+            .push(LIVE_CALL_COLUMNS)
+            .push(" FROM calls");
         sql.indexed_by("calls_active").push(" WHERE status IN ");
         sql.push(&sql_in(CallStatus::AT_VAPI)).push(" AND ");
-        sql.owned_by("", engine_id)
-            .push(" ORDER BY updated_at LIMIT ")
-            .bind(limit);
-        Ok(sql.query_as().fetch_all(self.reader()).await?)
+        sql.owned_by("", engine_id);
+        sql
     }
 }
 

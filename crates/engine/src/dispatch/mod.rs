@@ -14,6 +14,7 @@ pub mod concurrency;
 pub mod fair_share;
 pub mod gate;
 pub mod live;
+mod live_set;
 pub mod pacer;
 mod pool;
 pub mod predial;

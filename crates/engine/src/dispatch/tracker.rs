@@ -20,11 +20,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
+use super::live_set::LiveSet;
 use super::reactions::{call_update, react_to_end};
 use super::read_plan::{Durations, Situation, next_read_after};
 use crate::model::{CallStatus, local_reason};
 use crate::store::analysis::CallAnalysis;
-use crate::store::calls::{Call, CallUpdate};
+use crate::store::calls::CallUpdate;
 use crate::store::parse_time;
 use crate::vapi::search::{Field, Incomplete, Window, walk_window};
 use crate::vapi::{VapiCall, VapiError};
@@ -53,11 +54,10 @@ struct Cursor {
 }
 
 pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
-    let tracking = &ctx.config.tracking;
-    let spacing = Duration::from_secs_f64(1.0 / tracking.poll_requests_per_second);
-    let fallback_after = chrono::Duration::milliseconds(tracking.fallback_after_ms as i64);
     let mut cursors: HashMap<(String, String), Cursor> = HashMap::new();
     let mut memory = Memory::default();
+    let mut live = LiveSet::default();
+    let mut fallback = Fallback::new(ctx.config.tracking.poll_requests_per_second);
     loop {
         if ctx.gate.read(|s| s.stopping) {
             return;
@@ -65,23 +65,12 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
         let round = tokio::time::Instant::now();
         // Calls created from here on are in the store's list below.
         ctx.gate.update(|s| s.created_since_read.clear());
-        let active = match ctx.store.active_calls(&ctx.engine.id, 10_000).await {
-            Ok(calls) => calls,
-            Err(e) => {
-                tracing::error!(target: "switchboard::engine", "tracker cannot read active calls: {e}");
-                Vec::new()
-            }
-        };
-        let pairs = match ctx.store.call_pairs(&active).await {
-            Ok(pairs) => pairs,
-            Err(e) => {
-                tracing::error!(target: "switchboard::engine", "tracker cannot read campaigns: {e}");
-                HashMap::new()
-            }
-        };
-        // Pairs with active calls are followed; so is a pair whose calls ended recently.
         let now_wall = ctx.now();
-        let mut followed = pairs_with_calls(&active, &pairs, now_wall);
+        if let Err(e) = live.refresh(&ctx.store, &ctx.engine.id, now_wall).await {
+            tracing::error!(target: "switchboard::engine", "tracker cannot read live calls: {e}");
+        }
+        // Pairs with live calls are followed; so is a pair whose calls ended recently.
+        let mut followed = pairs_with_calls(&live, now_wall);
         for (pair, created) in ctx.gate.update(|s| std::mem::take(&mut s.new_pairs)) {
             followed
                 .entry(pair)
@@ -102,53 +91,116 @@ pub(crate) async fn run_poller(ctx: Arc<Ctx>) {
             ended,
             rate_limited,
         } = read_pairs(&ctx, &mut cursors, &mut memory).await;
-
-        // Per-call fallback, overdue closing.
-        let longest = chrono::Duration::seconds(ctx.config.tracking.max_call_duration_s as i64)
-            + OVERDUE_MARGIN;
-        for call in &active {
-            let Some(provider_id) = call.provider_call_id.as_deref() else {
-                continue;
-            };
-            if seen.contains(provider_id) {
-                continue;
-            }
-            if parse_time(&call.created_at).is_some_and(|t| now_wall - t > longest) {
-                close(&ctx, call, local_reason::OVERDUE).await;
-                continue;
-            }
-            let stale = parse_time(&call.updated_at).is_none_or(|t| now_wall - t >= fallback_after);
-            if !stale || rate_limited {
-                continue;
-            }
-            if ctx.gate.read(|s| s.stopping) {
-                return;
-            }
-            read_one(&ctx, call, provider_id).await;
-            if !ctx.gate.sleep(spacing).await {
-                return;
-            }
+        let closed = close_overdue(&ctx, &live, &seen, now_wall).await;
+        live.forget(&ended, &closed);
+        if !rate_limited && !fallback.read_unchanged(&ctx, &seen).await {
+            return;
         }
 
-        let idle = active.is_empty() && cursors.is_empty();
+        let idle = live.is_empty() && cursors.is_empty();
         if idle && ctx.gate.read(|s| s.concurrency.is_idle()) {
             // Nothing at Vapi: sleep until something changes (a call is created).
             ctx.gate.changed(Duration::from_secs(2)).await;
             continue;
         }
         // The next read when ends are likely (read_plan), planned again as calls are created.
-        let born: Vec<DateTime<Utc>> = active
-            .iter()
-            .filter(|c| {
-                c.provider_call_id
-                    .as_ref()
-                    .is_none_or(|id| !ended.contains(id))
-            })
+        let born: Vec<DateTime<Utc>> = live
+            .calls()
             .map(|c| parse_time(&c.created_at).unwrap_or(now_wall))
             .collect();
         if !wait_for_next_read(&ctx, round, born, &memory.durations).await {
             return;
         }
+    }
+}
+
+/// Closes the calls still live long past any possible duration that this round's reads did
+/// not see changing; returns their ids.
+async fn close_overdue(
+    ctx: &Ctx,
+    live: &LiveSet,
+    seen: &HashSet<String>,
+    now: DateTime<Utc>,
+) -> HashSet<i64> {
+    let longest =
+        chrono::Duration::seconds(ctx.config.tracking.max_call_duration_s as i64) + OVERDUE_MARGIN;
+    let overdue: Vec<i64> = live
+        .calls()
+        .filter(|c| {
+            c.provider_call_id
+                .as_ref()
+                .is_none_or(|p| !seen.contains(p))
+        })
+        .filter(|c| parse_time(&c.created_at).is_some_and(|t| now - t > longest))
+        .map(|c| c.id)
+        .collect();
+    for &call_id in &overdue {
+        close(ctx, call_id, local_reason::OVERDUE).await;
+    }
+    overdue.into_iter().collect()
+}
+
+/// The per-call reads of calls no bulk read has shown changed for `fallback_after_ms`
+/// (a call Vapi lost is found this way), at most `poll_requests_per_second`: a round makes
+/// the reads its share of that rate allows, and waits for none of them to be spaced.
+struct Fallback {
+    per_second: f64,
+    allowance: f64,
+    since: tokio::time::Instant,
+}
+
+impl Fallback {
+    fn new(per_second: f64) -> Fallback {
+        Fallback {
+            per_second,
+            allowance: 0.0,
+            since: tokio::time::Instant::now(),
+        }
+    }
+
+    /// False when stopping.
+    async fn read_unchanged(&mut self, ctx: &Ctx, seen: &HashSet<String>) -> bool {
+        let now = tokio::time::Instant::now();
+        // At most a second's worth (and one read) is saved up.
+        self.allowance = (self.allowance
+            + now.saturating_duration_since(self.since).as_secs_f64() * self.per_second)
+            .min(self.per_second.max(1.0));
+        self.since = now;
+        if self.allowance < 1.0 {
+            return true;
+        }
+        let fallback_after =
+            chrono::Duration::milliseconds(ctx.config.tracking.fallback_after_ms as i64);
+        let before = ctx.now() - fallback_after;
+        let limit = self.allowance as i64 + seen.len().min(1_000) as i64;
+        let unchanged = match ctx
+            .store
+            .unchanged_calls(&ctx.engine.id, before, limit)
+            .await
+        {
+            Ok(calls) => calls,
+            Err(e) => {
+                tracing::error!(target: "switchboard::engine", "tracker cannot read unchanged calls: {e}");
+                return true;
+            }
+        };
+        for call in unchanged {
+            if self.allowance < 1.0 {
+                break;
+            }
+            let Some(provider_id) = call.provider_call_id.as_deref() else {
+                continue;
+            };
+            if seen.contains(provider_id) {
+                continue;
+            }
+            if ctx.gate.read(|s| s.stopping) {
+                return false;
+            }
+            self.allowance -= 1.0;
+            read_one(ctx, call.id, provider_id).await;
+        }
+        true
     }
 }
 
@@ -277,28 +329,17 @@ fn duration_at_vapi(call: &VapiCall) -> Option<f64> {
     Some((ended - created).num_milliseconds() as f64 / 1000.0)
 }
 
-/// For each pair with active calls, the oldest call's creation (where its cursor starts).
-/// The pairs `active` calls were made with, each with its earliest creation (`now` for a
-/// call whose creation time cannot be read).
+/// The pairs the live calls were made with, each with its earliest creation (`now` for a
+/// call whose creation time cannot be read): where a new pair's cursor starts.
 fn pairs_with_calls(
-    active: &[Call],
-    pairs: &HashMap<i64, (String, String)>,
+    live: &LiveSet,
     now: DateTime<Utc>,
 ) -> HashMap<(String, String), DateTime<Utc>> {
     let mut out: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
-    for call in active {
-        let Some((assistant, number)) = pairs.get(&call.campaign_id) else {
+    for call in live.calls() {
+        let Some(pair) = live.pair_of(call) else {
             continue;
         };
-        // A call is listed under the pool number it was made from.
-        let pair = (
-            call.assistant_id
-                .clone()
-                .unwrap_or_else(|| assistant.clone()),
-            call.phone_number_id
-                .clone()
-                .unwrap_or_else(|| number.clone()),
-        );
         let created = parse_time(&call.created_at).unwrap_or(now);
         out.entry(pair)
             .and_modify(|t| *t = (*t).min(created))
@@ -333,7 +374,7 @@ async fn bulk_read(
 }
 
 /// Reads one call on its own (the fallback).
-async fn read_one(ctx: &Ctx, call: &Call, provider_id: &str) {
+async fn read_one(ctx: &Ctx, call_id: i64, provider_id: &str) {
     match ctx.get_call(provider_id).await {
         Ok(remote) => {
             apply(
@@ -348,10 +389,10 @@ async fn read_one(ctx: &Ctx, call: &Call, provider_id: &str) {
         // Read only after `fallback_after_ms` without news: a call Vapi no longer knows by
         // then has vanished (it is not being created any more).
         Err(VapiError::Status { status: 404, .. }) => {
-            close(ctx, call, local_reason::VANISHED).await;
+            close(ctx, call_id, local_reason::VANISHED).await;
         }
         Err(e) => {
-            tracing::warn!(target: "switchboard::engine", call_id = call.id, "poll failed: {e}");
+            tracing::warn!(target: "switchboard::engine", call_id, "poll failed: {e}");
         }
     }
 }
@@ -401,7 +442,7 @@ async fn apply(ctx: &Ctx, provider_id: &str, update: &CallUpdate, status: Option
         if let Ok(Some(call)) = ctx.store.call_by_provider_id(provider_id).await
             && call.status.is_at_vapi()
         {
-            close(ctx, &call, local_reason::VANISHED).await;
+            close(ctx, call.id, local_reason::VANISHED).await;
         }
         return false;
     }
@@ -433,17 +474,17 @@ async fn apply(ctx: &Ctx, provider_id: &str, update: &CallUpdate, status: Option
 }
 
 /// Closes a call Vapi no longer reports (vanished) or that cannot still be running (overdue).
-async fn close(ctx: &Ctx, call: &Call, reason: &str) {
-    match ctx.store.close_at_vapi(call.id, reason).await {
+async fn close(ctx: &Ctx, call_id: i64, reason: &str) {
+    match ctx.store.close_at_vapi(call_id, reason).await {
         Ok(effect) => {
             if effect.ended {
                 ctx.gate.call_ended();
             }
-            let message = format!("call {} closed: {reason}; its slot is free", call.id);
+            let message = format!("call {call_id} closed: {reason}; its slot is free");
             tracing::warn!(target: "switchboard::engine", "{message}");
             ctx.gate.event(
                 super::snapshot::EventKind::Quota,
-                Some(call.id),
+                Some(call_id),
                 None,
                 message,
                 None,
@@ -453,7 +494,7 @@ async fn close(ctx: &Ctx, call: &Call, reason: &str) {
             }
         }
         Err(e) => {
-            tracing::error!(target: "switchboard::engine", call_id = call.id, "cannot close the call: {e}");
+            tracing::error!(target: "switchboard::engine", call_id, "cannot close the call: {e}");
         }
     }
 }
