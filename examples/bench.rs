@@ -46,7 +46,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child-import") {
         let label = args.get(4).map_or("import", String::as_str);
-        return child_import(Path::new(&args[2]), Path::new(&args[3]), label);
+        return child_import(Path::new(&args[2]), &args[3], label);
     }
     // `--smoke`: every figure once at a small size, for CI (keeps the figures' code running;
     // its figures are not the goals' measurements).
@@ -132,6 +132,24 @@ fn main() -> Result<()> {
             switchboard::demo::generated_contacts,
         )?;
         import(sizes.import_rows, "import_unordered", unordered_contacts)?;
+        match pg::PgServer::start_with("bench import", true) {
+            Some(server) => {
+                let url = server.url("postgres");
+                import_into(
+                    sizes.import_rows,
+                    "import_pg",
+                    switchboard::demo::generated_contacts,
+                    &url,
+                )?;
+                import_into(
+                    sizes.import_rows,
+                    "import_unordered_pg",
+                    unordered_contacts,
+                    &url,
+                )?;
+            }
+            None => println!("import_pg: SKIPPED (no PostgreSQL server binaries)"),
+        }
     }
     if run("frame") {
         runtime.block_on(frame(sizes.frame_calls))?;
@@ -241,6 +259,12 @@ async fn postgres_engines(n: usize) -> Result<()> {
     let bound = pg_bound(&bound_url, n).await?;
     println!("postgres_calls: {n}");
     println!("postgres_bound_calls_per_s: {bound:.0}");
+    for shared in [false, true] {
+        let url = server.create_db(&format!("claims{shared}"));
+        let rate = pg_claims(&url, n, shared).await?;
+        let how = if shared { "shared_pacer" } else { "no_pacer" };
+        println!("postgres_claims_per_s_3_claimers_{how}: {rate:.0}");
+    }
     for engines in 1..=3usize {
         let url = server.create_db(&format!("engines{engines}"));
         let sim = idle_simulator().await?;
@@ -284,6 +308,44 @@ async fn postgres_engines(n: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Claims alone (no request, no record) by three claimers at once, each with its own store,
+/// with the shared pacer's row lock held across each claim (`shared`, as engines on
+/// PostgreSQL claim) or without it: what the shared row costs the claim path.
+async fn pg_claims(url: &str, n: usize, shared: bool) -> Result<f64> {
+    let setup = Store::open_postgres(url).await?;
+    let id = contacts_campaign(&setup, n).await?;
+    let instance = setup.instance_id().await?;
+    let limits = shared.then_some(switchboard::store::calls::SharedLimits {
+        rate_per_second: 1e9,
+        concurrency_cap: i64::MAX,
+    });
+    let started = Instant::now();
+    let mut claimers = Vec::new();
+    for k in 0..3 {
+        let store = Store::open_postgres(url).await?;
+        let instance = instance.clone();
+        claimers.push(tokio::spawn(async move {
+            let engine = format!("bench-{k}");
+            loop {
+                match store
+                    .claim_call_within(id, &instance, &engine, limits)
+                    .await?
+                {
+                    switchboard::store::calls::Claim::Empty => break,
+                    _ => continue,
+                }
+            }
+            store.close().await;
+            Ok::<(), switchboard::store::StoreError>(())
+        }));
+    }
+    for claimer in claimers {
+        claimer.await??;
+    }
+    setup.close().await;
+    Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The plain loop of `sqlite_bound` on PostgreSQL (one connection: one engine's writer).
@@ -667,15 +729,18 @@ fn unordered_contacts(n: usize) -> String {
 /// figures are printed as `{label}_rows_per_s` and `{label}_peak_rss_mb`.
 fn import(rows: usize, label: &str, contacts: fn(usize) -> String) -> Result<()> {
     let dir = tempfile::tempdir()?;
+    let db = dir.path().join("import.db").display().to_string();
+    import_into(rows, label, contacts, &db)
+}
+
+/// The same into `db`: a SQLite path or a PostgreSQL URL (whose server's memory is not in
+/// the peak RSS).
+fn import_into(rows: usize, label: &str, contacts: fn(usize) -> String, db: &str) -> Result<()> {
+    let dir = tempfile::tempdir()?;
     let csv = dir.path().join("contacts.csv");
     std::fs::write(&csv, contacts(rows))?;
     let out = Command::new(std::env::current_exe()?)
-        .args([
-            "--child-import",
-            &csv.display().to_string(),
-            &dir.path().join("import.db").display().to_string(),
-            label,
-        ])
+        .args(["--child-import", &csv.display().to_string(), db, label])
         .output()?;
     if !out.status.success() {
         return Err(format!(
@@ -688,11 +753,15 @@ fn import(rows: usize, label: &str, contacts: fn(usize) -> String) -> Result<()>
     Ok(())
 }
 
-fn child_import(csv: &Path, db: &Path, label: &str) -> Result<()> {
+fn child_import(csv: &Path, db: &str, label: &str) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = Store::open(db).await?;
-        let c = store.create_campaign("import", "a", "p").await?;
+        let store = if db.starts_with("postgres://") {
+            Store::open_postgres(db).await?
+        } else {
+            Store::open(Path::new(db)).await?
+        };
+        let c = store.create_campaign(label, "a", "p").await?;
         let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(csv)?);
         let started = Instant::now();
         let report =

@@ -215,7 +215,11 @@ impl Store {
         if let Some(limits) = limits
             && super::backend_of(&tx) == super::Backend::Postgres
         {
-            if let Some(wait) = take_pacer_slot(&mut tx, limits.rate_per_second, true).await? {
+            // The row stays locked to the commit: the count and the claim below are one
+            // engine's at a time. Each statement under it is a round trip every engine waits
+            // for, so there are as few as can be.
+            let pacer = lock_pacer(&mut tx).await?;
+            if let Some(wait) = pacer.wait(tx.clock().now_ms()) {
                 return Ok(Claim::Throttled(wait));
             }
             let in_flight: i64 = sqlx::query_scalar(crate::q(format!(
@@ -228,7 +232,7 @@ impl Store {
             if in_flight >= limits.concurrency_cap {
                 return Ok(Claim::Throttled(std::time::Duration::from_millis(50)));
             }
-            take_pacer_slot(&mut tx, limits.rate_per_second, false).await?;
+            pacer.take(&mut tx, limits.rate_per_second).await?;
         }
         let claimed = claim_in(
             &mut tx,
@@ -258,7 +262,11 @@ impl Store {
         }
         loop {
             let mut tx = self.write().await?;
-            let wait = take_pacer_slot(&mut tx, rate_per_second, false).await?;
+            let pacer = lock_pacer(&mut tx).await?;
+            let wait = pacer.wait(tx.clock().now_ms());
+            if wait.is_none() {
+                pacer.take(&mut tx, rate_per_second).await?;
+            }
             tx.commit().await?;
             match wait {
                 None => return Ok(()),
@@ -780,45 +788,59 @@ fn base36(n: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The shared pacer (PostgreSQL): locks its row; if the next slot is not due, how long until
-/// it is; otherwise (and unless `check_only`) takes it, spacing creates 1/rate apart.
-async fn take_pacer_slot(
-    tx: &mut Tx,
-    rate_per_second: f64,
-    check_only: bool,
-) -> Result<Option<std::time::Duration>> {
-    sqlx::query(crate::q(
-        "INSERT INTO meta (key, value) VALUES (?, '0') ON CONFLICT DO NOTHING",
-    ))
-    .bind(PACER_ROW)
-    .execute(&mut **tx)
-    .await?;
-    let next: String =
-        sqlx::query_scalar(crate::q("SELECT value FROM meta WHERE key = ? FOR UPDATE"))
-            .bind(PACER_ROW)
-            .fetch_one(&mut **tx)
-            .await?;
-    let next_at: i64 = next.parse().unwrap_or(0);
-    let now_ms = tx.clock().now_ms();
-    if now_ms < next_at {
-        return Ok(Some(std::time::Duration::from_millis(
-            (next_at - now_ms) as u64,
-        )));
-    }
-    if check_only {
-        return Ok(None);
-    }
-    let period_ms = if rate_per_second > 0.0 {
-        (1000.0 * SHARED_SPACING / rate_per_second).ceil() as i64
-    } else {
-        1000
-    };
-    sqlx::query(crate::q("UPDATE meta SET value = ? WHERE key = ?"))
-        .bind((now_ms.max(next_at) + period_ms).to_string())
+/// The shared pacer's row (PostgreSQL), locked by the caller's transaction: the next instant
+/// (unix ms) a create may go.
+struct Pacer {
+    next_at: i64,
+}
+
+/// Locks the shared pacer's row (made the first time it is needed).
+async fn lock_pacer(tx: &mut Tx) -> Result<Pacer> {
+    const SELECT: &str = "SELECT value FROM meta WHERE key = ? FOR UPDATE";
+    let mut next: Option<String> = sqlx::query_scalar(crate::q(SELECT))
+        .bind(PACER_ROW)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if next.is_none() {
+        sqlx::query(crate::q(
+            "INSERT INTO meta (key, value) VALUES (?, '0') ON CONFLICT DO NOTHING",
+        ))
         .bind(PACER_ROW)
         .execute(&mut **tx)
         .await?;
-    Ok(None)
+        next = Some(
+            sqlx::query_scalar(crate::q(SELECT))
+                .bind(PACER_ROW)
+                .fetch_one(&mut **tx)
+                .await?,
+        );
+    }
+    let next_at = next.and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Pacer { next_at })
+}
+
+impl Pacer {
+    /// How long until the next slot, if it is not due at `now_ms`.
+    fn wait(&self, now_ms: i64) -> Option<std::time::Duration> {
+        (now_ms < self.next_at)
+            .then(|| std::time::Duration::from_millis((self.next_at - now_ms) as u64))
+    }
+
+    /// Takes the slot that is due: the next one is 1/rate (widened) later.
+    async fn take(&self, tx: &mut Tx, rate_per_second: f64) -> Result<()> {
+        let period_ms = if rate_per_second > 0.0 {
+            (1000.0 * SHARED_SPACING / rate_per_second).ceil() as i64
+        } else {
+            1000
+        };
+        let now_ms = tx.clock().now_ms();
+        sqlx::query(crate::q("UPDATE meta SET value = ? WHERE key = ?"))
+            .bind((now_ms.max(self.next_at) + period_ms).to_string())
+            .bind(PACER_ROW)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 }
 
 /// The claim's reads and writes, in the caller's transaction (committed by the caller): the
