@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use color_eyre::eyre::WrapErr;
 
+use switchboard::cli::args::LogFormatArg;
 use switchboard::cli::headless::{self, Outcome, UntilDone};
 use switchboard::cli::{Cli, Commands, UserError, commands};
-use switchboard::config::Config;
+use switchboard::config::{Config, LogFormat};
 use switchboard::store::{Location, Store};
 use switchboard::vapi::VapiClient;
 use switchboard::{console, demo, dispatch, simulator};
@@ -125,6 +126,12 @@ fn config_path(cli: &Cli) -> Result<Option<PathBuf>, UserError> {
 async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
     let path = config_path(&cli)?;
     let config = Config::load(path.as_deref())?;
+    let format = match cli.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => config.log.format,
+    };
+    let _ = LOG_FORMAT.set(format);
     let mouse = !cli.no_mouse;
     match cli.command {
         None => console(config, path.is_none(), false, mouse).await,
@@ -257,7 +264,13 @@ async fn demo_headless(contacts: Option<usize>) -> color_eyre::Result<ExitCode> 
         demo.simulator.base_url()
     );
     let engine = dispatch::start(demo.config, demo.store.clone(), demo.vapi).await?;
-    let outcome = headless::run(engine.client(), Some(UntilDone::WaitThroughPauses)).await;
+    let json_log = log_format() == LogFormat::Json;
+    let outcome = headless::run(
+        engine.client(),
+        Some(UntilDone::WaitThroughPauses),
+        json_log,
+    )
+    .await;
     engine.join().await;
     let stats = demo.simulator.stats();
     println!(
@@ -265,7 +278,7 @@ async fn demo_headless(contacts: Option<usize>) -> color_eyre::Result<ExitCode> 
         stats.create_requests, stats.calls_created, stats.peak_concurrency
     );
     demo.simulator.shutdown().await;
-    Ok(exit_code(outcome))
+    Ok(exit_code(outcome, json_log))
 }
 
 /// `run`: the engine against real Vapi, no console.
@@ -287,9 +300,10 @@ async fn run_headless(
         (true, false) => Some(UntilDone::WaitThroughPauses),
         (true, true) => Some(UntilDone::ExitOnPause),
     };
-    let outcome = headless::run(engine.client(), mode).await;
+    let json_log = json || log_format() == LogFormat::Json;
+    let outcome = headless::run(engine.client(), mode, json_log).await;
     engine.join().await;
-    Ok(exit_code(outcome))
+    Ok(exit_code(outcome, json_log))
 }
 
 /// `migrate-db`: opens both stores (creating and migrating the target) and copies.
@@ -325,10 +339,19 @@ async fn migrate_db(from: &str, to: &str) -> color_eyre::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn exit_code(outcome: Outcome) -> ExitCode {
+/// The last line of a headless run and its exit status. With a JSON log the line is logged
+/// (target `switchboard::progress`) so that stdout stays one JSON object a line.
+fn exit_code(outcome: Outcome, json_log: bool) -> ExitCode {
+    let say = |line: String| {
+        if json_log {
+            tracing::info!(target: "switchboard::progress", "{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     match outcome {
         Outcome::Completed(what) => {
-            println!("done: {what}");
+            say(format!("done: {what}"));
             ExitCode::SUCCESS
         }
         Outcome::NeedsOperator(why) => {
@@ -336,7 +359,7 @@ fn exit_code(outcome: Outcome) -> ExitCode {
             ExitCode::from(2)
         }
         Outcome::Interrupted => {
-            println!("interrupted: in-flight requests were recorded; run again to continue");
+            say("interrupted: in-flight requests were recorded; run again to continue".into());
             ExitCode::from(130)
         }
     }
@@ -388,31 +411,60 @@ async fn open_store(config: &Config) -> color_eyre::Result<Store> {
         .wrap_err_with(|| format!("cannot open the database {}", path.display()))
 }
 
+/// The log format in force (`--log-format`, else `[log] format`), set once by `run`.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or_default()
+}
+
+/// The engine's log on stdout (`run`, the headless demo); `json` also when `run --json`.
 fn init_stdout_logging(json: bool) {
+    let json = json || log_format() == LogFormat::Json;
+    init_logging(
+        "info",
+        json,
+        std::io::stdout().is_terminal(),
+        std::io::stdout,
+    );
+}
+
+/// A command's log on stderr (warnings and errors unless RUST_LOG says otherwise).
+fn init_stderr_logging() {
+    let json = log_format() == LogFormat::Json;
+    init_logging(
+        "warn",
+        json,
+        std::io::stderr().is_terminal(),
+        std::io::stderr,
+    );
+}
+
+/// Text, or one JSON object per line with the event's fields (the ids the engine logs with)
+/// beside `level`, `target` and `message`, no span lists. Secrets are never logged: the key
+/// and the webhook secret are `SecretString`s, and monitor URLs are not logged.
+fn init_logging<W>(default_level: &str, json: bool, ansi: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     let result = if json {
-        builder.json().try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init()
     } else {
-        builder.try_init()
+        builder.with_ansi(ansi).try_init()
     };
     if let Err(e) = result {
         eprintln!("warning: logging not initialised: {e}");
     }
-}
-
-fn init_stderr_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn console(

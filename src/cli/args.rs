@@ -27,8 +27,19 @@ pub struct Cli {
     /// wheel acting on tabs, rows and campaigns.
     #[arg(long, global = true)]
     pub no_mouse: bool,
+    /// Log lines as `text` or `json` (one object per line: level, target, message and the
+    /// campaign, contact, call and attempt ids as fields). Default: `[log] format`, else text.
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     pub command: Option<Commands>,
+}
+
+/// `--log-format`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +88,7 @@ pub enum Commands {
         /// call active, whatever the reason.
         #[arg(long, requires = "until_done")]
         exit_on_pause: bool,
-        /// Log as JSON lines instead of text.
+        /// Log as JSON lines instead of text (the same as `--log-format json`).
         #[arg(long)]
         json: bool,
     },

@@ -30,7 +30,16 @@ pub enum UntilDone {
 pub use crate::model::StopCause;
 
 /// Runs until Ctrl-C, or with `until_done` until [`decide`] says so; then quits the engine.
-pub async fn run(client: EngineClient, until_done: Option<UntilDone>) -> Outcome {
+/// Progress lines are printed, or logged when the log is JSON (`json_log`): then every line
+/// on stdout is one JSON object.
+pub async fn run(client: EngineClient, until_done: Option<UntilDone>, json_log: bool) -> Outcome {
+    let say = |line: String| {
+        if json_log {
+            tracing::info!(target: "switchboard::progress", "{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     let mut snapshots = client.snapshots();
     let mut progress = tokio::time::interval(Duration::from_secs(2));
     let outcome = loop {
@@ -39,7 +48,7 @@ pub async fn run(client: EngineClient, until_done: Option<UntilDone>) -> Outcome
                 tracing::info!(target: "switchboard::engine", "{signal}: stopping gracefully (no new calls; requests in flight are recorded)");
                 break Outcome::Interrupted;
             }
-            _ = progress.tick() => println!("{}", progress_line(&snapshots.borrow())),
+            _ = progress.tick() => say(progress_line(&snapshots.borrow())),
             changed = snapshots.changed() => {
                 if changed.is_err() {
                     break Outcome::Interrupted;
@@ -55,7 +64,7 @@ pub async fn run(client: EngineClient, until_done: Option<UntilDone>) -> Outcome
     if let Err(e) = client.send(Command::Quit).await {
         tracing::warn!(target: "switchboard::engine", "{e}");
     }
-    println!("{}", progress_line(&snapshots.borrow()));
+    say(progress_line(&snapshots.borrow()));
     outcome
 }
 

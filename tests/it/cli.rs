@@ -75,14 +75,26 @@ impl Env {
 
     /// `run --headless --until-done` with `key`, off the async runtime's threads.
     async fn run_until_done(&self, key: &'static str) -> std::process::Output {
+        self.run_until_done_with(key, &[]).await
+    }
+
+    /// The same with global options (`before`) in front of `run`.
+    async fn run_until_done_with(
+        &self,
+        key: &'static str,
+        before: &[&'static str],
+    ) -> std::process::Output {
         let dir = self.dir.path().to_path_buf();
+        let mut args = before.to_vec();
+        args.extend(["run", "--headless", "--until-done"]);
         tokio::task::spawn_blocking(move || {
             Command::cargo_bin("switchboard")
                 .unwrap()
                 .current_dir(&dir)
                 .env("VAPI_API_KEY", key)
                 .env_remove("RUST_BACKTRACE")
-                .args(["run", "--headless", "--until-done"])
+                .env_remove("RUST_LOG")
+                .args(args)
                 .timeout(std::time::Duration::from_secs(60))
                 .output()
                 .unwrap()
@@ -197,6 +209,65 @@ fn config_errors_name_the_key_and_the_file() {
         one_error_line(&err).contains("nowhere.toml does not exist"),
         "{err}"
     );
+}
+
+/// `--log-format json`: every line on stdout is one JSON object (progress lines too), the
+/// engine's lines carry the call's ids as fields, and the key is in none of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_are_one_object_a_line_with_the_ids_and_never_the_key() {
+    const KEY: &str = "sk-json-log-key-0123456789";
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: KEY.into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 20,
+            talk_max_ms: 50,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\n",
+        sim.base_url()
+    ));
+    env.started_campaign(3);
+    let out = env
+        .run_until_done_with(KEY, &["--log-format", "json"])
+        .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for line in &lines {
+        for field in ["level", "target", "message"] {
+            assert!(line.get(field).is_some(), "no {field}: {line}");
+        }
+    }
+    let created: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "call created")
+        .collect();
+    assert_eq!(created.len(), 3, "{stdout}");
+    for line in created {
+        for id in ["campaign_id", "contact_id", "call_id", "attempt"] {
+            assert!(line[id].is_i64(), "{id} as a number: {line}");
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l["target"] == "switchboard::progress"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("done: c COMPLETED"))),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(KEY), "the key never prints");
+    sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

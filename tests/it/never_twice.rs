@@ -326,3 +326,45 @@ async fn a_second_engine_on_the_same_database_is_refused_and_sends_nothing() {
         3
     );
 }
+
+/// An engine whose start fails (the webhook's secret unset, its port taken) leaves no lease
+/// behind: the next engine starts at once, and nothing was sent.
+#[tokio::test]
+async fn a_start_that_fails_leaves_no_lease_behind() {
+    let vapi = Late::start(vec![]).await;
+    let Some((store, _dir)) = test_store("a_start_that_fails_leaves_no_lease_behind").await else {
+        return;
+    };
+    campaign(&store, "c", 1).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cfg = settle_config(&vapi.base_url, 1_000);
+    cfg.webhook.listen = Some(taken.local_addr().unwrap().to_string());
+    cfg.webhook.secret_env = "SWITCHBOARD_TEST_NO_SUCH_VARIABLE".into();
+    let unset = dispatch::start(cfg.clone(), store.clone(), client(&cfg, KEY)).await;
+    assert!(
+        matches!(unset, Err(EngineError::WebhookSecret(_))),
+        "{:?}",
+        unset.err()
+    );
+    // A variable every process has stands in for a secret: the port is what fails here.
+    cfg.webhook.secret_env = "PATH".into();
+    let port_taken = dispatch::start(cfg.clone(), store.clone(), client(&cfg, KEY)).await;
+    assert!(
+        matches!(port_taken, Err(EngineError::Webhook { .. })),
+        "{:?}",
+        port_taken.err()
+    );
+    assert!(
+        store.lease_holder(60_000).await.unwrap().is_none(),
+        "no lease left by the failed starts"
+    );
+    assert!(vapi.posts().is_empty(), "nothing sent");
+    drop(taken);
+    let cfg = settle_config(&vapi.base_url, 1_000);
+    let next = dispatch::start(cfg.clone(), store.clone(), client(&cfg, KEY))
+        .await
+        .expect("the next engine starts at once");
+    wait_for(&next, Duration::from_secs(10), all_completed).await;
+    next.shutdown().await;
+    assert_eq!(vapi.posts().len(), 1);
+}

@@ -200,6 +200,7 @@ pub struct Config {
     pub import: ImportConfig,
     pub predial: PredialConfig,
     pub console: ConsoleConfig,
+    pub log: LogConfig,
     /// Console key remapping: action name → key (see `switchboard console --help`).
     pub keys: BTreeMap<String, String>,
 }
@@ -210,6 +211,24 @@ section! {
         /// stdin), e.g. "ffplay -nodisp -autoexit -" or "aplay -q"; none: the key says so.
         pub listen_command: Option<String> = None;
     }
+}
+
+section! {
+    pub struct LogConfig in "log" {
+        /// `text` (the default) or `json`: one JSON object per line, for log collectors
+        /// (the global `--log-format` flag wins over it).
+        pub format: LogFormat = LogFormat::Text;
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// One JSON object per line: level, target, message and the call's ids as fields.
+    Json,
 }
 
 section! {
@@ -435,6 +454,7 @@ impl Config {
             ImportConfig::BOUNDS,
             PredialConfig::BOUNDS,
             ConsoleConfig::BOUNDS,
+            LogConfig::BOUNDS,
         ]
         .into_iter()
         .flatten()
@@ -483,6 +503,7 @@ impl Config {
             self.import.check_ranges(),
             self.predial.check_ranges(),
             self.console.check_ranges(),
+            self.log.check_ranges(),
         ];
         for checked in ranges {
             checked.map_err(|(key, reason)| bad(key, reason))?;

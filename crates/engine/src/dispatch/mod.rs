@@ -314,12 +314,9 @@ fn webhook_secret(config: &Config) -> Result<Option<crate::config::Secret>, Engi
         .ok_or_else(|| EngineError::WebhookSecret(config.webhook.secret_env.clone()))
 }
 
-/// Starts the webhook listener on the configured address; returns where it listens.
-async fn start_webhook(
-    ctx: &Arc<Ctx>,
-    secret: crate::config::Secret,
-) -> Result<Option<SocketAddr>, EngineError> {
-    let Some(listen) = &ctx.config.webhook.listen else {
+/// Binds the webhook listener's configured address, if any (nothing is served yet).
+async fn bind_webhook(config: &Config) -> Result<Option<tokio::net::TcpListener>, EngineError> {
+    let Some(listen) = &config.webhook.listen else {
         return Ok(None);
     };
     let bad = |source| EngineError::Webhook {
@@ -329,29 +326,93 @@ async fn start_webhook(
     let addr: SocketAddr = listen.parse().map_err(|e: std::net::AddrParseError| {
         bad(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(bad)?;
+    Ok(Some(listener))
+}
+
+/// Serves the webhook routes on the bound listener; returns where it listens.
+fn start_webhook(
+    ctx: &Arc<Ctx>,
+    listener: tokio::net::TcpListener,
+    secret: crate::config::Secret,
+) -> Result<SocketAddr, EngineError> {
     let check = webhook::AuthCheck::from_config(&ctx.config.webhook);
-    let served = webhook::serve(
+    webhook::serve(
         ctx.clone(),
-        addr,
+        listener,
         secret,
         check,
         ctx.webhook_refusals.clone(),
     )
-    .await
-    .map_err(bad)?;
-    Ok(Some(served))
+    .map_err(|source| EngineError::Webhook {
+        addr: ctx.config.webhook.listen.clone().unwrap_or_default(),
+        source,
+    })
 }
 
 /// Recovers the store's state (counters, unfinished sequences) and starts the engine.
+/// Whatever can fail without the database (the webhook secret, its port, the pre-dial hook)
+/// is checked before the lease is taken, and the lease is given back if the start fails after
+/// it: a failed start never leaves a lease the next start must wait out or take over.
 pub async fn start(
     config: Config,
     store: Store,
     vapi: VapiClient,
 ) -> Result<EngineHandle, EngineError> {
+    let webhook_secret = webhook_secret(&config)?;
+    let predial =
+        predial::PredialHook::from_config(&config.predial).map_err(EngineError::Predial)?;
+    let webhook = match webhook_secret {
+        Some(secret) => bind_webhook(&config)
+            .await?
+            .map(|listener| (listener, secret)),
+        None => None,
+    };
     let instance = store.instance_id().await?;
     // One engine per database: take the lease first, before anything is read or sent.
     let engine = EngineIdentity::of_this_process();
     take_lease(&store, &engine, &config).await?;
+    let lease_store = store.clone();
+    let started = start_holding_lease(
+        config,
+        store,
+        vapi,
+        Prepared {
+            instance,
+            engine: engine.clone(),
+            predial,
+            webhook,
+        },
+    )
+    .await;
+    if started.is_err()
+        && let Err(e) = lease_store.release_lease(&engine).await
+    {
+        tracing::warn!(target: "switchboard::engine", "cannot release the dispatch lease: {e}");
+    }
+    started
+}
+
+/// What `start` made ready before it took the lease.
+struct Prepared {
+    instance: String,
+    engine: EngineIdentity,
+    predial: Option<predial::PredialHook>,
+    webhook: Option<(tokio::net::TcpListener, crate::config::Secret)>,
+}
+
+async fn start_holding_lease(
+    config: Config,
+    store: Store,
+    vapi: VapiClient,
+    prepared: Prepared,
+) -> Result<EngineHandle, EngineError> {
+    let Prepared {
+        instance,
+        engine,
+        predial,
+        webhook,
+    } = prepared;
     for fixed in store.recompute_counters().await? {
         tracing::warn!(
             target: "switchboard::engine",
@@ -367,9 +428,6 @@ pub async fn start(
     // and creates paced at the budget's own rate ran 2.2 % slow. One spare slot absorbs that
     // lateness; creates stay spaced by the pacer.
     let budget = budget::RequestBudget::new(config.vapi.max_requests_per_second, 2);
-    let webhook_secret = webhook_secret(&config)?;
-    let predial =
-        predial::PredialHook::from_config(&config.predial).map_err(EngineError::Predial)?;
     let vapi = vapi.with_clock(store.clock().clone());
     let ctx = Arc::new(Ctx {
         store,
@@ -386,8 +444,8 @@ pub async fn start(
         monitors: live::Monitors::default(),
         live_costs: live::LiveCosts::default(),
     });
-    let webhook_addr = match webhook_secret {
-        Some(secret) => start_webhook(&ctx, secret).await?,
+    let webhook_addr = match webhook {
+        Some((listener, secret)) => Some(start_webhook(&ctx, listener, secret)?),
         None => None,
     };
     adopt_orphans(&ctx).await?;

@@ -277,14 +277,15 @@ fn report_fields(body: &[u8]) -> serde_json::Value {
 }
 
 /// Binds `addr` and serves until the engine stops. Returns the bound address.
-pub(crate) async fn serve(
+/// Serves the webhook routes on `listener` (bound before the engine took its lease, so a
+/// port in use stops the start before anything else is done).
+pub(crate) fn serve(
     ctx: Arc<Ctx>,
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     secret: Secret,
     check: AuthCheck,
     refusals: Arc<Refusals>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = router(ctx.clone(), secret, check, refusals);
     tokio::spawn(async move {

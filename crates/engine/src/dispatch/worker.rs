@@ -289,7 +289,7 @@ async fn send(
     {
         Ok(response) => {
             let message = format!("call {call_id} created at Vapi ({})", response.call.id);
-            tracing::info!(target: "switchboard::retry", call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
+            tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
             let limits = response.subscription_limits.as_ref();
             let end = record(
                 ctx,
@@ -582,7 +582,7 @@ async fn resume(ctx: &Ctx, job: &DialJob) -> Result<Next, StoreError> {
     Ok(match (job.last_outcome, job.last_attempt_id) {
         (Some(AttemptOutcome::InFlight), Some(id)) => {
             ctx.store.mark_interrupted(job.call_id, id).await?;
-            tracing::info!(target: "switchboard::retry", call_id = job.call_id, "interrupted request: settling it before anything is re-sent");
+            tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, "interrupted request: settling it before anything is re-sent");
             settling(id)
         }
         (_, Some(id)) if job.status == CallStatus::Unknown => settling(id),
@@ -632,7 +632,7 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
                 absent += 1;
                 if !said_waiting {
                     said_waiting = true;
-                    tracing::info!(target: "switchboard::retry", call_id = job.call_id, settle_at = %s.settle_at, "not found yet; Vapi may still create it: looking again on the backoff schedule, and re-sending only once the settle time has passed");
+                    tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, settle_at = %s.settle_at, "not found yet; Vapi may still create it: looking again on the backoff schedule, and re-sending only once the settle time has passed");
                 }
                 // Looked up again on the backoff schedule (a call Vapi creates late is
                 // adopted as soon as it shows), never past the settle deadline.
@@ -665,7 +665,7 @@ async fn not_created(
     } else {
         false
     };
-    tracing::info!(target: "switchboard::retry", call_id = job.call_id, requests, "settled: the call was not created at Vapi; safe to send again");
+    tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, requests, "settled: the call was not created at Vapi; safe to send again");
     ctx.gate.event(
         EventKind::Settled,
         Some(job.call_id),
@@ -691,7 +691,7 @@ fn still_unknown(ctx: &Ctx, job: &DialJob, why: &Incomplete, failures: u32) -> D
         .max(Duration::from_millis(100))
         .min(SETTLE_RETRY_MAX);
     let reason = format!("look-up {why}");
-    tracing::warn!(target: "switchboard::retry", call_id = job.call_id, next_delay_ms = delay.as_millis() as u64, "look-up incomplete, the outcome stays unknown: {reason}");
+    tracing::warn!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, next_delay_ms = delay.as_millis() as u64, "look-up incomplete, the outcome stays unknown: {reason}");
     ctx.gate.event(
         EventKind::Unknown,
         Some(job.call_id),
@@ -716,7 +716,7 @@ async fn adopt(
         "call {} was created by an earlier attempt: adopted {} instead of dialling again",
         job.call_id, found.id
     );
-    tracing::info!(target: "switchboard::retry", call_id = job.call_id, provider_call_id = %found.id, "{message}");
+    tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, provider_call_id = %found.id, "{message}");
     record(ctx, job, attempt_id, None, found, None, message).await
 }
 
@@ -849,6 +849,8 @@ fn log_attempt(ctx: &Ctx, job: &DialJob, attempt: i64, error: &VapiError, next: 
     let next_ms = next.map(|d| d.as_millis() as u64);
     tracing::warn!(
         target: "switchboard::retry",
+        campaign_id = job.campaign_id,
+        contact_id = job.contact_id,
         call_id = job.call_id,
         attempt,
         status = error.http_status(),
@@ -873,7 +875,7 @@ fn log_attempt(ctx: &Ctx, job: &DialJob, attempt: i64, error: &VapiError, next: 
 }
 
 fn failed_event(ctx: &Ctx, job: &DialJob, attempt: i64, reason: &str) {
-    tracing::warn!(target: "switchboard::retry", call_id = job.call_id, attempt, reason, "call FAILED");
+    tracing::warn!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, attempt, reason, "call FAILED");
     ctx.gate.event(
         EventKind::Failed,
         Some(job.call_id),
