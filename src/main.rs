@@ -326,10 +326,18 @@ async fn migrate_db(from: &str, to: &str) -> color_eyre::Result<ExitCode> {
     };
     let source = open(from.clone()).await?;
     let target = open(to.clone()).await?;
-    let report = source
-        .copy_into(&target)
-        .await
-        .map_err(|e| UserError(format!("cannot copy into {}: {e}", to.display())))?;
+    // One transaction on the target: stopped by Ctrl-C or SIGTERM, it is rolled back.
+    let report = tokio::select! {
+        copied = source.copy_into(&target) => copied
+            .map_err(|e| UserError(format!("cannot copy into {}: {e}", to.display())))?,
+        signal = switchboard::shutdown::requested() => {
+            return Err(UserError(format!(
+                "{signal}: migrate-db stopped; nothing was copied into {}",
+                to.display()
+            ))
+            .into());
+        }
+    };
     for (table, rows) in &report.rows {
         println!("{table}: {rows} rows");
     }

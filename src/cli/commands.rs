@@ -12,7 +12,7 @@ use super::status::DispatchStatus;
 use super::{MAX_PRINTED, UserError, bounded};
 use crate::config::Config;
 use crate::dispatch::Command;
-use crate::import::import_contacts;
+use crate::import::import_contacts_until;
 use crate::model::CallStatus;
 use crate::store::follow_up::FollowUpSettings;
 use crate::store::policy::CampaignRules;
@@ -723,7 +723,14 @@ pub async fn export(
 ) -> Result<()> {
     use std::io::IsTerminal;
     let c = store.campaign_by_name(campaign).await.map_err(user)?;
-    let sink: Box<dyn Write> = match out {
+    // A file is written under a temporary name and renamed once complete: an export that
+    // fails or is stopped leaves no partial file behind.
+    let partial = out.map(|path| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".partial");
+        std::path::PathBuf::from(name)
+    });
+    let sink: Box<dyn Write> = match &partial {
         Some(path) => Box::new(
             std::fs::File::create(path)
                 .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?,
@@ -732,20 +739,48 @@ pub async fn export(
     };
     let bar = std::io::stderr().is_terminal() && out.is_some();
     let total = c.contacts_total.max(1);
-    let n = crate::export::export(store, c.id, format, sink, |n| {
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let exported = crate::export::export(store, c.id, format, sink, |n| {
+        written.store(n, std::sync::atomic::Ordering::Relaxed);
         if bar {
             eprint!(
                 "\rexported {n} of {total} contacts ({:.0} %)",
                 n as f64 * 100.0 / total as f64
             );
         }
-    })
-    .await
-    .map_err(|e| match e {
-        crate::export::ExportError::Store(s) => user(s),
-        other => UserError(other.to_string()).into(),
-    })?;
-    if let Some(path) = out {
+    });
+    let result = tokio::select! {
+        result = exported => result.map_err(|e| match e {
+            crate::export::ExportError::Store(s) => user(s),
+            other => UserError(other.to_string()).into(),
+        }),
+        // Ctrl-C or SIGTERM: the export stops where it is (at least this many rows written).
+        signal = crate::shutdown::requested() => {
+            if bar {
+                eprintln!();
+            }
+            let n = written.load(std::sync::atomic::Ordering::Relaxed);
+            Err(UserError(match out {
+                Some(path) => format!(
+                    "{signal}: export stopped after {n}+ rows; {} was not written",
+                    path.display()
+                ),
+                None => format!("{signal}: export stopped after {n}+ rows; the output is incomplete"),
+            })
+            .into())
+        }
+    };
+    let n = match (result, &partial) {
+        (Ok(n), _) => n,
+        (Err(e), Some(partial)) => {
+            let _ = std::fs::remove_file(partial);
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+    };
+    if let (Some(path), Some(partial)) = (out, &partial) {
+        std::fs::rename(partial, path)
+            .map_err(|e| UserError(format!("cannot write {}: {e}", path.display())))?;
         if bar {
             eprintln!();
         }
@@ -798,13 +833,23 @@ pub async fn contacts(store: &Store, config: &Config, action: ContactsAction) ->
                 .map_err(|e| UserError(format!("cannot read {}: {e}", file.display())))?;
             let reader = std::io::BufReader::with_capacity(1 << 20, reader);
             let started = std::time::Instant::now();
-            let report = import_contacts(store, c.id, reader, &config.import, |rows| {
-                eprint!("\rread {rows} rows…")
-            })
+            // Ctrl-C (or SIGTERM) stops it at the parser's next yield; its rows are removed.
+            let report = import_contacts_until(
+                store,
+                c.id,
+                reader,
+                &config.import,
+                |rows| eprint!("\rread {rows} rows…"),
+                crate::shutdown::requested(),
+            )
             .await
             .map_err(|e| match e {
                 crate::import::ImportError::Store(s) => user(s),
-                crate::import::ImportError::Cancelled(_) => UserError(e.to_string()).into(),
+                crate::import::ImportError::Cancelled(_)
+                | crate::import::ImportError::Interrupted { .. } => {
+                    eprintln!();
+                    UserError(e.to_string()).into()
+                }
                 other => UserError(format!(
                     "{}: {}",
                     file.display(),

@@ -987,3 +987,113 @@ fn follow_ups_arms_callbacks_and_the_report_through_the_cli() {
         "{err}"
     );
 }
+
+/// Ctrl-C during a long `contacts import`: the command stops at the parser's next yield,
+/// removes every row it wrote, says so on one line and exits with an error status of its
+/// own (not killed by the signal).
+#[test]
+fn ctrl_c_during_an_import_removes_its_rows_and_says_so() {
+    use std::io::Read as _;
+    let env = Env::new("");
+    env.create_any_hour("big");
+    let csv = env.write("big.csv", &switchboard::demo::generated_contacts(2_000_000));
+    let mut child = std::process::Command::new(common::process::BIN)
+        .current_dir(env.dir.path())
+        .args(["contacts", "import", "big", &csv])
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first batch's progress: rows are written by then.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("rows…") {
+        match stderr.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => panic!("the import ended before its first progress line: {seen:?}"),
+        }
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(status.signal(), None, "not killed by the signal: {rest}");
+    assert_eq!(status.code(), Some(1), "{rest}");
+    let line = rest
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("one error line: {rest}"));
+    assert!(
+        line.contains("SIGINT") && line.contains("none of its contacts were kept"),
+        "{rest:?}"
+    );
+    let (_, out, _) = env.run(&["campaign", "show", "big"]);
+    assert!(!out.contains("2000000"), "{out}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let count = runtime.block_on(async {
+        let store = switchboard::store::Store::open(&env.dir.path().join("sb.db"))
+            .await
+            .unwrap();
+        let mut total = 0;
+        for status in [
+            switchboard::model::ContactStatus::Pending,
+            switchboard::model::ContactStatus::Done,
+        ] {
+            total += store.count_contacts(1, status).await.unwrap();
+        }
+        total
+    });
+    assert_eq!(count, 0, "the interrupted import's rows are gone");
+}
+
+/// Ctrl-C during `export --out FILE`: the export stops, says so on one line, and leaves
+/// neither FILE nor a partial file behind.
+#[test]
+fn ctrl_c_during_an_export_leaves_no_partial_file() {
+    let env = Env::new("");
+    env.create_any_hour("big");
+    let csv = env.write("big.csv", &switchboard::demo::generated_contacts(400_000));
+    let (ok, _, err) = env.run(&["contacts", "import", "big", &csv]);
+    assert!(ok, "{err}");
+    let out = env.dir.path().join("out.csv");
+    let partial = env.dir.path().join("out.csv.partial");
+    let child = std::process::Command::new(common::process::BIN)
+        .current_dir(env.dir.path())
+        .args(["export", "big", "--out", "out.csv"])
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Rows are being written once the partial file has grown.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 100_000 {
+        assert!(
+            std::time::Instant::now() < deadline && !out.exists(),
+            "the export finished or never started before it could be stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{stderr}");
+    let line = one_error_line(&stderr);
+    assert!(
+        line.contains("SIGINT") && line.contains("out.csv was not written"),
+        "{line}"
+    );
+    assert!(!out.exists() && !partial.exists(), "no file left behind");
+}

@@ -20,6 +20,9 @@ pub enum ImportError {
     Read(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Stopped by a signal (its name) before the end: nothing of it was kept.
+    #[error("{signal}: import stopped after {rows} rows read; none of its contacts were kept")]
+    Interrupted { signal: &'static str, rows: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,7 +222,30 @@ pub async fn import_contacts(
     campaign_id: i64,
     reader: impl Read,
     rules: &ImportConfig,
+    progress: impl FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    import_contacts_until(
+        store,
+        campaign_id,
+        reader,
+        rules,
+        progress,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// [`import_contacts`], stopped when `stop` completes (with a signal's name, as
+/// [`crate::shutdown::requested`] does): the parser stops at its next yield, the writer
+/// finishes the batch it holds, and every row of the import is removed
+/// ([`ImportError::Interrupted`]).
+pub async fn import_contacts_until(
+    store: &Store,
+    campaign_id: i64,
+    reader: impl Read,
+    rules: &ImportConfig,
     mut progress: impl FnMut(u64),
+    stop: impl std::future::Future<Output = &'static str>,
 ) -> Result<ImportReport, ImportError> {
     // Fields are trimmed where they are read (`cell`): csv's own trimming copies every record
     // twice.
@@ -247,6 +273,7 @@ pub async fn import_contacts(
         session,
         &mut report,
         &mut progress,
+        stop,
     )
     .await;
     match result {
@@ -317,10 +344,24 @@ async fn read_rows(
     session: ImportSession,
     report: &mut ImportReport,
     progress: &mut impl FnMut(u64),
+    stop: impl std::future::Future<Output = &'static str>,
 ) -> (ImportSession, Result<(), ImportError>) {
     let (batches, receiver) = tokio::sync::mpsc::channel(1);
     let writer = tokio::spawn(write_batches(session, receiver));
-    let parsed = parse_rows(csv, headers, rules, &batches, report, progress).await;
+    let parsed = {
+        let parse = parse_rows(csv, headers, rules, &batches, report, progress);
+        tokio::select! {
+            parsed = parse => parsed,
+            signal = stop => Err(ImportError::Interrupted { signal, rows: 0 }),
+        }
+    };
+    let parsed = match parsed {
+        Err(ImportError::Interrupted { signal, .. }) => Err(ImportError::Interrupted {
+            signal,
+            rows: report.rows,
+        }),
+        other => other,
+    };
     drop(batches);
     let (session, imported, duplicates, written) = match writer.await {
         Ok(done) => done,
@@ -329,8 +370,12 @@ async fn read_rows(
     report.imported = imported;
     report.duplicates = duplicates;
     // A database error stops the writer, and then the parser (its channel closes): the
-    // writer's error is the cause.
-    (session, written.and(parsed))
+    // writer's error is the cause. A stop is the cause whatever the writer did meanwhile.
+    let result = match parsed {
+        Err(e @ ImportError::Interrupted { .. }) => Err(e),
+        parsed => written.and(parsed),
+    };
+    (session, result)
 }
 
 /// Parses every row into `batches`. Stops early (Ok) when the writer is gone.
