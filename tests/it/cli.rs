@@ -1097,3 +1097,81 @@ fn ctrl_c_during_an_export_leaves_no_partial_file() {
     );
     assert!(!out.exists() && !partial.exists(), "no file left behind");
 }
+
+/// Under systemd (`NOTIFY_SOCKET`, `WATCHDOG_USEC`): READY=1 once dispatch can start, STATUS=
+/// lines, WATCHDOG=1 pings from the engine's loop, STOPPING=1 at the end, in that order.
+#[tokio::test(flavor = "multi_thread")]
+async fn systemd_hears_ready_status_watchdog_and_stopping_in_order() {
+    let sim = Simulator::start(
+        SimConfig {
+            api_key: "k".into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: 300,
+            talk_max_ms: 400,
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let env = Env::new(&format!(
+        "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 20.0\ntick_ms = 20\n[tracking]\npoll_interval_ms = 50\n",
+        sim.base_url()
+    ));
+    env.started_campaign(5);
+    let socket_path = env.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    let dir = env.dir.path().to_path_buf();
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::process::BIN)
+            .current_dir(&dir)
+            .env("VAPI_API_KEY", "k")
+            .env("NOTIFY_SOCKET", &socket_path)
+            // Half of it: a ping every 100 ms.
+            .env("WATCHDOG_USEC", "200000")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("RUST_LOG")
+            .args(["run", "--headless", "--until-done"])
+            .output()
+            .unwrap()
+    });
+    let mut messages: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !run.is_finished() && std::time::Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    while let Ok(n) = socket.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let out = run.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let position = |what: &str| messages.iter().position(|m| m.contains(what));
+    let ready = position("READY=1").unwrap_or_else(|| panic!("no READY=1: {messages:?}"));
+    assert_eq!(ready, 0, "READY=1 comes first: {messages:?}");
+    let stopping = position("STOPPING=1").unwrap_or_else(|| panic!("no STOPPING=1: {messages:?}"));
+    assert_eq!(
+        stopping,
+        messages.len() - 1,
+        "STOPPING=1 comes last: {messages:?}"
+    );
+    let pings = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 2, "pings while the campaign ran: {messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("STATUS=1 campaign(s) dialling")),
+        "{messages:?}"
+    );
+    sim.shutdown().await;
+}

@@ -21,6 +21,7 @@ pub mod predial;
 pub mod quota;
 mod reactions;
 mod read_plan;
+mod service_manager;
 pub mod snapshot;
 pub mod streaks;
 mod tracker;
@@ -457,16 +458,23 @@ async fn start_holding_lease(
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
     let mut control_loop = ControlLoop::new(ctx.clone(), snapshot_tx, None);
     let handle_ctx = ctx.clone();
+    let mut service = service_manager::ServiceManager::from_env();
     control_loop.refresh().await;
     control_loop.publish(false);
     share_request_budget(&ctx).await;
     recover_live_requests(&ctx).await;
+    // Dispatch can start: the lease is held, the state recovered.
+    service.ready(tokio::time::Instant::now());
+    control_loop.service = Some(service);
     let task = tokio::spawn(async move {
         let claim = tokio::spawn(claim_loop(ctx.clone(), unfinished));
         let poller = tokio::spawn(tracker::run_poller(ctx.clone()));
         let heartbeat = tokio::spawn(keep_lease(ctx.clone()));
         let supervisor = tokio::spawn(live::supervise(ctx.clone()));
         control_loop.run(command_rx).await;
+        if let Some(service) = &control_loop.service {
+            service.stopping();
+        }
         supervisor.abort();
         if let Err(e) = claim.await {
             tracing::error!(target: "switchboard::engine", "claim loop ended abnormally: {e}");
@@ -805,6 +813,8 @@ struct ControlLoop {
     /// sleeps on the gate instead of trying it, and the window is re-read when it opens
     /// (or within a minute, should an operator edit the rules).
     windows: HashMap<i64, (chrono::DateTime<chrono::Utc>, Option<String>)>,
+    /// systemd's notifications (the dispatching engine's; none for an attached console).
+    service: Option<service_manager::ServiceManager>,
 }
 
 impl ControlLoop {
@@ -825,6 +835,7 @@ impl ControlLoop {
             attached_to,
             events: Default::default(),
             windows: HashMap::new(),
+            service: None,
         }
     }
 }
@@ -858,6 +869,10 @@ impl ControlLoop {
                     self.publish(false);
                 }
                 _ = tick.tick() => {
+                    // The watchdog is fed from this loop: if it stalls, the pings stop.
+                    if let Some(service) = &mut self.service {
+                        service.tick(tokio::time::Instant::now());
+                    }
                     if self.attached_to.is_some() {
                         // A console attached to another engine (or to none) re-reads the
                         // store only when a commit changed the file, or every few seconds
@@ -1281,6 +1296,9 @@ impl ControlLoop {
             *current != same
         };
         if changed || self.version == 0 {
+            if let Some(service) = &mut self.service {
+                service.status(&next);
+            }
             self.version += 1;
             next.version = self.version;
             self.snapshot.send_replace(next);
