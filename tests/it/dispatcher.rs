@@ -778,3 +778,60 @@ async fn the_tracker_reads_new_moved_and_unchanged_live_calls() {
     let pairs = store.campaign_pairs().await.unwrap();
     assert_eq!(pairs.get(&id), Some(&("asst-1".into(), "pn-1".into())));
 }
+
+/// `/healthz` answers while the engine serves; `/readyz` is 200 while it can dispatch and
+/// 503, naming the check, once its lease is gone or Vapi refuses its key.
+#[tokio::test]
+async fn readyz_fails_without_the_lease_or_with_a_refused_key() {
+    let sim = sim(|c| c.talk_min_ms = 5_000).await;
+    let Some((store, _db)) =
+        test_store("readyz_fails_without_the_lease_or_with_a_refused_key").await
+    else {
+        return;
+    };
+    campaign(&store, "c", 2).await;
+    let http = switchboard::vapi::http::client();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let response = http.get(url).send().await.expect("answered");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+    let mut cfg = config(&sim.base_url());
+    cfg.metrics.listen = Some("127.0.0.1:0".into());
+    let running = engine(cfg.clone(), &store, KEY).await;
+    let base = format!("http://{}", running.health_addr.expect("served"));
+    assert_eq!(get(format!("{base}/healthz")).await.0, 200);
+    let (status, body) = get(format!("{base}/readyz")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ready\":true"), "{body}");
+
+    // The lease is no longer this engine's (taken over, or removed by another engine).
+    store.release_lease(running.identity()).await.unwrap();
+    let (status, body) = get(format!("{base}/readyz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("\"lease\":false") && body.contains("\"database\":true"),
+        "{body}"
+    );
+    running.shutdown().await;
+
+    // Vapi refuses the key: the first create's 401 pauses dispatch with that cause.
+    let refused = engine(cfg, &store, "not-the-key").await;
+    let base = format!("http://{}", refused.health_addr.expect("served"));
+    wait_for(&refused, Duration::from_secs(10), |s| {
+        s.dispatch_paused.is_some()
+    })
+    .await;
+    let (status, body) = get(format!("{base}/readyz")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"vapi_key\":false"), "{body}");
+    assert_eq!(
+        get(format!("{base}/healthz")).await.0,
+        200,
+        "alive all the same"
+    );
+    refused.shutdown().await;
+}

@@ -201,6 +201,7 @@ pub struct Config {
     pub predial: PredialConfig,
     pub console: ConsoleConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     /// Console key remapping: action name → key (see `switchboard console --help`).
     pub keys: BTreeMap<String, String>,
 }
@@ -210,6 +211,15 @@ section! {
         /// The player the console's listen key pipes a call's audio into (WAV on its
         /// stdin), e.g. "ffplay -nodisp -autoexit -" or "aplay -q"; none: the key says so.
         pub listen_command: Option<String> = None;
+    }
+}
+
+section! {
+    /// The engine's service endpoints: `/healthz` (alive) and `/readyz` (ready to dispatch).
+    pub struct MetricsConfig in "metrics" {
+        /// Where they are served, e.g. "127.0.0.1:9187"; none (the default): not served.
+        /// Keep it on loopback unless a scraper elsewhere must reach it.
+        pub listen: Option<String> = None;
     }
 }
 
@@ -455,6 +465,7 @@ impl Config {
             PredialConfig::BOUNDS,
             ConsoleConfig::BOUNDS,
             LogConfig::BOUNDS,
+            MetricsConfig::BOUNDS,
         ]
         .into_iter()
         .flatten()
@@ -504,6 +515,7 @@ impl Config {
             self.predial.check_ranges(),
             self.console.check_ranges(),
             self.log.check_ranges(),
+            self.metrics.check_ranges(),
         ];
         for checked in ranges {
             checked.map_err(|(key, reason)| bad(key, reason))?;

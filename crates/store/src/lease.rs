@@ -140,6 +140,19 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether `me` still holds its lease (a read: the database answers, and the lease is
+    /// this engine's).
+    pub async fn holds_lease(&self, me: &EngineIdentity) -> Result<bool> {
+        let held: Option<i64> = sqlx::query_scalar(crate::q(
+            "SELECT 1 FROM engine_lease WHERE name = ? AND holder = ?",
+        ))
+        .bind(self.lease_row(me))
+        .bind(&me.id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(held.is_some())
+    }
+
     /// Gives the lease up (a clean stop), so the next engine starts at once. On PostgreSQL
     /// the engine's row goes; calls it leaves unfinished are adopted by the others.
     pub async fn release_lease(&self, me: &EngineIdentity) -> Result<()> {

@@ -13,6 +13,7 @@ pub mod command;
 pub mod concurrency;
 pub mod fair_share;
 pub mod gate;
+pub mod health;
 pub mod live;
 mod live_set;
 pub mod pacer;
@@ -63,6 +64,12 @@ pub enum EngineError {
     LeaseHeld { holder: String, age_s: i64 },
     #[error("cannot start the webhook listener on {addr}: {source}")]
     Webhook {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listener {
+        what: &'static str,
         addr: String,
         source: std::io::Error,
     },
@@ -171,10 +178,17 @@ pub struct EngineHandle {
     task: tokio::task::JoinHandle<()>,
     /// Where the webhook listener is bound, when enabled.
     pub webhook_addr: Option<SocketAddr>,
+    /// Where `/healthz` and `/readyz` are served (`metrics.listen`), when enabled.
+    pub health_addr: Option<SocketAddr>,
     ctx: Arc<Ctx>,
 }
 
 impl EngineHandle {
+    /// Who this engine is (the holder of its lease).
+    pub fn identity(&self) -> &EngineIdentity {
+        &self.ctx.engine
+    }
+
     pub fn client(&self) -> EngineClient {
         self.client.clone()
     }
@@ -248,6 +262,7 @@ pub async fn attach(
         client: EngineClient::new(command_tx, snapshot_rx),
         task,
         webhook_addr: None,
+        health_addr: None,
         ctx: handle_ctx,
     })
 }
@@ -369,6 +384,7 @@ pub async fn start(
             .map(|listener| (listener, secret)),
         None => None,
     };
+    let health = health::bind(&config).await?;
     let instance = store.instance_id().await?;
     // One engine per database: take the lease first, before anything is read or sent.
     let engine = EngineIdentity::of_this_process();
@@ -383,6 +399,7 @@ pub async fn start(
             engine: engine.clone(),
             predial,
             webhook,
+            health,
         },
     )
     .await;
@@ -400,6 +417,7 @@ struct Prepared {
     engine: EngineIdentity,
     predial: Option<predial::PredialHook>,
     webhook: Option<(tokio::net::TcpListener, crate::config::Secret)>,
+    health: Option<tokio::net::TcpListener>,
 }
 
 async fn start_holding_lease(
@@ -413,6 +431,7 @@ async fn start_holding_lease(
         engine,
         predial,
         webhook,
+        health,
     } = prepared;
     for fixed in store.recompute_counters().await? {
         tracing::warn!(
@@ -447,6 +466,14 @@ async fn start_holding_lease(
     });
     let webhook_addr = match webhook {
         Some((listener, secret)) => Some(start_webhook(&ctx, listener, secret)?),
+        None => None,
+    };
+    let health_addr = match health {
+        Some(listener) => Some(health::serve(
+            ctx.clone(),
+            listener,
+            webhook_addr.is_some(),
+        )?),
         None => None,
     };
     adopt_orphans(&ctx).await?;
@@ -492,6 +519,7 @@ async fn start_holding_lease(
         client: EngineClient::new(command_tx, snapshot_rx),
         task,
         webhook_addr,
+        health_addr,
         ctx: handle_ctx,
     })
 }
