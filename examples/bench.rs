@@ -243,7 +243,32 @@ async fn throughput(n: usize) -> Result<()> {
     println!("sqlite_bound_calls_per_s: {bound:.0}");
     println!("create_calls_per_s: {engine_rate:.0}");
     println!("create_vs_sqlite_bound: {:.2}", engine_rate / bound);
+    metrics_cost(engine_rate);
     Ok(())
+}
+
+/// What the metrics a create records cost (its outcome counter and its claim's latency
+/// histogram, into the Prometheus recorder `metrics.listen` installs), against one create's
+/// share of the end-to-end rate above. Installed only now: the figures before ran without
+/// a recorder, as an engine does by default.
+fn metrics_cost(creates_per_s: f64) {
+    use switchboard::dispatch::metrics;
+    if metrics::install().is_none() {
+        println!("metrics_cost_pct_of_create: skipped (a recorder was installed already)");
+        return;
+    }
+    const N: u32 = 200_000;
+    let started = Instant::now();
+    for i in 0..N {
+        metrics::create("created");
+        metrics::claim_took(f64::from(i % 100) * 1e-4);
+    }
+    let ns = started.elapsed().as_nanos() as f64 / f64::from(N);
+    let create_ns = 1e9 / creates_per_s;
+    println!(
+        "metrics_cost_pct_of_create: {:.3} (goal < 2; {ns:.0} ns a create against {create_ns:.0} ns a create end to end)",
+        ns / create_ns * 100.0
+    );
 }
 
 /// Calls created per second on PostgreSQL by 1, 2 and 3 engines sharing one campaign (each

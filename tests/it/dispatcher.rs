@@ -835,3 +835,93 @@ async fn readyz_fails_without_the_lease_or_with_a_refused_key() {
     );
     refused.shutdown().await;
 }
+
+/// `/metrics` in Prometheus's text format (read by a parser of that format): the creates,
+/// the calls and a campaign's contacts move while a campaign runs. The recorder is the
+/// process's, shared by the tests that run beside this one: counters are compared as at
+/// least, a campaign's gauges by its own name.
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_format_and_move_during_a_campaign() {
+    let sim = sim(|c| {
+        c.talk_min_ms = 300;
+        c.talk_max_ms = 400;
+    })
+    .await;
+    let Some((store, _db)) =
+        test_store("metrics_are_served_in_prometheus_format_and_move_during_a_campaign").await
+    else {
+        return;
+    };
+    campaign(&store, "metrics-run", 4).await;
+    let mut cfg = config(&sim.base_url());
+    cfg.metrics.listen = Some("127.0.0.1:0".into());
+    let running = engine(cfg, &store, KEY).await;
+    let url = format!("http://{}/metrics", running.health_addr.expect("served"));
+    let http = switchboard::vapi::http::client();
+    let scrape = || {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            let text = http.get(url).send().await.unwrap().text().await.unwrap();
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+                .expect("Prometheus text format")
+        }
+    };
+    let value = |scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    wait_for(&running, Duration::from_secs(10), |s| s.active >= 1).await;
+    let during = scrape().await;
+    let done_during = value(
+        &during,
+        "switchboard_contacts",
+        &[("campaign", "metrics-run"), ("status", "done")],
+    );
+    wait_for(&running, Duration::from_secs(20), all_completed).await;
+    // The gauges follow the published snapshot: the one after the last end.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = scrape().await;
+    assert_eq!(
+        value(
+            &after,
+            "switchboard_contacts",
+            &[("campaign", "metrics-run"), ("status", "done")]
+        ),
+        Some(4.0)
+    );
+    assert!(done_during.is_some_and(|d| d < 4.0), "{done_during:?}");
+    assert!(
+        value(
+            &after,
+            "switchboard_creates_total",
+            &[("outcome", "created")]
+        )
+        .is_some_and(|n| n >= 4.0),
+        "creates counted"
+    );
+    assert!(value(&after, "switchboard_concurrency_cap", &[]).is_some());
+    assert!(value(&after, "switchboard_lease_held", &[]) == Some(1.0));
+    let claims = after
+        .samples
+        .iter()
+        .find(|s| s.metric == "switchboard_claim_seconds")
+        .map(|s| matches!(s.value, prometheus_parse::Value::Histogram(_)));
+    assert_eq!(claims, Some(true), "the claim latency is a histogram");
+    assert!(
+        !after
+            .samples
+            .iter()
+            .any(|s| s.labels.get("call_id").is_some() || s.labels.get("contact_id").is_some()),
+        "no ids as labels"
+    );
+    running.shutdown().await;
+}

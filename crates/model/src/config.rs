@@ -215,7 +215,8 @@ section! {
 }
 
 section! {
-    /// The engine's service endpoints: `/healthz` (alive) and `/readyz` (ready to dispatch).
+    /// The engine's service endpoints: `/metrics` (Prometheus), `/healthz` (alive) and
+    /// `/readyz` (ready to dispatch).
     pub struct MetricsConfig in "metrics" {
         /// Where they are served, e.g. "127.0.0.1:9187"; none (the default): not served.
         /// Keep it on loopback unless a scraper elsewhere must reach it.

@@ -1,4 +1,5 @@
-//! The engine's service endpoints on `metrics.listen`: `/healthz` answers while the process
+//! The engine's service endpoints on `metrics.listen`: `/metrics` (Prometheus's text format,
+//! metrics.rs), `/healthz` answers while the process
 //! serves requests at all; `/readyz` answers 200 only while the engine can dispatch (the
 //! database answers, the lease is this engine's, Vapi has not refused the key, the webhook
 //! listener is up when configured, and it is not stopping), else 503, with each check in a
@@ -54,9 +55,23 @@ pub(crate) fn serve(
             addr: ctx.config.metrics.listen.clone().unwrap_or_default(),
             source,
         })?;
+    let prometheus = super::metrics::install();
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(move || async move {
+                let body = prometheus.map(|h| h.render()).unwrap_or_default();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4",
+                    )],
+                    body,
+                )
+            }),
+        )
         .with_state(Served {
             ctx: ctx.clone(),
             webhook_up,

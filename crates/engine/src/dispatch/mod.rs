@@ -16,6 +16,7 @@ pub mod gate;
 pub mod health;
 pub mod live;
 mod live_set;
+pub mod metrics;
 pub mod pacer;
 mod pool;
 pub mod predial;
@@ -735,11 +736,13 @@ async fn claim_loop(ctx: Arc<Ctx>, unfinished: Vec<crate::store::calls::DialJob>
             })
         });
         for campaign_id in candidates {
-            match ctx
+            let started = std::time::Instant::now();
+            let claim = ctx
                 .store
                 .claim_call_within(campaign_id, &ctx.instance, &ctx.engine.id, limits)
-                .await
-            {
+                .await;
+            metrics::claim_took(started.elapsed().as_secs_f64());
+            match claim {
                 Ok(Claim::Claimed(job, attempt_id)) => {
                     claimed = Some((*job, attempt_id));
                     break;
@@ -1326,6 +1329,7 @@ impl ControlLoop {
         if changed || self.version == 0 {
             if let Some(service) = &mut self.service {
                 service.status(&next);
+                metrics::snapshot(&next);
             }
             self.version += 1;
             next.version = self.version;

@@ -320,7 +320,23 @@ fn router(ctx: Arc<Ctx>, secret: Secret, check: AuthCheck, refusals: Arc<Refusal
         })
 }
 
-async fn receive(State(state): State<WebhookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+/// One webhook message, counted by result.
+async fn receive(state: State<WebhookState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let status = handle_message(state, headers, body).await;
+    super::metrics::webhook(match status.as_u16() {
+        200..=299 => "accepted",
+        401 => "refused",
+        400..=499 => "malformed",
+        _ => "failed",
+    });
+    status
+}
+
+async fn handle_message(
+    State(state): State<WebhookState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let now = state.ctx.now().timestamp();
     if let Err(refusal) = authenticate(
         &state.check,

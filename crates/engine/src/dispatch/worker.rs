@@ -290,6 +290,7 @@ async fn send(
         Ok(response) => {
             let message = format!("call {call_id} created at Vapi ({})", response.call.id);
             tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
+            super::metrics::create("created");
             let limits = response.subscription_limits.as_ref();
             let end = record(
                 ctx,
@@ -583,6 +584,7 @@ async fn resume(ctx: &Ctx, job: &DialJob) -> Result<Next, StoreError> {
         (Some(AttemptOutcome::InFlight), Some(id)) => {
             ctx.store.mark_interrupted(job.call_id, id).await?;
             tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, "interrupted request: settling it before anything is re-sent");
+            super::metrics::create("unknown");
             settling(id)
         }
         (_, Some(id)) if job.status == CallStatus::Unknown => settling(id),
@@ -633,6 +635,7 @@ async fn settle(ctx: &Ctx, job: &DialJob, s: &Settling) -> Result<Settled, Store
                 if !said_waiting {
                     said_waiting = true;
                     tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, settle_at = %s.settle_at, "not found yet; Vapi may still create it: looking again on the backoff schedule, and re-sending only once the settle time has passed");
+                    super::metrics::lookup("not_found");
                 }
                 // Looked up again on the backoff schedule (a call Vapi creates late is
                 // adopted as soon as it shows), never past the settle deadline.
@@ -666,6 +669,7 @@ async fn not_created(
         false
     };
     tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, requests, "settled: the call was not created at Vapi; safe to send again");
+    super::metrics::lookup("not_found");
     ctx.gate.event(
         EventKind::Settled,
         Some(job.call_id),
@@ -692,6 +696,7 @@ fn still_unknown(ctx: &Ctx, job: &DialJob, why: &Incomplete, failures: u32) -> D
         .min(SETTLE_RETRY_MAX);
     let reason = format!("look-up {why}");
     tracing::warn!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, next_delay_ms = delay.as_millis() as u64, "look-up incomplete, the outcome stays unknown: {reason}");
+    super::metrics::lookup("incomplete");
     ctx.gate.event(
         EventKind::Unknown,
         Some(job.call_id),
@@ -717,6 +722,7 @@ async fn adopt(
         job.call_id, found.id
     );
     tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id = job.call_id, provider_call_id = %found.id, "{message}");
+    super::metrics::lookup("found");
     record(ctx, job, attempt_id, None, found, None, message).await
 }
 
@@ -847,6 +853,14 @@ fn attempt_result(
 /// One structured tracing event and one retry-log line per failed attempt.
 fn log_attempt(ctx: &Ctx, job: &DialJob, attempt: i64, error: &VapiError, next: Option<Duration>) {
     let next_ms = next.map(|d| d.as_millis() as u64);
+    super::metrics::create(if next.is_some() {
+        "retried"
+    } else {
+        "rejected"
+    });
+    if error.http_status() == Some(429) {
+        super::metrics::rate_limited();
+    }
     tracing::warn!(
         target: "switchboard::retry",
         campaign_id = job.campaign_id,
