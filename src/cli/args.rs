@@ -92,6 +92,14 @@ pub enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Whether an engine is ready to dispatch from this database (what its `/readyz` says):
+    /// the database answers, a live engine holds the lease, Vapi has not refused the key.
+    /// Exit 0 when ready, 1 when not.
+    Status {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// List calls.
     Calls {
         #[arg(long)]

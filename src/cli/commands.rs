@@ -1065,3 +1065,61 @@ pub async fn dispatch(store: &Store, config: &Config, action: DispatchAction) ->
     }
     Ok(())
 }
+
+/// What `switchboard status` checks, named as `/readyz` names them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceChecks {
+    pub database: bool,
+    pub lease: bool,
+    pub vapi_key: bool,
+}
+
+/// `switchboard status`: whether an engine is ready to dispatch from this database, read
+/// from it (`store` is None when it could not be opened). True when ready.
+pub async fn service_status(store: Option<&Store>, config: &Config, json: bool) -> Result<bool> {
+    let control = match store {
+        Some(store) => store.engine_control().await.ok(),
+        None => None,
+    };
+    let engine = match (store, &control) {
+        (Some(store), Some(_)) => store
+            .lease_status(config.vapi.lease_timeout_ms as i64)
+            .await
+            .ok()
+            .flatten()
+            .map(|(holder, _)| holder.name()),
+        _ => None,
+    };
+    let checks = ServiceChecks {
+        database: control.is_some(),
+        lease: engine.is_some(),
+        vapi_key: control
+            .as_ref()
+            .and_then(|c| c.pause())
+            .is_none_or(|p| p.cause != crate::model::StopCause::Credentials),
+    };
+    let ready = checks.database && checks.lease && checks.vapi_key;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let line = serde_json::json!({ "ready": ready, "checks": checks, "engine": engine });
+        writeln!(out, "{line}")?;
+    } else {
+        let yes = |ok: bool| if ok { "ok" } else { "FAILED" };
+        writeln!(out, "ready: {}", if ready { "yes" } else { "no" })?;
+        writeln!(out, "  database: {}", yes(checks.database))?;
+        match &engine {
+            Some(name) => writeln!(out, "  lease: held by {name}")?,
+            None => writeln!(out, "  lease: FAILED (no live engine holds it)")?,
+        }
+        writeln!(
+            out,
+            "  vapi key: {}",
+            if checks.vapi_key {
+                "ok"
+            } else {
+                "FAILED (Vapi refused it: dispatch is paused)"
+            }
+        )?;
+    }
+    Ok(ready)
+}

@@ -104,6 +104,24 @@ impl Env {
     }
 }
 
+/// A simulator on 127.0.0.1 accepting `key`, with calls of `talk_ms` after 10 ms of queue
+/// and ringing.
+async fn quick_sim(key: &str, talk_ms: std::ops::RangeInclusive<u64>) -> Simulator {
+    Simulator::start(
+        SimConfig {
+            api_key: key.into(),
+            queue_ms: 5,
+            ring_ms: 5,
+            talk_min_ms: *talk_ms.start(),
+            talk_max_ms: *talk_ms.end(),
+            ..SimConfig::default()
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap()
+}
+
 fn one_error_line(stderr: &str) -> &str {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one clear line, got: {stderr}");
@@ -216,19 +234,7 @@ fn config_errors_name_the_key_and_the_file() {
 #[tokio::test(flavor = "multi_thread")]
 async fn json_logs_are_one_object_a_line_with_the_ids_and_never_the_key() {
     const KEY: &str = "sk-json-log-key-0123456789";
-    let sim = Simulator::start(
-        SimConfig {
-            api_key: KEY.into(),
-            queue_ms: 5,
-            ring_ms: 5,
-            talk_min_ms: 20,
-            talk_max_ms: 50,
-            ..SimConfig::default()
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
+    let sim = quick_sim(KEY, 20..=50).await;
     let env = Env::new(&format!(
         "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\n",
         sim.base_url()
@@ -272,19 +278,7 @@ async fn json_logs_are_one_object_a_line_with_the_ids_and_never_the_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn headless_run_until_done_completes_a_campaign_against_the_simulator() {
-    let sim = Simulator::start(
-        SimConfig {
-            api_key: "k".into(),
-            queue_ms: 5,
-            ring_ms: 5,
-            talk_min_ms: 20,
-            talk_max_ms: 50,
-            ..SimConfig::default()
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
+    let sim = quick_sim("k", 20..=50).await;
     let env = Env::new(&format!(
         "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 100.0\ntick_ms = 50\n[tracking]\npoll_interval_ms = 50\npoll_requests_per_second = 200.0\n",
         sim.base_url()
@@ -1102,19 +1096,7 @@ fn ctrl_c_during_an_export_leaves_no_partial_file() {
 /// lines, WATCHDOG=1 pings from the engine's loop, STOPPING=1 at the end, in that order.
 #[tokio::test(flavor = "multi_thread")]
 async fn systemd_hears_ready_status_watchdog_and_stopping_in_order() {
-    let sim = Simulator::start(
-        SimConfig {
-            api_key: "k".into(),
-            queue_ms: 5,
-            ring_ms: 5,
-            talk_min_ms: 300,
-            talk_max_ms: 400,
-            ..SimConfig::default()
-        },
-        ([127, 0, 0, 1], 0).into(),
-    )
-    .await
-    .unwrap();
+    let sim = quick_sim("k", 300..=400).await;
     let env = Env::new(&format!(
         "[vapi]\nbase_url = \"{}\"\n[dispatch]\nrate_per_second = 20.0\ntick_ms = 20\n[tracking]\npoll_interval_ms = 50\n",
         sim.base_url()
@@ -1172,6 +1154,50 @@ async fn systemd_hears_ready_status_watchdog_and_stopping_in_order() {
             .iter()
             .any(|m| m.contains("STATUS=1 campaign(s) dialling")),
         "{messages:?}"
+    );
+    sim.shutdown().await;
+}
+
+/// `switchboard status`: not ready (exit 1, the lease check failed) with no engine, ready
+/// (exit 0, the engine named) while one runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_says_whether_an_engine_is_ready() {
+    let sim = quick_sim("k", 20..=50).await;
+    let env = Env::new(&format!("[vapi]\nbase_url = \"{}\"\n", sim.base_url()));
+    let (ok, out, _) = env.run(&["status", "--json"]);
+    assert!(!ok, "{out}");
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(answer["ready"], false, "{out}");
+    assert_eq!(answer["checks"]["database"], true, "{out}");
+    assert_eq!(answer["checks"]["lease"], false, "{out}");
+
+    let mut engine = std::process::Command::new(common::process::BIN)
+        .current_dir(env.dir.path())
+        .env("VAPI_API_KEY", "k")
+        .env_remove("RUST_LOG")
+        .args(["run", "--headless"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = None;
+    for _ in 0..200 {
+        let (ok, out, _) = tokio::task::block_in_place(|| env.run(&["status", "--json"]));
+        if ok {
+            ready = Some(out);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &engine.id().to_string()])
+        .status();
+    let _ = engine.wait();
+    let out = ready.expect("ready within 10 s of the engine's start");
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
+    assert_eq!(answer["ready"], true, "{out}");
+    assert!(
+        answer["engine"].as_str().is_some_and(|e| e.contains(':')),
+        "{out}"
     );
     sim.shutdown().await;
 }

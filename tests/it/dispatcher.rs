@@ -818,7 +818,9 @@ async fn readyz_fails_without_the_lease_or_with_a_refused_key() {
     );
     running.shutdown().await;
 
-    // Vapi refuses the key: the first create's 401 pauses dispatch with that cause.
+    // Vapi refuses the key: the first create's 401 pauses dispatch with that cause (a
+    // campaign of its own: the first engine may have dialled every contact of the other).
+    campaign(&store, "d", 1).await;
     let refused = engine(cfg, &store, "not-the-key").await;
     let base = format!("http://{}", refused.health_addr.expect("served"));
     wait_for(&refused, Duration::from_secs(10), |s| {

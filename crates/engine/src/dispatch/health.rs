@@ -76,21 +76,7 @@ pub(crate) fn serve(
             ctx: ctx.clone(),
             webhook_up,
         });
-    tokio::spawn(async move {
-        let stopped = async move {
-            while !ctx.gate.read(|s| s.stopping) {
-                ctx.gate
-                    .changed(std::time::Duration::from_millis(500))
-                    .await;
-            }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(target: "switchboard::engine", "health listener failed: {e}");
-        }
-    });
+    super::serve_until_stopping(ctx, listener, app, "health listener");
     tracing::info!(target: "switchboard::engine", %bound, "health endpoints served (/healthz, /readyz)");
     Ok(bound)
 }

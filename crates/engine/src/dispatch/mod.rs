@@ -331,6 +331,28 @@ fn webhook_secret(config: &Config) -> Result<Option<crate::config::Secret>, Engi
         .ok_or_else(|| EngineError::WebhookSecret(config.webhook.secret_env.clone()))
 }
 
+/// Serves `app` on `listener` until the engine stops (`what` names it in the log).
+fn serve_until_stopping(
+    ctx: Arc<Ctx>,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    what: &'static str,
+) {
+    tokio::spawn(async move {
+        let stopped = async move {
+            while !ctx.gate.read(|s| s.stopping) {
+                ctx.gate.changed(Duration::from_millis(500)).await;
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(target: "switchboard::engine", "{what} failed: {e}");
+        }
+    });
+}
+
 /// Binds the webhook listener's configured address, if any (nothing is served yet).
 async fn bind_webhook(config: &Config) -> Result<Option<tokio::net::TcpListener>, EngineError> {
     let Some(listen) = &config.webhook.listen else {

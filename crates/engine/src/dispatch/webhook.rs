@@ -288,21 +288,7 @@ pub(crate) fn serve(
 ) -> std::io::Result<SocketAddr> {
     let bound = listener.local_addr()?;
     let app = router(ctx.clone(), secret, check, refusals);
-    tokio::spawn(async move {
-        let stopped = async move {
-            while !ctx.gate.read(|s| s.stopping) {
-                ctx.gate
-                    .changed(std::time::Duration::from_millis(500))
-                    .await;
-            }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(target: "switchboard::engine", "webhook listener failed: {e}");
-        }
-    });
+    super::serve_until_stopping(ctx, listener, app, "webhook listener");
     tracing::info!(target: "switchboard::engine", %bound, "webhook listener started");
     Ok(bound)
 }
