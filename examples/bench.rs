@@ -126,30 +126,7 @@ fn main() -> Result<()> {
         runtime.block_on(rate_limit(gateway))?;
     }
     if run("import") {
-        import(
-            sizes.import_rows,
-            "import",
-            switchboard::demo::generated_contacts,
-        )?;
-        import(sizes.import_rows, "import_unordered", unordered_contacts)?;
-        match pg::PgServer::start_with("bench import", true) {
-            Some(server) => {
-                let url = server.url("postgres");
-                import_into(
-                    sizes.import_rows,
-                    "import_pg",
-                    switchboard::demo::generated_contacts,
-                    &url,
-                )?;
-                import_into(
-                    sizes.import_rows,
-                    "import_unordered_pg",
-                    unordered_contacts,
-                    &url,
-                )?;
-            }
-            None => println!("import_pg: SKIPPED (no PostgreSQL server binaries)"),
-        }
+        imports(sizes.import_rows)?;
     }
     if run("frame") {
         runtime.block_on(frame(sizes.frame_calls))?;
@@ -748,6 +725,26 @@ fn unordered_contacts(n: usize) -> String {
         csv.push_str(&format!("Contact {i},+1415{:07}\n", 2_000_000 + scrambled));
     }
     csv
+}
+
+/// The imports: in phone order and in none, into SQLite and into a throw-away PostgreSQL.
+fn imports(rows: usize) -> Result<()> {
+    import(rows, "import", switchboard::demo::generated_contacts)?;
+    import(rows, "import_unordered", unordered_contacts)?;
+    match pg::PgServer::start_with("bench import", true) {
+        Some(server) => {
+            let url = server.url("postgres");
+            import_into(
+                rows,
+                "import_pg",
+                switchboard::demo::generated_contacts,
+                &url,
+            )?;
+            import_into(rows, "import_unordered_pg", unordered_contacts, &url)?;
+        }
+        None => println!("import_pg: SKIPPED (no PostgreSQL server binaries)"),
+    }
+    Ok(())
 }
 
 /// Imports a generated CSV in a child process, so its peak RSS is the import's alone; its

@@ -232,17 +232,7 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             json,
         }) => run_headless(config, until_done, exit_on_pause, json).await,
         Some(Commands::MigrateDb { from, to }) => migrate_db(&from, &to).await,
-        Some(Commands::Status { json }) => {
-            init_stderr_logging();
-            // A database that cannot be opened is a failed check, not an error.
-            let store = open_store(&config).await.ok();
-            let ready = commands::service_status(store.as_ref(), &config, json).await?;
-            Ok(if ready {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Some(Commands::Status { json }) => service_status(&config, json).await,
         Some(Commands::Simulate { port, config: sim }) => {
             init_stderr_logging();
             let sim = if sim.realism {
@@ -256,6 +246,19 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `status`: 0 when an engine is ready to dispatch from the database, 1 when not.
+async fn service_status(config: &Config, json: bool) -> color_eyre::Result<ExitCode> {
+    init_stderr_logging();
+    // A database that cannot be opened is a failed check, not an error.
+    let store = open_store(config).await.ok();
+    let ready = commands::service_status(store.as_ref(), config, json).await?;
+    Ok(if ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A command of the store's: its log on stderr, the store opened.
