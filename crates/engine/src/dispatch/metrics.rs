@@ -18,6 +18,24 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// Every series this module records (assets/grafana/switchboard.json uses no other).
+pub const SERIES: &[&str] = &[
+    "switchboard_creates_total",
+    "switchboard_vapi_rate_limited_total",
+    "switchboard_lookups_total",
+    "switchboard_webhook_messages_total",
+    "switchboard_calls",
+    "switchboard_concurrency_cap",
+    "switchboard_vapi_concurrency_limit",
+    "switchboard_request_budget_per_second",
+    "switchboard_breaker_open",
+    "switchboard_dispatch_paused",
+    "switchboard_lease_held",
+    "switchboard_contacts",
+    "switchboard_campaign_cost_usd",
+    "switchboard_claim_seconds",
+];
+
 /// Installs the process's recorder once; the handle renders `/metrics`. None when another
 /// recorder was installed first (then this process's metrics go there).
 pub fn install() -> Option<&'static PrometheusHandle> {
@@ -140,5 +158,42 @@ pub fn snapshot(s: &Snapshot) {
                 .set(n as f64);
         }
         gauge!("switchboard_campaign_cost_usd", "campaign" => campaign).set(c.cost_usd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SERIES;
+
+    /// The Grafana dashboard in assets/ queries only series that exist (a histogram by its
+    /// `_bucket`s), and shows every one of them somewhere.
+    #[test]
+    fn the_dashboard_queries_the_series_recorded_here() {
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../assets/grafana/switchboard.json"
+        ));
+        let dashboard: serde_json::Value = serde_json::from_str(text).expect("JSON");
+        let mut used = std::collections::BTreeSet::new();
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().expect("targets") {
+                let expr = target["expr"].as_str().expect("expr");
+                let mut rest = expr;
+                while let Some(at) = rest.find("switchboard_") {
+                    let name: String = rest[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    rest = &rest[at + name.len()..];
+                    used.insert(name.trim_end_matches("_bucket").to_string());
+                }
+            }
+        }
+        for name in &used {
+            assert!(SERIES.contains(&name.as_str()), "{name} is not recorded");
+        }
+        for name in SERIES {
+            assert!(used.contains(*name), "{name} is on no panel");
+        }
     }
 }
