@@ -126,12 +126,11 @@ fn config_path(cli: &Cli) -> Result<Option<PathBuf>, UserError> {
 async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
     let path = config_path(&cli)?;
     let config = Config::load(path.as_deref())?;
-    let format = match cli.log_format {
+    let _ = LOG_FORMAT.set(match cli.log_format {
         Some(LogFormatArg::Json) => LogFormat::Json,
         Some(LogFormatArg::Text) => LogFormat::Text,
         None => config.log.format,
-    };
-    let _ = LOG_FORMAT.set(format);
+    });
     let mouse = !cli.no_mouse;
     match cli.command {
         None => console(config, path.is_none(), false, mouse).await,
@@ -233,19 +232,18 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         }) => run_headless(config, until_done, exit_on_pause, json).await,
         Some(Commands::MigrateDb { from, to }) => migrate_db(&from, &to).await,
         Some(Commands::Status { json }) => service_status(&config, json).await,
-        Some(Commands::Simulate { port, config: sim }) => {
-            init_stderr_logging();
-            let sim = if sim.realism {
-                sim.with_realism()
-            } else {
-                *sim
-            };
-            simulator::run_standalone(sim, port, switchboard::shutdown::requested())
-                .await
-                .wrap_err_with(|| format!("cannot serve the simulator on 127.0.0.1:{port}"))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Commands::Simulate { port, config: sim }) => simulate(*sim, port).await,
     }
+}
+
+/// `simulate`: the simulator on its own, until a signal.
+async fn simulate(sim: simulator::SimConfig, port: u16) -> color_eyre::Result<ExitCode> {
+    init_stderr_logging();
+    let sim = if sim.realism { sim.with_realism() } else { sim };
+    simulator::run_standalone(sim, port, switchboard::shutdown::requested())
+        .await
+        .wrap_err_with(|| format!("cannot serve the simulator on 127.0.0.1:{port}"))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `status`: 0 when an engine is ready to dispatch from the database, 1 when not.
@@ -364,13 +362,7 @@ async fn migrate_db(from: &str, to: &str) -> color_eyre::Result<ExitCode> {
 /// The last line of a headless run and its exit status. With a JSON log the line is logged
 /// (target `switchboard::progress`) so that stdout stays one JSON object a line.
 fn exit_code(outcome: Outcome, json_log: bool) -> ExitCode {
-    let say = |line: String| {
-        if json_log {
-            tracing::info!(target: "switchboard::progress", "{line}");
-        } else {
-            println!("{line}");
-        }
-    };
+    let say = |line: String| headless::say(&line, json_log);
     match outcome {
         Outcome::Completed(what) => {
             say(format!("done: {what}"));

@@ -33,13 +33,7 @@ pub use crate::model::StopCause;
 /// Progress lines are printed, or logged when the log is JSON (`json_log`): then every line
 /// on stdout is one JSON object.
 pub async fn run(client: EngineClient, until_done: Option<UntilDone>, json_log: bool) -> Outcome {
-    let say = |line: String| {
-        if json_log {
-            tracing::info!(target: "switchboard::progress", "{line}");
-        } else {
-            println!("{line}");
-        }
-    };
+    let say = |line: String| say(&line, json_log);
     let mut snapshots = client.snapshots();
     let mut progress = tokio::time::interval(Duration::from_secs(2));
     let outcome = loop {
@@ -66,6 +60,16 @@ pub async fn run(client: EngineClient, until_done: Option<UntilDone>, json_log: 
     }
     say(progress_line(&snapshots.borrow()));
     outcome
+}
+
+/// A headless run's own line on stdout: printed, or logged (target `switchboard::progress`)
+/// when the log is JSON, so that stdout stays one JSON object a line.
+pub fn say(line: &str, json_log: bool) {
+    if json_log {
+        tracing::info!(target: "switchboard::progress", "{line}");
+    } else {
+        println!("{line}");
+    }
 }
 
 /// The `--until-done` decision, `None` = keep running. Exits 0 when every started campaign is

@@ -348,20 +348,19 @@ async fn read_rows(
 ) -> (ImportSession, Result<(), ImportError>) {
     let (batches, receiver) = tokio::sync::mpsc::channel(1);
     let writer = tokio::spawn(write_batches(session, receiver));
-    let parsed = {
+    let finished = {
         let parse = parse_rows(csv, headers, rules, &batches, report, progress);
         tokio::select! {
-            parsed = parse => parsed,
-            signal = stop => Err(ImportError::Interrupted { signal, rows: 0 }),
+            parsed = parse => Ok(parsed),
+            signal = stop => Err(signal),
         }
     };
-    let parsed = match parsed {
-        Err(ImportError::Interrupted { signal, .. }) => Err(ImportError::Interrupted {
+    let parsed = finished.unwrap_or_else(|signal| {
+        Err(ImportError::Interrupted {
             signal,
             rows: report.rows,
-        }),
-        other => other,
-    };
+        })
+    });
     drop(batches);
     let (session, imported, duplicates, written) = match writer.await {
         Ok(done) => done,
