@@ -254,9 +254,9 @@ pub async fn import_contacts_until(
         .headers()
         .map_err(|e| ImportError::Read(e.to_string()))?
         .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
-    if !headers.iter().any(|h| h == "phone") {
+    if !headers.iter().any(|h| h.eq_ignore_ascii_case("phone")) {
         return Err(ImportError::NoPhoneColumn(headers.join(", ")));
     }
     let campaign = store.campaign(campaign_id).await?;
@@ -480,7 +480,9 @@ const POLICY_COLUMNS: [&str; 3] = ["timezone", "consent_source", "consent_at"];
 
 impl<'a> RowParser<'a> {
     fn new(headers: &'a [String], rules: &'a ImportConfig) -> Result<Self, ImportError> {
-        let column = |name: &str| headers.iter().position(|h| h == name);
+        // Known columns are found whatever their case; a variable keeps its header's case,
+        // because Vapi's `{{firstName}}` is not `{{firstname}}`.
+        let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
         let phone =
             column("phone").ok_or_else(|| ImportError::NoPhoneColumn(headers.join(", ")))?;
         let name = column("name");
@@ -493,7 +495,7 @@ impl<'a> RowParser<'a> {
                     && Some(*i) != extension
                     && *i != phone
                     && !h.is_empty()
-                    && !POLICY_COLUMNS.contains(&h.as_str())
+                    && !POLICY_COLUMNS.iter().any(|p| h.eq_ignore_ascii_case(p))
             })
             .map(|(i, h)| (i, h.as_str()))
             .collect();
@@ -717,7 +719,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_in(dir.path()).await.unwrap();
         let c = store.create_campaign("c", "a", "p").await.unwrap();
-        let csv = " Phone , name,city ,timezone,consent_source,consent_at\n\
+        // Known columns in any case; a variable keeps its header's (`{{firstName}}`).
+        let csv = " Phone , name,firstName ,TimeZone,consent_source,Consent_At\n\
                    \u{a0}+14155550100 ,  Ada\t, Paris , Europe/Paris ,web , 2026-01-02\n\
                    +14155550101,,,,,\n\
                    +14155550102,Cy,Oslo,Mars/Base,,\n";
@@ -730,7 +733,7 @@ mod tests {
         let ada = store.contact(1).await.unwrap();
         assert_eq!(ada.phone, "+14155550100");
         assert_eq!(ada.name.as_deref(), Some("Ada"));
-        assert_eq!(ada.variables, r#"{"city":"Paris"}"#);
+        assert_eq!(ada.variables, r#"{"firstName":"Paris"}"#);
         let (zone, source, at): (Option<String>, Option<String>, Option<String>) =
             sqlx::query_as(crate::store::q(
                 "SELECT timezone, consent_source, consent_at FROM contacts WHERE id = 1",
@@ -745,7 +748,7 @@ mod tests {
         let empty = store.contact(2).await.unwrap();
         assert_eq!(
             (empty.name, empty.variables.as_str()),
-            (None, r#"{"city":""}"#)
+            (None, r#"{"firstName":""}"#)
         );
         assert_eq!(report.zone_ambiguous, 0, "+1 415 is Los Angeles");
     }
