@@ -232,6 +232,19 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         }) => run_headless(config, until_done, exit_on_pause, json).await,
         Some(Commands::MigrateDb { from, to }) => migrate_db(&from, &to).await,
         Some(Commands::Status { json }) => service_status(&config, json).await,
+        Some(Commands::Check {
+            campaign,
+            json,
+            check,
+        }) => {
+            let store = store_for(&config).await?;
+            let ready = commands::check(&store, &config, &campaign, json, &check).await?;
+            Ok(if ready {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Some(Commands::Simulate { port, config: sim }) => simulate(*sim, port).await,
     }
 }

@@ -100,6 +100,18 @@ pub enum Commands {
         #[arg(long)]
         json: bool,
     },
+    /// Check a campaign before it dials: its assistants and numbers at Vapi, the
+    /// `{{variables}}` their prompts use against every waiting contact, zones, do-not-call
+    /// and cap hits, zones no window reaches, and when it will finish. One line per finding;
+    /// exit 1 when something would fail calls (a blocker), else 0.
+    Check {
+        campaign: String,
+        /// One JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        check: CheckArgs,
+    },
     /// List calls.
     Calls {
         #[arg(long)]
@@ -266,8 +278,25 @@ pub enum CampaignAction {
         #[arg(long)]
         json: bool,
     },
-    /// Start dialling (DRAFT or PAUSED → DIALING).
-    Start { name: String },
+    /// Start dialling (DRAFT or PAUSED → DIALING), after `switchboard check` finds nothing
+    /// that would fail calls. With --at, dispatch begins then; with --end-by, it stops then
+    /// (the campaign pauses; calls still live run to their end).
+    Start {
+        name: String,
+        /// When dispatch begins: HH:MM (the next such time), a local date and time
+        /// (2026-12-07 09:00), both in the campaign's zone, or RFC 3339.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// When dispatch stops: as --at (an HH:MM is the next such time after the start).
+        #[arg(long, value_name = "TIME")]
+        end_by: Option<String>,
+        /// Start without the check (it is printed and refuses the start when something
+        /// would fail calls).
+        #[arg(long)]
+        no_check: bool,
+        #[command(flatten)]
+        check: CheckArgs,
+    },
     /// Stop new calls for this campaign (active calls are still tracked).
     Pause { name: String },
     /// PAUSED → DIALING.
@@ -478,4 +507,22 @@ pub enum DispatchAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What the launch check is told besides the campaign.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The expected length of a call for the estimate (e.g. 90s, 3m). Default: the mean of
+    /// the campaign's answered calls, else 2m.
+    #[arg(long, value_name = "DURATION", value_parser = call_length)]
+    pub call_length: Option<std::time::Duration>,
+}
+
+fn call_length(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime_serde::re::humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 90s or 3m: {e}"))?;
+    if d.is_zero() || d > std::time::Duration::from_secs(12 * 3600) {
+        return Err(format!("{text:?} must be between 1s and 12h"));
+    }
+    Ok(d)
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::args::{
-    ArmAction, CampaignAction, ContactsAction, DispatchAction, DncAction, FollowUpArgs, RuleArgs,
+    ArmAction, CampaignAction, CheckArgs, ContactsAction, DispatchAction, DncAction, FollowUpArgs,
+    RuleArgs,
 };
 use super::status::DispatchStatus;
 use super::{MAX_PRINTED, UserError, bounded};
@@ -14,6 +15,7 @@ use crate::config::Config;
 use crate::dispatch::Command;
 use crate::import::import_contacts_until;
 use crate::model::CallStatus;
+use crate::policy::schedule::Schedule;
 use crate::store::follow_up::FollowUpSettings;
 use crate::store::policy::CampaignRules;
 use crate::store::stats::{CallQuery, CallSort, CallTab};
@@ -110,8 +112,23 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
             return Ok(());
         }
         CampaignAction::List { json: false } => return list(&mut out, store).await,
-        CampaignAction::Start { name } => {
-            command(name, |campaign_id| Command::StartCampaign { campaign_id }).await?
+        CampaignAction::Start {
+            name,
+            at,
+            end_by,
+            no_check,
+            check,
+        } => {
+            let schedule = (at.as_deref(), end_by.as_deref());
+            return start(
+                &mut out,
+                store,
+                config,
+                &name,
+                schedule,
+                (!no_check).then_some(check),
+            )
+            .await;
         }
         CampaignAction::Pause { name } => {
             command(name, |campaign_id| Command::PauseCampaign { campaign_id }).await?
@@ -125,6 +142,135 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
     };
     writeln!(out, "{done}")?;
     Ok(())
+}
+
+/// `campaign start [--at] [--end-by]`: the check first (unless skipped), then the schedule,
+/// then the start. A refused start puts the schedule back as it was.
+async fn start(
+    out: &mut impl Write,
+    store: &Store,
+    config: &Config,
+    name: &str,
+    (at, end_by): (Option<&str>, Option<&str>),
+    check: Option<CheckArgs>,
+) -> Result<()> {
+    let c = store.campaign_by_name(name).await.map_err(user)?;
+    let rules = store.campaign_rules(c.id).await.map_err(user)?;
+    let now = chrono::Utc::now();
+    let schedule = match (at, end_by) {
+        (None, None) => None,
+        _ => Some(
+            Schedule::parse(at, end_by, rules.zone(), now).map_err(|e| UserError(e.to_string()))?,
+        ),
+    };
+    // No contacts: the start refuses with its own reason, nothing to check.
+    if let Some(args) = check.filter(|_| c.contacts_total > 0) {
+        let report = launch_check(store, config, name, &args, schedule).await?;
+        for finding in &report.findings {
+            writeln!(out, "{}", finding.line())?;
+        }
+        if !report.ok {
+            let blockers = report
+                .findings
+                .iter()
+                .filter(|f| f.severity == crate::check::Severity::Blocker)
+                .count();
+            return Err(UserError(format!(
+                "campaign {} not started: {blockers} blocker(s) above (--no-check starts it anyway)",
+                c.name
+            ))
+            .into());
+        }
+    }
+    let previous = rules.schedule();
+    if let Some(schedule) = &schedule {
+        store
+            .set_campaign_schedule(c.id, schedule)
+            .await
+            .map_err(user)?;
+    }
+    match op(store, config, Command::StartCampaign { campaign_id: c.id }).await {
+        Ok(line) => {
+            writeln!(out, "{line}")?;
+            if let Some(text) = schedule.and_then(|s| s.describe(rules.zone(), now)) {
+                writeln!(out, "campaign {}: {text}", c.name)?;
+            }
+            Ok(())
+        }
+        Err(refused) => {
+            if schedule.is_some() {
+                store
+                    .set_campaign_schedule(c.id, &previous)
+                    .await
+                    .map_err(user)?;
+            }
+            Err(refused)
+        }
+    }
+}
+
+/// The launch check against Vapi (the key from the environment) and the store; Ctrl-C
+/// stops it (it changes nothing).
+async fn launch_check(
+    store: &Store,
+    config: &Config,
+    name: &str,
+    args: &CheckArgs,
+    schedule: Option<Schedule>,
+) -> Result<crate::check::Report> {
+    let vapi = config.api_key().map_err(|e| e.to_string()).and_then(|key| {
+        crate::vapi::VapiClient::new(&config.vapi.base_url, key, config.request_timeout())
+            .map_err(|e| e.to_string())
+    });
+    let options = crate::check::CheckOptions {
+        call_secs: args.call_length.map(|d| d.as_secs_f64()),
+        schedule,
+    };
+    let now = chrono::Utc::now();
+    let checked = crate::check::check_campaign(
+        store,
+        vapi.as_ref().map_err(Clone::clone),
+        config,
+        name,
+        &options,
+        now,
+    );
+    tokio::select! {
+        report = checked => report.map_err(user),
+        signal = crate::shutdown::requested() => {
+            Err(UserError(format!("check stopped by {signal}: nothing was changed")).into())
+        }
+    }
+}
+
+/// `check CAMPAIGN [--json]`: the findings; `Ok(false)` when one is a blocker.
+pub async fn check(
+    store: &Store,
+    config: &Config,
+    name: &str,
+    json: bool,
+    args: &CheckArgs,
+) -> Result<bool> {
+    let report = launch_check(store, config, name, args, None).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    } else {
+        for finding in &report.findings {
+            writeln!(out, "{}", finding.line())?;
+        }
+        writeln!(
+            out,
+            "campaign {}: {}",
+            report.campaign,
+            if report.ok {
+                "ready to start"
+            } else {
+                "not ready: fix the blockers above"
+            }
+        )?;
+    }
+    Ok(report.ok)
 }
 
 /// `campaign create`: the campaign, its number pool, weight and rules.
@@ -314,6 +460,9 @@ async fn show(out: &mut impl Write, store: &Store, name: &str) -> Result<()> {
     )?;
     let follow_up = store.follow_up_settings(c.id).await.map_err(user)?;
     writeln!(out, "  follow-ups:     {}", follow_up.summary())?;
+    if let Some(line) = rules.schedule_line() {
+        writeln!(out, "  schedule:       {line}")?;
+    }
     show_rules(out, store, &rules, &zones, state).await
 }
 
@@ -367,18 +516,7 @@ async fn show_rules(
             zones.join(", ")
         }
     )?;
-    writeln!(
-        out,
-        "  now:            {}",
-        match state {
-            crate::policy::WindowState::Open(open) => format!(
-                "open in {}",
-                open.iter().map(|z| z.name()).collect::<Vec<_>>().join(", ")
-            ),
-            crate::policy::WindowState::Closed { opens_at, zone } =>
-                crate::policy::opens_text(opens_at, zone, chrono::Utc::now()),
-        }
-    )?;
+    writeln!(out, "  now:            {}", state.text(chrono::Utc::now()))?;
     writeln!(
         out,
         "  caps:           {} (a number's calls in every campaign)",

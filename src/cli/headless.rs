@@ -89,6 +89,8 @@ pub fn decide(s: &Snapshot, mode: UntilDone) -> Option<Outcome> {
         | StopCause::Budget
         | StopCause::DailyLimit
         | StopCause::Engine => true,
+        // Not a stop: the campaign is done as scheduled (counted below as finished).
+        StopCause::Schedule => false,
     };
     let describe =
         |scope: &str, pause: &Pause| format!("{scope} paused ({}): {pause}", pause.cause.label());
@@ -102,6 +104,12 @@ pub fn decide(s: &Snapshot, mode: UntilDone) -> Option<Outcome> {
                 finished.push(format!("{} {}", c.name, c.status))
             }
             CampaignStatus::Dialing => unfinished = true,
+            CampaignStatus::Paused if c.pause_cause == Some(StopCause::Schedule) => {
+                if c.active > 0 {
+                    return None;
+                }
+                finished.push(format!("{} done at its end-by time", c.name))
+            }
             CampaignStatus::Paused => {
                 let pause = Pause::stored(c.pause_cause, c.pause_reason.as_deref());
                 if c.active > 0 || !stops(&pause) {

@@ -13,6 +13,7 @@ mod engines_pg;
 mod export;
 mod follow_up;
 mod import;
+mod launch;
 mod live;
 mod never_twice;
 mod nothing_lost;

@@ -58,6 +58,18 @@ pub fn dispatch_state(
     }
     if let Some(c) = campaign
         && c.status == crate::model::CampaignStatus::Paused
+        && c.pause_cause == Some(StopCause::Schedule)
+        && let Some(reason) = &c.pause_reason
+    {
+        // Done as scheduled: nothing to fix, P goes on past the end-by.
+        return state(
+            "ENDED",
+            Color::Cyan,
+            Some(format!("— {reason} · P goes on")),
+        );
+    }
+    if let Some(c) = campaign
+        && c.status == crate::model::CampaignStatus::Paused
         && let Some(reason) = &c.pause_reason
         && c.pause_cause.is_some_and(|cause| !cause.is_operator())
     {

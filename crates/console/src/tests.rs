@@ -1067,6 +1067,30 @@ fn screen_credits_blocked_header_says_what_to_do_next() {
     });
 }
 
+#[test]
+fn a_scheduled_campaign_waits_for_its_start_and_ends_without_an_alarm() {
+    let (w, h) = (140, 40);
+    let mut waiting = snapshot();
+    waiting.campaigns[0].waiting = Some("scheduled to start Mon 09:00 America/Chicago".into());
+    let app = app_with(demo(), w, h, waiting);
+    let text = screen(&app, w, h);
+    assert!(text.contains("WAITING"), "{text}");
+    assert!(text.contains("scheduled to start Mon 09:00"), "{text}");
+
+    let mut ended = snapshot();
+    ended.campaigns[0].status = CampaignStatus::Paused;
+    ended.campaigns[0].pause_reason = Some("its end-by time Mon 17:00 America/Chicago came".into());
+    ended.campaigns[0].pause_cause = Some(StopCause::Schedule);
+    let mut app = app_with(demo(), w, h, ended);
+    assert!(!app.take_bell(), "an end as planned rings no bell");
+    let text = screen(&app, w, h);
+    assert!(
+        text.contains("ENDED") && !text.contains("BLOCKED"),
+        "{text}"
+    );
+    assert!(text.contains("end-by time Mon 17:00"), "{text}");
+}
+
 fn three_campaigns() -> Snapshot {
     let mut snap = snapshot();
     let mut draft = campaign(3, "winter-follow-up", CampaignStatus::Draft);

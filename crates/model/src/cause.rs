@@ -23,6 +23,8 @@ text_enum!(
         // Another stop the engine made from Vapi's answers (a campaign's settings refused, its
         // numbers all benched, its assistant failing, the pre-dial hook failing).
         Engine => "ENGINE",
+        // The campaign's scheduled end (`--end-by`) came: it is done as planned.
+        Schedule => "SCHEDULE",
     }
 );
 
@@ -36,6 +38,7 @@ impl StopCause {
             StopCause::Budget => "budget",
             StopCause::DailyLimit => "daily call limit",
             StopCause::Engine => "stopped by the engine",
+            StopCause::Schedule => "its end-by time came",
         }
     }
 

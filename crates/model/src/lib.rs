@@ -8,8 +8,10 @@ pub mod arms;
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod forecast;
 pub mod location;
 pub mod policy;
+pub mod template;
 pub mod text;
 
 pub use cause::{Pause, StopCause};

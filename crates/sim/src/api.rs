@@ -89,6 +89,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/call", post(create_call).get(list_calls))
         .route("/call/{id}", get(get_call))
+        .route("/assistant/{id}", get(get_assistant))
+        .route("/phone-number/{id}", get(get_phone_number))
         .route("/_sim/stats", get(sim_stats))
         .route(
             "/monitor/{id}/{token}/control",
@@ -291,6 +293,75 @@ async fn read_refused(shared: &Shared) -> Option<Response> {
         hit
     };
     injected.then(|| rate_limited(&config))
+}
+
+/// `GET /assistant/{id}`: any assistant when none is configured, else the known ones; all
+/// share the configured prompt and first message.
+async fn get_assistant(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(refused) = read_refused(&shared).await {
+        return refused;
+    }
+    let config = shared.config();
+    if let Some(denied) = check_key(&shared, &config, &headers) {
+        return denied;
+    }
+    if !config.assistants.is_empty() && !config.assistants.contains(&id) {
+        return vapi_error(StatusCode::NOT_FOUND, json!("Couldn't Get Assistant."));
+    }
+    let at = Utc::now().to_rfc3339();
+    Json(json!({
+        "id": id,
+        "orgId": "sim-org",
+        "createdAt": at,
+        "updatedAt": at,
+        "name": "Sam",
+        "firstMessage": config.first_message,
+        "model": {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "messages": [{"role": "system", "content": config.assistant_prompt}],
+        },
+    }))
+    .into_response()
+}
+
+/// `GET /phone-number/{id}`: as `get_assistant`, `blocked` for the configured ones.
+async fn get_phone_number(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(refused) = read_refused(&shared).await {
+        return refused;
+    }
+    let config = shared.config();
+    if let Some(denied) = check_key(&shared, &config, &headers) {
+        return denied;
+    }
+    if !config.phone_numbers.is_empty() && !config.phone_numbers.contains(&id) {
+        return vapi_error(StatusCode::NOT_FOUND, json!("Couldn't Get Phone Number."));
+    }
+    let status = if config.blocked_numbers.contains(&id) {
+        "blocked"
+    } else {
+        "active"
+    };
+    let at = Utc::now().to_rfc3339();
+    Json(json!({
+        "id": id,
+        "orgId": "sim-org",
+        "provider": "vapi",
+        "number": "+14155550199",
+        "status": status,
+        "name": "switchboard sim",
+        "createdAt": at,
+        "updatedAt": at,
+    }))
+    .into_response()
 }
 
 /// The simulator's own record, for tests (no auth, no latency, not counted).

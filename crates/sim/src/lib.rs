@@ -119,6 +119,15 @@ pub struct SimConfig {
     /// Known phone-number ids (comma-separated): any other gets 400.
     #[arg(long, value_delimiter = ',')]
     pub phone_numbers: Vec<String>,
+    /// Phone-number ids `GET /phone-number/{id}` says are `blocked` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub blocked_numbers: Vec<String>,
+    /// The system prompt `GET /assistant/{id}` serves for every assistant.
+    #[arg(long, default_value = DEFAULT_PROMPT)]
+    pub assistant_prompt: String,
+    /// The first message `GET /assistant/{id}` serves.
+    #[arg(long, default_value = DEFAULT_FIRST_MESSAGE)]
+    pub first_message: String,
     /// Probability that a created call ends at once with a `call.start.*` fault (never rang).
     #[arg(long, default_value_t = 0.0)]
     pub fault_start_error: f64,
@@ -174,6 +183,13 @@ pub struct SimConfig {
     #[arg(long, default_value_t = 0.0)]
     pub webhook_duplicate: f64,
 }
+
+/// The prompt every simulated assistant has: the contact's name (a list without names is
+/// found by `switchboard check`) and the demo contacts' columns, with defaults.
+pub const DEFAULT_PROMPT: &str = "You are Sam from Switchboard, calling {{customer.name}} in \
+     {{ city | default: \"their city\" }} about their {{ plan | default: \"current\" }} plan. \
+     Today is {{date}}. Be brief and polite.";
+pub const DEFAULT_FIRST_MESSAGE: &str = "Hi {{customer.name}}, this is Sam from Switchboard.";
 
 /// How the simulator authenticates its server messages (Vapi's server credential types).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -286,6 +302,9 @@ impl Default for SimConfig {
             gateway_burst: 10,
             assistants: Vec::new(),
             phone_numbers: Vec::new(),
+            blocked_numbers: Vec::new(),
+            assistant_prompt: DEFAULT_PROMPT.into(),
+            first_message: DEFAULT_FIRST_MESSAGE.into(),
             fault_start_error: 0.0,
             fault_pipeline: 0.0,
             fault_vanish: 0.0,

@@ -859,6 +859,10 @@ async fn claim_in(
         benched: None,
     };
     let (rules, zones) = super::policy::rules_in(tx, campaign_id).await?;
+    // Nothing before a scheduled start nor from its end-by, whatever the engine thinks.
+    if !rules.schedule().allows(at) {
+        return Ok(claimed);
+    }
     let Some(open) = OpenZones::of(&rules, zones, at) else {
         return Ok(claimed);
     };

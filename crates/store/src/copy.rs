@@ -63,6 +63,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("follow_ups", Text),
             ("voicemail_message", Text),
             ("voicemail_on_attempt", Int),
+            ("starts_at", Text),
+            ("ends_by", Text),
         ],
     ),
     (

@@ -12,6 +12,7 @@ pub mod control;
 pub mod copy;
 pub mod events;
 pub mod follow_up;
+pub mod launch;
 pub mod lease;
 pub mod live;
 pub mod numbers;

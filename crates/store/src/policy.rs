@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Result, Store, StoreError, Tx, format_time};
+use switchboard_model::policy::schedule::Schedule;
 use switchboard_model::policy::{Caps, Facts, Rules, Window, WindowState};
 
 /// A campaign's rules as stored.
@@ -36,6 +37,10 @@ pub struct CampaignRules {
     pub max_call_cost: f64,
     /// … or whose assistant says the same line this many times in a row (0: off).
     pub end_on_repeats: i64,
+    /// The scheduled start and end (stored times); written by `campaign start --at
+    /// --end-by` ([`Store::set_campaign_schedule`]), never by the rule edits.
+    pub starts_at: Option<String>,
+    pub ends_by: Option<String>,
 }
 
 impl CampaignRules {
@@ -64,6 +69,8 @@ impl CampaignRules {
             max_call_s: 0,
             max_call_cost: 0.0,
             end_on_repeats: 0,
+            starts_at: None,
+            ends_by: None,
         }
     }
 
@@ -101,6 +108,15 @@ impl CampaignRules {
 
     pub fn zone(&self) -> Tz {
         self.timezone.parse().unwrap_or(Tz::UTC)
+    }
+
+    /// The scheduled start and end (a stored time that no longer reads is no bound).
+    pub fn schedule(&self) -> Schedule {
+        let read = |t: &Option<String>| t.as_deref().and_then(super::parse_time);
+        Schedule {
+            starts_at: read(&self.starts_at),
+            ends_by: read(&self.ends_by),
+        }
     }
 
     /// The rules in force for one contact (the pack's caps applied).
@@ -149,6 +165,26 @@ impl CampaignRules {
                 String::new()
             }
         ) + &self.guard_summary()
+            + &self
+                .schedule_line()
+                .map(|line| format!(" · {line}"))
+                .unwrap_or_default()
+    }
+
+    /// "starts Mon 07 Dec 09:00, ends by Mon 07 Dec 17:00 America/Chicago" (None: no
+    /// schedule), in the campaign's zone.
+    pub fn schedule_line(&self) -> Option<String> {
+        let schedule = self.schedule();
+        let zone = self.zone();
+        let at = |t: DateTime<Utc>| t.with_timezone(&zone).format("%a %d %b %H:%M").to_string();
+        let parts: Vec<String> = [
+            schedule.starts_at.map(|t| format!("starts {}", at(t))),
+            schedule.ends_by.map(|t| format!("ends by {}", at(t))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!parts.is_empty()).then(|| format!("{} {zone}", parts.join(", ")))
     }
 
     /// The runaway guard's limits in force (empty when off).
@@ -233,7 +269,7 @@ pub struct DecisionRow {
 
 const RULE_COLUMNS: &str = "call_window, call_days, timezone, cap_per_day, cap_per_week, require_consent, dnc_field, \
      redial_reasons, redial_delay_s, redial_count, rule_pack, suppress_days, max_call_s, max_call_cost, \
-     end_on_repeats";
+     end_on_repeats, starts_at, ends_by";
 
 impl Store {
     pub async fn campaign_rules(&self, campaign_id: i64) -> Result<CampaignRules> {
@@ -277,6 +313,24 @@ impl Store {
         .bind(campaign_id)
         .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets (or with `None` clears) a campaign's scheduled start and end.
+    pub async fn set_campaign_schedule(&self, campaign_id: i64, schedule: &Schedule) -> Result<()> {
+        let mut tx = self.write().await?;
+        let changed =
+            sqlx::query("UPDATE campaigns SET starts_at = $1, ends_by = $2 WHERE id = $3")
+                .bind(schedule.starts_at.map(format_time))
+                .bind(schedule.ends_by.map(format_time))
+                .bind(campaign_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::UnknownCampaign(format!("#{campaign_id}")));
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -402,10 +456,17 @@ pub(crate) fn window_of(rules: &CampaignRules, zones: &[String], at: DateTime<Ut
     let mut tzs: Vec<Tz> = zones.iter().filter_map(|z| z.parse().ok()).collect();
     // '' stands for contacts without a zone: they are in the campaign's.
     let default = rules.zone();
-    if zones.iter().any(String::is_empty) && !tzs.contains(&default) {
+    // No contact yet: the campaign's own zone says whether it would be open.
+    if (tzs.is_empty() || zones.iter().any(String::is_empty)) && !tzs.contains(&default) {
         tzs.push(default);
     }
-    switchboard_model::policy::window_state(&rules.window(), &tzs, at)
+    switchboard_model::policy::scheduled_window_state(
+        &rules.window(),
+        &tzs,
+        &rules.schedule(),
+        default,
+        at,
+    )
 }
 
 /// The analysis rule: when the call's campaign names a structured-data field and the

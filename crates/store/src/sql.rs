@@ -111,6 +111,24 @@ impl Sql {
         self.push(" ESCAPE '\\'")
     }
 
+    /// The text under `key` of the JSON object in `column` (NULL when absent): SQLite's
+    /// `json_extract` with a quoted path, PostgreSQL's `->>`.
+    pub fn json_text(&mut self, column: &str, key: &str) -> &mut Sql {
+        match self.backend {
+            Backend::Sqlite => {
+                let quoted = key.replace('\\', "\\\\").replace('"', "\\\"");
+                self.push("json_extract(").push(column).push(", ");
+                self.bind(format!("$.\"{quoted}\""));
+                self.push(")")
+            }
+            Backend::Postgres => {
+                self.push("(CAST(").push(column).push(" AS json) ->> ");
+                self.bind(key);
+                self.push(")")
+            }
+        }
+    }
+
     /// Locks the rows read against other engines' transactions (PostgreSQL); nothing on
     /// SQLite, where the single writer already serialises.
     pub fn for_update(&mut self) -> &mut Sql {

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod http;
 pub mod live;
+pub mod resources;
 pub mod search;
 mod signature;
 pub mod types;
@@ -87,6 +88,20 @@ impl VapiClient {
     }
 
     pub async fn get_call(&self, id: &str) -> Result<VapiCall, VapiError> {
+        self.get_by_id("call", id).await
+    }
+
+    /// `GET /assistant/{id}`: its prompt and messages (`switchboard check`).
+    pub async fn get_assistant(&self, id: &str) -> Result<resources::Assistant, VapiError> {
+        self.get_by_id("assistant", id).await
+    }
+
+    /// `GET /phone-number/{id}`: whether it can place calls (`switchboard check`).
+    pub async fn get_phone_number(&self, id: &str) -> Result<resources::PhoneNumber, VapiError> {
+        self.get_by_id("phone-number", id).await
+    }
+
+    async fn get_by_id<T: DeserializeOwned>(&self, what: &str, id: &str) -> Result<T, VapiError> {
         // The id goes in the path: refuse anything that could change the path.
         if id.is_empty()
             || !id
@@ -95,10 +110,10 @@ impl VapiClient {
         {
             return Err(VapiError::Decode {
                 status: 0,
-                detail: format!("refusing to look up a malformed call id {id:?}"),
+                detail: format!("refusing to look up a malformed {what} id {id:?}"),
             });
         }
-        let builder = self.http.get(format!("{}/call/{id}", self.base_url));
+        let builder = self.http.get(format!("{}/{what}/{id}", self.base_url));
         self.send(builder).await
     }
 

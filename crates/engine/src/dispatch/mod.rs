@@ -946,13 +946,17 @@ impl ControlLoop {
                     // Not on its first idle tick: the last end just completed a campaign.
                     let idle = self.ctx.gate.read(|s| s.concurrency.is_idle() && s.claimable.is_empty());
                     self.idle_ticks = if idle { self.idle_ticks + 1 } else { 0 };
-                    if idle && self.idle_ticks > 1 && !self.idle_ticks.is_multiple_of(5) {
+                    // A window opening or a schedule's start or end is due: look now.
+                    let now = self.ctx.now();
+                    let window_due = self.windows.values().any(|(at, _)| *at <= now);
+                    if idle && !window_due && self.idle_ticks > 1 && !self.idle_ticks.is_multiple_of(5) {
                         continue;
                     }
                     // Idle, and nothing committed since the last re-read: nothing to see
-                    // (re-read every 5 s all the same: windows open by the clock alone).
+                    // (re-read every 5 s all the same, should an operator edit the rules).
                     let mark = self.ctx.store.change_mark();
                     if idle
+                        && !window_due
                         && self.idle_ticks > 1
                         && mark.is_some()
                         && self.idle_read.as_ref().is_some_and(|(seen, at)| {
@@ -1154,12 +1158,36 @@ impl ControlLoop {
             let due = self.windows.get(&c.id).is_none_or(|(at, _)| *at <= now);
             if due {
                 let state = self.ctx.store.window_state(c.id, now).await?;
-                let entry = match state {
+                let entry = match &state {
                     crate::policy::WindowState::Open(_) => {
-                        (now + chrono::Duration::seconds(60), None)
+                        // Looked at again within a minute, or at the end-by if sooner.
+                        let ends_by = self
+                            .ctx
+                            .store
+                            .campaign_rules(c.id)
+                            .await?
+                            .schedule()
+                            .ends_by;
+                        let again = now + chrono::Duration::seconds(60);
+                        (
+                            ends_by.filter(|e| *e > now).map_or(again, |e| e.min(again)),
+                            None,
+                        )
                     }
-                    crate::policy::WindowState::Closed { opens_at, zone } => {
-                        let text = crate::policy::opens_text(opens_at, zone, now);
+                    crate::policy::WindowState::Ended { .. } => {
+                        // Done as planned: paused (calls still live run to their end), so a
+                        // resume is the operator's choice to go on past it.
+                        let pause = Pause::new(StopCause::Schedule, state.text(now));
+                        if let Err(e) =
+                            reactions::pause_campaign(&self.ctx, c.id, None, &pause).await
+                        {
+                            tracing::error!(target: "switchboard::engine", campaign_id = c.id, "cannot pause the campaign: {e}");
+                        }
+                        (now + chrono::Duration::seconds(60), Some(pause.reason))
+                    }
+                    crate::policy::WindowState::Closed { opens_at: at, .. }
+                    | crate::policy::WindowState::NotStarted { starts_at: at, .. } => {
+                        let text = state.text(now);
                         if self.windows.get(&c.id).is_none_or(|(_, t)| t.is_none()) {
                             let message = format!("campaign {} waiting: {text}", c.name);
                             tracing::info!(target: "switchboard::engine", "{message}");
@@ -1167,10 +1195,7 @@ impl ControlLoop {
                                 .gate
                                 .event(EventKind::Quota, None, None, message, None);
                         }
-                        (
-                            opens_at.min(now + chrono::Duration::seconds(60)),
-                            Some(text),
-                        )
+                        ((*at).min(now + chrono::Duration::seconds(60)), Some(text))
                     }
                 };
                 self.windows.insert(c.id, entry);

@@ -5,6 +5,7 @@
 
 pub mod follow_up;
 pub mod packs;
+pub mod schedule;
 pub mod zones;
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -494,7 +495,58 @@ pub fn analysis_asks_dnc(structured_data: &str, field: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WindowState {
     Open(Vec<Tz>),
-    Closed { opens_at: DateTime<Utc>, zone: Tz },
+    Closed {
+        opens_at: DateTime<Utc>,
+        zone: Tz,
+    },
+    /// Its scheduled start is still ahead (said in the campaign's zone).
+    NotStarted {
+        starts_at: DateTime<Utc>,
+        zone: Tz,
+    },
+    /// Its end-by time has passed: nothing more is dialled.
+    Ended {
+        ended_at: DateTime<Utc>,
+        zone: Tz,
+    },
+}
+
+impl WindowState {
+    /// What the state means for dispatch, on one line ("open in America/Chicago", "next
+    /// window opens Mon 09:00 America/Chicago", "scheduled to start …", "its end-by … came").
+    pub fn text(&self, now: DateTime<Utc>) -> String {
+        match self {
+            WindowState::Open(open) => format!(
+                "open in {}",
+                open.iter().map(|z| z.name()).collect::<Vec<_>>().join(", ")
+            ),
+            WindowState::Closed { opens_at, zone } => opens_text(*opens_at, *zone, now),
+            WindowState::NotStarted { starts_at, zone } => format!(
+                "scheduled to start {} {zone}",
+                local_when(*starts_at, *zone, now)
+            ),
+            WindowState::Ended { ended_at, zone } => format!(
+                "its end-by time {} {zone} came",
+                local_when(*ended_at, *zone, now)
+            ),
+        }
+    }
+}
+
+/// [`window_state`] within a campaign's schedule: before its start and after its end no
+/// window counts. `zone` is the campaign's, in which the schedule is said.
+pub fn scheduled_window_state(
+    window: &Window,
+    zones: &[Tz],
+    schedule: &schedule::Schedule,
+    zone: Tz,
+    now: DateTime<Utc>,
+) -> WindowState {
+    match schedule.state(now) {
+        schedule::ScheduleState::NotYet(starts_at) => WindowState::NotStarted { starts_at, zone },
+        schedule::ScheduleState::Over(ended_at) => WindowState::Ended { ended_at, zone },
+        schedule::ScheduleState::Running => window_state(window, zones, now),
+    }
 }
 
 pub fn window_state(window: &Window, zones: &[Tz], now: DateTime<Utc>) -> WindowState {
