@@ -130,6 +130,11 @@ async fn an_engine_waits_for_the_scheduled_start_and_stops_at_the_end_by() {
         .unwrap();
     assert!(waiting_left > 0, "the end-by left contacts waiting");
     assert_eq!(sim.stats().create_requests as usize, created.len());
+    // A resume after the end-by goes on past it: the passed end-by is dropped.
+    store.resume_campaign(id).await.unwrap();
+    let rules = store.campaign_rules(id).await.unwrap();
+    assert_eq!(rules.schedule().ends_by, None);
+    assert_eq!(rules.schedule().starts_at, Some(start));
     sim.shutdown().await;
 }
 

@@ -145,6 +145,15 @@ impl Store {
         self.set_campaign_status(id, CampaignStatus::Dialing, None)
             .await?;
         let mut tx = self.write().await?;
+        // Started again after its end-by: the operator goes on past it.
+        let now = tx.now();
+        sqlx::query(crate::q(
+            "UPDATE campaigns SET ends_by = NULL WHERE id = ? AND ends_by <= ?",
+        ))
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         // A started campaign whose contacts are all done already completes now.
         complete_if_done(&mut tx, id).await?;
         tx.commit().await?;
