@@ -193,6 +193,7 @@ mod tests {
             reasons: Vec::new(),
             waiting: None,
             rules: None,
+            reach: None,
         }
     }
 

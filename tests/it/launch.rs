@@ -94,6 +94,13 @@ async fn an_engine_waits_for_the_scheduled_start_and_stops_at_the_end_by() {
     })
     .await;
     assert_eq!(waiting.campaigns[0].created, 0, "{waiting:#?}");
+    // The console's estimate is given the schedule and every waiting contact by zone.
+    let reach = waiting.campaigns[0]
+        .reach
+        .as_ref()
+        .expect("read with the rules");
+    assert_eq!(reach.schedule, schedule);
+    assert_eq!(reach.zones.iter().map(|z| z.contacts).sum::<u64>(), 200);
     let paused = wait_for(&engine, Duration::from_secs(15), |s| {
         s.campaigns
             .first()

@@ -34,20 +34,24 @@ pub fn eta(remaining: i64, observed: Option<Observed>, limits: Limits) -> Option
     if remaining <= 0 {
         return Some(Duration::ZERO);
     }
+    let (throughput, mean_secs) = throughput(observed, limits)?;
+    let secs = remaining as f64 / throughput + mean_secs;
+    // Over a year is not an estimate worth showing.
+    (secs.is_finite() && secs < 3.2e7).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Contacts finished per second at the pace seen, bounded by what the limits in force allow
+/// (creates per second, and slots over the call length), and the mean call length in seconds.
+/// `None` when nothing moves.
+pub fn throughput(observed: Option<Observed>, limits: Limits) -> Option<(f64, f64)> {
     let observed = observed?;
     let mean_secs = observed.mean_call_secs()?;
-    // The most the limits in force allow: creates per second, and slots over call length.
     let mut bound = limits.rate_per_second.max(0.0);
     if mean_secs > 0.0 {
         bound = bound.min(f64::from(limits.concurrency_cap) / mean_secs);
     }
     let throughput = observed.done_per_sec.min(bound);
-    if throughput <= 0.0 || !throughput.is_finite() {
-        return None;
-    }
-    let secs = remaining as f64 / throughput + mean_secs;
-    // Over a year is not an estimate worth showing.
-    (secs.is_finite() && secs < 3.2e7).then(|| Duration::from_secs_f64(secs))
+    (throughput > 0.0 && throughput.is_finite()).then_some((throughput, mean_secs))
 }
 
 /// "45s", "12m", "3h05m", "2d04h".

@@ -173,6 +173,7 @@ mod tests {
             reasons: Vec::new(),
             waiting: None,
             rules: None,
+            reach: None,
         });
         s
     }

@@ -57,6 +57,7 @@ fn campaign(id: i64, name: &str, status: CampaignStatus) -> CampaignView {
         ],
         waiting: None,
         rules: None,
+        reach: None,
     }
 }
 

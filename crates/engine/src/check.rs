@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::model::forecast::{self, Forecast, Pace, ZoneLoad};
+use crate::model::forecast::{self, Forecast, Pace};
 use crate::model::policy::schedule::Schedule;
 use crate::model::template::{self, Needed};
 use crate::store::launch::{Count, Lacking};
@@ -324,11 +324,11 @@ async fn contacts(
     now: DateTime<Utc>,
     findings: &mut Vec<Finding>,
 ) -> Result<(), StoreError> {
-    let waiting: i64 = store
-        .waiting_by_zone(campaign_id)
+    let waiting: u64 = store
+        .waiting_by_zone(campaign_id, rules.zone())
         .await?
         .iter()
-        .map(|(_, n)| n)
+        .map(|z| z.contacts)
         .sum();
     if waiting == 0 {
         findings.push(Finding::new(
@@ -404,7 +404,7 @@ async fn finish(
     now: DateTime<Utc>,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<Estimate>, StoreError> {
-    let zones = zone_loads(store, campaign_id, rules).await?;
+    let zones = store.waiting_by_zone(campaign_id, rules.zone()).await?;
     let waiting: u64 = zones.iter().map(|z| z.contacts).sum();
     if waiting == 0 {
         return Ok(None);
@@ -439,30 +439,6 @@ async fn finish(
         calls_per_second: pace.per_second(),
         call_secs,
     }))
-}
-
-/// The campaign's waiting contacts by zone, contacts without one (or with a zone that no
-/// longer reads) in the campaign's.
-async fn zone_loads(
-    store: &Store,
-    campaign_id: i64,
-    rules: &CampaignRules,
-) -> Result<Vec<ZoneLoad>, StoreError> {
-    let mut zones: Vec<ZoneLoad> = Vec::new();
-    for (zone, count) in store.waiting_by_zone(campaign_id).await? {
-        let zone = zone
-            .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
-            .unwrap_or(rules.zone());
-        let count = u64::try_from(count).unwrap_or(0);
-        match zones.iter_mut().find(|z| z.zone == zone) {
-            Some(z) => z.contacts += count,
-            None => zones.push(ZoneLoad {
-                zone,
-                contacts: count,
-            }),
-        }
-    }
-    Ok(zones)
 }
 
 /// The forecast's lines: unreachable zones, a closed window, the finish or what is left.

@@ -3,9 +3,11 @@
 //! the database's indexes and scans, not streamed through the client.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use super::sql::Sql;
 use super::{Result, Store, format_time};
+use crate::model::forecast::ZoneLoad;
 use crate::model::{CallStatus, ContactStatus};
 
 /// How many waiting contacts something is true of, and one of them.
@@ -30,13 +32,33 @@ pub enum Lacking<'a> {
 }
 
 impl Store {
-    /// The campaign's waiting contacts by zone (`None`: the campaign's), for the forecast.
-    pub async fn waiting_by_zone(&self, campaign_id: i64) -> Result<Vec<(Option<String>, i64)>> {
+    /// The campaign's waiting contacts by zone, for the forecast: contacts without a zone
+    /// (or with one that no longer reads) are called in `campaign_zone`.
+    pub async fn waiting_by_zone(
+        &self,
+        campaign_id: i64,
+        campaign_zone: Tz,
+    ) -> Result<Vec<ZoneLoad>> {
         let mut sql = Sql::new(self.backend());
         sql.push("SELECT k.timezone, count(*) FROM contacts k WHERE ");
         waiting(&mut sql, campaign_id);
         sql.push(" GROUP BY k.timezone ORDER BY count(*) DESC");
-        Ok(sql.query_as().fetch_all(self.reader()).await?)
+        let rows: Vec<(Option<String>, i64)> = sql.query_as().fetch_all(self.reader()).await?;
+        let mut zones: Vec<ZoneLoad> = Vec::new();
+        for (zone, count) in rows {
+            let zone = zone
+                .and_then(|z| z.parse::<Tz>().ok())
+                .unwrap_or(campaign_zone);
+            let count = u64::try_from(count).unwrap_or(0);
+            match zones.iter_mut().find(|z| z.zone == zone) {
+                Some(z) => z.contacts += count,
+                None => zones.push(ZoneLoad {
+                    zone,
+                    contacts: count,
+                }),
+            }
+        }
+        Ok(zones)
     }
 
     /// Waiting contacts that lack `what`.

@@ -11,8 +11,9 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Gauge, Paragraph, Widget};
 use super::{age, campaign_status_style, count, date_time, label, money, pane_block};
 use crate::app::App;
 use crate::dispatch::snapshot::CampaignView;
-use crate::eta::{Limits, Observed, eta, short};
+use crate::eta::{Limits, Observed, eta, short, throughput};
 use crate::model::CampaignStatus;
+use crate::model::forecast::{self, Forecast, Pace, finish_text};
 use chrono::{DateTime, Utc};
 
 /// Reasons listed in the wide pane.
@@ -25,20 +26,49 @@ pub struct CampaignPane<'a> {
     pub limits: Limits,
     /// The pace seen over the history window, if any.
     pub observed: Option<Observed>,
+    /// At that pace, when the calling windows and the schedule let the waiting contacts be
+    /// called (None: always open, or no pace seen).
+    pub windowed: Option<Forecast>,
+}
+
+/// The campaign's waiting contacts swept through its windows at the pace seen.
+pub fn windowed(
+    c: &CampaignView,
+    observed: Option<Observed>,
+    limits: Limits,
+    now: DateTime<Utc>,
+) -> Option<Forecast> {
+    let reach = c.reach.as_ref()?;
+    let (per_second, call_secs) = throughput(observed, limits)?;
+    let pace = Pace {
+        rate_per_second: per_second,
+        concurrency: limits.concurrency_cap,
+        call_secs,
+    };
+    Some(forecast::forecast(
+        &reach.window,
+        &reach.schedule,
+        &reach.zones,
+        pace,
+        now,
+    ))
 }
 
 impl<'a> CampaignPane<'a> {
     pub fn of(app: &'a App) -> CampaignPane<'a> {
         let campaign = app.campaign();
         let snap = app.latest();
+        let limits = Limits {
+            rate_per_second: snap.rate_per_second,
+            concurrency_cap: snap.quota.concurrency_cap,
+        };
+        let observed = campaign.and_then(|c| app.history.observed(c.id));
         CampaignPane {
             campaign,
             now: app.now,
-            limits: Limits {
-                rate_per_second: snap.rate_per_second,
-                concurrency_cap: snap.quota.concurrency_cap,
-            },
-            observed: campaign.and_then(|c| app.history.observed(c.id)),
+            limits,
+            observed,
+            windowed: campaign.and_then(|c| windowed(c, observed, limits, app.now)),
         }
     }
 }
@@ -149,7 +179,15 @@ fn finish_line(pane: &CampaignPane, c: &CampaignView) -> Line<'static> {
         spans.push(Span::styled(c.status.as_str(), label()));
         return Line::from(spans);
     }
-    match eta(remaining, pane.observed, limits) {
+    let plain = eta(remaining, pane.observed, limits);
+    if c.status == CampaignStatus::Dialing
+        && let Some(f) = &pane.windowed
+        && let Some(spans_of) = windowed_finish(f, plain, pane.now)
+    {
+        spans.extend(spans_of);
+        return Line::from(spans);
+    }
+    match plain {
         Some(left) if c.status == CampaignStatus::Dialing => {
             spans.push(Span::styled(
                 format!("in ~{}", short(left)),
@@ -172,6 +210,57 @@ fn finish_line(pane: &CampaignPane, c: &CampaignView) -> Line<'static> {
         )),
     }
     Line::from(spans)
+}
+
+/// The finish the windows allow, where they make it later than the pace alone (or leave
+/// contacts uncalled): "Mon 10:40 America/Chicago (in ~2d04h) within calling hours".
+fn windowed_finish(
+    f: &Forecast,
+    plain: Option<std::time::Duration>,
+    now: DateTime<Utc>,
+) -> Option<Vec<Span<'static>>> {
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    match f.finish {
+        Some((at, zone)) => {
+            let left = (at - now).to_std().unwrap_or_default();
+            // Within the pace's own estimate (and a minute): the windows change nothing.
+            let later = plain.is_none_or(|p| left.as_secs_f64() > p.as_secs_f64() * 1.1 + 60.0);
+            later.then(|| {
+                vec![
+                    Span::styled(finish_text(at, zone, now), bold),
+                    Span::styled(
+                        format!(" (in ~{}) within calling hours", short(left)),
+                        label(),
+                    ),
+                ]
+            })
+        }
+        None if f.total > 0 => {
+            let never: u64 = f.unreachable.iter().map(|z| z.contacts).sum();
+            let mut spans = vec![Span::styled(
+                format!(
+                    "{} of {} waiting reached",
+                    count_u(f.reached),
+                    count_u(f.total)
+                ),
+                bold,
+            )];
+            spans.push(Span::styled(
+                if never > 0 {
+                    format!(" · {} in zones no window reaches", count_u(never))
+                } else {
+                    " before the end-by".to_string()
+                },
+                label(),
+            ));
+            Some(spans)
+        }
+        None => None,
+    }
+}
+
+fn count_u(n: u64) -> String {
+    count(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// Ended reasons as horizontal bars, most frequent first.
@@ -272,6 +361,10 @@ pub fn render_line(pane: &CampaignPane, area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::snapshot::Reach;
+    use crate::model::forecast::ZoneLoad;
+    use crate::model::policy::Window;
+    use crate::model::policy::schedule::Schedule;
 
     fn view(rules: Option<&str>) -> CampaignView {
         CampaignView {
@@ -296,6 +389,7 @@ mod tests {
             reasons: Vec::new(),
             waiting: None,
             rules: rules.map(String::from),
+            reach: None,
         }
     }
 
@@ -308,10 +402,15 @@ mod tests {
                 concurrency_cap: 10,
             },
             observed: None,
+            windowed: None,
         };
+        screen(&pane)
+    }
+
+    fn screen(pane: &CampaignPane) -> String {
         let area = Rect::new(0, 0, 100, 12);
         let mut buf = Buffer::empty(area);
-        render(&pane, area, &mut buf);
+        render(pane, area, &mut buf);
         (0..area.height)
             .map(|y| {
                 (0..area.width)
@@ -335,5 +434,84 @@ mod tests {
         // The pane's border follows the ellipsis: nothing was drawn over it.
         assert!(line.ends_with("…│"), "{line}");
         assert_eq!(line.chars().count(), 100);
+    }
+
+    /// `pending` contacts waiting in the given zones, a window of 09:00-21:00 Monday to
+    /// Friday, one call finished a second, a minute each; the finish line at `now`.
+    fn finish_at(now: &str, zones: &[(chrono_tz::Tz, u64)], ends_by: Option<&str>) -> String {
+        let now = utc(now);
+        let mut c = view(None);
+        c.pending = zones.iter().map(|(_, n)| *n as i64).sum();
+        c.contacts_total = c.pending + 2;
+        c.reach = Some(Reach {
+            window: Window::parse("09:00-21:00", "mon-fri").unwrap(),
+            schedule: Schedule {
+                starts_at: None,
+                ends_by: ends_by.map(utc),
+            },
+            zones: zones
+                .iter()
+                .map(|&(zone, contacts)| ZoneLoad { zone, contacts })
+                .collect(),
+        });
+        let limits = Limits {
+            rate_per_second: 2.0,
+            concurrency_cap: 100,
+        };
+        let observed = Some(Observed {
+            done_per_sec: 1.0,
+            mean_active: 60.0,
+        });
+        let pane = CampaignPane {
+            campaign: Some(&c),
+            now,
+            limits,
+            observed,
+            windowed: windowed(&c, observed, limits, now),
+        };
+        let screen = screen(&pane);
+        let line = screen.lines().find(|l| l.contains("finish")).unwrap();
+        line.trim_matches(|c| c == '│' || c == ' ').to_string()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_finish_honours_the_window_and_the_weekend() {
+        // Friday 20:00 UTC: an hour of window left for two hours of calls; the rest on Monday.
+        let line = finish_at("2026-12-04T20:00:00Z", &[(chrono_tz::UTC, 7_200)], None);
+        assert_eq!(
+            line,
+            "finish   Mon 10:01 UTC (in ~2d14h) within calling hours"
+        );
+        // Monday 09:00: the same list fits in the day, and the pace alone says when.
+        let line = finish_at("2026-12-07T09:00:00Z", &[(chrono_tz::UTC, 7_200)], None);
+        assert_eq!(line, "finish   in ~2h01m at this pace (cap 100, 2.0/s)");
+    }
+
+    #[test]
+    fn the_finish_says_what_the_end_by_leaves_uncalled() {
+        // Two hours of calls, an end-by in one: about half are reached.
+        let line = finish_at(
+            "2026-12-07T10:00:00Z",
+            &[(chrono_tz::UTC, 7_200)],
+            Some("2026-12-07T11:00:00Z"),
+        );
+        assert_eq!(
+            line,
+            "finish   3,600 of 7,200 waiting reached before the end-by"
+        );
+        // A zone whose window never opens before the end-by: said apart.
+        let line = finish_at(
+            "2026-12-07T10:00:00Z",
+            &[(chrono_tz::UTC, 600), (chrono_tz::Pacific::Auckland, 400)],
+            Some("2026-12-07T11:00:00Z"),
+        );
+        assert_eq!(
+            line,
+            "finish   600 of 1,000 waiting reached · 400 in zones no window reaches"
+        );
     }
 }

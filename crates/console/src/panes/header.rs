@@ -239,6 +239,7 @@ mod tests {
             reasons: Vec::new(),
             waiting: None,
             rules: None,
+            reach: None,
         }
     }
 

@@ -844,6 +844,8 @@ struct ControlLoop {
     success: HashMap<i64, (i64, Option<f64>)>,
     /// Every campaign's rules in force, on one line, refreshed every few ticks.
     rules: HashMap<i64, String>,
+    /// Every unfinished campaign's windows and waiting contacts by zone, and when read.
+    reach: HashMap<i64, (tokio::time::Instant, Option<snapshot::Reach>)>,
     /// Every campaign's phone-number pool, refreshed every few ticks.
     numbers: Vec<crate::store::numbers::PoolNumber>,
     ticks: u64,
@@ -878,6 +880,7 @@ impl ControlLoop {
             reasons: HashMap::new(),
             numbers: Vec::new(),
             rules: HashMap::new(),
+            reach: HashMap::new(),
             success: HashMap::new(),
             ticks: 0,
             version: 0,
@@ -895,6 +898,29 @@ impl ControlLoop {
 
 /// An attached (or idle) control loop re-reads an unchanged store this often.
 const ATTACHED_REREAD: Duration = Duration::from_secs(5);
+
+/// How often a campaign's waiting contacts are counted by zone for the estimate.
+const REACH_REREAD: Duration = Duration::from_secs(30);
+
+/// The bounds on when a campaign's waiting contacts can be called: `None` when there are
+/// none (always open, no schedule), so the estimate is the pace alone and nothing is read.
+async fn reach_of(
+    store: &crate::store::Store,
+    campaign_id: i64,
+    rules: &crate::store::policy::CampaignRules,
+) -> Result<Option<snapshot::Reach>, StoreError> {
+    let window = rules.window();
+    let schedule = rules.schedule();
+    if window == crate::model::policy::Window::ALWAYS && schedule.ends_by.is_none() {
+        return Ok(None);
+    }
+    let zones = store.waiting_by_zone(campaign_id, rules.zone()).await?;
+    Ok(Some(snapshot::Reach {
+        window,
+        schedule,
+        zones,
+    }))
+}
 
 impl ControlLoop {
     async fn run(&mut self, mut commands: mpsc::Receiver<CommandEnvelope>) {
@@ -1123,8 +1149,18 @@ impl ControlLoop {
             }
             self.numbers = store.all_numbers().await?;
             for c in campaigns.iter().filter(|c| !c.status.is_final()) {
-                self.rules
-                    .insert(c.id, store.campaign_rules(c.id).await?.summary());
+                let rules = store.campaign_rules(c.id).await?;
+                self.rules.insert(c.id, rules.summary());
+                // A count by zone of the waiting contacts: a scan, so not every few ticks.
+                let fresh = self
+                    .reach
+                    .get(&c.id)
+                    .is_some_and(|(at, _)| at.elapsed() < REACH_REREAD);
+                if !fresh {
+                    let reach = reach_of(store, c.id, &rules).await?;
+                    self.reach
+                        .insert(c.id, (tokio::time::Instant::now(), reach));
+                }
             }
         }
         // The success rate is a scan of the ended calls: again every 10 ticks when calls
@@ -1277,9 +1313,11 @@ impl ControlLoop {
                 let success = self.success.get(&c.id).and_then(|(_, rate)| *rate);
                 let waits = waiting.get(&c.id).cloned();
                 let rules = self.rules.get(&c.id).cloned();
+                let reach = self.reach.get(&c.id).and_then(|(_, r)| r.clone());
                 let mut view = campaign_view(c, creating, reasons, per_call);
                 view.waiting = waits;
                 view.rules = rules;
+                view.reach = reach;
                 view.success_rate = success;
                 view
             })
@@ -1425,6 +1463,7 @@ fn campaign_view(
         reasons,
         waiting: None,
         rules: None,
+        reach: None,
         name: c.name,
         status: c.status,
         pause_reason: c.pause_reason,

@@ -91,6 +91,18 @@ pub struct CampaignView {
     pub waiting: Option<String>,
     /// Every compliance rule in force, on one line (None until first read).
     pub rules: Option<String>,
+    /// What bounds when the waiting contacts can be called (None: always open, or not read
+    /// yet), for an estimate that honours the windows.
+    #[serde(skip)]
+    pub reach: Option<Reach>,
+}
+
+/// A campaign's calling window, schedule and waiting contacts by zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reach {
+    pub window: crate::model::policy::Window,
+    pub schedule: crate::model::policy::schedule::Schedule,
+    pub zones: Vec<crate::model::forecast::ZoneLoad>,
 }
 
 impl CampaignView {
