@@ -872,6 +872,7 @@ async fn frame(n: usize) -> Result<()> {
             reasons: store.reason_histogram(c.id).await?,
             waiting: None,
             rules: None,
+            reach: None,
         }],
         ..Snapshot::default()
     };
