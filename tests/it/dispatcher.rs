@@ -921,6 +921,38 @@ async fn metrics_are_served_in_prometheus_format_and_move_during_a_campaign() {
         .map(|s| matches!(s.value, prometheus_parse::Value::Histogram(_)));
     assert_eq!(claims, Some(true), "the claim latency is a histogram");
     assert!(
+        value(
+            &after,
+            "switchboard_attempts_total",
+            &[("class", "created")]
+        )
+        .is_some_and(|n| n >= 4.0),
+        "attempts counted by class"
+    );
+    // Every write transaction is timed: the campaign's writes moved the count.
+    let writes = |scrape: &prometheus_parse::Scrape, name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .and_then(|s| match &s.value {
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.iter().map(|b| b.count).reduce(f64::max)
+                }
+                _ => None,
+            })
+    };
+    for name in [
+        "switchboard_store_write_seconds",
+        "switchboard_store_wait_seconds",
+    ] {
+        let (before, later) = (writes(&during, name), writes(&after, name));
+        assert!(
+            before.is_some_and(|b| later.is_some_and(|a| a > b)),
+            "{name}: {before:?} then {later:?}"
+        );
+    }
+    assert!(
         !after
             .samples
             .iter()

@@ -119,6 +119,9 @@ pub(crate) struct Tx {
     inner: Transaction<'static, Any>,
     backend: Backend,
     clock: Clock,
+    /// When the write was asked for (before the writer's lock was held), for the latency
+    /// histograms.
+    asked: std::time::Instant,
 }
 
 impl Tx {
@@ -132,7 +135,11 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<()> {
-        Ok(self.inner.commit().await?)
+        self.inner.commit().await?;
+        // The engine's Prometheus recorder, when one is installed; a no-op otherwise.
+        metrics::histogram!("switchboard_store_write_seconds")
+            .record(self.asked.elapsed().as_secs_f64());
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<()> {
@@ -293,14 +300,18 @@ impl Store {
     /// IMMEDIATE`), so two writers never deadlock upgrading read locks; on PostgreSQL rows are
     /// locked as they are read for update.
     pub(crate) async fn write(&self) -> Result<Tx> {
+        let asked = std::time::Instant::now();
         let inner = match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer.begin().await?,
         };
+        // SQLite has one writer: the wait for it is what contention costs.
+        metrics::histogram!("switchboard_store_wait_seconds").record(asked.elapsed().as_secs_f64());
         Ok(Tx {
             inner,
             backend: self.backend,
             clock: self.clock.clone(),
+            asked,
         })
     }
 

@@ -34,6 +34,10 @@ pub const SERIES: &[&str] = &[
     "switchboard_contacts",
     "switchboard_campaign_cost_usd",
     "switchboard_claim_seconds",
+    "switchboard_store_wait_seconds",
+    "switchboard_store_write_seconds",
+    "switchboard_attempts_total",
+    "switchboard_request_ceiling_per_second",
 ];
 
 /// Installs the process's recorder once; the handle renders `/metrics`. None when another
@@ -107,11 +111,43 @@ fn describe() {
         metrics::Unit::Seconds,
         "One claim's transaction"
     );
+    describe_histogram!(
+        "switchboard_store_wait_seconds",
+        metrics::Unit::Seconds,
+        "Waiting for the database's writer before a write transaction begins"
+    );
+    describe_histogram!(
+        "switchboard_store_write_seconds",
+        metrics::Unit::Seconds,
+        "One write transaction, from asking for the writer to its commit"
+    );
+    describe_counter!(
+        "switchboard_attempts_total",
+        "Create attempts by class: created, refused (429, 503, no connection), ambiguous \
+         (settled by look-up), rejected (400, 404, 422), auth (401, 403)"
+    );
+    describe_gauge!(
+        "switchboard_request_ceiling_per_second",
+        "The operator's ceiling on requests per second (the budget learns below it)"
+    );
 }
 
 /// A create's outcome.
 pub fn create(outcome: &'static str) {
     metrics::counter!("switchboard_creates_total", "outcome" => outcome).increment(1);
+}
+
+/// One create attempt's class (`created`, or the error's).
+pub fn attempt(class: Option<crate::vapi::ErrorClass>) {
+    use crate::vapi::ErrorClass;
+    let class = match class {
+        None => "created",
+        Some(ErrorClass::Refused) => "refused",
+        Some(ErrorClass::Ambiguous) => "ambiguous",
+        Some(ErrorClass::Rejected) => "rejected",
+        Some(ErrorClass::Auth) => "auth",
+    };
+    metrics::counter!("switchboard_attempts_total", "class" => class).increment(1);
 }
 
 pub fn rate_limited() {
@@ -141,6 +177,7 @@ pub fn snapshot(s: &Snapshot) {
         gauge!("switchboard_vapi_concurrency_limit").set(f64::from(limit));
     }
     gauge!("switchboard_request_budget_per_second").set(s.quota.budget.learnt_per_second);
+    gauge!("switchboard_request_ceiling_per_second").set(s.quota.budget.configured_per_second);
     let open = !matches!(s.breaker.state, BreakerState::Closed);
     gauge!("switchboard_breaker_open").set(if open { 1.0 } else { 0.0 });
     let paused = s.dispatch_paused.is_some();

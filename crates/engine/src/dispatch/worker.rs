@@ -291,6 +291,7 @@ async fn send(
             let message = format!("call {call_id} created at Vapi ({})", response.call.id);
             tracing::info!(target: "switchboard::retry", campaign_id = job.campaign_id, contact_id = job.contact_id, call_id, attempt = number, status = 201, provider_call_id = %response.call.id, "call created");
             super::metrics::create("created");
+            super::metrics::attempt(None);
             let limits = response.subscription_limits.as_ref();
             let end = record(
                 ctx,
@@ -858,6 +859,7 @@ fn log_attempt(ctx: &Ctx, job: &DialJob, attempt: i64, error: &VapiError, next: 
     } else {
         "rejected"
     });
+    super::metrics::attempt(Some(error.class()));
     if error.http_status() == Some(429) {
         super::metrics::rate_limited();
     }
