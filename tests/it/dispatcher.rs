@@ -838,6 +838,77 @@ async fn readyz_fails_without_the_lease_or_with_a_refused_key() {
     refused.shutdown().await;
 }
 
+/// The watchdog is fed from the engine's own loop, not a timer of its own: while that loop
+/// is stuck (here on a database whose every reader connection is taken), the pings stop, so
+/// systemd would restart a hung engine; they resume once it moves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdog_pings_stop_while_the_engine_loop_is_stalled() {
+    // Calls that stay live: the loop is busy (not idle) and reads the store every tick.
+    let sim = sim(|c| {
+        c.talk_min_ms = 60_000;
+        c.talk_max_ms = 60_000;
+    })
+    .await;
+    let Some((store, db)) =
+        test_store("watchdog_pings_stop_while_the_engine_loop_is_stalled").await
+    else {
+        return;
+    };
+    campaign(&store, "watched", 2).await;
+    let socket_path = db.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let received = || {
+        let mut buf = [0u8; 4096];
+        let mut out = Vec::new();
+        while let Ok(n) = socket.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    };
+    let pings = |messages: &[String]| messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    let mut cfg = config(&sim.base_url());
+    cfg.dispatch.tick_ms = 20;
+    let notify = switchboard::dispatch::Notify::Socket {
+        path: socket_path.clone(),
+        // A ping every 100 ms.
+        watchdog: Some(Duration::from_millis(200)),
+    };
+    let vapi = client(&cfg, KEY);
+    let running = switchboard::dispatch::start_notifying(cfg, store.clone(), vapi, &notify)
+        .await
+        .expect("engine starts");
+    wait_for(&running, Duration::from_secs(10), |s| s.active == 2).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let moving = received();
+    assert!(moving[0].contains("READY=1"), "{moving:?}");
+    assert!(pings(&moving) >= 3, "pings while the loop runs: {moving:?}");
+
+    // Every reader connection taken: the loop's next read waits, and so does the loop.
+    let pool = store.reader();
+    let mut held = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        held.push(pool.acquire().await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    received();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let stalled = received();
+    assert_eq!(
+        pings(&stalled),
+        0,
+        "no ping from a stalled loop: {stalled:?}"
+    );
+
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let again = received();
+    assert!(pings(&again) >= 3, "pings once the loop moves: {again:?}");
+    running.shutdown().await;
+    let last = received();
+    assert!(last.iter().any(|m| m.contains("STOPPING=1")), "{last:?}");
+}
+
 /// `/metrics` in Prometheus's text format (read by a parser of that format): the creates,
 /// the calls and a campaign's contacts move while a campaign runs. The recorder is the
 /// process's, shared by the tests that run beside this one: counters are compared as at

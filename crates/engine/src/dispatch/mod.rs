@@ -24,6 +24,7 @@ pub mod quota;
 mod reactions;
 mod read_plan;
 mod service_manager;
+pub use service_manager::Notify;
 pub mod snapshot;
 pub mod streaks;
 mod tracker;
@@ -398,6 +399,16 @@ pub async fn start(
     store: Store,
     vapi: VapiClient,
 ) -> Result<EngineHandle, EngineError> {
+    start_notifying(config, store, vapi, &Notify::FromEnv).await
+}
+
+/// [`start`], telling `notify` (rather than systemd) that the engine is ready and alive.
+pub async fn start_notifying(
+    config: Config,
+    store: Store,
+    vapi: VapiClient,
+    notify: &Notify,
+) -> Result<EngineHandle, EngineError> {
     let webhook_secret = webhook_secret(&config)?;
     let predial =
         predial::PredialHook::from_config(&config.predial).map_err(EngineError::Predial)?;
@@ -423,6 +434,7 @@ pub async fn start(
             predial,
             webhook,
             health,
+            notify: notify.clone(),
         },
     )
     .await;
@@ -441,6 +453,7 @@ struct Prepared {
     predial: Option<predial::PredialHook>,
     webhook: Option<(tokio::net::TcpListener, crate::config::Secret)>,
     health: Option<tokio::net::TcpListener>,
+    notify: Notify,
 }
 
 async fn start_holding_lease(
@@ -455,6 +468,7 @@ async fn start_holding_lease(
         predial,
         webhook,
         health,
+        notify,
     } = prepared;
     for fixed in store.recompute_counters().await? {
         tracing::warn!(
@@ -508,7 +522,7 @@ async fn start_holding_lease(
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot::default());
     let mut control_loop = ControlLoop::new(ctx.clone(), snapshot_tx, None);
     let handle_ctx = ctx.clone();
-    let mut service = service_manager::ServiceManager::from_env();
+    let mut service = service_manager::ServiceManager::new(&notify);
     control_loop.refresh().await;
     control_loop.publish(false);
     share_request_budget(&ctx).await;
