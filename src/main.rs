@@ -332,6 +332,9 @@ async fn run_headless(
 }
 
 /// `migrate-db`: opens both stores (creating and migrating the target) and copies.
+/// Tables this long show their progress while `migrate-db` copies them.
+const PROGRESS_FROM: u64 = 10_000;
+
 async fn migrate_db(from: &str, to: &str) -> color_eyre::Result<ExitCode> {
     let (from, to) = (Location::parse(from), Location::parse(to));
     if from == to {
@@ -351,11 +354,27 @@ async fn migrate_db(from: &str, to: &str) -> color_eyre::Result<ExitCode> {
     };
     let source = open(from.clone()).await?;
     let target = open(to.clone()).await?;
+    // A big table's progress on one line of stderr, rewritten after every page.
+    let shown = std::cell::Cell::new(false);
+    let progress = |table: &str, rows: u64| {
+        if rows >= PROGRESS_FROM {
+            eprint!("\rcopying {table}: {rows} rows…");
+            shown.set(true);
+        }
+    };
+    let end_progress = || {
+        if shown.replace(false) {
+            eprintln!();
+        }
+    };
     // One transaction on the target: stopped by Ctrl-C or SIGTERM, it is rolled back.
     let report = tokio::select! {
-        copied = source.copy_into(&target) => copied
-            .map_err(|e| UserError(format!("cannot copy into {}: {e}", to.display())))?,
+        copied = source.copy_into(&target, progress) => {
+            end_progress();
+            copied.map_err(|e| UserError(format!("cannot copy into {}: {e}", to.display())))?
+        }
         signal = switchboard::shutdown::requested() => {
+            end_progress();
             return Err(UserError(format!(
                 "{signal}: migrate-db stopped; nothing was copied into {}",
                 to.display()

@@ -1092,6 +1092,72 @@ fn ctrl_c_during_an_export_leaves_no_partial_file() {
     assert!(!out.exists() && !partial.exists(), "no file left behind");
 }
 
+/// Ctrl-C during `migrate-db`: the copy stops, its one transaction on the target is rolled
+/// back, it says so on one line with an exit status of its own, and the target holds nothing.
+#[test]
+fn ctrl_c_during_migrate_db_copies_nothing() {
+    use std::io::Read as _;
+    let env = Env::new("");
+    env.create_any_hour("big");
+    let csv = env.write("big.csv", &switchboard::demo::generated_contacts(300_000));
+    let (ok, _, err) = env.run(&["contacts", "import", "big", &csv]);
+    assert!(ok, "{err}");
+    let mut child = std::process::Command::new(common::process::BIN)
+        .current_dir(env.dir.path())
+        .args(["migrate-db", "--from", "sb.db", "--to", "copy.db"])
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The contacts' progress: rows are being copied by then.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("copying contacts") {
+        match stderr.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => panic!("migrate-db ended before its progress: {seen:?}"),
+        }
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(status.signal(), None, "not killed by the signal: {rest}");
+    assert_eq!(status.code(), Some(1), "{rest}");
+    // After the progress line it ended: one error line.
+    let errors: Vec<&str> = rest.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "{rest}");
+    let line = errors[0];
+    assert!(
+        line.contains("SIGINT") && line.contains("nothing was copied into copy.db"),
+        "{line}"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (campaigns, contacts) = runtime.block_on(async {
+        let copy = switchboard::store::Store::open(&env.dir.path().join("copy.db"))
+            .await
+            .unwrap();
+        let contacts: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts")
+            .fetch_one(copy.reader())
+            .await
+            .unwrap();
+        (copy.campaigns().await.unwrap().len(), contacts)
+    });
+    assert_eq!((campaigns, contacts), (0, 0), "the copy was rolled back");
+    // And the copy can be made again from the start.
+    let (ok, out, err) = env.run(&["migrate-db", "--from", "sb.db", "--to", "copy.db"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("contacts: 300000 rows"), "{out}");
+}
+
 /// Under systemd (`NOTIFY_SOCKET`, `WATCHDOG_USEC`): READY=1 once dispatch can start, STATUS=
 /// lines, WATCHDOG=1 pings from the engine's loop, STOPPING=1 at the end, in that order.
 #[tokio::test(flavor = "multi_thread")]

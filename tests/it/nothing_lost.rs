@@ -394,3 +394,84 @@ async fn a_store_locked_for_seconds_strands_nothing() {
     );
     assert_invariants(&store).await;
 }
+
+/// `migrate-db`'s copy pages every table by its primary key: a table of several pages whose
+/// key is shared by many rows (a transcript's lines) arrives whole, neither a row skipped nor
+/// repeated, and each table's progress is told as it goes.
+#[tokio::test]
+async fn a_copy_of_several_pages_moves_every_row_once() {
+    use switchboard::model::live::{Speaker, TranscriptLine};
+    let dir = tempfile::tempdir().unwrap();
+    let source = switchboard::store::Store::open(&dir.path().join("from.db"))
+        .await
+        .unwrap();
+    let id = common::campaign(&source, "history", 2_500).await;
+    let instance = source.instance_id().await.unwrap();
+    let mut calls = Vec::new();
+    for n in 0..4 {
+        let (job, attempt) = source
+            .claim_call(id, &instance, "e1")
+            .await
+            .unwrap()
+            .expect("a contact to claim");
+        let provider = format!("prov-{n}");
+        source
+            .record_created(
+                job.call_id,
+                attempt,
+                switchboard::model::AttemptOutcome::Created,
+                &provider,
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        let lines: Vec<TranscriptLine> = (0..400)
+            .map(|i| TranscriptLine::new(Speaker::Customer, f64::from(i), &format!("{n}.{i}")))
+            .collect();
+        source.set_transcript(&provider, &lines).await.unwrap();
+        calls.push(job.call_id);
+    }
+    let target = switchboard::store::Store::open(&dir.path().join("to.db"))
+        .await
+        .unwrap();
+    let told = std::sync::Mutex::new(Vec::new());
+    let report = source
+        .copy_into(&target, |table, rows| {
+            told.lock().unwrap().push((table.to_string(), rows))
+        })
+        .await
+        .unwrap();
+    let rows = |table: &str| {
+        report
+            .rows
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, n)| *n)
+    };
+    assert_eq!(rows("contacts"), Some(2_500));
+    assert_eq!(rows("call_transcripts"), Some(1_600));
+    let told = told.into_inner().unwrap();
+    let pages: Vec<u64> = told
+        .iter()
+        .filter(|(t, _)| t == "contacts")
+        .map(|(_, n)| *n)
+        .collect();
+    assert_eq!(pages, [1_000, 2_000, 2_500], "{told:?}");
+    for call in calls {
+        assert_eq!(
+            target.transcript(call).await.unwrap(),
+            source.transcript(call).await.unwrap()
+        );
+    }
+    let waiting = |store: &switchboard::store::Store| {
+        let store = store.clone();
+        async move {
+            store
+                .count_contacts(id, ContactStatus::Pending)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(waiting(&target).await, waiting(&source).await);
+    assert!(target.verify_counters().await.unwrap().is_empty());
+}

@@ -255,6 +255,74 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
 /// Rows read and written per statement.
 const PAGE: i64 = 1_000;
 
+/// Each table's primary key: pages follow it (keyset paging), so that they neither skip nor
+/// repeat rows and a million rows cost a million, not a scan per page.
+fn primary_key(table: &str) -> &'static [&'static str] {
+    match table {
+        "campaign_reasons" => &["campaign_id", "ended_reason"],
+        "campaign_zones" => &["campaign_id", "timezone"],
+        "campaign_numbers" => &["campaign_id", "phone_number_id"],
+        "campaign_arms" => &["campaign_id", "position"],
+        "call_transcripts" => &["call_id", "line"],
+        "call_analysis" => &["call_id"],
+        "dnc" => &["phone"],
+        _ => &["id"],
+    }
+}
+
+/// One key column's value in the last row of a page.
+enum KeyValue {
+    Int(i64),
+    Text(String),
+}
+
+/// The page of `table` after the key `after` (the first page when `None`).
+async fn page(
+    source: &Store,
+    table: &str,
+    names: &[&str],
+    keys: &[&str],
+    after: Option<&[KeyValue]>,
+) -> Result<Vec<sqlx::any::AnyRow>> {
+    let keys_sql = keys.join(", ");
+    let mut select = format!("SELECT {} FROM {table}", names.join(", "));
+    if after.is_some() {
+        // A row value comparison: the order of the key columns, in one condition.
+        let marks = vec!["?"; keys.len()].join(", ");
+        select.push_str(&format!(" WHERE ({keys_sql}) > ({marks})"));
+    }
+    select.push_str(&format!(" ORDER BY {keys_sql} LIMIT ?"));
+    let mut query = sqlx::query(super::q_for(source.backend(), select));
+    for value in after.unwrap_or_default() {
+        query = match value {
+            KeyValue::Int(v) => query.bind(*v),
+            KeyValue::Text(v) => query.bind(v.clone()),
+        };
+    }
+    Ok(query.bind(PAGE).fetch_all(source.reader()).await?)
+}
+
+/// The key of `row`, read by each key column's kind.
+fn key_of(
+    row: &sqlx::any::AnyRow,
+    columns: &[(&str, Kind)],
+    keys: &[&str],
+) -> Result<Vec<KeyValue>> {
+    keys.iter()
+        .map(|key| {
+            let Some(i) = columns.iter().position(|(n, _)| n == key) else {
+                return Err(StoreError::Conflict(format!(
+                    "{key} is not a copied column"
+                )));
+            };
+            Ok(match columns[i].1 {
+                Int => KeyValue::Int(row.try_get(i)?),
+                Real | Text => KeyValue::Text(row.try_get(i)?),
+            })
+        })
+        .collect()
+}
+
 /// What a copy moved: rows per table.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CopyReport {
@@ -262,8 +330,13 @@ pub struct CopyReport {
 }
 
 impl Store {
-    /// Copies this store's history into `target` (see the module's doc).
-    pub async fn copy_into(&self, target: &Store) -> Result<CopyReport> {
+    /// Copies this store's history into `target` (see the module's doc), telling `progress`
+    /// each table's rows copied so far after every page.
+    pub async fn copy_into(
+        &self,
+        target: &Store,
+        progress: impl Fn(&str, u64),
+    ) -> Result<CopyReport> {
         let existing: i64 = sqlx::query_scalar(q("SELECT count(*) FROM campaigns"))
             .fetch_one(target.reader())
             .await?;
@@ -299,29 +372,16 @@ impl Store {
         for (table, columns) in TABLES {
             let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
             let key = names[0];
-            let select = format!(
-                "SELECT {} FROM {table} ORDER BY {} LIMIT ? OFFSET ?",
-                names.join(", "),
-                // A total order, so that pages neither skip nor repeat rows.
-                match *table {
-                    "campaign_reasons" => "campaign_id, ended_reason",
-                    "campaign_zones" => "campaign_id, timezone",
-                    "campaign_numbers" => "campaign_id, phone_number_id",
-                    _ => key,
-                }
-            );
+            let keys = primary_key(table);
             let row_sql = format!("({})", vec!["?"; names.len()].join(", "));
-            let mut offset = 0i64;
+            let mut after: Option<Vec<KeyValue>> = None;
             let mut copied = 0u64;
             loop {
-                let rows = sqlx::query(q(&select))
-                    .bind(PAGE)
-                    .bind(offset)
-                    .fetch_all(self.reader())
-                    .await?;
-                if rows.is_empty() {
+                let rows = page(self, table, &names, keys, after.as_deref()).await?;
+                let Some(last) = rows.last() else {
                     break;
-                }
+                };
+                after = Some(key_of(last, columns, keys)?);
                 let insert = format!(
                     "INSERT INTO {table} ({}) VALUES {}",
                     names.join(", "),
@@ -339,7 +399,7 @@ impl Store {
                 }
                 query.execute(&mut *tx).await?;
                 copied += rows.len() as u64;
-                offset += PAGE;
+                progress(table, copied);
             }
             // Identity columns continue after the copied ids.
             if target.backend() == Backend::Postgres && key == "id" {
