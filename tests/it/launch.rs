@@ -279,7 +279,8 @@ async fn check_finds_an_unknown_assistant_a_missing_variable_and_unreachable_zon
         "name,phone,firstName,timezone\n\
          Ada,+442079460002,Ada,Europe/London\n\
          Cy,+18085550101,Cy,Pacific/Honolulu\n\
-         Di,+81355550101,Di,Asia/Tokyo\n",
+         Di,+81355550101,Di,Asia/Tokyo\n\
+         Ed,+44 7700 900123,Ed,Europe/London\n",
     )
     .unwrap();
     run(&[
@@ -298,6 +299,20 @@ async fn check_finds_an_unknown_assistant_a_missing_variable_and_unreachable_zon
     run(&["contacts", "import", "d", "fixed.csv"]);
     let report = json(&["check", "d", "--json"]);
     assert_eq!(topics(&report, "blocker"), vec!["phone_number"], "{report}");
+    // Ed's number is possible but outside the UK plan's known ranges: a warning naming him.
+    let unverified: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["topic"] == "contact_number")
+        .collect();
+    assert_eq!(unverified.len(), 1, "{report}");
+    assert_eq!(unverified[0]["severity"], "warning");
+    assert_eq!(unverified[0]["contacts"], 1);
+    assert_eq!(
+        unverified[0]["example"], "contact #8 (+447700900123)",
+        "{report}"
+    );
     run(&["campaign", "edit", "d", "--phone-number-id", "pn-1"]);
     let (code, out, _) = run(&["check", "d"]);
     assert_eq!(code, Some(0), "{out}");

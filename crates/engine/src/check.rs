@@ -43,6 +43,8 @@ pub enum Topic {
     PhoneNumber,
     Contacts,
     Variable,
+    /// A contact's number (not one of the campaign's phone numbers).
+    ContactNumber,
     Zone,
     Window,
     DoNotCall,
@@ -362,6 +364,19 @@ async fn contacts(
             zoneless.count, rules.timezone
         );
         findings.push(Finding::new(Severity::Warning, Topic::Zone, message).about(&zoneless));
+    }
+    let unverified = store
+        .waiting_lacking(campaign_id, Lacking::VerifiedNumber)
+        .await?;
+    if unverified.count > 0 {
+        let message = format!(
+            "{} waiting contact(s) have numbers outside their country's known ranges \
+             (imported unverified): Vapi may refuse or misroute them",
+            unverified.count
+        );
+        findings.push(
+            Finding::new(Severity::Warning, Topic::ContactNumber, message).about(&unverified),
+        );
     }
     let mut warn = |count: Count, topic: Topic, what: String| {
         if count.count > 0 {

@@ -602,6 +602,7 @@ impl<'a> RowParser<'a> {
                 timezone,
                 consent_source: non_empty(record, self.consent_source).map(str::to_string),
                 consent_at: non_empty(record, self.consent_at).map(str::to_string),
+                unverified: number.verified == Some(false),
             },
             number.verified,
         ))

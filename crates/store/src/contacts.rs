@@ -15,6 +15,8 @@ pub struct NewContact {
     pub timezone: Option<String>,
     pub consent_source: Option<String>,
     pub consent_at: Option<String>,
+    /// Possible, but outside the known ranges of its country's numbering plan.
+    pub unverified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
@@ -35,7 +37,7 @@ const ROWS_PER_STATEMENT: usize = 10_000;
 
 /// The columns of a contact that come from the CSV, in INSERT order, with how each is read.
 type Field = fn(&NewContact) -> Option<&str>;
-const CONTACT_FIELDS: [(&str, Field); 7] = [
+const CONTACT_FIELDS: [(&str, Field); 8] = [
     ("name", |c| c.name.as_deref()),
     ("phone", |c| Some(c.phone.as_str())),
     ("extension", |c| c.extension.as_deref()),
@@ -43,7 +45,11 @@ const CONTACT_FIELDS: [(&str, Field); 7] = [
     ("timezone", |c| c.timezone.as_deref()),
     ("consent_source", |c| c.consent_source.as_deref()),
     ("consent_at", |c| c.consent_at.as_deref()),
+    ("number_check", |c| c.unverified.then_some(UNVERIFIED)),
 ];
+
+/// `contacts.number_check` of an unverified number.
+pub(crate) const UNVERIFIED: &str = "unverified";
 
 /// One INSERT of up to [`ROWS_PER_STATEMENT`] contacts. The rows travel as one JSON array
 /// bound to one parameter and unpacked by the database (`jsonb_each` on SQLite,

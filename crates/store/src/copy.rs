@@ -102,6 +102,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("eligible_reason", Text),
             ("lane", Text),
             ("arm", Int),
+            ("number_check", Text),
         ],
     ),
     (

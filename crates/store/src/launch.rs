@@ -29,6 +29,8 @@ pub enum Lacking<'a> {
     Zone,
     /// Consent (`consent_source` and `consent_at`).
     Consent,
+    /// A number inside its country's known ranges (it was imported unverified).
+    VerifiedNumber,
 }
 
 impl Store {
@@ -81,6 +83,10 @@ impl Store {
             }
             Lacking::Consent => {
                 sql.push("(k.consent_source IS NULL OR k.consent_at IS NULL)");
+            }
+            Lacking::VerifiedNumber => {
+                sql.push("k.number_check = ")
+                    .bind(super::contacts::UNVERIFIED);
             }
         }
         self.count_of(&sql).await
