@@ -158,11 +158,21 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         Some(Commands::Calls {
             campaign,
             status,
+            filter,
+            count,
             limit,
             json,
         }) => {
             let store = store_for(&config).await?;
-            commands::calls(&store, campaign, status, limit, json).await?;
+            let list = commands::CallList {
+                campaign,
+                status,
+                filter,
+                count,
+                limit,
+                json,
+            };
+            commands::calls(&store, list).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Retry { call_id, campaign }) => {

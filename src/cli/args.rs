@@ -119,6 +119,13 @@ pub enum Commands {
         /// QUEUED, RINGING, IN_PROGRESS, FORWARDING, ENDED, FAILED, SCHEDULED.
         #[arg(long)]
         status: Option<String>,
+        /// A filter: `status = FAILED and attempts >= 2`, `reason ~ busy or zone =
+        /// America/Chicago` (fields and operators: README, "Filters").
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
+        /// Print only how many calls match (exactly).
+        #[arg(long)]
+        count: bool,
         #[arg(long, default_value_t = 100)]
         limit: i64,
         /// One JSON object per line instead of a table.

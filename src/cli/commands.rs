@@ -1050,13 +1050,32 @@ fn json_line(
     Ok(value)
 }
 
-pub async fn calls(
-    store: &Store,
-    campaign: Option<String>,
-    status: Option<String>,
-    limit: i64,
-    json: bool,
-) -> Result<()> {
+/// What `calls` lists.
+pub struct CallList {
+    pub campaign: Option<String>,
+    pub status: Option<String>,
+    pub filter: Option<String>,
+    pub count: bool,
+    pub limit: i64,
+    pub json: bool,
+}
+
+/// A `--where` expression parsed, or one line saying where it is wrong.
+pub fn where_filter(text: &str) -> Result<crate::model::filter::Filter> {
+    Ok(crate::model::filter::parse(text)
+        .map_err(|e| UserError(format!("--where {:?}: {e}", bounded(text, MAX_PRINTED))))?)
+}
+
+pub async fn calls(store: &Store, list: CallList) -> Result<()> {
+    let CallList {
+        campaign,
+        status,
+        filter,
+        count,
+        limit,
+        json,
+    } = list;
+    let filter = filter.as_deref().map(where_filter).transpose()?;
     let campaign_id = match campaign {
         Some(name) => Some(store.campaign_by_name(&name).await.map_err(user)?.id),
         None => None,
@@ -1073,11 +1092,16 @@ pub async fn calls(
         tab: CallTab::All,
         status,
         text: None,
+        filter,
         sort: CallSort::Newest,
         offset: 0,
         limit: limit.max(1),
         anchor: None,
     };
+    if count {
+        println!("{}", store.call_count(&query).await.map_err(user)?);
+        return Ok(());
+    }
     let rows = store.call_page(&query).await.map_err(user)?;
     let names: HashMap<i64, String> = store
         .campaigns()

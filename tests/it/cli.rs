@@ -1267,3 +1267,21 @@ async fn status_says_whether_an_engine_is_ready() {
     );
     sim.shutdown().await;
 }
+
+/// `calls --where`: a bad expression is one line naming the column and changes nothing; a
+/// good one filters, and `--count` prints the exact number of matches.
+#[test]
+fn calls_where_filters_and_a_bad_expression_says_where() {
+    let env = Env::new("");
+    env.started_campaign(3);
+    let (ok, out, err) = env.run(&["calls", "--where", "status = FIALED"]);
+    assert!(!ok, "{out}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("column 10: unknown call status"), "{err}");
+    let (ok, out, err) = env.run(&["calls", "--count", "--where", "attempts >= 1"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "0", "no call made yet");
+    let (ok, out, err) = env.run(&["calls", "--count", "--where", "not attempts >= 1"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "0");
+}

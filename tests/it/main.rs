@@ -11,6 +11,7 @@ mod crash;
 mod dispatcher;
 mod engines_pg;
 mod export;
+mod filter;
 mod follow_up;
 mod import;
 mod launch;

@@ -12,6 +12,7 @@ use super::keys::{KeyAction, KeyRegistry};
 use super::layout;
 use crate::dispatch::command::{Command, CommandReply};
 use crate::dispatch::snapshot::{CampaignView, Snapshot};
+use crate::model::filter::{self, Filter};
 use crate::model::live::TranscriptLine;
 use crate::model::{CallStatus, CampaignStatus};
 use crate::store::attempts::Attempt;
@@ -26,6 +27,8 @@ pub const RATE_MIN: f64 = 0.1;
 const MAX_ANCHOR_DISTANCE: i64 = 500;
 /// Windows starting this deep are read by key around a held row (keyset paging).
 const KEYSET_FROM: i64 = 1_000;
+/// The longest filter the prompt takes (an expression of several comparisons fits).
+const MAX_FILTER_CHARS: usize = 240;
 
 /// What the event loop should do for the app.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,9 +173,13 @@ pub struct App {
     pub(crate) campaign_id: Option<i64>,
     pub(crate) tab: CallTab,
     pub(crate) sort: CallSort,
+    /// What `/` applied, as typed: text to search for, or an expression (then parsed in
+    /// `expression`).
     pub(crate) filter: Option<String>,
-    /// The filter being typed after `/`.
+    pub(crate) expression: Option<Filter>,
+    /// The filter being typed after `/`, and why Enter refused it (shown in the prompt).
     pub(crate) input: Option<String>,
+    pub(crate) input_error: Option<String>,
     /// The rows held: a window of the list starting at `page_offset`.
     pub(crate) page: Vec<CallListRow>,
     pub(crate) page_offset: i64,
@@ -217,6 +224,8 @@ impl App {
             tab: CallTab::default(),
             sort: CallSort::default(),
             filter: None,
+            expression: None,
+            input_error: None,
             input: None,
             page: Vec::new(),
             page_offset: 0,
@@ -289,6 +298,14 @@ impl App {
         self.page.get(index)
     }
 
+    /// The text searched for: what `/` applied when it is not an expression.
+    pub fn search(&self) -> Option<&str> {
+        match self.expression {
+            Some(_) => None,
+            None => self.filter.as_deref(),
+        }
+    }
+
     /// How many table rows the calls pane shows at the current terminal size.
     pub fn visible_rows(&self) -> i64 {
         let (width, height) = self.size;
@@ -309,7 +326,8 @@ impl App {
             campaign_id: self.campaign_id,
             tab: self.tab,
             status: None,
-            text: self.filter.clone(),
+            text: self.search().map(str::to_owned),
+            filter: self.expression.clone(),
             sort: self.sort,
             offset,
             limit,
@@ -475,6 +493,7 @@ impl App {
             KeyAction::Close => {
                 if self.filter.is_some() {
                     self.filter = None;
+                    self.expression = None;
                     self.set_status("filter cleared", StatusKind::Info);
                     return self.reset_list();
                 }
@@ -703,15 +722,30 @@ impl App {
 
     fn filter_key(&mut self, key: KeyEvent) -> Option<Action> {
         let input = self.input.as_mut()?;
+        self.input_error = None;
         match key.code {
             KeyCode::Enter => {
                 let text = input.trim().to_string();
+                let expression = if filter::is_expression(&text) {
+                    match filter::parse(&text) {
+                        Ok(parsed) => Some(parsed),
+                        Err(e) => {
+                            // The prompt stays open on what was typed and says where.
+                            self.input_error = Some(e.to_string());
+                            return None;
+                        }
+                    }
+                } else {
+                    None
+                };
                 self.input = None;
+                self.expression = expression;
                 self.filter = (!text.is_empty()).then_some(text);
                 self.reset_list()
             }
             KeyCode::Esc => {
                 self.input = None;
+                self.expression = None;
                 if self.filter.take().is_some() {
                     self.set_status("filter cleared", StatusKind::Info);
                     return self.reset_list();
@@ -723,7 +757,7 @@ impl App {
                 None
             }
             KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                if input.chars().count() < 64 {
+                if input.chars().count() < MAX_FILTER_CHARS {
                     input.push(c);
                 }
                 None

@@ -125,7 +125,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec(A::Top, "top", &["g", "home"], None, "go to the first row", false),
     spec(A::Bottom, "bottom", &["G", "end"], None, "go to the last row", false),
     spec(A::Sort, "sort", &["s"], Some("sort"), "cycle the sort order: newest, oldest, status, attempts", false),
-    spec(A::Filter, "filter", &["/"], Some("filter"), "filter calls by phone, name, provider id or reason", false),
+    spec(A::Filter, "filter", &["/"], Some("filter"), "filter calls: text to search for, or an expression (? lists its fields)", false),
     spec(A::Details, "details", &["enter"], Some("details"), "show the attempt history of the selected call", false),
     spec(A::LogSource, "log_source", &["l"], None, "log pane: engine events / tracing log", false),
     spec(A::Freeze, "freeze", &["f"], Some("freeze"), "freeze the display (dispatch goes on)", false),

@@ -701,6 +701,57 @@ fn filter_is_typed_then_applied() {
     assert_eq!(query.text, None);
 }
 
+/// A comparison makes what `/` typed an expression: parsed before anything is read, refused
+/// in the prompt with the column of its fault, applied as the query's filter (not a search).
+#[test]
+fn an_expression_filter_is_parsed_refused_where_wrong_and_applied() {
+    let mut app = app_with(ConsoleOptions::default(), 100, 24, snapshot());
+    app.handle_key(ch('/'));
+    for c in "status = FIALED".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None, "nothing read");
+    assert_eq!(
+        app.input.as_deref(),
+        Some("status = FIALED"),
+        "the prompt stays"
+    );
+    let shown = screen(&app, 100, 24);
+    assert!(
+        shown.contains("column 10: unknown call status"),
+        "the prompt says where: {shown}"
+    );
+    // Fixing it clears the complaint and applies the expression.
+    for _ in 0..6 {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    assert_eq!(app.input_error, None, "typing clears the complaint");
+    for c in "FAILED and attempts >= 2".chars() {
+        app.handle_key(ch(c));
+    }
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter applies the expression");
+    };
+    assert_eq!(
+        query.text, None,
+        "an expression is not searched for as text"
+    );
+    assert_eq!(
+        query.filter,
+        Some(crate::model::filter::parse("status = FAILED and attempts >= 2").expect("parses"))
+    );
+    let shown = screen(&app, 100, 24);
+    assert!(
+        shown.contains("filter \"status = FAILED and attempts >= 2\""),
+        "{shown}"
+    );
+    // Esc clears it.
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Esc)) else {
+        panic!("Esc clears the filter");
+    };
+    assert_eq!((query.text, query.filter), (None, None));
+}
+
 #[test]
 fn moving_inside_the_window_reads_nothing_and_scrolling_reads_one_window() {
     let mut app = app_with(ConsoleOptions::default(), 80, 24, snapshot());

@@ -8,6 +8,7 @@ pub mod arms;
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod filter;
 pub mod forecast;
 pub mod location;
 pub mod policy;

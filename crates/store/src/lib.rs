@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod control;
 pub mod copy;
 pub mod events;
+pub mod filter;
 pub mod follow_up;
 pub mod launch;
 pub mod lease;

@@ -13,7 +13,14 @@ use super::Backend;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Arg {
     Int(i64),
+    Real(f64),
     Text(String),
+}
+
+impl From<f64> for Arg {
+    fn from(v: f64) -> Arg {
+        Arg::Real(v)
+    }
 }
 
 impl From<i64> for Arg {
@@ -138,6 +145,24 @@ impl Sql {
         }
     }
 
+    /// Seconds from the stored time `start` to the stored time `end` (NULL when either is).
+    pub fn seconds_between(&mut self, start: &str, end: &str) -> &mut Sql {
+        match self.backend {
+            Backend::Sqlite => self
+                .push("((julianday(")
+                .push(end)
+                .push(") - julianday(")
+                .push(start)
+                .push(")) * 86400.0)"),
+            Backend::Postgres => self
+                .push("EXTRACT(EPOCH FROM (CAST(")
+                .push(end)
+                .push(" AS timestamptz) - CAST(")
+                .push(start)
+                .push(" AS timestamptz)))"),
+        }
+    }
+
     /// Locks the rows of `alias` that no other transaction holds and skips the rest, so
     /// engines claiming at once each take a different row (PostgreSQL; SQLite has one writer).
     pub fn for_update_skip_locked(&mut self, alias: &str) -> &mut Sql {
@@ -193,6 +218,7 @@ impl Sql {
         for arg in &self.args {
             query = match arg {
                 Arg::Int(v) => query.bind(*v),
+                Arg::Real(v) => query.bind(*v),
                 Arg::Text(v) => query.bind(v.clone()),
             };
         }
@@ -207,6 +233,7 @@ impl Sql {
         for arg in &self.args {
             query = match arg {
                 Arg::Int(v) => query.bind(*v),
+                Arg::Real(v) => query.bind(*v),
                 Arg::Text(v) => query.bind(v.clone()),
             };
         }

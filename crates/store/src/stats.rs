@@ -79,6 +79,10 @@ pub struct CallQuery {
     pub status: Option<CallStatus>,
     /// Case-insensitive substring of phone, contact name, provider id or ended reason.
     pub text: Option<String>,
+    /// A filter expression (`status = FAILED and attempts >= 2`), resolved against the store
+    /// at each read ([`Store::resolve_filter`]); the call tabs only (the Pending tab lists
+    /// contacts).
+    pub filter: Option<switchboard_model::filter::Filter>,
     pub sort: CallSort,
     /// The window: `limit` rows from the list's `offset`-th.
     pub offset: i64,
@@ -220,8 +224,13 @@ struct PendingRow {
 }
 
 impl CallQuery {
-    /// The list's filter over `calls c` (with `contacts k` joined when it has text).
-    fn push_filter(&self, sql: &mut Sql) {
+    /// Whether the filter reads the contact (`contacts k` joined).
+    fn needs_contact(&self) -> bool {
+        self.text.is_some() || self.filter.is_some()
+    }
+
+    /// The list's filter over `calls c` (with `contacts k` joined when it needs it).
+    fn push_filter(&self, sql: &mut Sql, resolved: Option<&super::filter::ResolvedFilter>) {
         sql.push("1 = 1");
         if let Some(id) = self.campaign_id {
             sql.push(" AND c.campaign_id = ").bind(id);
@@ -245,6 +254,9 @@ impl CallQuery {
             sql.contains("k.name", text).push(" OR ");
             sql.contains("c.provider_call_id", text).push(" OR ");
             sql.contains("c.ended_reason", text).push(")");
+        }
+        if let Some(filter) = resolved {
+            super::filter::push_and(sql, filter);
         }
     }
 
@@ -371,6 +383,17 @@ impl Store {
             .await?)
     }
 
+    /// The query's filter with what it needs from the store, if it has one.
+    async fn resolve_query_filter(
+        &self,
+        query: &CallQuery,
+    ) -> Result<Option<super::filter::ResolvedFilter>> {
+        match &query.filter {
+            Some(filter) => Ok(Some(self.resolve_filter(filter).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// One page of a call list, only the rows asked for (the console's visible window).
     pub async fn call_page(&self, query: &CallQuery) -> Result<Vec<CallListRow>> {
         self.call_page_near(query, None).await
@@ -407,12 +430,14 @@ impl Store {
             (CallSort::Attempts, false) => "c.attempt_count DESC, c.id DESC",
             (CallSort::Attempts, true) => "c.attempt_count ASC, c.id ASC",
         };
+        let resolved = self.resolve_query_filter(query).await?;
+        let resolved = resolved.as_ref();
         let mut sql = Sql::new(self.backend());
-        if query.text.is_some() {
+        if query.needs_contact() {
             // The filter needs the contact, so rows are joined before they are skipped.
             sql.push("SELECT ").push(CALL_COLUMNS);
             sql.push(" FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE ");
-            query.push_filter(&mut sql);
+            query.push_filter(&mut sql, resolved);
             sql.push(" ORDER BY ")
                 .push(order)
                 .push(" LIMIT ")
@@ -422,7 +447,7 @@ impl Store {
             // Skip over calls alone (an index walk), then join only the window's rows.
             sql.push("SELECT ").push(CALL_COLUMNS);
             sql.push(" FROM (SELECT * FROM calls c WHERE ");
-            query.push_filter(&mut sql);
+            query.push_filter(&mut sql, resolved);
             sql.push(" ORDER BY ")
                 .push(order)
                 .push(" LIMIT ")
@@ -484,10 +509,11 @@ impl Store {
         if take <= 0 {
             return Ok(Vec::new());
         }
+        let resolved = self.resolve_query_filter(query).await?;
         let mut sql = Sql::new(self.backend());
         sql.push("SELECT ").push(CALL_COLUMNS);
         sql.push(" FROM calls c JOIN contacts k ON k.id = c.contact_id WHERE ");
-        query.push_filter(&mut sql);
+        query.push_filter(&mut sql, resolved.as_ref());
         sql.push(" AND ");
         let order = push_keyset(&mut sql, query.sort, anchor, forward, inclusive);
         sql.push(" ORDER BY ")
@@ -563,6 +589,7 @@ impl Store {
 
     /// How many calls a list has in all (for the tab counts and the scroll bar).
     pub async fn call_count(&self, query: &CallQuery) -> Result<i64> {
+        let resolved = self.resolve_query_filter(query).await?;
         let mut sql = Sql::new(self.backend());
         if query.tab == CallTab::Pending {
             sql.push("SELECT count(*) FROM contacts k WHERE ");
@@ -570,11 +597,11 @@ impl Store {
         } else {
             sql.push("SELECT count(*) FROM calls c");
             // The contact is only needed to filter on its name or phone.
-            if query.text.is_some() {
+            if query.needs_contact() {
                 sql.push(" JOIN contacts k ON k.id = c.contact_id");
             }
             sql.push(" WHERE ");
-            query.push_filter(&mut sql);
+            query.push_filter(&mut sql, resolved.as_ref());
         }
         Ok(sql.query_scalar().fetch_one(self.reader()).await?)
     }

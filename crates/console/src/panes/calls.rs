@@ -36,6 +36,8 @@ pub struct CallsPane<'a> {
     pub counts: [Option<i64>; TABS.len()],
     pub sort: CallSort,
     pub filter: Option<&'a str>,
+    /// The text searched for (marked in the rows); none for an expression.
+    pub search: Option<&'a str>,
     /// Rows in the whole list; `None` until the first page.
     pub total: Option<i64>,
     /// Absolute indexes of the selected row and of the first visible row.
@@ -55,6 +57,7 @@ impl<'a> CallsPane<'a> {
             counts: TABS.map(|(tab, _)| tab_count(app, tab)),
             sort: app.sort,
             filter: app.filter.as_deref(),
+            search: app.search(),
             total: app.total,
             selected: app.selected,
             scroll: app.scroll,
@@ -222,7 +225,7 @@ pub fn render(pane: &CallsPane, area: Rect, buf: &mut Buffer) {
                     match *i {
                         STATUS => Cell::from(text).style(status),
                         // The columns the filter searches show where it matched.
-                        1 | 2 | PROVIDER | REASON => Cell::from(highlight(text, pane.filter)),
+                        1 | 2 | PROVIDER | REASON => Cell::from(highlight(text, pane.search)),
                         _ => Cell::from(text),
                     }
                 }))
@@ -277,8 +280,14 @@ fn titles(pane: &CallsPane, width: u16) -> (Line<'static>, Line<'static>) {
         label(),
     )];
     if let Some(filter) = pane.filter {
+        // An expression filters calls; the Pending tab lists contacts not yet called.
+        let scope = if pane.tab == CallTab::Pending && pane.search.is_none() {
+            "(calls only) "
+        } else {
+            ""
+        };
         info.push(Span::styled(
-            format!("filter \"{filter}\" "),
+            format!("filter \"{filter}\" {scope}"),
             Style::new().fg(Color::Yellow),
         ));
     }

@@ -16,6 +16,8 @@ use crate::model::CampaignStatus;
 /// the two pause keys saying what they will do now.
 pub struct FooterPane<'a> {
     pub input: Option<&'a str>,
+    /// Why the typed filter was refused (`column 10: unknown call status …`).
+    pub input_error: Option<&'a str>,
     pub status: Option<&'a (String, StatusKind)>,
     pub keys: &'a KeyRegistry,
     pub read_only: bool,
@@ -28,6 +30,7 @@ impl<'a> FooterPane<'a> {
     pub fn of(app: &'a App) -> FooterPane<'a> {
         FooterPane {
             input: app.input.as_deref(),
+            input_error: app.input_error.as_deref(),
             status: app.status.as_ref(),
             keys: &app.keys,
             read_only: app.options.read_only,
@@ -51,7 +54,13 @@ pub fn render(pane: &FooterPane, area: Rect, buf: &mut Buffer) {
                 format!("{text}█"),
                 Style::new().add_modifier(Modifier::BOLD),
             ),
-            Span::styled("   Enter apply · Esc clear", label()),
+            match pane.input_error {
+                Some(error) => Span::styled(
+                    format!("   {error}"),
+                    Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+                ),
+                None => Span::styled("   Enter apply · Esc clear", label()),
+            },
         ]),
         (None, Some((text, kind))) => {
             let style = match kind {

@@ -82,6 +82,7 @@ pub fn lines(pane: &HelpPane) -> Vec<Line<'static>> {
     ] {
         lines.push(Line::from(Span::styled(text, label())));
     }
+    lines.extend(filter_lines());
     if pane.read_only {
         lines.push(Line::from(Span::styled(
             " Read-only: pausing, rate, retry, cancel and do-not-call are disabled.",
@@ -92,6 +93,32 @@ pub fn lines(pane: &HelpPane) -> Vec<Line<'static>> {
             " * changes the engine's state (hidden with --read-only).",
             label(),
         )));
+    }
+    lines
+}
+
+/// The filter language, from the model's table of fields: what `/` takes besides text.
+fn filter_lines() -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(""),
+        Line::from(Span::styled(
+            " Filter (/): text searches phone, name, provider id and reason; with a comparison it",
+            label(),
+        )),
+        Line::from(Span::styled(
+            " is an expression: FIELD OP VALUE joined by and, or, not, ( ). OP: = != < <= > >= ~",
+            label(),
+        )),
+        Line::from(Span::styled(
+            " (~ contains). e.g. status = FAILED and attempts >= 2 · reason ~ busy or zone = UTC",
+            label(),
+        )),
+    ];
+    for (name, _, meaning) in crate::model::filter::FIELDS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("   {name:<11}"), Style::new().fg(Color::Cyan)),
+            Span::styled(*meaning, label()),
+        ]));
     }
     lines
 }
