@@ -520,6 +520,9 @@ impl WindowState {
                 "open in {}",
                 open.iter().map(|z| z.name()).collect::<Vec<_>>().join(", ")
             ),
+            // A window that opens this minute or before is open (an always-open window, or
+            // a campaign with no contact zones yet, is found "opening" at the current minute).
+            WindowState::Closed { opens_at, .. } if *opens_at <= now => "open now".to_string(),
             WindowState::Closed { opens_at, zone } => opens_text(*opens_at, *zone, now),
             WindowState::NotStarted { starts_at, zone } => format!(
                 "scheduled to start {} {zone}",
@@ -771,6 +774,13 @@ mod tests {
             opens_text(utc("2026-01-14T15:00:00Z"), chicago, now),
             "next window opens 09:00 America/Chicago"
         );
+        // Opening this minute is open now, not "next window opens" the current minute.
+        let opening_now = WindowState::Closed {
+            opens_at: now,
+            zone: chicago,
+        };
+        assert_eq!(opening_now.text(now), "open now");
+        assert_eq!(state.text(now), "next window opens 09:00 America/New_York");
         assert_eq!(
             window_state(&w, &[chicago, ny], utc("2026-01-14T14:30:00Z")),
             WindowState::Open(vec![ny])
