@@ -7,7 +7,7 @@ pub mod cli;
 pub mod demo;
 
 pub use switchboard_console as console;
-pub use switchboard_engine::{check, dispatch, export, import, listen, ops, shutdown};
+pub use switchboard_engine::{bulk, check, dispatch, export, import, listen, ops, shutdown};
 pub use switchboard_model as model;
 pub use switchboard_model::{config, policy};
 pub use switchboard_sim as simulator;

@@ -150,29 +150,22 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             commands::campaign(&store, &config, *action).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Commands::Contacts { action }) => {
+        Some(Commands::Contacts { action, list }) => {
             let store = store_for(&config).await?;
-            commands::contacts(&store, &config, action).await?;
+            match action {
+                Some(action) => commands::contacts(&store, &config, action).await?,
+                None => switchboard::cli::bulk::list_contacts(&store, list).await?,
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Some(Commands::Calls {
-            campaign,
-            status,
-            filter,
-            count,
-            limit,
-            json,
-        }) => {
+        Some(Commands::Calls(list)) => {
             let store = store_for(&config).await?;
-            let list = commands::CallList {
-                campaign,
-                status,
-                filter,
-                count,
-                limit,
-                json,
-            };
             commands::calls(&store, list).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Commands::Bulk(args)) => {
+            let store = store_for(&config).await?;
+            switchboard::cli::bulk::bulk(&store, args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Retry { call_id, campaign }) => {
@@ -184,9 +177,11 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             campaign,
             format,
             out,
+            filter,
         }) => {
             let store = store_for(&config).await?;
-            commands::export(&store, &campaign, format, out.as_deref()).await?;
+            let filter = filter.as_deref().map(commands::where_filter).transpose()?;
+            commands::export(&store, &campaign, format, out.as_deref(), filter).await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Commands::Dnc { action }) => {

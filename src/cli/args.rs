@@ -68,10 +68,14 @@ pub enum Commands {
         #[command(subcommand)]
         action: Box<CampaignAction>,
     },
-    /// Import contacts into a campaign.
+    /// List contacts (with their latest call) a filter matches, or import contacts into a
+    /// campaign.
+    #[command(args_conflicts_with_subcommands = true)]
     Contacts {
         #[command(subcommand)]
-        action: ContactsAction,
+        action: Option<ContactsAction>,
+        #[command(flatten)]
+        list: super::bulk::ContactList,
     },
     /// Run the dispatcher.
     Run {
@@ -113,25 +117,11 @@ pub enum Commands {
         check: CheckArgs,
     },
     /// List calls.
-    Calls {
-        #[arg(long)]
-        campaign: Option<String>,
-        /// QUEUED, RINGING, IN_PROGRESS, FORWARDING, ENDED, FAILED, SCHEDULED.
-        #[arg(long)]
-        status: Option<String>,
-        /// A filter: `status = FAILED and attempts >= 2`, `reason ~ busy or zone =
-        /// America/Chicago` (fields and operators: README, "Filters").
-        #[arg(long = "where", value_name = "EXPR")]
-        filter: Option<String>,
-        /// Print only how many calls match (exactly).
-        #[arg(long)]
-        count: bool,
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        /// One JSON object per line instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Calls(super::commands::CallList),
+    /// Act on every call (or, with --contacts, every contact) a filter matches: retry,
+    /// requeue, skip, dnc, reschedule TIME, campaign NAME, arm ASSISTANT. Prints the exact
+    /// count first and asks; runs in batches while an engine dials; logged as one action.
+    Bulk(super::bulk::BulkArgs),
     /// Dial a failed call's contact again (a new attempt sequence; the old call stays as
     /// history). Works while an engine runs on the same database.
     Retry {
@@ -177,6 +167,9 @@ pub enum Commands {
         /// Write here instead of stdout.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Only the contacts this filter matches (over contacts and their latest call).
+        #[arg(long = "where", value_name = "EXPR")]
+        filter: Option<String>,
     },
     /// The do-not-call list: numbers no campaign dials (checked at every claim).
     Dnc {

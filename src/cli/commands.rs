@@ -23,7 +23,7 @@ use crate::store::{Store, StoreError};
 
 type Result<T> = color_eyre::Result<T>;
 
-fn user(e: StoreError) -> color_eyre::Report {
+pub(crate) fn user(e: StoreError) -> color_eyre::Report {
     match e {
         StoreError::Db(_) | StoreError::Migrate(_) => color_eyre::Report::new(e),
         other => UserError(other.to_string()).into(),
@@ -858,9 +858,14 @@ pub async fn export(
     campaign: &str,
     format: crate::export::Format,
     out: Option<&std::path::Path>,
+    filter: Option<crate::model::filter::Filter>,
 ) -> Result<()> {
     use std::io::IsTerminal;
     let c = store.campaign_by_name(campaign).await.map_err(user)?;
+    let only = match &filter {
+        Some(filter) => Some(store.resolve_filter(filter).await.map_err(user)?),
+        None => None,
+    };
     // A file is written under a temporary name and renamed once complete: an export that
     // fails or is stopped leaves no partial file behind.
     let partial = out.map(|path| {
@@ -878,7 +883,7 @@ pub async fn export(
     let bar = std::io::stderr().is_terminal() && out.is_some();
     let total = c.contacts_total.max(1);
     let written = std::sync::atomic::AtomicU64::new(0);
-    let exported = crate::export::export(store, c.id, format, sink, |n| {
+    let exported = crate::export::export(store, c.id, format, sink, only.as_ref(), |n| {
         written.store(n, std::sync::atomic::Ordering::Relaxed);
         if bar {
             eprint!(
@@ -1051,12 +1056,24 @@ fn json_line(
 }
 
 /// What `calls` lists.
+#[derive(Debug, clap::Args)]
 pub struct CallList {
+    #[arg(long)]
     pub campaign: Option<String>,
+    /// QUEUED, RINGING, IN_PROGRESS, FORWARDING, ENDED, FAILED, SCHEDULED.
+    #[arg(long)]
     pub status: Option<String>,
+    /// A filter: `status = FAILED and attempts >= 2`, `reason ~ busy or zone =
+    /// America/Chicago` (fields and operators: README, "Filters").
+    #[arg(long = "where", value_name = "EXPR")]
     pub filter: Option<String>,
+    /// Print only how many calls match (exactly).
+    #[arg(long)]
     pub count: bool,
+    #[arg(long, default_value_t = 100)]
     pub limit: i64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
     pub json: bool,
 }
 

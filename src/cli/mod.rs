@@ -2,6 +2,7 @@
 //! store directly. Every subcommand is a client of the library; nothing here is engine logic.
 
 pub mod args;
+pub mod bulk;
 pub mod commands;
 pub mod headless;
 pub mod live;

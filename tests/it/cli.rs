@@ -1285,3 +1285,61 @@ fn calls_where_filters_and_a_bad_expression_says_where() {
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "0");
 }
+
+#[test]
+fn bulk_counts_first_refuses_without_a_terminal_and_acts_with_yes() {
+    let env = Env::new("");
+    env.started_campaign(5);
+    let (ok, out, err) = env.run(&["contacts", "--count", "--where", "status = PENDING"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "5");
+    let (ok, out, err) = env.run(&["contacts", "--where", "zone ~ \"", "--limit", "2"]);
+    assert!(!ok, "{out}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let (ok, out, err) = env.run(&[
+        "bulk",
+        "skip",
+        "--contacts",
+        "--where",
+        "status = PENDING",
+        "--dry-run",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "dry run: 5 matched: 5 skipped", "{out}");
+    // No terminal to ask on: nothing is done without --yes.
+    let (ok, out, err) = env.run(&["bulk", "skip", "--contacts", "--where", "status = PENDING"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("Skip 5 of the 5 contacts matching `status = PENDING`?"),
+        "{err}"
+    );
+    assert!(err.contains("add --yes"), "{err}");
+    let (ok, out, _) = env.run(&["contacts", "--count", "--where", "status = SKIPPED"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "0", "nothing changed");
+    let (ok, out, err) = env.run(&["bulk", "delete", "--where", "status = FAILED"]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("unknown action `delete`"), "{err}");
+    let (ok, out, err) = env.run(&[
+        "bulk",
+        "skip",
+        "--contacts",
+        "--where",
+        "status = PENDING",
+        "--yes",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("bulk skip contacts where `status = PENDING`: 5 matched: 5 skipped"),
+        "{out}"
+    );
+    let (ok, out, _) = env.run(&["contacts", "--count", "--where", "status = SKIPPED"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "5");
+    // The export of the matches only.
+    let (ok, out, err) = env.run(&["export", "c", "--where", "status = SKIPPED and name ~ a"]);
+    assert!(ok, "{err}");
+    let rows = out.lines().count() - 1;
+    let (_, named, _) = env.run(&["contacts", "--count", "--where", "name ~ a"]);
+    assert_eq!(rows.to_string(), named.trim(), "{out}");
+}

@@ -77,7 +77,7 @@ async fn an_export_of_100000_contacts_matches_the_database() {
 
     let started = std::time::Instant::now();
     let mut csv_bytes = Vec::new();
-    let n = export(&store, c.id, Format::Csv, &mut csv_bytes, |_| {})
+    let n = export(&store, c.id, Format::Csv, &mut csv_bytes, None, |_| {})
         .await
         .unwrap();
     let csv_time = started.elapsed();
@@ -133,7 +133,7 @@ async fn an_export_of_100000_contacts_matches_the_database() {
     }
 
     let mut jsonl = Vec::new();
-    let n = export(&store, c.id, Format::Jsonl, &mut jsonl, |_| {})
+    let n = export(&store, c.id, Format::Jsonl, &mut jsonl, None, |_| {})
         .await
         .unwrap();
     assert_eq!(n, 100_000);

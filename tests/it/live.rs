@@ -546,6 +546,7 @@ async fn monitor_urls_are_found_nowhere_in_logs_screens_the_database_exports_or_
         id,
         switchboard::export::Format::Csv,
         &mut csv,
+        None,
         |_| {},
     )
     .await
@@ -557,6 +558,7 @@ async fn monitor_urls_are_found_nowhere_in_logs_screens_the_database_exports_or_
         id,
         switchboard::export::Format::Jsonl,
         &mut jsonl,
+        None,
         |_| {},
     )
     .await

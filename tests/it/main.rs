@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod bulk;
 mod cli;
 mod console_tmux;
 mod core_story;

@@ -46,6 +46,12 @@ pub enum Action {
     RefreshLive(i64),
     /// Play a live call's audio through `console.listen_command`; again: stop.
     Listen(i64),
+    /// Count what a bulk action would do (writes nothing); comes back as
+    /// [`Update::BulkPreview`].
+    BulkPreview(switchboard_engine::bulk::BulkRequest),
+    /// Carry out a bulk action the operator confirmed; progress comes back as
+    /// [`Update::BulkProgress`], its line as [`Update::Reply`].
+    Bulk(switchboard_engine::bulk::BulkRequest),
     /// Stop the engine and leave. A second `Quit` while stopping means "leave now".
     Quit,
 }
@@ -73,6 +79,13 @@ pub enum Update {
     },
     /// A page or attempt load failed; shown on the status line.
     LoadFailed(String),
+    /// A bulk action's dry run.
+    BulkPreview {
+        request: switchboard_engine::bulk::BulkRequest,
+        preview: Result<switchboard_engine::bulk::Preview, String>,
+    },
+    /// Rows a running bulk action has walked.
+    BulkProgress(u64),
     Reply(CommandReply),
     /// The clock: ages are computed against this, never the wall clock, so that tests
     /// render the same screen every time.
@@ -516,6 +529,7 @@ impl App {
             | KeyAction::KillSwitch => self.run_live_action(action),
             KeyAction::BookCallback => self.book_callback(),
             KeyAction::Arm => self.arm_prompt(),
+            KeyAction::Bulk => self.bulk_prompt(),
             KeyAction::Quit => self.request_quit(),
         }
     }
@@ -904,7 +918,7 @@ impl App {
     }
 
     /// Asks before `action`; `labels` are the safe button (the default) and the acting one.
-    fn ask(
+    pub(crate) fn ask(
         &mut self,
         title: &str,
         message: String,
@@ -1243,6 +1257,11 @@ impl App {
             }
             Update::LoadFailed(text) => {
                 self.set_status(text, StatusKind::Error);
+                None
+            }
+            Update::BulkPreview { request, preview } => self.bulk_previewed(request, preview),
+            Update::BulkProgress(walked) => {
+                self.bulk_progress(walked);
                 None
             }
             Update::Reply(reply) => {

@@ -56,6 +56,7 @@ pub enum KeyAction {
     KillSwitch,
     BookCallback,
     Arm,
+    Bulk,
     Quit,
 }
 
@@ -142,6 +143,7 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec(A::KillSwitch, "kill_switch", &["K"], Some("kill"), "kill switch: pause all dispatch and end every live call (asks first)", true),
     spec(A::BookCallback, "book_callback", &["b"], None, "book a callback for the selected contact at a time in its zone (HH:MM…)", true),
     spec(A::Arm, "arm", &["A"], None, "pause, resume or stop an arm of the campaign (ASSISTANT pause|resume|stop)", true),
+    spec(A::Bulk, "bulk", &["B"], None, "act on every row listed: retry, requeue, skip, dnc, reschedule, move (asks)", true),
     spec(A::Quit, "quit", &["q"], Some("quit"), "quit (stops the engine; asks while calls are in flight)", false),
 ];
 

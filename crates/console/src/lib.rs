@@ -12,6 +12,7 @@
 //! - `panes/`: one file per pane and popup.
 
 pub mod app;
+mod bulk;
 pub mod dispatch_state;
 pub mod eta;
 pub mod history;
@@ -198,6 +199,36 @@ impl Runner {
                 });
             }
             Some(Action::LoadPage(query)) => self.pager.want(query),
+            Some(Action::BulkPreview(request)) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let preview = switchboard_engine::bulk::preview(&store, &request)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = done.send(Done::Update(Update::BulkPreview { request, preview }));
+                });
+            }
+            Some(Action::Bulk(request)) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let progress = done.clone();
+                    let mut report = move |walked: u64| {
+                        let _ = progress.send(Done::Update(Update::BulkProgress(walked)));
+                    };
+                    let line = switchboard_engine::bulk::run(
+                        &store,
+                        &request,
+                        switchboard_engine::ops::Actor::Console,
+                        &mut report,
+                        &|| false,
+                    )
+                    .await
+                    .map_err(|e| e.to_string());
+                    let _ = done.send(Done::Update(Update::Reply(line)));
+                });
+            }
             Some(Action::RefreshLive(call_id)) => {
                 let engine = self.engine.clone();
                 tokio::spawn(async move {

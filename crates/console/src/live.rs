@@ -21,6 +21,8 @@ pub enum PromptKind {
     Callback,
     /// An arm of the campaign to pause, resume or stop (`call_id` holds the campaign's id).
     Arm,
+    /// An action on every row listed (`crate::bulk`).
+    Bulk,
 }
 
 /// A line typed for a live call.
@@ -46,6 +48,7 @@ impl Prompt {
             PromptKind::Transfer => "Transfer to a person",
             PromptKind::Callback => "Book a callback",
             PromptKind::Arm => "Arms of the campaign",
+            PromptKind::Bulk => "Act on every row listed",
         }
     }
 
@@ -65,6 +68,14 @@ impl Prompt {
                 "HH:MM or 2026-12-04 15:00 in the contact's zone, or RFC 3339 · Enter · Esc".into()
             }
             PromptKind::Arm => "ASSISTANT pause | resume | stop · Enter · Esc".into(),
+            PromptKind::Bulk => format!(
+                "{} · Enter: count, then ask · Esc",
+                crate::model::bulk::ACTIONS
+                    .iter()
+                    .map(|(a, _)| *a)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
         }
     }
 }
@@ -197,6 +208,9 @@ impl App {
         let Some(Popup::Prompt(prompt)) = &mut self.popup else {
             return None;
         };
+        if prompt.kind == PromptKind::Bulk {
+            return self.bulk_prompt_key(key);
+        }
         match key.code {
             KeyCode::Esc => {
                 let title = prompt.title();
@@ -251,7 +265,7 @@ impl App {
                         Destination::parse(&prompt.input).map(|to| LiveAction::Transfer { to })
                     }
                     // Handled above.
-                    PromptKind::Callback | PromptKind::Arm => return None,
+                    PromptKind::Callback | PromptKind::Arm | PromptKind::Bulk => return None,
                 };
                 match action {
                     // The prompt stays open to be corrected.

@@ -1800,3 +1800,74 @@ fn callback_and_arm_keys_send_through_the_operations_layer() {
     );
     assert_eq!(app.popup(), None);
 }
+
+#[test]
+fn a_bulk_action_counts_first_asks_with_the_count_and_runs_only_when_confirmed() {
+    use crate::model::bulk::{BulkAction, Effect, Ineligible};
+    let mut app = app_with(ConsoleOptions::default(), 120, 30, snapshot());
+    app.handle_key(ch('/'));
+    for c in "status = FAILED".chars() {
+        app.handle_key(ch(c));
+    }
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(ch('B'));
+    let shown = screen(&app, 120, 30);
+    assert!(shown.contains("Act on every row listed"), "{shown}");
+    for c in "reschedule".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        None,
+        "refused: no time"
+    );
+    assert!(
+        screen(&app, 120, 30).contains("`reschedule` needs a time"),
+        "the prompt says what is missing"
+    );
+    for _ in 0.."reschedule".len() {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    for c in "retry".chars() {
+        app.handle_key(ch(c));
+    }
+    let Some(Action::BulkPreview(request)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter asks for the dry run");
+    };
+    assert_eq!(request.action, BulkAction::Retry);
+    assert_eq!(request.selection.scope, crate::model::filter::Scope::Calls);
+    assert_eq!(
+        request.selection.query.filter,
+        Some(crate::model::filter::parse("status = FAILED").expect("parses")),
+        "the list's filter is what it acts on"
+    );
+    assert!(
+        request.described.contains("`status = FAILED`"),
+        "{}",
+        request.described
+    );
+    let mut preview = switchboard_engine::bulk::Preview {
+        matched: 5_002,
+        ..Default::default()
+    };
+    preview.tally.insert(Ok(Effect::Retry), 5_000);
+    preview.tally.insert(Err(Ineligible::Superseded), 2);
+    let update = Update::BulkPreview {
+        request: request.clone(),
+        preview: Ok(preview),
+    };
+    assert_eq!(app.apply(update), None, "nothing runs before the answer");
+    let shown = screen(&app, 120, 30);
+    assert!(shown.contains("Retry 5,000 of the 5,002 calls"), "{shown}");
+    assert!(
+        shown.contains("retry 5,000"),
+        "the button names count and action: {shown}"
+    );
+    assert_eq!(
+        app.handle_key(ch('y')),
+        Some(Action::Bulk(request)),
+        "confirmed: it runs"
+    );
+    app.apply(Update::BulkProgress(2_500));
+    assert!(screen(&app, 120, 30).contains("bulk action: 2,500 rows done"));
+}

@@ -8,6 +8,10 @@ use std::io::Write;
 
 use futures::TryStreamExt;
 
+use crate::model::filter::Scope;
+use crate::store::bulk::Selection;
+use crate::store::filter::ResolvedFilter;
+use crate::store::stats::{CallQuery, CallSort, CallTab};
 use crate::store::{Backend, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -85,9 +89,9 @@ const FIXED: &[&str] = &[
     "transcript",
 ];
 
-/// The contacts' rows; the transcript is aggregated in the query (one query streams the
-/// whole campaign), with each backend's spelling of a newline.
-fn rows_sql(backend: Backend) -> String {
+/// The contacts' rows (`WHERE {which}`); the transcript is aggregated in the query (one
+/// query streams the whole campaign), with each backend's spelling of a newline.
+fn rows_sql(backend: Backend, which: &str) -> String {
     let newline = match backend {
         Backend::Sqlite => "char(10)",
         Backend::Postgres => "chr(10)",
@@ -103,58 +107,132 @@ fn rows_sql(backend: Backend) -> String {
          FROM contacts k \
          LEFT JOIN calls c ON c.contact_id = k.id AND c.sequence = k.sequence \
          LEFT JOIN call_analysis a ON a.call_id = c.id \
-         WHERE k.campaign_id = $1 ORDER BY k.id"
+         WHERE {which} ORDER BY k.id"
     )
 }
 
-/// Writes every contact of the campaign; `progress` gets the rows written so far every
-/// 10,000 rows. Returns the rows written.
+/// Where the rows go, in the export's format.
+enum Sink<W: Write> {
+    Csv(Box<csv::Writer<W>>, Vec<String>),
+    Jsonl(W),
+}
+
+impl<W: Write> Sink<W> {
+    async fn open(
+        store: &Store,
+        campaign_id: i64,
+        format: Format,
+        out: W,
+    ) -> Result<Sink<W>, ExportError> {
+        Ok(match format {
+            Format::Csv => {
+                let fields = structured_fields(store, campaign_id).await?;
+                let mut w = csv::Writer::from_writer(out);
+                let header: Vec<String> = FIXED
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(fields.iter().map(|f| format!("data.{f}")))
+                    .collect();
+                w.write_record(&header)?;
+                Sink::Csv(Box::new(w), fields)
+            }
+            Format::Jsonl => Sink::Jsonl(out),
+        })
+    }
+
+    fn write(&mut self, row: &ExportRow) -> Result<(), ExportError> {
+        match self {
+            Sink::Csv(w, fields) => w.write_record(csv_record(row, fields))?,
+            Sink::Jsonl(out) => {
+                serde_json::to_writer(&mut *out, &json_value(row))
+                    .map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), ExportError> {
+        match self {
+            Sink::Csv(mut w, _) => w.flush()?,
+            Sink::Jsonl(mut out) => out.flush()?,
+        }
+        Ok(())
+    }
+}
+
+/// Writes every contact of the campaign (or only those `only` matches, over contacts and
+/// their latest call); `progress` gets the rows written so far every 10,000 rows. Returns
+/// the rows written.
 pub async fn export(
     store: &Store,
     campaign_id: i64,
     format: Format,
     out: impl Write,
+    only: Option<&ResolvedFilter>,
     mut progress: impl FnMut(u64),
 ) -> Result<u64, ExportError> {
     let out = std::io::BufWriter::with_capacity(1 << 16, out);
-    let sql = rows_sql(store.backend());
-    let mut rows = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(sql))
-        .bind(campaign_id)
-        .fetch(store.reader());
+    let mut sink = Sink::open(store, campaign_id, format, out).await?;
     let mut n = 0u64;
-    match format {
-        Format::Csv => {
-            let fields = structured_fields(store, campaign_id).await?;
-            let mut w = csv::Writer::from_writer(out);
-            let header: Vec<String> = FIXED
-                .iter()
-                .map(|s| s.to_string())
-                .chain(fields.iter().map(|f| format!("data.{f}")))
-                .collect();
-            w.write_record(&header)?;
-            while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
-                w.write_record(csv_record(&row, &fields))?;
-                n += 1;
-                if n.is_multiple_of(10_000) {
-                    progress(n);
-                }
-            }
-            w.flush()?;
+    let mut written = |sink: &mut Sink<_>, row: &ExportRow| -> Result<(), ExportError> {
+        sink.write(row)?;
+        n += 1;
+        if n.is_multiple_of(10_000) {
+            progress(n);
         }
-        Format::Jsonl => {
-            let mut out = out;
+        Ok(())
+    };
+    match only {
+        None => {
+            let sql = rows_sql(store.backend(), "k.campaign_id = $1");
+            let mut rows = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(sql))
+                .bind(campaign_id)
+                .fetch(store.reader());
             while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
-                serde_json::to_writer(&mut out, &json_value(&row))
-                    .map_err(std::io::Error::other)?;
-                out.write_all(b"\n")?;
-                n += 1;
-                if n.is_multiple_of(10_000) {
-                    progress(n);
+                written(&mut sink, &row)?;
+            }
+        }
+        Some(filter) => {
+            // The matches by key, a page at a time; each page's rows in one query.
+            let selection = Selection {
+                scope: Scope::Contacts,
+                query: CallQuery {
+                    campaign_id: Some(campaign_id),
+                    tab: CallTab::All,
+                    status: None,
+                    text: None,
+                    filter: Some(filter.filter().clone()),
+                    sort: CallSort::Newest,
+                    offset: 0,
+                    limit: 1,
+                    anchor: None,
+                },
+            };
+            let mut after = 0;
+            loop {
+                let page = store
+                    .bulk_matches(&selection, Some(filter), (after, i64::MAX), 1_000)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.key;
+                let marks: Vec<String> = (1..=page.len()).map(|i| format!("${i}")).collect();
+                let sql = rows_sql(store.backend(), &format!("k.id IN ({})", marks.join(", ")));
+                let mut query = sqlx::query_as::<_, ExportRow>(sqlx::AssertSqlSafe(sql));
+                for m in &page {
+                    query = query.bind(m.contact_id);
+                }
+                for row in query
+                    .fetch_all(store.reader())
+                    .await
+                    .map_err(StoreError::from)?
+                {
+                    written(&mut sink, &row)?;
                 }
             }
-            out.flush()?;
         }
     }
+    sink.finish()?;
     Ok(n)
 }
 

@@ -3,6 +3,7 @@
 //! import and export, and the signals that stop a run. It has no UI code: the console,
 //! headless mode and the CLI are clients of its snapshot and command interface.
 
+pub mod bulk;
 pub mod check;
 pub mod dispatch;
 pub mod export;

@@ -8,7 +8,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use crate::{CallStatus, EndedClass};
+use crate::{CallStatus, ContactStatus, EndedClass};
 
 /// What can be compared, one row of the table below each.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -67,7 +67,7 @@ pub const FIELDS: &[(&str, Kind, &str)] = &[
     (
         "status",
         Kind::Status,
-        "the call's status (FAILED, ENDED, IN_PROGRESS, …)",
+        "the call's status (FAILED, ENDED, IN_PROGRESS, …), or the contact's (PENDING, DIALING, DONE, SKIPPED)",
     ),
     (
         "reason",
@@ -232,6 +232,8 @@ impl ClassName {
 pub enum Value {
     Text(String),
     Status(CallStatus),
+    /// `status = PENDING`: the contact's status (no call status has these names).
+    ContactStatus(ContactStatus),
     Class(ClassName),
     Integer(i64),
     /// Seconds, or dollars.
@@ -240,6 +242,14 @@ pub enum Value {
     At(DateTime<Utc>),
     Ago(std::time::Duration),
     Bool(bool),
+}
+
+/// What a filter's rows are: calls (each with its contact), or contacts (each with its latest
+/// call, if it has one: a contact never dialled matches no comparison on a call's field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Calls,
+    Contacts,
 }
 
 /// A parsed filter.
@@ -555,7 +565,10 @@ fn value_of(kind: Kind, text: &str) -> Result<Value, String> {
         Kind::Status => text
             .parse::<CallStatus>()
             .map(Value::Status)
-            .map_err(|e| e.to_string()),
+            .or_else(|e| text.parse::<ContactStatus>().map(Value::ContactStatus).map_err(|_| e))
+            .map_err(|e| {
+                format!("{e} (or a contact's: PENDING, DIALING, DONE, SKIPPED)")
+            }),
         Kind::Class => ClassName::parse(text).map(Value::Class).ok_or_else(|| {
             format!(
                 "unknown class `{text}` (classes: {})",
@@ -684,6 +697,14 @@ mod tests {
             (
                 "name ~ \"O'Brien\"",
                 cmp(Field::Name, Op::Contains, text("O'Brien")),
+            ),
+            (
+                "status = pending",
+                cmp(
+                    Field::Status,
+                    Op::Eq,
+                    Value::ContactStatus(crate::ContactStatus::Pending),
+                ),
             ),
             (
                 "duration >= 2m",

@@ -6,6 +6,7 @@
 
 pub mod arms;
 pub mod backoff;
+pub mod bulk;
 pub mod clock;
 pub mod config;
 pub mod filter;

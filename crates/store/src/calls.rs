@@ -609,37 +609,7 @@ impl Store {
     /// is sent again even if its retries were used up (if found, it is adopted instead).
     pub async fn retry_call(&self, call_id: i64) -> Result<RetryOutcome> {
         let mut tx = self.write().await?;
-        let call = call_in(&mut tx, call_id).await?;
-        let outcome = match call.status {
-            CallStatus::Failed => {
-                reopen_for_retry(&mut tx, &call).await?;
-                RetryOutcome::Requeued
-            }
-            CallStatus::Unknown => {
-                sqlx::query(crate::q(
-                    "UPDATE calls SET retry_requested = 1, updated_at = ? WHERE id = ?",
-                ))
-                .bind(tx.now())
-                .bind(call_id)
-                .execute(&mut *tx)
-                .await?;
-                RetryOutcome::AfterSettling
-            }
-            CallStatus::Creating
-            | CallStatus::Queued
-            | CallStatus::Scheduled
-            | CallStatus::Ringing
-            | CallStatus::InProgress
-            | CallStatus::Forwarding
-            | CallStatus::Ended
-            | CallStatus::Requeued
-            | CallStatus::Retried => {
-                return Err(StoreError::Conflict(format!(
-                    "call {call_id} is {}: only FAILED calls (or UNKNOWN ones, once settled) can be retried",
-                    call.status
-                )));
-            }
-        };
+        let outcome = retry_in(&mut tx, call_id).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -1279,6 +1249,42 @@ async fn job_in(tx: &mut Tx, call_id: i64) -> Result<DialJob> {
         .bind(call_id)
         .fetch_one(&mut **tx)
         .await?)
+}
+
+/// An operator's retry of one call, in `tx`: a FAILED call's contact waits again, an UNKNOWN
+/// call is marked to be sent again once settled as not created; any other is refused.
+pub(crate) async fn retry_in(tx: &mut Tx, call_id: i64) -> Result<RetryOutcome> {
+    let call = call_in(tx, call_id).await?;
+    Ok(match call.status {
+        CallStatus::Failed => {
+            reopen_for_retry(tx, &call).await?;
+            RetryOutcome::Requeued
+        }
+        CallStatus::Unknown => {
+            sqlx::query(crate::q(
+                "UPDATE calls SET retry_requested = 1, updated_at = ? WHERE id = ?",
+            ))
+            .bind(tx.now())
+            .bind(call_id)
+            .execute(&mut **tx)
+            .await?;
+            RetryOutcome::AfterSettling
+        }
+        CallStatus::Creating
+        | CallStatus::Queued
+        | CallStatus::Scheduled
+        | CallStatus::Ringing
+        | CallStatus::InProgress
+        | CallStatus::Forwarding
+        | CallStatus::Ended
+        | CallStatus::Requeued
+        | CallStatus::Retried => {
+            return Err(StoreError::Conflict(format!(
+                "call {call_id} is {}: only FAILED calls (or UNKNOWN ones, once settled) can be retried",
+                call.status
+            )));
+        }
+    })
 }
 
 /// FAILED → RETRIED; the contact is PENDING again and a finished campaign has work again.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::sql::Sql;
 use super::{Result, Store, format_time};
-use crate::model::filter::{ClassName, Field, Filter, Op, Value};
+use crate::model::filter::{ClassName, Field, Filter, Op, Scope, Value};
 
 /// A filter with what it needs from the store, ready to be SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,11 +24,19 @@ pub struct ResolvedFilter {
     evaluations: (Vec<String>, Vec<String>),
     /// The instant relative times (`created > 2h`) are counted from.
     now: DateTime<Utc>,
+    /// Over calls, or over contacts and their latest call (whose columns may then be NULL).
+    scope: Scope,
 }
 
 impl ResolvedFilter {
     pub fn filter(&self) -> &Filter {
         &self.filter
+    }
+
+    /// The same filter over contacts and their latest call.
+    pub fn over_contacts(mut self) -> Self {
+        self.scope = Scope::Contacts;
+        self
     }
 }
 
@@ -76,6 +84,7 @@ impl Store {
             successful_reasons,
             evaluations: (passed, failed),
             now: self.clock().now(),
+            scope: Scope::Calls,
         })
     }
 }
@@ -132,8 +141,11 @@ fn comparison(
     negated: bool,
     r: &ResolvedFilter,
 ) {
+    let contacts = r.scope == Scope::Contacts;
+    let of_contact = matches!(value, Value::ContactStatus(_)) || *field == Field::Phone;
+    let never_null = matches!(field, Field::Status | Field::Attempts | Field::Created);
     match field {
-        Field::Status | Field::Attempts | Field::Created | Field::Phone => {
+        _ if of_contact || (never_null && !contacts) => {
             if negated {
                 sql.push("NOT ");
             }
@@ -142,10 +154,11 @@ fn comparison(
             sql.push(")");
         }
         Field::Campaign => {
+            sql.push(if contacts { "k" } else { "c" });
             sql.push(if negated {
-                "c.campaign_id NOT IN "
+                ".campaign_id NOT IN "
             } else {
-                "c.campaign_id IN "
+                ".campaign_id IN "
             });
             sql.push("(SELECT id FROM campaigns WHERE ");
             compare(sql, field, op, value, r);
@@ -223,6 +236,12 @@ fn compare(sql: &mut Sql, field: &Field, op: Op, value: &Value, r: &ResolvedFilt
         sql.push(operator(op)).bind(text);
         return;
     }
+    if let Value::ContactStatus(status) = value {
+        sql.push("k.status")
+            .push(operator(op))
+            .bind(status.as_str());
+        return;
+    }
     left_side(sql, field);
     sql.push(operator(op));
     match value {
@@ -239,7 +258,9 @@ fn compare(sql: &mut Sql, field: &Field, op: Op, value: &Value, r: &ResolvedFilt
             sql.bind(format_time(at))
         }
         // Not reached: text above, classes and successes resolved apart.
-        Value::Text(_) | Value::Class(_) | Value::Bool(_) => sql.push("NULL"),
+        Value::Text(_) | Value::Class(_) | Value::Bool(_) | Value::ContactStatus(_) => {
+            sql.push("NULL")
+        }
     };
 }
 

@@ -293,33 +293,12 @@ impl Store {
                 "{phone} is being called now in {name}: book the callback once the call ends"
             )));
         }
-        let (rules, _) = super::policy::rules_in(&mut tx, campaign_id).await?;
-        let zone: Tz = zone
-            .as_deref()
-            .and_then(|z| z.parse().ok())
-            .unwrap_or_else(|| rules.zone());
-        let asked = follow_up::parse_callback_time(at, zone, now)
-            .ok_or_else(|| StoreError::Conflict(FollowUpError::Time(at.to_string()).to_string()))?;
-        let (due, why) =
-            follow_up::callback_due(asked, zone, &rules.window(), now, "booked by an operator");
-        requeue_in(
+        let (due, why) = callback_in(
             &mut tx,
-            campaign_id,
-            contact_id,
-            Lane::Callback,
-            due,
-            &why,
-            true,
-        )
-        .await?;
-        super::policy::record_in(
-            &mut tx,
-            phone,
-            Some(campaign_id),
-            Some(contact_id),
-            None,
-            "DEFER",
-            &why,
+            (campaign_id, contact_id, phone),
+            zone.as_deref(),
+            at,
+            now,
         )
         .await?;
         tx.commit().await?;
@@ -332,10 +311,42 @@ impl Store {
     }
 }
 
+/// An operator's callback for one contact (`campaign_id`, `contact_id`, `phone`) at `at` (in
+/// its zone, or the campaign's), in `tx`: it waits in the callback lane, due then (or at the
+/// window's next opening), and the decision is logged. Returns when it is due, and why.
+pub(crate) async fn callback_in(
+    tx: &mut Tx,
+    (campaign_id, contact_id, phone): (i64, i64, &str),
+    zone: Option<&str>,
+    at: &str,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, String)> {
+    let (rules, _) = super::policy::rules_in(tx, campaign_id).await?;
+    let zone: Tz = zone
+        .and_then(|z| z.parse().ok())
+        .unwrap_or_else(|| rules.zone());
+    let asked = follow_up::parse_callback_time(at, zone, now)
+        .ok_or_else(|| StoreError::Conflict(FollowUpError::Time(at.to_string()).to_string()))?;
+    let (due, why) =
+        follow_up::callback_due(asked, zone, &rules.window(), now, "booked by an operator");
+    requeue_in(tx, campaign_id, contact_id, Lane::Callback, due, &why, true).await?;
+    super::policy::record_in(
+        tx,
+        phone,
+        Some(campaign_id),
+        Some(contact_id),
+        None,
+        "DEFER",
+        &why,
+    )
+    .await?;
+    Ok((due, why))
+}
+
 /// Puts a contact back in `lane`, due at `due`, with `why` for the Pending tab; a done
 /// contact counts as waiting again and a completed campaign re-opens. `any_state`: also
 /// moves a contact already waiting (an operator's booking); otherwise only a done one.
-async fn requeue_in(
+pub(crate) async fn requeue_in(
     tx: &mut Tx,
     campaign_id: i64,
     contact_id: i64,

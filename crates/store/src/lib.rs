@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod arms;
 pub mod attempts;
+pub mod bulk;
 pub mod calls;
 pub mod campaigns;
 pub mod contacts;

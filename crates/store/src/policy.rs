@@ -497,7 +497,12 @@ pub(crate) async fn dnc_from_analysis_in(
     dnc_add_in(tx, &phone, &reason, "call analysis").await
 }
 
-async fn dnc_add_in(tx: &mut Tx, phone: &str, reason: &str, source: &str) -> Result<bool> {
+pub(crate) async fn dnc_add_in(
+    tx: &mut Tx,
+    phone: &str,
+    reason: &str,
+    source: &str,
+) -> Result<bool> {
     let added = sqlx::query(
         "INSERT INTO dnc (phone, reason, source, added_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (phone) DO NOTHING",

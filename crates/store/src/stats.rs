@@ -230,7 +230,11 @@ impl CallQuery {
     }
 
     /// The list's filter over `calls c` (with `contacts k` joined when it needs it).
-    fn push_filter(&self, sql: &mut Sql, resolved: Option<&super::filter::ResolvedFilter>) {
+    pub(crate) fn push_filter(
+        &self,
+        sql: &mut Sql,
+        resolved: Option<&super::filter::ResolvedFilter>,
+    ) {
         sql.push("1 = 1");
         if let Some(id) = self.campaign_id {
             sql.push(" AND c.campaign_id = ").bind(id);
