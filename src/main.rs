@@ -163,6 +163,11 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             commands::calls(&store, list).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Commands::Filters { action }) => {
+            let store = store_for(&config).await?;
+            commands::filters(&store, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Commands::Bulk(args)) => {
             let store = store_for(&config).await?;
             switchboard::cli::bulk::bulk(&store, args).await?;
@@ -180,7 +185,10 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             filter,
         }) => {
             let store = store_for(&config).await?;
-            let filter = filter.as_deref().map(commands::where_filter).transpose()?;
+            let filter = match filter.as_deref() {
+                Some(text) => Some(commands::where_filter(&store, text).await?),
+                None => None,
+            };
             commands::export(&store, &campaign, format, out.as_deref(), filter).await?;
             Ok(ExitCode::SUCCESS)
         }

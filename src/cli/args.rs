@@ -171,6 +171,12 @@ pub enum Commands {
         #[arg(long = "where", value_name = "EXPR")]
         filter: Option<String>,
     },
+    /// Saved filters, shared by every console and command (`--where @NAME` uses one; the
+    /// console's F steps through them): list, save NAME EXPR, delete NAME.
+    Filters {
+        #[command(subcommand)]
+        action: Option<FilterAction>,
+    },
     /// The do-not-call list: numbers no campaign dials (checked at every claim).
     Dnc {
         #[command(subcommand)]
@@ -355,6 +361,11 @@ pub struct RuleArgs {
     /// Runaway guard: end a call whose assistant says the same line N times in a row (0 = off).
     #[arg(long, value_name = "N", value_parser = |s: &str| limits::END_ON_REPEATS.parse_whole(s))]
     pub end_on_repeats: Option<i64>,
+    /// Number health: bench (for dispatch.number_cooldown_s) a pool number whose answer rate
+    /// over the last day falls below this share of its peers' (0.5: half; 0 = off, flagged
+    /// only).
+    #[arg(long, value_name = "SHARE", value_parser = |s: &str| limits::REST_NUMBERS_BELOW.parse(s))]
+    pub rest_numbers_below: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -440,6 +451,16 @@ pub struct ThenArgs {
     /// Put the contact back in the queue for a later attempt (default: the contact is done).
     #[arg(long)]
     pub requeue: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FilterAction {
+    /// Every saved filter, by name.
+    List,
+    /// Save EXPR (checked first) as NAME, replacing a filter of that name.
+    Save { name: String, expression: String },
+    /// Remove a saved filter.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]

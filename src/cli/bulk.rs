@@ -77,7 +77,10 @@ async fn selection(
     campaign: Option<&str>,
     filter: Option<&str>,
 ) -> Result<Selection> {
-    let filter = filter.map(where_filter).transpose()?;
+    let filter = match filter {
+        Some(text) => Some(where_filter(store, text).await?),
+        None => None,
+    };
     let campaign_id = match campaign {
         Some(name) => Some(
             store

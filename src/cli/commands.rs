@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::args::{
-    ArmAction, CampaignAction, CheckArgs, ContactsAction, DispatchAction, DncAction, FollowUpArgs,
-    RuleArgs,
+    ArmAction, CampaignAction, CheckArgs, ContactsAction, DispatchAction, DncAction, FilterAction,
+    FollowUpArgs, RuleArgs,
 };
 use super::status::DispatchStatus;
 use super::{MAX_PRINTED, UserError, bounded};
@@ -657,6 +657,9 @@ fn apply_rules(mut rules: CampaignRules, args: &RuleArgs) -> Result<CampaignRule
     if let Some(n) = args.end_on_repeats {
         rules.end_on_repeats = n;
     }
+    if let Some(share) = args.rest_numbers_below {
+        rules.rest_numbers_below = share;
+    }
     rules.validate().map_err(bad)?;
     if let Some(f) = &args.dnc_field {
         let f = f.trim();
@@ -1077,10 +1080,58 @@ pub struct CallList {
     pub json: bool,
 }
 
-/// A `--where` expression parsed, or one line saying where it is wrong.
-pub fn where_filter(text: &str) -> Result<crate::model::filter::Filter> {
-    Ok(crate::model::filter::parse(text)
-        .map_err(|e| UserError(format!("--where {:?}: {e}", bounded(text, MAX_PRINTED))))?)
+/// A `--where` expression parsed, or one line saying where it is wrong; `@NAME` is the
+/// saved filter of that name.
+pub async fn where_filter(store: &Store, text: &str) -> Result<crate::model::filter::Filter> {
+    let shown = bounded(text, MAX_PRINTED);
+    let (expression, from) = match text.trim().strip_prefix('@') {
+        Some(name) => {
+            let saved = store.saved_filters().await.map_err(user)?;
+            match saved.into_iter().find(|f| f.name == name) {
+                Some(f) => (f.expression, format!(" (saved filter {name})")),
+                None => {
+                    return Err(
+                        UserError(format!("--where {shown:?}: no saved filter {name}")).into(),
+                    );
+                }
+            }
+        }
+        None => (text.to_string(), String::new()),
+    };
+    Ok(crate::model::filter::parse(&expression)
+        .map_err(|e| UserError(format!("--where {shown:?}{from}: {e}")))?)
+}
+
+/// `switchboard filters`: the saved filters, shared by every console and command.
+pub async fn filters(store: &Store, action: Option<FilterAction>) -> Result<()> {
+    let actor = crate::ops::Actor::Cli;
+    match action.unwrap_or(FilterAction::List) {
+        FilterAction::List => {
+            let saved = store.saved_filters().await.map_err(user)?;
+            if saved.is_empty() {
+                println!("no saved filters (switchboard filters save NAME EXPR)");
+            }
+            for f in saved {
+                println!(
+                    "{:<24} {}  ({} {})",
+                    f.name, f.expression, f.saved_by, f.saved_at
+                );
+            }
+        }
+        FilterAction::Save { name, expression } => {
+            let line = crate::ops::save_filter(store, &name, &expression, actor)
+                .await
+                .map_err(UserError)?;
+            println!("{line}");
+        }
+        FilterAction::Delete { name } => {
+            let line = crate::ops::delete_filter(store, &name, actor)
+                .await
+                .map_err(UserError)?;
+            println!("{line}");
+        }
+    }
+    Ok(())
 }
 
 pub async fn calls(store: &Store, list: CallList) -> Result<()> {
@@ -1092,7 +1143,10 @@ pub async fn calls(store: &Store, list: CallList) -> Result<()> {
         limit,
         json,
     } = list;
-    let filter = filter.as_deref().map(where_filter).transpose()?;
+    let filter = match filter.as_deref() {
+        Some(text) => Some(where_filter(store, text).await?),
+        None => None,
+    };
     let campaign_id = match campaign {
         Some(name) => Some(store.campaign_by_name(&name).await.map_err(user)?.id),
         None => None,

@@ -1342,4 +1342,22 @@ fn bulk_counts_first_refuses_without_a_terminal_and_acts_with_yes() {
     let rows = out.lines().count() - 1;
     let (_, named, _) = env.run(&["contacts", "--count", "--where", "name ~ a"]);
     assert_eq!(rows.to_string(), named.trim(), "{out}");
+    // Saved filters: shared with the consoles, used as `--where @NAME`.
+    let (ok, out, err) = env.run(&["filters", "save", "skipped", "status = SKIPPED"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "filter skipped saved: status = SKIPPED");
+    let (ok, out, _) = env.run(&["contacts", "--count", "--where", "@skipped"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "5");
+    let (ok, _, err) = env.run(&["calls", "--where", "@nope"]);
+    assert!(!ok);
+    assert!(err.contains("no saved filter nope"), "{err}");
+    let (ok, _, err) = env.run(&["filters", "save", "two words", "status = FAILED"]);
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let (ok, out, _) = env.run(&["filters"]);
+    assert!(ok);
+    assert!(out.starts_with("skipped "), "{out}");
+    let (ok, out, _) = env.run(&["filters", "delete", "skipped"]);
+    assert!(ok, "{out}");
 }

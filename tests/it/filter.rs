@@ -127,3 +127,52 @@ async fn filters_count_exactly_what_they_say() {
         assert_eq!(count(text).await, *want, "{text}");
     }
 }
+
+/// A filter saved by one console (through the operations layer) is read by a second one the
+/// way its loop reads them, and `F` there applies it; the CLI's `--where @NAME` finds it too.
+#[tokio::test]
+async fn a_saved_filter_is_seen_by_a_second_console() {
+    use switchboard::console::{Action, App, ConsoleOptions, KeyRegistry, Update};
+    let (store, _db) = store().await;
+    let line = switchboard::ops::save_filter(
+        &store,
+        "failed-twice",
+        "status = FAILED and attempts >= 2",
+        switchboard::ops::Actor::Console,
+    )
+    .await
+    .expect("saved");
+    assert_eq!(
+        line,
+        "filter failed-twice saved: status = FAILED and attempts >= 2"
+    );
+    let refused = switchboard::ops::save_filter(
+        &store,
+        "bad",
+        "status = FIALED",
+        switchboard::ops::Actor::Console,
+    )
+    .await
+    .expect_err("a bad expression is not saved");
+    assert!(refused.contains("column 10"), "{refused}");
+    let mut second = App::new(ConsoleOptions::default(), KeyRegistry::default());
+    let saved = store.saved_filters().await.expect("read");
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    second.apply(Update::SavedFilters(saved));
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    let key = KeyEvent::from(KeyCode::Char('F'));
+    let Some(Action::LoadPage(query)) = second.handle_key(key) else {
+        panic!("F applies the saved filter");
+    };
+    assert_eq!(
+        query.filter,
+        switchboard::model::filter::parse("status = FAILED and attempts >= 2").ok()
+    );
+    let events = store.recent_events(10).await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("filter failed-twice saved")),
+        "logged as an operator's action"
+    );
+}

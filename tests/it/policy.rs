@@ -54,6 +54,7 @@ pub(crate) fn rules(window: &str, days: &str, caps: (i64, i64)) -> CampaignRules
         max_call_s: 0,
         max_call_cost: 0.0,
         end_on_repeats: 0,
+        rest_numbers_below: 0.0,
         starts_at: None,
         ends_by: None,
     }

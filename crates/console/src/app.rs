@@ -49,6 +49,10 @@ pub enum Action {
     /// Count what a bulk action would do (writes nothing); comes back as
     /// [`Update::BulkPreview`].
     BulkPreview(switchboard_engine::bulk::BulkRequest),
+    /// Save a filter under a name (through the operations layer); the list is read again.
+    SaveFilter { name: String, expression: String },
+    /// Read the saved filters; they come back as [`Update::SavedFilters`].
+    LoadSavedFilters,
     /// Carry out a bulk action the operator confirmed; progress comes back as
     /// [`Update::BulkProgress`], its line as [`Update::Reply`].
     Bulk(switchboard_engine::bulk::BulkRequest),
@@ -86,6 +90,8 @@ pub enum Update {
     },
     /// Rows a running bulk action has walked.
     BulkProgress(u64),
+    /// The saved filters, as read.
+    SavedFilters(Vec<crate::store::saved_filters::SavedFilter>),
     Reply(CommandReply),
     /// The clock: ages are computed against this, never the wall clock, so that tests
     /// render the same screen every time.
@@ -223,6 +229,9 @@ pub struct App {
     bell: bool,
     /// One sample a second of the last ten minutes: sparklines and the ETA's pace.
     pub(crate) history: super::history::History,
+    /// The saved filters (`F`, `W`), as last read, and whether they were read yet.
+    pub(crate) saved: Vec<crate::store::saved_filters::SavedFilter>,
+    pub(crate) saved_loaded: bool,
 }
 
 impl App {
@@ -260,6 +269,8 @@ impl App {
             alert_seen: false,
             bell: false,
             history: Default::default(),
+            saved: Vec::new(),
+            saved_loaded: false,
         }
     }
 
@@ -530,6 +541,8 @@ impl App {
             KeyAction::BookCallback => self.book_callback(),
             KeyAction::Arm => self.arm_prompt(),
             KeyAction::Bulk => self.bulk_prompt(),
+            KeyAction::NextSavedFilter => self.next_saved_filter(),
+            KeyAction::SaveFilter => self.save_filter_prompt(),
             KeyAction::Quit => self.request_quit(),
         }
     }
@@ -1077,7 +1090,7 @@ impl App {
     }
 
     /// The list's filter changed: back to the top, drop rows of the old list, read anew.
-    fn reset_list(&mut self) -> Option<Action> {
+    pub(crate) fn reset_list(&mut self) -> Option<Action> {
         self.selected = 0;
         self.selected_id = None;
         self.scroll = 0;
@@ -1260,6 +1273,10 @@ impl App {
                 None
             }
             Update::BulkPreview { request, preview } => self.bulk_previewed(request, preview),
+            Update::SavedFilters(saved) => {
+                self.saved_filters_read(saved);
+                None
+            }
             Update::BulkProgress(walked) => {
                 self.bulk_progress(walked);
                 None
@@ -1279,6 +1296,12 @@ impl App {
                     self.campaign_id,
                 );
                 self.history.record(now, snapshot, campaign);
+                // The saved filters, read at start and every ten seconds (odd ones: the even
+                // ones refresh a live call).
+                if !self.saved_loaded || now.timestamp() % 10 == 1 {
+                    self.saved_loaded = true;
+                    return Some(Action::LoadSavedFilters);
+                }
                 // A live call's details follow the conversation, every other second.
                 match &self.popup {
                     Some(Popup::Details(details))

@@ -57,6 +57,8 @@ pub enum KeyAction {
     BookCallback,
     Arm,
     Bulk,
+    NextSavedFilter,
+    SaveFilter,
     Quit,
 }
 
@@ -144,6 +146,8 @@ pub const ACTIONS: &[ActionSpec] = &[
     spec(A::BookCallback, "book_callback", &["b"], None, "book a callback for the selected contact at a time in its zone (HH:MM…)", true),
     spec(A::Arm, "arm", &["A"], None, "pause, resume or stop an arm of the campaign (ASSISTANT pause|resume|stop)", true),
     spec(A::Bulk, "bulk", &["B"], None, "act on every row listed: retry, requeue, skip, dnc, reschedule, move (asks)", true),
+    spec(A::NextSavedFilter, "next_saved_filter", &["F"], None, "apply the next saved filter (shared by consoles and the CLI)", false),
+    spec(A::SaveFilter, "save_filter", &["W"], None, "save the filter in force under a name", true),
     spec(A::Quit, "quit", &["q"], Some("quit"), "quit (stops the engine; asks while calls are in flight)", false),
 ];
 
@@ -527,7 +531,7 @@ mod tests {
         let keys = KeyRegistry::new(&remap(&[
             ("pause_all", "ctrl-p"),
             ("retry_call", "f5"),
-            ("freeze", "F"),
+            ("freeze", "Z"),
         ]))
         .unwrap();
         assert_eq!(keys.action_for(&press(KeyCode::Char('p'))), None);
@@ -540,7 +544,7 @@ mod tests {
             Some(KeyAction::RetryCall)
         );
         assert_eq!(
-            keys.action_for(&press(KeyCode::Char('F'))),
+            keys.action_for(&press(KeyCode::Char('Z'))),
             Some(KeyAction::Freeze)
         );
         assert_eq!(keys.action_for(&press(KeyCode::Char('f'))), None);

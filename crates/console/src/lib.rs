@@ -23,6 +23,7 @@ mod listening;
 pub mod live;
 pub mod pager;
 pub mod panes;
+mod saved;
 pub mod terminal;
 pub mod view;
 
@@ -199,6 +200,33 @@ impl Runner {
                 });
             }
             Some(Action::LoadPage(query)) => self.pager.want(query),
+            Some(Action::LoadSavedFilters) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    // A failed read keeps the list as it was; the next tick reads again.
+                    if let Ok(saved) = store.saved_filters().await {
+                        let _ = done.send(Done::Update(Update::SavedFilters(saved)));
+                    }
+                });
+            }
+            Some(Action::SaveFilter { name, expression }) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let line = switchboard_engine::ops::save_filter(
+                        &store,
+                        &name,
+                        &expression,
+                        switchboard_engine::ops::Actor::Console,
+                    )
+                    .await;
+                    if let Ok(saved) = store.saved_filters().await {
+                        let _ = done.send(Done::Update(Update::SavedFilters(saved)));
+                    }
+                    let _ = done.send(Done::Update(Update::Reply(line)));
+                });
+            }
             Some(Action::BulkPreview(request)) => {
                 let store = self.store.clone();
                 let done = self.done.clone();

@@ -23,6 +23,8 @@ pub enum PromptKind {
     Arm,
     /// An action on every row listed (`crate::bulk`).
     Bulk,
+    /// A name to save the filter in force under (`who` holds the expression).
+    SaveFilter,
 }
 
 /// A line typed for a live call.
@@ -49,6 +51,7 @@ impl Prompt {
             PromptKind::Callback => "Book a callback",
             PromptKind::Arm => "Arms of the campaign",
             PromptKind::Bulk => "Act on every row listed",
+            PromptKind::SaveFilter => "Save the filter",
         }
     }
 
@@ -68,6 +71,9 @@ impl Prompt {
                 "HH:MM or 2026-12-04 15:00 in the contact's zone, or RFC 3339 · Enter · Esc".into()
             }
             PromptKind::Arm => "ASSISTANT pause | resume | stop · Enter · Esc".into(),
+            PromptKind::SaveFilter => {
+                "a name (letters, digits, - _ .) · Enter: saved for every console · Esc".into()
+            }
             PromptKind::Bulk => format!(
                 "{} · Enter: count, then ask · Esc",
                 crate::model::bulk::ACTIONS
@@ -208,8 +214,10 @@ impl App {
         let Some(Popup::Prompt(prompt)) = &mut self.popup else {
             return None;
         };
-        if prompt.kind == PromptKind::Bulk {
-            return self.bulk_prompt_key(key);
+        match prompt.kind {
+            PromptKind::Bulk => return self.bulk_prompt_key(key),
+            PromptKind::SaveFilter => return self.save_filter_key(key),
+            _ => {}
         }
         match key.code {
             KeyCode::Esc => {
@@ -265,7 +273,10 @@ impl App {
                         Destination::parse(&prompt.input).map(|to| LiveAction::Transfer { to })
                     }
                     // Handled above.
-                    PromptKind::Callback | PromptKind::Arm | PromptKind::Bulk => return None,
+                    PromptKind::Callback
+                    | PromptKind::Arm
+                    | PromptKind::Bulk
+                    | PromptKind::SaveFilter => return None,
                 };
                 match action {
                     // The prompt stays open to be corrected.

@@ -1871,3 +1871,77 @@ fn a_bulk_action_counts_first_asks_with_the_count_and_runs_only_when_confirmed()
     app.apply(Update::BulkProgress(2_500));
     assert!(screen(&app, 120, 30).contains("bulk action: 2,500 rows done"));
 }
+
+#[test]
+fn saved_filters_are_tabs_that_f_steps_through_and_w_saves() {
+    use crate::store::saved_filters::SavedFilter;
+    let mut app = app_with(ConsoleOptions::default(), 160, 40, snapshot());
+    // Read at the first tick, then every ten seconds: what another console saved appears.
+    assert!(app.saved_loaded);
+    let at = |s: i64| chrono::DateTime::from_timestamp(1_796_000_000 + s, 0).expect("time");
+    assert_eq!(
+        app.apply(Update::Tick(at(1))),
+        Some(Action::LoadSavedFilters)
+    );
+    assert_eq!(app.apply(Update::Tick(at(2))), None);
+    assert_eq!(
+        app.apply(Update::Tick(at(11))),
+        Some(Action::LoadSavedFilters)
+    );
+    let saved = |name: &str, expression: &str| SavedFilter {
+        name: name.into(),
+        expression: expression.into(),
+        saved_by: "cli".into(),
+        saved_at: "2026-12-06T00:00:00Z".into(),
+    };
+    app.apply(Update::SavedFilters(vec![
+        saved("busy", "reason ~ busy"),
+        saved("failed-twice", "status = FAILED and attempts >= 2"),
+    ]));
+    assert!(screen(&app, 160, 40).contains("F busy·failed-twice"));
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('F')) else {
+        panic!("F applies the first saved filter");
+    };
+    assert_eq!(
+        query.filter,
+        crate::model::filter::parse("reason ~ busy").ok()
+    );
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('F')) else {
+        panic!("F again: the next one");
+    };
+    assert_eq!(
+        query.filter,
+        crate::model::filter::parse("status = FAILED and attempts >= 2").ok()
+    );
+    let Some(Action::LoadPage(query)) = app.handle_key(ch('F')) else {
+        panic!("after the last: none");
+    };
+    assert_eq!(query.filter, None);
+    // W saves the filter in force under a typed name; a bad name is refused in the prompt.
+    assert_eq!(app.handle_key(ch('W')), None);
+    assert!(screen(&app, 160, 40).contains("no filter to save"));
+    app.handle_key(ch('/'));
+    for c in "zone = America/Chicago".chars() {
+        app.handle_key(ch(c));
+    }
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(ch('W'));
+    for c in "chi cago".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert!(screen(&app, 160, 40).contains("` ` in a filter's name"));
+    for _ in 0..5 {
+        app.handle_key(key(KeyCode::Backspace));
+    }
+    for c in "cago".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(
+        app.handle_key(key(KeyCode::Enter)),
+        Some(Action::SaveFilter {
+            name: "chicago".into(),
+            expression: "zone = America/Chicago".into()
+        })
+    );
+}

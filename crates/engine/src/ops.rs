@@ -214,6 +214,41 @@ pub async fn set_arm(
     ))
 }
 
+/// Saves the filter `expression` as `name` (`filters save`, the console's `W`): checked,
+/// then shared with every console and command of the database. The one-line answer.
+pub async fn save_filter(
+    store: &Store,
+    name: &str,
+    expression: &str,
+    actor: Actor,
+) -> Result<String, String> {
+    let name = name.trim();
+    let expression = expression.trim();
+    crate::model::filter::check_name(name)?;
+    crate::model::filter::parse(expression).map_err(|e| format!("filter {name}: {e}"))?;
+    let replaced = store
+        .save_filter(name, expression, actor.source())
+        .await
+        .map_err(|e| e.to_string())?;
+    let line = format!(
+        "filter {name} {}: {expression}",
+        if replaced { "replaced" } else { "saved" }
+    );
+    log(store, actor, &line).await;
+    Ok(line)
+}
+
+/// Removes the saved filter `name`. The one-line answer.
+pub async fn delete_filter(store: &Store, name: &str, actor: Actor) -> Result<String, String> {
+    let name = name.trim();
+    if !store.delete_filter(name).await.map_err(|e| e.to_string())? {
+        return Err(format!("no saved filter {name}"));
+    }
+    let line = format!("filter {name} deleted");
+    log(store, actor, &line).await;
+    Ok(line)
+}
+
 /// Pauses a dialling campaign for the operator.
 async fn pause_campaign(store: &Store, campaign_id: i64) -> Result<String, String> {
     let err = |e: crate::store::StoreError| e.to_string();

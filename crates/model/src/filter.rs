@@ -282,6 +282,31 @@ pub struct FilterError {
 }
 
 /// Parses `text` (see the module's doc).
+/// The longest name a saved filter takes (it is a tab's label).
+pub const MAX_NAME_CHARS: usize = 24;
+
+/// A saved filter's name: a short label (letters, digits, `-`, `_`, `.`), or why not.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a saved filter needs a name".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(format!(
+            "a filter's name is at most {MAX_NAME_CHARS} characters"
+        ));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        Some(c) => Err(format!(
+            "`{}` in a filter's name: use letters, digits, -, _ or .",
+            c.escape_default()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Whether what was typed after `/` is an expression (it has a comparison) rather than text
 /// to search for: `busy` searches, `reason ~ busy` filters.
 pub fn is_expression(text: &str) -> bool {
@@ -623,6 +648,29 @@ fn time_of(text: &str) -> Option<Value> {
     }
     let ago = text.strip_suffix(" ago").unwrap_or(text);
     humantime::parse_duration(ago).ok().map(Value::Ago)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::check_name;
+
+    #[test]
+    fn a_saved_filter_is_named_by_a_short_label() {
+        assert_eq!(check_name("failed-twice"), Ok(()));
+        assert_eq!(check_name("chicago_busy.2"), Ok(()));
+        assert!(check_name("").is_err());
+        assert!(
+            check_name("with space")
+                .unwrap_err()
+                .contains("` ` in a filter's name")
+        );
+        assert!(check_name("a\u{1b}[31m").unwrap_err().contains("\\u{1b}"));
+        assert!(
+            check_name(&"x".repeat(25))
+                .unwrap_err()
+                .contains("at most 24")
+        );
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("max_call_s", Int),
             ("max_call_cost", Real),
             ("end_on_repeats", Int),
+            ("rest_numbers_below", Real),
             ("lane_order", Text),
             ("max_attempts", Int),
             ("callback_field", Text),
@@ -251,6 +252,15 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("text", Text),
         ],
     ),
+    (
+        "saved_filters",
+        &[
+            ("name", Text),
+            ("expression", Text),
+            ("saved_by", Text),
+            ("saved_at", Text),
+        ],
+    ),
 ];
 
 /// Rows read and written per statement.
@@ -267,6 +277,7 @@ fn primary_key(table: &str) -> &'static [&'static str] {
         "call_transcripts" => &["call_id", "line"],
         "call_analysis" => &["call_id"],
         "dnc" => &["phone"],
+        "saved_filters" => &["name"],
         _ => &["id"],
     }
 }

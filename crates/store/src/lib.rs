@@ -19,6 +19,7 @@ pub mod lease;
 pub mod live;
 pub mod numbers;
 pub mod policy;
+pub mod saved_filters;
 mod sql;
 pub mod stats;
 

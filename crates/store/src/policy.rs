@@ -37,6 +37,9 @@ pub struct CampaignRules {
     pub max_call_cost: f64,
     /// … or whose assistant says the same line this many times in a row (0: off).
     pub end_on_repeats: i64,
+    /// Number health: bench a pool number whose answer rate is below this share of its
+    /// peers' (0: off, only flagged).
+    pub rest_numbers_below: f64,
     /// The scheduled start and end (stored times); written by `campaign start --at
     /// --end-by` ([`Store::set_campaign_schedule`]), never by the rule edits.
     pub starts_at: Option<String>,
@@ -69,6 +72,7 @@ impl CampaignRules {
             max_call_s: 0,
             max_call_cost: 0.0,
             end_on_repeats: 0,
+            rest_numbers_below: 0.0,
             starts_at: None,
             ends_by: None,
         }
@@ -269,7 +273,7 @@ pub struct DecisionRow {
 
 const RULE_COLUMNS: &str = "call_window, call_days, timezone, cap_per_day, cap_per_week, require_consent, dnc_field, \
      redial_reasons, redial_delay_s, redial_count, rule_pack, suppress_days, max_call_s, max_call_cost, \
-     end_on_repeats, starts_at, ends_by";
+     end_on_repeats, rest_numbers_below, starts_at, ends_by";
 
 impl Store {
     pub async fn campaign_rules(&self, campaign_id: i64) -> Result<CampaignRules> {
@@ -292,8 +296,8 @@ impl Store {
             "UPDATE campaigns SET call_window = $1, call_days = $2, timezone = $3, \
              cap_per_day = $4, cap_per_week = $5, require_consent = $6, dnc_field = $7, \
              redial_reasons = $8, redial_delay_s = $9, redial_count = $10, rule_pack = $11, \
-             suppress_days = $12, max_call_s = $13, max_call_cost = $14, end_on_repeats = $15 \
-             WHERE id = $16",
+             suppress_days = $12, max_call_s = $13, max_call_cost = $14, end_on_repeats = $15, \
+             rest_numbers_below = $16 WHERE id = $17",
         )
         .bind(&rules.call_window)
         .bind(&rules.call_days)
@@ -310,6 +314,7 @@ impl Store {
         .bind(rules.max_call_s)
         .bind(rules.max_call_cost)
         .bind(rules.end_on_repeats)
+        .bind(rules.rest_numbers_below)
         .bind(campaign_id)
         .execute(&mut *tx)
         .await?;

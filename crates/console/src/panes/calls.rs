@@ -48,6 +48,8 @@ pub struct CallsPane<'a> {
     pub page_offset: i64,
     pub focused: bool,
     pub now: DateTime<Utc>,
+    /// The saved filters' names (`F` steps through them), and whether each is in force.
+    pub saved: Vec<(&'a str, bool)>,
 }
 
 impl<'a> CallsPane<'a> {
@@ -65,6 +67,13 @@ impl<'a> CallsPane<'a> {
             page_offset: app.page_offset,
             focused: app.focus == Focus::Calls,
             now: app.now,
+            saved: {
+                let active = app.active_saved().map(|f| f.name.as_str());
+                app.saved
+                    .iter()
+                    .map(|f| (f.name.as_str(), Some(f.name.as_str()) == active))
+                    .collect()
+            },
         }
     }
 
@@ -290,6 +299,21 @@ fn titles(pane: &CallsPane, width: u16) -> (Line<'static>, Line<'static>) {
             format!("filter \"{filter}\" {scope}"),
             Style::new().fg(Color::Yellow),
         ));
+    }
+    if !pane.saved.is_empty() {
+        info.push(Span::styled("F ", label()));
+        for (i, (name, active)) in pane.saved.iter().enumerate() {
+            if i > 0 {
+                info.push(Span::styled("·", label()));
+            }
+            let style = if *active {
+                Style::new().fg(Color::Black).bg(Color::Yellow)
+            } else {
+                Style::new().fg(Color::Gray)
+            };
+            info.push(Span::styled(name.to_string(), style));
+        }
+        info.push(Span::raw(" "));
     }
     if let Some(total) = pane.total.filter(|t| *t > 0) {
         info.push(Span::styled(

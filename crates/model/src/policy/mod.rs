@@ -75,6 +75,12 @@ pub mod limits {
         max: 50.0,
         unit: "times",
     };
+    pub const REST_NUMBERS_BELOW: Bound = Bound {
+        key: "rest_numbers_below",
+        min: 0.0,
+        max: 1.0,
+        unit: "of the peers' answer rate",
+    };
 }
 
 /// The days a campaign may call: bit 0 is Monday … bit 6 Sunday.
