@@ -95,7 +95,7 @@ pub async fn campaign(store: &Store, config: &Config, action: CampaignAction) ->
                 .await
                 .map_err(user)?
         }
-        CampaignAction::Show { name } => return show(&mut out, store, &name).await,
+        CampaignAction::Show { name } => return show(&mut out, store, config, &name).await,
         CampaignAction::Weight { name, weight } => {
             let c = store.campaign_by_name(&name).await.map_err(user)?;
             let c = store
@@ -410,7 +410,7 @@ async fn edit(
 }
 
 /// `campaign show`: its state, numbers and counts, then its rules.
-async fn show(out: &mut impl Write, store: &Store, name: &str) -> Result<()> {
+async fn show(out: &mut impl Write, store: &Store, config: &Config, name: &str) -> Result<()> {
     let c = store.campaign_by_name(name).await.map_err(user)?;
     let rules = store.campaign_rules(c.id).await.map_err(user)?;
     let skipped = store.skipped_count(c.id).await.map_err(user)?;
@@ -448,6 +448,7 @@ async fn show(out: &mut impl Write, store: &Store, name: &str) -> Result<()> {
             }
         )?;
     }
+    show_number_health(out, store, config, c.id, &rules).await?;
     writeln!(
         out,
         "  contacts:       {} ({} done or skipped, {} skipped by policy)",
@@ -464,6 +465,67 @@ async fn show(out: &mut impl Write, store: &Store, name: &str) -> Result<()> {
         writeln!(out, "  schedule:       {line}")?;
     }
     show_rules(out, store, &rules, &zones, state).await
+}
+
+/// Number health over the last day: each number's and area code's answer rate beside the
+/// campaign's, quick hang-ups, carrier failures, flags (and whether weak numbers rest).
+async fn show_number_health(
+    out: &mut impl Write,
+    store: &Store,
+    config: &Config,
+    campaign_id: i64,
+    rules: &CampaignRules,
+) -> Result<()> {
+    let quick_ms = config.dispatch.quick_hangup_ms;
+    let health = crate::dispatch::number_health::review(
+        store,
+        campaign_id,
+        quick_ms,
+        rules.rest_numbers_below,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(user)?;
+    if health.day.calls == 0 {
+        return Ok(());
+    }
+    let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.0} %", r * 100.0));
+    let rests = if rules.rest_numbers_below > 0.0 {
+        format!(
+            "; numbers below {:.0} % of their peers rest",
+            rules.rest_numbers_below * 100.0
+        )
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "  last day:       {} calls, answered {}, quick hang-ups {}, carrier failures {}/{} (hour/day){rests}",
+        health.day.calls,
+        pct(health.day.answer_rate()),
+        pct(health.day.quick_share()),
+        health.hour.carrier_failures,
+        health.day.carrier_failures
+    )?;
+    let lines = health.numbers.iter().map(|h| ("number", h));
+    let areas = health.areas.iter().take(5).map(|h| ("area", h));
+    for (what, h) in lines.chain(areas) {
+        writeln!(
+            out,
+            "    {what} {:<14} {} calls, answered {}, quick {}, carrier {}/{}{}",
+            h.key,
+            h.day.calls,
+            pct(h.day.answer_rate()),
+            pct(h.day.quick_share()),
+            h.hour.carrier_failures,
+            h.day.carrier_failures,
+            h.flag
+                .as_deref()
+                .map(|f| format!(" · flagged: {f}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }
 
 async fn show_rules(

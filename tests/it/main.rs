@@ -19,5 +19,6 @@ mod launch;
 mod live;
 mod never_twice;
 mod nothing_lost;
+mod number_health;
 mod policy;
 mod webhook;

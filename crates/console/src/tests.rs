@@ -208,6 +208,7 @@ fn snapshot() -> Snapshot {
         awaiting_reports: 0,
         webhook_last_refusal: None,
         numbers: Vec::new(),
+        number_health: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod filter;
 pub mod forecast;
 pub mod location;
+pub mod number_health;
 pub mod policy;
 pub mod template;
 pub mod text;

@@ -370,3 +370,61 @@ mod tests {
         );
     }
 }
+
+/// A campaign's ended calls since a day ago, counted by what number health needs: the pool
+/// number and the area code called, the ended reason, whether answered, whether a quick
+/// hang-up, whether in the last hour, and whether it counts for the number's verdict (ended
+/// after the number's last bench: a number back from its cool-down is judged afresh).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct HealthRow {
+    pub phone_number_id: String,
+    pub area: String,
+    pub ended_reason: Option<String>,
+    pub answered: i64,
+    pub quick: i64,
+    pub last_hour: i64,
+    pub judged: i64,
+    pub calls: i64,
+}
+
+impl Store {
+    /// [`HealthRow`]s of `campaign_id` as of `now`; `quick_ms`: an answered call shorter is a
+    /// quick hang-up.
+    pub async fn number_health_rows(
+        &self,
+        campaign_id: i64,
+        quick_ms: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HealthRow>> {
+        let day = format_time(now - chrono::Duration::days(1));
+        let hour = format_time(now - chrono::Duration::hours(1));
+        let mut sql = super::sql::Sql::new(self.backend());
+        sql.push(
+            "SELECT coalesce(c.phone_number_id, g.phone_number_id) AS phone_number_id, \
+             substr(k.phone, 1, 5) AS area, c.ended_reason, \
+             CAST(CASE WHEN c.started_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS answered, \
+             CAST(CASE WHEN c.started_at IS NOT NULL AND ",
+        );
+        sql.seconds_between("c.started_at", "c.ended_at");
+        sql.push(" * 1000 < ").bind(quick_ms as f64);
+        sql.push(" THEN 1 ELSE 0 END AS BIGINT) AS quick, ");
+        sql.push("CAST(CASE WHEN c.ended_at >= ")
+            .bind(hour.as_str());
+        sql.push(" THEN 1 ELSE 0 END AS BIGINT) AS last_hour, ");
+        sql.push("CAST(CASE WHEN n.benched_until IS NULL OR c.ended_at >= n.benched_until ");
+        sql.push("THEN 1 ELSE 0 END AS BIGINT) AS judged, count(*) AS calls ");
+        sql.push(
+            "FROM calls c JOIN contacts k ON k.id = c.contact_id \
+             JOIN campaigns g ON g.id = c.campaign_id \
+             LEFT JOIN campaign_numbers n ON n.campaign_id = c.campaign_id \
+             AND n.phone_number_id = coalesce(c.phone_number_id, g.phone_number_id) \
+             WHERE c.campaign_id = ",
+        );
+        sql.bind(campaign_id);
+        sql.push(" AND c.status = ")
+            .bind(crate::model::CallStatus::Ended.as_str());
+        sql.push(" AND c.ended_at >= ").bind(day.as_str());
+        sql.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7");
+        Ok(sql.query_as().fetch_all(self.reader()).await?)
+    }
+}

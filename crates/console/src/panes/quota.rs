@@ -326,7 +326,7 @@ fn number_lines(numbers: &[crate::dispatch::NumberView]) -> Vec<Line<'static>> {
                 ),
                 None => Span::styled("in use", Style::new().fg(Color::Green)),
             };
-            Line::from(vec![
+            let mut spans = vec![
                 Span::styled(
                     format!("{:<12}", if i == 0 { "numbers" } else { "" }),
                     label(),
@@ -335,9 +335,38 @@ fn number_lines(numbers: &[crate::dispatch::NumberView]) -> Vec<Line<'static>> {
                 Span::styled(format!("{} · ", n.campaign), label()),
                 Span::raw(format!("{} today · ", n.calls_today)),
                 state,
-            ])
+            ];
+            spans.extend(health_spans(n));
+            Line::from(spans)
         })
         .collect()
+}
+
+/// A number's health after its state: answer rate of the day beside the campaign's, quick
+/// hang-ups, carrier failures in the last hour and day, and the flag.
+fn health_spans(n: &crate::dispatch::NumberView) -> Vec<Span<'static>> {
+    let Some(h) = &n.health else {
+        return Vec::new();
+    };
+    let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.0} %", r * 100.0));
+    let mut spans = vec![Span::styled(
+        format!(
+            " · answered {} (campaign {}) · quick {} · carrier {}/{} h/d",
+            pct(h.day.answer_rate()),
+            pct(n.campaign_day.and_then(|d| d.answer_rate())),
+            pct(h.day.quick_share()),
+            h.hour.carrier_failures,
+            h.day.carrier_failures
+        ),
+        label(),
+    )];
+    if let Some(flag) = &h.flag {
+        spans.push(Span::styled(
+            format!(" · flagged: {flag}"),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ));
+    }
+    spans
 }
 
 /// One line for small terminals.
@@ -376,6 +405,8 @@ mod tests {
             calls_today: 41,
             benched_until: benched.map(|_| "2026-11-29T00:00:00.000Z".into()),
             bench_reason: benched.map(String::from),
+            health: None,
+            campaign_day: None,
         }
     }
 
@@ -398,6 +429,37 @@ mod tests {
                 "numbers     pn-1 spring · 41 today · in use",
                 "            pn-2 spring · 41 today · benched until 00:00 UTC (daily limit)",
             ]
+        );
+    }
+
+    #[test]
+    fn a_flagged_number_shows_its_answer_rate_beside_the_campaigns() {
+        use crate::dispatch::number_health::Health;
+        use crate::model::number_health::Sample;
+        let day = Sample {
+            calls: 100,
+            answered: 10,
+            quick_hangups: 2,
+            carrier_failures: 3,
+        };
+        let mut n = number("spring", "pn-3", None);
+        n.health = Some(Health {
+            key: "pn-3".into(),
+            hour: Sample::default(),
+            day,
+            flag: Some("answered 10 % against 40 % for its peers".into()),
+            rest: false,
+        });
+        n.campaign_day = Some(Sample {
+            calls: 300,
+            answered: 90,
+            ..Sample::default()
+        });
+        let lines = number_lines(&[number("spring", "pn-1", None), n]);
+        assert_eq!(
+            text(&lines)[1],
+            "            pn-3 spring · 41 today · in use · answered 10 % (campaign 30 %) · \
+             quick 20 % · carrier 0/3 h/d · flagged: answered 10 % against 40 % for its peers"
         );
     }
 

@@ -17,6 +17,7 @@ pub mod health;
 pub mod live;
 mod live_set;
 pub mod metrics;
+pub mod number_health;
 pub mod pacer;
 mod pool;
 pub mod predial;
@@ -862,6 +863,8 @@ struct ControlLoop {
     reach: HashMap<i64, (tokio::time::Instant, Option<snapshot::Reach>)>,
     /// Every campaign's phone-number pool, refreshed every few ticks.
     numbers: Vec<crate::store::numbers::PoolNumber>,
+    /// Every unfinished campaign's number health, and when it was read.
+    number_health: HashMap<i64, (tokio::time::Instant, number_health::CampaignHealth)>,
     ticks: u64,
     version: u64,
     /// Built by the last refresh, sent by `publish`.
@@ -893,6 +896,7 @@ impl ControlLoop {
             snapshot,
             reasons: HashMap::new(),
             numbers: Vec::new(),
+            number_health: HashMap::new(),
             rules: HashMap::new(),
             reach: HashMap::new(),
             success: HashMap::new(),
@@ -915,6 +919,38 @@ const ATTACHED_REREAD: Duration = Duration::from_secs(5);
 
 /// How often a campaign's waiting contacts are counted by zone for the estimate.
 const REACH_REREAD: Duration = Duration::from_secs(30);
+
+/// Reads a campaign's number health once a minute; a dialling campaign that rests weak
+/// numbers (`rest_numbers_below`) has them benched for the cool-down.
+async fn review_numbers(
+    ctx: &Ctx,
+    read: &mut HashMap<i64, (tokio::time::Instant, number_health::CampaignHealth)>,
+    campaign: &crate::store::campaigns::Campaign,
+    rest_below: f64,
+) -> Result<(), crate::store::StoreError> {
+    let fresh = read
+        .get(&campaign.id)
+        .is_some_and(|(at, _)| at.elapsed() < HEALTH_REREAD);
+    if fresh {
+        return Ok(());
+    }
+    let health = number_health::review(
+        &ctx.store,
+        campaign.id,
+        ctx.config.dispatch.quick_hangup_ms,
+        rest_below,
+        ctx.now(),
+    )
+    .await?;
+    if campaign.status == CampaignStatus::Dialing && rest_below > 0.0 {
+        number_health::rest(ctx, campaign.id, &health, rest_below).await?;
+    }
+    read.insert(campaign.id, (tokio::time::Instant::now(), health));
+    Ok(())
+}
+
+/// How often each campaign's number health is read (a day of its ended calls, by index).
+const HEALTH_REREAD: Duration = Duration::from_secs(60);
 
 /// The bounds on when a campaign's waiting contacts can be called: `None` when there are
 /// none (always open, no schedule), so the estimate is the pace alone and nothing is read.
@@ -1175,6 +1211,13 @@ impl ControlLoop {
                     self.reach
                         .insert(c.id, (tokio::time::Instant::now(), reach));
                 }
+                review_numbers(
+                    &self.ctx,
+                    &mut self.number_health,
+                    c,
+                    rules.rest_numbers_below,
+                )
+                .await?;
             }
         }
         // The success rate is a scan of the ended calls: again every 10 ticks when calls
@@ -1357,6 +1400,13 @@ impl ControlLoop {
                         .then(|| n.benched_until.clone())
                         .flatten(),
                     bench_reason: n.benched_at(wall).then(|| n.bench_reason.clone()).flatten(),
+                    health: self.number_health.get(&n.campaign_id).and_then(|(_, h)| {
+                        h.numbers
+                            .iter()
+                            .find(|x| x.key == n.phone_number_id)
+                            .cloned()
+                    }),
+                    campaign_day: self.number_health.get(&n.campaign_id).map(|(_, h)| h.day),
                 })
             })
             .collect();
@@ -1369,6 +1419,12 @@ impl ControlLoop {
                 s.awaiting_reports.len()
             },
             numbers,
+            number_health: self
+                .number_health
+                .iter()
+                .filter(|(id, _)| views.iter().any(|v| v.id == **id && !v.status.is_final()))
+                .map(|(id, (_, health))| (*id, health.clone()))
+                .collect(),
             version: 0,
             // Contacts of DRAFT, COMPLETED or CANCELLED campaigns wait for nothing.
             pending: views

@@ -47,6 +47,8 @@ pub struct Snapshot {
     pub webhook_last_refusal: Option<String>,
     /// The phone numbers of unfinished campaigns: calls today and whether benched.
     pub numbers: Vec<NumberView>,
+    /// Each unfinished campaign's number health (by campaign id), read every minute.
+    pub number_health: std::collections::BTreeMap<i64, super::number_health::CampaignHealth>,
 }
 
 /// One number of a campaign's pool, for the quota pane.
@@ -59,6 +61,10 @@ pub struct NumberView {
     /// Set while benched.
     pub benched_until: Option<String>,
     pub bench_reason: Option<String>,
+    /// Its calls of the last hour and day, and whether it is flagged (None until read).
+    pub health: Option<super::number_health::Health>,
+    /// The campaign's calls of the last day, all numbers pooled (its average).
+    pub campaign_day: Option<crate::model::number_health::Sample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
