@@ -435,6 +435,12 @@ async fn finish(
         rate_per_second: config.dispatch.rate_per_second,
         concurrency: config.dispatch.max_concurrent_calls,
         call_secs,
+        // What the campaign's contacts took so far (once each before it starts).
+        dials_per_contact: {
+            let c = store.campaign(campaign_id).await?;
+            let redials = u32::try_from(rules.redial_count).unwrap_or(0);
+            Pace::dials_seen(c.total_calls_created, c.contacts_done, redials)
+        },
     };
     let window = rules.window();
     let f = forecast::forecast(&window, schedule, &zones, pace, now);
@@ -511,7 +517,10 @@ fn estimate_findings(
             Topic::Finish,
             format!(
                 "finishes about {}: {} contact(s) at {pace_text}",
-                forecast::finish_text(at, in_zone, now),
+                match forecast::first_day_text(f, now) {
+                    Some(today) => format!("{} ({today})", forecast::finish_text(at, in_zone, now)),
+                    None => forecast::finish_text(at, in_zone, now),
+                },
                 f.total
             ),
         ),

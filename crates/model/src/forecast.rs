@@ -26,6 +26,8 @@ pub struct Pace {
     pub concurrency: u32,
     /// Expected length of one call.
     pub call_secs: f64,
+    /// Dials a contact takes on average (redials and follow-ups: 1.0 when none).
+    pub dials_per_contact: f64,
 }
 
 impl Pace {
@@ -37,7 +39,17 @@ impl Pace {
         } else {
             f64::INFINITY
         };
-        self.rate_per_second.min(by_slots).max(0.0)
+        let dials = self.rate_per_second.min(by_slots).max(0.0);
+        dials / self.dials_per_contact.max(1.0)
+    }
+
+    /// Dials per contact from what a campaign has done so far: calls created over contacts
+    /// finished, between 1 and `1 + redials` (a young campaign's first calls say little).
+    pub fn dials_seen(created: i64, done: i64, redials: u32) -> f64 {
+        if done <= 0 {
+            return 1.0;
+        }
+        (created as f64 / done as f64).clamp(1.0, 1.0 + f64::from(redials))
     }
 }
 
@@ -55,6 +67,21 @@ pub struct Forecast {
     pub reached: u64,
     /// Contacts of zones no window reaches before the end (none of them is ever dialled).
     pub unreachable: Vec<ZoneLoad>,
+    /// Where the first calling day stops, when the list outlasts it.
+    pub first_day: Option<FirstDay>,
+}
+
+/// The first stretch of calling (until every zone with contacts left is closed) of a list
+/// that outlasts it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FirstDay {
+    /// When the last open window closes, in the zone called last.
+    pub stops: DateTime<Utc>,
+    pub zone: Tz,
+    /// Contacts dialled by then.
+    pub reached: u64,
+    /// When a window opens again (None: none before the end-by), and in which zone.
+    pub resumes: Option<(DateTime<Utc>, Tz)>,
 }
 
 /// Far enough ahead to say "not within" rather than sweep for ever.
@@ -88,6 +115,7 @@ pub fn forecast(
         finish: None,
         reached: 0,
         unreachable,
+        first_day: None,
     };
     let Some(biggest) = zones.iter().max_by_key(|z| z.contacts).map(|z| z.zone) else {
         out.finish = Some((start, Tz::UTC));
@@ -123,6 +151,19 @@ pub fn forecast(
             edge = edge.min(next.max(t + Duration::minutes(1)));
         }
         if open.is_empty() {
+            if out.first_dial.is_some() && out.first_day.is_none() {
+                let reopens = (0..zones.len())
+                    .filter(|&i| left[i] > 0.0)
+                    .map(|i| (window.next_open(zones[i].zone, t), zones[i].zone))
+                    .min_by_key(|(at, _)| *at)
+                    .filter(|(at, _)| *at < end);
+                out.first_day = Some(FirstDay {
+                    stops: t,
+                    zone: last_zone,
+                    reached: total.saturating_sub(left.iter().sum::<f64>().round() as u64),
+                    resumes: reopens,
+                });
+            }
             t = edge;
             continue;
         }
@@ -185,8 +226,38 @@ fn closes_after(window: &Window, zone: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
         .max(t + Duration::minutes(1))
 }
 
-/// "Mon 18:40 America/Chicago" (the zone of the most contacts), for the one-line estimates.
-pub fn finish_text(at: DateTime<Utc>, zone: Tz, now: DateTime<Utc>) -> String {
+/// How far the first calling day gets, for a list that outlasts it: "today 18:40
+/// America/Chicago, 62 % of the list; the rest Mon from 09:00" (the zone named again when
+/// the rest starts in another). None when the list is done within its first day (the
+/// finish says it all). Callers add when it is done.
+pub fn first_day_text(f: &Forecast, now: DateTime<Utc>) -> Option<String> {
+    let day = f.first_day?;
+    let share = if f.total > 0 {
+        (day.reached as f64 * 100.0 / f.total as f64).floor()
+    } else {
+        100.0
+    };
+    let mut line = format!(
+        "{}, {share:.0} % of the list",
+        finish_text(day.stops, day.zone, now)
+    );
+    match day.resumes {
+        Some((at, zone)) => {
+            let (when, time) = day_and_time(at, zone, now);
+            let zone_named = if zone == day.zone {
+                String::new()
+            } else {
+                format!(" {zone}")
+            };
+            line.push_str(&format!("; the rest {when} from {time}{zone_named}"));
+        }
+        None => line.push_str("; no window opens again before the end-by"),
+    }
+    Some(line)
+}
+
+/// The day ("today", "tomorrow", "Mon", "Mon 14") and the time of `at` in `zone`.
+fn day_and_time(at: DateTime<Utc>, zone: Tz, now: DateTime<Utc>) -> (String, String) {
     let local = at.with_timezone(&zone);
     let today = now.with_timezone(&zone).date_naive();
     let day = if local.date_naive() == today {
@@ -198,7 +269,13 @@ pub fn finish_text(at: DateTime<Utc>, zone: Tz, now: DateTime<Utc>) -> String {
     } else {
         format!("{} {}", local.format("%a"), local.day())
     };
-    format!("{day} {} {zone}", local.format("%H:%M"))
+    (day, local.format("%H:%M").to_string())
+}
+
+/// "Mon 18:40 America/Chicago" (the zone of the most contacts), for the one-line estimates.
+pub fn finish_text(at: DateTime<Utc>, zone: Tz, now: DateTime<Utc>) -> String {
+    let (day, time) = day_and_time(at, zone, now);
+    format!("{day} {time} {zone}")
 }
 
 #[cfg(test)]
@@ -217,6 +294,7 @@ mod tests {
             rate_per_second: rate,
             concurrency: 1_000,
             call_secs: 60.0,
+            dials_per_contact: 1.0,
         }
     }
 
@@ -247,6 +325,7 @@ mod tests {
             rate_per_second: 10.0,
             concurrency: 10,
             call_secs: 100.0,
+            dials_per_contact: 1.0,
         };
         assert!((slow.per_second() - 0.1).abs() < 1e-9);
     }
@@ -272,6 +351,97 @@ mod tests {
         let (at, zone) = f.finish.unwrap();
         assert_eq!(at, utc("2026-12-07T15:47:40Z"));
         assert_eq!(finish_text(at, zone, now), "Mon 09:47 America/Chicago");
+        // Today until the window closes at 17:00, 72 % of the list; the rest on Monday.
+        let day = f.first_day.expect("the list outlasts today");
+        assert_eq!(day.stops, utc("2026-12-04T23:00:00Z"));
+        assert_eq!(day.reached, 7_200);
+        assert_eq!(day.resumes, Some((utc("2026-12-07T15:00:00Z"), CHICAGO)));
+        assert_eq!(
+            first_day_text(&f, now).as_deref(),
+            Some("today 17:00 America/Chicago, 72 % of the list; the rest Mon from 09:00")
+        );
+    }
+
+    #[test]
+    fn a_list_done_within_the_window_says_only_when() {
+        let window = Window::parse("09:00-17:00", "mon-fri").unwrap();
+        let now = utc("2026-12-04T21:00:00Z");
+        let f = forecast(
+            &window,
+            &Schedule::default(),
+            &[ZoneLoad {
+                zone: CHICAGO,
+                contacts: 3_600,
+            }],
+            pace(1.0),
+            now,
+        );
+        assert_eq!(f.first_day, None);
+        assert_eq!(first_day_text(&f, now), None, "the finish says it all");
+    }
+
+    #[test]
+    fn redials_slow_the_list_by_the_dials_each_contact_takes() {
+        // 3,600 contacts at 1 dial/s, each dialled 1.5 times on average: 5,400 s of creates.
+        let window = Window::parse("all", "all").unwrap();
+        let now = utc("2026-12-07T15:00:00Z");
+        let redialled = Pace {
+            dials_per_contact: Pace::dials_seen(300, 200, 2),
+            ..pace(1.0)
+        };
+        let f = forecast(
+            &window,
+            &Schedule::default(),
+            &[ZoneLoad {
+                zone: CHICAGO,
+                contacts: 3_600,
+            }],
+            redialled,
+            now,
+        );
+        assert_eq!(f.finish, Some((utc("2026-12-07T16:31:00Z"), CHICAGO)));
+        assert_eq!(
+            Pace::dials_seen(0, 0, 2),
+            1.0,
+            "nothing done: no redials known"
+        );
+        assert_eq!(
+            Pace::dials_seen(900, 100, 2),
+            3.0,
+            "at most 1 + the redials allowed"
+        );
+    }
+
+    #[test]
+    fn two_zones_stop_when_the_last_window_closes_and_resume_at_the_first_to_open() {
+        // Friday 16:00 New York (21:00 UTC), 09:00-17:00 Mon-Fri: both share the first hour
+        // (1,800 each), New York closes at 22:00 UTC and Chicago's other 3,200 are called by
+        // 22:53:20; New York's 3,200 wait for Monday 09:00 there (14:00 UTC).
+        let window = Window::parse("09:00-17:00", "mon-fri").unwrap();
+        let now = utc("2026-12-04T21:00:00Z");
+        let zones = [
+            ZoneLoad {
+                zone: NEW_YORK,
+                contacts: 5_000,
+            },
+            ZoneLoad {
+                zone: CHICAGO,
+                contacts: 5_000,
+            },
+        ];
+        let f = forecast(&window, &Schedule::default(), &zones, pace(1.0), now);
+        let day = f.first_day.expect("outlasts Friday");
+        assert_eq!(day.stops, utc("2026-12-04T22:53:20Z"));
+        assert_eq!(day.zone, CHICAGO);
+        assert_eq!(day.reached, 6_800);
+        assert_eq!(day.resumes, Some((utc("2026-12-07T14:00:00Z"), NEW_YORK)));
+        assert_eq!(
+            first_day_text(&f, now).as_deref(),
+            Some(
+                "today 16:53 America/Chicago, 68 % of the list; the rest Mon from 09:00 \
+                 America/New_York"
+            )
+        );
     }
 
     #[test]
@@ -343,6 +513,14 @@ mod tests {
             now,
         );
         assert_eq!(f.finish, Some((utc("2027-03-14T15:01:00Z"), CHICAGO)));
+        // The night is an hour shorter in UTC: 17:00 CST is 23:00 UTC, 09:00 CDT 14:00 UTC.
+        let day = f.first_day.expect("outlasts Saturday");
+        assert_eq!(day.stops, utc("2027-03-13T23:00:00Z"));
+        assert_eq!(day.resumes, Some((utc("2027-03-14T14:00:00Z"), CHICAGO)));
+        assert_eq!(
+            first_day_text(&f, now).as_deref(),
+            Some("today 17:00 America/Chicago, 50 % of the list; the rest tomorrow from 09:00")
+        );
     }
 
     #[test]

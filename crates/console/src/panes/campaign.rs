@@ -44,6 +44,8 @@ pub fn windowed(
         rate_per_second: per_second,
         concurrency: limits.concurrency_cap,
         call_secs,
+        // The pace seen is of contacts finished: their redials are in it already.
+        dials_per_contact: 1.0,
     };
     Some(forecast::forecast(
         &reach.window,
@@ -225,14 +227,19 @@ fn windowed_finish(
             let left = (at - now).to_std().unwrap_or_default();
             // Within the pace's own estimate (and a minute): the windows change nothing.
             let later = plain.is_none_or(|p| left.as_secs_f64() > p.as_secs_f64() * 1.1 + 60.0);
-            later.then(|| {
-                vec![
+            later.then(|| match forecast::first_day_text(f, now) {
+                // A list that outlasts today's windows says how far today gets.
+                Some(today) => vec![
+                    Span::styled(today, bold),
+                    Span::styled(format!(" (done in ~{})", short(left)), label()),
+                ],
+                None => vec![
                     Span::styled(finish_text(at, zone, now), bold),
                     Span::styled(
                         format!(" (in ~{}) within calling hours", short(left)),
                         label(),
                     ),
-                ]
+                ],
             })
         }
         None if f.total > 0 => {
@@ -484,7 +491,7 @@ mod tests {
         let line = finish_at("2026-12-04T20:00:00Z", &[(chrono_tz::UTC, 7_200)], None);
         assert_eq!(
             line,
-            "finish   Mon 10:01 UTC (in ~2d14h) within calling hours"
+            "finish   today 21:00 UTC, 50 % of the list; the rest Mon from 09:00 (done in ~2d14h)"
         );
         // Monday 09:00: the same list fits in the day, and the pace alone says when.
         let line = finish_at("2026-12-07T09:00:00Z", &[(chrono_tz::UTC, 7_200)], None);
