@@ -940,6 +940,65 @@ async fn frame(n: usize) -> Result<()> {
         }
         println!("frame_ms_1m_calls_{name}: {:.2} (bound 5)", spent / 10.0);
     }
+    filtered_frames(&store, &mut app, &mut terminal).await
+}
+
+/// The same console with a `/` expression in force: the exact count of its matches (the
+/// console re-reads it at most every 2 s), then frames paged through them from the top and
+/// by key from the middle. One expression the indexes serve (a status), one they cannot
+/// (text in the ended reason, read row by row until a window is full).
+async fn filtered_frames(
+    store: &Store,
+    app: &mut App,
+    terminal: &mut Terminal<TestBackend>,
+) -> Result<()> {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent};
+    for (name, expression) in [
+        ("status", "status = FAILED and attempts >= 2"),
+        ("text", "reason ~ ended or zone = America/Chicago"),
+    ] {
+        app.handle_key(KeyEvent::from(KeyCode::Char('/')));
+        for c in expression.chars() {
+            app.handle_key(KeyEvent::from(KeyCode::Char(c)));
+        }
+        app.handle_key(KeyEvent::from(KeyCode::Enter));
+        let started = Instant::now();
+        let total = store.call_count(&app.current_query()).await?;
+        println!(
+            "filter_count_ms_1m_calls_{name}: {:.1} ({total} matches of `{expression}`; re-read at most every 2 s)",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        let mut spent = 0.0;
+        let frames = 20;
+        for i in 0..frames {
+            let mut query = app.current_query();
+            query.offset = (i * 40).min((total - 40).max(0));
+            query.anchor = None;
+            if i >= frames / 2 {
+                // The second half: windows around a held row in the middle, by key.
+                let offset = total / 2 - (i - frames / 2) * 40;
+                let probe = CallQuery {
+                    offset,
+                    limit: 1,
+                    ..query.clone()
+                };
+                let held = store.call_page_near(&probe, Some(total)).await?;
+                let row = held.first().ok_or("no row in the middle")?;
+                query.offset = offset;
+                query.anchor = Some(Anchor::of(offset, row));
+            }
+            let started = Instant::now();
+            let rows = store.call_page_near(&query, Some(total)).await?;
+            app.apply(Update::Page { query, rows, total });
+            terminal.draw(|f| f.render_widget(&*app, f.area()))?;
+            spent += started.elapsed().as_secs_f64() * 1e3;
+        }
+        println!(
+            "frame_ms_1m_calls_filtered_{name}: {:.2} (bound 5)",
+            spent / frames as f64
+        );
+        app.handle_key(KeyEvent::from(KeyCode::Esc));
+    }
     Ok(())
 }
 
