@@ -106,13 +106,16 @@ async fn realism_sim() -> Simulator {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_retry_of_5000_failed_calls_while_the_engine_runs_dials_each_contact_once() {
-    let (store, _db) = store().await;
-    let id = campaign(&store, "bulk", 5_000).await;
+    let (store, db) = store().await;
+    // On PostgreSQL a fifth: CI's pass runs it too, and the 5,000 took 115 s there (a test
+    // server, a debug build) against 60 s on SQLite.
+    let n = if db.is_postgres() { 1_000 } else { 5_000 };
+    let id = campaign(&store, "bulk", n).await;
     // No status redials: every create the simulator sees is this test's retry of a contact.
     let mut rules = store.campaign_rules(id).await.expect("rules");
     rules.redial_count = 0;
     store.set_campaign_rules(id, &rules).await.expect("rules");
-    seed(&store, id, 5_000, 4_990).await;
+    seed(&store, id, n, n - 10).await;
     let sim = realism_sim().await;
     let mut config = config(&sim.base_url());
     fast_retries(&mut config);
@@ -128,8 +131,9 @@ async fn a_bulk_retry_of_5000_failed_calls_while_the_engine_runs_dials_each_cont
     let dry = preview(&store, &retry).await.expect("preview");
     // The dry run counts what the engine has not touched yet: it may have settled some
     // UNKNOWN calls already (they are no longer UNKNOWN, so no longer matched).
-    assert_eq!(dry.tally.get(&Ok(Effect::Retry)), Some(&4_990), "{dry:?}");
-    assert!(dry.matched <= 5_000 && dry.matched >= 4_990, "{dry:?}");
+    let failed = n as u64 - 10;
+    assert_eq!(dry.tally.get(&Ok(Effect::Retry)), Some(&failed), "{dry:?}");
+    assert!(dry.matched <= n as u64 && dry.matched >= failed, "{dry:?}");
 
     let mut walked = Vec::new();
     let line = run(&store, &retry, Actor::Cli, &mut |n| walked.push(n), &|| {
@@ -141,8 +145,9 @@ async fn a_bulk_retry_of_5000_failed_calls_while_the_engine_runs_dials_each_cont
         line.starts_with("bulk retry calls where `status = FAILED or status = UNKNOWN`: "),
         "{line}"
     );
-    assert!(line.contains("4,990 retried"), "{line}");
-    assert_eq!(walked.len(), 10, "ten batches of 500: {walked:?}");
+    let retried = format!("{} retried", switchboard::bulk::thousands(failed));
+    assert!(line.contains(&retried), "{line}");
+    assert_eq!(walked.len(), n / 500, "batches of 500: {walked:?}");
     let events = store.recent_events(50).await.expect("events");
     let logged: Vec<_> = events
         .iter()
@@ -187,7 +192,7 @@ async fn a_bulk_retry_of_5000_failed_calls_while_the_engine_runs_dials_each_cont
     let ours = format!("sb-{}-", store.instance_id().await.expect("instance"));
     let per_contact = created_per_contact(&sim);
     let called = per_contact.keys().filter(|c| c.starts_with(&ours)).count();
-    assert_eq!(called, 5_000, "every contact called again");
+    assert_eq!(called, n, "every contact called again");
     let mut by_contact: BTreeMap<i64, Vec<_>> = BTreeMap::new();
     for row in &rows {
         by_contact.entry(row.contact_id).or_default().push(row);

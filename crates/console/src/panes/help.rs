@@ -120,6 +120,17 @@ fn filter_lines() -> Vec<Line<'static>> {
             Span::styled(*meaning, label()),
         ]));
     }
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        " Bulk (B): on every row listed; counts first, then asks. W saves the filter, F steps",
+        label(),
+    )));
+    for (action, meaning) in crate::model::bulk::ACTIONS {
+        lines.push(Line::from(vec![
+            Span::styled(format!("   {action:<16}"), Style::new().fg(Color::Cyan)),
+            Span::styled(*meaning, label()),
+        ]));
+    }
     lines
 }
 

@@ -9,7 +9,7 @@ CREATE TABLE saved_filters (
 
 -- Number health: a pool number whose answer rate falls below this share of its peers' is
 -- benched for the cool-down (`campaign rules --rest-numbers-below 0.5`); 0 = only flagged.
-ALTER TABLE campaigns ADD COLUMN rest_numbers_below REAL NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN rest_numbers_below DOUBLE PRECISION NOT NULL DEFAULT 0;
 
 -- Number health reads a campaign's calls that ended in the last day, every minute.
 CREATE INDEX calls_campaign_ended ON calls(campaign_id, ended_at);
