@@ -145,98 +145,6 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
             headless: false,
             contacts,
         }) => demo_console(contacts, false, config.keys, mouse).await,
-        Some(Commands::Campaign { action }) => {
-            let store = store_for(&config).await?;
-            commands::campaign(&store, &config, *action).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Contacts { action, list }) => {
-            let store = store_for(&config).await?;
-            match action {
-                Some(action) => commands::contacts(&store, &config, action).await?,
-                None => switchboard::cli::bulk::list_contacts(&store, list).await?,
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Calls(list)) => {
-            let store = store_for(&config).await?;
-            commands::calls(&store, list).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Filters { action }) => {
-            let store = store_for(&config).await?;
-            commands::filters(&store, action).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Bulk(args)) => {
-            let store = store_for(&config).await?;
-            switchboard::cli::bulk::bulk(&store, args).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Retry { call_id, campaign }) => {
-            let store = store_for(&config).await?;
-            commands::retry(&store, &config, call_id, campaign).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Export {
-            campaign,
-            format,
-            out,
-            filter,
-        }) => {
-            let store = store_for(&config).await?;
-            let filter = match filter.as_deref() {
-                Some(text) => Some(commands::where_filter(&store, text).await?),
-                None => None,
-            };
-            commands::export(&store, &campaign, format, out.as_deref(), filter).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Dnc { action }) => {
-            let store = store_for(&config).await?;
-            commands::dnc(&store, &config, action).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Callback {
-            number,
-            at,
-            campaign,
-        }) => {
-            let store = store_for(&config).await?;
-            let line =
-                commands::callback(&store, &config, &number, &at, campaign.as_deref()).await?;
-            println!("{line}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Why { number }) => {
-            let store = store_for(&config).await?;
-            commands::why(&store, &config, &number).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Dispatch { action }) => {
-            let store = store_for(&config).await?;
-            commands::dispatch(&store, &config, action).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Call { action }) => {
-            let store = store_for(&config).await?;
-            switchboard::cli::live::call(&store, &config, action).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Commands::Listen {
-            call_id,
-            out,
-            sample_rate,
-            channels,
-        }) => {
-            let store = store_for(&config).await?;
-            let format = switchboard::listen::Format {
-                sample_rate,
-                channels,
-            };
-            switchboard::cli::live::listen(&store, &config, call_id, out, format).await?;
-            Ok(ExitCode::SUCCESS)
-        }
         Some(Commands::Run {
             headless: _,
             until_done,
@@ -245,20 +153,114 @@ async fn run(cli: Cli) -> color_eyre::Result<ExitCode> {
         }) => run_headless(config, until_done, exit_on_pause, json).await,
         Some(Commands::MigrateDb { from, to }) => migrate_db(&from, &to).await,
         Some(Commands::Status { json }) => service_status(&config, json).await,
-        Some(Commands::Check {
+        Some(Commands::Simulate { port, config: sim }) => simulate(*sim, port).await,
+        Some(command) => store_command(&config, command).await,
+    }
+}
+
+/// The commands that work on the store alone (an engine may run meanwhile).
+async fn store_command(config: &Config, command: Commands) -> color_eyre::Result<ExitCode> {
+    let store = store_for(config).await?;
+    match command {
+        Commands::Campaign { action } => {
+            commands::campaign(&store, config, *action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Contacts { action, list } => {
+            match action {
+                Some(action) => commands::contacts(&store, config, action).await?,
+                None => switchboard::cli::bulk::list_contacts(&store, list).await?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Calls(list) => {
+            commands::calls(&store, list).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Filters { action } => {
+            commands::filters(&store, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Bulk(args) => {
+            switchboard::cli::bulk::bulk(&store, args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Retry { call_id, campaign } => {
+            commands::retry(&store, config, call_id, campaign).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Export {
+            campaign,
+            format,
+            out,
+            filter,
+        } => {
+            let filter = match filter.as_deref() {
+                Some(text) => Some(commands::where_filter(&store, text).await?),
+                None => None,
+            };
+            commands::export(&store, &campaign, format, out.as_deref(), filter).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Dnc { action } => {
+            commands::dnc(&store, config, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Callback {
+            number,
+            at,
+            campaign,
+        } => {
+            let line =
+                commands::callback(&store, config, &number, &at, campaign.as_deref()).await?;
+            println!("{line}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Why { number } => {
+            commands::why(&store, config, &number).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Dispatch { action } => {
+            commands::dispatch(&store, config, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Call { action } => {
+            switchboard::cli::live::call(&store, config, action).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Listen {
+            call_id,
+            out,
+            sample_rate,
+            channels,
+        } => {
+            let format = switchboard::listen::Format {
+                sample_rate,
+                channels,
+            };
+            switchboard::cli::live::listen(&store, config, call_id, out, format).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Check {
             campaign,
             json,
             check,
-        }) => {
-            let store = store_for(&config).await?;
-            let ready = commands::check(&store, &config, &campaign, json, &check).await?;
+        } => {
+            let ready = commands::check(&store, config, &campaign, json, &check).await?;
             Ok(if ready {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             })
         }
-        Some(Commands::Simulate { port, config: sim }) => simulate(*sim, port).await,
+        Commands::Console { .. }
+        | Commands::Demo { .. }
+        | Commands::Run { .. }
+        | Commands::MigrateDb { .. }
+        | Commands::Status { .. }
+        | Commands::Simulate { .. } => Err(color_eyre::eyre::eyre!(
+            "internal: a command that needs more than the store reached store_command"
+        )),
     }
 }
 

@@ -3,10 +3,8 @@
 //! tables, structured data and text.
 
 use crate::common::*;
-use switchboard::model::CallStatus;
 use switchboard::store::Store;
 use switchboard::store::analysis::CallAnalysis;
-use switchboard::store::calls::CallUpdate;
 use switchboard::store::stats::{CallQuery, CallTab};
 
 /// Claims the next contact of `campaign` and has Vapi create it as `vapi-{n}`.
@@ -16,33 +14,13 @@ async fn dialled(store: &Store, campaign: i64, n: usize) {
         .await
         .unwrap()
         .expect("a contact to claim");
-    store
-        .record_created(
-            job.call_id,
-            attempt,
-            switchboard::model::AttemptOutcome::Created,
-            &format!("vapi-{n}"),
-            &CallUpdate::default(),
-        )
-        .await
-        .unwrap();
+    created_as(store, job.call_id, attempt, &format!("vapi-{n}")).await;
 }
 
 /// `vapi-{n}` ended with `reason`, `talked_s` seconds of conversation (none: never started).
 async fn ended(store: &Store, n: usize, reason: &str, talked_s: Option<i64>, cost: f64) {
-    let end = chrono::Utc::now();
-    let update = CallUpdate {
-        status: Some(CallStatus::Ended),
-        ended_reason: Some(reason.into()),
-        started_at: talked_s
-            .map(|s| switchboard::store::format_time(end - chrono::Duration::seconds(s))),
-        ended_at: Some(switchboard::store::format_time(end)),
-        cost_usd: Some(cost),
-    };
-    store
-        .apply_call_update(&format!("vapi-{n}"), &update)
-        .await
-        .unwrap();
+    let id = format!("vapi-{n}");
+    ended_as(store, &id, chrono::Utc::now(), reason, talked_s, Some(cost)).await;
 }
 
 #[tokio::test]

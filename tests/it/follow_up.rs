@@ -28,31 +28,13 @@ async fn dial(store: &Store, id: i64, at: DateTime<Utc>, n: usize) -> Option<(i6
 
 /// Vapi created the claimed call `call_id` (attempt `attempt`) as `vapi-{n}`.
 async fn created(store: &Store, call_id: i64, attempt: i64, n: usize) {
-    store
-        .record_created(
-            call_id,
-            attempt,
-            switchboard::model::AttemptOutcome::Created,
-            &format!("vapi-{n}"),
-            &CallUpdate::default(),
-        )
-        .await
-        .unwrap();
+    created_as(store, call_id, attempt, &format!("vapi-{n}")).await;
 }
 
 /// Vapi reports call `vapi-{n}` ended with `reason` at `at`, answered when `talked`.
 async fn ends(store: &Store, n: usize, at: DateTime<Utc>, reason: &str, talked: bool) {
-    let end = CallUpdate {
-        status: Some(CallStatus::Ended),
-        ended_reason: Some(reason.into()),
-        started_at: talked.then(|| switchboard::store::format_time(at - Duration::minutes(2))),
-        ended_at: Some(switchboard::store::format_time(at)),
-        ..Default::default()
-    };
-    store
-        .apply_call_update(&format!("vapi-{n}"), &end)
-        .await
-        .unwrap();
+    let talked_s = talked.then_some(120);
+    ended_as(store, &format!("vapi-{n}"), at, reason, talked_s, None).await;
 }
 
 /// Call `vapi-{n}` had a conversation that the person ended at `at`.

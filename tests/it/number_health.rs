@@ -5,10 +5,8 @@
 use std::time::Duration;
 
 use crate::common::*;
-use switchboard::model::CallStatus;
 use switchboard::simulator::{SimConfig, Simulator};
 use switchboard::store::Store;
-use switchboard::store::calls::CallUpdate;
 
 const KEY: &str = "health-key";
 
@@ -28,16 +26,7 @@ async fn calls_by_number(
             .expect("claim")
             .expect("a contact to claim");
         let id = format!("vapi-h-{i}");
-        store
-            .record_created(
-                job.call_id,
-                attempt,
-                switchboard::model::AttemptOutcome::Created,
-                &id,
-                &CallUpdate::default(),
-            )
-            .await
-            .expect("created");
+        created_as(store, job.call_id, attempt, &id).await;
         let seen = made.entry(job.phone_number_id.clone()).or_default();
         *seen += 1;
         let rate = answered_per_100
@@ -45,23 +34,13 @@ async fn calls_by_number(
             .find(|(number, _)| *number == job.phone_number_id)
             .map_or(0, |(_, r)| *r);
         let answered = (*seen - 1) % 100 < rate;
-        let end = chrono::Utc::now();
-        let update = CallUpdate {
-            status: Some(CallStatus::Ended),
-            ended_reason: Some(
-                if answered {
-                    "customer-ended-call"
-                } else {
-                    "customer-did-not-answer"
-                }
-                .into(),
-            ),
-            started_at: answered
-                .then(|| switchboard::store::format_time(end - chrono::Duration::seconds(120))),
-            ended_at: Some(switchboard::store::format_time(end)),
-            cost_usd: Some(0.05),
+        let reason = if answered {
+            "customer-ended-call"
+        } else {
+            "customer-did-not-answer"
         };
-        store.apply_call_update(&id, &update).await.expect("ended");
+        let talked_s = answered.then_some(120);
+        ended_as(store, &id, chrono::Utc::now(), reason, talked_s, Some(0.05)).await;
     }
 }
 

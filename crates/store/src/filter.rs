@@ -40,7 +40,37 @@ impl ResolvedFilter {
     }
 }
 
+/// The distinct success evaluations in `call_analysis` and when they were read: a filter on
+/// `success` needs them at every page and count, and reading them is a scan of the table.
+pub(crate) type EvaluationCache =
+    std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>>;
+
+/// How long the evaluations read serve (the console re-reads a count every 2 s).
+const EVALUATIONS_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Store {
+    /// The distinct success evaluations, read again when older than [`EVALUATIONS_FOR`].
+    async fn evaluations(&self) -> Result<Vec<String>> {
+        let cached = self.evaluations.lock().ok().and_then(|held| {
+            held.as_ref()
+                .filter(|(at, _)| at.elapsed() < EVALUATIONS_FOR)
+                .map(|(_, values)| values.clone())
+        });
+        if let Some(values) = cached {
+            return Ok(values);
+        }
+        let values: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT success_evaluation FROM call_analysis \
+             WHERE success_evaluation IS NOT NULL",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        if let Ok(mut held) = self.evaluations.lock() {
+            *held = Some((std::time::Instant::now(), values.clone()));
+        }
+        Ok(values)
+    }
+
     /// Reads what `filter` needs (only what it names) and the clock's now.
     pub async fn resolve_filter(&self, filter: &Filter) -> Result<ResolvedFilter> {
         let names = |field: Field| filter.any(&|f| *f == field);
@@ -52,12 +82,7 @@ impl Store {
             Vec::new()
         };
         let evaluations: Vec<String> = if names(Field::Success) {
-            sqlx::query_scalar(
-                "SELECT DISTINCT success_evaluation FROM call_analysis \
-                 WHERE success_evaluation IS NOT NULL",
-            )
-            .fetch_all(self.reader())
-            .await?
+            self.evaluations().await?
         } else {
             Vec::new()
         };

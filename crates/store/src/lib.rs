@@ -177,6 +177,8 @@ pub struct Store {
     clock: Clock,
     /// The SQLite file (None on PostgreSQL): its size and times tell a commit from anyone.
     file: Option<std::sync::Arc<std::path::PathBuf>>,
+    /// The success evaluations Vapi has written, read at most every few seconds (a scan).
+    evaluations: filter::EvaluationCache,
 }
 
 /// What the database files looked like (see [`Store::change_mark`]).
@@ -264,6 +266,7 @@ impl Store {
             reader,
             backend,
             file: None,
+            evaluations: Default::default(),
         };
         store.ensure_rows().await?;
         // Rows of an import that died (crash, kill) never become visible: remove them.

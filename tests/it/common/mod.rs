@@ -378,3 +378,41 @@ async fn scripted_get(
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
+
+/// Vapi created the claimed call `call_id` (attempt `attempt`) as `provider_id`.
+pub async fn created_as(store: &Store, call_id: i64, attempt: i64, provider_id: &str) {
+    store
+        .record_created(
+            call_id,
+            attempt,
+            switchboard::model::AttemptOutcome::Created,
+            provider_id,
+            &switchboard::store::calls::CallUpdate::default(),
+        )
+        .await
+        .expect("created");
+}
+
+/// Vapi reports `provider_id` ended with `reason` at `end`, after `talked_s` seconds of
+/// conversation (None: never answered), costing `cost`.
+pub async fn ended_as(
+    store: &Store,
+    provider_id: &str,
+    end: chrono::DateTime<chrono::Utc>,
+    reason: &str,
+    talked_s: Option<i64>,
+    cost: Option<f64>,
+) {
+    let update = switchboard::store::calls::CallUpdate {
+        status: Some(switchboard::model::CallStatus::Ended),
+        ended_reason: Some(reason.into()),
+        started_at: talked_s
+            .map(|s| switchboard::store::format_time(end - chrono::Duration::seconds(s))),
+        ended_at: Some(switchboard::store::format_time(end)),
+        cost_usd: cost,
+    };
+    store
+        .apply_call_update(provider_id, &update)
+        .await
+        .expect("ended");
+}
