@@ -41,24 +41,9 @@ pub struct BulkArgs {
     pub yes: bool,
 }
 
-/// What `contacts --where` lists.
-#[derive(Debug, clap::Args)]
-pub struct ContactList {
-    #[arg(long)]
-    pub campaign: Option<String>,
-    /// A filter over contacts and their latest call: `status = PENDING and zone =
-    /// America/Chicago` (README, "Filters").
-    #[arg(long = "where", value_name = "EXPR")]
-    pub filter: Option<String>,
-    /// Print only how many contacts match (exactly).
-    #[arg(long)]
-    pub count: bool,
-    #[arg(long, default_value_t = 100)]
-    pub limit: i64,
-    /// One JSON object per line instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
+/// What `contacts --where` lists: the listing's arguments, over contacts and their latest
+/// call (`status = PENDING and zone = America/Chicago`).
+pub type ContactList = super::commands::ListArgs;
 
 fn user(e: impl std::fmt::Display) -> color_eyre::Report {
     UserError(e.to_string()).into()

@@ -1120,19 +1120,16 @@ fn json_line(
     Ok(value)
 }
 
-/// What `calls` lists.
+/// What a listing takes (`calls`, `contacts`): which rows, how many, how printed.
 #[derive(Debug, clap::Args)]
-pub struct CallList {
+pub struct ListArgs {
     #[arg(long)]
     pub campaign: Option<String>,
-    /// QUEUED, RINGING, IN_PROGRESS, FORWARDING, ENDED, FAILED, SCHEDULED.
-    #[arg(long)]
-    pub status: Option<String>,
     /// A filter: `status = FAILED and attempts >= 2`, `reason ~ busy or zone =
-    /// America/Chicago` (fields and operators: README, "Filters").
+    /// America/Chicago`, or `@NAME` for a saved one (README, "Filters").
     #[arg(long = "where", value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Print only how many calls match (exactly).
+    /// Print only how many rows match (exactly).
     #[arg(long)]
     pub count: bool,
     #[arg(long, default_value_t = 100)]
@@ -1140,6 +1137,16 @@ pub struct CallList {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `calls` lists.
+#[derive(Debug, clap::Args)]
+pub struct CallList {
+    /// QUEUED, RINGING, IN_PROGRESS, FORWARDING, ENDED, FAILED, SCHEDULED.
+    #[arg(long)]
+    pub status: Option<String>,
+    #[command(flatten)]
+    pub list: ListArgs,
 }
 
 /// A `--where` expression parsed, or one line saying where it is wrong; `@NAME` is the
@@ -1198,12 +1205,15 @@ pub async fn filters(store: &Store, action: Option<FilterAction>) -> Result<()> 
 
 pub async fn calls(store: &Store, list: CallList) -> Result<()> {
     let CallList {
-        campaign,
         status,
-        filter,
-        count,
-        limit,
-        json,
+        list:
+            ListArgs {
+                campaign,
+                filter,
+                count,
+                limit,
+                json,
+            },
     } = list;
     let filter = match filter.as_deref() {
         Some(text) => Some(where_filter(store, text).await?),

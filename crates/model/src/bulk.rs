@@ -163,6 +163,8 @@ pub enum Ineligible {
     InTarget,
     /// Its campaign has no active arm with that assistant.
     NoSuchArm,
+    /// The number is on the do-not-call list already (another match, or before).
+    AlreadyListed,
 }
 
 impl fmt::Display for Ineligible {
@@ -175,6 +177,7 @@ impl fmt::Display for Ineligible {
             Ineligible::NotWaiting => "not waiting",
             Ineligible::InTarget => "already in that campaign",
             Ineligible::NoSuchArm => "no such active arm in its campaign",
+            Ineligible::AlreadyListed => "already on the do-not-call list",
         })
     }
 }

@@ -234,7 +234,9 @@ async fn apply_in(
         }
         Effect::Skip => skip_in(tx, row, &reason).await?,
         Effect::DoNotCall => {
-            super::policy::dnc_add_in(tx, &row.phone, &reason, source).await?;
+            if !super::policy::dnc_add_in(tx, &row.phone, &reason, source).await? {
+                return Ok(Err(Ineligible::AlreadyListed));
+            }
         }
         Effect::Callback => {
             let BulkAction::Reschedule { at } = action else {
