@@ -104,6 +104,61 @@ async fn realism_sim() -> Simulator {
         .expect("simulator")
 }
 
+/// Never two calls for one attempt sequence; the retry started one new sequence for each
+/// FAILED contact, the UNKNOWN ones went on with theirs once settled; a later sequence
+/// only follows a call that ended without the contact's outcome (a provider fault the
+/// realism profile injects), as the engine redials any call.
+async fn every_contact_called_once_more(store: &Store, sim: &Simulator, n: usize) {
+    let created = sim.stats().created_per_name;
+    let twice: Vec<_> = created.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "one attempt sequence created twice: {twice:?}"
+    );
+    let rows = store
+        .call_page(&CallQuery {
+            tab: CallTab::All,
+            limit: 20_000,
+            ..CallQuery::default()
+        })
+        .await
+        .expect("calls");
+    // Ours only: the realism profile's account also holds other installations' calls.
+    let ours = format!("sb-{}-", store.instance_id().await.expect("instance"));
+    let per_contact = created_per_contact(sim);
+    let called = per_contact.keys().filter(|c| c.starts_with(&ours)).count();
+    assert_eq!(called, n, "every contact called again");
+    let mut by_contact: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+    for row in &rows {
+        by_contact.entry(row.contact_id).or_default().push(row);
+    }
+    for (contact, mut calls) in by_contact {
+        calls.sort_by_key(|c| c.sequence);
+        let first = &calls[0];
+        let unknown = first.status != CallStatus::Retried;
+        if unknown {
+            assert_eq!(
+                first.sequence, 1,
+                "contact {contact}: an UNKNOWN call goes on"
+            );
+        } else {
+            assert!(
+                calls.len() >= 2,
+                "contact {contact} was never retried: {calls:?}"
+            );
+        }
+        for pair in calls.windows(2).skip(usize::from(!unknown)) {
+            let reason = pair[0].ended_reason.as_deref().unwrap_or("");
+            let outcome = switchboard::model::classify_ended_reason(reason, true)
+                == switchboard::model::EndedClass::Outcome;
+            assert!(
+                !outcome,
+                "contact {contact} dialled again after an outcome ({reason}): {calls:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_retry_of_5000_failed_calls_while_the_engine_runs_dials_each_contact_once() {
     let (store, db) = store().await;
@@ -170,58 +225,7 @@ async fn a_bulk_retry_of_5000_failed_calls_while_the_engine_runs_dials_each_cont
     )
     .await;
     engine.shutdown().await;
-    // Never two calls for one attempt sequence; the retry started one new sequence for each
-    // FAILED contact, the UNKNOWN ones went on with theirs once settled; a later sequence
-    // only follows a call that ended without the contact's outcome (a provider fault the
-    // realism profile injects), as the engine redials any call.
-    let created = sim.stats().created_per_name;
-    let twice: Vec<_> = created.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        twice.is_empty(),
-        "one attempt sequence created twice: {twice:?}"
-    );
-    let rows = store
-        .call_page(&CallQuery {
-            tab: CallTab::All,
-            limit: 20_000,
-            ..CallQuery::default()
-        })
-        .await
-        .expect("calls");
-    // Ours only: the realism profile's account also holds other installations' calls.
-    let ours = format!("sb-{}-", store.instance_id().await.expect("instance"));
-    let per_contact = created_per_contact(&sim);
-    let called = per_contact.keys().filter(|c| c.starts_with(&ours)).count();
-    assert_eq!(called, n, "every contact called again");
-    let mut by_contact: BTreeMap<i64, Vec<_>> = BTreeMap::new();
-    for row in &rows {
-        by_contact.entry(row.contact_id).or_default().push(row);
-    }
-    for (contact, mut calls) in by_contact {
-        calls.sort_by_key(|c| c.sequence);
-        let first = &calls[0];
-        let unknown = first.status != CallStatus::Retried;
-        if unknown {
-            assert_eq!(
-                first.sequence, 1,
-                "contact {contact}: an UNKNOWN call goes on"
-            );
-        } else {
-            assert!(
-                calls.len() >= 2,
-                "contact {contact} was never retried: {calls:?}"
-            );
-        }
-        for pair in calls.windows(2).skip(usize::from(!unknown)) {
-            let reason = pair[0].ended_reason.as_deref().unwrap_or("");
-            let outcome = switchboard::model::classify_ended_reason(reason, true)
-                == switchboard::model::EndedClass::Outcome;
-            assert!(
-                !outcome,
-                "contact {contact} dialled again after an outcome ({reason}): {calls:?}"
-            );
-        }
-    }
+    every_contact_called_once_more(&store, &sim, n).await;
     assert!(
         sim.stats().list_requests > 0,
         "UNKNOWN calls were looked up"

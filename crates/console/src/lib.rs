@@ -200,63 +200,12 @@ impl Runner {
                 });
             }
             Some(Action::LoadPage(query)) => self.pager.want(query),
-            Some(Action::LoadSavedFilters) => {
-                let store = self.store.clone();
-                let done = self.done.clone();
-                tokio::spawn(async move {
-                    // A failed read keeps the list as it was; the next tick reads again.
-                    if let Ok(saved) = store.saved_filters().await {
-                        let _ = done.send(Done::Update(Update::SavedFilters(saved)));
-                    }
-                });
-            }
-            Some(Action::SaveFilter { name, expression }) => {
-                let store = self.store.clone();
-                let done = self.done.clone();
-                tokio::spawn(async move {
-                    let line = switchboard_engine::ops::save_filter(
-                        &store,
-                        &name,
-                        &expression,
-                        switchboard_engine::ops::Actor::Console,
-                    )
-                    .await;
-                    if let Ok(saved) = store.saved_filters().await {
-                        let _ = done.send(Done::Update(Update::SavedFilters(saved)));
-                    }
-                    let _ = done.send(Done::Update(Update::Reply(line)));
-                });
-            }
-            Some(Action::BulkPreview(request)) => {
-                let store = self.store.clone();
-                let done = self.done.clone();
-                tokio::spawn(async move {
-                    let preview = switchboard_engine::bulk::preview(&store, &request)
-                        .await
-                        .map_err(|e| e.to_string());
-                    let _ = done.send(Done::Update(Update::BulkPreview { request, preview }));
-                });
-            }
-            Some(Action::Bulk(request)) => {
-                let store = self.store.clone();
-                let done = self.done.clone();
-                tokio::spawn(async move {
-                    let progress = done.clone();
-                    let mut report = move |walked: u64| {
-                        let _ = progress.send(Done::Update(Update::BulkProgress(walked)));
-                    };
-                    let line = switchboard_engine::bulk::run(
-                        &store,
-                        &request,
-                        switchboard_engine::ops::Actor::Console,
-                        &mut report,
-                        &|| false,
-                    )
-                    .await
-                    .map_err(|e| e.to_string());
-                    let _ = done.send(Done::Update(Update::Reply(line)));
-                });
-            }
+            Some(
+                action @ (Action::LoadSavedFilters
+                | Action::SaveFilter { .. }
+                | Action::BulkPreview(_)
+                | Action::Bulk(_)),
+            ) => self.in_background(action),
             Some(Action::RefreshLive(call_id)) => {
                 let engine = self.engine.clone();
                 tokio::spawn(async move {
@@ -320,6 +269,72 @@ impl Runner {
                 self.quit_deadline = Some(tokio::time::Instant::now() + QUIT_WAIT);
                 self.exec(Some(Action::Send(Command::Quit)));
             }
+        }
+    }
+
+    /// The actions that read or write the store in a task of their own (saved filters, a
+    /// bulk action's count and run); their answers come back as updates.
+    fn in_background(&self, action: Action) {
+        match action {
+            Action::LoadSavedFilters => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    // A failed read keeps the list as it was; the next tick reads again.
+                    if let Ok(saved) = store.saved_filters().await {
+                        let _ = done.send(Done::Update(Update::SavedFilters(saved)));
+                    }
+                });
+            }
+            Action::SaveFilter { name, expression } => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let line = switchboard_engine::ops::save_filter(
+                        &store,
+                        &name,
+                        &expression,
+                        switchboard_engine::ops::Actor::Console,
+                    )
+                    .await;
+                    if let Ok(saved) = store.saved_filters().await {
+                        let _ = done.send(Done::Update(Update::SavedFilters(saved)));
+                    }
+                    let _ = done.send(Done::Update(Update::Reply(line)));
+                });
+            }
+            Action::BulkPreview(request) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let preview = switchboard_engine::bulk::preview(&store, &request)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = done.send(Done::Update(Update::BulkPreview { request, preview }));
+                });
+            }
+            Action::Bulk(request) => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let progress = done.clone();
+                    let mut report = move |walked: u64| {
+                        let _ = progress.send(Done::Update(Update::BulkProgress(walked)));
+                    };
+                    let line = switchboard_engine::bulk::run(
+                        &store,
+                        &request,
+                        switchboard_engine::ops::Actor::Console,
+                        &mut report,
+                        &|| false,
+                    )
+                    .await
+                    .map_err(|e| e.to_string());
+                    let _ = done.send(Done::Update(Update::Reply(line)));
+                });
+            }
+            // Not background work: `exec` carries them out itself.
+            _ => {}
         }
     }
 
