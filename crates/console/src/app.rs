@@ -49,6 +49,13 @@ pub enum Action {
     /// Count what a bulk action would do (writes nothing); comes back as
     /// [`Update::BulkPreview`].
     BulkPreview(switchboard_engine::bulk::BulkRequest),
+    /// Write the campaign's contacts the filter matches to a CSV file (the answer comes back
+    /// as [`Update::Reply`]).
+    Export {
+        campaign_id: i64,
+        filter: Option<Filter>,
+        path: std::path::PathBuf,
+    },
     /// Save a filter under a name (through the operations layer); the list is read again.
     SaveFilter { name: String, expression: String },
     /// Read the saved filters; they come back as [`Update::SavedFilters`].

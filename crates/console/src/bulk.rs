@@ -98,6 +98,12 @@ impl App {
                 prompt.input.pop();
                 None
             }
+            KeyCode::Enter if prompt.input.trim_start().starts_with("export") => {
+                let path = prompt.input.trim_start()["export".len()..]
+                    .trim()
+                    .to_string();
+                self.export_prompted(path)
+            }
             KeyCode::Enter => match BulkAction::parse(&prompt.input) {
                 // The prompt stays open to be corrected.
                 Err(e) => self.refuse(e),
@@ -120,6 +126,24 @@ impl App {
             }
             _ => None,
         }
+    }
+
+    /// `export FILE` in the bulk prompt: the shown campaign's contacts the `/` expression
+    /// matches (over contacts and their latest call), as `export CAMPAIGN --where` writes them.
+    fn export_prompted(&mut self, path: String) -> Option<Action> {
+        if path.is_empty() {
+            return self.refuse("`export` needs a file to write (export calls.csv)");
+        }
+        let Some(campaign_id) = self.campaign_id else {
+            return self.refuse("export: show a campaign first ([ and ] step through them)");
+        };
+        self.popup = None;
+        self.set_status(format!("exporting to {path}…"), StatusKind::Pending);
+        Some(Action::Export {
+            campaign_id,
+            filter: self.expression.clone(),
+            path: std::path::PathBuf::from(path),
+        })
     }
 
     /// The dry run's count arrived: ask, naming the count and the action.

@@ -203,6 +203,7 @@ impl Runner {
             Some(
                 action @ (Action::LoadSavedFilters
                 | Action::SaveFilter { .. }
+                | Action::Export { .. }
                 | Action::BulkPreview(_)
                 | Action::Bulk(_)),
             ) => self.in_background(action),
@@ -330,6 +331,18 @@ impl Runner {
                     )
                     .await
                     .map_err(|e| e.to_string());
+                    let _ = done.send(Done::Update(Update::Reply(line)));
+                });
+            }
+            Action::Export {
+                campaign_id,
+                filter,
+                path,
+            } => {
+                let store = self.store.clone();
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    let line = export_to(&store, campaign_id, filter, &path).await;
                     let _ = done.send(Done::Update(Update::Reply(line)));
                 });
             }
@@ -491,4 +504,43 @@ async fn event_loop(
         }
     }
     Ok(())
+}
+
+/// Writes `campaign_id`'s contacts that `filter` matches to `path` as CSV: under a temporary
+/// name, renamed once complete (a failed export leaves no file). The one-line answer.
+pub(crate) async fn export_to(
+    store: &store::Store,
+    campaign_id: i64,
+    filter: Option<model::filter::Filter>,
+    path: &std::path::Path,
+) -> Result<String, String> {
+    let only = match &filter {
+        Some(filter) => Some(
+            store
+                .resolve_filter(filter)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let file = std::fs::File::create(&partial)
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    let format = switchboard_engine::export::Format::Csv;
+    let written =
+        switchboard_engine::export::export(store, campaign_id, format, file, only.as_ref(), |_| {})
+            .await;
+    match written {
+        Ok(n) => {
+            std::fs::rename(&partial, path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(format!("exported {n} contacts to {}", path.display()))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e.to_string())
+        }
+    }
 }

@@ -75,7 +75,7 @@ impl Prompt {
                 "a name (letters, digits, - _ .) · Enter: saved for every console · Esc".into()
             }
             PromptKind::Bulk => format!(
-                "{} · Enter: count, then ask · Esc",
+                "{} | export FILE · Enter: count, then ask · Esc",
                 crate::model::bulk::ACTIONS
                     .iter()
                     .map(|(a, _)| *a)

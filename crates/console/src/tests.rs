@@ -1946,3 +1946,74 @@ fn saved_filters_are_tabs_that_f_steps_through_and_w_saves() {
         })
     );
 }
+
+#[test]
+fn export_in_the_bulk_prompt_writes_the_shown_campaigns_matches() {
+    let mut app = app_with(ConsoleOptions::default(), 120, 30, snapshot());
+    app.handle_key(ch('/'));
+    for c in "status = PENDING".chars() {
+        app.handle_key(ch(c));
+    }
+    app.handle_key(key(KeyCode::Enter));
+    app.handle_key(ch('B'));
+    for c in "export".chars() {
+        app.handle_key(ch(c));
+    }
+    assert_eq!(app.handle_key(key(KeyCode::Enter)), None);
+    assert!(screen(&app, 120, 30).contains("`export` needs a file"));
+    for c in " waiting.csv".chars() {
+        app.handle_key(ch(c));
+    }
+    let Some(Action::Export {
+        campaign_id,
+        filter,
+        path,
+    }) = app.handle_key(key(KeyCode::Enter))
+    else {
+        panic!("Enter exports");
+    };
+    assert_eq!(Some(campaign_id), app.campaign_id);
+    assert_eq!(filter, crate::model::filter::parse("status = PENDING").ok());
+    assert_eq!(path, std::path::PathBuf::from("waiting.csv"));
+}
+
+#[tokio::test]
+async fn an_export_from_the_console_writes_only_the_matches_and_no_partial_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = crate::store::Store::open_in(dir.path())
+        .await
+        .expect("store");
+    let c = store
+        .create_campaign("c", "a", "p")
+        .await
+        .expect("campaign");
+    let contacts: Vec<crate::store::contacts::NewContact> = ["Ada", "Grace", "Alan"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| crate::store::contacts::NewContact {
+            name: Some((*name).into()),
+            phone: format!("+1415555010{i}"),
+            variables: "{}".into(),
+            ..Default::default()
+        })
+        .collect();
+    store
+        .insert_contacts(c.id, &contacts)
+        .await
+        .expect("contacts");
+    let path = dir.path().join("a.csv");
+    let filter = crate::model::filter::parse("name ~ a and not name ~ grace").ok();
+    let line = crate::export_to(&store, c.id, filter, &path)
+        .await
+        .expect("export");
+    assert_eq!(line, format!("exported 2 contacts to {}", path.display()));
+    let csv = std::fs::read_to_string(&path).expect("file");
+    assert!(
+        csv.contains("Ada") && csv.contains("Alan") && !csv.contains("Grace"),
+        "{csv}"
+    );
+    assert!(!dir.path().join("a.csv.partial").exists());
+    let nowhere = dir.path().join("no/such/dir/b.csv");
+    let refused = crate::export_to(&store, c.id, None, &nowhere).await;
+    assert!(refused.is_err_and(|e| e.starts_with("cannot write")));
+}
