@@ -306,6 +306,34 @@ async fn the_kill_switch_ends_every_live_call_within_2_s_and_dispatches_nothing_
     assert_invariants(&store).await;
 }
 
+/// The CLI's kill switch beside a running engine writes its pause to the store: the claim
+/// reads it there, so no contact is claimed between the pause and the engine's next look
+/// (a contact the kill switch just put back would otherwise be dialled again at once).
+#[tokio::test]
+async fn a_pause_in_the_store_stops_the_claim_before_the_engine_reads_it() {
+    let (store, _dir) = store().await;
+    let id = campaign(&store, "c", 3).await;
+    let pause = switchboard::model::Pause::new(switchboard::model::StopCause::Operator, "cli");
+    store
+        .set_dispatch_paused(Some(&pause))
+        .await
+        .expect("pause");
+    let claim = store.claim_call(id, "i", "e").await.expect("claim");
+    assert!(claim.is_none(), "claimed while dispatch is paused");
+    store.set_dispatch_paused(None).await.expect("resume");
+    assert!(
+        store
+            .pause_campaign(id, &pause)
+            .await
+            .expect("pause campaign")
+    );
+    let claim = store.claim_call(id, "i", "e").await.expect("claim");
+    assert!(claim.is_none(), "claimed while the campaign is paused");
+    store.resume_campaign(id).await.expect("resume campaign");
+    let claim = store.claim_call(id, "i", "e").await.expect("claim");
+    assert!(claim.is_some(), "nothing claimed once resumed");
+}
+
 #[tokio::test]
 async fn the_runaway_guard_ends_a_call_over_its_duration_and_one_over_its_cost() {
     let sim = sim(|_| {}).await;

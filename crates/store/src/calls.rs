@@ -764,6 +764,17 @@ struct Pacer {
     next_at: i64,
 }
 
+/// Waits for every claim in progress on PostgreSQL (each holds the pacer's row to its
+/// commit) and keeps new ones out until `tx` commits: a pause written under it is seen by
+/// every claim that commits after it, so a kill switch's look-up that follows finds every
+/// call claimed before. SQLite's writers are one at a time already.
+pub(crate) async fn hold_claims(tx: &mut Tx) -> Result<()> {
+    if super::backend_of(tx) == super::Backend::Postgres {
+        lock_pacer(tx).await?;
+    }
+    Ok(())
+}
+
 /// Locks the shared pacer's row (made the first time it is needed).
 async fn lock_pacer(tx: &mut Tx) -> Result<Pacer> {
     const SELECT: &str = "SELECT value FROM meta WHERE key = ? FOR UPDATE";
@@ -828,6 +839,17 @@ async fn claim_in(
         decided: false,
         benched: None,
     };
+    // Dispatch paused in the store (the CLI's pause or kill switch beside a running engine):
+    // nothing is claimed, whatever the engine last read.
+    let paused: i64 = sqlx::query_scalar(crate::q(
+        "SELECT dispatch_paused FROM engine_control WHERE id = 1",
+    ))
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or(0);
+    if paused != 0 {
+        return Ok(claimed);
+    }
     let (rules, zones) = super::policy::rules_in(tx, campaign_id).await?;
     // Nothing before a scheduled start nor from its end-by, whatever the engine thinks.
     if !rules.schedule().allows(at) {

@@ -163,6 +163,7 @@ impl Store {
     /// DIALING → PAUSED with a reason (operator, budget, quota...). Other states unchanged.
     pub async fn pause_campaign(&self, id: i64, pause: &Pause) -> Result<bool> {
         let mut tx = self.write().await?;
+        super::calls::hold_claims(&mut tx).await?;
         let changed = sqlx::query(crate::q(
             "UPDATE campaigns SET status = ?, pause_reason = ?, pause_cause = ? \
              WHERE id = ? AND status = ?",
@@ -225,6 +226,7 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.write().await?;
+        super::calls::hold_claims(&mut tx).await?;
         let completed_at = match status {
             CampaignStatus::Cancelled | CampaignStatus::Completed => Some(tx.now()),
             CampaignStatus::Draft | CampaignStatus::Dialing | CampaignStatus::Paused => None,

@@ -34,6 +34,7 @@ impl Store {
     /// Pauses (`Some`, with its cause and reason) or resumes (`None`) all dispatch.
     pub async fn set_dispatch_paused(&self, pause: Option<&Pause>) -> Result<()> {
         let mut tx = self.write().await?;
+        super::calls::hold_claims(&mut tx).await?;
         sqlx::query(crate::q(
             "UPDATE engine_control SET dispatch_paused = ?, pause_reason = ?, pause_cause = ?, \
              updated_at = ? WHERE id = 1",
