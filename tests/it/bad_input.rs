@@ -182,3 +182,144 @@ async fn a_garbled_created_response_is_looked_up_not_resent() {
     assert_eq!(attempts[0].outcome, AttemptOutcome::Adopted);
     assert_invariants(&store).await;
 }
+
+/// Filter-ish text: the language's own words and symbols, values of each kind, and junk.
+fn filter_text() -> impl Strategy<Value = String> {
+    let token = prop_oneof![
+        prop::sample::select(vec![
+            "status", "reason", "class", "campaign", "arm", "zone", "number", "phone", "attempts",
+            "duration", "cost", "created", "ended", "success", "data.x", "data.", "name",
+            "summary", "nope",
+        ]),
+        prop::sample::select(vec![
+            "=", "!=", "<", "<=", ">", ">=", "~", "!", "==", "and", "or", "not", "(", ")",
+        ]),
+        prop::sample::select(vec![
+            "FAILED",
+            "ENDED",
+            "PENDING",
+            "busy",
+            "true",
+            "false",
+            "2h",
+            "2026-12-01",
+            "\"2026-12-01 09:00\"",
+            "America/Chicago",
+            "-1",
+            "1e309",
+            "0.5",
+            "\"",
+            "'x'",
+            "%",
+            "_",
+            "\\",
+            "'; DROP TABLE calls; --",
+            "ü",
+            "",
+        ]),
+    ];
+    let junk = (
+        prop::collection::vec(token, 0..9),
+        prop::sample::select(vec![" ", "", "  "]),
+    )
+        .prop_map(|(tokens, sep)| tokens.join(sep));
+    // Mostly well-formed comparisons, so that accepted filters reach the database too.
+    // Mostly comparisons of a field with a value of its kind, so accepted filters reach the
+    // database; the operator is any, so some are still refused.
+    let comparison = (
+        prop::sample::select(vec![
+            ("status", "FAILED"),
+            ("status", "PENDING"),
+            ("status", "DONE"),
+            ("reason", "busy"),
+            ("reason", "\"%_\\\""),
+            ("class", "no-answer"),
+            ("campaign", "c"),
+            ("arm", "a"),
+            ("zone", "America/Chicago"),
+            ("number", "+15550100"),
+            ("phone", "555"),
+            ("attempts", "2"),
+            ("duration", "30"),
+            ("cost", "0.5"),
+            ("created", "2h"),
+            ("created", "2026-12-01"),
+            ("ended", "\"2026-12-01 09:00\""),
+            ("success", "true"),
+            ("data.x", "yes"),
+            ("name", "ann"),
+            ("summary", "call back"),
+        ]),
+        prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">=", "~"]),
+        any::<bool>(),
+    )
+        .prop_map(|((field, value), op, not)| {
+            format!("{}{field} {op} {value}", if not { "not " } else { "" })
+        });
+    let expression = (
+        prop::collection::vec(comparison, 1..4),
+        prop::sample::select(vec![" and ", " or "]),
+    )
+        .prop_map(|(parts, joint)| parts.join(joint));
+    prop_oneof![3 => expression, 1 => junk]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_filter_is_refused_at_a_column_inside_it_or_runs_on_calls_and_contacts(
+        text in filter_text()
+    ) {
+        use switchboard::model::filter::{Scope, parse};
+        use switchboard::store::bulk::Selection;
+        use switchboard::store::stats::CallQuery;
+        match parse(&text) {
+            Err(e) => {
+                prop_assert!(!e.message.is_empty());
+                let end = text.chars().count() + 1;
+                prop_assert!(
+                    (1..=end).contains(&e.column),
+                    "column {} outside 1..={} for {:?}", e.column, end, text
+                );
+            }
+            Ok(filter) => runtime().block_on(async {
+                let (store, _dir) = store().await;
+                let c = campaign(&store, "c", 3).await;
+                // One call FAILED, one still CREATING (no end, cost or analysis), one contact
+                // never called: the columns a filter reads are NULL in most ways they can be.
+                let instance = store.instance_id().await.unwrap();
+                for fail in [true, false] {
+                    let (job, attempt) = store
+                        .claim_call_at(c, &instance, "e", chrono::Utc::now())
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    if fail {
+                        let refused = switchboard::store::attempts::AttemptResult {
+                            outcome: AttemptOutcome::Rejected,
+                            http_status: Some(400),
+                            error: Some("assistant not found".into()),
+                            retry_delay_ms: None,
+                        };
+                        store.fail_call(job.call_id, Some((attempt, &refused)), "rejected (400)").await.unwrap();
+                    }
+                }
+                let resolved = store.resolve_filter(&filter).await.unwrap();
+                // Its negation must be accepted too, and the two split the rows between them
+                // (two-valued even where a contact's latest call is missing).
+                let negated = parse(&format!("not ({text})")).unwrap();
+                let negated = store.resolve_filter(&negated).await.unwrap();
+                for scope in [Scope::Calls, Scope::Contacts] {
+                    let selection = Selection { scope, query: CallQuery::default() };
+                    let count = |r| store.bulk_count(&selection, Some(r));
+                    let (yes, no) = (count(&resolved).await, count(&negated).await);
+                    prop_assert!(yes.is_ok() && no.is_ok(), "{text:?} over {scope:?}: {yes:?} {no:?}");
+                    let all = store.bulk_count(&selection, None).await.unwrap();
+                    prop_assert_eq!(yes.unwrap() + no.unwrap(), all, "{:?} over {:?}", text, scope);
+                }
+                Ok(())
+            })?,
+        }
+    }
+}

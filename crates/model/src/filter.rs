@@ -281,7 +281,6 @@ pub struct FilterError {
     pub message: String,
 }
 
-/// Parses `text` (see the module's doc).
 /// The longest name a saved filter takes (it is a tab's label).
 pub const MAX_NAME_CHARS: usize = 24;
 
@@ -313,6 +312,7 @@ pub fn is_expression(text: &str) -> bool {
     text.contains(['=', '<', '>', '~'])
 }
 
+/// Parses `text` (see the module's doc).
 pub fn parse(text: &str) -> Result<Filter, FilterError> {
     let tokens = lex(text)?;
     let mut parser = Parser {
