@@ -428,6 +428,15 @@ async fn the_pending_times_and_the_campaign_report_read_on_postgres() {
     };
     assert_eq!(store.call_count(&filtered).await.unwrap(), 1);
     assert_eq!(store.pending_page_at(&filtered, at).await.unwrap().len(), 1);
+    // An expression over each waiting contact and its latest call.
+    let busy = CallQuery {
+        filter: Some(switchboard::model::filter::parse("reason ~ busy").unwrap()),
+        ..query.clone()
+    };
+    assert_eq!(store.call_count(&busy).await.unwrap(), 1);
+    let rows = store.pending_page_at(&busy, at).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].contact_id, job.contact_id);
     // A window read by key around a held row (deep in a long list).
     let all = CallQuery {
         campaign_id: Some(id),

@@ -26,9 +26,8 @@ impl App {
         query.limit = 1;
         query.anchor = None;
         let scope = if self.tab == CallTab::Pending {
-            // The Pending tab's contacts: waiting ones, with the `/` text (an expression is
-            // for calls there, and the list ignores it).
-            query.filter = None;
+            // The Pending tab's contacts: waiting ones, the expression over each contact and
+            // its latest call, as the list shows them.
             Scope::Contacts
         } else {
             Scope::Calls

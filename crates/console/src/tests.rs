@@ -1873,6 +1873,46 @@ fn a_bulk_action_counts_first_asks_with_the_count_and_runs_only_when_confirmed()
     assert!(screen(&app, 120, 30).contains("bulk action: 2,500 rows done"));
 }
 
+/// On the Pending tab an expression lists waiting contacts by themselves and their latest
+/// call, and `B` acts on those same contacts.
+#[test]
+fn on_the_pending_tab_an_expression_filters_the_contacts_and_b_acts_on_them() {
+    let mut app = app_with(ConsoleOptions::default(), 120, 30, snapshot());
+    app.handle_key(ch('1'));
+    app.handle_key(ch('/'));
+    for c in "zone = America/Chicago".chars() {
+        app.handle_key(ch(c));
+    }
+    let Some(Action::LoadPage(query)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter applies the expression");
+    };
+    let expected = crate::model::filter::parse("zone = America/Chicago").expect("parses");
+    assert_eq!(query.tab, CallTab::Pending);
+    assert_eq!(query.filter.as_ref(), Some(&expected), "the list reads it");
+    let shown = screen(&app, 120, 30);
+    assert!(
+        shown.contains("filter \"zone = America/Chicago\""),
+        "{shown}"
+    );
+    assert!(!shown.contains("calls only"), "{shown}");
+    app.handle_key(ch('B'));
+    for c in "skip".chars() {
+        app.handle_key(ch(c));
+    }
+    let Some(Action::BulkPreview(request)) = app.handle_key(key(KeyCode::Enter)) else {
+        panic!("Enter asks for the dry run");
+    };
+    assert_eq!(
+        request.selection.scope,
+        crate::model::filter::Scope::Contacts
+    );
+    assert_eq!(
+        request.selection.query.filter,
+        Some(expected),
+        "the same rows"
+    );
+}
+
 #[test]
 fn saved_filters_are_tabs_that_f_steps_through_and_w_saves() {
     use crate::store::saved_filters::SavedFilter;

@@ -80,8 +80,8 @@ pub struct CallQuery {
     /// Case-insensitive substring of phone, contact name, provider id or ended reason.
     pub text: Option<String>,
     /// A filter expression (`status = FAILED and attempts >= 2`), resolved against the store
-    /// at each read ([`Store::resolve_filter`]); the call tabs only (the Pending tab lists
-    /// contacts).
+    /// at each read ([`Store::resolve_filter`]); on the Pending tab, over each waiting
+    /// contact and its latest call.
     pub filter: Option<switchboard_model::filter::Filter>,
     pub sort: CallSort,
     /// The window: `limit` rows from the list's `offset`-th.
@@ -264,8 +264,19 @@ impl CallQuery {
         }
     }
 
-    /// The Pending tab's filter over `contacts k`: waiting contacts whose import is done.
-    fn push_pending_filter(&self, sql: &mut Sql) {
+    /// The Pending tab's source: `contacts k`, with its latest call `c` when a filter
+    /// expression may name the call's columns (a requeued contact's last call).
+    fn push_pending_from(&self, sql: &mut Sql) {
+        sql.push(" FROM contacts k");
+        if self.filter.is_some() {
+            sql.push(" LEFT JOIN calls c ON c.contact_id = k.id AND c.sequence = k.sequence");
+        }
+        sql.push(" WHERE ");
+    }
+
+    /// The Pending tab's filter over `contacts k`: waiting contacts whose import is done,
+    /// and the expression over each contact and its latest call, as `contacts --where`.
+    fn push_pending_filter(&self, sql: &mut Sql, resolved: Option<&super::filter::ResolvedFilter>) {
         sql.push("k.status IN ")
             .push(&sql_in(&[ContactStatus::Pending]))
             .push(" AND ")
@@ -276,6 +287,9 @@ impl CallQuery {
         if let Some(text) = &self.text {
             sql.push(" AND (").contains("k.phone", text).push(" OR ");
             sql.contains("k.name", text).push(")");
+        }
+        if let Some(filter) = resolved {
+            super::filter::push_and(sql, &filter.clone().over_contacts());
         }
     }
 }
@@ -546,9 +560,11 @@ impl Store {
             " AS status, k.sequence AS attempt_count, \
              NULL AS provider_call_id, NULL AS ended_reason, k.created_at, NULL AS cost_usd, \
              1 AS pending_contact, k.sequence, k.redials, k.lane, \
-             k.eligible_at, k.eligible_reason, k.timezone FROM contacts k WHERE ",
+             k.eligible_at, k.eligible_reason, k.timezone",
         );
-        query.push_pending_filter(&mut sql);
+        let resolved = self.resolve_query_filter(query).await?;
+        query.push_pending_from(&mut sql);
+        query.push_pending_filter(&mut sql, resolved.as_ref());
         let lanes = match query.campaign_id {
             Some(id) => self.follow_up_settings(id).await?.lanes(),
             None => Default::default(),
@@ -596,8 +612,9 @@ impl Store {
         let resolved = self.resolve_query_filter(query).await?;
         let mut sql = Sql::new(self.backend());
         if query.tab == CallTab::Pending {
-            sql.push("SELECT count(*) FROM contacts k WHERE ");
-            query.push_pending_filter(&mut sql);
+            sql.push("SELECT count(*)");
+            query.push_pending_from(&mut sql);
+            query.push_pending_filter(&mut sql, resolved.as_ref());
         } else {
             sql.push("SELECT count(*) FROM calls c");
             // The contact is only needed to filter on its name or phone.
@@ -847,6 +864,59 @@ mod tests {
         assert_eq!(
             store.call_count(&tab(CallTab::Done, None)).await.unwrap(),
             0
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pending_tab_takes_an_expression_over_each_contact_and_its_latest_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await.unwrap();
+        let c = store.create_campaign("c", "a", "p").await.unwrap();
+        start_with_contacts(&store, c.id, 5).await;
+        let instance = store.instance_id().await.unwrap();
+        // Person 0 called and put back in the queue; Person 1 being dialled; 2–4 never called.
+        let (first, _) = store
+            .claim_call(c.id, &instance, "test")
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .claim_call(c.id, &instance, "test")
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .requeue_call(first.call_id, None, "campaign paused")
+            .await
+            .unwrap();
+        let names = |expression: &'static str| {
+            let store = &store;
+            let query = CallQuery {
+                campaign_id: Some(c.id),
+                tab: CallTab::Pending,
+                filter: Some(switchboard_model::filter::parse(expression).unwrap()),
+                limit: 10,
+                ..Default::default()
+            };
+            async move {
+                let page = store.call_page(&query).await.unwrap();
+                let count = store.call_count(&query).await.unwrap();
+                assert_eq!(count, page.len() as i64, "`{expression}`: count and page");
+                page.into_iter()
+                    .filter_map(|r| r.contact_name)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(names("status = REQUEUED").await, ["Person 0"]);
+        assert_eq!(
+            names("not status = REQUEUED").await,
+            ["Person 2", "Person 3", "Person 4"],
+            "a contact never called is one whose last call was not requeued"
+        );
+        assert_eq!(names("name ~ \"son 3\" or attempts >= 1").await.len(), 2);
+        assert!(
+            names("status = DIALING").await.is_empty(),
+            "the tab lists waiting ones only"
         );
     }
 

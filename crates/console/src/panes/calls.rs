@@ -289,14 +289,8 @@ fn titles(pane: &CallsPane, width: u16) -> (Line<'static>, Line<'static>) {
         label(),
     )];
     if let Some(filter) = pane.filter {
-        // An expression filters calls; the Pending tab lists contacts not yet called.
-        let scope = if pane.tab == CallTab::Pending && pane.search.is_none() {
-            "(calls only) "
-        } else {
-            ""
-        };
         info.push(Span::styled(
-            format!("filter \"{filter}\" {scope}"),
+            format!("filter \"{filter}\" "),
             Style::new().fg(Color::Yellow),
         ));
     }
